@@ -1,0 +1,53 @@
+"""The `gitbot` command: the group, global options and the one place errors become exit codes.
+
+Each subcommand lives in a module under `gitbot/commands/`; this module only assembles them and turns a
+GitbotError into one line on stderr (a traceback only with `--debug`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gitbot import __version__
+from gitbot.commands import COMMANDS
+from gitbot.errors import GitbotError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gitbot")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """GitOps commit bot: newer image tags and Prometheus-gated canary steps, as commits or pull requests."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script; exits with 0, 1 (remote failure) or 2 (usage or config)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="gitbot", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("gitbot: aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except GitbotError as exc:
+        if debug:
+            raise
+        click.echo(f"gitbot: error: {exc.one_line()}", err=True)
+        if exc.hint:
+            click.echo(f"gitbot: hint: {' '.join(exc.hint.split())}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(0)

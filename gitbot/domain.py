@@ -1,0 +1,160 @@
+"""Value types shared by every layer: targets, edits, tag selections, commits, changes, plans, verdicts.
+
+Everything here is an immutable value with no behaviour beyond small derived properties. This module imports
+nothing from gitbot but `errors` and nothing outside the standard library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+TargetKind = Literal["image", "tag", "name", "digest", "weight"]
+Verdict = Literal["pass", "fail", "inconclusive"]
+Action = Literal["image-update", "canary-step", "rollback", "promote"]
+DeliveryMode = Literal["commit", "pull-request"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A scalar gitbot manages, found by the scanner.
+
+    `pointer` is an RFC 6901 JSON Pointer inside document `document` (0-based) of `file`; `line` and
+    `column` are 1-based and point at the first character of the value's token. `resource` is
+    `Kind/namespace/name` (namespace empty when absent).
+    """
+
+    file: str
+    document: int
+    pointer: str
+    line: int
+    column: int
+    kind: TargetKind
+    resource: str
+    value: str
+    container: str | None = None
+    marker: str | None = None
+    route: int | None = None
+    destination: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Set the scalar at `pointer` in document `document` to `value` (a string, quoted as needed)."""
+
+    document: int
+    pointer: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A container image reference split into its parts; `tag` and `digest` may be absent."""
+
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    def __str__(self) -> str:
+        text = self.repository
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+@dataclass(frozen=True)
+class TagSelection:
+    """The outcome of choosing a tag: the newest match and why.
+
+    `candidates` holds the matching tags newest first (quarantined ones removed); `quarantined` the
+    matching tags that were skipped; `ignored` the tags that are not valid OCI tags.
+    """
+
+    selected: str | None
+    candidates: tuple[str, ...]
+    quarantined: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """One commit as history reads it: trailers are parsed from the end of the message."""
+
+    sha: str
+    parents: tuple[str, ...]
+    author: Author
+    committed_at: datetime
+    subject: str
+    body: str
+    trailers: tuple[tuple[str, str], ...] = ()
+
+    def trailer(self, key: str) -> str | None:
+        """The last value of trailer `key` (case-insensitive), or None."""
+        found = None
+        for name, value in self.trailers:
+            if name.lower() == key.lower():
+                found = value
+        return found
+
+
+@dataclass(frozen=True)
+class Change:
+    """One value that a plan changes: file, resource, field (pointer), old and new value."""
+
+    file: str
+    document: int
+    pointer: str
+    resource: str
+    kind: TargetKind
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One analysis check: the measured values, the threshold and what it concluded."""
+
+    name: str
+    verdict: Verdict
+    canary: float | None
+    stable: float | None
+    threshold: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A complete analysis run over one window."""
+
+    verdict: Verdict
+    checks: tuple[CheckResult, ...]
+    window_start: datetime
+    window_end: datetime
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One deliverable unit: the new contents of the files it touches and the message that explains it."""
+
+    policy: str
+    name: str
+    action: Action
+    changes: tuple[Change, ...]
+    files: tuple[tuple[str, str], ...]
+    subject: str
+    body: str
+    trailers: tuple[tuple[str, str], ...]
+    plan_id: str
+    evidence: str = ""
+    reverts: tuple[str, ...] = field(default=())

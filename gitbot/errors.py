@@ -1,0 +1,94 @@
+"""The GitbotError tree.
+
+Every error gitbot reports is one of these. Each says what happened and where (file:line when there is a
+file), carries a hint for what to do, and says whether retrying later can help. Library exceptions are
+wrapped at the adapter boundary with `raise ... from exc`; nothing here imports a library.
+"""
+
+from __future__ import annotations
+
+
+class GitbotError(Exception):
+    """Base of all errors gitbot reports to a person.
+
+    `exit_code` follows the CLI convention: 2 for usage and configuration errors (fix the input),
+    1 for remote or runtime failures (retrying may help).
+    """
+
+    exit_code: int = 1
+    retryable: bool = False
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The message as the CLI prints it: `where: message` on a single line."""
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        return " ".join(text.split())
+
+    def __str__(self) -> str:
+        return self.one_line()
+
+
+class UsageError(GitbotError):
+    """The command line itself is wrong (unknown option value, malformed locator)."""
+
+    exit_code = 2
+
+
+class ConfigError(GitbotError):
+    """A policy file or setting is invalid; the location names file, line and field."""
+
+    exit_code = 2
+
+
+class ManifestError(GitbotError):
+    """A manifest cannot be read or parsed."""
+
+    exit_code = 2
+
+
+class EditError(GitbotError):
+    """A requested edit was refused; the file is left untouched."""
+
+    exit_code = 2
+
+
+class FilterError(ConfigError):
+    """A tag filter does not compile."""
+
+
+class RemoteError(GitbotError):
+    """A remote system (registry, git server, GitHub, Prometheus) failed or refused."""
+
+    exit_code = 1
+    retryable = True
+
+
+class RegistryError(RemoteError):
+    """The container registry failed, refused or returned something unusable."""
+
+
+class AuthError(RemoteError):
+    """Credentials were refused. Retrying with the same credentials does not help."""
+
+    retryable = False
+
+
+class GitError(RemoteError):
+    """A git operation (clone, fetch, commit, push, revert) failed."""
+
+
+class PushRejectedError(GitError):
+    """The remote refused a push because the branch moved (non-fast-forward)."""
+
+
+class ForgeError(RemoteError):
+    """The forge API (GitHub) failed or refused."""
+
+
+class MetricsError(RemoteError):
+    """Prometheus could not be queried."""

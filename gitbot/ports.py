@@ -1,0 +1,121 @@
+"""Protocols for every external system gitbot talks to.
+
+The reconcile shell depends only on these; `gitbot/adapters/` holds the one real implementation of each,
+and the composition root (the CLI and the service) is the only place that builds adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from gitbot.domain import Author, CommitInfo
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+
+class Registry(Protocol):
+    def list_tags(self, image: str) -> Sequence[str]:
+        """Every tag of `image` as the registry returns it (unfiltered, unvalidated)."""
+        ...
+
+
+class Metrics(Protocol):
+    def instant(self, query: str, at: datetime) -> float | None:
+        """The single value of an instant query at `at`; None for no data or NaN."""
+        ...
+
+    def series(
+        self, query: str, start: datetime, end: datetime, step_seconds: float
+    ) -> list[tuple[float, float]]:
+        """A range query of a single series as (unix seconds, value) pairs; empty for no data."""
+        ...
+
+
+class Checkout(Protocol):
+    """A fresh working copy of the policy's branch for one cycle."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def head(self) -> str: ...
+
+    def log(self, max_count: int = 500) -> list[CommitInfo]:
+        """Commits reachable from HEAD, newest first."""
+        ...
+
+    def commit(self, files: Mapping[str, str], message: str, author: Author) -> str:
+        """Write `files` (relative path -> text), commit them on the current branch, return the sha."""
+        ...
+
+    def revert(self, shas: Sequence[str], message: str, author: Author) -> str | None:
+        """Revert `shas` (newest first) as one commit; None when the revert conflicts (nothing changed)."""
+        ...
+
+    def reset(self, sha: str) -> None:
+        """Move the working branch back to `sha` (local only), dropping local commits after it."""
+        ...
+
+    def push(self) -> None:
+        """Push the current branch to the policy's branch; never forced.
+
+        Raises PushRejectedError when the remote moved (non-fast-forward).
+        """
+        ...
+
+    def push_branch(self, branch: str, sha: str) -> None:
+        """Force-push `sha` to the bot's own branch `branch` (never the environment branch)."""
+        ...
+
+    def refresh(self) -> None:
+        """Fetch the remote and move the working branch to the remote head (after a rejected push)."""
+        ...
+
+
+class Workspace(Protocol):
+    def checkout(self) -> AbstractContextManager[Checkout]:
+        """Fetch into the cache and yield a fresh working copy; cleaned up on exit."""
+        ...
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str
+    head: str
+    base: str
+    title: str
+    body: str
+    state: str
+    merged: bool = False
+
+
+class Forge(Protocol):
+    def find_pull(self, head: str) -> PullRequest | None:
+        """The open pull request whose head branch is `head`, if any."""
+        ...
+
+    def open_pulls(self, head_prefix: str) -> list[PullRequest]:
+        """Open pull requests whose head branch starts with `head_prefix`."""
+        ...
+
+    def create_pull(
+        self, head: str, base: str, title: str, body: str, labels: Sequence[str]
+    ) -> PullRequest: ...
+
+    def update_pull(self, number: int, title: str, body: str) -> PullRequest: ...
+
+    def close_pull(self, number: int, comment: str) -> None: ...
+
+
+class Notifier(Protocol):
+    def notify(self, event: str, text: str, fields: Mapping[str, str]) -> None: ...
