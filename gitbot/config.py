@@ -1,0 +1,382 @@
+"""Policy files (`policies/*.yaml`) -> validated, frozen settings.
+
+Owns the user-facing policy format of `gitbot.dev/v1alpha1` and turns every mistake in it into a
+ConfigError that names the file, the line and the field, and says what is expected. Secrets are referenced
+by environment variable name only; this module never reads a secret's value into settings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from gitbot.errors import ConfigError, ManifestError
+from gitbot.yamlio import load_with_positions
+
+API_VERSION = "gitbot.dev/v1alpha1"
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+_ENV = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def parse_duration(value: object) -> timedelta:
+    """`90s`, `5m`, `1h30m` (or a number of seconds) -> timedelta; anything else is an error."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return timedelta(seconds=float(value))
+    text = str(value).strip()
+    match = _DURATION.match(text)
+    if not text or match is None or not any(match.groups()):
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {text!r}")
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    duration = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    if duration <= timedelta(0):
+        raise ValueError("expected a duration longer than zero")
+    return duration
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+EnvName = Annotated[str, Field(pattern=_ENV)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, alias_generator=to_camel, strict=False
+    )
+
+
+class AuthorSettings(_Model):
+    name: str = "gitbot"
+    email: str = "gitbot@users.noreply.github.com"
+
+
+class GitSettings(_Model):
+    url: str
+    branch: str = "main"
+    paths: tuple[str, ...] = (".",)
+    token_env: EnvName | None = None
+    username: str = "x-access-token"
+    ssh_key_file: str | None = None
+    author: AuthorSettings = AuthorSettings()
+    max_push_attempts: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _no_secret_in_url(self) -> GitSettings:
+        if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", self.url):
+            raise ValueError(
+                "the URL must not contain a password or token; name an environment variable in tokenEnv"
+            )
+        for path in self.paths:
+            if path.startswith("/") or ".." in Path(path).parts:
+                raise ValueError(f"paths must stay inside the repository, got {path!r}")
+        return self
+
+
+class GitHubSettings(_Model):
+    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    token_env: EnvName = "GITHUB_TOKEN"  # noqa: S105 - the name of a variable, not its value
+    api_url: str = "https://api.github.com"
+    labels: tuple[str, ...] = ()
+
+
+class DeliverySettings(_Model):
+    mode: Literal["commit", "pull-request"] = "commit"
+    github: GitHubSettings | None = None
+    group: Literal["per-image", "all"] = "per-image"
+
+    @model_validator(mode="after")
+    def _github_for_pulls(self) -> DeliverySettings:
+        if self.mode == "pull-request" and self.github is None:
+            raise ValueError("mode pull-request needs a github section (repository, tokenEnv)")
+        return self
+
+
+class ScheduleSettings(_Model):
+    interval: Duration | None = None
+    cron: str | None = None
+    jitter: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ScheduleSettings:
+        if (self.interval is None) == (self.cron is None):
+            raise ValueError("give exactly one of interval or cron")
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"cron must have five fields (minute hour day month weekday), got {self.cron!r}")
+        return self
+
+
+class TargetSettings(_Model):
+    resource: str = Field(pattern=r"^[A-Za-z]+/[a-z0-9-]*/[a-z0-9.-]+$")
+    container: str | None = None
+
+
+class ImageSettings(_Model):
+    name: str = Field(pattern=_NAME)
+    repository: str = Field(min_length=1)
+    filter: str = "*"
+    allow_prerelease: bool = False
+    extract: str | None = None
+    order: Literal["semver", "numerical", "alphabetical"] = "semver"
+    targets: tuple[TargetSettings, ...] = ()
+
+
+class RegistrySettings(_Model):
+    host: str
+    insecure: bool = False
+    username_env: EnvName | None = None
+    password_env: EnvName | None = None
+
+
+class CheckSettings(_Model):
+    name: Literal["success-rate", "latency-p99", "custom"]
+    min: float | None = None
+    max: float | None = None
+    max_ratio: float | None = Field(default=None, gt=0)
+    max_drop: float | None = Field(default=None, ge=0)
+    query: str | None = None
+    label: str | None = None
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> CheckSettings:
+        if self.name == "custom" and not self.query:
+            raise ValueError("a custom check needs a query")
+        if self.name != "custom" and self.query:
+            raise ValueError(f"{self.name} is built in and takes no query")
+        if all(v is None for v in (self.min, self.max, self.max_ratio, self.max_drop)):
+            raise ValueError("give at least one threshold: min, max, maxRatio or maxDrop")
+        return self
+
+
+class PrometheusSettings(_Model):
+    url: str = Field(pattern=r"^https?://")
+    token_env: EnvName | None = None
+
+
+class AnalysisSettings(_Model):
+    prometheus: PrometheusSettings
+    window: Duration = timedelta(minutes=5)
+    min_requests: int = Field(default=100, ge=0)
+    namespace: str | None = None
+    stable_workload: str
+    canary_workload: str
+    checks: tuple[CheckSettings, ...] = Field(min_length=1)
+    notify_after_inconclusive: int = Field(default=3, ge=1)
+
+
+class DestinationSettings(_Model):
+    subset: str | None = None
+    host: str | None = None
+    backend_ref: str | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> DestinationSettings:
+        if self.subset is None and self.host is None and self.backend_ref is None:
+            raise ValueError("name the destination by subset, host or backendRef")
+        return self
+
+
+class CanarySettings(_Model):
+    name: str = Field(pattern=_NAME)
+    route: str = Field(pattern=r"^(VirtualService|HTTPRoute)/[a-z0-9-]+/[a-z0-9.-]+$")
+    stable: DestinationSettings
+    canary: DestinationSettings
+    steps: tuple[int, ...] = Field(min_length=1)
+    interval: Duration = timedelta(minutes=10)
+    analysis: AnalysisSettings
+    on_failure: Literal["rollback", "hold"] = "rollback"
+    on_complete: Literal["hold", "promote"] = "hold"
+    image: str | None = None
+    promote_to: str | None = None
+    traffic_tolerance: float = Field(default=5.0, ge=0, le=100)
+    apply_timeout: Duration = timedelta(minutes=15)
+
+    @model_validator(mode="after")
+    def _steps(self) -> CanarySettings:
+        steps = self.steps
+        if any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(set(steps)) or steps[-1] != 100:
+            raise ValueError(f"steps must increase strictly within 1..100 and end at 100, got {list(steps)}")
+        if self.on_complete == "promote" and not (self.image and self.promote_to):
+            raise ValueError(
+                "onComplete: promote needs image (the canary's image) and promoteTo (the GA image)"
+            )
+        return self
+
+
+class SlackSettings(_Model):
+    webhook_env: EnvName
+
+
+class WebhookSettings(_Model):
+    url_env: EnvName
+
+
+class NotificationSettings(_Model):
+    slack: SlackSettings | None = None
+    webhook: WebhookSettings | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> NotificationSettings:
+        if (self.slack is None) == (self.webhook is None):
+            raise ValueError("each notification is either slack or webhook")
+        return self
+
+
+class PolicySpec(_Model):
+    git: GitSettings
+    delivery: DeliverySettings = DeliverySettings()
+    schedule: ScheduleSettings = ScheduleSettings(interval=timedelta(minutes=5))
+    images: tuple[ImageSettings, ...] = ()
+    registries: tuple[RegistrySettings, ...] = ()
+    canaries: tuple[CanarySettings, ...] = ()
+    notifications: tuple[NotificationSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> PolicySpec:
+        names = [i.name for i in self.images] + [c.name for c in self.canaries]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"image and canary names must be unique, repeated: {', '.join(dupes)}")
+        image_names = {i.name for i in self.images}
+        for canary in self.canaries:
+            for ref in (canary.image, canary.promote_to):
+                if ref is not None and ref not in image_names:
+                    raise ValueError(f"canary {canary.name} refers to image {ref!r}, which is not in images")
+        return self
+
+
+class Metadata(_Model):
+    name: str = Field(pattern=_NAME)
+
+
+class Policy(_Model):
+    api_version: Literal["gitbot.dev/v1alpha1"]
+    kind: Literal["Policy"]
+    metadata: Metadata
+    spec: PolicySpec
+    source: str = Field(default="", exclude=True)
+    lines: Mapping[str, int] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def where(self, pointer: str) -> str:
+        """`file:line pointer` for a field of this policy, for error messages."""
+        return f"{self.source}:{line_of(self.lines, pointer)} {pointer_to_field(pointer)}"
+
+
+def line_of(lines: Mapping[str, int], pointer: str) -> int:
+    """The line of `pointer`, or of its nearest ancestor that has one."""
+    while pointer and pointer not in lines:
+        pointer = pointer.rsplit("/", 1)[0]
+    return lines.get(pointer, 1)
+
+
+def pointer_to_field(pointer: str) -> str:
+    """`/spec/images/0/filter` -> `spec.images[0].filter`."""
+    out = ""
+    for part in pointer.split("/")[1:]:
+        out += f"[{part}]" if part.isdigit() else f".{part}"
+    return out.lstrip(".") or "(document)"
+
+
+def _pointer(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"/{part}" for part in loc if not (isinstance(part, str) and "[" in part))
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate one policy file; ConfigError (file:line field: what is expected) otherwise."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read policy file: {exc.__class__.__name__}", where=source) from exc
+    try:
+        data, lines = load_with_positions(text, source=source)
+    except ManifestError as exc:
+        raise ConfigError(exc.message, where=exc.where) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(
+            "a policy file must hold a mapping with apiVersion, kind, metadata and spec", where=source
+        )
+    if data.get("apiVersion") != API_VERSION:
+        raise ConfigError(
+            f"apiVersion must be {API_VERSION}, got {data.get('apiVersion')!r}",
+            where=f"{source}:{line_of(lines, '/apiVersion')}",
+        )
+    try:
+        policy = Policy.model_validate({**data, "source": source, "lines": lines})
+    except ValidationError as exc:
+        raise _config_error(exc, source, lines) from None
+    return policy
+
+
+def _config_error(exc: ValidationError, source: str, lines: Mapping[str, int]) -> ConfigError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    pointer = _pointer(tuple(first["loc"]))
+    message = _explain(first)
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    field = pointer_to_field(pointer)
+    return ConfigError(f"{field}: {message}{more}", where=f"{source}:{line_of(lines, pointer)}")
+
+
+def _explain(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field (check the spelling against the policy reference)"
+    if kind == "literal_error":
+        return f"must be one of {error['ctx']['expected']}, got {error['input']!r}"
+    if kind == "string_pattern_mismatch":
+        return f"{error['input']!r} does not have the expected form {error['ctx']['pattern']}"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def load_policies(directory: Path) -> list[Policy]:
+    """Every `*.yaml`/`*.yml` policy in `directory`, sorted by name; names must be unique."""
+    if not directory.is_dir():
+        raise ConfigError("policy directory does not exist", where=str(directory))
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    if not files:
+        raise ConfigError("no policy files (*.yaml) found", where=str(directory))
+    policies = [load_policy(path) for path in files]
+    seen: dict[str, str] = {}
+    for policy in policies:
+        if policy.name in seen:
+            raise ConfigError(
+                f"policy name {policy.name!r} is already used by {seen[policy.name]}",
+                where=f"{policy.source}:{line_of(policy.lines, '/metadata/name')}",
+            )
+        seen[policy.name] = policy.source
+    return policies
+
+
+def find_policy(directory: Path, name: str) -> Policy:
+    """The policy called `name` in `directory` (or the file `name` itself when it is a path)."""
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        return load_policy(candidate)
+    for policy in load_policies(directory):
+        if policy.name == name:
+            return policy
+    raise ConfigError(f"no policy named {name!r}", where=str(directory), hint="gitbot validate lists them")
+
+
+def secret_from_env(env: Mapping[str, str], name: str | None, *, field: str) -> str | None:
+    """The value of environment variable `name` (referenced by `field`); an error when it is unset."""
+    if name is None:
+        return None
+    value = env.get(name)
+    if not value:
+        raise ConfigError(f"environment variable {name} (named by {field}) is not set or empty")
+    return value
