@@ -70,9 +70,7 @@ class GitSettings(_Model):
     @model_validator(mode="after")
     def _no_secret_in_url(self) -> GitSettings:
         if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", self.url):
-            raise ValueError(
-                "the URL must not contain a password or token; name an environment variable in tokenEnv"
-            )
+            raise ValueError("the URL must not contain a password or token; name an environment variable in tokenEnv")
         for path in self.paths:
             if path.startswith("/") or ".." in Path(path).parts:
                 raise ValueError(f"paths must stay inside the repository, got {path!r}")
@@ -203,9 +201,7 @@ class CanarySettings(_Model):
         if any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(set(steps)) or steps[-1] != 100:
             raise ValueError(f"steps must increase strictly within 1..100 and end at 100, got {list(steps)}")
         if self.on_complete == "promote" and not (self.image and self.promote_to):
-            raise ValueError(
-                "onComplete: promote needs image (the canary's image) and promoteTo (the GA image)"
-            )
+            raise ValueError("onComplete: promote needs image (the canary's image) and promoteTo (the GA image)")
         return self
 
 
@@ -303,9 +299,7 @@ def load_policy(path: Path) -> Policy:
     except ManifestError as exc:
         raise ConfigError(exc.message, where=exc.where) from exc
     if not isinstance(data, dict):
-        raise ConfigError(
-            "a policy file must hold a mapping with apiVersion, kind, metadata and spec", where=source
-        )
+        raise ConfigError("a policy file must hold a mapping with apiVersion, kind, metadata and spec", where=source)
     if data.get("apiVersion") != API_VERSION:
         raise ConfigError(
             f"apiVersion must be {API_VERSION}, got {data.get('apiVersion')!r}",

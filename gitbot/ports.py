@@ -33,9 +33,7 @@ class Metrics(Protocol):
         """The single value of an instant query at `at`; None for no data or NaN."""
         ...
 
-    def series(
-        self, query: str, start: datetime, end: datetime, step_seconds: float
-    ) -> list[tuple[float, float]]:
+    def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
         """A range query of a single series as (unix seconds, value) pairs; empty for no data."""
         ...
 
@@ -108,9 +106,7 @@ class Forge(Protocol):
         """Open pull requests whose head branch starts with `head_prefix`."""
         ...
 
-    def create_pull(
-        self, head: str, base: str, title: str, body: str, labels: Sequence[str]
-    ) -> PullRequest: ...
+    def create_pull(self, head: str, base: str, title: str, body: str, labels: Sequence[str]) -> PullRequest: ...
 
     def update_pull(self, number: int, title: str, body: str) -> PullRequest: ...
 

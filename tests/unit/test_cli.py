@@ -26,8 +26,6 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_python_dash_m_runs_the_cli() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "gitbot", "--help"], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([sys.executable, "-m", "gitbot", "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert "Usage:" in result.stdout

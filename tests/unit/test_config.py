@@ -67,9 +67,7 @@ def test_good_policy_is_frozen(tmp_path: Path) -> None:
         ("      repository: ghcr.io/stefanprodan/podinfo\n", "", 7, "spec.images[0].repository: is required"),
     ],
 )
-def test_mistakes_name_file_line_and_field(
-    tmp_path: Path, old: str, new: str, line: int, needle: str
-) -> None:
+def test_mistakes_name_file_line_and_field(tmp_path: Path, old: str, new: str, line: int, needle: str) -> None:
     assert old in GOOD
     path = write(tmp_path, GOOD.replace(old, new))
     with pytest.raises(ConfigError) as info:

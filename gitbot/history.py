@@ -1,0 +1,176 @@
+"""What the bot did, read back from git: its trailers, the reverts of its commits, and what follows.
+
+Pure: it takes commits (newest first, as `git log` gives them) and derives which bot changes stand, which a
+person (or the bot's own rollback) reverted, the tags quarantined per target because of such reverts, and
+when each canary last stepped. Git is the only state, so a restarted bot reads the same conclusions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from gitbot.domain import CommitInfo
+
+TRAILER_POLICY = "Gitbot-Policy"
+TRAILER_ACTION = "Gitbot-Action"
+TRAILER_TARGET = "Gitbot-Target"
+TRAILER_FROM = "Gitbot-From"
+TRAILER_TO = "Gitbot-To"
+TRAILER_PLAN = "Gitbot-Plan-Id"
+TRAILER_QUARANTINE = "Gitbot-Quarantine"
+
+_REVERTS_SHA = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
+_REVERT_SUBJECT = re.compile(r'^Revert "(.*)"$')
+
+
+@dataclass(frozen=True)
+class TargetChange:
+    """One `Gitbot-Target`/`From`/`To` triple of a bot commit."""
+
+    target: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class BotCommit:
+    """A commit the bot made, with what it changed and what became of it."""
+
+    commit: CommitInfo
+    policy: str
+    action: str
+    changes: tuple[TargetChange, ...]
+    plan_id: str | None
+    quarantine: tuple[tuple[str, str], ...] = ()
+    reverted_by: CommitInfo | None = None
+
+    @property
+    def sha(self) -> str:
+        return self.commit.sha
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    """A tag that must not be applied again to `target`, and why."""
+
+    target: str
+    tag: str
+    reason: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class History:
+    """The bot's commits for one policy (newest first) and the conclusions drawn from them."""
+
+    policy: str
+    commits: tuple[BotCommit, ...] = ()
+    quarantines: tuple[Quarantine, ...] = field(default=())
+
+    def quarantined(self, target: str) -> dict[str, Quarantine]:
+        """Quarantined tags for image policy `target`, by tag."""
+        return {q.tag: q for q in self.quarantines if q.target == target}
+
+    def standing(self, target: str, action: str | None = None) -> list[BotCommit]:
+        """The bot's commits that touched `target` and were not reverted, newest first."""
+        return [
+            c
+            for c in self.commits
+            if c.reverted_by is None
+            and (action is None or c.action == action)
+            and any(change.target == target for change in c.changes)
+        ]
+
+    def last(self, target: str, action: str | None = None) -> BotCommit | None:
+        """The newest bot commit for `target` (reverted or not), optionally of one action."""
+        for commit in self.commits:
+            if (action is None or commit.action == action) and any(ch.target == target for ch in commit.changes):
+                return commit
+        return None
+
+
+def parse_bot_commit(commit: CommitInfo) -> BotCommit | None:
+    """The bot's view of `commit`, or None when it carries no gitbot trailers."""
+    policy = commit.trailer(TRAILER_POLICY)
+    action = commit.trailer(TRAILER_ACTION)
+    if policy is None or action is None:
+        return None
+    targets = [v for k, v in commit.trailers if k.lower() == TRAILER_TARGET.lower()]
+    olds = [v for k, v in commit.trailers if k.lower() == TRAILER_FROM.lower()]
+    news = [v for k, v in commit.trailers if k.lower() == TRAILER_TO.lower()]
+    changes = tuple(
+        TargetChange(target, olds[i] if i < len(olds) else "", news[i] if i < len(news) else "")
+        for i, target in enumerate(targets)
+    )
+    quarantine = tuple(
+        (name, tag)
+        for k, v in commit.trailers
+        if k.lower() == TRAILER_QUARANTINE.lower() and "=" in v
+        for name, tag in [v.split("=", 1)]
+    )
+    return BotCommit(commit, policy, action, changes, commit.trailer(TRAILER_PLAN), quarantine)
+
+
+def reverted_shas(commit: CommitInfo) -> list[str]:
+    """The (possibly abbreviated) shas a commit says it reverts, from `git revert`'s message."""
+    return _REVERTS_SHA.findall(commit.body)
+
+
+def read_history(log: Sequence[CommitInfo], policy: str) -> History:
+    """Derive the History of `policy` from `log` (newest first)."""
+    oldest_first = list(reversed(log))
+    by_sha = {c.sha: c for c in oldest_first}
+    reverted: dict[str, CommitInfo] = {}
+    for commit in oldest_first:
+        for victim in _victims(commit, oldest_first, by_sha):
+            if victim in reverted:
+                continue
+            # Reverting a revert restores what the first revert undid.
+            undone = [sha for sha, by in reverted.items() if by.sha == victim]
+            if undone:
+                for sha in undone:
+                    del reverted[sha]
+            else:
+                reverted[victim] = commit
+    bot: list[BotCommit] = []
+    quarantines: list[Quarantine] = []
+    for commit in oldest_first:
+        parsed = parse_bot_commit(commit)
+        if parsed is None or parsed.policy != policy:
+            continue
+        by = reverted.get(commit.sha)
+        parsed = replace(parsed, reverted_by=by)
+        bot.append(parsed)
+        if by is not None and parsed.action == "image-update":
+            for change in parsed.changes:
+                reason = (
+                    f"reverted by {by.sha[:7]} ({by.author.name}) on {by.committed_at:%Y-%m-%d %H:%M}: {by.subject}"
+                )
+                quarantines.append(Quarantine(change.target, change.new, reason, by.committed_at))
+        if parsed.reverted_by is None:
+            for target, tag in parsed.quarantine:
+                reason = f"rolled back by {commit.sha[:7]} on {commit.committed_at:%Y-%m-%d %H:%M}: {commit.subject}"
+                quarantines.append(Quarantine(target, tag, reason, commit.committed_at))
+    return History(policy, tuple(reversed(bot)), tuple(quarantines))
+
+
+def _victims(commit: CommitInfo, oldest_first: Sequence[CommitInfo], by_sha: dict[str, CommitInfo]) -> list[str]:
+    victims: list[str] = []
+    for short in reverted_shas(commit):
+        full = short if short in by_sha else next((sha for sha in by_sha if sha.startswith(short)), None)
+        if full:
+            victims.append(full)
+    if victims:
+        return victims
+    # GitHub's revert button writes `Revert "<subject>"` without a sha when the PR was squash-merged:
+    # match the newest earlier commit with that subject.
+    match = _REVERT_SUBJECT.match(commit.subject)
+    if match:
+        index = oldest_first.index(commit)
+        for earlier in reversed(oldest_first[:index]):
+            if earlier.subject == match.group(1):
+                return [earlier.sha]
+    return []

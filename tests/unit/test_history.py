@@ -1,0 +1,122 @@
+"""History: bot trailers read back from commits, reverts by people and by the bot, quarantines."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from gitbot.domain import Author, CommitInfo
+from gitbot.history import read_history
+
+_counter = itertools.count(1)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+BOT = Author("gitbot", "gitbot@example.org")
+ALICE = Author("Alice", "alice@example.org")
+
+
+def commit(
+    subject: str, body: str = "", trailers: tuple[tuple[str, str], ...] = (), author: Author = BOT
+) -> CommitInfo:
+    n = next(_counter)
+    return CommitInfo(
+        sha=f"{n:040x}",
+        parents=(f"{n - 1:040x}",),
+        author=author,
+        committed_at=T0 + timedelta(minutes=n),
+        subject=subject,
+        body=body,
+        trailers=trailers,
+    )
+
+
+def bot_update(policy: str, target: str, old: str, new: str) -> CommitInfo:
+    return commit(
+        f"gitbot({policy}): {target} {old} -> {new}",
+        trailers=(
+            ("Gitbot-Policy", policy),
+            ("Gitbot-Action", "image-update"),
+            ("Gitbot-Target", target),
+            ("Gitbot-From", old),
+            ("Gitbot-To", new),
+            ("Gitbot-Plan-Id", f"plan-{new}"),
+        ),
+    )
+
+
+def revert_of(victim: CommitInfo, author: Author = ALICE, with_sha: bool = True) -> CommitInfo:
+    body = f"This reverts commit {victim.sha}.\n" if with_sha else ""
+    return commit(f'Revert "{victim.subject}"', body=body, author=author)
+
+
+def test_bot_commits_are_read_newest_first() -> None:
+    a = bot_update("prod", "podinfo-ga", "0.1.0", "0.1.1")
+    human = commit("docs: readme", author=ALICE)
+    b = bot_update("prod", "podinfo-ga", "0.1.1", "0.1.2")
+    other = bot_update("staging", "podinfo-ga", "0.1.0", "0.1.2")
+    history = read_history([other, b, human, a], "prod")
+    assert [c.sha for c in history.commits] == [b.sha, a.sha]
+    assert history.commits[0].changes[0].new == "0.1.2"
+    assert history.commits[0].plan_id == "plan-0.1.2"
+    assert history.quarantined("podinfo-ga") == {}
+
+
+def test_person_revert_quarantines_the_tag() -> None:
+    a = bot_update("prod", "podinfo-ga", "0.1.0", "0.1.1")
+    r = revert_of(a)
+    history = read_history([r, a], "prod")
+    quarantined = history.quarantined("podinfo-ga")
+    assert list(quarantined) == ["0.1.1"]
+    assert "Alice" in quarantined["0.1.1"].reason
+    assert history.standing("podinfo-ga") == []
+    assert history.quarantined("podinfo-canary") == {}
+
+
+def test_revert_button_without_sha_matches_by_subject() -> None:
+    a = bot_update("prod", "podinfo-ga", "0.1.0", "0.1.1")
+    r = revert_of(a, with_sha=False)
+    assert list(read_history([r, a], "prod").quarantined("podinfo-ga")) == ["0.1.1"]
+
+
+def test_revert_of_the_revert_lifts_the_quarantine() -> None:
+    a = bot_update("prod", "podinfo-ga", "0.1.0", "0.1.1")
+    r = revert_of(a)
+    rr = revert_of(r)
+    history = read_history([rr, r, a], "prod")
+    assert history.quarantined("podinfo-ga") == {}
+    assert [c.sha for c in history.standing("podinfo-ga")] == [a.sha]
+
+
+def test_abbreviated_sha_in_revert_message() -> None:
+    a = bot_update("prod", "podinfo-ga", "0.1.0", "0.1.1")
+    r = commit("Revert it", body=f"This reverts commit {a.sha[:12]}.", author=ALICE)
+    assert list(read_history([r, a], "prod").quarantined("podinfo-ga")) == ["0.1.1"]
+
+
+def test_rollback_trailer_quarantines_the_canary_tag() -> None:
+    step = commit(
+        "gitbot(prod): podinfo canary 0% -> 10%",
+        trailers=(
+            ("Gitbot-Policy", "prod"),
+            ("Gitbot-Action", "canary-step"),
+            ("Gitbot-Target", "podinfo"),
+            ("Gitbot-From", "0"),
+            ("Gitbot-To", "10"),
+        ),
+    )
+    rollback = commit(
+        "gitbot(prod): roll back podinfo canary (p99 2.3x GA)",
+        body=f"This reverts commit {step.sha}.",
+        trailers=(
+            ("Gitbot-Policy", "prod"),
+            ("Gitbot-Action", "rollback"),
+            ("Gitbot-Target", "podinfo"),
+            ("Gitbot-From", "10"),
+            ("Gitbot-To", "0"),
+            ("Gitbot-Quarantine", "podinfo-canary=0.2.2"),
+        ),
+    )
+    history = read_history([rollback, step], "prod")
+    assert list(history.quarantined("podinfo-canary")) == ["0.2.2"]
+    assert history.commits[1].reverted_by == rollback
+    assert history.last("podinfo", "canary-step") is not None
+    assert history.standing("podinfo", "canary-step") == []
