@@ -1,0 +1,152 @@
+"""Commit messages and pull request text: subjects, bodies, trailers, change tables, evidence.
+
+Pure rendering. The trailers written here are the ones `history.py` reads back, so the two modules agree
+on the names in `history`. Nothing here may contain a secret: inputs are tags, paths and measurements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gitbot.domain import Change, TagSelection
+from gitbot.history import (
+    TRAILER_ACTION,
+    TRAILER_FROM,
+    TRAILER_PLAN,
+    TRAILER_POLICY,
+    TRAILER_QUARANTINE,
+    TRAILER_TARGET,
+    TRAILER_TO,
+)
+
+PLAN_MARKER = "<!-- gitbot:plan-id={plan_id} -->"
+_CANDIDATES_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class ImageUpdate:
+    """One image policy moving from `old` to `new`, with why and where."""
+
+    name: str
+    repository: str
+    filter: str
+    old: str
+    new: str
+    selection: TagSelection
+    changes: tuple[Change, ...]
+
+
+def plan_id(policy: str, name: str, action: str, changes: Sequence[Change]) -> str:
+    """A stable id of what a plan changes: the same repository state gives the same id."""
+    canonical = json.dumps(
+        [policy, name, action, sorted((c.file, c.document, c.pointer, c.old, c.new) for c in changes)],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def subject_for_images(policy: str, updates: Sequence[ImageUpdate]) -> str:
+    if len(updates) == 1:
+        update = updates[0]
+        return f"gitbot({policy}): {update.name} {update.old} -> {update.new}"
+    listed = ", ".join(f"{u.name} {u.new}" for u in updates)
+    return f"gitbot({policy}): update {len(updates)} images ({listed})"
+
+
+def image_trailers(policy: str, updates: Sequence[ImageUpdate], plan: str) -> tuple[tuple[str, str], ...]:
+    trailers: list[tuple[str, str]] = [(TRAILER_POLICY, policy), (TRAILER_ACTION, "image-update")]
+    for update in updates:
+        trailers += [(TRAILER_TARGET, update.name), (TRAILER_FROM, update.old), (TRAILER_TO, update.new)]
+    trailers.append((TRAILER_PLAN, plan))
+    return tuple(trailers)
+
+
+def why_this_tag(update: ImageUpdate) -> str:
+    """One paragraph saying which tags matched and why `new` was chosen."""
+    shown = list(update.selection.candidates[:_CANDIDATES_SHOWN])
+    more = len(update.selection.candidates) - len(shown)
+    text = (
+        f"{update.new} is the newest tag of {update.repository} that matches the filter `{update.filter}`; "
+        f"matching tags, newest first: {', '.join(shown)}{f' (and {more} more)' if more > 0 else ''}."
+    )
+    if update.selection.quarantined:
+        text += f" Skipped as quarantined (a revert of an earlier update): {', '.join(update.selection.quarantined)}."
+    if update.selection.ignored:
+        text += f" Ignored {len(update.selection.ignored)} tags that are not valid OCI tags."
+    return text
+
+
+def image_commit_body(policy: str, updates: Sequence[ImageUpdate]) -> str:
+    lines: list[str] = []
+    for update in updates:
+        lines.append(why_this_tag(update))
+        for change in update.changes:
+            lines.append(f"  {change.file} {change.resource} {change.pointer}: {change.old} -> {change.new}")
+        lines.append("")
+    names = " ".join(u.name for u in updates)
+    lines.append(
+        f"Roll back with `git revert` of this commit or `gitbot rollback {names} --policy {policy}`; "
+        "a reverted tag is quarantined and not applied again."
+    )
+    return "\n".join(lines)
+
+
+def render_message(subject: str, body: str, trailers: Sequence[tuple[str, str]]) -> str:
+    """The full commit message: subject, blank line, body, blank line, trailers (git trailer format)."""
+    trailer_block = "\n".join(f"{key}: {' '.join(value.split())}" for key, value in trailers)
+    parts = [subject.strip(), body.strip(), trailer_block]
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def rollback_trailers(
+    policy: str, target: str, old: str, new: str, plan: str, quarantine: Sequence[tuple[str, str]] = ()
+) -> tuple[tuple[str, str], ...]:
+    trailers: list[tuple[str, str]] = [
+        (TRAILER_POLICY, policy),
+        (TRAILER_ACTION, "rollback"),
+        (TRAILER_TARGET, target),
+        (TRAILER_FROM, old),
+        (TRAILER_TO, new),
+    ]
+    trailers += [(TRAILER_QUARANTINE, f"{name}={tag}") for name, tag in quarantine]
+    trailers.append((TRAILER_PLAN, plan))
+    return tuple(trailers)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def change_table(changes: Sequence[Change]) -> str:
+    rows = ["| file | resource | field | old | new |", "| --- | --- | --- | --- | --- |"]
+    rows += [
+        f"| `{_cell(c.file)}` | {_cell(c.resource)} | `{_cell(c.pointer)}` | `{_cell(c.old)}` | `{_cell(c.new)}` |"
+        for c in changes
+    ]
+    return "\n".join(rows)
+
+
+def pull_request_body(
+    *, summary: str, changes: Sequence[Change], why: str, evidence: str, rollback: str, plan: str
+) -> str:
+    """The PR body: summary, change table, why, evidence, how to roll back and the hidden plan marker."""
+    sections = [summary.strip(), "### Changes", change_table(changes)]
+    if why.strip():
+        sections += ["### Why", why.strip()]
+    if evidence.strip():
+        sections += ["### Evidence", evidence.strip()]
+    sections += ["### Rolling back", rollback.strip(), PLAN_MARKER.format(plan_id=plan)]
+    return "\n\n".join(sections) + "\n"
+
+
+def plan_id_in(body: str) -> str | None:
+    """The plan id hidden in a PR body by `pull_request_body`, if any."""
+    prefix = "<!-- gitbot:plan-id="
+    start = body.find(prefix)
+    if start < 0:
+        return None
+    end = body.find(" -->", start)
+    return body[start + len(prefix) : end] if end > 0 else None
