@@ -8,6 +8,8 @@ credentials. It knows nothing about Istio, canaries or verdicts.
 
 from __future__ import annotations
 
+import ast
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -16,14 +18,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from gitbot.errors import MetricsError
 
-_ERROR_TEXT = re.compile(r'"error":"((?:[^"\\]|\\.)*)"')
-_STATUS = re.compile(r"HTTP Status Code (\d+)")
+_API_ERROR = re.compile(r"HTTP Status Code (\d+) \((b(?:'.*'|\".*\"))\)$", re.DOTALL)
 
 
 def redact_url(url: str) -> str:
@@ -143,18 +145,16 @@ class PrometheusMetrics:
             return request()
         except PrometheusApiClientException as exc:
             raise MetricsError(_api_error(str(exc), self._where)) from exc
-        except requests.exceptions.Timeout as exc:
-            raise MetricsError(
-                f"Prometheus at {self._where} did not answer within {self._timeout:g}s"
-            ) from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise MetricsError(f"cannot connect to Prometheus at {self._where}") from exc
-        except requests.exceptions.RequestException as exc:
-            raise MetricsError(
-                f"request to Prometheus at {self._where} failed: {type(exc).__name__}"
-            ) from exc
-        except ValueError as exc:  # a 200 answer whose body is not JSON (a proxy's page, say)
+        except ValueError as exc:  # a 200 answer whose body is not JSON (a proxy's login page, say)
             raise MetricsError(f"Prometheus at {self._where} returned a body that is not JSON") from exc
+        except requests.exceptions.RequestException as exc:
+            if _timed_out(exc):
+                message = f"Prometheus at {self._where} did not answer within {self._timeout:g}s"
+            elif isinstance(exc, requests.exceptions.ConnectionError):
+                message = f"cannot connect to Prometheus at {self._where}"
+            else:
+                message = f"request to Prometheus at {self._where} failed: {type(exc).__name__}"
+            raise MetricsError(message) from exc
 
 
 def _unix(moment: datetime) -> float:
@@ -188,10 +188,34 @@ def _number(text: str, where: str) -> float | None:
     return None if math.isnan(value) else value
 
 
+def _timed_out(exc: BaseException) -> bool:
+    # With a retry policy mounted, urllib3 reports a read timeout as MaxRetryError inside requests'
+    # ConnectionError; the timeout is only visible in the wrapped reason.
+    # urllib3 2 makes a refused connection (NewConnectionError) a kind of ConnectTimeoutError; it is not one.
+    refused = urllib3.exceptions.NewConnectionError
+    if isinstance(exc, requests.exceptions.Timeout) and not isinstance(
+        exc, requests.exceptions.ConnectionError
+    ):
+        return True
+    return any(
+        isinstance(arg, urllib3.exceptions.MaxRetryError)
+        and isinstance(arg.reason, urllib3.exceptions.TimeoutError)
+        and not isinstance(arg.reason, refused)
+        for arg in exc.args
+    )
+
+
 def _api_error(text: str, where: str) -> str:
-    status = _STATUS.search(text)
-    detail = _ERROR_TEXT.search(text)
-    message = f"Prometheus at {where} answered HTTP {status.group(1) if status else '?'}"
+    """A one-line message from the library's `HTTP Status Code N (b'<body>')` text."""
+    found = _API_ERROR.match(text)
+    if not found:
+        return f"Prometheus at {where} answered with an error"
+    message = f"Prometheus at {where} answered HTTP {found.group(1)}"
+    try:
+        body = json.loads(ast.literal_eval(found.group(2)))
+        detail = str(body.get("error", "")) if isinstance(body, dict) else ""
+    except (ValueError, SyntaxError):
+        detail = ""
     if detail:
-        message += ": " + detail.group(1).replace('\\"', '"')[:200]
+        message += ": " + " ".join(detail.split())[:200]
     return message
