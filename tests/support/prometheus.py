@@ -76,6 +76,8 @@ class Scenario:
     stable: SideProfile = HEALTHY
     canary: SideProfile = HEALTHY
     gaps: tuple[tuple[float, float], ...] = ()
+    # Later canary behaviour, e.g. a new image from minute 20: ((1200.0, HEALTHY),); (offset s, profile).
+    canary_changes: tuple[tuple[float, SideProfile], ...] = ()
     stable_workload: str = STABLE_WORKLOAD
     canary_workload: str = CANARY_WORKLOAD
 
@@ -93,6 +95,13 @@ class Scenario:
             if offset_seconds >= since:
                 share = percent
         return share
+
+    def canary_at(self, offset_seconds: float) -> SideProfile:
+        profile = self.canary
+        for since, later in self.canary_changes:
+            if offset_seconds >= since:
+                profile = later
+        return profile
 
     def in_gap(self, offset_seconds: float) -> bool:
         return any(low <= offset_seconds <= high for low, high in self.gaps)
@@ -126,12 +135,9 @@ def build_series(scenario: Scenario) -> list[_Series]:
     step = int(scenario.interval.total_seconds())
     count = int(scenario.duration.total_seconds()) // step
     start = int(scenario.start.timestamp())
-    sides = (
-        (scenario.stable_workload, scenario.stable, False),
-        (scenario.canary_workload, scenario.canary, True),
-    )
+    bounds = (*ISTIO_BUCKETS_MS, float("inf"))
     out: list[_Series] = []
-    for workload, profile, is_canary in sides:
+    for workload, is_canary in ((scenario.stable_workload, False), (scenario.canary_workload, True)):
         ok = _Series("istio_requests_total", _labels(scenario, workload, "destination", response_code="200"))
         bad = _Series("istio_requests_total", _labels(scenario, workload, "destination", response_code="503"))
         # The source-reporter view counts the same calls differently; queries must pick `reporter`.
@@ -141,7 +147,7 @@ def build_series(scenario: Scenario) -> list[_Series]:
                 "istio_request_duration_milliseconds_bucket",
                 _labels(scenario, workload, "destination", le=_le(le)),
             )
-            for le in (*ISTIO_BUCKETS_MS, float("inf"))
+            for le in bounds
         ]
         total = _Series(
             "istio_request_duration_milliseconds_count", _labels(scenario, workload, "destination")
@@ -149,23 +155,31 @@ def build_series(scenario: Scenario) -> list[_Series]:
         summed = _Series(
             "istio_request_duration_milliseconds_sum", _labels(scenario, workload, "destination")
         )
-        calls = 0.0
-        mean_ms = sum(ms * fraction for ms, fraction in profile.latencies_ms)
+        # Counters: calls, 2xx, 5xx, one per bucket, latency sum; advanced interval by interval.
+        calls = good = failed = latency_sum = 0.0
+        in_bucket = [0.0] * len(bounds)
         for k in range(count + 1):
             offset = k * step
             if k > 0:
                 share = scenario.share_at(offset - step)
-                calls += scenario.request_rate * (share if is_canary else 100.0 - share) / 100.0 * step
+                profile = scenario.canary_at(offset - step) if is_canary else scenario.stable
+                added = scenario.request_rate * (share if is_canary else 100.0 - share) / 100.0 * step
+                calls += added
+                good += added * (1 - profile.error_ratio)
+                failed += added * profile.error_ratio
+                latency_sum += added * sum(ms * fraction for ms, fraction in profile.latencies_ms)
+                for i, le in enumerate(bounds):
+                    in_bucket[i] += added * (1.0 if le == float("inf") else profile.below(le))
             if scenario.in_gap(offset):
                 continue
             stamp = start + offset
-            ok.points.append((stamp, calls * (1 - profile.error_ratio)))
-            bad.points.append((stamp, calls * profile.error_ratio))
+            ok.points.append((stamp, good))
+            bad.points.append((stamp, failed))
             src.points.append((stamp, calls * 2))
-            for series, le in zip(buckets, (*ISTIO_BUCKETS_MS, float("inf")), strict=True):
-                series.points.append((stamp, calls * (1.0 if le == float("inf") else profile.below(le))))
+            for series, value in zip(buckets, in_bucket, strict=True):
+                series.points.append((stamp, value))
             total.points.append((stamp, calls))
-            summed.points.append((stamp, calls * mean_ms))
+            summed.points.append((stamp, latency_sum))
         out += [ok, bad, src, *buckets, total, summed]
     return out
 

@@ -20,6 +20,8 @@ SCENARIOS = (
     Scenario(namespace="shift", canary_share=((0.0, 0.0), (900.0, 10.0))),
     # No samples between minutes 14 and 21: scrapes missed, counters kept counting.
     Scenario(namespace="gappy", gaps=((840.0, 1260.0),)),
+    # A slow canary image until minute 12, then a fixed one.
+    Scenario(namespace="newtag", canary=HEALTHY.slower(2.5), canary_changes=((720.0, HEALTHY),)),
 )
 WINDOW = timedelta(minutes=5)
 # Every scenario starts at the same fixed moment; analyses look at the window ending at minute 20.

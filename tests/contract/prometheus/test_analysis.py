@@ -125,6 +125,11 @@ def test_missed_scrapes_over_the_whole_window_are_inconclusive(metrics: Promethe
     assert run_analysis(spec("gappy"), metrics, AT + timedelta(minutes=5)).verdict == "pass"
 
 
+def test_a_new_canary_image_is_judged_on_its_own_window(metrics: PrometheusMetrics) -> None:
+    assert run_analysis(spec("newtag"), metrics, AT - timedelta(minutes=10)).verdict == "fail"
+    assert run_analysis(spec("newtag"), metrics, AT).verdict == "pass"
+
+
 def test_the_reporter_label_selects_the_destination_view(metrics: PrometheusMetrics) -> None:
     # The data's source-reporter series count every call twice.
     source = AnalysisSpec(
