@@ -189,9 +189,9 @@ def custom_query(spec: AnalysisSpec, query: str) -> str:
     return query
 
 
-def share_query(spec: AnalysisSpec) -> str:
-    """Percent of the two workloads' requests that reached the canary over the window."""
-    window = promql_duration(spec.window)
+def share_query(spec: AnalysisSpec, window: str | None = None) -> str:
+    """Percent of the two workloads' requests that reached the canary over `window` (default: the spec's)."""
+    window = window or promql_duration(spec.window)
     canary = f"({requests_query(spec, 'canary', window)} or vector(0))"
     stable = f"({requests_query(spec, 'stable', window)} or vector(0))"
     return f"100 * {canary} / ({canary} + {stable})"
@@ -398,6 +398,41 @@ def observed_canary_share(spec: AnalysisSpec, metrics: Metrics, at: datetime) ->
 Series = list[tuple[float, float]]
 
 
+def _chart_range(step: timedelta) -> tuple[float, str]:
+    seconds = max(step.total_seconds(), 1.0)
+    return seconds, promql_duration(timedelta(seconds=max(int(seconds), 60)))
+
+
+def share_applied_at(
+    spec: AnalysisSpec,
+    metrics: Metrics,
+    weight: float,
+    tolerance: float,
+    since: datetime,
+    at: datetime,
+    step: timedelta = timedelta(minutes=1),
+) -> datetime | None:
+    """The first moment in [since, at] from which the canary share stayed within `tolerance` of `weight`.
+
+    Each point is the share over the preceding `max(step, 1m)`, every `step`. None when the share at `at`
+    is not within tolerance, there is no data, or Prometheus could not answer: the step has not (yet)
+    visibly taken effect. The caller passes the result as `CanaryState.applied_at`.
+    """
+    seconds, window = _chart_range(step)
+    try:
+        points = metrics.series(share_query(spec, window), since, at, seconds)
+    except MetricsError:
+        return None
+    applied: float | None = None
+    for stamp, share in reversed(points):
+        if not abs(share - weight) <= tolerance:
+            break
+        applied = stamp
+    if applied is None or not points or points[-1][0] < at.timestamp() - seconds:
+        return None
+    return datetime.fromtimestamp(applied, UTC)
+
+
 def latency_series(
     spec: AnalysisSpec, metrics: Metrics, start: datetime, end: datetime, step: timedelta
 ) -> tuple[Series, Series]:
@@ -406,8 +441,7 @@ def latency_series(
     Each point is the p99 over the preceding `max(step, 1m)`, so neighbouring points do not share data.
     Prometheus failing gives two empty series (the chart is left out, the verdict does not depend on it).
     """
-    seconds = max(step.total_seconds(), 1.0)
-    window = promql_duration(timedelta(seconds=max(int(seconds), 60)))
+    seconds, window = _chart_range(step)
     out: list[Series] = []
     for side in SIDES:
         try:

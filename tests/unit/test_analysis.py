@@ -20,6 +20,7 @@ from gitbot.analysis import (
     render_evidence,
     render_latency_chart,
     run_analysis,
+    share_applied_at,
 )
 from gitbot.domain import Analysis
 from gitbot.errors import ConfigError, MetricsError
@@ -308,3 +309,43 @@ def test_latency_chart_is_thinned_to_a_readable_number_of_points() -> None:
     chart = render_latency_chart(series, series)
     x_axis = next(line for line in chart.splitlines() if "x-axis" in line)
     assert 1 < x_axis.count('"') // 2 <= 60
+
+
+@dataclass
+class SeriesMetrics:
+    """The Metrics port answering every range query with the same points."""
+
+    points: list[tuple[float, float]]
+
+    def instant(self, query: str, at: datetime) -> float | None:
+        raise AssertionError("not used here")
+
+    def series(
+        self, query: str, start: datetime, end: datetime, step_seconds: float
+    ) -> list[tuple[float, float]]:
+        return [(t, v) for t, v in self.points if start.timestamp() <= t <= end.timestamp()]
+
+
+@pytest.mark.parametrize(
+    ("shares", "applied_minute"),
+    [
+        ([0.0, 9.0, 10.4, 9.7, 10.0], 2),
+        ([10.0, 10.0, 10.0, 10.0, 10.0], 0),
+        ([0.0, 10.0, 3.0, 10.0, 10.0], 3),
+        ([0.0, 10.0, 10.0, 10.0, 3.0], None),
+        ([], None),
+    ],
+)
+def test_share_applied_at_is_the_start_of_the_last_run_within_tolerance(
+    shares: list[float], applied_minute: int | None
+) -> None:
+    since = END - timedelta(minutes=4)
+    points = [(since.timestamp() + 60 * i, share) for i, share in enumerate(shares)]
+    applied = share_applied_at(spec(SUCCESS), SeriesMetrics(points), 10, 0.5, since, END)
+    assert applied == (None if applied_minute is None else since + timedelta(minutes=applied_minute))
+
+
+def test_share_applied_at_needs_a_recent_point() -> None:
+    since = END - timedelta(minutes=10)
+    stale = [(since.timestamp() + 60 * i, 10.0) for i in range(5)]  # nothing in the last 5 minutes
+    assert share_applied_at(spec(SUCCESS), SeriesMetrics(stale), 10, 0.5, since, END) is None

@@ -17,6 +17,7 @@ from gitbot.analysis import (
     render_evidence,
     render_latency_chart,
     run_analysis,
+    share_applied_at,
 )
 from gitbot.domain import Analysis, CheckResult
 from tests.contract.prometheus.conftest import AT, WINDOW
@@ -191,6 +192,17 @@ def test_observed_share_follows_the_traffic_not_the_committed_weight(metrics: Pr
     assert after == pytest.approx(10.0)
     assert observed_canary_share(spec("nocanary"), metrics, AT) == pytest.approx(0.0)
     assert observed_canary_share(spec("elsewhere"), metrics, AT) is None
+
+
+def test_the_moment_the_share_reached_the_weight(metrics: PrometheusMetrics) -> None:
+    shifted = AT - timedelta(minutes=5)  # the "shift" route change, minute 15
+    applied = share_applied_at(spec("shift"), metrics, 10, 2, AT - timedelta(minutes=10), AT)
+    assert applied is not None
+    assert shifted < applied <= shifted + timedelta(minutes=1)
+    # Asked before the change, or about a weight the traffic never reached: not applied.
+    assert share_applied_at(spec("shift"), metrics, 10, 2, AT - timedelta(minutes=15), shifted) is None
+    assert share_applied_at(spec("shift"), metrics, 60, 5, AT - timedelta(minutes=10), AT) is None
+    assert share_applied_at(spec("elsewhere"), metrics, 10, 2, AT - timedelta(minutes=10), AT) is None
 
 
 def test_latency_series_and_chart(metrics: PrometheusMetrics) -> None:
