@@ -180,7 +180,8 @@ def build_series(scenario: Scenario) -> list[_Series]:
                 series.points.append((stamp, value))
             total.points.append((stamp, calls))
             summed.points.append((stamp, latency_sum))
-        out += [ok, bad, src, *buckets, total, summed]
+        # Istio creates a response_code series only once such a response happened.
+        out += [ok, *([bad] if failed > 0 else []), src, *buckets, total, summed]
     return out
 
 

@@ -146,12 +146,15 @@ def test_the_reporter_label_selects_the_destination_view(metrics: PrometheusMetr
 
 
 def test_custom_query_with_placeholders(metrics: PrometheusMetrics) -> None:
-    errors_per_second = CheckSpec(
-        "custom",
-        query='sum(rate(istio_requests_total{destination_workload_namespace="{namespace}",'
-        'destination_workload="{canary}",response_code=~"5.."}[{window}]))',
-        max=0.1,
+    query = (
+        'sum(rate(istio_requests_total{destination_workload_namespace="{namespace}",'
+        'destination_workload="{canary}",response_code=~"5.."}[{window}]))'
     )
+    # A healthy canary has no 5xx series at all: the query has no data, which is not a pass ...
+    bare = run_analysis(spec("healthy", CheckSpec("custom", query=query, max=0.1)), metrics, AT)
+    assert bare.verdict == "inconclusive"
+    # ... unless the query itself says that no series means zero.
+    errors_per_second = CheckSpec("custom", query=f"({query} or vector(0))", max=0.1)
     healthy = run_analysis(spec("healthy", errors_per_second), metrics, AT)
     failing = run_analysis(spec("errors", errors_per_second), metrics, AT)
     assert healthy.verdict == "pass"
