@@ -128,7 +128,13 @@ def _minutes(delta: timedelta) -> str:
 
 
 def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
-    """Decide this cycle's action for one canary. Pure: same inputs, same decision."""
+    """Decide this cycle's action for one canary. Pure: same inputs, same decision.
+
+    Order: paused -> hold; weight 0 -> start (or wait for a newer tag after a rollback); fail -> rollback
+    (or hold); share not matching the weight -> wait-for-traffic / not-applied; dwell left -> hold; then
+    pass -> next step, or at the last step complete/promote. Inconclusive or missing analysis holds. At
+    100 percent GA gets no traffic, so the caller should judge with `AnalysisSpec.canary_only()` there.
+    """
     weight, verdict = state.weight, state.verdict
     streak = state.inconclusive_cycles + 1 if verdict == "inconclusive" else 0
     streak_alert = verdict == "inconclusive" and policy.notify_after > 0 and streak == policy.notify_after
@@ -141,7 +147,7 @@ def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
         notify: bool = False,
         dwell: timedelta | None = None,
     ) -> CanaryDecision:
-        if verdict == "inconclusive" and streak_alert:
+        if streak_alert:
             reason += f"; analysis inconclusive {streak} cycles in a row"
         return CanaryDecision(action, weight, to, reason, notify or streak_alert, dwell, streak)
 
@@ -151,8 +157,9 @@ def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
         return out(
             "hold", "paused" + ("; analysis failed" if verdict == "fail" else ""), notify=verdict == "fail"
         )
+    # Only a canary at 0 waits after a rollback; above 0 after one, a person restarted it by hand and it
+    # progresses from the committed weight.
     if weight == 0:
-        # Above 0 after a rollback means a person restarted it: progress from the committed weight.
         if state.rolled_back and not state.newer_tag:
             return out("hold", "rolled back; waiting for a newer canary tag")
         if state.rolled_back:

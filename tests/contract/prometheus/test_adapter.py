@@ -129,7 +129,7 @@ def test_503_is_not_retried_by_default_and_retried_when_asked(fake_server: tuple
         started = time.monotonic()
         with pytest.raises(MetricsError) as info:
             client.instant("up", AT)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0
     assert len(recorded.requests) == 1
     assert info.value.one_line() == f"Prometheus at {url} answered HTTP 503: overloaded"
     recorded.requests.clear()
