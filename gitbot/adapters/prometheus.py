@@ -23,7 +23,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from gitbot.errors import MetricsError
+from gitbot.errors import ConfigError, MetricsError
 
 _API_ERROR = re.compile(r"HTTP Status Code (\d+) \((b(?:'.*'|\".*\"))\)$", re.DOTALL)
 
@@ -56,12 +56,13 @@ class PrometheusMetrics:
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise MetricsError(
+            raise ConfigError(
                 f"Prometheus URL {redact_url(url)!r} is not an http(s) URL with a host",
+                where="analysis.prometheus.url",
                 hint="set analysis.prometheus.url to e.g. http://prometheus.istio-system:9090",
             )
         if timeout <= 0 or retries < 0:
-            raise MetricsError("Prometheus timeout must be > 0 and retries >= 0")
+            raise ConfigError("Prometheus timeout must be > 0 and retries >= 0", where="analysis.prometheus")
         self._where = redact_url(url)
         self._timeout = timeout
         all_headers = dict(headers or {})

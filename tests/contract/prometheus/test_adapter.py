@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from gitbot.adapters.prometheus import PrometheusMetrics, redact_url
-from gitbot.errors import MetricsError
+from gitbot.errors import ConfigError, MetricsError
 from tests.contract.prometheus.conftest import AT
 from tests.support.prometheus import PrometheusServer, free_port
 
@@ -163,7 +163,7 @@ def test_a_body_that_is_not_json_is_an_error(fake_server: tuple[str, Recorded]) 
 
 @pytest.mark.parametrize("url", ["prometheus:9090", "ftp://127.0.0.1/", "http://"])
 def test_bad_urls_are_refused(url: str) -> None:
-    with pytest.raises(MetricsError):
+    with pytest.raises(ConfigError):
         PrometheusMetrics(url)
 
 
