@@ -1,0 +1,212 @@
+"""The Metrics port on Prometheus's HTTP API, through prometheus-api-client.
+
+This module owns talking to one Prometheus server: explicit evaluation timestamps on every query, string
+sample values turned into floats (NaN into "no data"), and every failure (connection, timeout, HTTP status,
+PromQL error, unexpected result shape) turned into a one-line MetricsError that names the server without
+credentials. It knows nothing about Istio, canaries or verdicts.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+import urllib3
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from gitbot.errors import ConfigError, MetricsError
+
+_API_ERROR = re.compile(r"HTTP Status Code (\d+) \((b(?:'.*'|\".*\"))\)$", re.DOTALL)
+
+
+def redact_url(url: str) -> str:
+    """`url` without user info, query or fragment, safe for logs and error messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class PrometheusMetrics:
+    """`gitbot.ports.Metrics` for one Prometheus server.
+
+    `retries` applies to connection errors and 408/429/5xx answers, with a short backoff; the library's
+    default (three retries with one-second backoff) would make a failing server stall a cycle.
+    `token` is sent as a bearer token; `headers` are added to every request.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10,
+        retries: int = 0,
+        headers: Mapping[str, str] | None = None,
+        token: str | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"Prometheus URL {redact_url(url)!r} is not an http(s) URL with a host",
+                where="analysis.prometheus.url",
+                hint="set analysis.prometheus.url to e.g. http://prometheus.istio-system:9090",
+            )
+        if timeout <= 0 or retries < 0:
+            raise ConfigError("Prometheus timeout must be > 0 and retries >= 0", where="analysis.prometheus")
+        self._where = redact_url(url)
+        self._timeout = timeout
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            backoff_factor=0.2,
+            status_forcelist=(408, 429, 500, 502, 503, 504),
+            allowed_methods=("GET",),
+            # The last answer (for example a 503 body) is worth more than urllib3's MaxRetryError.
+            raise_on_status=False,
+        )
+        self._client = PrometheusConnect(url=url.rstrip("/"), headers=all_headers or None, retry=retry, timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> PrometheusMetrics:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def instant(self, query: str, at: datetime) -> float | None:
+        result = self._call(lambda: self._client.custom_query(query, params={"time": _unix(at)}, timeout=self._timeout))
+        if _is_scalar(result):
+            return _number(result[1], self._where)
+        if not isinstance(result, list):
+            raise MetricsError(f"Prometheus at {self._where} returned an unexpected answer", where=query)
+        if not result:
+            return None
+        if len(result) > 1:
+            raise MetricsError(
+                f"Prometheus at {self._where} returned {len(result)} series where one was expected "
+                "(aggregate the query, e.g. with sum())",
+                where=_short(query),
+            )
+        return _number(_pair(result[0].get("value"), self._where)[1], self._where)
+
+    def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
+        if step_seconds <= 0:
+            raise MetricsError("range query step must be > 0 seconds", where=_short(query))
+        result = self._call(
+            lambda: self._client.custom_query_range(
+                query,
+                start_time=start,
+                end_time=end,
+                step=f"{step_seconds:g}",
+                timeout=self._timeout,
+            )
+        )
+        if not isinstance(result, list):
+            raise MetricsError(f"Prometheus at {self._where} returned an unexpected answer", where=query)
+        if not result:
+            return []
+        if len(result) > 1:
+            raise MetricsError(
+                f"Prometheus at {self._where} returned {len(result)} series where one was expected",
+                where=_short(query),
+            )
+        points: list[tuple[float, float]] = []
+        for raw in result[0].get("values") or []:
+            stamp, text = _pair(raw, self._where)
+            value = _number(text, self._where)
+            if value is not None:
+                points.append((float(stamp), value))
+        return points
+
+    def _call(self, request: Any) -> Any:
+        try:
+            return request()
+        except PrometheusApiClientException as exc:
+            raise MetricsError(_api_error(str(exc), self._where)) from exc
+        except ValueError as exc:  # a 200 answer whose body is not JSON (a proxy's login page, say)
+            raise MetricsError(f"Prometheus at {self._where} returned a body that is not JSON") from exc
+        except requests.exceptions.RequestException as exc:
+            if _timed_out(exc):
+                message = f"Prometheus at {self._where} did not answer within {self._timeout:g}s"
+            elif isinstance(exc, requests.exceptions.ConnectionError):
+                message = f"cannot connect to Prometheus at {self._where}"
+            else:
+                message = f"request to Prometheus at {self._where} failed: {type(exc).__name__}"
+            raise MetricsError(message) from exc
+
+
+def _unix(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        raise MetricsError("query time must be timezone-aware")
+    return moment.timestamp()
+
+
+def _short(query: str) -> str:
+    return query if len(query) <= 120 else query[:117] + "..."
+
+
+def _is_scalar(result: Any) -> bool:
+    # A scalar or string result is a bare [time, "value"] pair, not a list of series.
+    return isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict)
+
+
+def _pair(raw: Any, where: str) -> tuple[float, str]:
+    if not (isinstance(raw, list | tuple) and len(raw) == 2):
+        raise MetricsError(f"Prometheus at {where} returned a sample that is not [time, value]")
+    return float(raw[0]), str(raw[1])
+
+
+def _number(text: str, where: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise MetricsError(f"Prometheus at {where} returned a value that is not a number: {text[:40]!r}") from exc
+    return None if math.isnan(value) else value
+
+
+def _timed_out(exc: BaseException) -> bool:
+    # With a retry policy mounted, urllib3 reports a read timeout as MaxRetryError inside requests'
+    # ConnectionError; the timeout is only visible in the wrapped reason.
+    # urllib3 2 makes a refused connection (NewConnectionError) a kind of ConnectTimeoutError; it is not one.
+    refused = urllib3.exceptions.NewConnectionError
+    if isinstance(exc, requests.exceptions.Timeout) and not isinstance(exc, requests.exceptions.ConnectionError):
+        return True
+    return any(
+        isinstance(arg, urllib3.exceptions.MaxRetryError)
+        and isinstance(arg.reason, urllib3.exceptions.TimeoutError)
+        and not isinstance(arg.reason, refused)
+        for arg in exc.args
+    )
+
+
+def _api_error(text: str, where: str) -> str:
+    """A one-line message from the library's `HTTP Status Code N (b'<body>')` text."""
+    found = _API_ERROR.match(text)
+    if not found:
+        return f"Prometheus at {where} answered with an error"
+    message = f"Prometheus at {where} answered HTTP {found.group(1)}"
+    try:
+        body = json.loads(ast.literal_eval(found.group(2)))
+        detail = str(body.get("error", "")) if isinstance(body, dict) else ""
+    except (ValueError, SyntaxError):
+        detail = ""
+    if detail:
+        message += ": " + " ".join(detail.split())[:200]
+    return message

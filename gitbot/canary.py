@@ -1,0 +1,198 @@
+"""The canary state machine: policy + what one cycle observed -> the one thing to do now.
+
+This module owns the rules of progression: start at the first step, wait until the committed weight is
+visible in the traffic, dwell, step on a passing analysis, roll back (or hold) on a failing one, hold on
+anything inconclusive, restart the dwell on a new canary image, start again after a rollback only when a
+newer tag arrives, and complete (or promote) at the last step. It is a pure function of its inputs (the
+clock is an input); it reads no files, metrics or history itself and decides nothing about how a change is
+delivered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from gitbot.domain import Verdict
+from gitbot.errors import ConfigError, ManifestError
+
+OnFailure = Literal["rollback", "hold"]
+OnComplete = Literal["hold", "promote"]
+CanaryAction = Literal["hold", "step", "rollback", "complete", "promote", "wait-for-traffic", "not-applied"]
+
+
+@dataclass(frozen=True)
+class CanaryPolicy:
+    """The canary's settings from the policy file.
+
+    `steps`: canary weights in percent, strictly increasing, each in 1..100. `interval`: dwell at a step
+    before the next. `share_tolerance`: how far (percentage points) the observed canary share may be from
+    the committed weight for the step to count as applied; `apply_timeout`: after this long since the step
+    with a different share observed, the step is reported as not applied. `notify_after`: notify when this
+    many consecutive cycles were inconclusive (0: never).
+    """
+
+    steps: tuple[int, ...]
+    interval: timedelta
+    share_tolerance: float = 5.0
+    apply_timeout: timedelta = timedelta(minutes=15)
+    on_failure: OnFailure = "rollback"
+    on_complete: OnComplete = "hold"
+    notify_after: int = 3
+
+    def __post_init__(self) -> None:
+        where = "canaries.steps"
+        if not self.steps:
+            raise ConfigError("canary steps are empty; give weights such as [10, 60, 100]", where=where)
+        if any(not 1 <= step <= 100 for step in self.steps):
+            raise ConfigError(f"canary steps must each be in 1..100, got {list(self.steps)}", where=where)
+        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
+            raise ConfigError(f"canary steps must strictly increase, got {list(self.steps)}", where=where)
+        if self.interval < timedelta(0) or self.apply_timeout < timedelta(0):
+            raise ConfigError("canary interval and apply timeout must not be negative", where="canaries")
+        if not 0 <= self.share_tolerance <= 100:
+            raise ConfigError("canary share tolerance must be in 0..100 percentage points", where="canaries")
+        if self.notify_after < 0:
+            raise ConfigError("canary notify-after must be >= 0", where="canaries")
+        if self.on_failure not in ("rollback", "hold") or self.on_complete not in ("hold", "promote"):
+            raise ConfigError("canary onFailure must be rollback|hold and onComplete hold|promote", where="canaries")
+
+    def next_step(self, weight: int) -> int | None:
+        """The first step above `weight`, or None when the canary is at or past the last step."""
+        return next((step for step in self.steps if step > weight), None)
+
+
+@dataclass(frozen=True)
+class CanaryState:
+    """What one cycle knows about the canary.
+
+    `weight`: canary weight committed in git. `last_step_at`: when the bot last changed it (history; None
+    when unknown). `applied_at`: when the observed share first matched the weight, if the caller measured
+    it. `observed_share`: percent of requests that reached the canary over the analysis window (None: not
+    observable). `verdict`: this cycle's analysis (None: not run). `tag_changed_at`: when the canary image
+    changed after the last step (restarts the dwell). `rolled_back`: the last bot action on this canary was
+    a rollback; `newer_tag`: a canary tag newer than the rolled-back one has arrived. `canary_differs`: the
+    canary runs something other than GA (False: nothing to roll out). `inconclusive_cycles`: consecutive
+    inconclusive cycles before this one.
+    """
+
+    weight: int
+    now: datetime
+    last_step_at: datetime | None = None
+    observed_share: float | None = None
+    verdict: Verdict | None = None
+    paused: bool = False
+    tag_changed_at: datetime | None = None
+    applied_at: datetime | None = None
+    rolled_back: bool = False
+    newer_tag: bool = False
+    canary_differs: bool = True
+    inconclusive_cycles: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weight <= 100:
+            raise ManifestError(f"canary weight {self.weight} is outside 0..100")
+        if self.now.tzinfo is None:
+            raise ValueError("CanaryState.now must be timezone-aware")
+        if self.inconclusive_cycles < 0:
+            raise ValueError("inconclusive_cycles must be >= 0")
+
+
+@dataclass(frozen=True)
+class CanaryDecision:
+    """The one thing to do this cycle.
+
+    `to_weight` is set for `step` (the next weight) and `rollback` (0) only. `dwell_remaining` is the time
+    left at the current step when known. `inconclusive_cycles` is the streak to carry into the next cycle.
+    """
+
+    action: CanaryAction
+    from_weight: int
+    to_weight: int | None
+    reason: str
+    notify: bool = False
+    dwell_remaining: timedelta | None = None
+    inconclusive_cycles: int = 0
+
+
+def _minutes(delta: timedelta) -> str:
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s" if seconds % 60 else f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
+    """Decide this cycle's action for one canary. Pure: same inputs, same decision.
+
+    Order: paused -> hold; weight 0 -> start (or wait for a newer tag after a rollback); fail -> rollback
+    (or hold); share not matching the weight -> wait-for-traffic / not-applied; dwell left -> hold; then
+    pass -> next step, or at the last step complete/promote. Inconclusive or missing analysis holds. At
+    100 percent GA gets no traffic, so the caller should judge with `AnalysisSpec.canary_only()` there.
+    """
+    weight, verdict = state.weight, state.verdict
+    streak = state.inconclusive_cycles + 1 if verdict == "inconclusive" else 0
+    streak_alert = verdict == "inconclusive" and policy.notify_after > 0 and streak == policy.notify_after
+
+    def out(
+        action: CanaryAction,
+        reason: str,
+        *,
+        to: int | None = None,
+        notify: bool = False,
+        dwell: timedelta | None = None,
+    ) -> CanaryDecision:
+        if streak_alert:
+            reason += f"; analysis inconclusive {streak} cycles in a row"
+        return CanaryDecision(action, weight, to, reason, notify or streak_alert, dwell, streak)
+
+    first = policy.steps[0]
+    if state.paused:
+        # A person's pause outlasts even a failing analysis; they hear about the failure instead.
+        return out("hold", "paused" + ("; analysis failed" if verdict == "fail" else ""), notify=verdict == "fail")
+    # Only a canary at 0 waits after a rollback; above 0 after one, a person restarted it by hand and it
+    # progresses from the committed weight.
+    if weight == 0:
+        if state.rolled_back and not state.newer_tag:
+            return out("hold", "rolled back; waiting for a newer canary tag")
+        if state.rolled_back:
+            return out("step", f"newer canary tag after rollback: start again at {first}%", to=first)
+        if not state.canary_differs:
+            return out("hold", "nothing to roll out: the canary runs the GA version")
+        return out("step", f"start canary at {first}%", to=first)
+
+    if verdict == "fail":
+        if policy.on_failure == "rollback":
+            return out("rollback", f"analysis failed at {weight}%: roll back to 0%", to=0, notify=True)
+        return out("hold", f"analysis failed at {weight}%; holding (onFailure: hold)", notify=True)
+
+    share = state.observed_share
+    if share is None:
+        return out("wait-for-traffic", f"canary share not observable yet (committed {weight}%)")
+    if abs(share - weight) > policy.share_tolerance:
+        seen = f"observed canary share {share:.1f}%, committed {weight}%"
+        since = state.now - state.last_step_at if state.last_step_at else None
+        if since is not None and since >= policy.apply_timeout:
+            return out("not-applied", f"{seen} after {_minutes(since)}: step not applied", notify=True)
+        return out("wait-for-traffic", seen)
+
+    starts = [t for t in (state.last_step_at, state.tag_changed_at, state.applied_at) if t is not None]
+    remaining = max(max(starts) + policy.interval - state.now, timedelta(0)) if starts else timedelta(0)
+    if remaining > timedelta(0):
+        restarted = state.tag_changed_at is not None and state.tag_changed_at == max(starts)
+        why = "new canary image, dwell restarted" if restarted else f"dwell at {weight}%"
+        return out("hold", f"{why}: {_minutes(remaining)} left", dwell=remaining)
+
+    target = policy.next_step(weight)
+    if verdict is None:
+        return out("hold", f"at {weight}%: analysis not run", dwell=remaining)
+    if verdict == "inconclusive":
+        return out("hold", f"at {weight}%: analysis inconclusive, holding", dwell=remaining)
+    if target is not None:
+        return out("step", f"analysis passed at {weight}%: step to {target}%", to=target, dwell=remaining)
+    if policy.on_complete == "promote" and state.canary_differs:
+        return out("promote", f"canary complete at {weight}%: promote to GA", dwell=remaining)
+    return out("complete", f"canary complete at {weight}%", dwell=remaining)
