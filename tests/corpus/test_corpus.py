@@ -17,6 +17,7 @@ from gitbot import yamlio
 from gitbot.domain import Assignment, Target
 from gitbot.edits import apply_assignments
 from gitbot.manifests import scan_text
+from tests.crd_schemas import validator_for
 from tests.shared import shared_dir
 
 CORPUS = shared_dir("corpus")
@@ -167,3 +168,31 @@ def test_corpus_figures(results: dict[str, FileResult], capsys: pytest.CaptureFi
     assert targets >= 300
     assert weights >= 20
     assert quoted >= 50
+
+
+def test_every_written_route_validates_against_its_crd_schema(results: dict[str, FileResult]) -> None:
+    """Each VirtualService and HTTPRoute document the engine changed still satisfies its CRD schema."""
+    checked = 0
+    for r in changed_files(results):
+        touched = {a.document for a in r.assignments if a.pointer.endswith("/weight")}
+        after = loaded(r.output)
+        for index in sorted(touched):
+            validator = validator_for(after[index])
+            assert validator is not None, f"{r.name} document {index} is not a known route kind"
+            errors = [e.message for e in validator.iter_errors(after[index])]
+            assert errors == [], f"{r.name} document {index}: {errors[:3]}"
+            checked += 1
+    assert checked >= 10
+
+
+def test_schema_check_catches_a_broken_weight() -> None:
+    """The validators are not vacuous: a weight outside the schema's type is reported."""
+    doc = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "x"},
+        "spec": {"http": [{"route": [{"destination": {"host": "a"}, "weight": "ten"}]}]},
+    }
+    validator = validator_for(doc)
+    assert validator is not None
+    assert list(validator.iter_errors(doc))
