@@ -23,6 +23,11 @@ class Target:
     `pointer` is an RFC 6901 JSON Pointer inside document `document` (0-based) of `file`; `line` and
     `column` are 1-based and point at the first character of the value's token. `resource` is
     `Kind/namespace/name` (namespace empty when absent).
+
+    `source` says which rule found it (`container`, `kustomize`, `helm-values`, `marker`, `virtualservice`,
+    `httproute`). `ref` is the whole image reference a name/tag/digest part belongs to, when known.
+    `unmanaged` gives the reason another controller owns the resource (`reconcile-disabled`,
+    `flagger`) so that callers which move canaries can refuse it; None when gitbot may manage it.
     """
 
     file: str
@@ -38,6 +43,8 @@ class Target:
     route: int | None = None
     destination: str | None = None
     source: str = ""
+    ref: str | None = None
+    unmanaged: str | None = None
 
 
 @dataclass(frozen=True)

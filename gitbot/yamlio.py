@@ -1,16 +1,272 @@
-"""The only importer of ruamel.yaml: parsing YAML text with positions.
+"""YAML reading with positions: the only module that imports ruamel.yaml.
 
-It must not write YAML: gitbot never re-serialises a user's document.
+It owns parsing a text (every document of it) into a small, immutable node tree in which each node knows
+its exact character span in the original text, its scalar style, anchor, tag and whether it is shared
+through an alias; resolving RFC 6901 pointers; and telling whether a plain scalar would load as a string.
+It never serialises a document and does no I/O: callers pass text in and get values out.
+
+Offsets are indices into the Python string as given (a BOM, when present, is character 0 and is kept);
+lines and columns are 0-based here and converted to 1-based by callers that show them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode as _RMapping
+from ruamel.yaml.nodes import ScalarNode as _RScalar
+from ruamel.yaml.nodes import SequenceNode as _RSequence
+from ruamel.yaml.resolver import VersionedResolver
 
 from gitbot.errors import ManifestError
+
+ScalarStyle = Literal["plain", "single", "double", "literal", "folded"]
+NodeKind = Literal["scalar", "mapping", "sequence"]
+
+STR_TAG = "tag:yaml.org,2002:str"
+_STYLES: dict[str | None, ScalarStyle] = {
+    None: "plain",
+    "'": "single",
+    '"': "double",
+    "|": "literal",
+    ">": "folded",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One node of a parsed document.
+
+    `start`/`end` delimit the node's value token in the text (properties such as `&anchor` and `!tag` are
+    excluded). `shared` is true when this node, or a collection holding it, is reached more than once through
+    anchors and aliases, so that changing it would change several values. `alias` marks an occurrence written
+    as `*name`: its span is that of the anchored node. `flow` is true inside a flow collection.
+    """
+
+    kind: NodeKind
+    start: int
+    end: int
+    line: int
+    column: int
+    tag: str
+    anchor: str | None
+    explicit_tag: bool
+    shared: bool
+    alias: bool
+    flow: bool
+    value: str = ""
+    style: ScalarStyle = "plain"
+    items: tuple[tuple[Node, Node], ...] = ()
+    children: tuple[Node, ...] = ()
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.kind == "scalar"
+
+    def get(self, key: str) -> Node | None:
+        """The value under scalar key `key` of a mapping (None when absent or not a mapping)."""
+        if self.kind != "mapping":
+            return None
+        for k, v in self.items:
+            if k.kind == "scalar" and k.value == key:
+                return v
+        return None
+
+    def scalar(self, key: str) -> str | None:
+        """The string value of scalar `key` of a mapping, or None."""
+        node = self.get(key)
+        if node is None or node.kind != "scalar":
+            return None
+        return node.value
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One document of a stream; `root` is None only for a stream position with no node."""
+
+    index: int
+    root: Node | None
+
+
+@lru_cache(maxsize=1)
+def _loader() -> YAML:
+    return YAML(typ="safe", pure=True)
+
+
+@lru_cache(maxsize=2)
+def _resolver(version: tuple[int, int]) -> VersionedResolver:
+    return VersionedResolver(version=version)
+
+
+def _tag_text(tag: Any) -> str:
+    return str(getattr(tag, "value", tag))
+
+
+def parse(text: str, source: str) -> list[Document]:
+    """Parse every document of `text`; a text that is not YAML raises ManifestError at `source:line`."""
+    try:
+        raw_docs = list(_loader().compose_all(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ManifestError(f"not valid YAML: {problem}", where=f"{source}{line}") from exc
+    except YAMLError as exc:
+        raise ManifestError(f"not valid YAML: {' '.join(str(exc).split())}", where=source) from exc
+    docs: list[Document] = []
+    for index, raw in enumerate(raw_docs):
+        counts: dict[int, int] = {}
+        _count(raw, counts)
+        seen: set[int] = set()
+        root = _convert(raw, text, counts, seen, shared=False, flow=False) if raw is not None else None
+        docs.append(Document(index=index, root=root))
+    return docs
+
+
+def _count(node: Any, counts: dict[int, int]) -> None:
+    key = id(node)
+    counts[key] = counts.get(key, 0) + 1
+    if counts[key] > 1:
+        return
+    if isinstance(node, _RMapping):
+        for k, v in node.value:
+            _count(k, counts)
+            _count(v, counts)
+    elif isinstance(node, _RSequence):
+        for child in node.value:
+            _count(child, counts)
+
+
+_PROPERTY = re.compile(r"(?:&[^\s,\[\]{}]+|![^\s,\[\]{}]*(?:<[^>]*>)?)[ \t]*(?:\r?\n[ \t]*)?")
+
+
+def _value_start(text: str, start: int) -> tuple[int, bool]:
+    """Skip `&anchor` and `!tag` properties at `start`: the value offset and whether a tag was seen."""
+    explicit = False
+    pos = start
+    while pos < len(text) and text[pos] in "&!":
+        match = _PROPERTY.match(text, pos)
+        if match is None or match.end() == pos:
+            break
+        explicit = explicit or text[pos] == "!"
+        pos = match.end()
+    return pos, explicit
+
+
+def _convert(raw: Any, text: str, counts: dict[int, int], seen: set[int], *, shared: bool, flow: bool) -> Node:
+    key = id(raw)
+    is_alias = key in seen
+    seen.add(key)
+    shared = shared or counts.get(key, 0) > 1
+    start, explicit = _value_start(text, raw.start_mark.index)
+    line, column = raw.start_mark.line, raw.start_mark.column + (start - raw.start_mark.index)
+    if start != raw.start_mark.index:
+        # A property on its own line moves the value; count lines in the skipped text.
+        skipped = text[raw.start_mark.index : start]
+        newlines = skipped.count("\n")
+        if newlines:
+            line += newlines
+            column = len(skipped) - skipped.rfind("\n") - 1
+    anchor = getattr(raw, "anchor", None)
+    anchor = anchor if isinstance(anchor, str) else getattr(anchor, "value", None)
+    common: dict[str, Any] = {
+        "start": start,
+        "end": raw.end_mark.index,
+        "line": line,
+        "column": column,
+        "tag": _tag_text(raw.tag),
+        "anchor": anchor,
+        "explicit_tag": explicit,
+        "shared": shared,
+        "alias": is_alias,
+    }
+    if isinstance(raw, _RScalar):
+        return Node(kind="scalar", flow=flow, value=raw.value, style=_STYLES.get(raw.style, "plain"), **common)
+    inner_flow = flow or bool(getattr(raw, "flow_style", False))
+    if is_alias:
+        # Do not descend twice into the same anchored collection: its children are reported once.
+        return Node(kind="mapping" if isinstance(raw, _RMapping) else "sequence", flow=flow, **common)
+    if isinstance(raw, _RMapping):
+        items = tuple(
+            (
+                _convert(k, text, counts, seen, shared=shared, flow=inner_flow),
+                _convert(v, text, counts, seen, shared=shared, flow=inner_flow),
+            )
+            for k, v in raw.value
+        )
+        return Node(kind="mapping", flow=inner_flow, items=items, **common)
+    children = tuple(_convert(c, text, counts, seen, shared=shared, flow=inner_flow) for c in raw.value)
+    return Node(kind="sequence", flow=inner_flow, children=children, **common)
+
+
+def escape_token(token: str) -> str:
+    """One RFC 6901 reference token."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def split_pointer(pointer: str) -> list[str]:
+    """The reference tokens of an RFC 6901 pointer; raises ValueError when it is malformed."""
+    if pointer == "":
+        return []
+    if not pointer.startswith("/"):
+        raise ValueError(f"pointer {pointer!r} must start with '/'")
+    tokens = pointer[1:].split("/")
+    for token in tokens:
+        if re.search(r"~(?![01])", token):
+            raise ValueError(f"pointer {pointer!r} has an invalid '~' escape")
+    return [t.replace("~1", "/").replace("~0", "~") for t in tokens]
+
+
+def resolve(root: Node | None, pointer: str) -> Node | None:
+    """The node at `pointer` below `root`, or None when the path does not exist."""
+    node = root
+    for token in split_pointer(pointer):
+        if node is None:
+            return None
+        if node.kind == "mapping":
+            node = node.get(token)
+        elif node.kind == "sequence":
+            if not re.fullmatch(r"0|[1-9][0-9]*", token) or int(token) >= len(node.children):
+                return None
+            node = node.children[int(token)]
+        else:
+            return None
+    return node
+
+
+def walk(root: Node | None, pointer: str = "") -> Iterator[tuple[str, Node]]:
+    """Every (pointer, node) pair below `root` in document order; alias occurrences are not descended."""
+    if root is None:
+        return
+    yield pointer, root
+    if root.kind == "mapping":
+        for k, v in root.items:
+            yield from walk(v, f"{pointer}/{escape_token(k.value if k.kind == 'scalar' else k.tag)}")
+    elif root.kind == "sequence":
+        for i, child in enumerate(root.children):
+            yield from walk(child, f"{pointer}/{i}")
+
+
+def plain_tag(value: str) -> str:
+    """The tag a plain scalar with this text resolves to (YAML 1.2 rules, as the parser uses)."""
+    return _tag_text(_resolver((1, 2)).resolve(_RScalar, value, (True, False)))
+
+
+def loads_as_string_plain(value: str) -> bool:
+    """Whether `value` written plain loads as the same string under both YAML 1.1 and 1.2 rules.
+
+    Kubernetes tooling still reads YAML 1.1 (`yes`, `on`, `010`), so a value must be a string under both.
+    """
+    for version in ((1, 1), (1, 2)):
+        if _tag_text(_resolver(version).resolve(_RScalar, value, (True, False))) != STR_TAG:
+            return False
+    return True
 
 
 def load_with_positions(text: str, *, source: str) -> tuple[Any, dict[str, int]]:
@@ -32,7 +288,7 @@ def load_with_positions(text: str, *, source: str) -> tuple[Any, dict[str, int]]
         if isinstance(node, dict):
             out: dict[Any, Any] = {}
             for key, value in node.items():
-                child = f"{pointer}/{_escape(str(key))}"
+                child = f"{pointer}/{escape_token(str(key))}"
                 line_col = node.lc.key(key) if hasattr(node, "lc") else None
                 if line_col is not None:
                     lines[child] = int(line_col[0]) + 1
@@ -51,7 +307,3 @@ def load_with_positions(text: str, *, source: str) -> tuple[Any, dict[str, int]]
         return node
 
     return walk(data, ""), lines
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")

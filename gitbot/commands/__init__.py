@@ -5,5 +5,7 @@ from __future__ import annotations
 import click
 
 from gitbot.commands.demo import demo
+from gitbot.commands.scan import scan
+from gitbot.commands.set import set_command
 
-COMMANDS: list[click.Command] = [demo]
+COMMANDS: list[click.Command] = [demo, scan, set_command]

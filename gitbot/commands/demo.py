@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
+from gitbot.commands.scan import format_table
+from gitbot.manifests import scan_paths
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "demo_data"
 
 
 @click.command()
 def demo() -> None:
-    """Run gitbot on the built-in example and show what it manages."""
-    files = sorted(p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.rglob("*.yaml"))
-    click.echo(f"gitbot demo: {len(files)} example manifests under {EXAMPLES}")
-    for name in files:
-        click.echo(f"  {name}")
+    """Scan the built-in example and show what gitbot manages there."""
+    targets = scan_paths(EXAMPLES, ["."])
+    click.echo(f"gitbot demo: {len(targets)} targets in the example manifests under {EXAMPLES}")
+    click.echo(format_table(targets))

@@ -1,0 +1,71 @@
+"""`gitbot scan PATH... [--json]`: list the values gitbot manages under the given files and directories."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from gitbot.domain import Target
+from gitbot.manifests import ScanCache, scan_paths
+
+
+def _detail(target: Target) -> str:
+    parts = []
+    if target.container:
+        parts.append(f"container={target.container}")
+    if target.marker:
+        parts.append(f"marker={target.marker}")
+    if target.route is not None:
+        parts.append(f"route={target.route}")
+    if target.destination:
+        parts.append(target.destination)
+    if target.unmanaged:
+        parts.append(f"unmanaged={target.unmanaged}")
+    return " ".join(parts)
+
+
+def format_table(targets: Sequence[Target]) -> str:
+    """Targets as an aligned text table, one row per target, with its locator for `gitbot set`."""
+    header = ("WHERE", "LOCATOR", "RESOURCE", "KIND", "VALUE", "DETAIL")
+    rows = [header] + [
+        (
+            f"{t.file}:{t.line}:{t.column}",
+            f"{t.document}:{t.pointer}",
+            t.resource,
+            t.kind,
+            t.value,
+            _detail(t),
+        )
+        for t in targets
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per target.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep scan results here, keyed by content, so unchanged files are not parsed again.",
+)
+def scan(paths: tuple[str, ...], as_json: bool, cache_dir: Path | None) -> None:
+    """List image, tag, digest and weight targets in the YAML files under PATHS."""
+    cache = ScanCache(cache_dir) if cache_dir is not None else None
+    targets = scan_paths(Path(), paths, cache=cache)
+    if cache is not None:
+        cache.save()
+    if as_json:
+        click.echo(json.dumps([asdict(t) for t in targets], indent=2))
+        return
+    click.echo(format_table(targets))
+    click.echo(f"{len(targets)} target(s) in {len({t.file for t in targets})} file(s)")

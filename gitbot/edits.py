@@ -1,0 +1,270 @@
+"""Text surgery on YAML: splice new scalar values into the original text and prove nothing else changed.
+
+This module owns `apply_assignments`: it locates each addressed scalar through `gitbot.yamlio`, writes the
+new value in the token's own quoting style (adding quotes only when the plain text would load as something
+else), keeps every other character as it was, re-parses the result and refuses unless exactly the assigned
+values changed. It also keeps canary routes whole: weights that summed to 100 must still sum to 100.
+It must not do I/O, never dumps a document, and never finds a value by searching for its old text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gitbot import yamlio
+from gitbot.domain import Assignment
+from gitbot.errors import EditError, ManifestError
+
+_FIRST_FORBIDDEN = set(",[]{}#&*!|>'\"%@`")
+_FLOW_FORBIDDEN = set(",[]{}")
+_WEIGHT_ROUTES = (
+    (
+        re.compile(r"^networking\.istio\.io/"),
+        "VirtualService",
+        re.compile(r"^/spec/http/(\d+)/route/(\d+)/weight$"),
+    ),
+    (
+        re.compile(r"^gateway\.networking\.k8s\.io/"),
+        "HTTPRoute",
+        re.compile(r"^/spec/rules/(\d+)/backendRefs/(\d+)/weight$"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class _Splice:
+    assignment: Assignment
+    node: yamlio.Node
+    token: str
+    tag: str
+
+
+def _where(source: str, assignment: Assignment) -> str:
+    return f"{source} {assignment.document}:{assignment.pointer}"
+
+
+def plain_is_safe(value: str, *, flow: bool = False) -> bool:
+    """Whether `value` can be written as a plain scalar token without changing how it parses."""
+    if not value or value != value.strip() or not value.isprintable() or "\ufeff" in value:
+        return False
+    first = value[0]
+    if first in _FIRST_FORBIDDEN:
+        return False
+    if first in "-?:" and (len(value) == 1 or value[1] == " " or (flow and value[1] in _FLOW_FORBIDDEN)):
+        return False
+    if value.startswith(("---", "...")):
+        return False
+    if ": " in value or " #" in value or value.endswith(":"):
+        return False
+    return not (flow and any(c in _FLOW_FORBIDDEN for c in value))
+
+
+def double_quoted(value: str) -> str:
+    """`value` as a double-quoted YAML scalar, escaping what a double-quoted scalar cannot hold raw."""
+    out = []
+    for char in value:
+        if char == "\\":
+            out.append("\\\\")
+        elif char == '"':
+            out.append('\\"')
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif not char.isprintable() or char == "\ufeff":
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _canonical(value: str) -> str | None:
+    """The tag of a plain value that reads the same under every YAML version (`42`, `true`), else None.
+
+    Only these keep a non-string scalar plain: `010` or `1.10` would load as a different number.
+    """
+    if re.fullmatch(r"-?(0|[1-9][0-9]*)", value):
+        return "tag:yaml.org,2002:int"
+    if value in ("true", "false"):
+        return "tag:yaml.org,2002:bool"
+    return None
+
+
+def render_token(value: str, node: yamlio.Node) -> tuple[str, str]:
+    """The token that writes `value` in place of scalar `node`, and the tag it will load with."""
+    if node.style == "single" and value.isprintable() and "\ufeff" not in value:
+        return "'" + value.replace("'", "''") + "'", yamlio.STR_TAG if not node.explicit_tag else node.tag
+    if node.style in ("single", "double"):
+        return double_quoted(value), yamlio.STR_TAG if not node.explicit_tag else node.tag
+    # Plain: keep it plain when the text stays a plain token and loads with the same type as before.
+    if plain_is_safe(value, flow=node.flow):
+        if node.explicit_tag:
+            return value, node.tag
+        if node.tag == yamlio.STR_TAG and yamlio.loads_as_string_plain(value):
+            return value, yamlio.STR_TAG
+        if node.tag != yamlio.STR_TAG and _canonical(value) == node.tag:
+            return value, node.tag
+    return double_quoted(value), yamlio.STR_TAG if not node.explicit_tag else node.tag
+
+
+def _token_still_holds(raw: str, node: yamlio.Node) -> bool:
+    """Whether the text at the node's span still reads as the node's value (guards the position mapping)."""
+    if not raw:
+        return False
+    if node.style == "plain" and "\n" not in raw:
+        return raw == node.value
+    if node.style == "single" and (raw[0], raw[-1]) != ("'", "'"):
+        return False
+    if node.style == "double" and (raw[0], raw[-1]) != ('"', '"'):
+        return False
+    try:
+        docs = yamlio.parse(raw, "<token>")
+    except ManifestError:
+        return False
+    return len(docs) == 1 and docs[0].root is not None and docs[0].root.value == node.value
+
+
+def _locate(docs: list[yamlio.Document], text: str, assignment: Assignment, source: str) -> yamlio.Node:
+    where = _where(source, assignment)
+    if not 0 <= assignment.document < len(docs):
+        raise EditError(f"no document {assignment.document} (the file has {len(docs)})", where=where)
+    try:
+        node = yamlio.resolve(docs[assignment.document].root, assignment.pointer)
+    except ValueError as exc:
+        raise EditError(str(exc), where=where) from exc
+    if node is None:
+        raise EditError("no value at this pointer", where=where)
+    line = f" (line {node.line + 1})"
+    if node.kind != "scalar":
+        raise EditError(f"pointer names a {node.kind}, not a scalar{line}", where=where)
+    if node.alias:
+        raise EditError(f"value is an alias of &{node.anchor}; edit the anchored value instead{line}", where=where)
+    if node.shared:
+        raise EditError(f"value is shared through an anchor and its aliases{line}", where=where)
+    if node.style in ("literal", "folded"):
+        raise EditError(f"block scalars are not edited{line}", where=where)
+    if node.end <= node.start:
+        raise EditError(f"value is empty (an implicit null); nothing to replace{line}", where=where)
+    if not _token_still_holds(text[node.start : node.end], node):
+        raise EditError(f"text at the value's position does not read as its value{line}", where=where)
+    return node
+
+
+def _route_key(doc: yamlio.Document, pointer: str) -> tuple[str, str] | None:
+    """(route pointer, kind) when `pointer` is a weight in a VirtualService or HTTPRoute document."""
+    root = doc.root
+    if root is None or root.kind != "mapping":
+        return None
+    api = root.scalar("apiVersion") or ""
+    kind = root.scalar("kind") or ""
+    for api_re, route_kind, pointer_re in _WEIGHT_ROUTES:
+        match = pointer_re.match(pointer)
+        if match and kind == route_kind and api_re.match(api):
+            list_name = "route" if route_kind == "VirtualService" else "backendRefs"
+            section = "http" if route_kind == "VirtualService" else "rules"
+            return f"/spec/{section}/{match.group(1)}/{list_name}", list_name
+    return None
+
+
+def _check_weights(docs: list[yamlio.Document], assignments: Sequence[Assignment], source: str) -> None:
+    groups: dict[tuple[int, str], list[Assignment]] = {}
+    for a in assignments:
+        key = _route_key(docs[a.document], a.pointer)
+        if key is None:
+            continue
+        if not re.fullmatch(r"0|[1-9][0-9]{0,8}", a.value):
+            raise EditError(f"weight {a.value!r} is not a non-negative integer", where=_where(source, a))
+        groups.setdefault((a.document, key[0]), []).append(a)
+    for (document, route_pointer), changed in groups.items():
+        route = yamlio.resolve(docs[document].root, route_pointer)
+        if route is None or route.kind != "sequence":
+            continue
+        new_values = {a.pointer: a.value for a in changed}
+        before = after = 0
+        for index, entry in enumerate(route.children):
+            weight = entry.get("weight")
+            if weight is None or weight.kind != "scalar" or not weight.value.isdigit():
+                continue
+            before += int(weight.value)
+            after += int(new_values.get(f"{route_pointer}/{index}/weight", weight.value))
+        if before == 100 and after != 100:
+            raise EditError(
+                f"weights of route {route_pointer} would sum to {after}, not 100",
+                where=_where(source, changed[0]),
+            )
+
+
+def _flatten(docs: list[yamlio.Document]) -> dict[tuple[int, str], tuple[str, str, str, bool]]:
+    flat: dict[tuple[int, str], tuple[str, str, str, bool]] = {}
+    for doc in docs:
+        for pointer, node in yamlio.walk(doc.root):
+            flat[(doc.index, pointer)] = (node.kind, node.tag, node.value, node.alias)
+    return flat
+
+
+def apply_assignments(text: str, assignments: Sequence[Assignment], *, source: str) -> str:
+    """`text` with each assignment's scalar replaced; raises EditError (file untouched) when it cannot.
+
+    All assignments form one edit: either all apply and the re-parsed result differs from `text` in exactly
+    those values, or none does. `source` names the file in error messages.
+    """
+    if not assignments:
+        return text
+    try:
+        docs = yamlio.parse(text, source)
+    except ManifestError as exc:
+        raise EditError(f"cannot edit a file that does not parse: {exc.message}", where=exc.where) from exc
+    wanted: dict[tuple[int, str], Assignment] = {}
+    for a in assignments:
+        previous = wanted.get((a.document, a.pointer))
+        if previous is not None and previous.value != a.value:
+            raise EditError(f"assigned twice: {previous.value!r} and {a.value!r}", where=_where(source, a))
+        wanted[(a.document, a.pointer)] = a
+    located = [(a, _locate(docs, text, a, source)) for a in wanted.values()]
+    _check_weights(docs, list(wanted.values()), source)
+    splices: list[_Splice] = []
+    for a, node in located:
+        if node.value == a.value:
+            continue
+        token, tag = render_token(a.value, node)
+        splices.append(_Splice(assignment=a, node=node, token=token, tag=tag))
+    if not splices:
+        return text
+    splices.sort(key=lambda s: s.node.start)
+    pieces: list[str] = []
+    cursor = 0
+    for splice in splices:
+        pieces.append(text[cursor : splice.node.start])
+        pieces.append(splice.token)
+        cursor = splice.node.end
+    pieces.append(text[cursor:])
+    result = "".join(pieces)
+    _confirm(docs, result, splices, source)
+    return result
+
+
+def _confirm(old_docs: list[yamlio.Document], result: str, splices: list[_Splice], source: str) -> None:
+    first = splices[0].assignment
+    try:
+        new_docs = yamlio.parse(result, source)
+    except ManifestError as exc:
+        raise EditError(f"edited text no longer parses: {exc.message}", where=_where(source, first)) from exc
+    before = _flatten(old_docs)
+    after = _flatten(new_docs)
+    if before.keys() != after.keys() or len(old_docs) != len(new_docs):
+        raise EditError("edit changed the structure of the document", where=_where(source, first))
+    changed = {(s.assignment.document, s.assignment.pointer): s for s in splices}
+    for key, old in before.items():
+        new = after[key]
+        splice = changed.get(key)
+        if splice is None:
+            if new != old:
+                raise EditError(f"edit would also change {key[1]!r}", where=f"{source} {key[0]}:{key[1]}")
+        elif new != ("scalar", splice.tag, splice.assignment.value, False):
+            raise EditError(
+                f"value would load as {new[2]!r} ({new[1]}), not {splice.assignment.value!r}",
+                where=_where(source, splice.assignment),
+            )

@@ -1,0 +1,440 @@
+"""Finding the values gitbot manages in Kubernetes YAML: scanning text and trees into `Target`s.
+
+This module owns the rules for what a target is (pod-template images, kustomize `images:`, Helm values
+images, Flux setter markers, Istio VirtualService and Gateway API HTTPRoute weights), the byte screen that
+skips files which cannot hold one, and the content-addressed `ScanCache`. `scan_text` is pure; file reading
+is confined to `scan_paths` and the cache's own load/save. It never edits anything.
+
+Weights are reported only where a `weight` is written. Istio treats a lone destination without a weight as
+100 and Gateway API defaults a missing weight to 1; such implicit weights are not targets.
+A scalar shared through an anchor and its aliases is not reported: it cannot be changed on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from gitbot import yamlio
+from gitbot.domain import Target, TargetKind
+from gitbot.errors import ManifestError
+
+_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "Rollout": ("spec", "template", "spec"),
+    "PodTemplate": ("template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+_ISTIO_API = re.compile(r"^networking\.istio\.io/(v1alpha3|v1beta1|v1)$")
+_GATEWAY_API = re.compile(r"^gateway\.networking\.k8s\.io/")
+_MARKER = re.compile(r'#[ \t]*\{[ \t]*"\$imagepolicy"[ \t]*:[ \t]*"([^"]+)"[ \t]*\}')
+_MARKER_KINDS: dict[str, TargetKind] = {"tag": "tag", "name": "name", "digest": "digest"}
+_SCREEN = (b"image", b"weight")
+_KUSTOMIZE_PARTS: tuple[tuple[str, TargetKind], ...] = (
+    ("newName", "name"),
+    ("newTag", "tag"),
+    ("digest", "digest"),
+)
+_VALUES_PARTS: tuple[tuple[str, TargetKind], ...] = (
+    ("repository", "name"),
+    ("tag", "tag"),
+    ("digest", "digest"),
+)
+_EDITABLE_STYLES = ("plain", "single", "double")
+
+
+def _editable(node: yamlio.Node | None) -> bool:
+    return (
+        node is not None
+        and node.kind == "scalar"
+        and not node.shared
+        and node.style in _EDITABLE_STYLES
+        and node.end > node.start
+    )
+
+
+class _DocScan:
+    """Collects the targets of one document, keyed by pointer so a marker and a rule name one target."""
+
+    def __init__(self, file: str, doc: yamlio.Document) -> None:
+        self.file = file
+        self.doc = doc
+        self.found: dict[str, tuple[int, Target]] = {}
+        root = doc.root
+        self.root = root if root is not None and root.kind == "mapping" else None
+        meta = self.root.get("metadata") if self.root else None
+        self.kind = (self.root.scalar("kind") if self.root else None) or ""
+        self.api = (self.root.scalar("apiVersion") if self.root else None) or ""
+        name = (meta.scalar("name") if meta else None) or ""
+        namespace = (meta.scalar("namespace") if meta else None) or ""
+        self.resource = f"{self.kind or 'Values'}/{namespace}/{name}"
+        self.unmanaged = _unmanaged_reason(meta)
+
+    def add(self, pointer: str, node: yamlio.Node | None, kind: TargetKind, source: str, **extra: Any) -> None:
+        if node is None or not _editable(node):
+            return
+        target = Target(
+            file=self.file,
+            document=self.doc.index,
+            pointer=pointer,
+            line=node.line + 1,
+            column=node.column + 1,
+            kind=kind,
+            resource=self.resource,
+            value=node.value,
+            source=source,
+            unmanaged=self.unmanaged,
+            **extra,
+        )
+        self.found.setdefault(pointer, (node.start, target))
+
+
+def _unmanaged_reason(meta: yamlio.Node | None) -> str | None:
+    if meta is None:
+        return None
+    annotations = meta.get("annotations")
+    if annotations is not None and annotations.scalar("kustomize.toolkit.fluxcd.io/reconcile") == "disabled":
+        return "reconcile-disabled"
+    labels = meta.get("labels")
+    if labels is not None and labels.scalar("app.kubernetes.io/managed-by") == "flagger":
+        return "flagger"
+    owners = meta.get("ownerReferences")
+    if owners is not None:
+        for owner in owners.children:
+            if (owner.scalar("apiVersion") or "").startswith("flagger.app/"):
+                return "flagger"
+    return None
+
+
+def _child(node: yamlio.Node | None, pointer: str, *keys: str) -> tuple[yamlio.Node | None, str]:
+    for key in keys:
+        if node is None:
+            break
+        node = node.get(key)
+        pointer = f"{pointer}/{yamlio.escape_token(key)}"
+    return node, pointer
+
+
+def _scan_pod_spec(scan: _DocScan) -> None:
+    path = _POD_SPEC_PATHS.get(scan.kind)
+    if path is None or scan.root is None:
+        return
+    if scan.kind == "Rollout" and not scan.api.startswith("argoproj.io/"):
+        return
+    spec, pointer = _child(scan.root, "", *path)
+    if spec is None:
+        return
+    for list_name in _CONTAINER_LISTS:
+        containers = spec.get(list_name)
+        if containers is None:
+            continue
+        for i, container in enumerate(containers.children):
+            scan.add(
+                f"{pointer}/{list_name}/{i}/image",
+                container.get("image"),
+                "image",
+                "container",
+                container=container.scalar("name"),
+            )
+
+
+def _scan_kustomize_images(scan: _DocScan, images: yamlio.Node | None, pointer: str) -> None:
+    if images is None:
+        return
+    for i, entry in enumerate(images.children):
+        if entry.kind != "mapping":
+            continue
+        name = entry.scalar("name")
+        new_name = entry.scalar("newName") or name
+        ref = f"{new_name}:{entry.scalar('newTag')}" if entry.scalar("newTag") else new_name
+        for key, kind in _KUSTOMIZE_PARTS:
+            scan.add(f"{pointer}/{i}/{key}", entry.get(key), kind, "kustomize", container=name, ref=ref)
+
+
+def _looks_like_kustomize(root: yamlio.Node) -> bool:
+    """A kustomization without apiVersion/kind: `images:` entries that name an image and override it."""
+    images = root.get("images")
+    if images is None or images.kind != "sequence" or not images.children:
+        return False
+    return all(
+        entry.kind == "mapping" and entry.get("name") is not None and len(entry.items) > 1 for entry in images.children
+    )
+
+
+def _image_mapping_ref(image: yamlio.Node) -> str:
+    repository = image.scalar("repository") or ""
+    registry = image.scalar("registry")
+    ref = f"{registry}/{repository}" if registry else repository
+    if image.scalar("tag"):
+        ref += f":{image.scalar('tag')}"
+    if image.scalar("digest"):
+        ref += f"@{image.scalar('digest')}"
+    return ref
+
+
+def _scan_values(scan: _DocScan, node: yamlio.Node | None, pointer: str, context: str | None) -> None:
+    """Helm values: `image: repo:tag` strings and `image: {registry?, repository, tag}` mappings."""
+    if node is None or node.alias:
+        return
+    if node.kind == "sequence":
+        for i, child in enumerate(node.children):
+            _scan_values(scan, child, f"{pointer}/{i}", context)
+        return
+    if node.kind != "mapping":
+        return
+    own_name = node.scalar("name") or context
+    for key, value in node.items:
+        if key.kind != "scalar":
+            continue
+        child_pointer = f"{pointer}/{yamlio.escape_token(key.value)}"
+        if key.value == "image":
+            if value.kind == "scalar" and value.tag == yamlio.STR_TAG:
+                scan.add(child_pointer, value, "image", "helm-values", container=own_name)
+                continue
+            if value.kind == "mapping" and (value.get("repository") or value.get("tag")) is not None:
+                ref = _image_mapping_ref(value)
+                for part, kind in _VALUES_PARTS:
+                    scan.add(
+                        f"{child_pointer}/{part}",
+                        value.get(part),
+                        kind,
+                        "helm-values",
+                        container=own_name,
+                        ref=ref,
+                    )
+                continue
+        _scan_values(scan, value, child_pointer, key.value)
+
+
+def _scan_weights(scan: _DocScan) -> None:
+    if scan.root is None:
+        return
+    if scan.kind == "VirtualService" and _ISTIO_API.match(scan.api):
+        section, list_name, dest_key = "http", "route", "destination"
+    elif scan.kind == "HTTPRoute" and _GATEWAY_API.match(scan.api):
+        section, list_name, dest_key = "rules", "backendRefs", ""
+    else:
+        return
+    routes, pointer = _child(scan.root, "", "spec", section)
+    if routes is None:
+        return
+    for i, rule in enumerate(routes.children):
+        entries = rule.get(list_name)
+        if entries is None:
+            continue
+        for j, entry in enumerate(entries.children):
+            identity = _destination(entry.get(dest_key) if dest_key else entry, istio=bool(dest_key))
+            scan.add(
+                f"{pointer}/{i}/{list_name}/{j}/weight",
+                entry.get("weight"),
+                "weight",
+                "virtualservice" if dest_key else "httproute",
+                route=i,
+                destination=identity,
+            )
+
+
+def _destination(node: yamlio.Node | None, *, istio: bool) -> str:
+    if node is None:
+        return ""
+    parts: list[str] = []
+    keys = ("host", "name", "subset", "port") if istio else ("group", "kind", "name", "namespace", "port")
+    for key in keys:
+        value = node.get(key)
+        if value is None:
+            continue
+        if value.kind == "mapping":
+            # Istio writes the port as {number: 9898}.
+            number = value.scalar("number")
+            if number is not None:
+                parts.append(f"{key}={number}")
+        elif value.kind == "scalar":
+            parts.append(f"{key}={value.value}")
+    return ",".join(parts)
+
+
+def _scan_markers(scan: _DocScan, text: str, markers: list[re.Match[str]]) -> None:
+    """Attach Flux setter markers to the scalar that ends just before them on the same line."""
+    by_end: dict[int, tuple[str, yamlio.Node]] = {}
+    for pointer, node in yamlio.walk(scan.doc.root):
+        if node.kind == "scalar" and not node.alias:
+            by_end[node.end] = (pointer, node)
+    for match in markers:
+        pos = match.start()
+        while pos > 0 and text[pos - 1] in " \t":
+            pos -= 1
+        hit = by_end.get(pos)
+        if hit is None or pos == match.start():
+            continue
+        pointer, node = hit
+        parts = match.group(1).split(":")
+        kind: TargetKind = "image"
+        if len(parts) == 3 and parts[2] in _MARKER_KINDS:
+            kind = _MARKER_KINDS[parts[2]]
+        policy = ":".join(parts[:2])
+        existing = scan.found.get(pointer)
+        if existing is not None:
+            scan.found[pointer] = (existing[0], replace(existing[1], marker=policy))
+        else:
+            scan.add(pointer, node, kind, "marker", marker=policy)
+
+
+def scan_text(file: str, text: str) -> list[Target]:
+    """Every target in every document of `text` (named `file` in targets and errors), in document order."""
+    docs = yamlio.parse(text, file)
+    markers = list(_MARKER.finditer(text)) if "$imagepolicy" in text else []
+    targets: list[Target] = []
+    for doc in docs:
+        scan = _DocScan(file, doc)
+        if scan.root is not None:
+            _scan_pod_spec(scan)
+            if scan.api.startswith("kustomize.config.k8s.io/") or (not scan.kind and _looks_like_kustomize(scan.root)):
+                _scan_kustomize_images(scan, scan.root.get("images"), "/images")
+            elif scan.kind == "Kustomization" and scan.api.startswith("kustomize.toolkit.fluxcd.io/"):
+                images, pointer = _child(scan.root, "", "spec", "images")
+                _scan_kustomize_images(scan, images, pointer)
+            elif scan.kind == "HelmRelease":  # Flux v2 and the older helm.fluxcd.io / flux.weave.works
+                values, pointer = _child(scan.root, "", "spec", "values")
+                _scan_values(scan, values, pointer, None)
+            elif not scan.kind and not scan.api:
+                _scan_values(scan, scan.root, "", None)
+            _scan_weights(scan)
+        if markers:
+            # Offsets are global, so a marker only ever matches a scalar end of its own document.
+            _scan_markers(scan, text, markers)
+        targets.extend(t for _, t in sorted(scan.found.values(), key=lambda item: item[0]))
+    return targets
+
+
+def blob_id(data: bytes) -> str:
+    """The git blob id of `data` (the cache key: it names the content, wherever it lives)."""
+    digest = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def may_hold_targets(data: bytes) -> bool:
+    """The byte screen: a file without these words cannot hold a target and is never parsed."""
+    return any(word in data for word in _SCREEN)
+
+
+class ScanCache:
+    """Scan results keyed by blob id, in memory and optionally in `directory/scan-cache.json`.
+
+    The targets of a blob do not depend on where the file lives, so the blob id alone is the key; the
+    file name is filled in on the way out.
+    """
+
+    VERSION = 1
+    FILE_NAME = "scan-cache.json"
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
+        self._entries: dict[str, list[dict[str, Any]]] = {}
+        self._dirty = False
+        self.hits = 0
+        self.misses = 0
+        if directory is not None:
+            self._load(directory / self.FILE_NAME)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # a missing or damaged cache is only slower, never wrong
+        if isinstance(data, dict) and data.get("version") == self.VERSION and isinstance(data.get("entries"), dict):
+            self._entries = data["entries"]
+
+    def get(self, key: str, file: str) -> list[Target] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return [Target(file=file, **fields) for fields in entry]
+
+    def put(self, key: str, targets: Sequence[Target]) -> None:
+        entry = []
+        for target in targets:
+            fields = asdict(target)
+            del fields["file"]
+            entry.append(fields)
+        self._entries[key] = entry
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write the on-disk cache atomically (no-op without a directory or without news)."""
+        if self.directory is None or not self._dirty:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({"version": self.VERSION, "entries": self._entries}, separators=(",", ":"))
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".scan-cache.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+            Path(tmp).replace(self.directory / self.FILE_NAME)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._dirty = False
+
+
+def _yaml_files(root: Path, paths: Sequence[str]) -> Iterator[Path]:
+    for name in paths:
+        path = root / name
+        if path.is_file():
+            yield path
+            continue
+        if not path.is_dir():
+            raise ManifestError("no such file or directory", where=name)
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                if filename.endswith((".yaml", ".yml")):
+                    yield Path(dirpath) / filename
+
+
+def scan_paths(root: Path, paths: Sequence[str], *, cache: ScanCache | None = None) -> list[Target]:
+    """Every target in the YAML files at `paths` (files or directories, relative to `root`).
+
+    Files are named relative to `root` in posix form; directories are walked recursively for `*.yaml` and
+    `*.yml`, skipping hidden ones. A file that is not UTF-8 or not YAML raises ManifestError.
+    """
+    targets: list[Target] = []
+    seen: set[str] = set()
+    for path in _yaml_files(root, paths):
+        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+        if rel in seen:
+            continue
+        seen.add(rel)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ManifestError(f"cannot read: {exc.strerror}", where=rel) from exc
+        if not may_hold_targets(data):
+            continue
+        key = blob_id(data)
+        cached = cache.get(key, rel) if cache is not None else None
+        if cached is None:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ManifestError(f"not UTF-8 (byte {exc.start})", where=rel) from exc
+            cached = scan_text(rel, text)
+            if cache is not None:
+                cache.put(key, cached)
+        targets.extend(cached)
+    return targets

@@ -1,0 +1,40 @@
+"""Validators for Istio VirtualService and Gateway API HTTPRoute documents, built from the CRDs' own
+`openAPIV3Schema` in `shared/schemas/` (one validator per API version)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from openapi_schema_validator import OAS30Validator
+from ruamel.yaml import YAML
+
+from tests.shared import shared_dir
+
+SCHEMAS = shared_dir("schemas")
+KINDS = {("networking.istio.io", "VirtualService"), ("gateway.networking.k8s.io", "HTTPRoute")}
+
+
+@lru_cache(maxsize=1)
+def validators() -> dict[str, Any]:
+    """`group/version` + `/Kind` -> validator, for every served version of the two CRDs."""
+    found: dict[str, Any] = {}
+    for path in sorted(SCHEMAS.glob("*.yaml")):
+        for doc in YAML(typ="safe", pure=True).load_all(path.read_text(encoding="utf-8")):
+            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc["spec"]
+            if (spec["group"], spec["names"]["kind"]) not in KINDS:
+                continue
+            for version in spec["versions"]:
+                schema = version["schema"]["openAPIV3Schema"]
+                key = f"{spec['group']}/{version['name']}/{spec['names']['kind']}"
+                found[key] = OAS30Validator(schema)
+    return found
+
+
+def validator_for(doc: Any) -> Any | None:
+    """The validator for a loaded document, or None when it is not a VirtualService or HTTPRoute."""
+    if not isinstance(doc, dict) or (str(doc.get("apiVersion", "")).split("/")[0], doc.get("kind")) not in KINDS:
+        return None
+    return validators()[f"{doc['apiVersion']}/{doc['kind']}"]

@@ -1,0 +1,126 @@
+"""`gitbot scan` and `gitbot set` from the command line: output, atomic replace and refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gitbot.cli import main
+
+DEMO = Path(__file__).resolve().parents[2] / "gitbot" / "demo_data" / "clusters" / "staging" / "podinfo.yaml"
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    out, err = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 1), out, err
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    path = tmp_path / "podinfo.yaml"
+    path.write_bytes(DEMO.read_bytes().replace(b"\n", b"\r\n"))
+    path.chmod(0o640)
+    return path
+
+
+def test_scan_json_has_the_documented_fields(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["scan", str(manifest), "--json"], capsys)
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == 4
+    first = rows[0]
+    for key in (
+        "file",
+        "document",
+        "pointer",
+        "line",
+        "column",
+        "kind",
+        "resource",
+        "value",
+        "container",
+        "marker",
+    ):
+        assert key in first
+    assert (first["marker"], first["container"], first["line"]) == ("test:podinfo-ga", "podinfod", 16)
+    assert rows[3]["destination"] == "host=podinfo,subset=canary" and rows[3]["route"] == 0
+
+
+def test_scan_table_is_readable(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["scan", str(manifest)], capsys)
+    assert code == 0
+    assert "2:/spec/http/0/route/1/weight" in out and "4 target(s) in 1 file(s)" in out
+
+
+def test_set_replaces_atomically_keeping_mode_and_crlf(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = manifest.read_bytes()
+    code, _, _ = run(
+        ["set", str(manifest), "2:/spec/http/0/route/0/weight=60", "2:/spec/http/0/route/1/weight=40"], capsys
+    )
+    assert code == 0
+    after = manifest.read_bytes()
+    assert after == before.replace(b"weight: 100 ", b"weight: 60 ").replace(b"weight: 0\r", b"weight: 40\r")
+    assert manifest.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in manifest.parent.iterdir()) == ["podinfo.yaml"]
+
+
+def test_set_stdout_leaves_file_alone(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = manifest.read_bytes()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gitbot",
+            "set",
+            str(manifest),
+            "1:/spec/template/spec/containers/0/image=x:1.10",
+            "--stdout",
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout == before.replace(b'"ghcr.io/stefanprodan/podinfo:0.2.0"', b'"x:1.10"')
+    assert manifest.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("2:/spec/http/0/route/0/weight=90", "would sum to 90, not 100"),
+        ("2:/spec/http/0/route/0=90", "not a scalar"),
+        ("2:/spec/nope=1", "no value at this pointer"),
+        ("9:/a=1", "no document 9"),
+        ("/spec=1", "expected DOCUMENT:POINTER=VALUE"),
+    ],
+)
+def test_set_refusals_exit_2_with_one_line(
+    manifest: Path, assignment: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = manifest.read_bytes()
+    code, _, err = run(["set", str(manifest), assignment], capsys)
+    assert code == 2
+    assert message in err and err.count("\n") == 1
+    assert manifest.read_bytes() == before
+
+
+def test_set_refuses_symlinks_and_missing_files(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    link = manifest.parent / "link.yaml"
+    link.symlink_to(manifest)
+    code, _, err = run(["set", str(link), "2:/spec/http/0/route/0/weight=100"], capsys)
+    assert code == 2 and "symlink" in err
+    code, _, err = run(["set", str(manifest.parent / "missing.yaml"), "0:/a=1"], capsys)
+    assert code == 2 and "no such file" in err
+
+
+def test_demo_prints_what_scan_finds(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["demo"], capsys)
+    assert code == 0
+    assert "4 targets" in out and "Deployment/test/podinfo-ga" in out and "host=podinfo,subset=ga" in out

@@ -1,0 +1,104 @@
+"""Parsing with positions: spans, styles, anchors, tags and the awkward bytes of real files."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitbot import yamlio
+from gitbot.errors import ManifestError
+
+
+def scalar_at(text: str, pointer: str, document: int = 0) -> yamlio.Node:
+    node = yamlio.resolve(yamlio.parse(text, "t.yaml")[document].root, pointer)
+    assert node is not None and node.kind == "scalar"
+    return node
+
+
+@pytest.mark.parametrize(
+    ("text", "pointer", "token", "style"),
+    [
+        ("a: plain\n", "/a", "plain", "plain"),
+        ("a: 'single'' q'\n", "/a", "'single'' q'", "single"),
+        ('a: "dou\\"ble"\n', "/a", '"dou\\"ble"', "double"),
+        ("a: |\n  block\n", "/a", "|\n  block\n", "literal"),
+        ("a: >-\n  folded\n", "/a", ">-\n  folded\n", "folded"),
+        ("a: [x, {b: 'y'}]\n", "/a/1/b", "'y'", "single"),
+    ],
+)
+def test_span_covers_exactly_the_value_token(text: str, pointer: str, token: str, style: str) -> None:
+    node = scalar_at(text, pointer)
+    assert text[node.start : node.end] == token
+    assert node.style == style
+
+
+def test_bom_crlf_tabs_and_missing_final_newline_keep_offsets() -> None:
+    text = '\ufeffkind: Pod\r\nspec:\r\n  image: "x:1" #\tc\r\n  tag: v1'
+    node = scalar_at(text, "/spec/image")
+    assert text[node.start : node.end] == '"x:1"'
+    assert (node.line, node.column) == (2, 9)
+    last = scalar_at(text, "/spec/tag")
+    assert text[last.start : last.end] == "v1" and last.end == len(text)
+
+
+def test_documents_are_counted_with_markers_and_empty_documents() -> None:
+    text = "%YAML 1.2\n---\na: 1\n---\n---\n# only a comment\n---\nb: 2\n...\n"
+    docs = yamlio.parse(text, "t.yaml")
+    assert [d.index for d in docs] == [0, 1, 2, 3]
+    assert scalar_at(text, "/b", 3).value == "2"
+    assert docs[1].root is not None and docs[1].root.tag.endswith(":null")
+
+
+def test_anchor_and_alias_mark_the_node_shared() -> None:
+    text = "a: &p 80\nb: *p\nc: &lonely 81\nd: &m {x: 1}\ne: *m\n"
+    root = yamlio.parse(text, "t.yaml")[0].root
+    a, b, c = (yamlio.resolve(root, p) for p in ("/a", "/b", "/c"))
+    assert a is not None and a.shared and a.anchor == "p" and not a.alias
+    assert b is not None and b.alias and b.shared
+    assert c is not None and not c.shared and text[c.start : c.end] == "81"
+    inner = yamlio.resolve(root, "/d/x")
+    assert inner is not None and inner.shared
+
+
+def test_explicit_tag_is_skipped_and_reported() -> None:
+    node = scalar_at("a: !!str 1.0\n", "/a")
+    assert node.explicit_tag and node.tag == yamlio.STR_TAG and node.value == "1.0"
+
+
+def test_invalid_yaml_names_file_and_line() -> None:
+    with pytest.raises(ManifestError) as info:
+        yamlio.parse("a: 1\nb: [1, 2\nc: 3\n", "bad.yaml")
+    assert info.value.one_line().startswith("bad.yaml:3:")
+
+
+@pytest.mark.parametrize(
+    ("pointer", "found"),
+    [
+        ("/m/a~1b", "slash"),
+        ("/m/t~0", "tilde"),
+        ("/s/1", "two"),
+        ("/s/01", None),
+        ("/s/9", None),
+        ("/x", None),
+    ],
+)
+def test_pointers_follow_rfc_6901(pointer: str, found: str | None) -> None:
+    root = yamlio.parse("m: {a/b: slash, t~: tilde}\ns: [one, two]\n", "t.yaml")[0].root
+    node = yamlio.resolve(root, pointer)
+    assert (node.value if node else None) == found
+
+
+def test_malformed_pointer_is_rejected() -> None:
+    with pytest.raises(ValueError, match="start with"):
+        yamlio.split_pointer("a/b")
+    with pytest.raises(ValueError, match="escape"):
+        yamlio.split_pointer("/a~2")
+
+
+@pytest.mark.parametrize("value", ["1.10", "010", "true", "yes", "on", "1e3", "null", "~", "0x1F", "2001-12-14"])
+def test_values_that_load_as_something_else(value: str) -> None:
+    assert not yamlio.loads_as_string_plain(value)
+
+
+@pytest.mark.parametrize("value", ["v1.10", "podinfo:0.1.0", "ghcr.io/a/b@sha256:abc", "1.2.3"])
+def test_values_that_load_as_strings(value: str) -> None:
+    assert yamlio.loads_as_string_plain(value)
