@@ -256,6 +256,9 @@ def _rank(tag: str, flt: TagFilter) -> tuple[int, semantic_version.Version | Dec
     if part is None:
         part = tag
     version = parse_version(part)
+    if version is None and part.isascii() and part.isdigit():
+        # A build number with leading zeros (`011`) is still a number, ordered with the versions.
+        version = semantic_version.Version(major=int(part), minor=0, patch=0)
     if version is not None:
         # Build metadata never changes the order.
         return 2, version.truncate("prerelease")

@@ -5,5 +5,6 @@ from __future__ import annotations
 import click
 
 from gitbot.commands.demo import demo
+from gitbot.commands.tags import tags
 
-COMMANDS: list[click.Command] = [demo]
+COMMANDS: list[click.Command] = [demo, tags]
