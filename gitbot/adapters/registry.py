@@ -263,6 +263,11 @@ class OciRegistry:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def endpoint(self, image: str) -> str:
+        """The `tags/list` URL (without query) this client uses for `image`."""
+        host, path = locate(image)
+        return f"{self._scheme(host)}://{host}/v2/{path}/tags/list"
+
     def list_tags(self, image: str) -> list[str]:
         """Every tag of `image`, in the registry's order, following `Link` pages up to the page cap."""
         host, path = locate(image)
@@ -273,7 +278,7 @@ class OciRegistry:
             self.cache_hits += 1
             return list(entry.tags)
         base = f"{self._scheme(host)}://{host}"
-        url = f"{base}/v2/{path}/tags/list?{urlencode({'n': self._page_size})}"
+        url = f"{self.endpoint(image)}?{urlencode({'n': self._page_size})}"
         tags: list[str] = []
         seen: set[str] = set()
         etag: str | None = None

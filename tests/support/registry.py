@@ -235,7 +235,7 @@ def libtrust_key_id(public_key: rsa.RSAPublicKey) -> str:
     return ":".join(encoded[i : i + 4] for i in range(0, len(encoded), 4))
 
 
-class _QuietHandler(http.server.BaseHTTPRequestHandler):
+class QuietHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: object) -> None:
@@ -255,7 +255,7 @@ class _QuietHandler(http.server.BaseHTTPRequestHandler):
 
 
 @dataclass
-class _Server:
+class LoopbackServer:
     server: http.server.ThreadingHTTPServer
     thread: threading.Thread
 
@@ -270,13 +270,13 @@ class _Server:
         self.thread.join(timeout=5)
 
 
-def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> _Server:
+def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> LoopbackServer:
     """Run `handler` on a free 127.0.0.1 port in a daemon thread."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    return _Server(server, thread)
+    return LoopbackServer(server, thread)
 
 
 @dataclass
@@ -291,7 +291,7 @@ class TokenServer:
     issuer: str = "gitbot-test-issuer"
     service: str = "gitbot-test-registry"
     requests: int = 0
-    _server: _Server | None = field(default=None, repr=False)
+    _server: LoopbackServer | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -340,7 +340,7 @@ class TokenServer:
     def start(self) -> TokenServer:
         outer = self
 
-        class Handler(_QuietHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 outer.requests += 1
                 query = parse_qs(urlsplit(self.path).query)
@@ -382,7 +382,7 @@ class PagingProxy:
     upstream: str
     default_page: int = 100
     requests: int = 0
-    _server: _Server | None = field(default=None, repr=False)
+    _server: LoopbackServer | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -396,7 +396,7 @@ class PagingProxy:
     def start(self) -> PagingProxy:
         outer = self
 
-        class Handler(_QuietHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 outer.requests += 1
                 split = urlsplit(self.path)
