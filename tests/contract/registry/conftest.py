@@ -175,3 +175,8 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (folder / "config.json").write_text(json.dumps({"auths": {}}), encoding="utf-8")
     monkeypatch.setenv("DOCKER_CONFIG", str(folder))
     return folder
+
+
+@pytest.fixture
+def hostile_host(hostile: Hostile) -> str:
+    return hostile.host
