@@ -11,12 +11,11 @@ ranges, evaluated by the `semantic_version` package) and `regexp:RE` (Python syn
 from __future__ import annotations
 
 import fnmatch
-import functools
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Literal
+from typing import Any, Literal
 
 import semantic_version
 
@@ -70,8 +69,19 @@ class TagFilter:
 
     def version_part(self, tag: str) -> str | None:
         """The part of `tag` that is ordered, or None when the tag does not match the pattern."""
+        found = self._analyse(tag)
+        return None if found is None else found[0]
+
+    def matches(self, tag: str) -> bool:
+        """True when `tag` (assumed a valid OCI tag) passes this filter, pre-release rules included."""
+        found = self._analyse(tag)
+        return found is not None and self._admits(found[1])
+
+    def _analyse(self, tag: str) -> tuple[str, semantic_version.Version | None] | None:
+        """(ordered part, that part as a version) when the pattern matches `tag`, else None."""
         if self.kind == "semver":
-            return tag if parse_version(tag) is not None else None
+            version = parse_version(tag)
+            return None if version is None else (tag, version)
         assert self._regex is not None
         if self.kind == "glob":
             found = self._regex.match(tag)
@@ -83,17 +93,14 @@ class TagFilter:
         if found is None:
             return None
         if self.extract is not None:
-            return found.expand(self.extract)
-        if "version" in self._regex.groupindex:
-            return found.group("version")
-        return tag
+            part = found.expand(self.extract)
+        elif "version" in self._regex.groupindex:
+            part = found.group("version") or ""
+        else:
+            part = tag
+        return part, parse_version(part)
 
-    def matches(self, tag: str) -> bool:
-        """True when `tag` (assumed a valid OCI tag) passes this filter, pre-release rules included."""
-        part = self.version_part(tag)
-        if part is None:
-            return False
-        version = parse_version(part)
+    def _admits(self, version: semantic_version.Version | None) -> bool:
         if self.kind == "semver":
             assert self._spec is not None and version is not None
             if self._spec.match(version):
@@ -250,18 +257,17 @@ def parse_version(text: str) -> semantic_version.Version | None:
         return None
 
 
-def _rank(tag: str, flt: TagFilter) -> tuple[int, semantic_version.Version | Decimal | str]:
+def _rank(tag: str, flt: TagFilter, found: tuple[str, semantic_version.Version | None] | None = None) -> _Key:
     """How `tag` is ordered: as a version (2), a number (1, numerical order only) or text (0)."""
-    part = flt.version_part(tag)
-    if part is None:
-        part = tag
-    version = parse_version(part)
+    if found is None:
+        found = flt._analyse(tag) or (tag, parse_version(tag))
+    part, version = found
     if version is None and part.isascii() and part.isdigit():
         # A build number with leading zeros (`011`) is still a number, ordered with the versions.
         version = semantic_version.Version(major=int(part), minor=0, patch=0)
     if version is not None:
-        # Build metadata never changes the order.
-        return 2, version.truncate("prerelease")
+        # The library's precedence key without its last element (build metadata, which never orders).
+        return 2, version.precedence_key[:4]
     if flt.order == "numerical":
         try:
             number = Decimal(part)
@@ -273,30 +279,22 @@ def _rank(tag: str, flt: TagFilter) -> tuple[int, semantic_version.Version | Dec
     return 0, part
 
 
+_Key = tuple[int, Any]
+
+
 def compare(a: str, b: str, flt: TagFilter) -> int:
     """-1, 0 or 1 as tag `a` is older than, as new as, or newer than `b` under `flt`.
 
     Versions rank above numbers, numbers above other text; `1.2.3`, `v1.2.3` and `1.2.3_build.7` are
     equally new.
     """
-    rank_a, value_a = _rank(a, flt)
-    rank_b, value_b = _rank(b, flt)
-    if rank_a != rank_b:
-        return -1 if rank_a < rank_b else 1
-    if value_a < value_b:  # type: ignore[operator]
-        return -1
-    if value_b < value_a:  # type: ignore[operator]
-        return 1
-    return 0
+    key_a, key_b = _rank(a, flt), _rank(b, flt)
+    return -1 if key_a < key_b else 1 if key_b < key_a else 0
 
 
 def newest_first(tags: Iterable[str], flt: TagFilter) -> list[str]:
     """`tags` ordered newest first under `flt` (no filtering); equally new tags by their text, descending."""
-
-    def total(a: str, b: str) -> int:
-        return compare(a, b, flt) or (a > b) - (a < b)
-
-    return sorted(tags, key=functools.cmp_to_key(total), reverse=True)
+    return sorted(tags, key=lambda tag: (*_rank(tag, flt), tag), reverse=True)
 
 
 def select(tags: Iterable[str], flt: TagFilter, *, quarantine: Collection[str] = ()) -> TagSelection:
@@ -312,7 +310,13 @@ def select(tags: Iterable[str], flt: TagFilter, *, quarantine: Collection[str] =
             valid[tag] = None
         elif tag not in ignored:
             ignored.append(tag)
-    ordered = newest_first((tag for tag in valid if flt.matches(tag)), flt)
+    keyed = []
+    for tag in valid:
+        found = flt._analyse(tag)
+        if found is not None and flt._admits(found[1]):
+            keyed.append(((*_rank(tag, flt, found), tag), tag))
+    # Each tag is parsed once; ties between equally new tags are broken by their text.
+    ordered = [tag for _, tag in sorted(keyed, reverse=True)]
     blocked = set(quarantine)
     candidates = tuple(tag for tag in ordered if tag not in blocked)
     return TagSelection(
