@@ -45,6 +45,10 @@ _VERSION_RE = re.compile(
 )
 # Characters a glob may contain: tag characters plus fnmatch's wildcards.
 _GLOB_RE = re.compile(r"[A-Za-z0-9._*?\[\]!-]+\Z", re.ASCII)
+_RANGE_V_RE = re.compile(r"(?<![0-9A-Za-z.-])[vV](?=[0-9])")
+# A `-` right after a digit, a wildcard or a group names a pre-release (`0.2.*-rc.*`, `\d+-rc`); one
+# after a word does not (`app-*`, `sha-*`).
+_NAMES_PRERELEASE_RE = re.compile(r"(?:[0-9*?\])}+]|\\d)-")
 _GO_TEMPLATE_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
@@ -53,8 +57,10 @@ class TagFilter:
     """A compiled image-policy filter.
 
     `text` is the filter as written; `kind` and `expression` its parsed form. `names_prerelease` is true
-    when the filter itself asks for pre-releases (a `-` in a glob or regexp, a pre-release in a range),
-    in which case pre-release tags it matches are kept even when `allow_prerelease` is false.
+    when the filter itself asks for pre-releases (a `-` after a digit or wildcard in a glob or regexp, a
+    pre-release in a range), in which case pre-release tags it matches are kept even when
+    `allow_prerelease` is false. `glob_prefix` is a glob's literal name prefix (`app-` of `app-*`),
+    removed before a tag is ordered.
     """
 
     text: str
@@ -64,6 +70,7 @@ class TagFilter:
     extract: str | None = None
     order: Order = "semver"
     names_prerelease: bool = False
+    glob_prefix: str = ""
     _regex: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
     _spec: semantic_version.NpmSpec | None = field(default=None, repr=False, compare=False)
 
@@ -92,7 +99,9 @@ class TagFilter:
             found = self._regex.search(tag)
         if found is None:
             return None
-        if self.extract is not None:
+        if self.glob_prefix and tag.startswith(self.glob_prefix):
+            part = tag[len(self.glob_prefix) :]
+        elif self.extract is not None:
             part = found.expand(self.extract)
         elif "version" in self._regex.groupindex:
             part = found.group("version") or ""
@@ -169,12 +178,14 @@ def parse_filter(
             expression=expression,
             allow_prerelease=allow_prerelease,
             order=order,
-            names_prerelease="-" in expression,
+            names_prerelease=_NAMES_PRERELEASE_RE.search(expression) is not None,
+            glob_prefix=_glob_prefix(expression),
             _regex=regex,
         )
     if kind == "semver":
         try:
-            spec = semantic_version.NpmSpec(expression.strip())
+            # npm accepts `v1.2.3` in ranges; semantic_version only at the start of a bare version.
+            spec = semantic_version.NpmSpec(_RANGE_V_RE.sub("", expression.strip()))
         except ValueError as exc:
             raise _fail(f"invalid semver range {expression!r}: {exc}", where) from exc
         return TagFilter(
@@ -204,9 +215,20 @@ def parse_filter(
         allow_prerelease=allow_prerelease,
         extract=template,
         order=order,
-        names_prerelease="-" in expression,
+        names_prerelease=_NAMES_PRERELEASE_RE.search(expression) is not None,
         _regex=regex,
     )
+
+
+def _glob_prefix(expression: str) -> str:
+    """The literal text a glob's tags start with when it is a name, not part of a version.
+
+    `app-*` orders `app-1.10.0` by `1.10.0`; `0.1.*` keeps the whole tag (its prefix ends in `.`).
+    """
+    prefix = re.split(r"[*?\[]", expression, maxsplit=1)[0]
+    if prefix == expression or not prefix or prefix[-1] in "0123456789.":
+        return ""
+    return prefix
 
 
 def _check_template(regex: re.Pattern[str], template: str) -> None:

@@ -182,8 +182,9 @@ class _Answer:
 class _Retry(Exception):
     """A response or failure worth another attempt; `retry_after` is the server's wish, if any."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, host: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
+        self.host = host
         self.message = message
         self.retry_after = retry_after
 
@@ -203,7 +204,8 @@ class OciRegistry:
     (`n=`), `max_pages` per listing, `rate_limit` requests per second per host (None: unlimited),
     `cache_ttl` seconds a tag list is reused (0: never), `max_attempts` per request, `backoff` seconds
     (doubled each retry), `max_wait` longest single wait (a longer `Retry-After` fails at once), and
-    `clock` (monotonic seconds) / `sleep` for tests.
+    `clock` (monotonic seconds) / `sleep` for tests. One instance serves one thread at a time; keep it for
+    the life of the process so that its cache, tokens and rate limit carry across cycles.
     """
 
     def __init__(
@@ -430,10 +432,11 @@ class OciRegistry:
                         if len(body) > _MAX_BODY:
                             raise RegistryError(f"registry {host}: answer larger than {_MAX_BODY} bytes")
             except httpx.TransportError as exc:
-                raise _Retry(f"cannot reach {host} ({type(exc).__name__})") from exc
+                raise _Retry(host, f"cannot reach {host} ({type(exc).__name__})") from exc
             log.debug("GET %s%s -> %d", host, urlsplit(url).path, response.status_code)
             if response.status_code in _RETRY_STATUSES:
                 raise _Retry(
+                    host,
                     f"{host} answered HTTP {response.status_code}",
                     _retry_after(response.headers.get("Retry-After")),
                 )
@@ -459,7 +462,10 @@ class OciRegistry:
         delay = float(self._backoff * 2 ** (state.attempt_number - 1))
         if isinstance(error, _Retry) and error.retry_after is not None:
             if error.retry_after > self._max_wait:
-                raise RegistryError(f"registry asks to wait {error.retry_after:.0f} s; giving up for now")
+                raise RegistryError(
+                    f"registry {error.host}: asks to wait {error.retry_after:.0f} s; giving up for now",
+                    hint="retry later",
+                )
             delay = error.retry_after
         return min(delay, self._max_wait)
 

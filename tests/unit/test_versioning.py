@@ -304,3 +304,30 @@ def test_selection_is_consistent_for_any_tag_list(tags: list[str]) -> None:
     assert result.selected == (result.candidates[0] if result.candidates else None)
     # The order does not depend on the order the registry listed the tags in.
     assert select(list(reversed(tags)), flt).candidates == result.candidates
+
+
+def test_glob_with_a_name_prefix_orders_by_the_version_after_it() -> None:
+    tags = ["app-1.9.0", "app-1.10.0", "app-1.11.0-rc.1", "other-9.0.0", "app-latest"]
+    result = select(tags, parse_filter("app-*"))
+    assert list(result.candidates) == ["app-1.10.0", "app-1.9.0", "app-latest"]
+
+
+def test_leading_v_in_a_range() -> None:
+    assert select(["v1.2.0", "1.9.0", "2.0.0"], parse_filter("semver:>=v1.0.0 <v2")).selected == "1.9.0"
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("0.2.*-rc.*", True),
+        ("*-rc.*", True),
+        (r"regexp:^\d+\.\d+\.\d+-rc\.\d+$", True),
+        ("semver:>=1.0.0-beta.1", True),
+        ("app-*", False),
+        ("sha-*", False),
+        (r"regexp:^app-(?P<version>[\w.-]+)$", False),
+        ("semver:^1.0", False),
+    ],
+)
+def test_which_filters_name_a_prerelease(text: str, names: bool) -> None:
+    assert parse_filter(text).names_prerelease is names
