@@ -7,5 +7,6 @@ import click
 from gitbot.commands.demo import demo
 from gitbot.commands.scan import scan
 from gitbot.commands.set import set_command
+from gitbot.commands.tags import tags
 
-COMMANDS: list[click.Command] = [demo, scan, set_command]
+COMMANDS: list[click.Command] = [demo, scan, set_command, tags]

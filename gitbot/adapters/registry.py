@@ -1,0 +1,511 @@
+"""OCI distribution v2 client: the tag lists of image repositories.
+
+This adapter owns everything about talking to a container registry: where an image name lives (Docker Hub
+normalisation, plain HTTP only for loopback or configured-insecure hosts), credentials (environment
+variables and Docker's `config.json` `auths`, never a policy file), anonymous, basic and bearer-token
+access, `Link` pagination with a page cap and loop detection, retries with backoff that honour
+`Retry-After`, a per-host request rate, and a cache of tag lists with a TTL and conditional requests.
+
+It returns the tags exactly as the registry sent them; it does not filter, order or validate tags (that is
+`gitbot.versioning`). Secrets never appear in its errors or log records: messages name the host, the
+repository and the HTTP status only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import logging
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import httpx
+import tenacity
+
+from gitbot.errors import AuthError, ConfigError, RegistryError
+from gitbot.versioning import parse_image, split_registry
+
+log = logging.getLogger(__name__)
+
+DOCKER_HUB = "registry-1.docker.io"
+_DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", DOCKER_HUB})
+_DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_MAX_BODY = 32 * 1024 * 1024
+_CHALLENGE_PARAM_RE = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,"]+))')
+_LINK_RE = re.compile(r"<([^>]*)>\s*((?:;\s*[^,;]+)*)")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user name and password (or access token) for one registry host; the secret never prints."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+class CredentialSource(Protocol):
+    def __call__(self, host: str) -> Credentials | None:
+        """Credentials for registry `host` (`name[:port]`), or None for anonymous access."""
+        ...
+
+
+def env_key(host: str) -> str:
+    """The environment-variable infix for `host`: `ghcr.io` -> `GHCR_IO`, Docker Hub -> `DOCKER_IO`."""
+    if host in _DOCKER_HUB_ALIASES:
+        host = "docker.io"
+    return re.sub(r"[^A-Z0-9]", "_", host.upper())
+
+
+class EnvironmentCredentials:
+    """Credentials from `GITBOT_REGISTRY_<HOST>_USERNAME`/`_PASSWORD`, then Docker's `config.json`.
+
+    `<HOST>` is the host name upper-cased with every other character as `_` (see `env_key`). The Docker
+    file is `config_path`, else `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`; only its
+    `auths` entries (`auth` = base64 `user:password`, or `username` + `password`) are read. Credential
+    helpers (`credsStore`, `credHelpers`) are not run.
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None, config_path: Path | None = None) -> None:
+        self._environ = dict(os.environ if environ is None else environ)
+        if config_path is None:
+            folder = self._environ.get("DOCKER_CONFIG")
+            config_path = Path(folder) / "config.json" if folder else Path.home() / ".docker" / "config.json"
+        self._config_path = config_path
+        self._auths: dict[str, Credentials] | None = None
+
+    def __call__(self, host: str) -> Credentials | None:
+        key = env_key(host)
+        username = self._environ.get(f"GITBOT_REGISTRY_{key}_USERNAME")
+        password = self._environ.get(f"GITBOT_REGISTRY_{key}_PASSWORD")
+        if username and password:
+            return Credentials(username, password)
+        auths = self._docker_auths()
+        if host in _DOCKER_HUB_ALIASES:
+            return next((auths[name] for name in _DOCKER_HUB_ALIASES if name in auths), None)
+        return auths.get(host)
+
+    def _docker_auths(self) -> dict[str, Credentials]:
+        if self._auths is not None:
+            return self._auths
+        self._auths = {}
+        path = self._config_path
+        if not path.is_file():
+            return self._auths
+        where = str(path)
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read Docker config: {type(exc).__name__}", where=where) from exc
+        entries = document.get("auths", {}) if isinstance(document, dict) else None
+        if not isinstance(entries, dict):
+            raise ConfigError("Docker config: `auths` is not an object", where=where)
+        for name, entry in entries.items():
+            host = _config_host(name)
+            if not isinstance(entry, dict):
+                raise ConfigError(f"Docker config: auths[{name!r}] is not an object", where=where)
+            creds = _entry_credentials(entry)
+            if creds is None and entry.get("auth"):
+                raise ConfigError(f"Docker config: auths[{name!r}].auth is not base64 user:password", where=where)
+            if creds is not None:
+                self._auths[host] = creds
+        return self._auths
+
+
+def _config_host(name: str) -> str:
+    if name == _DOCKER_HUB_CONFIG_KEY:
+        return "docker.io"
+    if "://" in name:
+        return urlsplit(name).netloc
+    return name.split("/", 1)[0]
+
+
+def _entry_credentials(entry: Mapping[str, object]) -> Credentials | None:
+    auth = entry.get("auth")
+    if isinstance(auth, str) and auth:
+        try:
+            user, sep, secret = base64.b64decode(auth, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return Credentials(user, secret) if sep and user else None
+    name, word = entry.get("username"), entry.get("password")
+    if isinstance(name, str) and isinstance(word, str) and name and word:
+        return Credentials(name, word)
+    return None
+
+
+def locate(image: str) -> tuple[str, str]:
+    """(registry host, repository path) for `image`, Docker Hub normalised.
+
+    `podinfo` -> (`registry-1.docker.io`, `library/podinfo`); `docker.io/x/y` -> Docker Hub `x/y`;
+    `ghcr.io/a/b` and `127.0.0.1:5000/a` stay as written. A tag or digest in `image` is ignored.
+    """
+    ref = parse_image(image)
+    host, path = split_registry(ref.repository)
+    if host is None or host in _DOCKER_HUB_ALIASES:
+        host = DOCKER_HUB
+        if "/" not in path:
+            path = f"library/{path}"
+    return host, path
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost`, `127.x.y.z` and `[::1]`, with or without a port."""
+    name = urlsplit(f"//{host}").hostname or ""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class _Answer:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    url: str
+
+
+class _Retry(Exception):
+    """A response or failure worth another attempt; `retry_after` is the server's wish, if any."""
+
+    def __init__(self, host: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.host = host
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass
+class _CacheEntry:
+    tags: tuple[str, ...]
+    expires: float
+    etag: str | None
+
+
+class OciRegistry:
+    """`gitbot.ports.Registry` over the OCI distribution API v2 (httpx, tenacity).
+
+    Options: `credentials` (a CredentialSource; default none, anonymous), `insecure_hosts` (hosts, with or
+    without port, that may use plain HTTP besides loopback), `timeout` seconds per request, `page_size`
+    (`n=`), `max_pages` per listing, `rate_limit` requests per second per host (None: unlimited),
+    `cache_ttl` seconds a tag list is reused (0: never), `max_attempts` per request, `backoff` seconds
+    (doubled each retry), `max_wait` longest single wait (a longer `Retry-After` fails at once), and
+    `clock` (monotonic seconds) / `sleep` for tests. One instance serves one thread at a time; keep it for
+    the life of the process so that its cache, tokens and rate limit carry across cycles.
+    """
+
+    def __init__(
+        self,
+        *,
+        credentials: CredentialSource | None = None,
+        insecure_hosts: Collection[str] = (),
+        timeout: float = 10.0,
+        page_size: int = 1000,
+        max_pages: int = 100,
+        rate_limit: float | None = 10.0,
+        cache_ttl: float = 60.0,
+        max_attempts: int = 4,
+        backoff: float = 0.5,
+        max_wait: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        user_agent: str = "gitbot",
+    ) -> None:
+        if page_size < 1 or max_pages < 1 or max_attempts < 1:
+            raise ValueError("page_size, max_pages and max_attempts must be at least 1")
+        self._credentials = credentials
+        self._insecure = frozenset(insecure_hosts)
+        self._page_size = page_size
+        self._max_pages = max_pages
+        self._interval = 1.0 / rate_limit if rate_limit else 0.0
+        self._cache_ttl = cache_ttl
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._max_wait = max_wait
+        self._clock = clock
+        self._sleep = sleep
+        self._client = httpx.Client(
+            timeout=timeout, follow_redirects=False, headers={"User-Agent": user_agent}, trust_env=False
+        )
+        self._next_slot: dict[str, float] = {}
+        self._requests: Counter[str] = Counter()
+        self._cache: dict[tuple[str, str], _CacheEntry] = {}
+        self._schemes: dict[str, str] = {}
+        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self.cache_hits = 0
+        self.retries = 0
+
+    # -- public ---------------------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> dict[str, int]:
+        """HTTP requests sent so far, per host (`name[:port]`), token servers included."""
+        return dict(self._requests)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> OciRegistry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def endpoint(self, image: str) -> str:
+        """The `tags/list` URL (without query) this client uses for `image`."""
+        host, path = locate(image)
+        return f"{self._scheme(host)}://{host}/v2/{path}/tags/list"
+
+    def list_tags(self, image: str) -> list[str]:
+        """Every tag of `image`, in the registry's order, following `Link` pages up to the page cap."""
+        host, path = locate(image)
+        key = (host, path)
+        entry = self._cache.get(key)
+        now = self._clock()
+        if entry is not None and now < entry.expires:
+            self.cache_hits += 1
+            return list(entry.tags)
+        base = f"{self._scheme(host)}://{host}"
+        url = f"{self.endpoint(image)}?{urlencode({'n': self._page_size})}"
+        tags: list[str] = []
+        seen: set[str] = set()
+        etag: str | None = None
+        for page in range(self._max_pages):
+            seen.add(url)
+            extra = {}
+            if page == 0 and entry is not None and entry.etag:
+                extra["If-None-Match"] = entry.etag
+            answer = self._get(host, path, url, extra)
+            if answer.status == 304 and page == 0 and entry is not None:
+                self.cache_hits += 1
+                entry.expires = self._clock() + self._cache_ttl
+                return list(entry.tags)
+            self._check(answer, host, path)
+            tags.extend(self._page_tags(answer, host, path))
+            if page == 0:
+                etag = answer.headers.get("ETag")
+            following = _next_link(answer.headers.get_list("Link"))
+            if following is None:
+                break
+            url = urljoin(answer.url, following)
+            split = urlsplit(url)
+            if f"{split.scheme}://{split.netloc}" != base:
+                raise RegistryError(f"registry {host}: {path} tag list links to another host; refused")
+            if url in seen:
+                raise RegistryError(f"registry {host}: {path} tag list pages loop (a Link repeats)")
+        else:
+            raise RegistryError(
+                f"registry {host}: {path} has more than {self._max_pages} pages of {self._page_size} tags",
+                hint="raise the page cap or the page size",
+            )
+        # A multi-page listing cannot be revalidated with one ETag, so only single pages keep theirs.
+        single = len(seen) == 1
+        if self._cache_ttl > 0:
+            self._cache[key] = _CacheEntry(tuple(tags), self._clock() + self._cache_ttl, etag if single else None)
+        return tags
+
+    # -- HTTP -----------------------------------------------------------------------------------------
+
+    def _scheme(self, host: str) -> str:
+        scheme = self._schemes.get(host)
+        if scheme is None:
+            name = urlsplit(f"//{host}").hostname or host
+            plain = is_loopback(host) or host in self._insecure or name in self._insecure
+            scheme = self._schemes[host] = "http" if plain else "https"
+        return scheme
+
+    def _check(self, answer: _Answer, host: str, path: str) -> None:
+        if answer.status == 200:
+            return
+        if answer.status == 404:
+            raise RegistryError(f"registry {host}: repository {path} not found (404)", hint="check the image name")
+        if answer.status in (401, 403):
+            raise AuthError(
+                f"registry {host}: access to {path} refused ({answer.status})",
+                hint=f"set GITBOT_REGISTRY_{env_key(host)}_USERNAME/_PASSWORD or a Docker config.json login",
+            )
+        raise RegistryError(f"registry {host}: listing {path} failed with HTTP {answer.status}")
+
+    def _page_tags(self, answer: _Answer, host: str, path: str) -> list[str]:
+        try:
+            document = json.loads(answer.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RegistryError(f"registry {host}: tag list of {path} is not JSON") from exc
+        if not isinstance(document, dict):
+            raise RegistryError(f"registry {host}: tag list of {path} is not a JSON object")
+        tags = document.get("tags")
+        if tags is None:
+            return []
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            raise RegistryError(f"registry {host}: tag list of {path} is not a list of strings")
+        return tags
+
+    def _get(self, host: str, path: str, url: str, extra: Mapping[str, str]) -> _Answer:
+        """GET `url` with whatever authorisation `host` asked for, answering one 401 challenge."""
+        scope = f"repository:{path}:pull"
+        answer = self._send(host, url, {**extra, **self._authorisation(host, scope)})
+        if answer.status != 401:
+            return answer
+        challenge = answer.headers.get("WWW-Authenticate", "")
+        scheme, params = _parse_challenge(challenge)
+        creds = self._credentials(host) if self._credentials else None
+        if scheme == "bearer" and params.get("realm"):
+            token = self._fetch_token(host, params, params.get("scope") or scope, creds)
+            self._tokens[(host, scope)] = token
+            return self._send(host, url, {**extra, "Authorization": f"Bearer {token[0]}"})
+        if scheme == "basic" and creds is not None:
+            self._tokens[(host, "basic")] = (_basic(creds), float("inf"))
+            return self._send(host, url, {**extra, "Authorization": _basic(creds)})
+        return answer
+
+    def _authorisation(self, host: str, scope: str) -> dict[str, str]:
+        basic = self._tokens.get((host, "basic"))
+        if basic is not None:
+            return {"Authorization": basic[0]}
+        token = self._tokens.get((host, scope))
+        if token is not None and self._clock() < token[1]:
+            return {"Authorization": f"Bearer {token[0]}"}
+        return {}
+
+    def _fetch_token(
+        self, host: str, params: Mapping[str, str], scope: str, creds: Credentials | None
+    ) -> tuple[str, float]:
+        realm = params["realm"]
+        split = urlsplit(realm)
+        if split.scheme not in ("http", "https") or not split.netloc:
+            raise RegistryError(f"registry {host}: token realm is not an HTTP URL")
+        if split.scheme == "http" and not (is_loopback(split.netloc) or split.netloc in self._insecure):
+            raise RegistryError(f"registry {host}: token realm {split.netloc} is plain HTTP; refused")
+        query = {"scope": scope}
+        if params.get("service"):
+            query["service"] = params["service"]
+        headers = {"Authorization": _basic(creds)} if creds is not None else {}
+        sep = "&" if split.query else "?"
+        answer = self._send(split.netloc, f"{realm}{sep}{urlencode(query)}", headers)
+        if answer.status in (401, 403):
+            raise AuthError(
+                f"registry {host}: token server {split.netloc} refused the credentials ({answer.status})",
+                hint=f"check GITBOT_REGISTRY_{env_key(host)}_USERNAME/_PASSWORD or the Docker login",
+            )
+        if answer.status != 200:
+            raise RegistryError(f"registry {host}: token server {split.netloc} answered HTTP {answer.status}")
+        try:
+            document = json.loads(answer.body)
+            token = document.get("token") or document.get("access_token")
+            lifetime = float(document.get("expires_in") or 60)
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
+            raise RegistryError(f"registry {host}: token server {split.netloc} sent garbage") from exc
+        if not isinstance(token, str) or not token:
+            raise RegistryError(f"registry {host}: token server {split.netloc} sent no token")
+        # Renew a little early so a token does not expire between check and use.
+        return token, self._clock() + max(lifetime - 5, 1)
+
+    def _send(self, host: str, url: str, headers: Mapping[str, str]) -> _Answer:
+        """One GET with rate limiting and retries on 429/5xx/transport failures."""
+
+        def attempt() -> _Answer:
+            self._throttle(host)
+            self._requests[host] += 1
+            try:
+                with self._client.stream("GET", url, headers=dict(headers)) as response:
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                        if len(body) > _MAX_BODY:
+                            raise RegistryError(f"registry {host}: answer larger than {_MAX_BODY} bytes")
+            except httpx.TransportError as exc:
+                raise _Retry(host, f"cannot reach {host} ({type(exc).__name__})") from exc
+            log.debug("GET %s%s -> %d", host, urlsplit(url).path, response.status_code)
+            if response.status_code in _RETRY_STATUSES:
+                raise _Retry(
+                    host,
+                    f"{host} answered HTTP {response.status_code}",
+                    _retry_after(response.headers.get("Retry-After")),
+                )
+            return _Answer(response.status_code, response.headers, bytes(body), str(response.url))
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_Retry),
+            sleep=self._sleep,
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Retry as exc:
+            raise RegistryError(
+                f"registry {host}: {exc.message}, {self._max_attempts} attempt(s)", hint="retry later"
+            ) from exc
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        delay = float(self._backoff * 2 ** (state.attempt_number - 1))
+        if isinstance(error, _Retry) and error.retry_after is not None:
+            if error.retry_after > self._max_wait:
+                raise RegistryError(
+                    f"registry {error.host}: asks to wait {error.retry_after:.0f} s; giving up for now",
+                    hint="retry later",
+                )
+            delay = error.retry_after
+        return min(delay, self._max_wait)
+
+    def _count_retry(self, state: tenacity.RetryCallState) -> None:
+        self.retries += 1
+
+    def _throttle(self, host: str) -> None:
+        if not self._interval:
+            return
+        now = self._clock()
+        slot = self._next_slot.get(host, now)
+        if slot > now:
+            self._sleep(slot - now)
+        self._next_slot[host] = max(slot, now) + self._interval
+
+
+def _basic(creds: Credentials) -> str:
+    raw = f"{creds.username}:{creds.password}".encode()
+    return f"Basic {base64.b64encode(raw).decode('ascii')}"
+
+
+def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """(`bearer` | `basic` | ``, parameters) of a `WWW-Authenticate` header."""
+    scheme, _, rest = header.strip().partition(" ")
+    params = {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _CHALLENGE_PARAM_RE.finditer(rest)
+    }
+    return scheme.lower(), params
+
+
+def _next_link(values: list[str]) -> str | None:
+    for value in values:
+        for match in _LINK_RE.finditer(value):
+            rels = re.findall(r'rel\s*=\s*"?([^";]+)"?', match.group(2))
+            if any("next" in rel.split() for rel in rels):
+                return match.group(1)
+    return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds form); None when absent or a date."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
