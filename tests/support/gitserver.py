@@ -178,7 +178,7 @@ class GitServer:
         self.username = username
         self.token = token
         self._server = _Server(self.root, {(username, token)})
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @property
