@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
 from git import GitCommandError, PushInfo, Repo
+from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
 from gitbot.domain import Author, CommitInfo
 from gitbot.errors import ConfigError, GitAuthError, GitError, PushRejectedError
@@ -191,7 +192,12 @@ class GitWorkspace:
 
     def _open_cache(self) -> Repo:
         if (self.cache_path / "HEAD").exists():
-            return Repo(self.cache_path)
+            try:
+                return Repo(self.cache_path)
+            except (InvalidGitRepositoryError, NoSuchPathError):
+                pass
+        # Missing or damaged (for example a crash mid-clone): the cache is only a copy, start it again.
+        shutil.rmtree(self.cache_path, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=self.cache_path.name + ".init-", dir=self.cache_dir))
         try:
             repo = Repo.init(tmp, bare=True)

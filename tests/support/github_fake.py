@@ -172,6 +172,21 @@ class GitHubFake:
 
     # -- test-side helpers -------------------------------------------------------------------------
 
+    def open_pull(
+        self,
+        head: str,
+        base: str = "main",
+        title: str = "opened by a person",
+        body: str = "",
+        user: str = "person",
+    ) -> FakePull:
+        """Open a pull request directly in the fake's state, as someone else would (no request recorded)."""
+        with self._lock:
+            pull = FakePull(self._next_number, head, base, title, body, user)
+            self.pulls[pull.number] = pull
+            self._next_number += 1
+            return pull
+
     def merge(self, number: int, sha: str | None = None) -> FakePull:
         """Merge pull request `number` as a person would on the website."""
         with self._lock:

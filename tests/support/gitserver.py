@@ -87,6 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.server.chunked_requests += 1
             chunks = []
             while True:
                 size_line = self.rfile.readline().strip().split(b";", 1)[0]
@@ -160,6 +161,7 @@ class _Server(ThreadingHTTPServer):
         self.backend = _http_backend()
         self.requests: list[str] = []
         self.auth_failures = 0
+        self.chunked_requests = 0
 
 
 class GitServer:
@@ -178,6 +180,8 @@ class GitServer:
         self.username = username
         self.token = token
         self._server = _Server(self.root, {(username, token)})
+        self._names = 0
+        self._names_lock = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
@@ -196,7 +200,13 @@ class GitServer:
 
     @property
     def auth_failures(self) -> int:
+        """Requests refused for missing or wrong credentials so far."""
         return self._server.auth_failures
+
+    @property
+    def chunked_requests(self) -> int:
+        """Requests whose body came with chunked transfer encoding so far."""
+        return self._server.chunked_requests
 
     @contextmanager
     def refusing_credentials(self) -> Iterator[None]:
@@ -210,6 +220,12 @@ class GitServer:
 
     def url_for(self, name: str) -> str:
         return f"{self.base_url}/{name}.git"
+
+    def unique_name(self, prefix: str = "config") -> str:
+        """A repository name not used on this server yet (for tests sharing a session server)."""
+        with self._names_lock:
+            self._names += 1
+            return f"{prefix}-{self._names}"
 
     def repo_path(self, name: str) -> Path:
         return self.root / f"{name}.git"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,12 +18,11 @@ SEED = {
     "clusters/production/podinfo.yaml": "image: ghcr.io/acme/podinfo:0.1.1\n",
     "README.md": "config\n",
 }
-_names = itertools.count()
 
 
 @pytest.fixture
 def repo_name(git_server: GitServer) -> str:
-    name = f"config-{next(_names)}"
+    name = git_server.unique_name()
     git_server.create_repo(name, SEED)
     return name
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -304,3 +306,71 @@ def test_ssh_environment_uses_the_key_file(tmp_path: Path) -> None:
     assert env["GIT_SSH_COMMAND"].startswith(f"ssh -i '{key}' -o IdentitiesOnly=yes -o BatchMode=yes")
     assert env["GIT_TERMINAL_PROMPT"] == "0"
     assert "GIT_CONFIG_KEY_1" not in env
+
+
+def test_checkout_is_cleaned_up_when_the_cycle_fails(make_workspace: WorkspaceFactory) -> None:
+    workspace = make_workspace()
+    with pytest.raises(RuntimeError, match="planner failed"), workspace.checkout() as checkout:
+        root = checkout.root
+        checkout.commit({"x.txt": "x\n"}, "gitbot(p): x", BOT)
+        raise RuntimeError("planner failed")
+    assert not root.exists()
+    assert not (workspace.cache_path / "worktrees").exists() or not any(
+        (workspace.cache_path / "worktrees").iterdir()
+    )
+    with workspace.checkout() as again:
+        assert not (again.root / "x.txt").exists()
+
+
+def test_damaged_cache_is_rebuilt(
+    make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str
+) -> None:
+    workspace = make_workspace()
+    with workspace.checkout():
+        pass
+    for path in workspace.cache_path.iterdir():
+        if path.is_file():
+            path.write_text("garbage")
+    with workspace.checkout() as checkout:
+        assert checkout.head == git_server.head(repo_name)
+
+
+def test_cycles_on_one_cache_are_serialised(
+    make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str
+) -> None:
+    workspace = make_workspace()
+    results: list[str] = []
+
+    def cycle(index: int) -> None:
+        with workspace.checkout() as checkout:
+            for attempt in range(5):
+                checkout.commit({f"file-{index}-{attempt}.txt": "x\n"}, f"gitbot(p): {index}", BOT)
+                try:
+                    checkout.push()
+                except PushRejectedError:
+                    checkout.refresh()
+                    continue
+                results.append(checkout.head)
+                return
+
+    threads = [threading.Thread(target=cycle, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == 3
+    subjects = [c.subject for c in git_server.log(repo_name)]
+    assert sorted(subjects[:3]) == ["gitbot(p): 0", "gitbot(p): 1", "gitbot(p): 2"]
+
+
+def test_large_push_uses_chunked_upload(
+    make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str
+) -> None:
+    # Above git's 1 MiB http.postBuffer the pack is sent with chunked transfer encoding.
+    big = "".join(f"line {i} {os.urandom(16).hex()}\n" for i in range(60000))
+    chunked = git_server.chunked_requests
+    with make_workspace().checkout() as checkout:
+        checkout.commit({"big.txt": big}, "gitbot(p): big file", BOT)
+        checkout.push()
+    assert git_server.read_file(repo_name, "big.txt") == big
+    assert git_server.chunked_requests > chunked

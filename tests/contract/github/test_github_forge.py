@@ -207,3 +207,19 @@ def test_validator_matches_refs_with_slashes(github_openapi: OpenAPIDescription)
     assert op is not None and op.operation_id == "git/get-ref"
     update = github_openapi.operation("PATCH", "/repos/acme/x/git/refs/heads/gitbot/a/b")
     assert update is not None and update.operation_id == "git/update-ref"
+
+
+def test_create_pull_that_loses_a_race_adopts_the_existing_one(
+    forge: GitHubForge, github_fake: GitHubFake
+) -> None:
+    existing = github_fake.open_pull(HEAD, title="opened meanwhile")
+    # The first lookup still sees no pull request (it was opened right after), so the POST gets a 422.
+    github_fake.fail_next("GET", r"/pulls$", 200, [])
+    pull = forge.create_pull(HEAD, "main", "gitbot title", BODY, ["gitbot"])
+    assert pull.number == existing.number
+    assert [e.status for e in github_fake.requests("POST", "/pulls")] == [422]
+    assert len(github_fake.list_pulls()) == 1
+    assert (github_fake.pulls[pull.number].title, github_fake.pulls[pull.number].labels) == (
+        "gitbot title",
+        ["gitbot"],
+    )
