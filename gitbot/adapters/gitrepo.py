@@ -159,8 +159,11 @@ class GitWorkspace:
     def wrap(self, exc: GitCommandError, action: str) -> GitError:
         """A one-line, credential-free GitError for a failed git command."""
         stderr = self.scrub(str(exc.stderr or "")).strip()
+        # GitPython renders stderr as `stderr: '<text>'`.
+        if stderr.startswith("stderr: '") and stderr.endswith("'"):
+            stderr = stderr[len("stderr: '") : -1]
         lines = [
-            line.strip().removeprefix("stderr:").strip().strip("'").strip()
+            line.strip()
             for line in stderr.splitlines()
             if line.strip() and not line.strip().startswith(("hint:", "remote: Counting", "To "))
         ]
@@ -172,6 +175,8 @@ class GitWorkspace:
         where = f"{_safe_url(self.url)} ({self.branch})"
         lowered = stderr.lower()
         if any(pattern in lowered for pattern in _AUTH_PATTERNS):
+            if "terminal prompts disabled" in lowered or "could not read" in lowered:
+                detail = "the server asked for credentials (token missing, wrong or revoked)"
             return GitAuthError(
                 f"git {action} refused the credentials for {where}: {detail}",
                 hint="check the token (or SSH key) and its access to the repository",
@@ -439,7 +444,10 @@ class GitCheckout:
             )
         if branch == self._ws.branch:
             raise GitError(f"refusing to force-push {branch!r}: it is the policy's own branch")
-        commit = self._git("rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}").strip()
+        try:
+            commit = str(self._repo.git.rev_parse("--verify", "--quiet", f"{sha}^{{commit}}")).strip()
+        except GitCommandError:
+            raise GitError(f"cannot push {branch}: {sha!r} is not a commit in this checkout") from None
         # GitPython reports push results per local ref, not per bare sha; a per-worktree ref is never
         # shared with other worktrees of the cache.
         local = "refs/worktree/gitbot-push"
