@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tests.support.openapi import Exchange
+from tests.support.openapi import Exchange, load_description
 
 DEFAULT_TOKEN = "ghp_fake0123456789abcdefTOKEN"
 DOCS = "https://docs.github.com/rest"
@@ -717,6 +717,9 @@ _ROUTES: list[tuple[str, str, Handler]] = [
 
 @pytest.fixture
 def github_fake() -> Iterator[GitHubFake]:
-    """A fresh fake (empty state) per test; stopped afterwards."""
+    """A fresh fake (empty state) per test; afterwards every exchange must match GitHub's description."""
+    description = load_description()
     with GitHubFake() as fake:
         yield fake
+        problems = description.validate_all(fake.exchanges)
+    assert problems == [], "exchanges that GitHub's OpenAPI description rejects:\n" + "\n".join(problems)

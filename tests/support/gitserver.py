@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -354,8 +354,22 @@ class GitServer:
         return self.git(name, "log", "-1", "--format=%B", ref)
 
 
+RepoFactory = Callable[..., tuple[str, str]]
+
+
 @pytest.fixture(scope="session")
 def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     """One git smart-HTTP server for the session; create a uniquely named repository per test."""
     with GitServer(tmp_path_factory.mktemp("gitserver")) as server:
         yield server
+
+
+@pytest.fixture
+def new_git_repo(git_server: GitServer) -> RepoFactory:
+    """`new_git_repo(files, branch="main", prefix="config") -> (name, url)`: a fresh repository per call."""
+
+    def make(files: Mapping[str, str], branch: str = "main", prefix: str = "config") -> tuple[str, str]:
+        name = git_server.unique_name(prefix)
+        return name, git_server.create_repo(name, files, branch)
+
+    return make

@@ -9,9 +9,9 @@ import pytest
 
 from gitbot.adapters.gitrepo import GitWorkspace
 from gitbot.domain import Author
-from tests.support.gitserver import GitServer, git_server
+from tests.support.gitserver import GitServer, RepoFactory, git_server, new_git_repo
 
-__all__ = ["git_server"]
+__all__ = ["git_server", "new_git_repo"]
 
 BOT = Author("gitbot", "gitbot@example.test")
 SEED = {
@@ -21,9 +21,8 @@ SEED = {
 
 
 @pytest.fixture
-def repo_name(git_server: GitServer) -> str:
-    name = git_server.unique_name()
-    git_server.create_repo(name, SEED)
+def repo_name(new_git_repo: RepoFactory) -> str:
+    name, _ = new_git_repo(SEED)
     return name
 
 

@@ -223,3 +223,17 @@ def test_create_pull_that_loses_a_race_adopts_the_existing_one(
         "gitbot title",
         ["gitbot"],
     )
+
+
+def test_throttling_is_on_by_default_and_can_be_turned_off(github_fake: GitHubFake) -> None:
+    def two_requests(throttle: bool) -> float:
+        adapter = GitHubForge(
+            github_fake.full_name, github_fake.token, base_url=github_fake.base_url, throttle=throttle
+        )
+        started = time.monotonic()
+        adapter.find_pull(HEAD)  # GET repository, then GET pulls
+        adapter.close()
+        return time.monotonic() - started
+
+    assert two_requests(throttle=True) >= 0.25
+    assert two_requests(throttle=False) < 0.25
