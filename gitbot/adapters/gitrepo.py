@@ -95,6 +95,8 @@ class GitWorkspace:
                 f"git URL {_safe_url(url)} must not contain credentials; pass the token separately",
                 hint="set the token through the policy's tokenEnv",
             )
+        if ssh_key_file is not None and not ssh_key_file.is_file():
+            raise ConfigError(f"SSH key file {ssh_key_file} for {_safe_url(url)} does not exist")
         if not branch or not _valid_branch(branch):
             raise ConfigError(f"git branch {branch!r} of {_safe_url(url)} is not a valid branch name")
         self.url = url
@@ -287,7 +289,7 @@ def _valid_branch(name: str) -> bool:
 
 def _relative(path: str) -> str:
     pure = PurePosixPath(path)
-    if not path or pure.is_absolute() or ".." in pure.parts or (pure.parts and pure.parts[0] == ".git"):
+    if not path or pure.is_absolute() or ".." in pure.parts or ".git" in pure.parts:
         raise GitError(f"refusing to write {path!r}: paths must be relative and inside the repository")
     return str(pure)
 
@@ -435,15 +437,17 @@ class GitCheckout:
         """Push HEAD to the policy's branch; never forced. PushRejectedError when the remote moved."""
         self._push(f"HEAD:refs/heads/{self._ws.branch}", "push")
 
-    def push_branch(self, branch: str, sha: str) -> None:
-        """Force-push `sha` to the bot's own branch `branch` (must start with `gitbot/`)."""
+    def _check_bot_branch(self, branch: str, verb: str) -> None:
         if not branch.startswith(BOT_BRANCH_PREFIX) or not _valid_branch(branch):
             raise GitError(
-                f"refusing to force-push {branch!r}: only valid branches under {BOT_BRANCH_PREFIX} "
-                "may be forced"
+                f"refusing to {verb} {branch!r}: only valid branches under {BOT_BRANCH_PREFIX} are the bot's"
             )
         if branch == self._ws.branch:
-            raise GitError(f"refusing to force-push {branch!r}: it is the policy's own branch")
+            raise GitError(f"refusing to {verb} {branch!r}: it is the policy's own branch")
+
+    def push_branch(self, branch: str, sha: str) -> None:
+        """Force-push `sha` to the bot's own branch `branch` (must start with `gitbot/`)."""
+        self._check_bot_branch(branch, "force-push")
         try:
             commit = str(self._repo.git.rev_parse("--verify", "--quiet", f"{sha}^{{commit}}")).strip()
         except GitCommandError:
@@ -453,6 +457,25 @@ class GitCheckout:
         local = "refs/worktree/gitbot-push"
         self._git("update-ref", local, commit)
         self._push(f"+{local}:refs/heads/{branch}", "push")
+
+    def delete_branch(self, branch: str) -> bool:
+        """Delete the bot's own branch `branch` on the remote; False when it did not exist."""
+        self._check_bot_branch(branch, "delete")
+        if self.remote_head(branch) is None:
+            return False
+        self._push(f":refs/heads/{branch}", "push --delete")
+        return True
+
+    def remote_head(self, branch: str) -> str | None:
+        """The sha `branch` points at on the remote right now, or None when it does not exist."""
+        if not _valid_branch(branch):
+            raise GitError(f"{branch!r} is not a valid branch name")
+        out = self._git("ls-remote", REMOTE, f"refs/heads/{branch}", kill_after_timeout=self._ws.timeout)
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref == f"refs/heads/{branch}":
+                return sha
+        return None
 
     def refresh(self) -> None:
         """Fetch the remote and move the working copy to the remote head of the branch."""

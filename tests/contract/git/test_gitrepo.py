@@ -283,7 +283,7 @@ def test_push_branch_force_pushes_only_bot_branches(
 
 def test_commit_refuses_paths_outside_and_empty_changes(make_workspace: WorkspaceFactory) -> None:
     with make_workspace().checkout() as checkout:
-        for bad in ("../escape.txt", "/etc/passwd", ".git/config"):
+        for bad in ("../escape.txt", "/etc/passwd", ".git/config", "sub/.git/hooks/pre-commit"):
             with pytest.raises(GitError, match="refusing to write"):
                 checkout.commit({bad: "x"}, "gitbot(p): bad", BOT)
         with pytest.raises(GitError, match="nothing to commit"):
@@ -294,6 +294,9 @@ def test_commit_refuses_paths_outside_and_empty_changes(make_workspace: Workspac
 
 def test_ssh_environment_uses_the_key_file(tmp_path: Path) -> None:
     key = tmp_path / "id ed25519"
+    with pytest.raises(ConfigError, match="SSH key file"):
+        GitWorkspace("ssh://git@example.test/a.git", "main", tmp_path, ssh_key_file=key, author=BOT)
+    key.write_text("not a real key\n")
     workspace = GitWorkspace(
         "ssh://git@example.test/acme/config.git",
         "main",
@@ -374,3 +377,18 @@ def test_large_push_uses_chunked_upload(
         checkout.push()
     assert git_server.read_file(repo_name, "big.txt") == big
     assert git_server.chunked_requests > chunked
+
+
+def test_remote_head_and_delete_of_bot_branches(
+    make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str
+) -> None:
+    with make_workspace().checkout() as checkout:
+        assert checkout.remote_head("main") == git_server.head(repo_name)
+        assert checkout.remote_head("gitbot/production/podinfo") is None
+        checkout.push_branch("gitbot/production/podinfo", checkout.head)
+        assert checkout.remote_head("gitbot/production/podinfo") == checkout.head
+        assert checkout.delete_branch("gitbot/production/podinfo") is True
+        assert checkout.delete_branch("gitbot/production/podinfo") is False
+        with pytest.raises(GitError, match="refusing to delete"):
+            checkout.delete_branch("main")
+    assert git_server.branches(repo_name) == ["main"]
