@@ -97,7 +97,7 @@ class GitWorkspace:
             )
         if ssh_key_file is not None and not ssh_key_file.is_file():
             raise ConfigError(f"SSH key file {ssh_key_file} for {_safe_url(url)} does not exist")
-        if not branch or not _valid_branch(branch):
+        if not branch or not is_valid_branch(branch):
             raise ConfigError(f"git branch {branch!r} of {_safe_url(url)} is not a valid branch name")
         self.url = url
         self.branch = branch
@@ -276,15 +276,15 @@ def _has_ref(repo: Repo, ref: str) -> bool:
     return True
 
 
-def _valid_branch(name: str) -> bool:
-    # The same rules as `git check-ref-format --branch`, checked without a repository.
-    if name.startswith(("-", "/")) or name.endswith(("/", ".", ".lock")) or "//" in name:
+def is_valid_branch(name: str) -> bool:
+    # The rules of `git check-ref-format --branch` (a little stricter), checked without running git.
+    if name.startswith(("-", "/")) or name.endswith(("/", ".")) or "//" in name:
         return False
-    if ".." in name or "@{" in name or name == "@":
+    if ".." in name or "@{" in name or name in ("@", "HEAD"):
         return False
     if any(ch in name for ch in " ~^:?*[\\\x7f") or any(ord(ch) < 32 for ch in name):
         return False
-    return all(part and not part.startswith(".") for part in name.split("/"))
+    return all(part and not part.startswith(".") and not part.endswith(".lock") for part in name.split("/"))
 
 
 def _relative(path: str) -> str:
@@ -438,7 +438,7 @@ class GitCheckout:
         self._push(f"HEAD:refs/heads/{self._ws.branch}", "push")
 
     def _check_bot_branch(self, branch: str, verb: str) -> None:
-        if not branch.startswith(BOT_BRANCH_PREFIX) or not _valid_branch(branch):
+        if not branch.startswith(BOT_BRANCH_PREFIX) or not is_valid_branch(branch):
             raise GitError(
                 f"refusing to {verb} {branch!r}: only valid branches under {BOT_BRANCH_PREFIX} are the bot's"
             )
@@ -468,7 +468,7 @@ class GitCheckout:
 
     def remote_head(self, branch: str) -> str | None:
         """The sha `branch` points at on the remote right now, or None when it does not exist."""
-        if not _valid_branch(branch):
+        if not is_valid_branch(branch):
             raise GitError(f"{branch!r} is not a valid branch name")
         out = self._git("ls-remote", REMOTE, f"refs/heads/{branch}", kill_after_timeout=self._ws.timeout)
         for line in out.splitlines():
