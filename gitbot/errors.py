@@ -86,6 +86,10 @@ class PushRejectedError(GitError):
     """The remote refused a push because the branch moved (non-fast-forward)."""
 
 
+class GitAuthError(GitError, AuthError):
+    """The git server refused the credentials (a GitError that is also an AuthError, not retryable)."""
+
+
 class ForgeError(RemoteError):
     """The forge API (GitHub) failed or refused."""
 

@@ -1,0 +1,1 @@
+"""Contract tests: each adapter against a real or faithful server on loopback."""

@@ -1,0 +1,1 @@
+"""Test-side support: loopback servers and checkers that tests import (never gitbot itself)."""

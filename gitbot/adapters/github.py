@@ -1,0 +1,223 @@
+"""The forge adapter (PyGithub): find, open, update and close gitbot's pull requests on one repository.
+
+Owns: the PyGithub client and its configuration (no retry of POST/PATCH, throttling on or off, timeout),
+conversion of PyGithub objects to `gitbot.ports.PullRequest`, and the mapping of every failure to
+`ForgeError`/`AuthError` with a one-line message that never contains the token. It must not decide what a
+pull request says (the planner and messages do) and must not touch git.
+
+Creating is made safe against duplicates: a POST is never retried (a timed-out create may have succeeded),
+and `create_pull` first looks for an open pull request from the same head branch and updates that instead.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
+
+import requests
+from github import Auth, Github, GithubException
+from github.PullRequest import PullRequest as GithubPull
+from github.Repository import Repository
+from urllib3.util.retry import Retry
+
+from gitbot.errors import AuthError, ConfigError, ForgeError
+from gitbot.ports import PullRequest
+
+T = TypeVar("T")
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# Only reads are retried: a POST or PATCH that timed out may already have taken effect.
+_RETRIED_METHODS = frozenset({"GET", "HEAD"})
+
+
+class GitHubForge:
+    """Pull requests on `repository` (`owner/name`) through the REST API at `base_url`.
+
+    `base_url` is `https://api.github.com` or a GitHub Enterprise `https://HOST/api/v3`. `throttle` keeps
+    PyGithub's pauses between requests (0.25 s) and writes (1 s), which GitHub asks integrations to keep;
+    tests turn it off. `retries` bounds retries of reads and of connection failures; `per_page` is the
+    page size of listings.
+    """
+
+    def __init__(
+        self,
+        repository: str,
+        token: str,
+        *,
+        base_url: str = "https://api.github.com",
+        timeout: float = 15,
+        throttle: bool = True,
+        retries: int = 2,
+        backoff: float = 0.5,
+        per_page: int = 100,
+    ) -> None:
+        if not _REPOSITORY.match(repository):
+            raise ConfigError(f"GitHub repository {repository!r} must look like owner/name")
+        if not token:
+            raise ConfigError(f"no GitHub token given for {repository}", hint="set the policy's tokenEnv")
+        self.repository = repository
+        self.owner = repository.split("/", 1)[0]
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            allowed_methods=_RETRIED_METHODS,
+            status_forcelist=(500, 502, 503, 504),
+            backoff_factor=backoff,
+            raise_on_status=False,
+            respect_retry_after_header=False,
+        )
+        pauses: dict[str, float | None] = (
+            {} if throttle else {"seconds_between_requests": None, "seconds_between_writes": None}
+        )
+        self._github = Github(
+            auth=Auth.Token(token),
+            base_url=self.base_url,
+            timeout=max(1, math.ceil(timeout)),
+            retry=retry,
+            per_page=per_page,
+            **pauses,  # type: ignore[arg-type]
+        )
+        self._repo: Repository | None = None
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._github.close()
+
+    # -- errors ------------------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "***")
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        where = f"{self.repository} at {self.base_url}"
+        try:
+            yield
+        except GithubException as exc:
+            detail = exc.data.get("message") if isinstance(exc.data, dict) else None
+            errors = exc.data.get("errors") if isinstance(exc.data, dict) else None
+            if isinstance(errors, list):
+                extra = "; ".join(
+                    str(e.get("message") or e.get("code")) for e in errors if isinstance(e, dict)
+                )
+                detail = f"{detail}: {extra}" if extra else detail
+            text = self._scrub(f"GitHub {action} on {where}: HTTP {exc.status} {detail or 'error'}")
+            if exc.status == 401 or (exc.status == 403 and "rate limit" not in str(detail).lower()):
+                raise AuthError(text, hint="check the token and its access to the repository") from None
+            raise ForgeError(text) from None
+        except requests.RequestException as exc:
+            raise ForgeError(
+                self._scrub(f"GitHub {action} on {where}: cannot reach the API ({type(exc).__name__})")
+            ) from None
+
+    def _call(self, action: str, func: Callable[[], T]) -> T:
+        with self._errors(action):
+            return func()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _repository(self) -> Repository:
+        if self._repo is None:
+            self._repo = self._call("get repository", lambda: self._github.get_repo(self.repository))
+        return self._repo
+
+    # -- Forge -------------------------------------------------------------------------------------
+
+    def find_pull(self, head: str) -> PullRequest | None:
+        """The open pull request whose head branch (in this repository) is `head`, if any."""
+        repo = self._repository()
+
+        def find() -> PullRequest | None:
+            # GitHub ignores a malformed head filter, so the head is checked again here.
+            for pull in repo.get_pulls(state="open", head=f"{self.owner}:{head}"):
+                if pull.head.ref == head:
+                    return _to_pull(pull)
+            return None
+
+        return self._call("find pull request", find)
+
+    def open_pulls(self, head_prefix: str) -> list[PullRequest]:
+        """Open pull requests whose head branch starts with `head_prefix`, newest first."""
+        repo = self._repository()
+        return self._call(
+            "list pull requests",
+            lambda: [
+                _to_pull(p) for p in repo.get_pulls(state="open") if str(p.head.ref).startswith(head_prefix)
+            ],
+        )
+
+    def create_pull(self, head: str, base: str, title: str, body: str, labels: Sequence[str]) -> PullRequest:
+        """Open a pull request from `head` into `base`, or update the open one from `head` if it exists."""
+        existing = self.find_pull(head)
+        if existing is not None:
+            return self._update(existing.number, title, body, labels)
+        repo = self._repository()
+        try:
+            pull = self._call(
+                "create pull request",
+                lambda: repo.create_pull(base=base, head=head, title=title, body=body),
+            )
+        except ForgeError:
+            # Someone (or an earlier, timed-out attempt) opened it meanwhile: use that one.
+            raced = self.find_pull(head)
+            if raced is None:
+                raise
+            return self._update(raced.number, title, body, labels)
+        if labels:
+            self._call("add labels", lambda: pull.add_to_labels(*labels))
+        return _to_pull(pull)
+
+    def update_pull(self, number: int, title: str, body: str) -> PullRequest:
+        """Set the title and body of pull request `number`."""
+        return self._update(number, title, body, ())
+
+    def _update(self, number: int, title: str, body: str, labels: Sequence[str]) -> PullRequest:
+        repo = self._repository()
+
+        def update() -> PullRequest:
+            pull = repo.get_pull(number)
+            if pull.title != title or (pull.body or "") != body:
+                pull.edit(title=title, body=body)
+            if labels and set(labels) - {label.name for label in pull.labels}:
+                pull.add_to_labels(*labels)
+            return _to_pull(pull)
+
+        return self._call(f"update pull request #{number}", update)
+
+    def get_pull(self, number: int) -> PullRequest:
+        """Pull request `number` in any state (to see whether a person merged or closed it)."""
+        repo = self._repository()
+        return self._call(f"get pull request #{number}", lambda: _to_pull(repo.get_pull(number)))
+
+    def close_pull(self, number: int, comment: str) -> None:
+        """Comment on pull request `number` and close it; nothing happens if it is already closed."""
+        repo = self._repository()
+
+        def close() -> None:
+            pull = repo.get_pull(number)
+            if pull.state != "open":
+                return
+            if comment:
+                pull.create_issue_comment(comment)
+            pull.edit(state="closed")
+
+        self._call(f"close pull request #{number}", close)
+
+
+def _to_pull(pull: GithubPull) -> PullRequest:
+    # `merged_at` is in list results too; reading `merged` there would cost one more request per item.
+    return PullRequest(
+        number=int(pull.number),
+        url=str(pull.html_url),
+        head=str(pull.head.ref),
+        base=str(pull.base.ref),
+        title=str(pull.title),
+        body=str(pull.body or ""),
+        state=str(pull.state),
+        merged=pull.merged_at is not None,
+    )

@@ -1,0 +1,483 @@
+"""The git adapter (GitPython): a cached clone per repository and branch, a fresh worktree per cycle.
+
+Owns: the bare cache repository under `cache_dir`, the per-cycle worktree, credentials passed to git through
+the process environment only, and the mapping of every git failure to a `GitError` subclass whose one-line
+message never contains a credential. It must not decide what to change (the planner does) and must never
+force-push the environment branch.
+
+Layout: `cache_dir/<name>-<hash>/` is a bare repository whose `origin` has the credential-free URL and
+tracks only the policy's branch; each `checkout()` fetches into it and adds a detached worktree in a new
+temporary directory, removed again on exit. `Repo` objects are opened and closed per cycle because
+GitPython leaks file handles and processes in long-lived processes. A lock file serialises cycles on the
+same cache so two policies sharing a repository cannot corrupt it.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import re
+import shlex
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit, urlunsplit
+
+from git import GitCommandError, PushInfo, Repo
+from git.exc import InvalidGitRepositoryError, NoSuchPathError
+
+from gitbot.domain import Author, CommitInfo
+from gitbot.errors import ConfigError, GitAuthError, GitError, PushRejectedError
+
+BOT_BRANCH_PREFIX = "gitbot/"
+REMOTE = "origin"
+
+_AUTH_PATTERNS = (
+    "authentication failed",
+    "could not read username",
+    "could not read password",
+    "terminal prompts disabled",
+    "returned error: 401",
+    "returned error: 403",
+    "permission denied (publickey",
+    "invalid username or password",
+)
+_FIELD = "\x1f"
+_RECORD = "\x1e"
+_TRAILER_SEP = "\x1d"
+_TRAILER_KV = "\x1c"
+_LOG_FORMAT = (
+    "%H%x1f%P%x1f%an%x1f%ae%x1f%cI%x1f%s%x1f%b%x1f"
+    "%(trailers:only=true,unfold=true,separator=%x1d,key_value_separator=%x1c)%x1e"
+)
+
+
+def _safe_url(url: str) -> str:
+    """`url` with any user-info password removed, fit for messages."""
+    parts = urlsplit(url)
+    if parts.scheme and parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return url
+
+
+class GitWorkspace:
+    """A policy's git repository and branch, checked out freshly for each cycle.
+
+    `url` is `https://...`/`http://...` (credentials from `token`, sent as an HTTP header through the
+    environment) or an SSH URL (`ssh://...` or `user@host:path`, key from `ssh_key_file`). `author` is the
+    default commit identity and `committer` (default: `author`) is the committer of every commit.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        branch: str,
+        cache_dir: Path,
+        *,
+        username: str = "x-access-token",
+        token: str | None = None,
+        ssh_key_file: Path | None = None,
+        author: Author,
+        committer: Author | None = None,
+        timeout: float = 120.0,
+        known_hosts_file: Path | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and (parts.password or parts.username):
+            raise ConfigError(
+                f"git URL {_safe_url(url)} must not contain credentials; pass the token separately",
+                hint="set the token through the policy's tokenEnv",
+            )
+        if ssh_key_file is not None and not ssh_key_file.is_file():
+            raise ConfigError(f"SSH key file {ssh_key_file} for {_safe_url(url)} does not exist")
+        if not branch or not is_valid_branch(branch):
+            raise ConfigError(f"git branch {branch!r} of {_safe_url(url)} is not a valid branch name")
+        self.url = url
+        self.branch = branch
+        self.cache_dir = cache_dir
+        self.author = author
+        self.committer = committer or author
+        self.timeout = timeout
+        self._username = username
+        self._token = token
+        self._ssh_key_file = ssh_key_file
+        self._known_hosts_file = known_hosts_file
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", parts.path.rsplit("/", 1)[-1] or "repo").strip("-.")
+        digest = hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:16]
+        self.cache_path = cache_dir / f"{slug or 'repo'}-{digest}"
+
+    # -- credentials -------------------------------------------------------------------------------
+
+    def environment(self) -> dict[str, str]:
+        """The environment every git command of this workspace runs with.
+
+        The credential lives only here (never in a file or the remote URL): an `http.<url>.extraHeader`
+        through `GIT_CONFIG_*` for HTTPS, `GIT_SSH_COMMAND` with the key file for SSH. Prompts and
+        credential helpers are switched off so a bad credential fails at once and nothing is stored.
+        """
+        config: list[tuple[str, str]] = [("credential.helper", "")]
+        parts = urlsplit(self.url)
+        if parts.scheme in ("http", "https") and self._token:
+            raw = f"{self._username}:{self._token}".encode()
+            scope = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
+            config.append(
+                (f"http.{scope}.extraHeader", f"Authorization: Basic {base64.b64encode(raw).decode()}")
+            )
+        env = {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "",
+            "SSH_ASKPASS": "",
+            "GIT_CONFIG_COUNT": str(len(config)),
+        }
+        for index, (key, value) in enumerate(config):
+            env[f"GIT_CONFIG_KEY_{index}"] = key
+            env[f"GIT_CONFIG_VALUE_{index}"] = value
+        if self._ssh_key_file is not None:
+            ssh = ["ssh", "-i", str(self._ssh_key_file), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+            if self._known_hosts_file is not None:
+                ssh += ["-o", f"UserKnownHostsFile={self._known_hosts_file}"]
+            env["GIT_SSH_COMMAND"] = shlex.join(ssh)
+        return env
+
+    def _secrets(self) -> list[str]:
+        if not self._token:
+            return []
+        raw = f"{self._username}:{self._token}".encode()
+        return [base64.b64encode(raw).decode(), self._token]
+
+    def scrub(self, text: str) -> str:
+        """`text` with every form of the credential replaced by `***`."""
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    def wrap(self, exc: GitCommandError, action: str) -> GitError:
+        """A one-line, credential-free GitError for a failed git command."""
+        stderr = self.scrub(str(exc.stderr or "")).strip()
+        # GitPython renders stderr as `stderr: '<text>'`.
+        if stderr.startswith("stderr: '") and stderr.endswith("'"):
+            stderr = stderr[len("stderr: '") : -1]
+        lines = [
+            line.strip()
+            for line in stderr.splitlines()
+            if line.strip() and not line.strip().startswith(("hint:", "remote: Counting", "To "))
+        ]
+        detail = next(
+            (ln for ln in reversed(lines) if ln.lower().startswith(("fatal:", "error:"))),
+            lines[-1] if lines else f"exit status {exc.status}",
+        )
+        detail = re.sub(r"^(fatal|error):\s*", "", detail, flags=re.IGNORECASE)
+        where = f"{_safe_url(self.url)} ({self.branch})"
+        lowered = stderr.lower()
+        if any(pattern in lowered for pattern in _AUTH_PATTERNS):
+            if "terminal prompts disabled" in lowered or "could not read" in lowered:
+                detail = "the server asked for credentials (token missing, wrong or revoked)"
+            return GitAuthError(
+                f"git {action} refused the credentials for {where}: {detail}",
+                hint="check the token (or SSH key) and its access to the repository",
+            )
+        return GitError(f"git {action} failed for {where}: {detail}")
+
+    # -- cache and worktree ------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.cache_path.with_name(self.cache_path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _open_cache(self) -> Repo:
+        if (self.cache_path / "HEAD").exists():
+            try:
+                return Repo(self.cache_path)
+            except (InvalidGitRepositoryError, NoSuchPathError):
+                pass
+        # Missing or damaged (for example a crash mid-clone): the cache is only a copy, start it again.
+        shutil.rmtree(self.cache_path, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=self.cache_path.name + ".init-", dir=self.cache_dir))
+        try:
+            repo = Repo.init(tmp, bare=True)
+            with repo.config_writer() as config:
+                config.set_value(f'remote "{REMOTE}"', "url", self.url)
+                config.set_value(
+                    f'remote "{REMOTE}"',
+                    "fetch",
+                    f"+refs/heads/{self.branch}:refs/remotes/{REMOTE}/{self.branch}",
+                )
+            repo.close()
+            # Appears atomically: a crash mid-initialisation leaves only a temp directory behind.
+            tmp.rename(self.cache_path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return Repo(self.cache_path)
+
+    def _missing_branch(self) -> GitError:
+        return GitError(
+            f"branch {self.branch} does not exist in {_safe_url(self.url)}",
+            hint="check the policy's git.branch",
+        )
+
+    @contextmanager
+    def checkout(self) -> Iterator[GitCheckout]:
+        """Fetch into the cache and yield a fresh detached worktree at the remote branch head."""
+        with self._locked():
+            cache = self._open_cache()
+            worktree: Path | None = None
+            try:
+                cache.git.update_environment(**self.environment())
+                try:
+                    cache.git.worktree("prune")
+                    cache.git.fetch(REMOTE, "--prune", "--no-tags", kill_after_timeout=self.timeout)
+                except GitCommandError as exc:
+                    if "couldn't find remote ref" in str(exc.stderr):
+                        raise self._missing_branch() from None
+                    raise self.wrap(exc, "fetch") from None
+                tracking = f"refs/remotes/{REMOTE}/{self.branch}"
+                if not _has_ref(cache, tracking):
+                    raise self._missing_branch()
+                worktree = Path(tempfile.mkdtemp(prefix="gitbot-worktree-"))
+                try:
+                    cache.git.worktree("add", "--detach", "--force", str(worktree), tracking)
+                except GitCommandError as exc:
+                    raise self.wrap(exc, "worktree add") from None
+                repo = Repo(worktree)
+                try:
+                    repo.git.update_environment(**self.environment())
+                    yield GitCheckout(self, repo)
+                finally:
+                    repo.close()
+            finally:
+                if worktree is not None:
+                    with suppress(GitCommandError):
+                        cache.git.worktree("remove", "--force", str(worktree))
+                    shutil.rmtree(worktree, ignore_errors=True)
+                    with suppress(GitCommandError):
+                        cache.git.worktree("prune")
+                cache.close()
+
+
+def _has_ref(repo: Repo, ref: str) -> bool:
+    try:
+        repo.git.rev_parse("--verify", "--quiet", ref)
+    except GitCommandError:
+        return False
+    return True
+
+
+def is_valid_branch(name: str) -> bool:
+    # The rules of `git check-ref-format --branch` (a little stricter), checked without running git.
+    if name.startswith(("-", "/")) or name.endswith(("/", ".")) or "//" in name:
+        return False
+    if ".." in name or "@{" in name or name in ("@", "HEAD"):
+        return False
+    if any(ch in name for ch in " ~^:?*[\\\x7f") or any(ord(ch) < 32 for ch in name):
+        return False
+    return all(part and not part.startswith(".") and not part.endswith(".lock") for part in name.split("/"))
+
+
+def _relative(path: str) -> str:
+    pure = PurePosixPath(path)
+    if not path or pure.is_absolute() or ".." in pure.parts or ".git" in pure.parts:
+        raise GitError(f"refusing to write {path!r}: paths must be relative and inside the repository")
+    return str(pure)
+
+
+class GitCheckout:
+    """One cycle's working copy: a detached worktree at the policy branch's remote head."""
+
+    def __init__(self, workspace: GitWorkspace, repo: Repo) -> None:
+        self._ws = workspace
+        self._repo = repo
+
+    @property
+    def root(self) -> Path:
+        return Path(str(self._repo.working_tree_dir))
+
+    @property
+    def head(self) -> str:
+        return str(self._repo.head.commit.hexsha)
+
+    def _git(self, action: str, *args: str, **kwargs: object) -> str:
+        try:
+            return str(getattr(self._repo.git, action.replace("-", "_"))(*args, **kwargs))
+        except GitCommandError as exc:
+            raise self._ws.wrap(exc, action) from None
+
+    def _identity(self, author: Author) -> dict[str, str]:
+        return {
+            "GIT_AUTHOR_NAME": author.name,
+            "GIT_AUTHOR_EMAIL": author.email,
+            "GIT_COMMITTER_NAME": self._ws.committer.name,
+            "GIT_COMMITTER_EMAIL": self._ws.committer.email,
+        }
+
+    def log(self, max_count: int = 500) -> list[CommitInfo]:
+        """Commits reachable from HEAD, newest first, with trailers parsed by git itself."""
+        out = self._git("log", f"--max-count={max_count}", f"--format={_LOG_FORMAT}", "HEAD")
+        commits: list[CommitInfo] = []
+        for record in out.split(_RECORD):
+            record = record.lstrip("\n")
+            if not record:
+                continue
+            sha, parents, name, email, date, subject, body, trailers = record.split(_FIELD)
+            pairs = []
+            for item in trailers.strip("\n").split(_TRAILER_SEP):
+                key, sep, value = item.partition(_TRAILER_KV)
+                if sep:
+                    pairs.append((key.strip(), value.strip()))
+            commits.append(
+                CommitInfo(
+                    sha=sha,
+                    parents=tuple(parents.split()),
+                    author=Author(name, email),
+                    committed_at=datetime.fromisoformat(date),
+                    subject=subject,
+                    body=body.strip("\n"),
+                    trailers=tuple(pairs),
+                )
+            )
+        return commits
+
+    def _commit_staged(self, message: str, author: Author) -> str:
+        if not message.strip():
+            raise GitError("refusing to commit with an empty message")
+        with self._repo.git.custom_environment(**self._identity(author)):
+            self._git("commit", "--quiet", "--no-verify", "--cleanup=whitespace", "-m", message)
+        return self.head
+
+    def _staged_changes(self) -> bool:
+        try:
+            self._repo.git.diff("--cached", "--quiet")
+        except GitCommandError:
+            return True
+        return False
+
+    def commit(self, files: Mapping[str, str], message: str, author: Author) -> str:
+        """Write `files` (relative path -> text), commit them, return the new sha."""
+        if not files:
+            raise GitError("refusing to commit: no files given")
+        paths = [_relative(path) for path in files]
+        for path, text in zip(paths, files.values(), strict=True):
+            target = self.root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        self._git("add", "--", *paths)
+        if not self._staged_changes():
+            raise GitError(f"nothing to commit: {', '.join(paths)} already hold this content")
+        return self._commit_staged(message, author)
+
+    def revert(self, shas: Sequence[str], message: str, author: Author) -> str | None:
+        """Revert `shas` (newest first) as one commit; None on conflict or no change, tree left clean."""
+        if not shas:
+            raise GitError("refusing to revert: no commits given")
+        try:
+            self._repo.git.revert("--no-commit", "--no-edit", *shas)
+        except GitCommandError as exc:
+            stderr = str(exc.stderr or "")
+            if "conflict" in stderr.lower() or "could not revert" in stderr.lower():
+                self._abort_revert()
+                return None
+            self._abort_revert()
+            raise self._ws.wrap(exc, "revert") from None
+        if not self._staged_changes():
+            self._abort_revert()
+            return None
+        sha = self._commit_staged(message, author)
+        # A multi-commit `--no-commit` revert leaves sequencer state behind once committed by hand.
+        with suppress(GitCommandError):
+            self._repo.git.revert("--quit")
+        return sha
+
+    def _abort_revert(self) -> None:
+        with suppress(GitCommandError):
+            self._repo.git.revert("--abort")
+        self._git("reset", "--hard", "--quiet", "HEAD")
+        self._git("clean", "-fdxq")
+
+    def reset(self, sha: str) -> None:
+        """Move the working copy back to `sha` (local only), dropping later local commits."""
+        self._git("reset", "--hard", "--quiet", sha)
+        self._git("clean", "-fdxq")
+
+    def _push(self, refspec: str, action: str) -> None:
+        remote = self._repo.remote(REMOTE)
+        try:
+            infos = remote.push(refspec, kill_after_timeout=self._ws.timeout)
+        except GitCommandError as exc:
+            raise self._ws.wrap(exc, action) from None
+        if not infos:
+            if isinstance(infos.error, GitCommandError):
+                raise self._ws.wrap(infos.error, action) from None
+            raise GitError(f"git {action} to {_safe_url(self._ws.url)} reported nothing")
+        for info in infos:
+            summary = self._ws.scrub(str(info.summary).strip())
+            if info.flags & PushInfo.REJECTED:
+                raise PushRejectedError(
+                    f"git {action} to {_safe_url(self._ws.url)} rejected: {info.remote_ref_string} moved "
+                    f"({summary})",
+                    hint="fetch, re-plan from the new head and retry",
+                )
+            if info.flags & (PushInfo.REMOTE_REJECTED | PushInfo.REMOTE_FAILURE | PushInfo.ERROR):
+                target = f"{_safe_url(self._ws.url)} {info.remote_ref_string}"
+                raise GitError(f"git {action} to {target} failed: {summary}")
+
+    def push(self) -> None:
+        """Push HEAD to the policy's branch; never forced. PushRejectedError when the remote moved."""
+        self._push(f"HEAD:refs/heads/{self._ws.branch}", "push")
+
+    def _check_bot_branch(self, branch: str, verb: str) -> None:
+        if not branch.startswith(BOT_BRANCH_PREFIX) or not is_valid_branch(branch):
+            raise GitError(
+                f"refusing to {verb} {branch!r}: only valid branches under {BOT_BRANCH_PREFIX} are the bot's"
+            )
+        if branch == self._ws.branch:
+            raise GitError(f"refusing to {verb} {branch!r}: it is the policy's own branch")
+
+    def push_branch(self, branch: str, sha: str) -> None:
+        """Force-push `sha` to the bot's own branch `branch` (must start with `gitbot/`)."""
+        self._check_bot_branch(branch, "force-push")
+        try:
+            commit = str(self._repo.git.rev_parse("--verify", "--quiet", f"{sha}^{{commit}}")).strip()
+        except GitCommandError:
+            raise GitError(f"cannot push {branch}: {sha!r} is not a commit in this checkout") from None
+        # GitPython reports push results per local ref, not per bare sha; a per-worktree ref is never
+        # shared with other worktrees of the cache.
+        local = "refs/worktree/gitbot-push"
+        self._git("update-ref", local, commit)
+        self._push(f"+{local}:refs/heads/{branch}", "push")
+
+    def delete_branch(self, branch: str) -> bool:
+        """Delete the bot's own branch `branch` on the remote; False when it did not exist."""
+        self._check_bot_branch(branch, "delete")
+        if self.remote_head(branch) is None:
+            return False
+        self._push(f":refs/heads/{branch}", "push --delete")
+        return True
+
+    def remote_head(self, branch: str) -> str | None:
+        """The sha `branch` points at on the remote right now, or None when it does not exist."""
+        if not is_valid_branch(branch):
+            raise GitError(f"{branch!r} is not a valid branch name")
+        out = self._git("ls-remote", REMOTE, f"refs/heads/{branch}", kill_after_timeout=self._ws.timeout)
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref == f"refs/heads/{branch}":
+                return sha
+        return None
+
+    def refresh(self) -> None:
+        """Fetch the remote and move the working copy to the remote head of the branch."""
+        self._git("fetch", REMOTE, "--prune", "--no-tags", kill_after_timeout=self._ws.timeout)
+        self.reset(f"refs/remotes/{REMOTE}/{self._ws.branch}")
