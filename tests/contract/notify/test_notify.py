@@ -7,17 +7,27 @@ import logging
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gitbot.adapters.notify import SlackNotifier, WebhookNotifier, notifiers_for
 from gitbot.config import load_policy
 from gitbot.errors import ConfigError
+from gitbot.logs import FIELDS as LOG_FIELDS
 from gitbot.logs import SecretMasker, configure_logging
 from tests.contract.notify.conftest import Receiver
 
 SECRET_PATH = "/services/T0000/B0000/Zq9SecretWebhookToken"
 FIELDS = {"image": "podinfo-ga", "from": "0.1.0", "to": "0.1.2"}
+
+
+def fields_of(record: logging.LogRecord) -> dict[str, Any]:
+    return dict(getattr(record, LOG_FIELDS))
+
+
+def problems(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [fields_of(r)["problem"] for r in caplog.records if r.name == "gitbot.notify"]
 
 
 def test_slack_payload_shape(receiver: Receiver) -> None:
@@ -72,8 +82,8 @@ def test_two_5xx_are_logged_not_raised(receiver: Receiver, caplog: pytest.LogCap
     assert len(receiver.posts) == 2
     [record] = [r for r in caplog.records if r.name == "gitbot.notify"]
     assert record.levelno == logging.WARNING
-    assert record.gitbot_fields["problem"] == "HTTP 503"
-    assert record.gitbot_fields["notifier"] == "slack"
+    assert fields_of(record)["problem"] == "HTTP 503"
+    assert fields_of(record)["notifier"] == "slack"
 
 
 def test_a_4xx_is_not_retried(receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
@@ -81,7 +91,7 @@ def test_a_4xx_is_not_retried(receiver: Receiver, caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.WARNING, logger="gitbot"):
         SlackNotifier(receiver.base + SECRET_PATH, retry_delay=0.01).notify("rollback", "r", {})
     assert len(receiver.posts) == 1
-    assert [r.gitbot_fields["problem"] for r in caplog.records if r.name == "gitbot.notify"] == ["HTTP 404"]
+    assert problems(caplog) == ["HTTP 404"]
 
 
 def closed_port() -> int:
@@ -95,8 +105,7 @@ def test_receiver_down_is_logged_not_raised_and_the_url_stays_secret(caplog: pyt
     notifier = SlackNotifier(url, retry_delay=0.01)
     with caplog.at_level(logging.DEBUG):
         notifier.notify("cycle-failed", "boom", {})
-    [record] = [r for r in caplog.records if r.name == "gitbot.notify"]
-    assert record.gitbot_fields["problem"] == "ConnectError"
+    assert problems(caplog) == ["ConnectError"]
     assert "Zq9SecretWebhookToken" not in caplog.text
     assert "Zq9SecretWebhookToken" not in repr(notifier)
 
@@ -107,7 +116,7 @@ def test_a_slow_receiver_times_out(receiver: Receiver, caplog: pytest.LogCapture
     with caplog.at_level(logging.WARNING, logger="gitbot"):
         WebhookNotifier(receiver.base + "/hook", timeout=0.1, retry_delay=0.01).notify("rollback", "r", {})
     assert time.monotonic() - started < 0.9
-    assert [r.gitbot_fields["problem"] for r in caplog.records if r.name == "gitbot.notify"] == ["ReadTimeout"]
+    assert problems(caplog) == ["ReadTimeout"]
 
 
 def test_through_configured_logging_no_log_line_holds_the_url(receiver: Receiver) -> None:
