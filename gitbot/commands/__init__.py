@@ -5,5 +5,6 @@ from __future__ import annotations
 import click
 
 from gitbot.commands.demo import demo
+from gitbot.commands.validate import validate
 
-COMMANDS: list[click.Command] = [demo]
+COMMANDS: list[click.Command] = [demo, validate]
