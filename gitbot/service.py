@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
@@ -270,7 +270,7 @@ class _PolicyJob:
                 error_type=exc.__class__.__name__,
             )
         if summary.policy != self.policy.name:
-            summary = CycleSummary(**{**summary.__dict__, "policy": self.policy.name})
+            summary = replace(summary, policy=self.policy.name)
         return summary
 
 

@@ -85,6 +85,11 @@ class SlackNotifier(_JsonPoster):
 
     kind = "slack"
 
+    def __init__(
+        self, webhook_url: str, *, timeout: float = 5.0, retry_delay: float = 1.0, policy: str | None = None
+    ) -> None:
+        super().__init__(webhook_url, timeout=timeout, retry_delay=retry_delay, policy=policy)
+
     def payload(self, event: str, text: str, fields: Mapping[str, str]) -> dict[str, Any]:
         icon = _ICONS.get(event, ":information_source:")
         headline = _clip(f"{icon} {text}", _SLACK_TEXT)
