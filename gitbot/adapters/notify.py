@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -20,6 +20,8 @@ from gitbot.logs import log_event
 from gitbot.ports import Notifier
 
 _log = logging.getLogger("gitbot.notify")
+# Called with (system, outcome) for every request, e.g. ServiceMetrics.api_request.
+RequestRecorder = Callable[[str, str], None]
 # Slack's limits for a section: 3000 characters of text, 10 fields of 2000 characters.
 _SLACK_TEXT = 3000
 _SLACK_FIELDS = 10
@@ -41,16 +43,29 @@ class _JsonPoster:
 
     kind = "webhook"
 
-    def __init__(self, url: str, *, timeout: float = 5.0, retry_delay: float = 1.0, policy: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        retry_delay: float = 1.0,
+        policy: str | None = None,
+        on_request: RequestRecorder | None = None,
+    ) -> None:
         if not url.startswith(("https://", "http://")):
             raise ConfigError(f"a {self.kind} URL must start with https:// or http://")
         self._url = url
         self._timeout = timeout
         self._retry_delay = retry_delay
+        self._on_request = on_request
         self.policy = policy
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url=***)"
+
+    def _count(self, outcome: str) -> None:
+        if self._on_request is not None:
+            self._on_request(self.kind, outcome)
 
     def _post(self, event: str, payload: Mapping[str, Any]) -> bool:
         problem = ""
@@ -60,12 +75,17 @@ class _JsonPoster:
                     response = client.post(self._url, json=payload)
             except httpx.HTTPError as exc:
                 problem = exc.__class__.__name__
+                self._count("transport-error")
             else:
                 if response.status_code < 300:
+                    self._count("ok")
+                    log_event(_log, "notification sent", level=logging.DEBUG, notifier=self.kind, notify_event=event)
                     return True
                 problem = f"HTTP {response.status_code}"
                 if response.status_code < 500:
+                    self._count("4xx")
                     break
+                self._count("5xx")
             if attempt == 1:
                 time.sleep(self._retry_delay)
         log_event(
@@ -86,9 +106,15 @@ class SlackNotifier(_JsonPoster):
     kind = "slack"
 
     def __init__(
-        self, webhook_url: str, *, timeout: float = 5.0, retry_delay: float = 1.0, policy: str | None = None
+        self,
+        webhook_url: str,
+        *,
+        timeout: float = 5.0,
+        retry_delay: float = 1.0,
+        policy: str | None = None,
+        on_request: RequestRecorder | None = None,
     ) -> None:
-        super().__init__(webhook_url, timeout=timeout, retry_delay=retry_delay, policy=policy)
+        super().__init__(webhook_url, timeout=timeout, retry_delay=retry_delay, policy=policy, on_request=on_request)
 
     def payload(self, event: str, text: str, fields: Mapping[str, str]) -> dict[str, Any]:
         icon = _ICONS.get(event, ":information_source:")
@@ -125,16 +151,18 @@ class WebhookNotifier(_JsonPoster):
         self._post(event, self.payload(event, text, fields))
 
 
-def notifiers_for(policy: Policy, env: Mapping[str, str], *, timeout: float = 5.0) -> list[Notifier]:
+def notifiers_for(
+    policy: Policy, env: Mapping[str, str], *, timeout: float = 5.0, on_request: RequestRecorder | None = None
+) -> list[Notifier]:
     """One notifier per entry of `policy`'s notifications; ConfigError when a named variable is unset."""
     out: list[Notifier] = []
     for index, notification in enumerate(policy.spec.notifications):
         if notification.slack is not None:
             url = _url(policy, env, notification.slack.webhook_env, f"/spec/notifications/{index}/slack/webhookEnv")
-            out.append(SlackNotifier(url, timeout=timeout, policy=policy.name))
+            out.append(SlackNotifier(url, timeout=timeout, policy=policy.name, on_request=on_request))
         elif notification.webhook is not None:
             url = _url(policy, env, notification.webhook.url_env, f"/spec/notifications/{index}/webhook/urlEnv")
-            out.append(WebhookNotifier(url, timeout=timeout, policy=policy.name))
+            out.append(WebhookNotifier(url, timeout=timeout, policy=policy.name, on_request=on_request))
     return out
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import logging
 import os
 import signal
 import socket
@@ -23,7 +25,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gitbot.config import Policy
-from gitbot.errors import ConfigError, GitbotError, RegistryError
+from gitbot.errors import ConfigError, GitbotError, GitError, RegistryError
+from gitbot.logs import SecretMasker, configure_logging
 from gitbot.service import CycleSummary, Service, ServiceMetrics, run_service, trigger_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -369,3 +372,33 @@ def test_a_signal_lets_the_running_cycle_finish_and_exits_zero(tmp_path: Path, s
     names = [e["event"] for e in events]
     assert names.index("signal received") < names.index("cycle") < names.index("service stopped")
     assert next(e for e in events if e["event"] == "signal received")["signal"] == signum.name
+
+
+def test_a_token_in_a_failing_cycle_is_masked_in_the_service_log() -> None:
+    token = "glpat-Xy7TokenThatMustNotLeak"
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    out = io.StringIO()
+
+    def runner(policy: Policy) -> CycleSummary:
+        if policy.name == "crash":
+            raise RuntimeError(f"clone of https://x:{token}@git.example/r.git failed")
+        raise GitError(f"push refused for token {token}", where=f"https://{token}@git.example")
+
+    try:
+        configure_logging(SecretMasker({token}), json=True, level=logging.DEBUG, stream=out)
+        service = Service([make_policy("crash"), make_policy("refused")], runner, port=0)
+        service.jobs["crash"]()
+        service.jobs["refused"]()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert token not in out.getvalue()
+    cycles = {e["policy"]: e for e in events if e["event"] == "cycle"}
+    assert cycles["crash"]["error"] == "clone of https://x:***@git.example/r.git failed"
+    assert cycles["refused"]["error"] == "https://***@git.example: push refused for token ***"
+    assert cycles["refused"]["error_type"] == "GitError"
+    raised = [e for e in events if e["event"] == "cycle raised"]
+    assert "Traceback" in raised[0]["exception"] and "RuntimeError" in raised[0]["exception"]
+    assert "exception" not in raised[1]

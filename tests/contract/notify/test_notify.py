@@ -68,9 +68,13 @@ def test_generic_webhook_payload_shape(receiver: Receiver) -> None:
 
 def test_a_5xx_is_retried_once(receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
     receiver.statuses[:] = [500]
+    requests: list[tuple[str, str]] = []
     with caplog.at_level(logging.DEBUG):
-        WebhookNotifier(receiver.base + "/hook", retry_delay=0.01).notify("cycle-failed", "boom", {})
+        WebhookNotifier(receiver.base + "/hook", retry_delay=0.01, on_request=lambda *r: requests.append(r)).notify(
+            "cycle-failed", "boom", {}
+        )
     assert len(receiver.posts) == 2
+    assert requests == [("webhook", "5xx"), ("webhook", "ok")]
     assert receiver.posts[0].body == receiver.posts[1].body
     assert not [r for r in caplog.records if r.name.startswith("gitbot") and r.levelno >= logging.WARNING]
 
@@ -102,9 +106,11 @@ def closed_port() -> int:
 
 def test_receiver_down_is_logged_not_raised_and_the_url_stays_secret(caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://127.0.0.1:{closed_port()}{SECRET_PATH}"
-    notifier = SlackNotifier(url, retry_delay=0.01)
+    requests: list[tuple[str, str]] = []
+    notifier = SlackNotifier(url, retry_delay=0.01, on_request=lambda *r: requests.append(r))
     with caplog.at_level(logging.DEBUG):
         notifier.notify("cycle-failed", "boom", {})
+    assert requests == [("slack", "transport-error")] * 2
     assert problems(caplog) == ["ConnectError"]
     assert "Zq9SecretWebhookToken" not in caplog.text
     assert "Zq9SecretWebhookToken" not in repr(notifier)
