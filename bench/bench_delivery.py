@@ -46,9 +46,7 @@ def bench_git(tmp: Path) -> None:
             started = time.perf_counter()
             with workspace.checkout():
                 first.append((time.perf_counter() - started) * 1000)
-        workspace = GitWorkspace(
-            url, "main", tmp / "cache", username=server.username, token=server.token, author=BOT
-        )
+        workspace = GitWorkspace(url, "main", tmp / "cache", username=server.username, token=server.token, author=BOT)
         for index in range(ROUNDS):
             started = time.perf_counter()
             with workspace.checkout() as checkout:

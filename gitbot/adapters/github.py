@@ -103,9 +103,7 @@ class GitHubForge:
             detail = exc.data.get("message") if isinstance(exc.data, dict) else None
             errors = exc.data.get("errors") if isinstance(exc.data, dict) else None
             if isinstance(errors, list):
-                extra = "; ".join(
-                    str(e.get("message") or e.get("code")) for e in errors if isinstance(e, dict)
-                )
+                extra = "; ".join(str(e.get("message") or e.get("code")) for e in errors if isinstance(e, dict))
                 detail = f"{detail}: {extra}" if extra else detail
             text = self._scrub(f"GitHub {action} on {where}: HTTP {exc.status} {detail or 'error'}")
             if exc.status == 401 or (exc.status == 403 and "rate limit" not in str(detail).lower()):
@@ -146,9 +144,7 @@ class GitHubForge:
         repo = self._repository()
         return self._call(
             "list pull requests",
-            lambda: [
-                _to_pull(p) for p in repo.get_pulls(state="open") if str(p.head.ref).startswith(head_prefix)
-            ],
+            lambda: [_to_pull(p) for p in repo.get_pulls(state="open") if str(p.head.ref).startswith(head_prefix)],
         )
 
     def create_pull(self, head: str, base: str, title: str, body: str, labels: Sequence[str]) -> PullRequest:

@@ -127,9 +127,7 @@ class GitWorkspace:
         if parts.scheme in ("http", "https") and self._token:
             raw = f"{self._username}:{self._token}".encode()
             scope = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
-            config.append(
-                (f"http.{scope}.extraHeader", f"Authorization: Basic {base64.b64encode(raw).decode()}")
-            )
+            config.append((f"http.{scope}.extraHeader", f"Authorization: Basic {base64.b64encode(raw).decode()}"))
         env = {
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_ASKPASS": "",
@@ -425,8 +423,7 @@ class GitCheckout:
             summary = self._ws.scrub(str(info.summary).strip())
             if info.flags & PushInfo.REJECTED:
                 raise PushRejectedError(
-                    f"git {action} to {_safe_url(self._ws.url)} rejected: {info.remote_ref_string} moved "
-                    f"({summary})",
+                    f"git {action} to {_safe_url(self._ws.url)} rejected: {info.remote_ref_string} moved ({summary})",
                     hint="fetch, re-plan from the new head and retry",
                 )
             if info.flags & (PushInfo.REMOTE_REJECTED | PushInfo.REMOTE_FAILURE | PushInfo.ERROR):

@@ -8,5 +8,6 @@ from gitbot.commands.demo import demo
 from gitbot.commands.scan import scan
 from gitbot.commands.set import set_command
 from gitbot.commands.tags import tags
+from gitbot.commands.validate import validate
 
-COMMANDS: list[click.Command] = [demo, scan, set_command, tags]
+COMMANDS: list[click.Command] = [demo, scan, set_command, tags, validate]

@@ -217,11 +217,7 @@ class GitHubFake:
     def requests(self, method: str | None = None, path_contains: str = "") -> list[Exchange]:
         """Recorded exchanges, filtered by method and a substring of the path."""
         with self._lock:
-            return [
-                e
-                for e in self.exchanges
-                if (method is None or e.method == method) and path_contains in e.path
-            ]
+            return [e for e in self.exchanges if (method is None or e.method == method) and path_contains in e.path]
 
     def fail_next(self, method: str, path_regex: str, status: int = 502, body: Json = None) -> None:
         """Answer the next `method` request whose API path matches `path_regex` with `status`."""
@@ -499,9 +495,7 @@ class GitHubFake:
                     request_body=body,
                     status=status,
                     response_body=payload,
-                    request_headers=tuple(
-                        (k, v) for k, v in http.headers.items() if k.lower() != "authorization"
-                    ),
+                    request_headers=tuple((k, v) for k, v in http.headers.items() if k.lower() != "authorization"),
                 )
             )
         data = b"" if payload is None else json.dumps(payload).encode()

@@ -45,9 +45,7 @@ _GIT_ENV_BASE = {
 
 
 def _http_backend() -> str:
-    exec_path = subprocess.run(
-        ["git", "--exec-path"], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    exec_path = subprocess.run(["git", "--exec-path"], check=True, capture_output=True, text=True).stdout.strip()
     return str(Path(exec_path) / "git-http-backend")
 
 
@@ -171,9 +169,7 @@ class GitServer:
     credentials. Use as a context manager; `stop()` shuts the server down.
     """
 
-    def __init__(
-        self, root: Path | None = None, *, username: str = DEFAULT_USER, token: str = DEFAULT_TOKEN
-    ) -> None:
+    def __init__(self, root: Path | None = None, *, username: str = DEFAULT_USER, token: str = DEFAULT_TOKEN) -> None:
         self._own_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix="gitserver-")) if root is None else root
         self.root.mkdir(parents=True, exist_ok=True)
@@ -333,9 +329,7 @@ class GitServer:
 
     def log(self, name: str, branch: str = "main", max_count: int = 100) -> list[ServerCommit]:
         """Commits on `branch`, newest first."""
-        out = self.git(
-            name, "log", f"--max-count={max_count}", "--format=%H%x1f%an%x1f%ae%x1f%s%x1f%b%x1e", branch
-        )
+        out = self.git(name, "log", f"--max-count={max_count}", "--format=%H%x1f%an%x1f%ae%x1f%s%x1f%b%x1e", branch)
         commits = []
         for record in out.split("\x1e"):
             record = record.strip("\n")

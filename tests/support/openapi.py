@@ -101,9 +101,7 @@ class OpenAPIDescription:
             for method in _METHODS:
                 if method in item:
                     op = item[method]
-                    self.operations.append(
-                        Operation(method.upper(), template, op["operationId"], pattern, op, literal)
-                    )
+                    self.operations.append(Operation(method.upper(), template, op["operationId"], pattern, op, literal))
 
     def operation(self, method: str, path: str) -> Operation | None:
         """The operation for `method path` (path without the API prefix); most literal match wins."""
@@ -191,9 +189,7 @@ class OpenAPIDescription:
         spec = responses.get(str(exchange.status)) or responses.get("default")
         if spec is None:
             if exchange.status >= 400:
-                return self.schema_errors(
-                    self.component("basic-error"), exchange.response_body, f"{label} response"
-                )
+                return self.schema_errors(self.component("basic-error"), exchange.response_body, f"{label} response")
             return [f"{label}: status {exchange.status} is not described for {op.operation_id}"]
         content = self.resolve(spec).get("content", {})
         schema = content.get("application/json", {}).get("schema")

@@ -85,9 +85,7 @@ def test_commit_push_and_log_with_trailers(
     assert log[1].author.name == "Seed Author"
 
 
-def test_committer_is_configurable(
-    make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str
-) -> None:
+def test_committer_is_configurable(make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str) -> None:
     workspace = make_workspace(committer=Author("Bot Committer", "committer@example.test"))
     with workspace.checkout() as checkout:
         checkout.commit({"new/file.txt": "x\n"}, "gitbot(p): add", PERSON)
@@ -181,9 +179,7 @@ def test_missing_branch_and_unreachable_server_are_git_errors(
     )
     with pytest.raises(GitError, match="branch nope does not exist"), missing.checkout():
         pass
-    closed = GitWorkspace(
-        "http://127.0.0.1:9/none.git", "main", tmp_path / "c2", token=git_server.token, author=BOT
-    )
+    closed = GitWorkspace("http://127.0.0.1:9/none.git", "main", tmp_path / "c2", token=git_server.token, author=BOT)
     with pytest.raises(GitError) as caught, closed.checkout():
         pass
     assert not isinstance(caught.value, AuthError)
@@ -225,9 +221,7 @@ def _files_holding(*roots: Path, secrets: tuple[str, ...]) -> list[Path]:
     return [p for p in searched if any(s.encode() in p.read_bytes() for s in secrets)]
 
 
-def test_revert_and_revert_conflict(
-    make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str
-) -> None:
+def test_revert_and_revert_conflict(make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str) -> None:
     workspace = make_workspace()
     with workspace.checkout() as checkout:
         first = checkout.commit({APP: "image: ghcr.io/acme/podinfo:0.1.2\n"}, MESSAGE, BOT)
@@ -318,16 +312,12 @@ def test_checkout_is_cleaned_up_when_the_cycle_fails(make_workspace: WorkspaceFa
         checkout.commit({"x.txt": "x\n"}, "gitbot(p): x", BOT)
         raise RuntimeError("planner failed")
     assert not root.exists()
-    assert not (workspace.cache_path / "worktrees").exists() or not any(
-        (workspace.cache_path / "worktrees").iterdir()
-    )
+    assert not (workspace.cache_path / "worktrees").exists() or not any((workspace.cache_path / "worktrees").iterdir())
     with workspace.checkout() as again:
         assert not (again.root / "x.txt").exists()
 
 
-def test_damaged_cache_is_rebuilt(
-    make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str
-) -> None:
+def test_damaged_cache_is_rebuilt(make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str) -> None:
     workspace = make_workspace()
     with workspace.checkout():
         pass

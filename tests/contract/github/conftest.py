@@ -19,8 +19,6 @@ __all__ = ["github_fake", "github_openapi"]
 
 @pytest.fixture
 def forge(github_fake: GitHubFake) -> Iterator[GitHubForge]:
-    adapter = GitHubForge(
-        github_fake.full_name, github_fake.token, base_url=github_fake.base_url, throttle=False
-    )
+    adapter = GitHubForge(github_fake.full_name, github_fake.token, base_url=github_fake.base_url, throttle=False)
     yield adapter
     adapter.close()

@@ -23,9 +23,7 @@ def test_forge_satisfies_the_port(forge: GitHubForge) -> None:
 
 
 def test_create_pull_with_labels(forge: GitHubForge, github_fake: GitHubFake) -> None:
-    pull = forge.create_pull(
-        HEAD, "main", "gitbot(production): podinfo-ga 0.1.1 -> 0.1.2", BODY, ["gitbot", "img"]
-    )
+    pull = forge.create_pull(HEAD, "main", "gitbot(production): podinfo-ga 0.1.1 -> 0.1.2", BODY, ["gitbot", "img"])
     assert pull.number == 1
     assert pull.head == HEAD and pull.base == "main"
     assert pull.state == "open" and not pull.merged
@@ -37,9 +35,7 @@ def test_create_pull_with_labels(forge: GitHubForge, github_fake: GitHubFake) ->
     assert len(github_fake.requests("POST", "/pulls")) == 1
 
 
-def test_create_pull_twice_updates_instead_of_duplicating(
-    forge: GitHubForge, github_fake: GitHubFake
-) -> None:
+def test_create_pull_twice_updates_instead_of_duplicating(forge: GitHubForge, github_fake: GitHubFake) -> None:
     first = forge.create_pull(HEAD, "main", "title one", BODY, ["gitbot"])
     # A restarted bot does not know the number: it creates again with the newer plan.
     second = forge.create_pull(HEAD, "main", "title two", BODY + "v2", ["gitbot", "late"])
@@ -50,9 +46,7 @@ def test_create_pull_twice_updates_instead_of_duplicating(
     assert len(github_fake.requests("POST", "/pulls")) == 1
 
 
-def test_find_pull_by_head_ignores_other_heads_and_closed(
-    forge: GitHubForge, github_fake: GitHubFake
-) -> None:
+def test_find_pull_by_head_ignores_other_heads_and_closed(forge: GitHubForge, github_fake: GitHubFake) -> None:
     other = forge.create_pull("gitbot/production/other", "main", "other", "x", [])
     mine = forge.create_pull(HEAD, "main", "mine", "y", [])
     found = forge.find_pull(HEAD)
@@ -139,9 +133,7 @@ def test_wrong_token_is_auth_error_without_the_token(github_fake: GitHubFake) ->
     assert wrong not in message and "\n" not in message
 
 
-def test_unknown_pull_and_unreachable_api_are_forge_errors(
-    forge: GitHubForge, github_fake: GitHubFake
-) -> None:
+def test_unknown_pull_and_unreachable_api_are_forge_errors(forge: GitHubForge, github_fake: GitHubFake) -> None:
     with pytest.raises(ForgeError, match="HTTP 404"):
         forge.update_pull(99, "t", "b")
     down = GitHubForge(
@@ -185,12 +177,8 @@ def test_validator_catches_malformed_responses_and_requests(
     assert any("'number' is a required property" in p for p in problems)
     assert any("state" in p and "'merged' is not one of" in p for p in problems)
 
-    bad_request = Exchange(
-        created.method, created.path, (), {"title": 5, "head": HEAD}, 201, created.response_body
-    )
-    assert any(
-        "request" in p and "5 is not of type 'string'" in p for p in github_openapi.validate(bad_request)
-    )
+    bad_request = Exchange(created.method, created.path, (), {"title": 5, "head": HEAD}, 201, created.response_body)
+    assert any("request" in p and "5 is not of type 'string'" in p for p in github_openapi.validate(bad_request))
 
     undocumented = Exchange("GET", created.path, (("colour", "red"),), None, 200, [])
     assert any("query parameter 'colour'" in p for p in github_openapi.validate(undocumented))
@@ -209,9 +197,7 @@ def test_validator_matches_refs_with_slashes(github_openapi: OpenAPIDescription)
     assert update is not None and update.operation_id == "git/update-ref"
 
 
-def test_create_pull_that_loses_a_race_adopts_the_existing_one(
-    forge: GitHubForge, github_fake: GitHubFake
-) -> None:
+def test_create_pull_that_loses_a_race_adopts_the_existing_one(forge: GitHubForge, github_fake: GitHubFake) -> None:
     existing = github_fake.open_pull(HEAD, title="opened meanwhile")
     # The first lookup still sees no pull request (it was opened right after), so the POST gets a 422.
     github_fake.fail_next("GET", r"/pulls$", 200, [])

@@ -1,0 +1,207 @@
+"""Structured logging and secret masking for every gitbot process.
+
+Owns the log format (one JSON object per event when stderr is not a terminal, readable `key=value` lines on a
+terminal) and the `SecretMasker`, a logging filter that replaces every known secret value with `***` in
+messages, arguments, extra fields and exception text before any handler formats the record. Secret values
+are collected from the environment variables a policy names; this module never logs or stores them anywhere
+else. It does no other I/O and imports no network library.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
+from urllib.parse import quote
+
+from gitbot.config import Policy
+
+MASK = "***"
+# Attributes every LogRecord has; anything else on a record came in through `extra`.
+_STANDARD = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 1, "x", None, None))) | {"message", "asctime"}
+# `log_event` puts its fields here so that names such as `name` or `message` cannot clash with LogRecord's.
+FIELDS = "gitbot_fields"
+_HANDLER_MARK = "_gitbot_handler"
+
+
+class SecretMasker(logging.Filter):
+    """Replaces known secret values with `***` in everything a log record carries.
+
+    Installed on a handler, it sees records from every logger (libraries included) that reach that handler.
+    Values are matched literally, longest first, and also in their URL-encoded form.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(*secrets)
+
+    def add(self, *secrets: str) -> None:
+        """Learn more secret values (empty values are ignored)."""
+        for secret in secrets:
+            if secret:
+                self._secrets.add(secret)
+                self._secrets.add(quote(secret, safe=""))
+        ordered = sorted(self._secrets, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+
+    def __len__(self) -> int:
+        return len(self._secrets)
+
+    def mask(self, text: str) -> str:
+        """`text` with every known secret replaced by `***`."""
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def mask_value(self, value: Any) -> Any:
+        """A copy of `value` (str, number, mapping, sequence or other) with secrets masked in every string."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, Mapping):
+            return {self.mask(str(k)): self.mask_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.mask_value(v) for v in value]
+        return self.mask(str(value))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._pattern is None:
+            return True
+        record.msg = self.mask(record.getMessage())
+        record.args = None
+        if record.exc_info and record.exc_info[0] is not None:
+            # Formatters reuse exc_text when it is set, so the traceback is rendered once, masked.
+            record.exc_text = self.mask("".join(traceback.format_exception(*record.exc_info)).rstrip())
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = self.mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.mask(record.stack_info)
+        for key in list(vars(record)):
+            if key not in _STANDARD:
+                setattr(record, key, self.mask_value(getattr(record, key)))
+        return True
+
+
+def secret_env_names(policy: Policy) -> set[str]:
+    """The names of every environment variable `policy` reads a secret from."""
+    spec = policy.spec
+    names = {spec.git.token_env}
+    if spec.delivery.github is not None:
+        names.add(spec.delivery.github.token_env)
+    for registry in spec.registries:
+        names |= {registry.username_env, registry.password_env}
+    for canary in spec.canaries:
+        names.add(canary.analysis.prometheus.token_env)
+    for notification in spec.notifications:
+        names.add(notification.slack.webhook_env if notification.slack else None)
+        names.add(notification.webhook.url_env if notification.webhook else None)
+    return {name for name in names if name}
+
+
+def secrets_for(policy: Policy, env: Mapping[str, str]) -> set[str]:
+    """The secret values `policy` would read from `env` (unset or empty variables are left out)."""
+    return {value for name in secret_env_names(policy) if (value := env.get(name, ""))}
+
+
+def log_event(
+    logger: logging.Logger, event: str, /, level: int = logging.INFO, exc_info: bool = False, **fields: Any
+) -> None:
+    """Log one structured event: `event` is the message, `fields` become keys of the JSON object."""
+    logger.log(level, event, exc_info=exc_info, extra={FIELDS: fields}, stacklevel=2)
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in vars(record).items():
+        if key == FIELDS and isinstance(value, Mapping):
+            out.update(value)
+        elif key not in _STANDARD and key != FIELDS:
+            out[key] = value
+    return out
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _exception_text(record: logging.LogRecord) -> str | None:
+    if record.exc_text:
+        return record.exc_text
+    if record.exc_info and record.exc_info[0] is not None:
+        return "".join(traceback.format_exception(*record.exc_info)).rstrip()
+    return None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, event, then the event's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": _timestamp(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        for key, value in _fields(record).items():
+            payload.setdefault(key, value)
+        exc = _exception_text(record)
+        if exc:
+            payload["exception"] = exc
+        return jsonlib.dumps(payload, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+_BARE = re.compile(r"^[^\s\"=]+$")
+
+
+def _kv(value: Any) -> str:
+    text = value if isinstance(value, str) else jsonlib.dumps(value, default=str, ensure_ascii=False)
+    return text if _BARE.match(text) else jsonlib.dumps(text, ensure_ascii=False)
+
+
+class KeyValueFormatter(logging.Formatter):
+    """`HH:MM:SS LEVEL logger event key=value ...` for people reading a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        clock = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
+        parts = [clock, f"{record.levelname:<7}", record.name, record.getMessage()]
+        parts += [f"{key}={_kv(value)}" for key, value in _fields(record).items()]
+        line = " ".join(parts)
+        exc = _exception_text(record)
+        return f"{line}\n{exc}" if exc else line
+
+
+def configure_logging(
+    masker: SecretMasker,
+    *,
+    json: bool | None = None,
+    level: int | str = logging.INFO,
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Send every log record to `stream` (stderr) through `masker`, as JSON or key=value lines.
+
+    `json=None` picks JSON unless the stream is a terminal. Calling it again replaces the handler it
+    installed before, so a process has exactly one. Returns the handler.
+    """
+    target = stream if stream is not None else sys.stderr
+    as_json = json if json is not None else not (hasattr(target, "isatty") and target.isatty())
+    handler = logging.StreamHandler(target)
+    handler.setFormatter(JsonFormatter() if as_json else KeyValueFormatter())
+    handler.addFilter(masker)
+    setattr(handler, _HANDLER_MARK, True)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # httpx logs every request URL at INFO; webhook URLs are secrets and masked, but they are noise too.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    return handler

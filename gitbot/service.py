@@ -1,0 +1,486 @@
+"""The gitbot daemon: runs every policy on its schedule and serves /metrics, /healthz and /readyz.
+
+Owns scheduling (one APScheduler job per policy, one cycle at a time per policy, several policies side by
+side), backoff after failing cycles, clean shutdown on SIGTERM/SIGINT, the Prometheus metrics of the service
+(in its own CollectorRegistry) and the small HTTP server that exposes them. What one cycle does is the
+`runner` it is given; this module builds no adapter and talks to no external system itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any, Literal
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from gitbot.config import Policy
+from gitbot.errors import ConfigError, GitbotError
+from gitbot.logs import log_event
+
+Outcome = Literal["changed", "unchanged", "failed", "held"]
+OUTCOMES: tuple[Outcome, ...] = ("changed", "unchanged", "failed", "held")
+VERDICT_STATES = ("pass", "fail", "inconclusive", "unknown")
+# Cycle durations span a quick no-op (a fetch) to a slow push with retries.
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+_log = logging.getLogger("gitbot.service")
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    """What one reconcile cycle of one policy did, as the service records and reports it.
+
+    `changes` counts delivered changes by kind (image-update, canary-step, rollback, promote);
+    `canaries` maps a canary's name to its current weight (percent) and last verdict.
+    """
+
+    policy: str
+    outcome: Outcome
+    changes: Mapping[str, int] = field(default_factory=dict)
+    duration_seconds: float = 0.0
+    canaries: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    error: str | None = None
+    error_type: str | None = None
+
+
+Runner = Callable[[Policy], CycleSummary]
+
+
+class ServiceMetrics:
+    """The service's Prometheus metrics, in a registry of their own (never the process-global one).
+
+    Adapters report their API calls through `api_request`, which can be handed to them as a plain callable.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.cycles = Counter(
+            "gitbot_cycles", "Reconcile cycles by policy and outcome.", ["policy", "outcome"], registry=r
+        )
+        self.cycle_duration = Histogram(
+            "gitbot_cycle_duration_seconds",
+            "Duration of reconcile cycles.",
+            ["policy"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.changes = Counter(
+            "gitbot_changes", "Changes delivered, by policy and kind.", ["policy", "kind"], registry=r
+        )
+        self.errors = Counter(
+            "gitbot_errors", "Failed cycles by policy and error type.", ["policy", "type"], registry=r
+        )
+        self.last_success = Gauge(
+            "gitbot_last_successful_cycle_timestamp_seconds",
+            "Unix time at which the last cycle that did not fail ended.",
+            ["policy"],
+            registry=r,
+        )
+        self.canary_weight = Gauge(
+            "gitbot_canary_weight_percent",
+            "Traffic weight of each canary, in percent.",
+            ["policy", "canary"],
+            registry=r,
+        )
+        self.canary_verdict = Enum(
+            "gitbot_canary_verdict",
+            "Last analysis verdict of each canary.",
+            ["policy", "canary"],
+            states=list(VERDICT_STATES),
+            registry=r,
+        )
+        self.api_requests = Counter(
+            "gitbot_api_requests",
+            "Requests to external systems by system and outcome.",
+            ["system", "outcome"],
+            registry=r,
+        )
+        self.backoff_ticks = Gauge(
+            "gitbot_policy_backoff_ticks", "Scheduled ticks a failing policy still skips.", ["policy"], registry=r
+        )
+        self.policies = Gauge("gitbot_policies", "Policies the service runs.", registry=r)
+
+    def register_policy(self, name: str) -> None:
+        """Create the policy's series at zero so that dashboards and alerts see them before any cycle."""
+        for outcome in OUTCOMES:
+            self.cycles.labels(policy=name, outcome=outcome)
+        self.cycle_duration.labels(policy=name)
+        self.backoff_ticks.labels(policy=name).set(0)
+
+    def record_cycle(self, summary: CycleSummary, *, now: float | None = None) -> None:
+        """Count one cycle: outcome, duration, changes by kind, error type, canary state, last success."""
+        policy = summary.policy
+        self.cycles.labels(policy=policy, outcome=summary.outcome).inc()
+        self.cycle_duration.labels(policy=policy).observe(max(summary.duration_seconds, 0.0))
+        for kind, count in summary.changes.items():
+            if count > 0:
+                self.changes.labels(policy=policy, kind=kind).inc(count)
+        if summary.outcome == "failed":
+            self.errors.labels(policy=policy, type=summary.error_type or "unknown").inc()
+        else:
+            self.last_success.labels(policy=policy).set(time.time() if now is None else now)
+        for canary, (weight, verdict) in summary.canaries.items():
+            self.canary_weight.labels(policy=policy, canary=canary).set(weight)
+            state = verdict if verdict in VERDICT_STATES else "unknown"
+            self.canary_verdict.labels(policy=policy, canary=canary).state(state)
+
+    def api_request(self, system: str, outcome: str) -> None:
+        """Count one request to `system` (registry, github, git, prometheus, slack, webhook)."""
+        self.api_requests.labels(system=system, outcome=outcome).inc()
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+def _crontab_weekdays(spec: str) -> str:
+    """A crontab day-of-week field (0 or 7 = Sunday) as APScheduler 3 day names (it counts 0 as Monday)."""
+    if spec == "*":
+        return spec
+    names = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+    days: set[int] = set()
+    for part in spec.lower().split(","):
+        rng, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if rng == "*":
+            low, high = 0, 6
+        else:
+            first, _, last = rng.partition("-")
+            low = names.index(first) if first in names else int(first)
+            high = (names.index(last) if last in names else int(last)) if last else (6 if step_text else low)
+        if not (0 <= low <= 7 and 0 <= high <= 7 and step > 0):
+            raise ValueError(f"day of week {part!r} is outside 0-7")
+        days |= {day % 7 for day in range(low, high + 1, step)}
+    return ",".join(names[day] for day in sorted(days))
+
+
+def default_jitter(policy: Policy) -> float:
+    """Seconds of random delay added to each tick: the policy's own, else 10% of the interval (30 s at most)."""
+    schedule = policy.spec.schedule
+    if schedule.jitter is not None:
+        return schedule.jitter.total_seconds()
+    if schedule.interval is not None:
+        return min(schedule.interval.total_seconds() * 0.1, 30.0)
+    return 5.0
+
+
+def trigger_for(policy: Policy, *, jitter: float | None = None) -> BaseTrigger:
+    """The APScheduler trigger of `policy`'s schedule (interval or five-field cron, in UTC)."""
+    schedule = policy.spec.schedule
+    spread = default_jitter(policy) if jitter is None else jitter
+    if schedule.interval is not None:
+        return IntervalTrigger(seconds=schedule.interval.total_seconds(), timezone=UTC, jitter=spread or None)
+    assert schedule.cron is not None
+    minute, hour, day, month, weekday = schedule.cron.split()
+    try:
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_crontab_weekdays(weekday),
+            timezone=UTC,
+            jitter=spread or None,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"spec.schedule.cron: {exc}", where=policy.where("/spec/schedule/cron")) from exc
+
+
+def misfire_grace_for(policy: Policy) -> int:
+    """Seconds a late tick may still run: half the interval, between 1 s and 5 minutes (60 s for cron)."""
+    interval = policy.spec.schedule.interval
+    if interval is None:
+        return 60
+    return int(min(max(interval.total_seconds() / 2, 1.0), 300.0))
+
+
+class _PolicyJob:
+    """One policy's tick: skips ticks while backing off, runs the runner, records and logs the cycle."""
+
+    def __init__(self, policy: Policy, service: Service) -> None:
+        self.policy = policy
+        self.service = service
+        self.failures = 0
+        self.skip = 0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        service = self.service
+        if service.stopping.is_set():
+            return
+        if not self.lock.acquire(blocking=False):
+            # APScheduler's max_instances already prevents this; the lock keeps the rule local and certain.
+            return
+        try:
+            if self.skip > 0:
+                self.skip -= 1
+                service.metrics.backoff_ticks.labels(policy=self.policy.name).set(self.skip)
+                log_event(_log, "cycle skipped", level=logging.DEBUG, policy=self.policy.name, backoff_ticks=self.skip)
+                return
+            summary = self._run()
+            service.record(summary)
+            if summary.outcome == "failed":
+                self.failures += 1
+                # 1st failure: retry at the next tick; then skip 1, 3, 7, ... ticks up to the cap.
+                self.skip = min(2 ** (self.failures - 1) - 1, service.max_backoff_ticks)
+            else:
+                self.failures = 0
+                self.skip = 0
+            service.metrics.backoff_ticks.labels(policy=self.policy.name).set(self.skip)
+        finally:
+            self.lock.release()
+
+    def _run(self) -> CycleSummary:
+        started = time.monotonic()
+        self.service.attempted.set()
+        try:
+            summary = self.service.runner(self.policy)
+        except Exception as exc:
+            message = exc.one_line() if isinstance(exc, GitbotError) else str(exc) or exc.__class__.__name__
+            # A GitbotError already says what and where; anything else is a bug worth its traceback.
+            log_event(
+                _log,
+                "cycle raised",
+                level=logging.ERROR,
+                exc_info=not isinstance(exc, GitbotError),
+                policy=self.policy.name,
+                error=message,
+                error_type=exc.__class__.__name__,
+            )
+            return CycleSummary(
+                policy=self.policy.name,
+                outcome="failed",
+                duration_seconds=time.monotonic() - started,
+                error=message,
+                error_type=exc.__class__.__name__,
+            )
+        if summary.policy != self.policy.name:
+            summary = replace(summary, policy=self.policy.name)
+        return summary
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HttpServer
+
+    def do_GET(self) -> None:
+        service = self.server.service
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(200, service.metrics.exposition(), CONTENT_TYPE_LATEST)
+        elif path == "/healthz":
+            self._send(200, b"ok\n")
+        elif path == "/readyz":
+            ready, reason = service.readiness()
+            self._send(200 if ready else 503, f"{reason}\n".encode())
+        else:
+            self._send(404, b"not found\n")
+
+    def _send(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Scrapes and probes every few seconds would drown the cycle events.
+        return
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], service: Service) -> None:
+        super().__init__(address, _Handler)
+        self.service = service
+
+
+class Service:
+    """The scheduler and HTTP server of one gitbot process; `start()`, then `stop()` (waits for cycles)."""
+
+    def __init__(
+        self,
+        policies: Sequence[Policy],
+        runner: Runner,
+        *,
+        port: int,
+        host: str = "0.0.0.0",  # noqa: S104 - the daemon serves probes and metrics to the cluster
+        metrics: ServiceMetrics | None = None,
+        jitter: float | None = None,
+        max_backoff_ticks: int = 32,
+        clock: Callable[[], float] = time.time,
+        run_at_start: bool = True,
+    ) -> None:
+        names = [p.name for p in policies]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ConfigError(f"policy names must be unique, repeated: {', '.join(repeated)}")
+        self.policies = list(policies)
+        self.runner = runner
+        self.metrics = metrics if metrics is not None else ServiceMetrics()
+        self.max_backoff_ticks = max_backoff_ticks
+        self.clock = clock
+        self.stopping = threading.Event()
+        self.attempted = threading.Event()
+        self._jitter = jitter
+        self._run_at_start = run_at_start
+        self._host, self._port = host, port
+        self._http: _HttpServer | None = None
+        self._http_thread: threading.Thread | None = None
+        self.jobs = {p.name: _PolicyJob(p, self) for p in self.policies}
+        workers = max(2, min(len(self.policies), 16))
+        self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC)
+
+    @property
+    def port(self) -> int:
+        """The port the HTTP server listens on (useful when started with port 0)."""
+        if self._http is None:
+            raise RuntimeError("the service is not started")
+        return int(self._http.server_address[1])
+
+    def record(self, summary: CycleSummary) -> None:
+        """Count and log a finished cycle."""
+        self.metrics.record_cycle(summary, now=self.clock())
+        level = logging.WARNING if summary.outcome == "failed" else logging.INFO
+        log_event(
+            _log,
+            "cycle",
+            level=level,
+            policy=summary.policy,
+            outcome=summary.outcome,
+            duration_seconds=round(summary.duration_seconds, 3),
+            changes=dict(summary.changes),
+            canaries={name: {"weight": w, "verdict": v} for name, (w, v) in summary.canaries.items()},
+            error=summary.error,
+            error_type=summary.error_type,
+        )
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready while the scheduler runs policies and the service is not stopping."""
+        if self.stopping.is_set():
+            return False, "stopping"
+        if not self.scheduler.running:
+            return False, "scheduler not running"
+        if not self.policies and not self.attempted.is_set():
+            return False, "no policies loaded"
+        return True, f"ready: {len(self.policies)} policies"
+
+    def start(self) -> None:
+        """Listen on the HTTP port and schedule every policy; GitbotError when the port cannot be bound."""
+        try:
+            self._http = _HttpServer((self._host, self._port), self)
+        except OSError as exc:
+            raise GitbotError(
+                f"cannot listen on {self._host}:{self._port}: {exc.strerror or exc}",
+                hint="choose another --port or stop the process that uses it",
+            ) from exc
+        self._http_thread = threading.Thread(
+            target=self._http.serve_forever, kwargs={"poll_interval": 0.1}, name="gitbot-http", daemon=True
+        )
+        self._http_thread.start()
+        now = datetime.now(UTC)
+        for policy in self.policies:
+            self.metrics.register_policy(policy.name)
+            first: dict[str, Any] = {}
+            if self._run_at_start and policy.spec.schedule.interval is not None:
+                # Start soon rather than one interval later, spread so policies do not all start at once.
+                spread = default_jitter(policy) if self._jitter is None else self._jitter
+                first["next_run_time"] = now + timedelta(seconds=random.uniform(0, spread))  # noqa: S311
+            self.scheduler.add_job(
+                self.jobs[policy.name],
+                trigger_for(policy, jitter=self._jitter),
+                id=policy.name,
+                name=f"cycle {policy.name}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=misfire_grace_for(policy),
+                **first,
+            )
+        self.metrics.policies.set(len(self.policies))
+        self.scheduler.start()
+        log_event(_log, "service started", policies=[p.name for p in self.policies], port=self.port)
+
+    def stop(self) -> None:
+        """No new cycles; wait for running cycles to finish; close the HTTP server."""
+        if self.stopping.is_set() and not self.scheduler.running:
+            return
+        self.stopping.set()
+        log_event(_log, "service stopping", running=self._running_cycles())
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        log_event(_log, "service stopped")
+
+    def _running_cycles(self) -> list[str]:
+        return [name for name, job in self.jobs.items() if job.lock.locked()]
+
+
+def run_service(
+    policies: Sequence[Policy],
+    runner: Runner,
+    *,
+    port: int,
+    host: str = "0.0.0.0",  # noqa: S104
+    stop_event: threading.Event | None = None,
+    metrics: ServiceMetrics | None = None,
+    jitter: float | None = None,
+    max_backoff_ticks: int = 32,
+    clock: Callable[[], float] = time.time,
+    install_signal_handlers: bool = True,
+    on_started: Callable[[Service], None] | None = None,
+) -> int:
+    """Run `policies` with `runner` until SIGTERM/SIGINT (or `stop_event`); returns the exit code (0).
+
+    Share `stop_event` with the runner so that a cycle in progress can stop before delivering. Signal
+    handlers are installed only from the main thread; the previous handlers are restored on return.
+    """
+    stop = stop_event if stop_event is not None else threading.Event()
+    service = Service(
+        policies,
+        runner,
+        port=port,
+        host=host,
+        metrics=metrics,
+        jitter=jitter,
+        max_backoff_ticks=max_backoff_ticks,
+        clock=clock,
+    )
+    previous: dict[signal.Signals, Any] = {}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log_event(_log, "signal received", signal=signal.Signals(signum).name)
+        stop.set()
+
+    if install_signal_handlers and threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, on_signal)
+    try:
+        service.start()
+        if on_started is not None:
+            on_started(service)
+        while not stop.wait(0.5):
+            pass
+        service.stop()
+    finally:
+        if not service.stopping.is_set():
+            service.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0

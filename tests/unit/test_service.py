@@ -1,0 +1,404 @@
+"""The daemon: scheduling, backoff, shutdown on signals, and the /metrics, /healthz and /readyz endpoints."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gitbot.config import Policy
+from gitbot.errors import ConfigError, GitbotError, GitError, RegistryError
+from gitbot.logs import SecretMasker, configure_logging
+from gitbot.service import CycleSummary, Service, ServiceMetrics, run_service, trigger_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_policy(name: str, **schedule: Any) -> Policy:
+    return Policy.model_validate(
+        {
+            "apiVersion": "gitbot.dev/v1alpha1",
+            "kind": "Policy",
+            "metadata": {"name": name},
+            "spec": {"git": {"url": "http://127.0.0.1:1/repo.git"}, "schedule": schedule or {"interval": 0.1}},
+        }
+    )
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def started() -> Iterator[list[Service]]:
+    services: list[Service] = []
+    yield services
+    for service in services:
+        service.stop()
+
+
+def test_two_policies_run_side_by_side_one_cycle_at_a_time_each(started: list[Service]) -> None:
+    lock = threading.Lock()
+    spans: dict[str, list[tuple[float, float]]] = {"fast": [], "slow": []}
+    running: dict[str, int] = {"fast": 0, "slow": 0}
+    overlap: list[str] = []
+
+    def runner(policy: Policy) -> CycleSummary:
+        with lock:
+            running[policy.name] += 1
+            if running[policy.name] > 1:
+                overlap.append(policy.name)
+        begin = time.monotonic()
+        # The slow policy's cycle outlasts its interval: the scheduler must not start a second one.
+        time.sleep(0.25 if policy.name == "slow" else 0.01)
+        with lock:
+            running[policy.name] -= 1
+            spans[policy.name].append((begin, time.monotonic()))
+        return CycleSummary(policy=policy.name, outcome="unchanged")
+
+    service = Service(
+        [make_policy("fast", interval=0.05), make_policy("slow", interval=0.05)],
+        runner,
+        port=0,
+        host="127.0.0.1",
+        jitter=0,
+    )
+    started.append(service)
+    service.start()
+    time.sleep(1.0)
+    service.stop()
+    assert overlap == []
+    assert len(spans["fast"]) >= 5
+    assert len(spans["slow"]) >= 2
+    slow = sorted(spans["slow"])
+    assert all(a_end <= b_begin for (_, a_end), (b_begin, _) in itertools.pairwise(slow))
+    # Side by side: fast cycles ran while a slow one was in progress.
+    assert any(s_begin < f_begin < s_end for s_begin, s_end in slow for f_begin, _ in spans["fast"])
+
+
+def test_failing_policy_backs_off_by_skipping_ticks_and_recovers() -> None:
+    outcomes = iter(["raise"] * 4 + ["ok"] * 5)
+    ran: list[int] = []
+    tick = 0
+
+    def runner(policy: Policy) -> CycleSummary:
+        ran.append(tick)
+        if next(outcomes) == "raise":
+            raise RegistryError("registry answered 503", where="ghcr.io/acme/app")
+        return CycleSummary(policy=policy.name, outcome="unchanged")
+
+    service = Service([make_policy("flaky")], runner, port=0, max_backoff_ticks=8)
+    job = service.jobs["flaky"]
+    for tick in range(1, 21):  # noqa: B007 - the runner reads the current tick
+        job()
+    # Failures at ticks 1, 2, 4 and 8 (retry at once, then skip 1, 3, 7 ticks); the success at 16 resets.
+    assert ran == [1, 2, 4, 8, 16, 17, 18, 19, 20]
+    values = samples(service.metrics.exposition().decode())
+    assert values[("gitbot_errors_total", frozenset({("policy", "flaky"), ("type", "RegistryError")}))] == 4
+    assert values[("gitbot_cycles_total", frozenset({("policy", "flaky"), ("outcome", "unchanged")}))] == 5
+
+
+def test_backoff_is_capped() -> None:
+    ran: list[int] = []
+    tick = 0
+
+    def runner(policy: Policy) -> CycleSummary:
+        ran.append(tick)
+        return CycleSummary(policy=policy.name, outcome="failed", error="push rejected", error_type="PushRejectedError")
+
+    service = Service([make_policy("broken")], runner, port=0, max_backoff_ticks=3)
+    for tick in range(1, 21):  # noqa: B007
+        service.jobs["broken"]()
+    assert ran == [1, 2, 4, 8, 12, 16, 20]
+
+
+def test_a_broken_policy_never_stops_the_others(started: list[Service]) -> None:
+    calls: dict[str, int] = {"good": 0, "bad": 0}
+
+    def runner(policy: Policy) -> CycleSummary:
+        calls[policy.name] += 1
+        if policy.name == "bad":
+            raise ValueError("manifest is not a mapping")
+        return CycleSummary(policy=policy.name, outcome="changed", changes={"image-update": 1})
+
+    service = Service(
+        [make_policy("good", interval=0.05), make_policy("bad", interval=0.05)],
+        runner,
+        port=0,
+        host="127.0.0.1",
+        jitter=0,
+    )
+    started.append(service)
+    service.start()
+    time.sleep(1.0)
+    service.stop()
+    assert calls["good"] >= 10
+    assert 2 <= calls["bad"] <= 6
+    values = samples(service.metrics.exposition().decode())
+    assert values[("gitbot_errors_total", frozenset({("policy", "bad"), ("type", "ValueError")}))] == calls["bad"]
+    assert values[("gitbot_changes_total", frozenset({("policy", "good"), ("kind", "image-update")}))] == calls["good"]
+
+
+def test_metrics_health_and_readiness_over_http(started: list[Service]) -> None:
+    release = threading.Event()
+    summaries = {
+        "production": CycleSummary(
+            policy="production",
+            outcome="changed",
+            changes={"canary-step": 1, "image-update": 2},
+            duration_seconds=1.5,
+            canaries={"podinfo": (60, "pass")},
+        ),
+        "staging": CycleSummary(
+            policy="staging", outcome="failed", duration_seconds=0.2, error="boom", error_type="GitError"
+        ),
+    }
+    cycles = {"production": 0, "staging": 0}
+
+    def runner(policy: Policy) -> CycleSummary:
+        cycles[policy.name] += 1
+        if cycles[policy.name] > 1:
+            release.wait(5)
+        return summaries[policy.name]
+
+    metrics = ServiceMetrics()
+    service = Service(
+        [make_policy("production", interval=60), make_policy("staging", interval=60)],
+        runner,
+        port=0,
+        host="127.0.0.1",
+        metrics=metrics,
+        jitter=0,
+        clock=lambda: 1_800_000_000.0,
+    )
+    assert service.readiness()[0] is False
+    started.append(service)
+    service.start()
+    base = f"http://127.0.0.1:{service.port}"
+    assert get(f"{base}/healthz")[0] == 200
+    assert get(f"{base}/readyz")[0] == 200
+    assert get(f"{base}/nothing")[0] == 404
+    wait_for(lambda: all(cycles.values()))
+    metrics.api_request("registry", "ok")
+    metrics.api_request("registry", "ok")
+    metrics.api_request("github", "error")
+    wait_for(lambda: "staging" in get(f"{base}/metrics")[1] and 'type="GitError"' in get(f"{base}/metrics")[1])
+
+    status, text = get(f"{base}/metrics")
+    assert status == 200
+    values = samples(text)
+
+    def value(name: str, **labels: str) -> float:
+        return values[(name, frozenset(labels.items()))]
+
+    assert value("gitbot_cycles_total", policy="production", outcome="changed") == 1
+    assert value("gitbot_cycles_total", policy="production", outcome="failed") == 0
+    assert value("gitbot_cycles_total", policy="staging", outcome="failed") == 1
+    assert value("gitbot_changes_total", policy="production", kind="image-update") == 2
+    assert value("gitbot_changes_total", policy="production", kind="canary-step") == 1
+    assert value("gitbot_errors_total", policy="staging", type="GitError") == 1
+    assert value("gitbot_cycle_duration_seconds_count", policy="production") == 1
+    assert value("gitbot_cycle_duration_seconds_sum", policy="production") == 1.5
+    assert value("gitbot_cycle_duration_seconds_bucket", policy="production", le="1.0") == 0
+    assert value("gitbot_cycle_duration_seconds_bucket", policy="production", le="2.5") == 1
+    assert value("gitbot_last_successful_cycle_timestamp_seconds", policy="production") == 1_800_000_000.0
+    assert ("gitbot_last_successful_cycle_timestamp_seconds", frozenset({("policy", "staging")})) not in values
+    assert value("gitbot_canary_weight_percent", policy="production", canary="podinfo") == 60
+    assert value("gitbot_canary_verdict", policy="production", canary="podinfo", gitbot_canary_verdict="pass") == 1
+    assert value("gitbot_canary_verdict", policy="production", canary="podinfo", gitbot_canary_verdict="fail") == 0
+    assert value("gitbot_api_requests_total", system="registry", outcome="ok") == 2
+    assert value("gitbot_api_requests_total", system="github", outcome="error") == 1
+    assert value("gitbot_policies") == 2
+
+    # While stopping, the service is alive but no longer ready, and a running cycle is waited for.
+    service.scheduler.modify_job("production", next_run_time=datetime.now(UTC))
+    wait_for(lambda: cycles["production"] == 2)
+    stopper = threading.Thread(target=service.stop)
+    stopper.start()
+    wait_for(lambda: service.stopping.is_set())
+    status, body = get(f"{base}/readyz")
+    assert (status, body.strip()) == (503, "stopping")
+    assert get(f"{base}/healthz")[0] == 200
+    assert stopper.is_alive()
+    release.set()
+    stopper.join(5)
+    assert not stopper.is_alive()
+
+
+def test_run_service_returns_zero_when_asked_to_stop() -> None:
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def runner(policy: Policy) -> CycleSummary:
+        seen.append(1)
+        stop.set()
+        return CycleSummary(policy=policy.name, outcome="unchanged")
+
+    code = run_service([make_policy("one")], runner, port=0, host="127.0.0.1", stop_event=stop, jitter=0)
+    assert code == 0
+    assert seen == [1]
+
+
+def test_a_port_in_use_is_a_one_line_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(GitbotError) as info:
+            run_service([make_policy("one")], lambda p: CycleSummary(p.name, "unchanged"), port=port, host="127.0.0.1")
+    assert f"127.0.0.1:{port}" in info.value.one_line()
+
+
+def test_policy_names_must_be_unique() -> None:
+    with pytest.raises(ConfigError, match="repeated: twin"):
+        Service([make_policy("twin"), make_policy("twin")], lambda p: CycleSummary(p.name, "unchanged"), port=0)
+
+
+@pytest.mark.parametrize(
+    ("cron", "after", "expected"),
+    [
+        # 2026-11-29 is a Sunday; crontab counts Sunday as 0 (and 7), APScheduler 3 counts Monday as 0.
+        ("0 9 * * 1-5", datetime(2026, 11, 29, 12, tzinfo=UTC), datetime(2026, 11, 30, 9, tzinfo=UTC)),
+        ("30 2 * * 0", datetime(2026, 11, 27, 12, tzinfo=UTC), datetime(2026, 11, 29, 2, 30, tzinfo=UTC)),
+        ("0 0 * * 7", datetime(2026, 11, 27, 12, tzinfo=UTC), datetime(2026, 11, 29, 0, 0, tzinfo=UTC)),
+        ("0 12 * * */2", datetime(2026, 11, 29, 13, tzinfo=UTC), datetime(2026, 12, 1, 12, tzinfo=UTC)),
+        ("*/10 * * * *", datetime(2026, 11, 27, 12, 3, tzinfo=UTC), datetime(2026, 11, 27, 12, 10, tzinfo=UTC)),
+    ],
+)
+def test_cron_schedules_follow_crontab_weekdays(cron: str, after: datetime, expected: datetime) -> None:
+    trigger = trigger_for(make_policy("cron", cron=cron), jitter=0)
+    assert trigger.get_next_fire_time(None, after) == expected
+
+
+def test_a_cron_field_out_of_range_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"spec\.schedule\.cron"):
+        trigger_for(make_policy("cron", cron="0 9 * * 9"))
+
+
+SLOW_SERVICE = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from gitbot.config import Policy
+    from gitbot.logs import SecretMasker, configure_logging
+    from gitbot.service import CycleSummary, run_service
+
+    marks = Path(sys.argv[1])
+    policy = Policy.model_validate({
+        "apiVersion": "gitbot.dev/v1alpha1", "kind": "Policy", "metadata": {"name": "slow"},
+        "spec": {"git": {"url": "http://127.0.0.1:1/r.git"}, "schedule": {"interval": 0.2}},
+    })
+
+    def runner(policy):
+        with marks.open("a") as out:
+            out.write("start\\n")
+        time.sleep(1.0)
+        with marks.open("a") as out:
+            out.write("end\\n")
+        return CycleSummary(policy=policy.name, outcome="unchanged", duration_seconds=1.0)
+
+    configure_logging(SecretMasker(), json=True)
+    sys.exit(run_service([policy], runner, port=int(sys.argv[2]), host="127.0.0.1", jitter=0))
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_lets_the_running_cycle_finish_and_exits_zero(tmp_path: Path, signum: signal.Signals) -> None:
+    marks = tmp_path / "marks"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SERVICE, str(marks), str(free_port())],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: marks.exists() and "start" in marks.read_text(), timeout=10)
+        process.send_signal(signum)
+        _out, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert marks.read_text().split() == ["start", "end"]
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    names = [e["event"] for e in events]
+    assert names.index("signal received") < names.index("cycle") < names.index("service stopped")
+    assert next(e for e in events if e["event"] == "signal received")["signal"] == signum.name
+
+
+def test_a_token_in_a_failing_cycle_is_masked_in_the_service_log() -> None:
+    token = "glpat-Xy7TokenThatMustNotLeak"
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    out = io.StringIO()
+
+    def runner(policy: Policy) -> CycleSummary:
+        if policy.name == "crash":
+            raise RuntimeError(f"clone of https://x:{token}@git.example/r.git failed")
+        raise GitError(f"push refused for token {token}", where=f"https://{token}@git.example")
+
+    try:
+        configure_logging(SecretMasker({token}), json=True, level=logging.DEBUG, stream=out)
+        service = Service([make_policy("crash"), make_policy("refused")], runner, port=0)
+        service.jobs["crash"]()
+        service.jobs["refused"]()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert token not in out.getvalue()
+    cycles = {e["policy"]: e for e in events if e["event"] == "cycle"}
+    assert cycles["crash"]["error"] == "clone of https://x:***@git.example/r.git failed"
+    assert cycles["refused"]["error"] == "https://***@git.example: push refused for token ***"
+    assert cycles["refused"]["error_type"] == "GitError"
+    raised = [e for e in events if e["event"] == "cycle raised"]
+    assert "Traceback" in raised[0]["exception"] and "RuntimeError" in raised[0]["exception"]
+    assert "exception" not in raised[1]

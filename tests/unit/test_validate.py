@@ -1,0 +1,66 @@
+"""`gitbot validate`: one line per valid policy, one error line and exit 2 otherwise."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gitbot.cli import main
+from gitbot.commands.validate import format_duration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(["validate", *args])
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+def test_the_example_policies_are_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--policies", str(ROOT / "policies"))
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].startswith(
+        "production: mode=pull-request images=podinfo-ga,podinfo-canary canaries=podinfo schedule=every 5m file="
+    )
+    assert lines[1].startswith('staging: mode=commit images=podinfo,redis canaries=- schedule=cron "*/10 * * * *"')
+    assert lines[2] == "2 policies valid"
+
+
+def test_a_bad_policy_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "ok.yaml").write_text((ROOT / "policies" / "staging.yaml").read_text())
+    bad = tmp_path / "zz.yaml"
+    bad.write_text(
+        "apiVersion: gitbot.dev/v1alpha1\nkind: Policy\nmetadata: {name: zz}\n"
+        "spec:\n  git: {url: u}\n  schedule: {interval: 5m, jitter: soon}\n"
+    )
+    code, out, err = run(capsys, "--policies", str(tmp_path))
+    assert code == 2
+    assert out == ""
+    assert err.splitlines() == [
+        f"gitbot: error: {bad}:6: spec.schedule.jitter: expected a duration such as 30s, 5m or 1h30m, got 'soon'"
+    ]
+
+
+def test_a_missing_directory_is_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "--policies", str(tmp_path / "none"))
+    assert code == 2
+    assert "policy directory does not exist" in err
+
+
+@pytest.mark.parametrize(
+    ("duration", "text"),
+    [
+        (timedelta(minutes=5), "5m"),
+        (timedelta(hours=1, minutes=30), "1h30m"),
+        (timedelta(seconds=90), "1m30s"),
+        (timedelta(seconds=0.5), "0.5s"),
+        (timedelta(hours=2), "2h"),
+    ],
+)
+def test_durations_read_as_written(duration: timedelta, text: str) -> None:
+    assert format_duration(duration) == text
