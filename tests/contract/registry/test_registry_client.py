@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciRegistry
 from gitbot.errors import AuthError, RegistryError
+from gitbot.ports import Registry
 from gitbot.versioning import parse_filter, select
 from tests.contract.registry.conftest import INVALID_TAGS, MANY_TAGS, PODINFO_TAGS, USERS, Hostile, Registries
 from tests.support.registry import free_port
@@ -113,8 +116,6 @@ def test_bearer_token_refused(registries: Registries) -> None:
 
 
 def test_credentials_from_docker_config(registries: Registries, tmp_path: Path) -> None:
-    import base64
-
     auth = base64.b64encode(f"alice:{USERS['alice']}".encode()).decode()
     config = tmp_path / "config.json"
     config.write_text(
@@ -268,3 +269,22 @@ def test_rate_limit_spaces_requests_per_host(hostile: Hostile) -> None:
         for name in ("etag-r1", "etag-r2", "etag-r3"):
             registry.list_tags(f"{hostile.host}/hostile/{name}")
     assert time.sleeps == [0.25, 0.25]
+
+
+def test_no_secret_in_debug_logs(registries: Registries, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with client(credentials=alice) as registry:
+        registry.list_tags(f"{registries.basic.host}/private/app")
+        registry.list_tags(f"{registries.token.host}/secure/app")
+    assert "private/app" in caplog.text
+    encoded = base64.b64encode(f"alice:{USERS['alice']}".encode()).decode()
+    # Every JSON Web Token starts with the base64 of `{"`, so no token reached a log record either.
+    for secret in (USERS["alice"], encoded, "eyJ"):
+        assert secret not in caplog.text
+
+
+def test_is_the_registry_port() -> None:
+    adapter = OciRegistry()
+    port: Registry = adapter
+    assert callable(port.list_tags)
+    adapter.close()
