@@ -72,7 +72,7 @@ def test_basic_auth_with_credentials(registries: Registries) -> None:
         image = f"{registries.basic.host}/private/app"
         assert sorted(registry.list_tags(image)) == ["1.0.0", "1.1.0", "2.0.0-rc.1"]
         first = registry.requests[registries.basic.host]
-        registry._cache.clear()
+        registry.clear_cache()
         registry.list_tags(image)
         # Once the registry asked for Basic auth, later requests send it up front (no second 401).
         assert registry.requests[registries.basic.host] == first + 1
@@ -97,7 +97,7 @@ def test_bearer_token_flow(registries: Registries) -> None:
         assert sorted(registry.list_tags(image)) == ["3.0.0", "3.1.0", "3.1.1"]
         token_host = registries.token_server.realm.split("/")[2]
         assert registry.requests == {registries.token.host: 2, token_host: 1}
-        registry._cache.clear()
+        registry.clear_cache()
         registry.list_tags(image)
         # The token is reused while it is valid.
         assert registry.requests == {registries.token.host: 3, token_host: 1}
