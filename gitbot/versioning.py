@@ -140,8 +140,9 @@ def parse_filter(
 ) -> TagFilter:
     """Compile an image-policy filter; a filter that does not compile raises FilterError at `where`.
 
+    A glob must match the whole tag; a regexp is searched (anchor it with `^...$`), as Flux does.
     `extract` is a template over the regexp's named groups (`$name`, `${name}` or `\\g<name>`) giving the
-    part that is ordered; it needs a `regexp:` filter.
+    part that is ordered (kept in the filter in Python's `\\g<name>` form); it needs a `regexp:` filter.
     """
     if not isinstance(text, str):
         raise _fail(f"filter must be a string, got {type(text).__name__}", where)

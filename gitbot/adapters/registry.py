@@ -254,6 +254,10 @@ class OciRegistry:
         """HTTP requests sent so far, per host (`name[:port]`), token servers included."""
         return dict(self._requests)
 
+    def clear_cache(self) -> None:
+        """Forget cached tag lists (tokens and counters stay)."""
+        self._cache.clear()
+
     def close(self) -> None:
         self._client.close()
 

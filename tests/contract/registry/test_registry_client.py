@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciRegistry
 from gitbot.errors import AuthError, RegistryError
+from gitbot.ports import Registry
 from gitbot.versioning import parse_filter, select
 from tests.contract.registry.conftest import INVALID_TAGS, MANY_TAGS, PODINFO_TAGS, USERS, Hostile, Registries
 from tests.support.registry import free_port
@@ -69,7 +72,7 @@ def test_basic_auth_with_credentials(registries: Registries) -> None:
         image = f"{registries.basic.host}/private/app"
         assert sorted(registry.list_tags(image)) == ["1.0.0", "1.1.0", "2.0.0-rc.1"]
         first = registry.requests[registries.basic.host]
-        registry._cache.clear()
+        registry.clear_cache()
         registry.list_tags(image)
         # Once the registry asked for Basic auth, later requests send it up front (no second 401).
         assert registry.requests[registries.basic.host] == first + 1
@@ -94,7 +97,7 @@ def test_bearer_token_flow(registries: Registries) -> None:
         assert sorted(registry.list_tags(image)) == ["3.0.0", "3.1.0", "3.1.1"]
         token_host = registries.token_server.realm.split("/")[2]
         assert registry.requests == {registries.token.host: 2, token_host: 1}
-        registry._cache.clear()
+        registry.clear_cache()
         registry.list_tags(image)
         # The token is reused while it is valid.
         assert registry.requests == {registries.token.host: 3, token_host: 1}
@@ -113,8 +116,6 @@ def test_bearer_token_refused(registries: Registries) -> None:
 
 
 def test_credentials_from_docker_config(registries: Registries, tmp_path: Path) -> None:
-    import base64
-
     auth = base64.b64encode(f"alice:{USERS['alice']}".encode()).decode()
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"auths": {f"http://{registries.basic.host}": {"auth": auth}}}), encoding="utf-8")
@@ -264,3 +265,22 @@ def test_rate_limit_spaces_requests_per_host(hostile: Hostile) -> None:
         for name in ("etag-r1", "etag-r2", "etag-r3"):
             registry.list_tags(f"{hostile.host}/hostile/{name}")
     assert time.sleeps == [0.25, 0.25]
+
+
+def test_no_secret_in_debug_logs(registries: Registries, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with client(credentials=alice) as registry:
+        registry.list_tags(f"{registries.basic.host}/private/app")
+        registry.list_tags(f"{registries.token.host}/secure/app")
+    assert "private/app" in caplog.text
+    encoded = base64.b64encode(f"alice:{USERS['alice']}".encode()).decode()
+    # Every JSON Web Token starts with the base64 of `{"`, so no token reached a log record either.
+    for secret in (USERS["alice"], encoded, "eyJ"):
+        assert secret not in caplog.text
+
+
+def test_is_the_registry_port() -> None:
+    adapter = OciRegistry()
+    port: Registry = adapter
+    assert callable(port.list_tags)
+    adapter.close()
