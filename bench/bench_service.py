@@ -21,22 +21,20 @@ def _policy(name: str) -> Policy:
     )
 
 
-_ran: set[str] = set()
-
-
-def _runner(policy: Policy) -> CycleSummary:
-    _ran.add(policy.name)
-    return CycleSummary(policy.name, "changed", {"image-update": 1}, 0.3, {"podinfo": (10, "pass")})
-
-
 def main() -> None:
+    ran: set[str] = set()
+
+    def runner(policy: Policy) -> CycleSummary:
+        ran.add(policy.name)
+        return CycleSummary(policy.name, "changed", {"image-update": 1}, 0.3, {"podinfo": (10, "pass")})
+
     policies = [_policy(f"policy-{i}") for i in range(20)]
-    service = Service(policies, _runner, port=0, host="127.0.0.1", jitter=0)
+    service = Service(policies, runner, port=0, host="127.0.0.1", jitter=0)
     started = time.perf_counter()
     service.start()
     print(f"start with {len(policies)} policies: {(time.perf_counter() - started) * 1000:.1f} ms")
     deadline = time.monotonic() + 10
-    while len(_ran) < len(policies):
+    while len(ran) < len(policies):
         if time.monotonic() > deadline:
             raise SystemExit("cycles did not run")
         time.sleep(0.01)
