@@ -30,7 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from gitbot.config import Policy
 from gitbot.errors import ConfigError, GitbotError
-from gitbot.logs import log_event
+from gitbot.logs import SecretMasker, log_event
 
 Outcome = Literal["changed", "unchanged", "failed", "held"]
 OUTCOMES: tuple[Outcome, ...] = ("changed", "unchanged", "failed", "held")
@@ -252,6 +252,8 @@ class _PolicyJob:
             summary = self.service.runner(self.policy)
         except Exception as exc:
             message = exc.one_line() if isinstance(exc, GitbotError) else str(exc) or exc.__class__.__name__
+            # The summary may travel beyond the log handler (notifications), so it carries the masked text.
+            message = self.service.masker.mask(message)
             # A GitbotError already says what and where; anything else is a bug worth its traceback.
             log_event(
                 _log,
@@ -325,6 +327,7 @@ class Service:
         max_backoff_ticks: int = 32,
         clock: Callable[[], float] = time.time,
         run_at_start: bool = True,
+        masker: SecretMasker | None = None,
     ) -> None:
         names = [p.name for p in policies]
         repeated = sorted({n for n in names if names.count(n) > 1})
@@ -335,6 +338,7 @@ class Service:
         self.metrics = metrics if metrics is not None else ServiceMetrics()
         self.max_backoff_ticks = max_backoff_ticks
         self.clock = clock
+        self.masker = masker if masker is not None else SecretMasker()
         self.stopping = threading.Event()
         self.attempted = threading.Event()
         self._jitter = jitter
@@ -445,6 +449,7 @@ def run_service(
     clock: Callable[[], float] = time.time,
     install_signal_handlers: bool = True,
     on_started: Callable[[Service], None] | None = None,
+    masker: SecretMasker | None = None,
 ) -> int:
     """Run `policies` with `runner` until SIGTERM/SIGINT (or `stop_event`); returns the exit code (0).
 

@@ -374,6 +374,16 @@ def test_a_signal_lets_the_running_cycle_finish_and_exits_zero(tmp_path: Path, s
     assert next(e for e in events if e["event"] == "signal received")["signal"] == signum.name
 
 
+class RecordingMetrics(ServiceMetrics):
+    def __init__(self) -> None:
+        super().__init__()
+        self.recorded: list[CycleSummary] = []
+
+    def record_cycle(self, summary: CycleSummary, *, now: float | None = None) -> None:
+        self.recorded.append(summary)
+        super().record_cycle(summary, now=now)
+
+
 def test_a_token_in_a_failing_cycle_is_masked_in_the_service_log() -> None:
     token = "glpat-Xy7TokenThatMustNotLeak"
     root = logging.getLogger()
@@ -386,8 +396,12 @@ def test_a_token_in_a_failing_cycle_is_masked_in_the_service_log() -> None:
         raise GitError(f"push refused for token {token}", where=f"https://{token}@git.example")
 
     try:
-        configure_logging(SecretMasker({token}), json=True, level=logging.DEBUG, stream=out)
-        service = Service([make_policy("crash"), make_policy("refused")], runner, port=0)
+        masker = SecretMasker({token})
+        configure_logging(masker, json=True, level=logging.DEBUG, stream=out)
+        metrics = RecordingMetrics()
+        service = Service(
+            [make_policy("crash"), make_policy("refused")], runner, port=0, masker=masker, metrics=metrics
+        )
         service.jobs["crash"]()
         service.jobs["refused"]()
     finally:
@@ -402,3 +416,8 @@ def test_a_token_in_a_failing_cycle_is_masked_in_the_service_log() -> None:
     raised = [e for e in events if e["event"] == "cycle raised"]
     assert "Traceback" in raised[0]["exception"] and "RuntimeError" in raised[0]["exception"]
     assert "exception" not in raised[1]
+    # The summaries themselves carry masked text, since they may be passed on to notifications.
+    assert [summary.error for summary in metrics.recorded] == [
+        "clone of https://x:***@git.example/r.git failed",
+        "https://***@git.example: push refused for token ***",
+    ]
