@@ -1,0 +1,105 @@
+"""The composition root of the one-cycle commands: policy + environment -> adapters -> `Deps`.
+
+The only place (besides the service) that builds adapters. Secrets are read here from the environment
+variables a policy names, and passed straight to the adapter that needs them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from gitbot.adapters.clock import SystemClock
+from gitbot.adapters.github import GitHubForge
+from gitbot.adapters.gitrepo import GitWorkspace
+from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciRegistry
+from gitbot.config import Policy, secret_from_env
+from gitbot.domain import Author
+from gitbot.reconcile import Deps
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def policy_option(func: F) -> F:
+    return click.option("--policy", "policy_name", required=True, help="Policy name (or path to its file).")(func)
+
+
+def policies_option(func: F) -> F:
+    return click.option(
+        "--policies",
+        "policies_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=Path("policies"),
+        envvar="GITBOT_POLICIES",
+        show_default=True,
+        help="Directory of policy files.",
+    )(func)
+
+
+def cache_root(env: Mapping[str, str]) -> Path:
+    """Where clones are cached between cycles: $GITBOT_CACHE_DIR, else the user's cache directory."""
+    if env.get("GITBOT_CACHE_DIR"):
+        return Path(env["GITBOT_CACHE_DIR"])
+    base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "gitbot"
+
+
+class PolicyCredentials:
+    """Registry credentials named by the policy's `registries`, then the environment and Docker config."""
+
+    def __init__(self, policy: Policy, env: Mapping[str, str]) -> None:
+        self._named: dict[str, Credentials] = {}
+        for index, registry in enumerate(policy.spec.registries):
+            field = f"spec.registries[{index}]"
+            user = secret_from_env(env, registry.username_env, field=f"{field}.usernameEnv")
+            password = secret_from_env(env, registry.password_env, field=f"{field}.passwordEnv")
+            if user is not None and password is not None:
+                self._named[registry.host] = Credentials(user, password)
+        self._fallback = EnvironmentCredentials(env)
+
+    def __call__(self, host: str) -> Credentials | None:
+        return self._named.get(host) or self._fallback(host)
+
+
+def build_registry(policy: Policy, env: Mapping[str, str]) -> OciRegistry:
+    insecure = [r.host for r in policy.spec.registries if r.insecure]
+    return OciRegistry(credentials=PolicyCredentials(policy, env), insecure_hosts=insecure)
+
+
+def build_workspace(policy: Policy, env: Mapping[str, str]) -> GitWorkspace:
+    git = policy.spec.git
+    token = secret_from_env(env, git.token_env, field="spec.git.tokenEnv")
+    return GitWorkspace(
+        git.url,
+        git.branch,
+        cache_root(env) / "git",
+        username=git.username,
+        token=token,
+        ssh_key_file=Path(git.ssh_key_file) if git.ssh_key_file else None,
+        author=Author(git.author.name, git.author.email),
+    )
+
+
+def build_forge(policy: Policy, env: Mapping[str, str]) -> GitHubForge | None:
+    github = policy.spec.delivery.github
+    if github is None:
+        return None
+    token = secret_from_env(env, github.token_env, field="spec.delivery.github.tokenEnv")
+    assert token is not None
+    return GitHubForge(github.repository, token, base_url=github.api_url)
+
+
+def build_deps(policy: Policy, *, need_forge: bool, env: Mapping[str, str] | None = None) -> Deps:
+    environ = dict(os.environ if env is None else env)
+    forge = build_forge(policy, environ) if need_forge and policy.spec.delivery.mode == "pull-request" else None
+    return Deps(
+        workspace=build_workspace(policy, environ),
+        registry=build_registry(policy, environ),
+        clock=SystemClock(),
+        forge=forge,
+        log=lambda message: click.echo(f"gitbot: {message}", err=True),
+    )

@@ -1,0 +1,72 @@
+"""`gitbot plan`, `gitbot once`, `gitbot status` and `gitbot rollback`: one policy, one cycle, by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gitbot.commands.compose import build_deps, policies_option, policy_option
+from gitbot.config import find_policy
+from gitbot.reconcile import rollback as run_rollback
+from gitbot.reconcile import run_cycle
+from gitbot.reconcile import status as read_status
+
+
+@click.command()
+@policy_option
+@policies_option
+@click.option("--diff", "show_diff", is_flag=True, help="Also print a unified diff of the planned edits.")
+def plan(policy_name: str, policies_dir: Path, show_diff: bool) -> None:
+    """Run one cycle without delivering: print the planned changes (exit 0 with or without changes)."""
+    policy = find_policy(policies_dir, policy_name)
+    result = run_cycle(policy, build_deps(policy, need_forge=False), deliver=False)
+    if not result.plans:
+        click.echo(f"{policy.name}: nothing to change at {result.head[:12]}")
+    for item in result.plans:
+        click.echo(f"{item.subject}  [plan {item.plan_id}]")
+        for change in item.changes:
+            click.echo(f"  {change.file}:{change.resource} {change.pointer}: {change.old} -> {change.new}")
+    if show_diff and result.diff:
+        click.echo(result.diff, nl=False)
+
+
+@click.command()
+@policy_option
+@policies_option
+def once(policy_name: str, policies_dir: Path) -> None:
+    """Run one cycle with delivery and print what was done (commit sha or pull request URL)."""
+    policy = find_policy(policies_dir, policy_name)
+    result = run_cycle(policy, build_deps(policy, need_forge=True), deliver=True)
+    if not result.deliveries:
+        click.echo(f"{policy.name}: nothing to change at {result.head[:12]}")
+    for delivery in result.deliveries:
+        click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")
+
+
+@click.command()
+@policy_option
+@policies_option
+def status(policy_name: str, policies_dir: Path) -> None:
+    """Per image: current tag, newest matching tag, quarantined tags and why, open pull requests."""
+    policy = find_policy(policies_dir, policy_name)
+    report = read_status(policy, build_deps(policy, need_forge=policy.spec.delivery.mode == "pull-request"))
+    click.echo(f"policy {report.policy} at {report.head[:12]}")
+    for image in report.images:
+        newest = image.newest or "(no matching tag)"
+        click.echo(f"  {image.name}: running {', '.join(image.current)}; newest allowed {newest}")
+        for tag, reason in image.quarantined:
+            click.echo(f"    quarantined {tag}: {reason}")
+    for pull in report.pulls:
+        click.echo(f"  open pull request #{pull.number} {pull.url} {pull.title}")
+
+
+@click.command()
+@click.argument("name")
+@policy_option
+@policies_option
+def rollback(name: str, policy_name: str, policies_dir: Path) -> None:
+    """Revert the newest gitbot change for NAME (an image or canary) and quarantine what it introduced."""
+    policy = find_policy(policies_dir, policy_name)
+    delivery = run_rollback(policy, build_deps(policy, need_forge=True), name)
+    click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")

@@ -1,0 +1,212 @@
+"""Everything gathered for one cycle -> the plans to deliver. Pure: no I/O, the clock is an input.
+
+Binds each image policy to the targets the scanner found (by resource and container, or by a Flux
+`$imagepolicy` marker), selects the newest allowed tag, builds the text edits and confirms them, and renders
+the messages. A binding that matches nothing, or one container twice, is a ConfigError with the place.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gitbot.config import ImageSettings, Policy
+from gitbot.domain import Assignment, Change, Plan, Target
+from gitbot.edits import apply_assignments
+from gitbot.errors import ConfigError
+from gitbot.history import History
+from gitbot.messages import (
+    ImageUpdate,
+    image_commit_body,
+    image_trailers,
+    plan_id,
+    subject_for_images,
+    why_this_tag,
+)
+from gitbot.versioning import parse_filter, parse_image, select
+
+_IMAGE_KINDS = frozenset({"image", "tag"})
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The targets one image policy manages, and the tag they run now."""
+
+    image: ImageSettings
+    targets: tuple[Target, ...]
+
+
+def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
+    """Each image policy with the targets it manages; errors name the policy field that binds wrongly."""
+    bindings = []
+    for index, image in enumerate(policy.spec.images):
+        where = policy.where(f"/spec/images/{index}")
+        bound: list[Target] = []
+        for t_index, spec in enumerate(image.targets):
+            found = [
+                t
+                for t in targets
+                if t.resource == spec.resource
+                and t.kind == "image"
+                and not t.marker
+                and (spec.container is None or t.container == spec.container)
+            ]
+            place = policy.where(f"/spec/images/{index}/targets/{t_index}")
+            if not found:
+                raise ConfigError(
+                    f"image {image.name}: no container image of {spec.resource}"
+                    + (f" named {spec.container}" if spec.container else "")
+                    + " found under the policy's paths",
+                    where=place,
+                )
+            if len(found) > 1:
+                containers = ", ".join(sorted(str(t.container) for t in found))
+                raise ConfigError(
+                    f"image {image.name}: {spec.resource} has several containers ({containers}); "
+                    "name one with container",
+                    where=place,
+                )
+            bound += found
+        markers = [t for t in targets if t.marker and t.marker.split(":")[-1] == image.name and t.kind in _IMAGE_KINDS]
+        bound += markers
+        if not bound:
+            raise ConfigError(
+                f"image {image.name} binds nothing: give targets, or mark a field with "
+                f'# {{"$imagepolicy": "<namespace>:{image.name}"}}',
+                where=where,
+            )
+        seen: set[tuple[str, int, str]] = set()
+        for target in bound:
+            key = (target.file, target.document, target.pointer)
+            if key in seen:
+                raise ConfigError(
+                    f"image {image.name} binds {target.file}:{target.line} twice (by resource and by marker)",
+                    where=where,
+                )
+            seen.add(key)
+        bindings.append(Binding(image, tuple(bound)))
+    return bindings
+
+
+def current_tag(target: Target) -> str | None:
+    if target.kind == "tag":
+        return target.value
+    return parse_image(target.value).tag
+
+
+def _new_value(target: Target, tag: str) -> str:
+    if target.kind == "tag":
+        return tag
+    ref = parse_image(target.value)
+    return f"{ref.repository}:{tag}"
+
+
+def plan_image_update(
+    policy: Policy, index: int, binding: Binding, tags: Sequence[str], history: History
+) -> ImageUpdate | None:
+    """The update one image policy asks for, or None when its targets already run the right tag."""
+    image = binding.image
+    flt = parse_filter(
+        image.filter,
+        allow_prerelease=image.allow_prerelease,
+        extract=image.extract,
+        order=image.order,
+        where=policy.where(f"/spec/images/{index}/filter"),
+    )
+    quarantined = history.quarantined(image.name)
+    selection = select(tags, flt, quarantine=quarantined.keys())
+    if selection.selected is None:
+        return None
+    new = selection.selected
+    changes: list[Change] = []
+    olds: list[str] = []
+    for target in binding.targets:
+        if target.kind == "image" and parse_image(target.value).digest:
+            # A digest pins the exact image; changing the tag beside it would be a lie.
+            continue
+        old = current_tag(target)
+        if old == new:
+            continue
+        if (
+            old is not None
+            and old in selection.candidates
+            and selection.candidates.index(old) < selection.candidates.index(new)
+        ):
+            continue  # never move a target back to an older tag
+        olds.append(old or "")
+        changes.append(
+            Change(
+                target.file,
+                target.document,
+                target.pointer,
+                target.resource,
+                target.kind,
+                target.value,
+                _new_value(target, new),
+            )
+        )
+    if not changes:
+        return None
+    return ImageUpdate(image.name, image.repository, image.filter, olds[0] or "(none)", new, selection, tuple(changes))
+
+
+def apply_changes(texts: Mapping[str, str], changes: Sequence[Change]) -> dict[str, str]:
+    """New contents of every file `changes` touch, each edit confirmed by the engine."""
+    by_file: dict[str, list[Assignment]] = defaultdict(list)
+    for change in changes:
+        by_file[change.file].append(Assignment(change.document, change.pointer, change.new))
+    return {
+        file: apply_assignments(texts[file], assignments, source=file) for file, assignments in sorted(by_file.items())
+    }
+
+
+def image_plan(policy: Policy, name: str, updates: Sequence[ImageUpdate], texts: Mapping[str, str]) -> Plan:
+    changes = tuple(c for u in updates for c in u.changes)
+    pid = plan_id(policy.name, name, "image-update", changes)
+    files = apply_changes(texts, changes)
+    return Plan(
+        policy=policy.name,
+        name=name,
+        action="image-update",
+        changes=changes,
+        files=tuple(sorted(files.items())),
+        subject=subject_for_images(policy.name, updates),
+        body=image_commit_body(policy.name, updates),
+        trailers=image_trailers(policy.name, updates, pid),
+        plan_id=pid,
+        evidence="\n\n".join(why_this_tag(u) for u in updates),
+    )
+
+
+def plan_images(
+    policy: Policy,
+    targets: Sequence[Target],
+    texts: Mapping[str, str],
+    tags: Mapping[str, Sequence[str]],
+    history: History,
+    *,
+    chain: bool,
+) -> list[Plan]:
+    """The image-update plans of one cycle.
+
+    With `chain`, each plan starts from the files as the previous plan left them (commits on one branch);
+    without, every plan starts from the same base (one pull request each).
+    """
+    updates: list[ImageUpdate] = []
+    for index, binding in enumerate(bind_images(policy, targets)):
+        update = plan_image_update(policy, index, binding, tags.get(binding.image.name, ()), history)
+        if update is not None:
+            updates.append(update)
+    if not updates:
+        return []
+    if policy.spec.delivery.group == "all":
+        return [image_plan(policy, "images", updates, texts)]
+    plans = []
+    current = dict(texts)
+    for update in updates:
+        plan = image_plan(policy, update.name, [update], current if chain else texts)
+        if chain:
+            current.update(dict(plan.files))
+        plans.append(plan)
+    return plans
