@@ -7,15 +7,23 @@ the messages. A binding that matches nothing, or one container twice, is a Confi
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+from gitbot.canary import CanaryDecision, decide
 from gitbot.config import ImageSettings, Policy
-from gitbot.domain import Assignment, Change, Plan, Target
-from gitbot.edits import apply_assignments
+from gitbot.domain import Change, Plan, Target
 from gitbot.errors import ConfigError
-from gitbot.history import History
+from gitbot.history import (
+    TRAILER_ACTION,
+    TRAILER_FROM,
+    TRAILER_PLAN,
+    TRAILER_POLICY,
+    TRAILER_TARGET,
+    TRAILER_TO,
+    History,
+)
 from gitbot.messages import (
     ImageUpdate,
     image_commit_body,
@@ -23,6 +31,18 @@ from gitbot.messages import (
     plan_id,
     subject_for_images,
     why_this_tag,
+)
+from gitbot.rollout import (
+    Observation,
+    RouteState,
+    apply_changes,
+    canary_history,
+    canary_policy,
+    evidence_text,
+    observe_state,
+    rollback_plan,
+    step_plan,
+    weight_changes,
 )
 from gitbot.versioning import parse_filter, parse_image, select
 
@@ -151,16 +171,6 @@ def plan_image_update(
     return ImageUpdate(image.name, image.repository, image.filter, olds[0] or "(none)", new, selection, tuple(changes))
 
 
-def apply_changes(texts: Mapping[str, str], changes: Sequence[Change]) -> dict[str, str]:
-    """New contents of every file `changes` touch, each edit confirmed by the engine."""
-    by_file: dict[str, list[Assignment]] = defaultdict(list)
-    for change in changes:
-        by_file[change.file].append(Assignment(change.document, change.pointer, change.new))
-    return {
-        file: apply_assignments(texts[file], assignments, source=file) for file, assignments in sorted(by_file.items())
-    }
-
-
 def image_plan(policy: Policy, name: str, updates: Sequence[ImageUpdate], texts: Mapping[str, str]) -> Plan:
     changes = tuple(c for u in updates for c in u.changes)
     pid = plan_id(policy.name, name, "image-update", changes)
@@ -210,3 +220,111 @@ def plan_images(
             current.update(dict(plan.files))
         plans.append(plan)
     return plans
+
+
+@dataclass(frozen=True)
+class CanaryOutcome:
+    """What one cycle decided for one canary, and the plan that carries it out (if any)."""
+
+    name: str
+    weight: int
+    decision: CanaryDecision | None
+    plan: Plan | None
+    note: str = ""
+
+
+def _image_tag(bindings: Sequence[Binding], name: str | None) -> str | None:
+    for binding in bindings:
+        if binding.image.name == name and binding.targets:
+            return current_tag(binding.targets[0])
+    return None
+
+
+def promote_plan(
+    policy: Policy,
+    route: RouteState,
+    bindings: Sequence[Binding],
+    decision: CanaryDecision,
+    observation: Observation,
+    texts: Mapping[str, str],
+) -> Plan:
+    """Give GA the canary's tag and all the traffic back: a separate, reviewable change."""
+    canary = route.canary
+    tag = _image_tag(bindings, canary.image) or ""
+    ga = next(b for b in bindings if b.image.name == canary.promote_to)
+    changes = [
+        Change(t.file, t.document, t.pointer, t.resource, t.kind, t.value, _new_value(t, tag))
+        for t in ga.targets
+        if current_tag(t) != tag
+    ]
+    changes += weight_changes(route, 0)
+    pid = plan_id(policy.name, canary.name, "promote", changes)
+    subject = f"gitbot({policy.name}): promote {canary.name} canary {tag} to {ga.image.name}"
+    body = evidence_text(decision, observation)
+    old_tag = current_tag(ga.targets[0]) or ""
+    trailers = (
+        (TRAILER_POLICY, policy.name),
+        (TRAILER_ACTION, "promote"),
+        (TRAILER_TARGET, canary.name),
+        (TRAILER_FROM, str(route.weight)),
+        (TRAILER_TO, "0"),
+        (TRAILER_TARGET, ga.image.name),
+        (TRAILER_FROM, old_tag),
+        (TRAILER_TO, tag),
+        (TRAILER_PLAN, pid),
+    )
+    files = apply_changes(texts, changes)
+    return Plan(
+        policy.name,
+        canary.name,
+        "promote",
+        tuple(changes),
+        tuple(sorted(files.items())),
+        subject,
+        body,
+        trailers,
+        pid,
+        body,
+    )
+
+
+def plan_canaries(
+    policy: Policy,
+    targets: Sequence[Target],
+    texts: Mapping[str, str],
+    history: History,
+    routes: Mapping[str, RouteState],
+    observations: Mapping[str, Observation],
+    now: datetime,
+    *,
+    streaks: Mapping[str, int],
+    busy_images: Collection[str] = (),
+) -> list[CanaryOutcome]:
+    """Decide every canary of the policy and plan the step, rollback or promotion that follows."""
+    bindings = bind_images(policy, targets) if policy.spec.images else []
+    outcomes = []
+    for canary in policy.spec.canaries:
+        route = routes[canary.name]
+        if canary.image and canary.image in busy_images:
+            outcomes.append(
+                CanaryOutcome(
+                    canary.name, route.weight, None, None, "canary image changes this cycle; deciding next cycle"
+                )
+            )
+            continue
+        hist = canary_history(history, canary)
+        observation = observations.get(canary.name, Observation(None, None, None))
+        canary_tag = _image_tag(bindings, canary.image)
+        ga_tag = _image_tag(bindings, canary.promote_to)
+        differs = canary_tag is None or ga_tag is None or canary_tag != ga_tag
+        state = observe_state(route, hist, observation, now, canary_differs=differs, streak=streaks.get(canary.name, 0))
+        decision = decide(canary_policy(canary), state)
+        plan: Plan | None = None
+        if decision.action == "step" and decision.to_weight is not None:
+            plan = step_plan(policy, route, decision, observation, texts, to=decision.to_weight)
+        elif decision.action == "rollback":
+            plan = rollback_plan(policy, route, hist, decision, observation, texts, canary_tag)
+        elif decision.action == "promote" and canary.promote_to:
+            plan = promote_plan(policy, route, bindings, decision, observation, texts)
+        outcomes.append(CanaryOutcome(canary.name, route.weight, decision, plan))
+    return outcomes

@@ -55,6 +55,10 @@ class Checkout(Protocol):
         """Write `files` (relative path -> text), commit them on the current branch, return the sha."""
         ...
 
+    def record(self, message: str, author: Author) -> str:
+        """Commit nothing but `message` (a marker the bot owns, e.g. a canary pause); return the sha."""
+        ...
+
     def revert(self, shas: Sequence[str], message: str, author: Author) -> str | None:
         """Revert `shas` (newest first) as one commit; None when the revert conflicts (nothing changed)."""
         ...

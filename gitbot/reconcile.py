@@ -10,17 +10,20 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from gitbot.config import Policy
+from gitbot.analysis import latency_series, observed_canary_share, render_latency_chart, run_analysis, share_applied_at
+from gitbot.config import CanarySettings, Policy
 from gitbot.domain import Author, Plan, Target
 from gitbot.errors import ConfigError, GitbotError, GitError, PushRejectedError, UsageError
-from gitbot.history import History, read_history
-from gitbot.manifests import scan_paths
+from gitbot.history import TRAILER_TARGET, History, read_history
+from gitbot.manifests import ScanCache, scan_paths
 from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
-from gitbot.planner import bind_images, current_tag, plan_images
-from gitbot.ports import Checkout, Clock, Forge, PullRequest, Registry, Workspace
+from gitbot.planner import CanaryOutcome, bind_images, current_tag, plan_canaries, plan_images
+from gitbot.ports import Checkout, Clock, Forge, Metrics, PullRequest, Registry, Workspace
+from gitbot.rollout import Observation, RouteState, analysis_spec, canary_history, read_route
 from gitbot.versioning import parse_filter, select
 
 Outcome = Literal["committed", "opened", "updated", "unchanged", "closed", "planned"]
@@ -44,6 +47,7 @@ class CycleResult:
     diff: str
     attempts: int
     head: str
+    canaries: tuple[CanaryOutcome, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,10 @@ class Deps:
     registry: Registry
     clock: Clock
     forge: Forge | None = None
+    metrics: Callable[[CanarySettings], Metrics] | None = None
     log: Callable[[str], None] = field(default=lambda _msg: None)
+    streaks: dict[str, int] = field(default_factory=dict)
+    scan_cache: ScanCache | None = None
 
 
 def author_of(policy: Policy) -> Author:
@@ -65,12 +72,17 @@ def bot_branch(policy: Policy, name: str) -> str:
     return f"gitbot/{policy.name}/{name}"
 
 
+def read_exact(path: Path) -> str:
+    """A file's text with its line endings untouched (text mode would turn CRLF into LF)."""
+    return path.read_bytes().decode("utf-8")
+
+
 def gather(
-    policy: Policy, checkout: Checkout, registry: Registry
+    policy: Policy, checkout: Checkout, registry: Registry, cache: ScanCache | None = None
 ) -> tuple[list[Target], dict[str, str], History, dict[str, Sequence[str]]]:
     """Scan the working copy, read history and list tags: everything the planner needs."""
-    targets = scan_paths(checkout.root, policy.spec.git.paths)
-    texts = {file: (checkout.root / file).read_text(encoding="utf-8") for file in sorted({t.file for t in targets})}
+    targets = scan_paths(checkout.root, policy.spec.git.paths, cache=cache)
+    texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
     history = read_history(checkout.log(), policy.name)
     tags: dict[str, Sequence[str]] = {}
     for image in policy.spec.images:
@@ -78,9 +90,52 @@ def gather(
     return targets, texts, history, tags
 
 
-def plan_cycle(policy: Policy, checkout: Checkout, registry: Registry, *, chain: bool) -> list[Plan]:
-    targets, texts, history, tags = gather(policy, checkout, registry)
-    return plan_images(policy, targets, texts, tags, history, chain=chain)
+@dataclass(frozen=True)
+class CyclePlan:
+    plans: tuple[Plan, ...]
+    canaries: tuple[CanaryOutcome, ...]
+
+
+def observe(policy: Policy, route: RouteState, history: History, metrics: Metrics, now: datetime) -> Observation:
+    """Measure one canary now: the analysis, the canary's share of traffic, when the step took effect, a chart."""
+    if route.weight == 0:
+        return Observation(None, None, None)
+    canary = route.canary
+    spec = analysis_spec(route)
+    analysis = run_analysis(spec, metrics, now)
+    share = observed_canary_share(spec, metrics, now)
+    last_step_at = canary_history(history, canary).last_step_at
+    applied = (
+        share_applied_at(spec, metrics, route.weight, canary.traffic_tolerance, since=last_step_at, at=now)
+        if last_step_at is not None
+        else None
+    )
+    canary_series, stable_series = latency_series(spec, metrics, now - spec.window, now, spec.window / 20)
+    return Observation(analysis, share, applied, render_latency_chart(canary_series, stable_series))
+
+
+def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -> CyclePlan:
+    """Gather and plan: image updates first, then every canary on the files as those leave them."""
+    targets, texts, history, tags = gather(policy, checkout, deps.registry, deps.scan_cache)
+    plans = plan_images(policy, targets, texts, tags, history, chain=chain)
+    if not policy.spec.canaries:
+        return CyclePlan(tuple(plans), ())
+    current = dict(texts)
+    if chain:
+        for plan in plans:
+            current.update(dict(plan.files))
+    routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
+    now = deps.clock.now()
+    observations: dict[str, Observation] = {}
+    if deps.metrics is not None:
+        for canary in policy.spec.canaries:
+            observations[canary.name] = observe(policy, routes[canary.name], history, deps.metrics(canary), now)
+    busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET}
+    outcomes = plan_canaries(
+        policy, targets, current, history, routes, observations, now, streaks=deps.streaks, busy_images=busy
+    )
+    plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
+    return CyclePlan(tuple(plans), tuple(outcomes))
 
 
 def unified_diff(root: Path, plans: Sequence[Plan]) -> str:
@@ -91,7 +146,7 @@ def unified_diff(root: Path, plans: Sequence[Plan]) -> str:
         for file, new in plan.files:
             old = current.get(file)
             if old is None:
-                old = (root / file).read_text(encoding="utf-8")
+                old = read_exact(root / file)
             out += difflib.unified_diff(
                 old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{file}", f"b/{file}"
             )
@@ -107,16 +162,18 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
     attempts = policy.spec.git.max_push_attempts
     with deps.workspace.checkout() as checkout:
         for attempt in range(1, attempts + 1):
-            plans = plan_cycle(policy, checkout, deps.registry, chain=not pull_requests)
+            cycle = plan_cycle(policy, checkout, deps, chain=not pull_requests)
+            plans = cycle.plans
             diff = unified_diff(checkout.root, plans)
             head = checkout.head
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)
-                return CycleResult(policy.name, tuple(plans), deliveries, diff, attempt, head)
+                return CycleResult(policy.name, plans, deliveries, diff, attempt, head, cycle.canaries)
             if pull_requests:
                 assert deps.forge is not None
                 delivered = deliver_pull_requests(policy, checkout, deps.forge, plans)
-                return CycleResult(policy.name, tuple(plans), tuple(delivered), diff, attempt, head)
+                remember_streaks(deps, cycle)
+                return CycleResult(policy.name, plans, tuple(delivered), diff, attempt, head, cycle.canaries)
             try:
                 delivered = deliver_commits(policy, checkout, plans)
             except PushRejectedError:
@@ -127,8 +184,26 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 )
                 checkout.refresh()
                 continue
-            return CycleResult(policy.name, tuple(plans), tuple(delivered), diff, attempt, checkout.head)
+            remember_streaks(deps, cycle)
+            return CycleResult(policy.name, plans, tuple(delivered), diff, attempt, checkout.head, cycle.canaries)
     raise GitbotError("unreachable: the cycle loop ended without a result")
+
+
+def remember_streaks(deps: Deps, cycle: CyclePlan) -> None:
+    """Carry each canary's run of inconclusive analyses into the next cycle (process memory, not git)."""
+    for outcome in cycle.canaries:
+        if outcome.decision is not None:
+            deps.streaks[outcome.name] = outcome.decision.inconclusive_cycles
+
+
+def commit_plan(policy: Policy, checkout: Checkout, plan: Plan) -> str:
+    """Commit one plan: a `git revert` when it reverts commits, its edited files when that conflicts."""
+    message = render_message(plan.subject, plan.body, plan.trailers)
+    if plan.reverts:
+        sha = checkout.revert(plan.reverts, message, author_of(policy))
+        if sha is not None:
+            return sha
+    return checkout.commit(dict(plan.files), message, author_of(policy))
 
 
 def deliver_commits(policy: Policy, checkout: Checkout, plans: Sequence[Plan]) -> list[Delivery]:
@@ -227,7 +302,7 @@ class StatusReport:
 def status(policy: Policy, deps: Deps) -> StatusReport:
     """Per image: the tags running now, the newest allowed tag, quarantined tags and why; open PRs."""
     with deps.workspace.checkout() as checkout:
-        targets, _texts, history, tags = gather(policy, checkout, deps.registry)
+        targets, _texts, history, tags = gather(policy, checkout, deps.registry, deps.scan_cache)
         head = checkout.head
     images = []
     for index, binding in enumerate(bind_images(policy, targets)):

@@ -348,12 +348,17 @@ class GitCheckout:
             )
         return commits
 
-    def _commit_staged(self, message: str, author: Author) -> str:
+    def _commit_staged(self, message: str, author: Author, *, allow_empty: bool = False) -> str:
         if not message.strip():
             raise GitError("refusing to commit with an empty message")
+        extra = ["--allow-empty"] if allow_empty else []
         with self._repo.git.custom_environment(**self._identity(author)):
-            self._git("commit", "--quiet", "--no-verify", "--cleanup=whitespace", "-m", message)
+            self._git("commit", "--quiet", "--no-verify", "--cleanup=whitespace", *extra, "-m", message)
         return self.head
+
+    def record(self, message: str, author: Author) -> str:
+        """Commit nothing but `message` (a marker such as a canary pause), return the new sha."""
+        return self._commit_staged(message, author, allow_empty=True)
 
     def _staged_changes(self) -> bool:
         try:

@@ -16,9 +16,11 @@ import click
 from gitbot.adapters.clock import SystemClock
 from gitbot.adapters.github import GitHubForge
 from gitbot.adapters.gitrepo import GitWorkspace
+from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciRegistry
-from gitbot.config import Policy, secret_from_env
+from gitbot.config import CanarySettings, Policy, secret_from_env
 from gitbot.domain import Author
+from gitbot.ports import Metrics
 from gitbot.reconcile import Deps
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,6 +95,23 @@ def build_forge(policy: Policy, env: Mapping[str, str]) -> GitHubForge | None:
     return GitHubForge(github.repository, token, base_url=github.api_url)
 
 
+def metrics_factory(policy: Policy, env: Mapping[str, str]) -> Callable[[CanarySettings], Metrics]:
+    """One Prometheus client per URL the policy's canaries name, made when first needed."""
+    clients: dict[str, PrometheusMetrics] = {}
+
+    def for_canary(canary: CanarySettings) -> Metrics:
+        settings = canary.analysis.prometheus
+        if settings.url not in clients:
+            index = next(i for i, c in enumerate(policy.spec.canaries) if c.name == canary.name)
+            token = secret_from_env(
+                env, settings.token_env, field=f"spec.canaries[{index}].analysis.prometheus.tokenEnv"
+            )
+            clients[settings.url] = PrometheusMetrics(settings.url, token=token)
+        return clients[settings.url]
+
+    return for_canary
+
+
 def build_deps(policy: Policy, *, need_forge: bool, env: Mapping[str, str] | None = None) -> Deps:
     environ = dict(os.environ if env is None else env)
     forge = build_forge(policy, environ) if need_forge and policy.spec.delivery.mode == "pull-request" else None
@@ -101,5 +120,6 @@ def build_deps(policy: Policy, *, need_forge: bool, env: Mapping[str, str] | Non
         registry=build_registry(policy, environ),
         clock=SystemClock(),
         forge=forge,
+        metrics=metrics_factory(policy, environ) if policy.spec.canaries else None,
         log=lambda message: click.echo(f"gitbot: {message}", err=True),
     )

@@ -1,0 +1,353 @@
+"""Canary rollouts in git: read a route's weights, derive the canary's state from history, plan the change.
+
+Pure. It finds the route a canary names among the scanned targets, refuses routes another controller
+owns, reads from the bot's history when the canary last stepped, whether it was rolled back or paused and
+whether its image changed since, asks `canary.decide` what to do with this cycle's observation, and turns
+a step, rollback or promotion into a Plan with its evidence. Delivery is the reconcile shell's business.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from gitbot.analysis import AnalysisSpec, CheckSpec, render_evidence
+from gitbot.canary import CanaryDecision, CanaryPolicy, CanaryState
+from gitbot.config import CanarySettings, DestinationSettings, Policy
+from gitbot.domain import Analysis, Assignment, Change, Plan, Target
+from gitbot.edits import apply_assignments
+from gitbot.errors import ConfigError
+from gitbot.history import (
+    TRAILER_ACTION,
+    TRAILER_FROM,
+    TRAILER_PLAN,
+    TRAILER_POLICY,
+    TRAILER_TARGET,
+    TRAILER_TO,
+    History,
+    parse_bot_commit,
+)
+from gitbot.messages import plan_id, render_message, rollback_trailers
+
+
+@dataclass(frozen=True)
+class RouteGroup:
+    """One HTTP route of the canary's resource that sends to both the stable and the canary destination."""
+
+    file: str
+    document: int
+    route: int
+    stable: Target
+    canary: Target
+
+    @property
+    def canary_weight(self) -> int:
+        return int(self.canary.value)
+
+    @property
+    def stable_weight(self) -> int:
+        return int(self.stable.value)
+
+
+@dataclass(frozen=True)
+class RouteState:
+    canary: CanarySettings
+    groups: tuple[RouteGroup, ...]
+
+    @property
+    def weight(self) -> int:
+        return self.groups[0].canary_weight
+
+    @property
+    def namespace(self) -> str:
+        return self.canary.route.split("/")[1]
+
+
+@dataclass(frozen=True)
+class CanaryHistory:
+    """What history says about one canary."""
+
+    last_step_at: datetime | None
+    standing_steps: tuple[str, ...]
+    rolled_back: bool
+    newer_tag: bool
+    tag_changed_at: datetime | None
+    paused: bool
+    paused_reason: str
+
+
+@dataclass(frozen=True)
+class Observation:
+    """This cycle's measurements of one canary; every field may be missing (inconclusive)."""
+
+    analysis: Analysis | None
+    share: float | None
+    applied_at: datetime | None
+    chart: str = ""
+
+
+def _matches(destination: str | None, wanted: DestinationSettings) -> bool:
+    fields = dict(part.split("=", 1) for part in (destination or "").split(",") if "=" in part)
+    if wanted.subset is not None and fields.get("subset") != wanted.subset:
+        return False
+    if wanted.host is not None and fields.get("host") != wanted.host:
+        return False
+    return wanted.backend_ref is None or fields.get("name") == wanted.backend_ref
+
+
+def read_route(policy: Policy, index: int, targets: Sequence[Target]) -> RouteState:
+    """The route groups of canary `index`; ConfigError when the route is missing, foreign or ambiguous."""
+    canary = policy.spec.canaries[index]
+    where = policy.where(f"/spec/canaries/{index}/route")
+    weights = [t for t in targets if t.kind == "weight" and t.resource == canary.route]
+    if not weights:
+        raise ConfigError(
+            f"canary {canary.name}: no weights of {canary.route} found under the policy's paths", where=where
+        )
+    foreign = next((t for t in weights if t.unmanaged), None)
+    if foreign is not None:
+        raise ConfigError(
+            f"canary {canary.name}: {canary.route} ({foreign.file}:{foreign.line}) is managed by another "
+            f"controller ({foreign.unmanaged}); gitbot will not move its weights",
+            where=where,
+        )
+    by_route: dict[tuple[str, int, int], list[Target]] = defaultdict(list)
+    for target in weights:
+        by_route[(target.file, target.document, target.route or 0)].append(target)
+    groups = []
+    for (file, document, route), members in sorted(by_route.items()):
+        stable = [t for t in members if _matches(t.destination, canary.stable)]
+        moving = [t for t in members if _matches(t.destination, canary.canary)]
+        if len(stable) == 1 and len(moving) == 1 and stable[0] != moving[0]:
+            groups.append(RouteGroup(file, document, route, stable[0], moving[0]))
+    if not groups:
+        raise ConfigError(
+            f"canary {canary.name}: no HTTP route of {canary.route} sends to both the stable and the canary "
+            "destination with explicit weights",
+            where=where,
+        )
+    if len({g.canary_weight for g in groups}) > 1:
+        seen = ", ".join(f"route {g.route}: {g.canary_weight}%" for g in groups)
+        raise ConfigError(f"canary {canary.name}: its routes disagree on the canary weight ({seen})", where=where)
+    return RouteState(canary, tuple(groups))
+
+
+def analysis_spec(state: RouteState) -> AnalysisSpec:
+    """The AnalysisSpec of a canary; at 100 percent GA has no traffic, so only absolute checks remain."""
+    settings = state.canary.analysis
+    spec = AnalysisSpec(
+        namespace=settings.namespace or state.namespace,
+        stable_workload=settings.stable_workload,
+        canary_workload=settings.canary_workload,
+        window=settings.window,
+        min_requests=settings.min_requests,
+        checks=tuple(
+            CheckSpec(c.name, min=c.min, max=c.max, max_ratio=c.max_ratio, max_drop=c.max_drop, query=c.query)
+            for c in settings.checks
+        ),
+    )
+    return spec.canary_only() if state.weight >= 100 else spec
+
+
+def canary_policy(canary: CanarySettings) -> CanaryPolicy:
+    return CanaryPolicy(
+        steps=canary.steps,
+        interval=canary.interval,
+        share_tolerance=canary.traffic_tolerance,
+        apply_timeout=canary.apply_timeout,
+        on_failure=canary.on_failure,
+        on_complete=canary.on_complete,
+        notify_after=canary.analysis.notify_after_inconclusive,
+    )
+
+
+def canary_history(history: History, canary: CanarySettings) -> CanaryHistory:
+    """When the canary last stepped, whether it was rolled back or paused, and whether its image changed."""
+    steps = [
+        c for c in history.commits if c.action == "canary-step" and any(ch.target == canary.name for ch in c.changes)
+    ]
+    standing = [c for c in steps if c.reverted_by is None]
+    last_step_at = standing[0].commit.committed_at if standing else None
+    own = [c for c in history.commits if any(ch.target == canary.name for ch in c.changes)]
+    rollbacks = [c for c in own if c.action == "rollback" and c.reverted_by is None]
+    last_rollback = rollbacks[0] if rollbacks else None
+    rolled_back = last_rollback is not None and (
+        not standing or standing[0].commit.committed_at <= last_rollback.commit.committed_at
+    )
+    image_updates = history.standing(canary.image, "image-update") if canary.image else []
+    newest_image = image_updates[0].commit.committed_at if image_updates else None
+    newer_tag = (
+        rolled_back
+        and last_rollback is not None
+        and newest_image is not None
+        and newest_image > last_rollback.commit.committed_at
+    )
+    tag_changed_at = newest_image if newest_image and last_step_at and newest_image > last_step_at else None
+    paused, reason = _paused(history, canary)
+    return CanaryHistory(
+        last_step_at, tuple(c.sha for c in standing), rolled_back, newer_tag, tag_changed_at, paused, reason
+    )
+
+
+def _paused(history: History, canary: CanarySettings) -> tuple[bool, str]:
+    """Paused by `gitbot pause`, or held because a person reverted one of the bot's steps."""
+    events: list[tuple[datetime, bool, str]] = []
+    for commit in history.commits:
+        if not any(ch.target == canary.name for ch in commit.changes):
+            continue
+        if commit.action == "pause":
+            events.append((commit.commit.committed_at, True, f"paused by {commit.commit.author.name}"))
+        elif commit.action == "resume":
+            events.append((commit.commit.committed_at, False, ""))
+        elif commit.action == "canary-step" and commit.reverted_by is not None:
+            by = commit.reverted_by
+            if parse_bot_commit(by) is None:
+                events.append((by.committed_at, True, f"a person ({by.author.name}) reverted step {commit.sha[:7]}"))
+    if not events:
+        return False, ""
+    _, paused, reason = max(events, key=lambda e: e[0])
+    return paused, reason
+
+
+def observe_state(
+    route: RouteState,
+    hist: CanaryHistory,
+    observation: Observation,
+    now: datetime,
+    *,
+    canary_differs: bool,
+    streak: int,
+) -> CanaryState:
+    return CanaryState(
+        weight=route.weight,
+        now=now,
+        last_step_at=hist.last_step_at,
+        observed_share=observation.share,
+        verdict=observation.analysis.verdict if observation.analysis else None,
+        paused=hist.paused,
+        tag_changed_at=hist.tag_changed_at,
+        applied_at=observation.applied_at,
+        rolled_back=hist.rolled_back,
+        newer_tag=hist.newer_tag,
+        canary_differs=canary_differs,
+        inconclusive_cycles=streak,
+    )
+
+
+def weight_changes(route: RouteState, to: int) -> tuple[Change, ...]:
+    """Move every route group's canary to `to`, giving the difference to the stable destination."""
+    changes: list[Change] = []
+    for group in route.groups:
+        delta = to - group.canary_weight
+        for target, value in ((group.canary, to), (group.stable, group.stable_weight - delta)):
+            changes.append(
+                Change(
+                    target.file, target.document, target.pointer, target.resource, "weight", target.value, str(value)
+                )
+            )
+    return tuple(changes)
+
+
+def apply_changes(texts: Mapping[str, str], changes: Sequence[Change]) -> dict[str, str]:
+    by_file: dict[str, list[Assignment]] = defaultdict(list)
+    for change in changes:
+        by_file[change.file].append(Assignment(change.document, change.pointer, change.new))
+    return {file: apply_assignments(texts[file], items, source=file) for file, items in sorted(by_file.items())}
+
+
+def evidence_text(decision: CanaryDecision, observation: Observation) -> str:
+    parts = [f"Decision: {decision.reason}."]
+    if observation.analysis is not None:
+        parts.append(render_evidence(observation.analysis))
+    if observation.share is not None:
+        parts.append(f"Observed canary share of requests over the window: {observation.share:.1f}%.")
+    return "\n\n".join(parts)
+
+
+def step_plan(
+    policy: Policy,
+    route: RouteState,
+    decision: CanaryDecision,
+    observation: Observation,
+    texts: Mapping[str, str],
+    *,
+    to: int,
+    manual: bool = False,
+) -> Plan:
+    canary = route.canary
+    changes = weight_changes(route, to)
+    pid = plan_id(policy.name, canary.name, "canary-step", changes)
+    subject = f"gitbot({policy.name}): {canary.name} canary {route.weight}% -> {to}%"
+    body = evidence_text(decision, observation)
+    if manual:
+        body = f"Stepped by hand (gitbot promote {canary.name} --policy {policy.name}).\n\n{body}"
+    trailers = (
+        (TRAILER_POLICY, policy.name),
+        (TRAILER_ACTION, "canary-step"),
+        (TRAILER_TARGET, canary.name),
+        (TRAILER_FROM, str(route.weight)),
+        (TRAILER_TO, str(to)),
+        (TRAILER_PLAN, pid),
+    )
+    evidence = body + (f"\n\n{observation.chart}" if observation.chart else "")
+    return Plan(
+        policy.name,
+        canary.name,
+        "canary-step",
+        changes,
+        tuple(sorted(apply_changes(texts, changes).items())),
+        subject,
+        body,
+        trailers,
+        pid,
+        evidence,
+    )
+
+
+def rollback_plan(
+    policy: Policy,
+    route: RouteState,
+    hist: CanaryHistory,
+    decision: CanaryDecision,
+    observation: Observation,
+    texts: Mapping[str, str],
+    canary_tag: str | None,
+) -> Plan:
+    """Revert the standing steps (the reconcile shell falls back to `files` when the revert conflicts)."""
+    canary = route.canary
+    changes = weight_changes(route, 0)
+    summary = observation.analysis.summary if observation.analysis and observation.analysis.summary else decision.reason
+    subject = f"gitbot({policy.name}): roll back {canary.name} canary ({summary})"
+    quarantine = [(canary.image, canary_tag)] if canary.image and canary_tag else []
+    pid = plan_id(policy.name, canary.name, "rollback", changes)
+    reverts = "".join(f"This reverts commit {sha}.\n" for sha in hist.standing_steps)
+    body = (reverts + "\n" if reverts else "") + evidence_text(decision, observation)
+    if quarantine:
+        body += f"\n\nQuarantined canary tag: {canary_tag} (not applied again; a newer tag restarts the canary)."
+    trailers = rollback_trailers(policy.name, canary.name, str(route.weight), "0", pid, quarantine)
+    evidence = body + (f"\n\n{observation.chart}" if observation.chart else "")
+    return Plan(
+        policy.name,
+        canary.name,
+        "rollback",
+        changes,
+        tuple(sorted(apply_changes(texts, changes).items())),
+        subject,
+        body,
+        trailers,
+        pid,
+        evidence,
+        reverts=hist.standing_steps,
+    )
+
+
+def marker_message(policy: Policy, name: str, action: str, why: str) -> str:
+    """The message of a pause/resume marker commit."""
+    verb = "pause" if action == "pause" else "resume"
+    return render_message(
+        f"gitbot({policy.name}): {verb} {name} canary",
+        why,
+        ((TRAILER_POLICY, policy.name), (TRAILER_ACTION, action), (TRAILER_TARGET, name)),
+    )
