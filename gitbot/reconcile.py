@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from gitbot.analysis import latency_series, observed_canary_share, render_latency_chart, run_analysis, share_applied_at
+from gitbot.canary import CanaryDecision
 from gitbot.config import CanarySettings, Policy
 from gitbot.domain import Author, Plan, Target
 from gitbot.errors import ConfigError, GitbotError, GitError, PushRejectedError, UsageError
@@ -23,7 +24,16 @@ from gitbot.manifests import ScanCache, scan_paths
 from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
 from gitbot.planner import CanaryOutcome, bind_images, current_tag, plan_canaries, plan_images
 from gitbot.ports import Checkout, Clock, Forge, Metrics, PullRequest, Registry, Workspace
-from gitbot.rollout import Observation, RouteState, analysis_spec, canary_history, read_route
+from gitbot.rollout import (
+    Observation,
+    RouteState,
+    analysis_spec,
+    canary_history,
+    canary_policy,
+    marker_message,
+    read_route,
+    step_plan,
+)
 from gitbot.versioning import parse_filter, select
 
 Outcome = Literal["committed", "opened", "updated", "unchanged", "closed", "planned"]
@@ -203,6 +213,11 @@ def commit_plan(policy: Policy, checkout: Checkout, plan: Plan) -> str:
         sha = checkout.revert(plan.reverts, message, author_of(policy))
         if sha is not None:
             return sha
+        if not plan.files:
+            raise GitError(
+                f"reverting {', '.join(s[:7] for s in plan.reverts)} conflicts with later changes",
+                hint="revert it by hand and resolve the conflict; gitbot quarantines the tag it sees reverted",
+            )
     return checkout.commit(dict(plan.files), message, author_of(policy))
 
 
@@ -242,8 +257,13 @@ def pull_request_text(policy: Policy, plan: Plan) -> str:
     )
 
 
-def deliver_pull_requests(policy: Policy, checkout: Checkout, forge: Forge, plans: Sequence[Plan]) -> list[Delivery]:
-    """One pull request per plan on `gitbot/<policy>/<name>`, updated in place; superseded ones closed."""
+def deliver_pull_requests(
+    policy: Policy, checkout: Checkout, forge: Forge, plans: Sequence[Plan], *, close_superseded: bool = True
+) -> list[Delivery]:
+    """One pull request per plan on `gitbot/<policy>/<name>`, updated in place; superseded ones closed.
+
+    Pull requests opened by hand-run commands (`rollback-*`) are left for a person to merge or close.
+    """
     github = policy.spec.delivery.github
     labels = github.labels if github else ()
     base = checkout.head
@@ -257,9 +277,7 @@ def deliver_pull_requests(policy: Policy, checkout: Checkout, forge: Forge, plan
         if existing is not None and plan_id_in(existing.body) == plan.plan_id:
             delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
             continue
-        sha = checkout.commit(
-            dict(plan.files), render_message(plan.subject, plan.body, plan.trailers), author_of(policy)
-        )
+        sha = commit_plan(policy, checkout, plan)
         try:
             checkout.push_branch(branch, sha)
         finally:
@@ -271,8 +289,9 @@ def deliver_pull_requests(policy: Policy, checkout: Checkout, forge: Forge, plan
         else:
             pr = forge.create_pull(branch, policy.spec.git.branch, plan.subject, body, labels)
             delivered.append(Delivery(plan.name, "opened", pr.url, plan.subject))
-    for head, pr in sorted(open_before.items()):
-        if head not in wanted and PLAN_MARKER.split("{")[0] in pr.body:
+    for head, pr in sorted(open_before.items()) if close_superseded else ():
+        manual = head.rsplit("/", 1)[-1].startswith(MANUAL_PREFIX)
+        if head not in wanted and not manual and PLAN_MARKER.split("{")[0] in pr.body:
             forge.close_pull(
                 pr.number,
                 "gitbot: closing, this change is no longer needed "
@@ -332,65 +351,137 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
     return StatusReport(policy.name, head, tuple(images), pulls)
 
 
+MANUAL_PREFIX = "rollback-"
+
+
+def deliver_one(policy: Policy, deps: Deps, make: Callable[[Checkout], Plan], *, branch_name: str) -> Delivery:
+    """Make one plan on a fresh checkout and deliver it by the policy's mode, re-planning on a rejected push.
+
+    Pull-request mode uses `gitbot/<policy>/<branch_name>` and leaves the bot's other pull requests alone.
+    """
+    attempts = policy.spec.git.max_push_attempts
+    with deps.workspace.checkout() as checkout:
+        for attempt in range(1, attempts + 1):
+            plan = replace(make(checkout), name=branch_name)
+            if policy.spec.delivery.mode == "pull-request":
+                if deps.forge is None:
+                    raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
+                return deliver_pull_requests(policy, checkout, deps.forge, [plan], close_superseded=False)[0]
+            try:
+                return deliver_commits(policy, checkout, [plan])[0]
+            except PushRejectedError:
+                if attempt == attempts:
+                    raise
+                checkout.refresh()
+    raise GitbotError("unreachable: the delivery loop ended without a result")
+
+
 def rollback(policy: Policy, deps: Deps, name: str) -> Delivery:
     """Revert the newest standing bot change for `name` with `git revert`, by the policy's delivery mode.
 
     The tags that change introduced are quarantined through the rollback commit's trailers.
     """
-    pull_requests = policy.spec.delivery.mode == "pull-request"
+
+    def make(checkout: Checkout) -> Plan:
+        history = read_history(checkout.log(), policy.name)
+        standing = history.standing(name)
+        if not standing:
+            raise UsageError(
+                f"policy {policy.name} has no standing gitbot change for {name!r} to roll back",
+                hint=f"gitbot status --policy {policy.name} shows what the bot changed",
+            )
+        victim = standing[0]
+        mine = [c for c in victim.changes if c.target == name] or list(victim.changes)
+        quarantine = [(c.target, c.new) for c in victim.changes] if victim.action == "image-update" else []
+        subject = f"gitbot({policy.name}): roll back {name} {mine[0].new} -> {mine[0].old}"
+        pid = plan_id(policy.name, name, "rollback", [])[:8] + victim.sha[:8]
+        body = (
+            f"This reverts commit {victim.sha}.\n\n"
+            f"Rolled back on request (gitbot rollback {name} --policy {policy.name})."
+            + (f" Quarantined: {', '.join(f'{t}={tag}' for t, tag in quarantine)}." if quarantine else "")
+        )
+        trailers = rollback_trailers(policy.name, name, mine[0].new, mine[0].old, pid, quarantine)
+        return Plan(policy.name, name, "rollback", (), (), subject, body, trailers, pid, body, reverts=(victim.sha,))
+
+    return deliver_one(policy, deps, make, branch_name=f"{MANUAL_PREFIX}{name}")
+
+
+def _canary_index(policy: Policy, name: str) -> int:
+    for index, canary in enumerate(policy.spec.canaries):
+        if canary.name == name:
+            return index
+    known = ", ".join(c.name for c in policy.spec.canaries) or "none"
+    raise UsageError(f"policy {policy.name} has no canary named {name!r} (canaries: {known})")
+
+
+@dataclass(frozen=True)
+class CanaryReport:
+    """A canary as it stands: weight and step from git, dwell left, pause, and an analysis run now."""
+
+    name: str
+    route: str
+    weight: int
+    step: str
+    dwell_left: timedelta | None
+    paused: str
+    observation: Observation
+
+
+def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
+    """Read one canary's state from git and run its analysis now (nothing is delivered)."""
+    index = _canary_index(policy, name)
+    canary = policy.spec.canaries[index]
+    with deps.workspace.checkout() as checkout:
+        targets = scan_paths(checkout.root, policy.spec.git.paths, cache=deps.scan_cache)
+        history = read_history(checkout.log(), policy.name)
+    route = read_route(policy, index, targets)
+    now = deps.clock.now()
+    hist = canary_history(history, canary)
+    observation = (
+        observe(policy, route, history, deps.metrics(canary), now) if deps.metrics else Observation(None, None, None)
+    )
+    if route.weight == 0:
+        step = "not started"
+    elif route.weight in canary.steps:
+        step = f"step {canary.steps.index(route.weight) + 1} of {len(canary.steps)}"
+    else:
+        step = "between steps (set by hand)"
+    dwell = max(hist.last_step_at + canary.interval - now, timedelta(0)) if hist.last_step_at else None
+    return CanaryReport(
+        name, canary.route, route.weight, step, dwell, hist.paused_reason if hist.paused else "", observation
+    )
+
+
+def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Delivery:
+    """Make the canary's next step (or move it to `to`) by hand, whatever the analysis says."""
+    index = _canary_index(policy, name)
+    canary = policy.spec.canaries[index]
+
+    def make(checkout: Checkout) -> Plan:
+        targets = scan_paths(checkout.root, policy.spec.git.paths, cache=deps.scan_cache)
+        texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
+        route = read_route(policy, index, targets)
+        target = to if to is not None else canary_policy(canary).next_step(route.weight)
+        if target is None:
+            raise UsageError(f"canary {name} is already at its last step ({route.weight}%); give --to to move it")
+        if not 0 <= target <= 100 or target == route.weight:
+            raise UsageError(f"--to must be a weight in 0..100 other than the current {route.weight}%, got {target}")
+        decision = CanaryDecision("step", route.weight, target, f"stepped by hand from {route.weight}% to {target}%")
+        return step_plan(policy, route, decision, Observation(None, None, None), texts, to=target, manual=True)
+
+    return deliver_one(policy, deps, make, branch_name=name)
+
+
+def set_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str = "") -> str:
+    """Record a pause or resume of canary `name` as a marker commit on the policy's branch (commit sha)."""
+    _canary_index(policy, name)
+    action = "pause" if paused else "resume"
+    message = marker_message(policy, name, action, why or f"{action}d by gitbot {action} {name}")
     attempts = policy.spec.git.max_push_attempts
     with deps.workspace.checkout() as checkout:
         for attempt in range(1, attempts + 1):
-            history = read_history(checkout.log(), policy.name)
-            standing = history.standing(name)
-            if not standing:
-                raise UsageError(
-                    f"policy {policy.name} has no standing gitbot change for {name!r} to roll back",
-                    hint=f"gitbot status --policy {policy.name} shows what the bot changed",
-                )
-            victim = standing[0]
-            mine = [c for c in victim.changes if c.target == name] or list(victim.changes)
-            quarantine = [(c.target, c.new) for c in victim.changes] if victim.action == "image-update" else []
-            subject = f"gitbot({policy.name}): roll back {name} {mine[0].new} -> {mine[0].old}"
-            pid = plan_id(policy.name, name, "rollback", [])[:8] + victim.sha[:8]
-            body = (
-                f"This reverts commit {victim.sha}.\n\n"
-                f"Rolled back on request (gitbot rollback {name} --policy {policy.name}). "
-                + (f"Quarantined: {', '.join(f'{t}={tag}' for t, tag in quarantine)}." if quarantine else "")
-            )
-            trailers = rollback_trailers(policy.name, name, mine[0].new, mine[0].old, pid, quarantine)
             base = checkout.head
-            sha = checkout.revert([victim.sha], render_message(subject, body, trailers), author_of(policy))
-            if sha is None:
-                raise GitError(
-                    f"reverting {victim.sha[:7]} ({victim.commit.subject}) conflicts with later changes",
-                    hint="revert it by hand and resolve the conflict; gitbot will quarantine the tag it sees reverted",
-                )
-            if pull_requests:
-                if deps.forge is None:
-                    raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
-                branch = bot_branch(policy, f"rollback-{name}")
-                try:
-                    checkout.push_branch(branch, sha)
-                finally:
-                    checkout.reset(base)
-                existing = deps.forge.find_pull(branch)
-                text = pull_request_body(
-                    summary=f"gitbot rolls back **{name}** in policy **{policy.name}** by reverting {victim.sha[:7]}.",
-                    changes=(),
-                    why=body,
-                    evidence="",
-                    rollback="Close this pull request to keep the current state.",
-                    plan=pid,
-                )
-                github = policy.spec.delivery.github
-                if existing is not None:
-                    pr = deps.forge.update_pull(existing.number, subject, text)
-                    return Delivery(name, "updated", pr.url, subject)
-                pr = deps.forge.create_pull(
-                    branch, policy.spec.git.branch, subject, text, github.labels if github else ()
-                )
-                return Delivery(name, "opened", pr.url, subject)
+            sha = checkout.record(message, author_of(policy))
             try:
                 checkout.push()
             except PushRejectedError:
@@ -399,5 +490,5 @@ def rollback(policy: Policy, deps: Deps, name: str) -> Delivery:
                     raise
                 checkout.refresh()
                 continue
-            return Delivery(name, "committed", sha, subject)
-    raise GitbotError("unreachable: the rollback loop ended without a result")
+            return sha
+    raise GitbotError("unreachable: the marker loop ended without a result")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gitbot.commands.canary import analyze, pause, promote, resume
 from gitbot.commands.cycle import once, plan, rollback, status
 from gitbot.commands.demo import demo
 from gitbot.commands.scan import scan
@@ -11,4 +12,18 @@ from gitbot.commands.set import set_command
 from gitbot.commands.tags import tags
 from gitbot.commands.validate import validate
 
-COMMANDS: list[click.Command] = [demo, scan, set_command, tags, validate, plan, once, status, rollback]
+COMMANDS: list[click.Command] = [
+    demo,
+    scan,
+    set_command,
+    tags,
+    validate,
+    plan,
+    once,
+    status,
+    rollback,
+    analyze,
+    promote,
+    pause,
+    resume,
+]

@@ -1,0 +1,118 @@
+"""`gitbot analyze`, `gitbot promote`, `gitbot pause` and `gitbot resume`: a canary, by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from gitbot.commands.compose import build_deps, policies_option
+from gitbot.config import Policy, find_policy, load_policies
+from gitbot.errors import UsageError
+from gitbot.reconcile import inspect_canary, set_paused
+from gitbot.reconcile import promote as promote_canary
+
+
+def _policy_for(policies_dir: Path, policy_name: str | None, canary: str) -> Policy:
+    """The named policy, or the only policy that has a canary called `canary`."""
+    if policy_name:
+        return find_policy(policies_dir, policy_name)
+    owners = [p for p in load_policies(policies_dir) if any(c.name == canary for c in p.spec.canaries)]
+    if len(owners) != 1:
+        found = ", ".join(p.name for p in owners) or "none"
+        raise UsageError(f"canary {canary!r} is in {len(owners)} policies ({found}); name one with --policy")
+    return owners[0]
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:g}"
+
+
+policy_choice = click.option("--policy", "policy_name", default=None, help="Policy name (default: the one with NAME).")
+
+
+@click.command()
+@click.argument("name")
+@policy_choice
+@policies_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def analyze(name: str, policy_name: str | None, policies_dir: Path, as_json: bool) -> None:
+    """Run canary NAME's analysis now and print each check and the verdict."""
+    policy = _policy_for(policies_dir, policy_name, name)
+    report = inspect_canary(policy, build_deps(policy, need_forge=False), name)
+    analysis = report.observation.analysis
+    if as_json:
+        payload = {
+            "canary": name,
+            "policy": policy.name,
+            "route": report.route,
+            "weight": report.weight,
+            "step": report.step,
+            "paused": report.paused or None,
+            "share": report.observation.share,
+            "verdict": analysis.verdict if analysis else None,
+            "summary": analysis.summary if analysis else None,
+            "window": [analysis.window_start.isoformat(), analysis.window_end.isoformat()] if analysis else None,
+            "checks": [
+                {
+                    "name": c.name,
+                    "verdict": c.verdict,
+                    "canary": c.canary,
+                    "stable": c.stable,
+                    "threshold": c.threshold,
+                    "detail": c.detail,
+                }
+                for c in (analysis.checks if analysis else ())
+            ],
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+    click.echo(f"canary {name} ({report.route}): {report.weight}%, {report.step}")
+    if report.paused:
+        click.echo(f"  paused: {report.paused}")
+    if analysis is None:
+        click.echo("  no analysis: the canary takes no traffic (0%)")
+        return
+    for check in analysis.checks:
+        values = f"canary={_num(check.canary)} GA={_num(check.stable)}"
+        click.echo(f"  {check.name:<14} {check.verdict:<12} {values}  threshold {check.threshold}  {check.detail}")
+    click.echo(f"verdict: {analysis.verdict}" + (f" ({analysis.summary})" if analysis.summary else ""))
+
+
+@click.command()
+@click.argument("name")
+@policy_choice
+@policies_option
+@click.option("--to", "to_weight", type=click.IntRange(0, 100), default=None, help="Move to this weight.")
+def promote(name: str, policy_name: str | None, policies_dir: Path, to_weight: int | None) -> None:
+    """Make canary NAME's next step (or move it to --to) now, as a commit or pull request."""
+    policy = _policy_for(policies_dir, policy_name, name)
+    delivery = promote_canary(policy, build_deps(policy, need_forge=True), name, to_weight)
+    click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")
+
+
+def _marker(name: str, policy_name: str | None, policies_dir: Path, reason: str, *, paused: bool) -> None:
+    policy = _policy_for(policies_dir, policy_name, name)
+    sha = set_paused(policy, build_deps(policy, need_forge=False), name, paused=paused, why=reason)
+    click.echo(f"{'paused' if paused else 'resumed'} {name} ({policy.name}) at {sha}")
+
+
+@click.command()
+@click.argument("name")
+@policy_choice
+@policies_option
+@click.option("--reason", default="", help="Why, recorded in the marker commit.")
+def pause(name: str, policy_name: str | None, policies_dir: Path, reason: str) -> None:
+    """Hold canary NAME where it is (a marker commit in git) until `gitbot resume`."""
+    _marker(name, policy_name, policies_dir, reason, paused=True)
+
+
+@click.command()
+@click.argument("name")
+@policy_choice
+@policies_option
+@click.option("--reason", default="", help="Why, recorded in the marker commit.")
+def resume(name: str, policy_name: str | None, policies_dir: Path, reason: str) -> None:
+    """Release canary NAME after a pause (or after a person reverted one of its steps)."""
+    _marker(name, policy_name, policies_dir, reason, paused=False)
