@@ -108,6 +108,13 @@ def _tag_text(tag: Any) -> str:
     return str(getattr(tag, "value", tag))
 
 
+class _DuplicateKeyError(Exception):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(key)
+        self.key = key
+        self.line = line
+
+
 def parse(text: str, source: str) -> list[Document]:
     """Parse every document of `text`; a text that is not YAML raises ManifestError at `source:line`."""
     try:
@@ -124,7 +131,10 @@ def parse(text: str, source: str) -> list[Document]:
         counts: dict[int, int] = {}
         _count(raw, counts)
         seen: set[int] = set()
-        root = _convert(raw, text, counts, seen, shared=False, flow=False) if raw is not None else None
+        try:
+            root = _convert(raw, text, counts, seen, shared=False, flow=False) if raw is not None else None
+        except _DuplicateKeyError as exc:
+            raise ManifestError(f"duplicate key {exc.key!r}", where=f"{source}:{exc.line + 1}") from None
         docs.append(Document(index=index, root=root))
     return docs
 
@@ -143,7 +153,7 @@ def _count(node: Any, counts: dict[int, int]) -> None:
             _count(child, counts)
 
 
-_PROPERTY = re.compile(r"(?:&[^\s,\[\]{}]+|![^\s,\[\]{}]*(?:<[^>]*>)?)[ \t]*(?:\r?\n[ \t]*)?")
+_PROPERTY = re.compile(r"(?:&[^\s,\[\]{}]+|!<[^>]*>|![^\s,\[\]{}]*)[ \t]*(?:\r?\n[ \t]*)?")
 
 
 def _value_start(text: str, start: int) -> tuple[int, bool]:
@@ -204,6 +214,13 @@ def _convert(
             )
             for k, v in raw.value
         )
+        keys: set[str] = set()
+        for k, _ in items:
+            # A repeated key makes a pointer ambiguous (tools disagree on which one wins): refuse the file.
+            if k.kind == "scalar" and k.value != "<<":
+                if k.value in keys:
+                    raise _DuplicateKeyError(k.value, k.line)
+                keys.add(k.value)
         return Node(kind="mapping", flow=inner_flow, items=items, **common)
     children = tuple(_convert(c, text, counts, seen, shared=shared, flow=inner_flow) for c in raw.value)
     return Node(kind="sequence", flow=inner_flow, children=children, **common)

@@ -59,9 +59,13 @@ def test_anchor_and_alias_mark_the_node_shared() -> None:
     assert inner is not None and inner.shared
 
 
-def test_explicit_tag_is_skipped_and_reported() -> None:
-    node = scalar_at("a: !!str 1.0\n", "/a")
+@pytest.mark.parametrize(
+    "text", ["a: !!str 1.0\n", "a: !<tag:yaml.org,2002:str> 1.0\n", "a: &x !!str\n  1.0\n"]
+)
+def test_explicit_tag_is_skipped_and_reported(text: str) -> None:
+    node = scalar_at(text, "/a")
     assert node.explicit_tag and node.tag == yamlio.STR_TAG and node.value == "1.0"
+    assert text[node.start : node.end] == "1.0"
 
 
 def test_invalid_yaml_names_file_and_line() -> None:
@@ -104,3 +108,8 @@ def test_values_that_load_as_something_else(value: str) -> None:
 @pytest.mark.parametrize("value", ["v1.10", "podinfo:0.1.0", "ghcr.io/a/b@sha256:abc", "1.2.3"])
 def test_values_that_load_as_strings(value: str) -> None:
     assert yamlio.loads_as_string_plain(value)
+
+
+def test_duplicate_keys_make_the_file_unreadable() -> None:
+    with pytest.raises(ManifestError, match=r"^dup.yaml:3: duplicate key 'image'"):
+        yamlio.parse("kind: Pod\nimage: a\nimage: b\n", "dup.yaml")
