@@ -164,6 +164,19 @@ def test_corpus_figures(results: dict[str, FileResult], capsys: pytest.CaptureFi
             f"\ncorpus: {len(results)} files read, {len(files)} with targets, {targets} targets found, "
             f"{assigned} values set ({weights} weights, {quoted} needing quotes)"
         )
+    # Every target was given a new value except a lone weight of 100, which must stay 100.
+    for r in results.values():
+        assigned_here = {(a.document, a.pointer) for a in r.assignments}
+        for t in r.targets:
+            if (t.document, t.pointer) not in assigned_here:
+                alone = [
+                    u
+                    for u in r.targets
+                    if (u.document, u.resource, u.route) == (t.document, t.resource, t.route)
+                ]
+                assert t.kind == "weight" and t.value == "100" and alone == [t], (
+                    f"{r.name}: {t.pointer} not set"
+                )
     assert len(files) >= 140
     assert targets >= 300
     assert weights >= 20
