@@ -19,6 +19,7 @@ import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -336,6 +337,15 @@ def may_hold_targets(data: bytes) -> bool:
     return any(word in data for word in _SCREEN)
 
 
+@lru_cache(maxsize=1)
+def _rules_id() -> str:
+    """Names the scanning rules: a cache written by other rules (another gitbot version) is not used."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for module in (__file__, yamlio.__file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()
+
+
 class ScanCache:
     """Scan results keyed by blob id, in memory and optionally in `directory/scan-cache.json`.
 
@@ -343,7 +353,6 @@ class ScanCache:
     file name is filled in on the way out.
     """
 
-    VERSION = 1
     FILE_NAME = "scan-cache.json"
 
     def __init__(self, directory: Path | None = None) -> None:
@@ -362,7 +371,7 @@ class ScanCache:
             return  # a missing or damaged cache is only slower, never wrong
         if (
             isinstance(data, dict)
-            and data.get("version") == self.VERSION
+            and data.get("version") == _rules_id()
             and isinstance(data.get("entries"), dict)
         ):
             self._entries = data["entries"]
@@ -389,7 +398,7 @@ class ScanCache:
         if self.directory is None or not self._dirty:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"version": self.VERSION, "entries": self._entries}, separators=(",", ":"))
+        payload = json.dumps({"version": _rules_id(), "entries": self._entries}, separators=(",", ":"))
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".scan-cache.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

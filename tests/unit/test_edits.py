@@ -158,3 +158,10 @@ def test_properties_stay_in_front_of_the_new_value() -> None:
 def test_multi_line_scalars_become_one_token() -> None:
     assert edit("a: 'one\n  two'\nb: x\n", "/a", "three") == "a: 'three'\nb: x\n"
     assert edit("a: one\n  two\nb: x\n", "/a", "three") == "a: three\nb: x\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "token"), [("35", "35"), ("v35", "v35"), ("1.10", '"1.10"'), ("035", '"035"')]
+)
+def test_numeric_tag_becomes_whatever_loads_as_the_given_text(value: str, token: str) -> None:
+    assert edit("tag: 34\n", "/tag", value) == f"tag: {token}\n"

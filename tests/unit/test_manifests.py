@@ -243,7 +243,7 @@ def test_damaged_or_foreign_cache_file_is_ignored(tmp_path: Path) -> None:
     cache_dir.mkdir()
     (cache_dir / ScanCache.FILE_NAME).write_text("{not json")
     assert [t.value for t in scan_paths(tmp_path, ["pod.yaml"], cache=ScanCache(cache_dir))] == ["a:1"]
-    (cache_dir / ScanCache.FILE_NAME).write_text('{"version": 0, "entries": {"x": []}}')
+    (cache_dir / ScanCache.FILE_NAME).write_text('{"version": "other rules", "entries": {"x": []}}')
     cache = ScanCache(cache_dir)
     assert [t.value for t in scan_paths(tmp_path, ["pod.yaml"], cache=cache)] == ["a:1"]
     assert cache.misses == 1
