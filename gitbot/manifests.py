@@ -296,9 +296,12 @@ def _scan_markers(scan: _DocScan, text: str, markers: list[re.Match[str]]) -> No
             scan.add(pointer, node, kind, "marker", marker=policy)
 
 
-def scan_text(file: str, text: str) -> list[Target]:
-    """Every target in every document of `text` (named `file` in targets and errors), in document order."""
-    docs = yamlio.parse(text, file)
+def scan_text(file: str, text: str, *, fast: bool = True) -> list[Target]:
+    """Every target in every document of `text` (named `file` in targets and errors), in document order.
+
+    `fast` locates with libyaml where it can (`yamlio.parse_fast`); False uses ruamel.yaml only.
+    """
+    docs = yamlio.parse_fast(text, file) if fast else yamlio.parse(text, file)
     markers = list(_MARKER.finditer(text)) if "$imagepolicy" in text else []
     targets: list[Target] = []
     for doc in docs:

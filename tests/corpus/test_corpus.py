@@ -151,6 +151,12 @@ def test_every_target_is_set_with_byte_and_parsed_fidelity(
         assert rescanned[(a.document, a.pointer)] == a.value
 
 
+@pytest.mark.parametrize("path", FILES, ids=[p.name[:80] for p in FILES])
+def test_fast_locator_finds_exactly_what_ruamel_finds(path: Path) -> None:
+    text = path.read_bytes().decode("utf-8")
+    assert scan_text(path.name, text) == scan_text(path.name, text, fast=False)
+
+
 def test_corpus_figures(results: dict[str, FileResult], capsys: pytest.CaptureFixture[str]) -> None:
     files = [r for r in results.values() if r.targets]
     targets = sum(len(r.targets) for r in results.values())

@@ -113,3 +113,31 @@ def test_values_that_load_as_strings(value: str) -> None:
 def test_duplicate_keys_make_the_file_unreadable() -> None:
     with pytest.raises(ManifestError, match=r"^dup.yaml:3: duplicate key 'image'"):
         yamlio.parse("kind: Pod\nimage: a\nimage: b\n", "dup.yaml")
+
+
+TRICKY = [
+    "\ufeffa: é\r\nb: 'ü'  # c\r\nc: &x {k: 1}\nd: *x\n",
+    "%YAML 1.1\n---\na: !!str 1.0\nb: &n\n  v\n---\n---\nlist: [x, {y: 'z'}]\n...\n",
+    'a:\n- 1\n- "two"\n- |\n  block\n-  plain\n   folded\n',
+    "k: v",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_fast_locator_builds_the_same_tree_as_ruamel(text: str) -> None:
+    def strip(docs: list[yamlio.Document]) -> list[list[tuple[str, object]]]:
+        # libyaml does not report anchor names; everything else must agree.
+        return [
+            [
+                (p, (n.kind, n.start, n.end, n.line, n.column, n.value, n.style, n.shared, n.alias))
+                for p, n in yamlio.walk(d.root)
+            ]
+            for d in docs
+        ]
+
+    assert strip(yamlio.parse_fast(text, "t")) == strip(yamlio.parse(text, "t"))
+
+
+def test_fast_locator_defers_to_ruamel_for_errors() -> None:
+    with pytest.raises(ManifestError, match=r"^bad.yaml:2:"):
+        yamlio.parse_fast("a: [1\nb: 2\n", "bad.yaml")
