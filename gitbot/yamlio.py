@@ -155,6 +155,7 @@ def parse_fast(text: str, source: str) -> list[Document]:
 
     Only for finding values: whenever libyaml is missing, refuses the text or might place it differently
     (a BOM anywhere but at the start), `parse` decides. Edits are always confirmed with `parse`.
+    Differences: anchor names are not reported, and implicit tags follow YAML 1.1 (`yes` is a bool).
     """
     if _FAST_LOADER is None or "\ufeff" in text[1:]:
         return parse(text, source)
