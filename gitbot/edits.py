@@ -103,10 +103,10 @@ def render_token(value: str, node: yamlio.Node) -> tuple[str, str]:
     if plain_is_safe(value, flow=node.flow):
         if node.explicit_tag:
             return value, node.tag
-        if node.tag == yamlio.STR_TAG and yamlio.loads_as_string_plain(value):
-            return value, yamlio.STR_TAG
         if node.tag != yamlio.STR_TAG and _canonical(value) == node.tag:
             return value, node.tag
+        if yamlio.loads_as_string_plain(value):
+            return value, yamlio.STR_TAG
     return double_quoted(value), yamlio.STR_TAG if not node.explicit_tag else node.tag
 
 

@@ -19,6 +19,7 @@ import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -292,9 +293,12 @@ def _scan_markers(scan: _DocScan, text: str, markers: list[re.Match[str]]) -> No
             scan.add(pointer, node, kind, "marker", marker=policy)
 
 
-def scan_text(file: str, text: str) -> list[Target]:
-    """Every target in every document of `text` (named `file` in targets and errors), in document order."""
-    docs = yamlio.parse(text, file)
+def scan_text(file: str, text: str, *, fast: bool = True) -> list[Target]:
+    """Every target in every document of `text` (named `file` in targets and errors), in document order.
+
+    `fast` locates with libyaml where it can (`yamlio.parse_fast`); False uses ruamel.yaml only.
+    """
+    docs = yamlio.parse_fast(text, file) if fast else yamlio.parse(text, file)
     markers = list(_MARKER.finditer(text)) if "$imagepolicy" in text else []
     targets: list[Target] = []
     for doc in docs:
@@ -331,6 +335,15 @@ def may_hold_targets(data: bytes) -> bool:
     return any(word in data for word in _SCREEN)
 
 
+@lru_cache(maxsize=1)
+def _rules_id() -> str:
+    """Names the scanning rules: a cache written by other rules (another gitbot version) is not used."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for module in (__file__, yamlio.__file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()
+
+
 class ScanCache:
     """Scan results keyed by blob id, in memory and optionally in `directory/scan-cache.json`.
 
@@ -338,7 +351,6 @@ class ScanCache:
     file name is filled in on the way out.
     """
 
-    VERSION = 1
     FILE_NAME = "scan-cache.json"
 
     def __init__(self, directory: Path | None = None) -> None:
@@ -355,7 +367,7 @@ class ScanCache:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return  # a missing or damaged cache is only slower, never wrong
-        if isinstance(data, dict) and data.get("version") == self.VERSION and isinstance(data.get("entries"), dict):
+        if isinstance(data, dict) and data.get("version") == _rules_id() and isinstance(data.get("entries"), dict):
             self._entries = data["entries"]
 
     def get(self, key: str, file: str) -> list[Target] | None:
@@ -380,7 +392,7 @@ class ScanCache:
         if self.directory is None or not self._dirty:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"version": self.VERSION, "entries": self._entries}, separators=(",", ":"))
+        payload = json.dumps({"version": _rules_id(), "entries": self._entries}, separators=(",", ":"))
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".scan-cache.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -1,4 +1,4 @@
-"""YAML reading with positions: the only module that imports ruamel.yaml.
+"""YAML reading with positions: the only module that imports ruamel.yaml (and PyYAML's libyaml binding).
 
 It owns parsing a text (every document of it) into a small, immutable node tree in which each node knows
 its exact character span in the original text, its scalar style, anchor, tag and whether it is shared
@@ -19,12 +19,17 @@ from typing import Any, Literal
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode as _RMapping
 from ruamel.yaml.nodes import ScalarNode as _RScalar
-from ruamel.yaml.nodes import SequenceNode as _RSequence
 from ruamel.yaml.resolver import VersionedResolver
 
 from gitbot.errors import ManifestError
+
+try:
+    import yaml as _pyyaml
+
+    _FAST_LOADER: Any = getattr(_pyyaml, "CSafeLoader", None) if _pyyaml.__with_libyaml__ else None
+except ImportError:  # pragma: no cover - PyYAML is a dependency; without libyaml only speed is lost
+    _FAST_LOADER = None
 
 ScalarStyle = Literal["plain", "single", "double", "literal", "folded"]
 NodeKind = Literal["scalar", "mapping", "sequence"]
@@ -108,6 +113,13 @@ def _tag_text(tag: Any) -> str:
     return str(getattr(tag, "value", tag))
 
 
+class _DuplicateKeyError(Exception):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(key)
+        self.key = key
+        self.line = line
+
+
 def parse(text: str, source: str) -> list[Document]:
     """Parse every document of `text`; a text that is not YAML raises ManifestError at `source:line`."""
     try:
@@ -119,14 +131,40 @@ def parse(text: str, source: str) -> list[Document]:
         raise ManifestError(f"not valid YAML: {problem}", where=f"{source}{line}") from exc
     except YAMLError as exc:
         raise ManifestError(f"not valid YAML: {' '.join(str(exc).split())}", where=source) from exc
+    return _documents(raw_docs, text, source, offset=0)
+
+
+def _documents(raw_docs: list[Any], text: str, source: str, *, offset: int) -> list[Document]:
     docs: list[Document] = []
     for index, raw in enumerate(raw_docs):
         counts: dict[int, int] = {}
-        _count(raw, counts)
         seen: set[int] = set()
-        root = _convert(raw, text, counts, seen, shared=False, flow=False) if raw is not None else None
+        root = None
+        if raw is not None:
+            _count(raw, counts)
+            try:
+                root = _convert(raw, text, counts, seen, shared=False, flow=False, offset=offset)
+            except _DuplicateKeyError as exc:
+                raise ManifestError(f"duplicate key {exc.key!r}", where=f"{source}:{exc.line + 1}") from None
         docs.append(Document(index=index, root=root))
     return docs
+
+
+def parse_fast(text: str, source: str) -> list[Document]:
+    """The same tree as `parse`, located by libyaml when it is available (many times faster).
+
+    Only for finding values: whenever libyaml is missing, refuses the text or might place it differently
+    (a BOM anywhere but at the start), `parse` decides. Edits are always confirmed with `parse`.
+    Differences: anchor names are not reported, and implicit tags follow YAML 1.1 (`yes` is a bool).
+    """
+    if _FAST_LOADER is None or "\ufeff" in text[1:]:
+        return parse(text, source)
+    try:
+        raw_docs = list(_pyyaml.compose_all(text, Loader=_FAST_LOADER))
+    except _pyyaml.YAMLError:
+        return parse(text, source)
+    # libyaml does not count a leading BOM; ruamel.yaml (and the text) do.
+    return _documents(raw_docs, text, source, offset=1 if text.startswith("\ufeff") else 0)
 
 
 def _count(node: Any, counts: dict[int, int]) -> None:
@@ -134,16 +172,16 @@ def _count(node: Any, counts: dict[int, int]) -> None:
     counts[key] = counts.get(key, 0) + 1
     if counts[key] > 1:
         return
-    if isinstance(node, _RMapping):
+    if node.id == "mapping":
         for k, v in node.value:
             _count(k, counts)
             _count(v, counts)
-    elif isinstance(node, _RSequence):
+    elif node.id == "sequence":
         for child in node.value:
             _count(child, counts)
 
 
-_PROPERTY = re.compile(r"(?:&[^\s,\[\]{}]+|![^\s,\[\]{}]*(?:<[^>]*>)?)[ \t]*(?:\r?\n[ \t]*)?")
+_PROPERTY = re.compile(r"(?:&[^\s,\[\]{}]+|!<[^>]*>|![^\s,\[\]{}]*)[ \t]*(?:\r?\n[ \t]*)?")
 
 
 def _value_start(text: str, start: int) -> tuple[int, bool]:
@@ -159,16 +197,19 @@ def _value_start(text: str, start: int) -> tuple[int, bool]:
     return pos, explicit
 
 
-def _convert(raw: Any, text: str, counts: dict[int, int], seen: set[int], *, shared: bool, flow: bool) -> Node:
+def _convert(
+    raw: Any, text: str, counts: dict[int, int], seen: set[int], *, shared: bool, flow: bool, offset: int
+) -> Node:
     key = id(raw)
     is_alias = key in seen
     seen.add(key)
     shared = shared or counts.get(key, 0) > 1
-    start, explicit = _value_start(text, raw.start_mark.index)
-    line, column = raw.start_mark.line, raw.start_mark.column + (start - raw.start_mark.index)
-    if start != raw.start_mark.index:
+    mark = raw.start_mark.index + offset
+    start, explicit = _value_start(text, mark)
+    line, column = raw.start_mark.line, raw.start_mark.column + (start - mark)
+    if start != mark:
         # A property on its own line moves the value; count lines in the skipped text.
-        skipped = text[raw.start_mark.index : start]
+        skipped = text[mark:start]
         newlines = skipped.count("\n")
         if newlines:
             line += newlines
@@ -177,7 +218,7 @@ def _convert(raw: Any, text: str, counts: dict[int, int], seen: set[int], *, sha
     anchor = anchor if isinstance(anchor, str) else getattr(anchor, "value", None)
     common: dict[str, Any] = {
         "start": start,
-        "end": raw.end_mark.index,
+        "end": raw.end_mark.index + offset,
         "line": line,
         "column": column,
         "tag": _tag_text(raw.tag),
@@ -186,22 +227,30 @@ def _convert(raw: Any, text: str, counts: dict[int, int], seen: set[int], *, sha
         "shared": shared,
         "alias": is_alias,
     }
-    if isinstance(raw, _RScalar):
+    # Both parsers' node classes carry `id` ("scalar", "mapping", "sequence").
+    if raw.id == "scalar":
         return Node(kind="scalar", flow=flow, value=raw.value, style=_STYLES.get(raw.style, "plain"), **common)
     inner_flow = flow or bool(getattr(raw, "flow_style", False))
     if is_alias:
         # Do not descend twice into the same anchored collection: its children are reported once.
-        return Node(kind="mapping" if isinstance(raw, _RMapping) else "sequence", flow=flow, **common)
-    if isinstance(raw, _RMapping):
+        return Node(kind="mapping" if raw.id == "mapping" else "sequence", flow=flow, **common)
+    if raw.id == "mapping":
         items = tuple(
             (
-                _convert(k, text, counts, seen, shared=shared, flow=inner_flow),
-                _convert(v, text, counts, seen, shared=shared, flow=inner_flow),
+                _convert(k, text, counts, seen, shared=shared, flow=inner_flow, offset=offset),
+                _convert(v, text, counts, seen, shared=shared, flow=inner_flow, offset=offset),
             )
             for k, v in raw.value
         )
+        keys: set[str] = set()
+        for k, _ in items:
+            # A repeated key makes a pointer ambiguous (tools disagree on which one wins): refuse the file.
+            if k.kind == "scalar" and k.value != "<<":
+                if k.value in keys:
+                    raise _DuplicateKeyError(k.value, k.line)
+                keys.add(k.value)
         return Node(kind="mapping", flow=inner_flow, items=items, **common)
-    children = tuple(_convert(c, text, counts, seen, shared=shared, flow=inner_flow) for c in raw.value)
+    children = tuple(_convert(c, text, counts, seen, shared=shared, flow=inner_flow, offset=offset) for c in raw.value)
     return Node(kind="sequence", flow=inner_flow, children=children, **common)
 
 

@@ -145,6 +145,12 @@ def test_every_target_is_set_with_byte_and_parsed_fidelity(path: Path, results: 
         assert rescanned[(a.document, a.pointer)] == a.value
 
 
+@pytest.mark.parametrize("path", FILES, ids=[p.name[:80] for p in FILES])
+def test_fast_locator_finds_exactly_what_ruamel_finds(path: Path) -> None:
+    text = path.read_bytes().decode("utf-8")
+    assert scan_text(path.name, text) == scan_text(path.name, text, fast=False)
+
+
 def test_corpus_figures(results: dict[str, FileResult], capsys: pytest.CaptureFixture[str]) -> None:
     files = [r for r in results.values() if r.targets]
     targets = sum(len(r.targets) for r in results.values())
@@ -156,6 +162,13 @@ def test_corpus_figures(results: dict[str, FileResult], capsys: pytest.CaptureFi
             f"\ncorpus: {len(results)} files read, {len(files)} with targets, {targets} targets found, "
             f"{assigned} values set ({weights} weights, {quoted} needing quotes)"
         )
+    # Every target was given a new value except a lone weight of 100, which must stay 100.
+    for r in results.values():
+        assigned_here = {(a.document, a.pointer) for a in r.assignments}
+        for t in r.targets:
+            if (t.document, t.pointer) not in assigned_here:
+                alone = [u for u in r.targets if (u.document, u.resource, u.route) == (t.document, t.resource, t.route)]
+                assert t.kind == "weight" and t.value == "100" and alone == [t], f"{r.name}: {t.pointer} not set"
     assert len(files) >= 140
     assert targets >= 300
     assert weights >= 20

@@ -146,3 +146,18 @@ def test_plain_safety(value: str, flow: bool, safe: bool) -> None:
 
 def test_control_characters_are_escaped() -> None:
     assert double_quoted('a\tb\\"\x07') == '"a\\tb\\\\\\"\\x07"'
+
+
+def test_properties_stay_in_front_of_the_new_value() -> None:
+    assert edit("a: !!str 1.0\n", "/a", "2.0") == "a: !!str 2.0\n"
+    assert edit("a: &only v1  # c\n", "/a", "v2") == "a: &only v2  # c\n"
+
+
+def test_multi_line_scalars_become_one_token() -> None:
+    assert edit("a: 'one\n  two'\nb: x\n", "/a", "three") == "a: 'three'\nb: x\n"
+    assert edit("a: one\n  two\nb: x\n", "/a", "three") == "a: three\nb: x\n"
+
+
+@pytest.mark.parametrize(("value", "token"), [("35", "35"), ("v35", "v35"), ("1.10", '"1.10"'), ("035", '"035"')])
+def test_numeric_tag_becomes_whatever_loads_as_the_given_text(value: str, token: str) -> None:
+    assert edit("tag: 34\n", "/tag", value) == f"tag: {token}\n"

@@ -233,3 +233,17 @@ def test_missing_path_and_non_utf8_are_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_bytes(b"image: \xff\n")
     with pytest.raises(ManifestError, match="not UTF-8"):
         scan_paths(tmp_path, ["."])
+
+
+def test_damaged_or_foreign_cache_file_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{image: a:1}]}\n"
+    )
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    (cache_dir / ScanCache.FILE_NAME).write_text("{not json")
+    assert [t.value for t in scan_paths(tmp_path, ["pod.yaml"], cache=ScanCache(cache_dir))] == ["a:1"]
+    (cache_dir / ScanCache.FILE_NAME).write_text('{"version": "other rules", "entries": {"x": []}}')
+    cache = ScanCache(cache_dir)
+    assert [t.value for t in scan_paths(tmp_path, ["pod.yaml"], cache=cache)] == ["a:1"]
+    assert cache.misses == 1

@@ -59,9 +59,11 @@ def test_anchor_and_alias_mark_the_node_shared() -> None:
     assert inner is not None and inner.shared
 
 
-def test_explicit_tag_is_skipped_and_reported() -> None:
-    node = scalar_at("a: !!str 1.0\n", "/a")
+@pytest.mark.parametrize("text", ["a: !!str 1.0\n", "a: !<tag:yaml.org,2002:str> 1.0\n", "a: &x !!str\n  1.0\n"])
+def test_explicit_tag_is_skipped_and_reported(text: str) -> None:
+    node = scalar_at(text, "/a")
     assert node.explicit_tag and node.tag == yamlio.STR_TAG and node.value == "1.0"
+    assert text[node.start : node.end] == "1.0"
 
 
 def test_invalid_yaml_names_file_and_line() -> None:
@@ -102,3 +104,36 @@ def test_values_that_load_as_something_else(value: str) -> None:
 @pytest.mark.parametrize("value", ["v1.10", "podinfo:0.1.0", "ghcr.io/a/b@sha256:abc", "1.2.3"])
 def test_values_that_load_as_strings(value: str) -> None:
     assert yamlio.loads_as_string_plain(value)
+
+
+def test_duplicate_keys_make_the_file_unreadable() -> None:
+    with pytest.raises(ManifestError, match=r"^dup.yaml:3: duplicate key 'image'"):
+        yamlio.parse("kind: Pod\nimage: a\nimage: b\n", "dup.yaml")
+
+
+TRICKY = [
+    "\ufeffa: é\r\nb: 'ü'  # c\r\nc: &x {k: 1}\nd: *x\n",
+    "%YAML 1.1\n---\na: !!str 1.0\nb: &n\n  v\n---\n---\nlist: [x, {y: 'z'}]\n...\n",
+    'a:\n- 1\n- "two"\n- |\n  block\n-  plain\n   folded\n',
+    "k: v",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_fast_locator_builds_the_same_tree_as_ruamel(text: str) -> None:
+    def strip(docs: list[yamlio.Document]) -> list[list[tuple[str, object]]]:
+        # libyaml does not report anchor names; everything else must agree.
+        return [
+            [
+                (p, (n.kind, n.start, n.end, n.line, n.column, n.value, n.style, n.shared, n.alias))
+                for p, n in yamlio.walk(d.root)
+            ]
+            for d in docs
+        ]
+
+    assert strip(yamlio.parse_fast(text, "t")) == strip(yamlio.parse(text, "t"))
+
+
+def test_fast_locator_defers_to_ruamel_for_errors() -> None:
+    with pytest.raises(ManifestError, match=r"^bad.yaml:2:"):
+        yamlio.parse_fast("a: [1\nb: 2\n", "bad.yaml")
