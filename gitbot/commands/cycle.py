@@ -8,8 +8,8 @@ import click
 
 from gitbot.commands.compose import build_deps, policies_option, policy_option
 from gitbot.config import find_policy
+from gitbot.reconcile import inspect_canary, run_cycle
 from gitbot.reconcile import rollback as run_rollback
-from gitbot.reconcile import run_cycle
 from gitbot.reconcile import status as read_status
 
 
@@ -48,15 +48,27 @@ def once(policy_name: str, policies_dir: Path) -> None:
 @policy_option
 @policies_option
 def status(policy_name: str, policies_dir: Path) -> None:
-    """Per image: current tag, newest matching tag, quarantined tags and why, open pull requests."""
+    """Per image: current and newest allowed tag, quarantines; per canary: weight, step, dwell, verdict; PRs."""
     policy = find_policy(policies_dir, policy_name)
-    report = read_status(policy, build_deps(policy, need_forge=policy.spec.delivery.mode == "pull-request"))
+    deps = build_deps(policy, need_forge=policy.spec.delivery.mode == "pull-request")
+    report = read_status(policy, deps)
     click.echo(f"policy {report.policy} at {report.head[:12]}")
     for image in report.images:
         newest = image.newest or "(no matching tag)"
         click.echo(f"  {image.name}: running {', '.join(image.current)}; newest allowed {newest}")
         for tag, reason in image.quarantined:
             click.echo(f"    quarantined {tag}: {reason}")
+    for canary in policy.spec.canaries:
+        state = inspect_canary(policy, deps, canary.name)
+        analysis = state.observation.analysis
+        dwell = f"; dwell left {state.dwell_left}" if state.dwell_left else ""
+        verdict = (
+            f"; analysis now: {analysis.verdict}" + (f" ({analysis.summary})" if analysis.summary else "")
+            if analysis
+            else ""
+        )
+        paused = f"; paused: {state.paused}" if state.paused else ""
+        click.echo(f"  canary {canary.name}: {state.weight}% ({state.step}){dwell}{verdict}{paused}")
     for pull in report.pulls:
         click.echo(f"  open pull request #{pull.number} {pull.url} {pull.title}")
 
