@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gitbot.config import ImageSettings, Policy
-from gitbot.domain import Assignment, Change, Plan, Target
+from gitbot.domain import Assignment, Change, Plan, TagSelection, Target
 from gitbot.edits import apply_assignments
 from gitbot.errors import ConfigError
 from gitbot.history import History
@@ -24,7 +24,7 @@ from gitbot.messages import (
     subject_for_images,
     why_this_tag,
 )
-from gitbot.versioning import parse_filter, parse_image, select
+from gitbot.versioning import TagFilter, parse_filter, parse_image, select
 
 _IMAGE_KINDS = frozenset({"image", "tag"})
 
@@ -102,6 +102,18 @@ def _new_value(target: Target, tag: str) -> str:
     return f"{ref.repository}:{tag}"
 
 
+def behind_quarantine(tags: Sequence[str], flt: TagFilter, selection: TagSelection) -> bool:
+    """Whether a quarantined tag is newer than the selected one.
+
+    A revert from the quarantined tag back to an older one is a decision about that whole line of tags:
+    proposing a tag between the two would undo it, so only a tag newer than the quarantined one goes ahead.
+    """
+    if selection.selected is None or not selection.quarantined:
+        return False
+    ordered = select(tags, flt).candidates
+    return ordered.index(selection.selected) > min(ordered.index(tag) for tag in selection.quarantined)
+
+
 def plan_image_update(
     policy: Policy, index: int, binding: Binding, tags: Sequence[str], history: History
 ) -> ImageUpdate | None:
@@ -116,7 +128,7 @@ def plan_image_update(
     )
     quarantined = history.quarantined(image.name)
     selection = select(tags, flt, quarantine=quarantined.keys())
-    if selection.selected is None:
+    if selection.selected is None or behind_quarantine(tags, flt, selection):
         return None
     new = selection.selected
     changes: list[Change] = []

@@ -19,7 +19,7 @@ from gitbot.errors import ConfigError, GitbotError, GitError, PushRejectedError,
 from gitbot.history import History, read_history
 from gitbot.manifests import scan_paths
 from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
-from gitbot.planner import bind_images, current_tag, plan_images
+from gitbot.planner import behind_quarantine, bind_images, current_tag, plan_images
 from gitbot.ports import Checkout, Clock, Forge, PullRequest, Registry, Workspace
 from gitbot.versioning import parse_filter, select
 
@@ -242,11 +242,12 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
         quarantined = history.quarantined(image.name)
         selection = select(tags.get(image.name, ()), flt, quarantine=quarantined.keys())
         current = tuple(sorted({current_tag(t) or "(none)" for t in binding.targets}))
+        blocked = behind_quarantine(tags.get(image.name, ()), flt, selection)
         images.append(
             ImageStatus(
                 image.name,
                 current,
-                selection.selected,
+                None if blocked else selection.selected,
                 selection.candidates,
                 tuple((tag, q.reason) for tag, q in sorted(quarantined.items())),
             )

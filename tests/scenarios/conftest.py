@@ -9,6 +9,9 @@ them to a repository name of their own so that the session registry stays as the
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +23,7 @@ from gitbot.commands.compose import build_deps
 from gitbot.config import Policy, load_policy
 from gitbot.reconcile import Deps
 from tests.support.github_fake import GitHubFake, github_fake
-from tests.support.gitserver import GitServer, RepoFactory, git_server, new_git_repo
+from tests.support.gitserver import OTHER_EMAIL, OTHER_NAME, GitServer, RepoFactory, git_server, new_git_repo
 from tests.support.registry import RunningRegistry, push_tags, start_registry
 
 __all__ = ["git_server", "github_fake", "new_git_repo"]
@@ -285,3 +288,30 @@ def pr_world(make_world: WorldFactory, github_fake: GitHubFake, request: pytest.
 def close_registries(deps: Deps) -> None:
     if isinstance(deps.registry, OciRegistry):
         deps.registry.close()
+
+
+def person_reverts(world: World, sha: str, branch: str = "main") -> str:
+    """A person runs `git revert <sha>` in their own clone and pushes; returns the revert's sha."""
+    env = {
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_AUTHOR_NAME": OTHER_NAME,
+        "GIT_AUTHOR_EMAIL": OTHER_EMAIL,
+        "GIT_COMMITTER_NAME": OTHER_NAME,
+        "GIT_COMMITTER_EMAIL": OTHER_EMAIL,
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    }
+    with tempfile.TemporaryDirectory(prefix="person-clone-") as tmp:
+
+        def git(*args: str) -> str:
+            return subprocess.run(["git", "-C", tmp, *args], env=env, check=True, capture_output=True, text=True).stdout
+
+        subprocess.run(
+            ["git", "clone", "--quiet", "--branch", branch, str(world.git.repo_path(world.repo)), tmp],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        git("revert", "--no-edit", sha)
+        git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
+        return git("rev-parse", "HEAD").strip()
