@@ -282,7 +282,8 @@ def world(make_world: WorldFactory) -> World:
 @pytest.fixture
 def pr_world(make_world: WorldFactory, github_fake: GitHubFake, request: pytest.FixtureRequest) -> World:
     """A pull-request-mode world with its own image repository (tests push newer tags to it)."""
-    return make_world(image_repo=f"pr/{request.node.name.replace('_', '-').lower()[:40]}", github=github_fake)
+    slug = request.node.name.replace("_", "-").lower()[:40].strip("-")
+    return make_world(image_repo=f"pr/{slug}", github=github_fake)
 
 
 def close_registries(deps: Deps) -> None:
