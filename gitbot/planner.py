@@ -40,6 +40,7 @@ class Binding:
 def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
     """Each image policy with the targets it manages; errors name the policy field that binds wrongly."""
     bindings = []
+    owners: dict[tuple[str, int, str], str] = {}
     for index, image in enumerate(policy.spec.images):
         where = policy.where(f"/spec/images/{index}")
         bound: list[Target] = []
@@ -49,7 +50,6 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
                 for t in targets
                 if t.resource == spec.resource
                 and t.kind == "image"
-                and not t.marker
                 and (spec.container is None or t.container == spec.container)
             ]
             place = policy.where(f"/spec/images/{index}/targets/{t_index}")
@@ -69,22 +69,20 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
                 )
             bound += found
         markers = [t for t in targets if t.marker and t.marker.split(":")[-1] == image.name and t.kind in _IMAGE_KINDS]
-        bound += markers
+        # A field named by resource and also marked for this same image policy is one binding, not two.
+        bound += [t for t in markers if t not in bound]
         if not bound:
             raise ConfigError(
                 f"image {image.name} binds nothing: give targets, or mark a field with "
                 f'# {{"$imagepolicy": "<namespace>:{image.name}"}}',
                 where=where,
             )
-        seen: set[tuple[str, int, str]] = set()
         for target in bound:
             key = (target.file, target.document, target.pointer)
-            if key in seen:
-                raise ConfigError(
-                    f"image {image.name} binds {target.file}:{target.line} twice (by resource and by marker)",
-                    where=where,
-                )
-            seen.add(key)
+            if key in owners:
+                by = "twice" if owners[key] == image.name else f"that image {owners[key]} binds too"
+                raise ConfigError(f"image {image.name} binds {target.file}:{target.line} {by}", where=where)
+            owners[key] = image.name
         bindings.append(Binding(image, tuple(bound)))
     return bindings
 
