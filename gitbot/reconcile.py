@@ -196,8 +196,10 @@ def deliver_pull_requests(policy: Policy, checkout: Checkout, forge: Forge, plan
         else:
             pr = forge.create_pull(branch, policy.spec.git.branch, plan.subject, body, labels)
             delivered.append(Delivery(plan.name, "opened", pr.url, plan.subject))
+    rollbacks = bot_branch(policy, "rollback-")
     for head, pr in sorted(open_before.items()):
-        if head not in wanted and PLAN_MARKER.split("{")[0] in pr.body:
+        # A rollback pull request is asked for by a person and stays until they merge or close it.
+        if head not in wanted and not head.startswith(rollbacks) and PLAN_MARKER.split("{")[0] in pr.body:
             forge.close_pull(
                 pr.number,
                 "gitbot: closing, this change is no longer needed "
@@ -268,7 +270,8 @@ def rollback(policy: Policy, deps: Deps, name: str) -> Delivery:
     with deps.workspace.checkout() as checkout:
         for attempt in range(1, attempts + 1):
             history = read_history(checkout.log(), policy.name)
-            standing = history.standing(name)
+            # A rollback is not itself rolled back: reverting it would re-apply the tag it quarantined.
+            standing = [c for c in history.standing(name) if c.action != "rollback"]
             if not standing:
                 raise UsageError(
                     f"policy {policy.name} has no standing gitbot change for {name!r} to roll back",

@@ -3,6 +3,9 @@ a newer matching tag is applied; `gitbot rollback` reverts with trailers and qua
 
 from __future__ import annotations
 
+import pytest
+
+from gitbot.errors import UsageError
 from gitbot.reconcile import rollback, run_cycle, status
 from tests.scenarios.conftest import POLICY, WorldFactory, person_reverts
 
@@ -64,3 +67,16 @@ def test_rollback_command_reverts_with_trailers_and_quarantines(make_world: Worl
     report = status(world.policy(), world.deps())
     ga = next(i for i in report.images if i.name == "podinfo-ga")
     assert [tag for tag, _ in ga.quarantined] == ["0.1.2"]
+
+
+def test_second_rollback_does_not_undo_the_first(make_world: WorldFactory) -> None:
+    world = make_world(image_repo="history/rollback-twice")
+    run_cycle(world.policy(), world.deps(), deliver=True)
+    first = rollback(world.policy(), world.deps(), "podinfo-ga")
+
+    with pytest.raises(UsageError) as caught:
+        rollback(world.policy(), world.deps(), "podinfo-ga")
+
+    assert "no standing gitbot change for 'podinfo-ga'" in caught.value.one_line()
+    assert world.git.head(world.repo) == first.ref
+    assert world.workloads() == world.expected_workloads(ga="0.1.0", canary="0.2.1")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from gitbot.errors import ForgeError
+from gitbot.errors import AuthError, ForgeError
 from gitbot.messages import plan_id_in
-from gitbot.reconcile import run_cycle, status
+from gitbot.reconcile import rollback, run_cycle, status
 from tests.scenarios.conftest import POLICY, WORKLOADS, World, image_yaml, person_reverts
 from tests.support.github_fake import FakePull
 
@@ -149,3 +149,43 @@ def test_pull_request_no_longer_needed_is_closed_with_a_comment(pr_world: World)
     (comment,) = world.github.comments_on(pull.number)
     assert "no longer needed" in comment
     assert run_cycle(world.policy(), world.deps(), deliver=True).deliveries == ()
+
+
+def test_rollback_pull_request_stays_open_through_later_cycles(pr_world: World) -> None:
+    world = pr_world
+    ga_only(world)
+    assert world.github is not None
+    run_cycle(world.policy(), world.deps(), deliver=True)
+    (pull,) = pulls(world)
+    sha = world.git.head(world.repo, GA_BRANCH)
+    world.git.git(world.repo, "update-ref", "refs/heads/main", str(sha))
+    world.github.merge(pull.number, sha)
+
+    delivery = rollback(world.policy(), world.deps(), "podinfo-ga")
+
+    assert delivery.outcome == "opened"
+    branch = f"gitbot/{POLICY}/rollback-podinfo-ga"
+    assert world.workloads(branch) == world.expected_workloads(ga="0.1.0")
+    assert f"This reverts commit {sha}." in world.git.message(world.repo, branch)
+    assert world.git.head(world.repo) == sha
+
+    later = run_cycle(world.policy(), world.deps(), deliver=True)
+
+    assert later.deliveries == ()
+    (open_pull,) = pulls(world, "open")
+    assert open_pull.head == branch and delivery.ref.endswith(f"/pull/{open_pull.number}")
+    assert world.github.comments_on(open_pull.number) == []
+
+
+def test_wrong_github_token_fails_with_one_line_before_pushing_anything(pr_world: World) -> None:
+    world = pr_world
+    world.env["GITHUB_TOKEN"] = "ghp_wrongwrongwrong0123456789"
+
+    with pytest.raises(AuthError) as caught:
+        run_cycle(world.policy(), world.deps(), deliver=True)
+
+    line = caught.value.one_line()
+    assert "HTTP 401" in line and "acme/cluster-config" in line and "\n" not in line
+    assert "ghp_wrongwrongwrong0123456789" not in line
+    assert world.git.branches(world.repo) == ["main"]
+    assert pulls(world) == []
