@@ -291,8 +291,8 @@ def close_registries(deps: Deps) -> None:
         deps.registry.close()
 
 
-def person_reverts(world: World, sha: str, branch: str = "main") -> str:
-    """A person runs `git revert <sha>` in their own clone and pushes; returns the revert's sha."""
+def person_git(world: World, *steps: tuple[str, ...], branch: str = "main") -> str:
+    """A person clones the repository, runs git `steps` in it, pushes `branch`; returns the new head."""
     env = {
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,
@@ -313,6 +313,12 @@ def person_reverts(world: World, sha: str, branch: str = "main") -> str:
             check=True,
             capture_output=True,
         )
-        git("revert", "--no-edit", sha)
+        for step in steps:
+            git(*step)
         git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
         return git("rev-parse", "HEAD").strip()
+
+
+def person_reverts(world: World, sha: str, branch: str = "main") -> str:
+    """A person runs `git revert <sha>` in their own clone and pushes; returns the revert's sha."""
+    return person_git(world, ("revert", "--no-edit", sha), branch=branch)

@@ -9,7 +9,7 @@ import pytest
 from gitbot.errors import AuthError, ForgeError
 from gitbot.messages import plan_id_in
 from gitbot.reconcile import rollback, run_cycle, status
-from tests.scenarios.conftest import POLICY, WORKLOADS, World, image_yaml, person_reverts
+from tests.scenarios.conftest import POLICY, WORKLOADS, World, image_yaml, person_git, person_reverts
 from tests.support.github_fake import FakePull
 
 GA_BRANCH = f"gitbot/{POLICY}/podinfo-ga"
@@ -189,3 +189,29 @@ def test_wrong_github_token_fails_with_one_line_before_pushing_anything(pr_world
     assert "ghp_wrongwrongwrong0123456789" not in line
     assert world.git.branches(world.repo) == ["main"]
     assert pulls(world) == []
+
+
+def test_revert_of_a_merge_commit_quarantines_the_tag_the_pull_request_brought(pr_world: World) -> None:
+    world = pr_world
+    ga_only(world)
+    assert world.github is not None
+    run_cycle(world.policy(), world.deps(), deliver=True)
+    (pull,) = pulls(world)
+
+    # Merged with a merge commit, then reverted the way GitHub's Revert button does for such merges.
+    merge = person_git(
+        world,
+        ("fetch", "--quiet", "origin", GA_BRANCH),
+        ("merge", "--no-ff", "--quiet", "-m", f"Merge pull request #{pull.number}", "FETCH_HEAD"),
+    )
+    world.github.merge(pull.number, merge)
+    assert world.workloads() == world.expected_workloads(ga="0.1.2")
+    revert = person_git(world, ("revert", "--no-edit", "-m", "1", merge))
+
+    result = run_cycle(world.policy(), world.deps(), deliver=True)
+
+    assert result.deliveries == ()
+    assert world.git.head(world.repo) == revert
+    report = status(world.policy(), world.deps())
+    assert [tag for tag, _ in report.images[0].quarantined] == ["0.1.2"]
+    assert f"reverted by {revert[:7]}" in report.images[0].quarantined[0][1]
