@@ -3,15 +3,16 @@ trailers history reads back; a second cycle has nothing to do; a concurrent push
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
 from gitbot.adapters.gitrepo import GitCheckout, GitWorkspace
-from gitbot.errors import GitAuthError
+from gitbot.errors import GitAuthError, RegistryError
 from gitbot.reconcile import Deps, run_cycle
-from tests.scenarios.conftest import POLICY, ROUTING, ROUTING_TEXT, WORKLOADS, World
+from tests.scenarios.conftest import POLICY, ROUTING, ROUTING_TEXT, WORKLOADS, World, image_yaml
 
 TRAILER_KEYS = ("Gitbot-Policy", "Gitbot-Action", "Gitbot-Target", "Gitbot-From", "Gitbot-To", "Gitbot-Plan-Id")
 
@@ -134,4 +135,35 @@ def test_wrong_token_fails_with_one_clear_line_without_the_token(world: World) -
     assert "\n" not in line
     assert "credentials" in line and world.url in line
     assert wrong not in line and wrong not in str(caught.value.hint)
+    assert world.git.head(world.repo) == head
+
+
+def test_no_credential_is_stored_in_the_clone_cache_or_the_commits(world: World) -> None:
+    run_cycle(world.policy(), world.deps(), deliver=True)
+
+    token = world.env["GITBOT_GIT_TOKEN"].encode()
+    header = base64.b64encode(f"{world.git.username}:{world.env['GITBOT_GIT_TOKEN']}".encode())
+    cache = world.tmp / "cache"
+    files = [path for path in cache.rglob("*") if path.is_file()]
+    assert any(path.name == "config" for path in files)
+    for path in files:
+        data = path.read_bytes()
+        assert token not in data and header not in data, path
+    for commit in world.git.log(world.repo):
+        assert world.env["GITBOT_GIT_TOKEN"] not in world.git.message(world.repo, commit.sha)
+
+
+def test_image_repository_missing_from_the_registry_is_one_line_and_changes_nothing(world: World) -> None:
+    world.write_policy(
+        images=image_yaml(
+            f"{world.registry.host}/nobody/nothing", "podinfo-ga", "0.1.*", "Deployment/test/podinfo-ga", "podinfod"
+        )
+    )
+    head = world.git.head(world.repo)
+
+    with pytest.raises(RegistryError) as caught:
+        run_cycle(world.policy(), world.deps(), deliver=True)
+
+    line = caught.value.one_line()
+    assert "nobody/nothing" in line and world.registry.host in line and "\n" not in line
     assert world.git.head(world.repo) == head
