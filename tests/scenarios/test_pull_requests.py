@@ -66,6 +66,12 @@ def test_new_tags_open_one_pull_request_per_image_and_a_rerun_changes_nothing(pr
 
     assert [d.outcome for d in again.deliveries] == ["unchanged", "unchanged"]
     assert len(pulls(world)) == 2
+    report = status(world.policy(), world.deps())
+    assert sorted((p.head, p.title) for p in report.pulls) == sorted((p.head, p.title) for p in pulls(world))
+    assert [(i.name, i.current, i.newest) for i in report.images] == [
+        ("podinfo-ga", ("0.1.0",), "0.1.2"),
+        ("podinfo-canary", ("0.2.0",), "0.2.1"),
+    ]
 
 
 def test_pull_request_updated_in_place_merged_reverted_and_reopened_for_a_newer_tag(pr_world: World) -> None:
