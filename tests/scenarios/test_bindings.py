@@ -77,3 +77,24 @@ def test_field_marked_for_another_image_policy_is_an_error(world: World) -> None
     line = caught.value.one_line()
     assert f"{world.policy_path}:{line_of(world, '- name: podinfo-canary')}" in line
     assert f"binds {WORKLOADS}:" in line and "that image podinfo-ga binds too" in line
+
+
+def test_image_policy_bound_only_by_flux_markers(world: World) -> None:
+    marked = (
+        world.expected_workloads()
+        .replace("   # GA\n", '  # {"$imagepolicy": "test:podinfo-ga"}\n', 1)
+        .replace('0.2.0"\n', '0.2.0" # {"$imagepolicy": "test:podinfo-canary"}\n', 1)
+    )
+    world.git.commit_as_other(world.repo, {WORKLOADS: marked}, "Mark both images for Flux")
+    ref = world.image
+    world.write_policy(
+        images=(
+            f'    - {{name: podinfo-ga, repository: {ref}, filter: "0.1.*"}}\n'
+            f'    - {{name: podinfo-canary, repository: {ref}, filter: "0.2.*"}}\n'
+        )
+    )
+
+    result = run_cycle(world.policy(), world.deps(), deliver=True)
+
+    assert len(result.deliveries) == 2
+    assert world.workloads() == marked.replace(":0.1.0", ":0.1.2").replace(":0.2.0", ":0.2.1")

@@ -221,3 +221,18 @@ def test_revert_of_a_merge_commit_quarantines_the_tag_the_pull_request_brought(p
     report = status(world.policy(), world.deps())
     assert [tag for tag, _ in report.images[0].quarantined] == ["0.1.2"]
     assert f"reverted by {revert[:7]}" in report.images[0].quarantined[0][1]
+
+
+def test_group_all_opens_one_pull_request_for_every_image(pr_world: World) -> None:
+    world = pr_world
+    world.write_policy(group="all")
+
+    result = run_cycle(world.policy(), world.deps(), deliver=True)
+
+    assert [(d.name, d.outcome) for d in result.deliveries] == [("images", "opened")]
+    (pull,) = pulls(world)
+    assert pull.head == f"gitbot/{POLICY}/images"
+    assert pull.title == f"gitbot({POLICY}): update 2 images (podinfo-ga 0.1.2, podinfo-canary 0.2.1)"
+    body = pull.body or ""
+    assert "| Deployment/test/podinfo-ga |" in body and "| Deployment/test/podinfo-canary |" in body
+    assert world.workloads(pull.head) == world.expected_workloads(ga="0.1.2", canary="0.2.1")
