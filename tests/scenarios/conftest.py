@@ -28,7 +28,6 @@ from tests.support.registry import RunningRegistry, push_tags, start_registry
 
 __all__ = ["git_server", "github_fake", "new_git_repo"]
 
-pytestmark = pytest.mark.real
 
 PODINFO = "stefanprodan/podinfo"
 SEED_TAGS = ("0.1.0", "0.1.1", "0.1.2", "0.2.0", "0.2.1")

@@ -9,6 +9,8 @@ from gitbot.errors import ConfigError
 from gitbot.reconcile import run_cycle
 from tests.scenarios.conftest import POLICY, WORKLOADS, World, image_yaml
 
+pytestmark = pytest.mark.real
+
 SIDECAR = """\
         - name: sidecar
           image: {image}:0.1.1

@@ -7,8 +7,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.scenarios.conftest import POLICY, World
 from tests.support.gitserver import GitServer
+
+pytestmark = pytest.mark.real
 
 
 def gitbot(world: World, *args: str) -> subprocess.CompletedProcess[str]:

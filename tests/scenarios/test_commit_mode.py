@@ -14,6 +14,8 @@ from gitbot.errors import GitAuthError, RegistryError
 from gitbot.reconcile import Deps, run_cycle
 from tests.scenarios.conftest import POLICY, ROUTING, ROUTING_TEXT, WORKLOADS, World, image_yaml
 
+pytestmark = pytest.mark.real
+
 TRAILER_KEYS = ("Gitbot-Policy", "Gitbot-Action", "Gitbot-Target", "Gitbot-From", "Gitbot-To", "Gitbot-Plan-Id")
 
 

@@ -9,6 +9,8 @@ from gitbot.errors import UsageError
 from gitbot.reconcile import rollback, run_cycle, status
 from tests.scenarios.conftest import POLICY, WorldFactory, person_reverts
 
+pytestmark = pytest.mark.real
+
 
 def test_persons_revert_quarantines_the_tag_and_a_newer_tag_is_applied(make_world: WorldFactory) -> None:
     world = make_world(image_repo="history/revert")

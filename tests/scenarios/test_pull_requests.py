@@ -12,6 +12,8 @@ from gitbot.reconcile import rollback, run_cycle, status
 from tests.scenarios.conftest import POLICY, WORKLOADS, World, image_yaml, person_git, person_reverts
 from tests.support.github_fake import FakePull
 
+pytestmark = pytest.mark.real
+
 GA_BRANCH = f"gitbot/{POLICY}/podinfo-ga"
 CANARY_BRANCH = f"gitbot/{POLICY}/podinfo-canary"
 
