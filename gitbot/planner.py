@@ -80,8 +80,8 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
         for target in bound:
             key = (target.file, target.document, target.pointer)
             if key in owners:
-                by = "twice" if owners[key] == image.name else f"that image {owners[key]} binds too"
-                raise ConfigError(f"image {image.name} binds {target.file}:{target.line} {by}", where=where)
+                by = "twice" if owners[key] == image.name else f"which image {owners[key]} binds too"
+                raise ConfigError(f"image {image.name} binds {target.file}:{target.line}, {by}", where=where)
             owners[key] = image.name
         bindings.append(Binding(image, tuple(bound)))
     return bindings
