@@ -164,7 +164,9 @@ def _victims(commit: CommitInfo, oldest_first: Sequence[CommitInfo], by_sha: dic
         if full:
             victims.append(full)
     if victims:
-        return victims
+        # Reverting a merge (`git revert -m 1`, GitHub's Revert button on a merged pull request) undoes every
+        # commit the merge brought in, the bot's among them.
+        return [sha for victim in victims for sha in [victim, *_merged_in(by_sha[victim], by_sha)]]
     # GitHub's revert button writes `Revert "<subject>"` without a sha when the PR was squash-merged:
     # match the newest earlier commit with that subject.
     match = _REVERT_SUBJECT.match(commit.subject)
@@ -174,3 +176,23 @@ def _victims(commit: CommitInfo, oldest_first: Sequence[CommitInfo], by_sha: dic
             if earlier.subject == match.group(1):
                 return [earlier.sha]
     return []
+
+
+def _merged_in(merge: CommitInfo, by_sha: dict[str, CommitInfo]) -> list[str]:
+    """The commits of the log that `merge` brought in: reachable from its other parents, not its first."""
+    if len(merge.parents) < 2:
+        return []
+    mainline = _reachable([merge.parents[0]], by_sha, set())
+    return sorted(_reachable(list(merge.parents[1:]), by_sha, mainline))
+
+
+def _reachable(starts: list[str], by_sha: dict[str, CommitInfo], stop: set[str]) -> set[str]:
+    found: set[str] = set()
+    stack = list(starts)
+    while stack:
+        sha = stack.pop()
+        if sha in found or sha in stop or sha not in by_sha:
+            continue
+        found.add(sha)
+        stack.extend(by_sha[sha].parents)
+    return found

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from gitbot.canary import CanaryDecision, decide
 from gitbot.config import ImageSettings, Policy
-from gitbot.domain import Change, Plan, Target
+from gitbot.domain import Change, Plan, TagSelection, Target
 from gitbot.errors import ConfigError
 from gitbot.history import (
     TRAILER_ACTION,
@@ -44,7 +44,7 @@ from gitbot.rollout import (
     step_plan,
     weight_changes,
 )
-from gitbot.versioning import parse_filter, parse_image, select
+from gitbot.versioning import TagFilter, parse_filter, parse_image, select
 
 _IMAGE_KINDS = frozenset({"image", "tag"})
 
@@ -60,6 +60,7 @@ class Binding:
 def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
     """Each image policy with the targets it manages; errors name the policy field that binds wrongly."""
     bindings = []
+    owners: dict[tuple[str, int, str], str] = {}
     for index, image in enumerate(policy.spec.images):
         where = policy.where(f"/spec/images/{index}")
         bound: list[Target] = []
@@ -69,7 +70,6 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
                 for t in targets
                 if t.resource == spec.resource
                 and t.kind == "image"
-                and not t.marker
                 and (spec.container is None or t.container == spec.container)
             ]
             place = policy.where(f"/spec/images/{index}/targets/{t_index}")
@@ -89,22 +89,20 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
                 )
             bound += found
         markers = [t for t in targets if t.marker and t.marker.split(":")[-1] == image.name and t.kind in _IMAGE_KINDS]
-        bound += markers
+        # A field named by resource and also marked for this same image policy is one binding, not two.
+        bound += [t for t in markers if t not in bound]
         if not bound:
             raise ConfigError(
                 f"image {image.name} binds nothing: give targets, or mark a field with "
                 f'# {{"$imagepolicy": "<namespace>:{image.name}"}}',
                 where=where,
             )
-        seen: set[tuple[str, int, str]] = set()
         for target in bound:
             key = (target.file, target.document, target.pointer)
-            if key in seen:
-                raise ConfigError(
-                    f"image {image.name} binds {target.file}:{target.line} twice (by resource and by marker)",
-                    where=where,
-                )
-            seen.add(key)
+            if key in owners:
+                by = "twice" if owners[key] == image.name else f"which image {owners[key]} binds too"
+                raise ConfigError(f"image {image.name} binds {target.file}:{target.line}, {by}", where=where)
+            owners[key] = image.name
         bindings.append(Binding(image, tuple(bound)))
     return bindings
 
@@ -122,6 +120,18 @@ def _new_value(target: Target, tag: str) -> str:
     return f"{ref.repository}:{tag}"
 
 
+def behind_quarantine(tags: Sequence[str], flt: TagFilter, selection: TagSelection) -> bool:
+    """Whether a quarantined tag is newer than the selected one.
+
+    A revert from the quarantined tag back to an older one is a decision about that whole line of tags:
+    proposing a tag between the two would undo it, so only a tag newer than the quarantined one goes ahead.
+    """
+    if selection.selected is None or not selection.quarantined:
+        return False
+    ordered = select(tags, flt).candidates
+    return ordered.index(selection.selected) > min(ordered.index(tag) for tag in selection.quarantined)
+
+
 def plan_image_update(
     policy: Policy, index: int, binding: Binding, tags: Sequence[str], history: History
 ) -> ImageUpdate | None:
@@ -136,7 +146,7 @@ def plan_image_update(
     )
     quarantined = history.quarantined(image.name)
     selection = select(tags, flt, quarantine=quarantined.keys())
-    if selection.selected is None:
+    if selection.selected is None or behind_quarantine(tags, flt, selection):
         return None
     new = selection.selected
     changes: list[Change] = []

@@ -22,7 +22,7 @@ from gitbot.errors import ConfigError, GitbotError, GitError, PushRejectedError,
 from gitbot.history import TRAILER_TARGET, History, read_history
 from gitbot.manifests import ScanCache, scan_paths
 from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
-from gitbot.planner import CanaryOutcome, bind_images, current_tag, plan_canaries, plan_images
+from gitbot.planner import CanaryOutcome, behind_quarantine, bind_images, current_tag, plan_canaries, plan_images
 from gitbot.ports import Checkout, Clock, Forge, Metrics, PullRequest, Registry, Workspace
 from gitbot.rollout import (
     Observation,
@@ -228,9 +228,7 @@ def deliver_commits(policy: Policy, checkout: Checkout, plans: Sequence[Plan]) -
     base = checkout.head
     delivered = []
     for plan in plans:
-        sha = checkout.commit(
-            dict(plan.files), render_message(plan.subject, plan.body, plan.trailers), author_of(policy)
-        )
+        sha = commit_plan(policy, checkout, plan)
         delivered.append(Delivery(plan.name, "committed", sha, plan.subject))
     try:
         checkout.push()
@@ -336,11 +334,12 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
         quarantined = history.quarantined(image.name)
         selection = select(tags.get(image.name, ()), flt, quarantine=quarantined.keys())
         current = tuple(sorted({current_tag(t) or "(none)" for t in binding.targets}))
+        blocked = behind_quarantine(tags.get(image.name, ()), flt, selection)
         images.append(
             ImageStatus(
                 image.name,
                 current,
-                selection.selected,
+                None if blocked else selection.selected,
                 selection.candidates,
                 tuple((tag, q.reason) for tag, q in sorted(quarantined.items())),
             )
@@ -384,7 +383,8 @@ def rollback(policy: Policy, deps: Deps, name: str) -> Delivery:
 
     def make(checkout: Checkout) -> Plan:
         history = read_history(checkout.log(), policy.name)
-        standing = history.standing(name)
+        # A rollback is not itself rolled back: reverting it would re-apply the tag it quarantined.
+        standing = [c for c in history.standing(name) if c.action != "rollback"]
         if not standing:
             raise UsageError(
                 f"policy {policy.name} has no standing gitbot change for {name!r} to roll back",

@@ -86,13 +86,13 @@ def build_workspace(policy: Policy, env: Mapping[str, str]) -> GitWorkspace:
     )
 
 
-def build_forge(policy: Policy, env: Mapping[str, str]) -> GitHubForge | None:
+def build_forge(policy: Policy, env: Mapping[str, str], *, throttle: bool = True) -> GitHubForge | None:
     github = policy.spec.delivery.github
     if github is None:
         return None
     token = secret_from_env(env, github.token_env, field="spec.delivery.github.tokenEnv")
     assert token is not None
-    return GitHubForge(github.repository, token, base_url=github.api_url)
+    return GitHubForge(github.repository, token, base_url=github.api_url, throttle=throttle)
 
 
 def metrics_factory(policy: Policy, env: Mapping[str, str]) -> Callable[[CanarySettings], Metrics]:
@@ -112,9 +112,16 @@ def metrics_factory(policy: Policy, env: Mapping[str, str]) -> Callable[[CanaryS
     return for_canary
 
 
-def build_deps(policy: Policy, *, need_forge: bool, env: Mapping[str, str] | None = None) -> Deps:
+def build_deps(
+    policy: Policy, *, need_forge: bool, env: Mapping[str, str] | None = None, throttle: bool = True
+) -> Deps:
+    """The adapters for one cycle of `policy`; `throttle` False drops GitHub's pauses (loopback fakes only)."""
     environ = dict(os.environ if env is None else env)
-    forge = build_forge(policy, environ) if need_forge and policy.spec.delivery.mode == "pull-request" else None
+    forge = (
+        build_forge(policy, environ, throttle=throttle)
+        if need_forge and policy.spec.delivery.mode == "pull-request"
+        else None
+    )
     return Deps(
         workspace=build_workspace(policy, environ),
         registry=build_registry(policy, environ),

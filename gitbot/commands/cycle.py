@@ -54,7 +54,7 @@ def status(policy_name: str, policies_dir: Path) -> None:
     report = read_status(policy, deps)
     click.echo(f"policy {report.policy} at {report.head[:12]}")
     for image in report.images:
-        newest = image.newest or "(no matching tag)"
+        newest = image.newest or ("(none newer than a quarantined tag)" if image.quarantined else "(no matching tag)")
         click.echo(f"  {image.name}: running {', '.join(image.current)}; newest allowed {newest}")
         for tag, reason in image.quarantined:
             click.echo(f"    quarantined {tag}: {reason}")

@@ -1,0 +1,134 @@
+"""The one-cycle commands as a person runs them: `python -m gitbot` subprocesses against the real servers,
+with the tokens in the environment only; exit codes, what they print, one-line errors without secrets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.scenarios.conftest import POLICY, World
+from tests.support.gitserver import GitServer
+
+pytestmark = pytest.mark.real
+
+
+def gitbot(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **world.env}
+    return subprocess.run(
+        [sys.executable, "-m", "gitbot", *args],
+        env=env,
+        cwd=world.tmp,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def policy_args(world: World) -> list[str]:
+    if not world.policy_path.exists():
+        world.write_policy()
+    return ["--policy", POLICY, "--policies", str(world.policy_path.parent)]
+
+
+def test_plan_prints_the_changes_and_a_diff_and_delivers_nothing(world: World) -> None:
+    head = world.git.head(world.repo)
+
+    done = gitbot(world, "plan", *policy_args(world), "--diff")
+
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert f"gitbot({POLICY}): podinfo-ga 0.1.0 -> 0.1.2  [plan " in out
+    assert f"gitbot({POLICY}): podinfo-canary 0.2.0 -> 0.2.1  [plan " in out
+    assert "--- a/clusters/production/podinfo.yaml" in out
+    assert f"-          image: {world.image}:0.1.0   # GA\n+          image: {world.image}:0.1.2   # GA\n" in out
+    assert f'-          image: "{world.image}:0.2.0"\n+          image: "{world.image}:0.2.1"\n' in out
+    assert world.git.head(world.repo) == head
+    assert world.env["GITBOT_GIT_TOKEN"] not in out + done.stderr
+
+
+def test_once_commits_and_prints_the_shas_then_has_nothing_to_do(world: World) -> None:
+    done = gitbot(world, "once", *policy_args(world))
+
+    assert done.returncode == 0, done.stderr
+    log = world.git.log(world.repo)
+    assert done.stdout.splitlines() == [
+        f"committed {log[1].sha}  gitbot({POLICY}): podinfo-ga 0.1.0 -> 0.1.2",
+        f"committed {log[0].sha}  gitbot({POLICY}): podinfo-canary 0.2.0 -> 0.2.1",
+    ]
+
+    again = gitbot(world, "once", "--policy", str(world.policy_path))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"{POLICY}: nothing to change at {log[0].sha[:12]}"
+
+
+def test_rollback_and_status_commands(world: World) -> None:
+    assert gitbot(world, "once", *policy_args(world)).returncode == 0
+
+    rolled = gitbot(world, "rollback", "podinfo-ga", *policy_args(world))
+
+    assert rolled.returncode == 0, rolled.stderr
+    head = world.git.head(world.repo)
+    assert rolled.stdout.strip() == f"committed {head}  gitbot({POLICY}): roll back podinfo-ga 0.1.2 -> 0.1.0"
+    shown = gitbot(world, "status", *policy_args(world))
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"policy {POLICY} at {str(head)[:12]}"
+    assert "  podinfo-ga: running 0.1.0; newest allowed (none newer than a quarantined tag)" in lines
+    assert any(line.startswith(f"    quarantined 0.1.2: rolled back by {str(head)[:7]}") for line in lines)
+    assert "  podinfo-canary: running 0.2.1; newest allowed 0.2.1" in lines
+
+
+def test_once_in_pull_request_mode_prints_the_url(pr_world: World) -> None:
+    assert pr_world.github is not None
+    done = gitbot(pr_world, "once", *policy_args(pr_world))
+
+    assert done.returncode == 0, done.stderr
+    pulls = {p.head: p for p in pr_world.github.list_pulls()}
+    ga = pulls[f"gitbot/{POLICY}/podinfo-ga"]
+    url = f"{pr_world.github.root_url}/{pr_world.github.full_name}/pull/{ga.number}"
+    assert f"opened    {url}  gitbot({POLICY}): podinfo-ga 0.1.0 -> 0.1.2" in done.stdout.splitlines()
+    assert pr_world.github.token not in done.stdout + done.stderr
+
+
+def test_bad_policy_exits_2_with_one_line(world: World) -> None:
+    world.write_policy()
+    text = world.policy_path.read_text(encoding="utf-8").replace("    mode: commit\n", "    mode: comit\n")
+    world.policy_path.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("    mode: comit") + 1
+
+    done = gitbot(world, "once", *policy_args(world))
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    (error,) = done.stderr.splitlines()
+    assert error.startswith(f"gitbot: error: {world.policy_path}:{line}: spec.delivery.mode: must be one of")
+    assert "'comit'" in error
+
+
+def test_wrong_git_token_exits_1_without_the_token(world: World, git_server: GitServer) -> None:
+    world.env["GITBOT_GIT_TOKEN"] = "not-the-token-93af01"
+    head = world.git.head(world.repo)
+
+    done = gitbot(world, "once", *policy_args(world))
+
+    assert done.returncode == 1
+    error, hint = done.stderr.splitlines()
+    assert error.startswith("gitbot: error: git fetch refused the credentials for ")
+    assert hint.startswith("gitbot: hint: ")
+    assert "not-the-token-93af01" not in done.stdout + done.stderr
+    assert world.git.head(world.repo) == head
+    assert git_server.auth_failures > 0
+
+
+def test_missing_token_variable_exits_2_naming_it(world: World) -> None:
+    del world.env["GITBOT_GIT_TOKEN"]
+
+    done = gitbot(world, "plan", *policy_args(world))
+
+    assert done.returncode == 2
+    (error,) = done.stderr.splitlines()
+    assert "GITBOT_GIT_TOKEN" in error and "spec.git.tokenEnv" in error
