@@ -1,0 +1,305 @@
+"""The demo's run: a sandbox, its sources, and the real reconcile cycle on an accelerated clock.
+
+A composition root like `gitbot.commands`: it builds the sandbox (a bare git repository seeded with the
+example, the demo policy), picks the tag source and metrics (Debian's `docker-registry` and `prometheus`
+when installed, else the built-in ones, and says which), then runs `gitbot.reconcile.run_cycle` cycle after
+cycle. After each cycle the simulated cluster "applies" the branch head (the canary weight and image read
+back from the bare repository) and its traffic is what the next analysis sees. The story ends when the slow
+canary patch has been rolled back and quarantined; it is bounded by a number of cycles.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gitbot.adapters import localservers
+from gitbot.adapters.builtin import ManualClock, MemoryMetrics, MemoryRegistry
+from gitbot.adapters.prometheus import PrometheusMetrics
+from gitbot.adapters.registry import OciRegistry
+from gitbot.adapters.sandbox import ClockedGitWorkspace, commit_message, init_bare_repository, log_oneline, read_file
+from gitbot.config import load_policy
+from gitbot.demo import sandbox
+from gitbot.demo.cluster import SLOW, SimulatedCluster, applied_state
+from gitbot.domain import Author, Plan
+from gitbot.errors import UsageError
+from gitbot.history import read_history
+from gitbot.planner import CanaryOutcome
+from gitbot.ports import Metrics, Registry
+from gitbot.reconcile import CycleResult, Deps, run_cycle
+
+Echo = Callable[[str], None]
+CYCLE_EVERY = timedelta(minutes=sandbox.CANARY_INTERVAL_MINUTES + 2)
+_ROW = re.compile(r"^\| (success-rate|latency-p99|requests) \| ([^|]*) \| ([^|]*) \| [^|]* \| (\w+)")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    workdir: Path | None = None
+    builtin: bool = False
+    max_cycles: int = 20
+
+
+@dataclass
+class DemoResult:
+    """What the run did: the commits (sha, subject), the quarantine, the final weight, the time taken."""
+
+    completed: bool
+    workdir: Path
+    repository: Path
+    tag_source: str
+    metrics_source: str
+    cycles: int = 0
+    commits: list[tuple[str, str]] = field(default_factory=list)
+    quarantined: dict[str, str] = field(default_factory=dict)
+    final_weight: int | None = None
+    seconds: float = 0.0
+
+
+@contextmanager
+def _workdir(given: Path | None) -> Iterator[Path]:
+    if given is not None:
+        if given.exists() and (not given.is_dir() or any(given.iterdir())):
+            raise UsageError(f"--workdir {given} must be an empty directory or not exist yet")
+        given.mkdir(parents=True, exist_ok=True)
+        yield given.resolve()
+        return
+    path = Path(tempfile.mkdtemp(prefix="gitbot-demo-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class _Tags:
+    """The tag source and how to publish a tag to it."""
+
+    def __init__(self, registry: Registry, repository: str, publish: Callable[[str], None], label: str) -> None:
+        self.registry = registry
+        self.repository = repository
+        self.publish = publish
+        self.label = label
+
+
+def _tag_source(stack: ExitStack, workdir: Path, builtin: bool) -> _Tags:
+    if not builtin and localservers.registry_available():
+        server = stack.enter_context(_closing(localservers.LocalRegistry(workdir / "registry").start()))
+        client = stack.enter_context(OciRegistry(cache_ttl=0, rate_limit=None))
+        repository = f"{server.host}/{sandbox.IMAGE_PATH}"
+
+        def push(tag: str) -> None:
+            server.push(sandbox.IMAGE_PATH, tag)
+
+        return _Tags(
+            client,
+            repository,
+            push,
+            f"Debian docker-registry on {server.host} (real OCI registry, tags pushed over HTTP)",
+        )
+    memory = MemoryRegistry()
+    reason = "forced by --builtin" if builtin else f"{localservers.REGISTRY_BINARY} not installed"
+    return _Tags(
+        memory,
+        sandbox.PUBLIC_IMAGE,
+        lambda tag: memory.publish(sandbox.PUBLIC_IMAGE, tag),
+        f"built-in in-memory tag source ({reason})",
+    )
+
+
+@contextmanager
+def _closing(
+    thing: localservers.LocalRegistry,
+) -> Iterator[localservers.LocalRegistry]:
+    try:
+        yield thing
+    finally:
+        thing.stop()
+
+
+class _Metrics:
+    """The metrics the analysis reads, and how the simulated cluster's samples reach them."""
+
+    def __init__(self, stack: ExitStack, workdir: Path, builtin: bool, cluster: SimulatedCluster) -> None:
+        self.cluster = cluster
+        self._prometheus: localservers.LocalPrometheus | None = None
+        self._memory: MemoryMetrics | None = None
+        if not builtin and localservers.prometheus_available():
+            self._prometheus = localservers.LocalPrometheus(workdir / "prometheus")
+            stack.callback(self._prometheus.stop)
+            self.url = self._prometheus.url
+            self.client: Metrics = stack.enter_context(PrometheusMetrics(self.url, timeout=10))
+            self.label = (
+                f"Debian prometheus on 127.0.0.1:{self._prometheus.port} "
+                "(samples backfilled with promtool, restarted each cycle)"
+            )
+        else:
+            self._memory = MemoryMetrics()
+            self.client = self._memory
+            self.url = "http://prometheus.istio-system:9090"
+            reason = "forced by --builtin" if builtin else "prometheus/promtool not installed"
+            self.label = f"built-in in-memory metrics answering gitbot's PromQL ({reason})"
+
+    def until(self, moment: datetime) -> None:
+        """Let the simulated traffic run up to `moment` and make its samples queryable."""
+        if self._memory is not None:
+            self.cluster.run_until(moment, self._memory.add)
+            return
+        self.cluster.run_until(moment)
+        assert self._prometheus is not None
+        self._prometheus.load(self.cluster.openmetrics())
+
+
+def _evidence(plan: Plan, outcome: CanaryOutcome | None) -> str:
+    """One line: why this commit was made and what the analysis measured."""
+    if plan.action == "image-update":
+        return plan.evidence.split(";")[0]
+    parts = [outcome.decision.reason] if outcome and outcome.decision else []
+    checks = []
+    for line in plan.body.splitlines():
+        match = _ROW.match(line)
+        if match is None or match.group(1) == "requests":
+            continue
+        name, canary, stable, verdict = (g.strip() for g in match.groups())
+        checks.append(
+            f"{name} {canary}" + (f" vs GA {stable}" if stable not in ("-", "no data") else "") + f" {verdict}"
+        )
+    share = re.search(r"Observed canary share of requests over the window: ([0-9.]+%)", plan.body)
+    if share:
+        checks.append(f"share {share.group(1)}")
+    return "; ".join(parts + checks)
+
+
+def _clock_start() -> datetime:
+    # Far enough in the past that every simulated sample is history for Prometheus, whole minutes.
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    return now - timedelta(hours=5)
+
+
+def run_demo(options: DemoOptions, echo: Echo) -> DemoResult:
+    """Run the story; print as it goes; return what happened (never raises for an incomplete story)."""
+    started = time.monotonic()
+    with ExitStack() as stack:
+        workdir = stack.enter_context(_workdir(options.workdir))
+        clock = ManualClock(_clock_start())
+        cluster = SimulatedCluster(start=clock.now() - timedelta(minutes=15), profiles={sandbox.SLOW_TAG: SLOW})
+        tags = _tag_source(stack, workdir, options.builtin)
+        metrics = _Metrics(stack, workdir, options.builtin, cluster)
+        bare = workdir / "cluster-config.git"
+        author = Author("gitbot", "gitbot@example.invalid")
+        seed = init_bare_repository(
+            bare,
+            sandbox.BRANCH,
+            sandbox.seed_files(),
+            "Seed: podinfo GA 0.1.0 and canary 0.2.0, VirtualService at 100/0",
+            Author("demo", "demo@example.invalid"),
+            clock.now() - timedelta(hours=1),
+        )
+        policy_file = workdir / "policies" / f"{sandbox.POLICY_NAME}.yaml"
+        policy_file.parent.mkdir(parents=True)
+        policy_file.write_text(sandbox.policy_text(str(bare), tags.repository, metrics.url), encoding="utf-8")
+        policy = load_policy(policy_file)
+        for tag in sandbox.INITIAL_TAGS:
+            tags.publish(tag)
+        result = DemoResult(False, workdir, bare, tags.label, metrics.label)
+        echo(f"gitbot demo: sandbox in {workdir}" + ("" if options.workdir else " (removed at the end)"))
+        echo(f"  git:     bare repository {bare} (branch {sandbox.BRANCH}, seed {seed[:7]})")
+        echo(f"  policy:  {policy_file}")
+        echo(f"  tags:    {tags.label}")
+        echo(f"  metrics: {metrics.label}")
+        echo(f"  tags now: {', '.join(sandbox.INITIAL_TAGS)}; clock starts at {clock.now():%Y-%m-%d %H:%M}Z")
+        echo("")
+        deps = Deps(
+            workspace=ClockedGitWorkspace(str(bare), sandbox.BRANCH, workdir / "cache", author=author, clock=clock),
+            registry=tags.registry,
+            clock=clock,
+            metrics=lambda _canary: metrics.client,
+            log=lambda message: echo(f"    gitbot: {message}"),
+        )
+        cluster.apply(applied_state({sandbox.VIRTUAL_SERVICE_FILE: seed_text(bare)}, sandbox.ROUTE))
+        released = False
+        start = clock.now()
+        for cycle in range(1, options.max_cycles + 1):
+            result.cycles = cycle
+            metrics.until(clock.now())
+            outcome = run_cycle(policy, deps, deliver=True)
+            elapsed = clock.now() - start
+            _report(echo, cycle, elapsed, outcome, result)
+            applied = applied_state({sandbox.VIRTUAL_SERVICE_FILE: seed_text(bare)}, sandbox.ROUTE)
+            cluster.apply(applied)
+            result.final_weight = applied.weight
+            decisions = {o.name: o.decision for o in outcome.canaries if o.decision is not None}
+            podinfo = decisions.get("podinfo")
+            if not released and podinfo is not None and podinfo.action == "complete":
+                tags.publish(sandbox.SLOW_TAG)
+                released = True
+                echo(f"  >> tag {sandbox.SLOW_TAG} released (a patch of the canary; it answers slowly)")
+            if any(p.action == "rollback" for p in outcome.plans):
+                quarantine = _quarantine(deps, policy.name)
+                result.quarantined = quarantine
+                result.completed = quarantine.get("podinfo-canary") == sandbox.SLOW_TAG and applied.weight == 0
+                break
+            clock.advance(CYCLE_EVERY)
+        _finish(echo, result, bare, started)
+    return result
+
+
+def seed_text(bare: Path) -> str:
+    return read_file(bare, sandbox.BRANCH, sandbox.VIRTUAL_SERVICE_FILE)
+
+
+def _quarantine(deps: Deps, policy_name: str) -> dict[str, str]:
+    """The quarantined canary tags, read back from git the way the bot itself reads them."""
+    with deps.workspace.checkout() as checkout:
+        history = read_history(checkout.log(), policy_name)
+    return {target: ", ".join(sorted(history.quarantined(target))) for target in ("podinfo-ga", "podinfo-canary")}
+
+
+def _report(echo: Echo, cycle: int, elapsed: timedelta, outcome: CycleResult, result: DemoResult) -> None:
+    minutes = int(elapsed.total_seconds() // 60)
+    stamp = f"[cycle {cycle:2d} +{minutes // 60}h{minutes % 60:02d}m]"
+    by_name = {p.name: p for p in outcome.plans}
+    canaries = {o.name: o for o in outcome.canaries}
+    if not outcome.deliveries:
+        notes = [f"{o.name}: {o.decision.reason if o.decision else o.note}" for o in outcome.canaries] or [
+            "nothing to change"
+        ]
+        echo(f"{stamp} no commit - {'; '.join(notes)}")
+        return
+    for delivery in outcome.deliveries:
+        plan = by_name.get(delivery.name)
+        result.commits.append((delivery.ref, delivery.subject))
+        echo(f"{stamp} {delivery.ref[:7]} {delivery.subject}")
+        if plan is not None:
+            echo(f"{' ' * len(stamp)}   why: {_evidence(plan, canaries.get(plan.name))}")
+
+
+def _finish(echo: Echo, result: DemoResult, bare: Path, started: float) -> None:
+    echo("")
+    echo(f"git log --oneline {sandbox.BRANCH}:")
+    for line in log_oneline(bare, sandbox.BRANCH):
+        echo(f"  {line}")
+    if result.commits:
+        last = result.commits[-1][0]
+        trailers = [line for line in commit_message(bare, last).splitlines() if line.startswith("Gitbot-")]
+        echo(f"trailers of {last[:7]}: {'; '.join(trailers)}")
+    echo("")
+    echo(f"final VirtualService ({sandbox.VIRTUAL_SERVICE_FILE}, document 3):")
+    text = read_file(bare, sandbox.BRANCH, sandbox.VIRTUAL_SERVICE_FILE)
+    document = next((d for d in text.split("\n---\n") if "kind: VirtualService" in d), text)
+    for line in document.strip("\n").splitlines():
+        echo(f"  {line}")
+    echo("")
+    quarantined = ", ".join(f"{k}={v}" for k, v in result.quarantined.items() if v) or "none"
+    result.seconds = time.monotonic() - started
+    verdict = "story complete" if result.completed else "story NOT complete"
+    echo(
+        f"{verdict}: {result.cycles} cycles, {len(result.commits)} commits, quarantined: {quarantined}, "
+        f"final canary weight {result.final_weight}%; took {result.seconds:.1f} s"
+    )
