@@ -27,7 +27,7 @@ from gitbot.adapters.registry import OciRegistry
 from gitbot.adapters.sandbox import ClockedGitWorkspace, commit_message, init_bare_repository, log_oneline, read_file
 from gitbot.config import load_policy
 from gitbot.demo import sandbox
-from gitbot.demo.cluster import SLOW, SimulatedCluster, applied_state
+from gitbot.demo.cluster import SLOW, Applied, SimulatedCluster, applied_state
 from gitbot.domain import Author, Plan
 from gitbot.errors import UsageError
 from gitbot.history import read_history
@@ -37,6 +37,8 @@ from gitbot.reconcile import CycleResult, Deps, run_cycle
 
 Echo = Callable[[str], None]
 CYCLE_EVERY = timedelta(minutes=sandbox.CANARY_INTERVAL_MINUTES + 2)
+# Under the `[cycle  N +0h00m] ` prefix of a commit line.
+_INDENT = " " * 18
 _ROW = re.compile(r"^\| (success-rate|latency-p99|requests) \| ([^|]*) \| ([^|]*) \| [^|]* \| (\w+)")
 
 
@@ -90,7 +92,9 @@ class _Tags:
 
 def _tag_source(stack: ExitStack, workdir: Path, builtin: bool) -> _Tags:
     if not builtin and localservers.registry_available():
-        server = stack.enter_context(_closing(localservers.LocalRegistry(workdir / "registry").start()))
+        server = localservers.LocalRegistry(workdir / "registry")
+        stack.callback(server.stop)
+        server.start()
         client = stack.enter_context(OciRegistry(cache_ttl=0, rate_limit=None))
         repository = f"{server.host}/{sandbox.IMAGE_PATH}"
 
@@ -111,16 +115,6 @@ def _tag_source(stack: ExitStack, workdir: Path, builtin: bool) -> _Tags:
         lambda tag: memory.publish(sandbox.PUBLIC_IMAGE, tag),
         f"built-in in-memory tag source ({reason})",
     )
-
-
-@contextmanager
-def _closing(
-    thing: localservers.LocalRegistry,
-) -> Iterator[localservers.LocalRegistry]:
-    try:
-        yield thing
-    finally:
-        thing.stop()
 
 
 class _Metrics:
@@ -222,36 +216,64 @@ def run_demo(options: DemoOptions, echo: Echo) -> DemoResult:
             metrics=lambda _canary: metrics.client,
             log=lambda message: echo(f"    gitbot: {message}"),
         )
-        cluster.apply(applied_state({sandbox.VIRTUAL_SERVICE_FILE: seed_text(bare)}, sandbox.ROUTE))
+        applied = _applied(bare)
+        cluster.apply(applied)
         released = False
         start = clock.now()
         for cycle in range(1, options.max_cycles + 1):
             result.cycles = cycle
             metrics.until(clock.now())
             outcome = run_cycle(policy, deps, deliver=True)
-            elapsed = clock.now() - start
-            _report(echo, cycle, elapsed, outcome, result)
-            applied = applied_state({sandbox.VIRTUAL_SERVICE_FILE: seed_text(bare)}, sandbox.ROUTE)
+            _report(echo, cycle, clock.now() - start, outcome, result)
+            now_applied = _applied(bare)
+            if now_applied != applied:
+                echo(
+                    f"{_INDENT}flux: applied {outcome.head[:7]}: canary weight {now_applied.weight}%, "
+                    f"canary runs {now_applied.canary_tag}"
+                )
+            applied = now_applied
             cluster.apply(applied)
             result.final_weight = applied.weight
-            decisions = {o.name: o.decision for o in outcome.canaries if o.decision is not None}
-            podinfo = decisions.get("podinfo")
+            podinfo = next((o.decision for o in outcome.canaries if o.name == "podinfo" and o.decision), None)
             if not released and podinfo is not None and podinfo.action == "complete":
                 tags.publish(sandbox.SLOW_TAG)
                 released = True
-                echo(f"  >> tag {sandbox.SLOW_TAG} released (a patch of the canary; it answers slowly)")
+                echo(f"{_INDENT}registry: tag {sandbox.SLOW_TAG} released (a canary patch; it answers slowly)")
             if any(p.action == "rollback" for p in outcome.plans):
-                quarantine = _quarantine(deps, policy.name)
-                result.quarantined = quarantine
-                result.completed = quarantine.get("podinfo-canary") == sandbox.SLOW_TAG and applied.weight == 0
+                result.quarantined = _quarantine(deps, policy.name)
                 break
             clock.advance(CYCLE_EVERY)
+        result.completed = _story_told(result, applied)
         _finish(echo, result, bare, started)
     return result
 
 
-def seed_text(bare: Path) -> str:
-    return read_file(bare, sandbox.BRANCH, sandbox.VIRTUAL_SERVICE_FILE)
+def _applied(bare: Path) -> Applied:
+    """What Flux would apply now: the canary weight and image at the head of the branch."""
+    text = read_file(bare, sandbox.BRANCH, sandbox.VIRTUAL_SERVICE_FILE)
+    return applied_state({sandbox.VIRTUAL_SERVICE_FILE: text}, sandbox.ROUTE)
+
+
+def _story_told(result: DemoResult, applied: Applied) -> bool:
+    """Whether every step of the story happened, in order, and it ended rolled back and quarantined."""
+    subjects = [subject.split(": ", 1)[-1] for _sha, subject in result.commits]
+    wanted = [
+        "podinfo-ga 0.1.0 -> 0.1.2",
+        "podinfo-canary 0.2.0 -> 0.2.1",
+        "podinfo canary 0% -> 10%",
+        "podinfo canary 10% -> 60%",
+        "podinfo canary 60% -> 100%",
+        f"podinfo-canary 0.2.1 -> {sandbox.SLOW_TAG}",
+    ]
+    positions = [subjects.index(w) if w in subjects else -1 for w in wanted]
+    in_order = -1 not in positions and positions == sorted(positions)
+    rolled_back = bool(subjects) and subjects[-1].startswith("roll back podinfo canary")
+    return (
+        in_order
+        and rolled_back
+        and result.quarantined.get("podinfo-canary") == sandbox.SLOW_TAG
+        and applied.weight == 0
+    )
 
 
 def _quarantine(deps: Deps, policy_name: str) -> dict[str, str]:
@@ -277,7 +299,7 @@ def _report(echo: Echo, cycle: int, elapsed: timedelta, outcome: CycleResult, re
         result.commits.append((delivery.ref, delivery.subject))
         echo(f"{stamp} {delivery.ref[:7]} {delivery.subject}")
         if plan is not None:
-            echo(f"{' ' * len(stamp)}   why: {_evidence(plan, canaries.get(plan.name))}")
+            echo(f"{_INDENT}why: {_evidence(plan, canaries.get(plan.name))}")
 
 
 def _finish(echo: Echo, result: DemoResult, bare: Path, started: float) -> None:
