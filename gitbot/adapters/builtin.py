@@ -9,8 +9,8 @@ picks them only when a real one is missing or when asked to.
 `MemoryMetrics` understands exactly these query shapes, combined with `+ - * /`, parentheses, numbers,
 `vector(<number>)` and `or`: `sum(increase(<metric>{<matchers>}[<window>]))` and
 `histogram_quantile(<q>, sum by (le) (rate(<metric>_bucket{<matchers>}[<window>])))`. Anything else is a
-MetricsError naming the query, never a made-up number. Unlike Prometheus, `increase` is the plain difference
-of the first and last sample in the window (no extrapolation to the window's edges).
+MetricsError naming the query, never a made-up number. Ranges include both ends and `increase` extrapolates
+towards the window's edges as Prometheus 2.x does.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from gitbot.errors import MetricsError
 
@@ -152,13 +153,11 @@ class MemoryMetrics:
             as_dict = dict(labels)
             if not all(m.matches(as_dict) for m in wanted):
                 continue
-            low = bisect.bisect_right(times, at - window)
+            low = bisect.bisect_left(times, at - window)
             high = bisect.bisect_right(times, at)
             if high - low < 2:
                 continue
-            # Counters only grow here; a reset would make the difference negative, so count from zero.
-            delta = values[high - 1] - values[low]
-            out[labels] = delta if delta >= 0 else values[high - 1]
+            out[labels] = _extrapolated_increase(times[low:high], values[low:high], at - window, at)
         return out
 
     def _sum_increase(self, match: re.Match[str], at: float, query: str) -> float | None:
@@ -188,6 +187,27 @@ class MemoryMetrics:
         text = _INCREASE.sub(lambda m: substitute(m, quantile=False), text)
         text = _VECTOR.sub(lambda m: f" {m.group(1)} ", text)
         return _Expression(_tokens(text, query), values, query).parse()
+
+
+def _extrapolated_increase(times: Sequence[float], values: Sequence[float], start: float, end: float) -> float:
+    """Prometheus' `increase` of a counter over [start, end] from its samples there (at least two).
+
+    Resets count from zero; the difference is extrapolated towards the window's edges by at most half a
+    scrape interval (further only when the samples reach that close), and never below zero.
+    """
+    delta = 0.0
+    for before, after in pairwise(values):
+        delta += after - before if after >= before else after
+    sampled = times[-1] - times[0]
+    average = sampled / (len(times) - 1)
+    to_start, to_end = times[0] - start, end - times[-1]
+    if delta > 0 and values[0] >= 0:
+        to_start = min(to_start, sampled * values[0] / delta)
+    threshold = average * 1.1
+    span = (
+        sampled + (to_start if to_start < threshold else average / 2) + (to_end if to_end < threshold else average / 2)
+    )
+    return delta * span / sampled
 
 
 def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
