@@ -25,6 +25,7 @@ from gitbot.errors import GitbotError, MetricsError, RegistryError
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 PROMETHEUS_BINARY = Path("/usr/bin/prometheus")
 PROMTOOL_BINARY = Path("/usr/bin/promtool")
+_HINT = "the demo runs without it with `gitbot demo --builtin`"
 _MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 
 
@@ -62,14 +63,14 @@ def _wait_http(
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                raise error(f"{what} exited at start-up: {tail[0][:200]}", where=str(log))
+                raise error(f"{what} exited at start-up: {tail[0][:200]}", where=str(log), hint=_HINT)
             try:
                 if client.get(url).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-    raise error(f"{what} did not answer on {url} within {timeout:.0f}s", where=str(log))
+    raise error(f"{what} did not answer on {url} within {timeout:.0f}s", where=str(log), hint=_HINT)
 
 
 def _digest(data: bytes) -> str:

@@ -312,7 +312,7 @@ def _finish(echo: Echo, result: DemoResult, bare: Path, started: float) -> None:
         trailers = [line for line in commit_message(bare, last).splitlines() if line.startswith("Gitbot-")]
         echo(f"trailers of {last[:7]}: {'; '.join(trailers)}")
     echo("")
-    echo(f"final VirtualService ({sandbox.VIRTUAL_SERVICE_FILE}, document 3):")
+    echo(f"final VirtualService (in {sandbox.VIRTUAL_SERVICE_FILE} at the head of {sandbox.BRANCH}):")
     text = read_file(bare, sandbox.BRANCH, sandbox.VIRTUAL_SERVICE_FILE)
     document = next((d for d in text.split("\n---\n") if "kind: VirtualService" in d), text)
     for line in document.strip("\n").splitlines():
