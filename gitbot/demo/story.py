@@ -80,14 +80,14 @@ def _workdir(given: Path | None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@dataclass(frozen=True)
 class _Tags:
-    """The tag source and how to publish a tag to it."""
+    """The tag source, the repository the policy names for it, how to publish a tag, what to call it."""
 
-    def __init__(self, registry: Registry, repository: str, publish: Callable[[str], None], label: str) -> None:
-        self.registry = registry
-        self.repository = repository
-        self.publish = publish
-        self.label = label
+    registry: Registry
+    repository: str
+    publish: Callable[[str], None]
+    label: str
 
 
 def _tag_source(stack: ExitStack, workdir: Path, builtin: bool) -> _Tags:
@@ -170,10 +170,10 @@ def _evidence(plan: Plan, outcome: CanaryOutcome | None) -> str:
     return "; ".join(parts + checks)
 
 
-def _clock_start() -> datetime:
-    # Far enough in the past that every simulated sample is history for Prometheus, whole minutes.
+def _clock_start(max_cycles: int) -> datetime:
+    """Whole minutes, far enough back that every simulated sample is in the past (Prometheus wants history)."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    return now - timedelta(hours=5)
+    return now - (max_cycles + 2) * CYCLE_EVERY
 
 
 def run_demo(options: DemoOptions, echo: Echo) -> DemoResult:
@@ -181,7 +181,7 @@ def run_demo(options: DemoOptions, echo: Echo) -> DemoResult:
     started = time.monotonic()
     with ExitStack() as stack:
         workdir = stack.enter_context(_workdir(options.workdir))
-        clock = ManualClock(_clock_start())
+        clock = ManualClock(_clock_start(options.max_cycles))
         cluster = SimulatedCluster(start=clock.now() - timedelta(minutes=15), profiles={sandbox.SLOW_TAG: SLOW})
         tags = _tag_source(stack, workdir, options.builtin)
         metrics = _Metrics(stack, workdir, options.builtin, cluster)
