@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from gitbot.commands.scan import format_table
-from gitbot.manifests import scan_paths
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "demo_data"
+from gitbot.demo.story import DemoOptions, run_demo
 
 
 @click.command()
-def demo() -> None:
-    """Scan the built-in example and show what gitbot manages there."""
-    targets = scan_paths(EXAMPLES, ["."])
-    click.echo(f"gitbot demo: {len(targets)} targets in the example manifests under {EXAMPLES}")
-    click.echo(format_table(targets))
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Build the sandbox here and keep it (default: a temporary directory, removed at the end).",
+)
+@click.option("--builtin", is_flag=True, help="Use the built-in tag source and metrics even if real servers exist.")
+@click.option("--max-cycles", type=click.IntRange(1, 200), default=20, show_default=True, help="Stop after this many.")
+def demo(workdir: Path | None, builtin: bool, max_cycles: int) -> None:
+    """Run the real reconcile cycle on an accelerated clock against a local sandbox and print each commit."""
+    result = run_demo(DemoOptions(workdir, builtin, max_cycles), click.echo)
+    if not result.completed:
+        click.echo("gitbot: error: the demo's story did not complete (see above)", err=True)
+        sys.exit(1)

@@ -118,9 +118,3 @@ def test_set_refuses_symlinks_and_missing_files(manifest: Path, capsys: pytest.C
     assert code == 2 and "symlink" in err
     code, _, err = run(["set", str(manifest.parent / "missing.yaml"), "0:/a=1"], capsys)
     assert code == 2 and "no such file" in err
-
-
-def test_demo_prints_what_scan_finds(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["demo"], capsys)
-    assert code == 0
-    assert "4 targets" in out and "Deployment/test/podinfo-ga" in out and "host=podinfo,subset=ga" in out
