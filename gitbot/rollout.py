@@ -173,18 +173,25 @@ def canary_history(history: History, canary: CanarySettings) -> CanaryHistory:
     own = [c for c in history.commits if any(ch.target == canary.name for ch in c.changes)]
     rollbacks = [c for c in own if c.action == "rollback" and c.reverted_by is None]
     last_rollback = rollbacks[0] if rollbacks else None
-    rolled_back = last_rollback is not None and (
-        not standing or standing[0].commit.committed_at <= last_rollback.commit.committed_at
-    )
+    # History is newest first; positions order commits made within the same second, which timestamps cannot.
+    newer = {c.sha: i for i, c in enumerate(history.commits)}
+    rolled_back = last_rollback is not None and (not standing or newer[last_rollback.sha] < newer[standing[0].sha])
     image_updates = history.standing(canary.image, "image-update") if canary.image else []
     newest_image = image_updates[0].commit.committed_at if image_updates else None
+    # Only a tag other than the one the rollback quarantined restarts a rolled-back canary.
+    quarantined = {tag for image, tag in last_rollback.quarantine if image == canary.image} if last_rollback else set()
     newer_tag = (
         rolled_back
         and last_rollback is not None
-        and newest_image is not None
-        and newest_image > last_rollback.commit.committed_at
+        and any(
+            newer[update.sha] < newer[last_rollback.sha]
+            and any(ch.target == canary.image and ch.new not in quarantined for ch in update.changes)
+            for update in image_updates
+        )
     )
-    tag_changed_at = newest_image if newest_image and last_step_at and newest_image > last_step_at else None
+    tag_changed_at = (
+        newest_image if newest_image and standing and newer[image_updates[0].sha] < newer[standing[0].sha] else None
+    )
     paused, reason = _paused(history, canary)
     return CanaryHistory(
         last_step_at, tuple(c.sha for c in standing), rolled_back, newer_tag, tag_changed_at, paused, reason
