@@ -1,0 +1,98 @@
+"""A healthy canary walks 10 -> 60 -> 100 in git, stepping only after the dwell, counted from when the
+traffic share visibly matches the committed weight; the unrelated route is never touched."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from gitbot.reconcile import CycleResult
+from tests.scenarios_canary.conftest import POLICY, WorldFactory, minute, weights
+
+LEGACY = [("v1", 70), ("v2", 30)]
+
+
+def at(canary: int) -> dict[str, list[tuple[str, int]]]:
+    """The VirtualService's routes with the canary at `canary` percent on both of its routes."""
+    split = [("ga", 100 - canary), ("canary", canary)]
+    return {"legacy": LEGACY, "api": split, "web": split}
+
+
+def action(result: CycleResult) -> str:
+    (outcome,) = result.canaries
+    assert outcome.decision is not None
+    return outcome.decision.action
+
+
+def trailers(message: str) -> list[tuple[str, str]]:
+    return [
+        (key, value.strip())
+        for line in message.splitlines()
+        if line.startswith("Gitbot-")
+        for key, _, value in [line.partition(":")]
+    ]
+
+
+def test_healthy_canary_steps_10_60_100_after_each_dwell(make_world: WorldFactory) -> None:
+    world = make_world("healthy")
+    seed = world.log()[0].sha
+    assert weights(world.routes_text()) == at(0)
+
+    first = world.cycle(1)
+    assert [d.subject for d in first.deliveries] == [f"gitbot({POLICY}): podinfo canary 0% -> 10%"]
+    assert weights(world.routes_text()) == at(10)
+    step10 = world.log()[0]
+    assert step10.author_name == "gitbot"
+    assert ("Gitbot-Action", "canary-step") in trailers(world.server.message(world.repo))
+
+    # The route changed at minute 2 in the data: a minute later the 5-minute share is still far from 10 %.
+    early = world.cycle(3)
+    assert action(early) == "wait-for-traffic" and early.deliveries == ()
+    # From minute 3 the share matched, so the 10-minute dwell ends at 13 (not at 11, counted from the commit).
+    dwell = world.cycle(12)
+    assert action(dwell) == "hold" and dwell.deliveries == ()
+    assert dwell.canaries[0].decision is not None
+    assert dwell.canaries[0].decision.dwell_remaining == timedelta(minutes=1)
+    assert world.log()[0].sha == step10.sha
+
+    second = world.cycle(14)
+    assert [d.subject for d in second.deliveries] == [f"gitbot({POLICY}): podinfo canary 10% -> 60%"]
+    assert weights(world.routes_text()) == at(60)
+    message = world.server.message(world.repo)
+    assert trailers(message)[:5] == [
+        ("Gitbot-Policy", POLICY),
+        ("Gitbot-Action", "canary-step"),
+        ("Gitbot-Target", "podinfo"),
+        ("Gitbot-From", "10"),
+        ("Gitbot-To", "60"),
+    ]
+    assert "| Check | Canary | GA | Threshold | Verdict | Window |" in message
+    assert "| success-rate | 100.00% | 100.00% |" in message
+    assert "**Verdict: pass**" in message
+    assert "5m to 2026-01-05 12:14:00Z" in message
+    assert "Observed canary share of requests over the window: 10.0%." in message
+
+    assert action(world.cycle(16)) == "wait-for-traffic"
+    # Stepped at 14, share matched from 16: still 1 minute to dwell at 25.
+    late = world.cycle(25)
+    assert action(late) == "hold" and late.deliveries == ()
+
+    third = world.cycle(27)
+    assert [d.subject for d in third.deliveries] == [f"gitbot({POLICY}): podinfo canary 60% -> 100%"]
+    assert weights(world.routes_text()) == at(100)
+
+    done = world.cycle(40)
+    assert action(done) == "complete" and done.deliveries == ()
+
+    log = world.log()
+    assert [c.subject for c in log[:3]] == [
+        f"gitbot({POLICY}): podinfo canary 60% -> 100%",
+        f"gitbot({POLICY}): podinfo canary 10% -> 60%",
+        f"gitbot({POLICY}): podinfo canary 0% -> 10%",
+    ]
+    assert log[3].sha == seed
+    # The bot dates its commits by its clock, which is how a restarted bot knows the time of the last step.
+    dates = world.server.git(world.repo, "log", "-3", "--format=%ct").split()
+    assert [int(d) for d in dates] == [int(minute(m).timestamp()) for m in (27, 14, 1)]
+    # Only the canary's weights changed: the diff from the seed touches four weight lines of one file.
+    diff = world.server.git(world.repo, "diff", "--numstat", seed, "main")
+    assert diff.split() == ["4", "4", "clusters/production/routes.yaml"]
