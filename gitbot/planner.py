@@ -139,6 +139,9 @@ def plan_image_update(
     if selection.selected is None:
         return None
     new = selection.selected
+    # Newest first, quarantined tags included: a target still running a quarantined tag (a rolled-back
+    # canary keeps its image at 0 percent) must not be moved back to an older one.
+    ranked = select(tags, flt).candidates if selection.quarantined else selection.candidates
     changes: list[Change] = []
     olds: list[str] = []
     for target in binding.targets:
@@ -150,8 +153,8 @@ def plan_image_update(
             continue
         if (
             old is not None
-            and old in selection.candidates
-            and selection.candidates.index(old) < selection.candidates.index(new)
+            and old in ranked
+            and ranked.index(old) < ranked.index(new)
         ):
             continue  # never move a target back to an older tag
         olds.append(old or "")

@@ -213,9 +213,7 @@ def deliver_commits(policy: Policy, checkout: Checkout, plans: Sequence[Plan]) -
     base = checkout.head
     delivered = []
     for plan in plans:
-        sha = checkout.commit(
-            dict(plan.files), render_message(plan.subject, plan.body, plan.trailers), author_of(policy)
-        )
+        sha = commit_plan(policy, checkout, plan)
         delivered.append(Delivery(plan.name, "committed", sha, plan.subject))
     try:
         checkout.push()

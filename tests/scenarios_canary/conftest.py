@@ -9,6 +9,7 @@ with the same clock, so the history the bot reads agrees with the metrics it que
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -236,6 +237,7 @@ class World:
     clock: ScenarioClock
     registry: RunningRegistry
     image_repo: str
+    trace_dir: Path
 
     def cycle(self, at: float) -> CycleResult:
         """One delivered cycle at minute `at` of the data sets."""
@@ -245,6 +247,14 @@ class World:
     def plan(self, at: float) -> CycleResult:
         self.clock.set(minute(at))
         return run_cycle(self.policy, self.deps, deliver=False)
+
+    @contextmanager
+    def git_trace(self) -> Iterator[Path]:
+        """Record every git command the bot runs meanwhile (git's own GIT_TRACE) into the yielded file."""
+        path = self.trace_dir / f"trace-{len(list(self.trace_dir.iterdir()))}.log"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("GIT_TRACE", str(path))
+            yield path
 
     def log(self) -> list[ServerCommit]:
         return self.server.log(self.repo)
@@ -312,7 +322,9 @@ def make_world(
             clock=clock,
             metrics=metrics,
         )
-        return World(git_server, name, policy, deps, clock, registry, image_repo)
+        traces = tmp_path / "traces"
+        traces.mkdir(exist_ok=True)
+        return World(git_server, name, policy, deps, clock, registry, image_repo, traces)
 
     yield make
     for client in clients:
