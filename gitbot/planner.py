@@ -151,11 +151,7 @@ def plan_image_update(
         old = current_tag(target)
         if old == new:
             continue
-        if (
-            old is not None
-            and old in ranked
-            and ranked.index(old) < ranked.index(new)
-        ):
+        if old is not None and old in ranked and ranked.index(old) < ranked.index(new):
             continue  # never move a target back to an older tag
         olds.append(old or "")
         changes.append(
