@@ -262,6 +262,13 @@ class World:
     def routes_text(self, ref: str = "main") -> str:
         return self.server.read_file(self.repo, ROUTES_FILE, ref)
 
+    def validate_every_version(self) -> int:
+        """Validate the VirtualService of every commit on the branch against the CRD; return how many."""
+        commits = self.log()
+        for commit in commits:
+            weights(self.routes_text(commit.sha))
+        return len(commits)
+
     def push_tags(self, *tags: str) -> None:
         push_tags(self.registry.url, self.image_repo, tags)
         assert isinstance(self.deps.registry, OciRegistry)

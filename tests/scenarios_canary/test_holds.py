@@ -139,3 +139,4 @@ def test_a_conflicting_revert_falls_back_to_a_plain_commit(make_world: WorldFact
     assert action(after) == "hold" and after.deliveries == ()
     assert after.canaries[0].decision is not None
     assert "waiting for a newer canary tag" in after.canaries[0].decision.reason
+    assert world.validate_every_version() == 5

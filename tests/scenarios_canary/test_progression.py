@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from jsonschema.exceptions import ValidationError
+
 from gitbot.reconcile import CycleResult
-from tests.scenarios_canary.conftest import POLICY, WorldFactory, minute, weights
+from tests.scenarios_canary.conftest import POLICY, WorldFactory, minute, routes, weights
 
 LEGACY = [("v1", 70), ("v2", 30)]
 
@@ -90,9 +93,39 @@ def test_healthy_canary_steps_10_60_100_after_each_dwell(make_world: WorldFactor
         f"gitbot({POLICY}): podinfo canary 0% -> 10%",
     ]
     assert log[3].sha == seed
+    assert world.validate_every_version() == 4
     # The bot dates its commits by its clock, which is how a restarted bot knows the time of the last step.
     dates = world.server.git(world.repo, "log", "-3", "--format=%ct").split()
     assert [int(d) for d in dates] == [int(minute(m).timestamp()) for m in (27, 14, 1)]
     # Only the canary's weights changed: the diff from the seed touches four weight lines of one file.
     diff = world.server.git(world.repo, "diff", "--numstat", seed, "main")
     assert diff.split() == ["4", "4", "clusters/production/routes.yaml"]
+
+
+def test_a_new_canary_image_restarts_the_dwell(make_world: WorldFactory) -> None:
+    world = make_world("healthy")
+    world.cycle(1)
+    world.push_tags("0.2.2")
+    # The image update goes first; the canary decides again only once it is in git.
+    update = world.cycle(5)
+    assert [d.subject for d in update.deliveries] == [f"gitbot({POLICY}): podinfo-canary 0.2.1 -> 0.2.2"]
+    assert update.canaries[0].decision is None
+    assert weights(world.routes_text()) == at(10)
+
+    # Without the new image the canary steps at 14 (dwell from minute 3); with it the dwell runs from 5.
+    held = world.cycle(14)
+    assert action(held) == "hold" and held.deliveries == ()
+    assert held.canaries[0].decision is not None
+    assert held.canaries[0].decision.reason == "new canary image, dwell restarted: 1m left"
+
+    stepped = world.cycle(15)
+    assert [d.subject for d in stepped.deliveries] == [f"gitbot({POLICY}): podinfo canary 10% -> 60%"]
+    assert weights(world.routes_text()) == at(60)
+    assert world.validate_every_version() == 4
+
+
+def test_the_schema_check_rejects_a_quoted_weight() -> None:
+    # The check the scenarios lean on bites: a weight written as a string is not a valid VirtualService.
+    broken = routes().replace("weight: 100  # GA", 'weight: "100"')
+    with pytest.raises(ValidationError, match="'100' is not of type 'integer'"):
+        weights(broken)

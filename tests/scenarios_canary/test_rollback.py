@@ -54,6 +54,8 @@ def test_slow_canary_is_rolled_back_by_revert_and_restarts_on_a_newer_tag(make_w
     assert weights(world.routes_text()) == at(10)
     assert restart.canaries[0].decision is not None
     assert "newer canary tag after rollback" in restart.canaries[0].decision.reason
+    # seed, 10 %, 60 %, rollback, image update, 10 %: every version a valid VirtualService.
+    assert world.validate_every_version() == 6
 
 
 def test_5xx_canary_is_rolled_back(make_world: WorldFactory) -> None:
@@ -73,3 +75,4 @@ def test_5xx_canary_is_rolled_back(make_world: WorldFactory) -> None:
 
     again = world.cycle(12)
     assert action(again) == "hold" and again.deliveries == ()
+    assert world.validate_every_version() == 3
