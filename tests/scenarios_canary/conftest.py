@@ -238,6 +238,13 @@ class World:
     registry: RunningRegistry
     image_repo: str
     trace_dir: Path
+    build: Callable[[str], Deps]
+    restarts: int = 0
+
+    def restart(self) -> None:
+        """Carry on as a freshly started bot: nothing remembered but what is in git."""
+        self.restarts += 1
+        self.deps = self.build(f"cache-{self.restarts}")
 
     def cycle(self, at: float) -> CycleResult:
         """One delivered cycle at minute `at` of the data sets."""
@@ -316,22 +323,25 @@ def make_world(
         )
         policy = load_policy(path)
         clock = ScenarioClock(monkeypatch, minute(0))
-        env = {"SCENARIO_GIT_TOKEN": git_server.token, "GITBOT_CACHE_DIR": str(tmp_path / "cache")}
 
         def metrics(canary: CanarySettings) -> Metrics:
             client = PrometheusMetrics(canary.analysis.prometheus.url, timeout=5)
             clients.append(client)
             return client
 
-        deps = Deps(
-            workspace=build_workspace(policy, env),
-            registry=build_registry(policy, env),
-            clock=clock,
-            metrics=metrics,
-        )
+        def build(cache: str) -> Deps:
+            # A new process: its own clone cache, registry client and (empty) inconclusive streaks.
+            env = {"SCENARIO_GIT_TOKEN": git_server.token, "GITBOT_CACHE_DIR": str(tmp_path / cache)}
+            return Deps(
+                workspace=build_workspace(policy, env),
+                registry=build_registry(policy, env),
+                clock=clock,
+                metrics=metrics,
+            )
+
         traces = tmp_path / "traces"
         traces.mkdir(exist_ok=True)
-        return World(git_server, name, policy, deps, clock, registry, image_repo, traces)
+        return World(git_server, name, policy, build("cache"), clock, registry, image_repo, traces, build)
 
     yield make
     for client in clients:

@@ -122,7 +122,9 @@ def test_a_conflicting_revert_falls_back_to_a_plain_commit(make_world: WorldFact
     with world.git_trace() as trace:
         failed = world.cycle(24)
     assert action(failed) == "rollback"
-    assert f"revert --no-commit --no-edit {step60} {step10}" in trace.read_text(encoding="utf-8")
+    commands = trace.read_text(encoding="utf-8")
+    # Tried as a revert, which conflicted and was abandoned.
+    assert f"revert --no-commit --no-edit {step60} {step10}" in commands and "revert --abort" in commands
     (delivery,) = failed.deliveries
     assert delivery.subject == f"gitbot({POLICY}): roll back podinfo canary (p99 2.14x GA)"
     # The revert conflicted, so the bot committed the weights back itself, on top of the person's commit.

@@ -51,6 +51,8 @@ def test_healthy_canary_steps_10_60_100_after_each_dwell(make_world: WorldFactor
     early = world.cycle(3)
     assert action(early) == "wait-for-traffic" and early.deliveries == ()
     # From minute 3 the share matched, so the 10-minute dwell ends at 13 (not at 11, counted from the commit).
+    # A restarted bot knows this from git history and Prometheus alone.
+    world.restart()
     dwell = world.cycle(12)
     assert action(dwell) == "hold" and dwell.deliveries == ()
     assert dwell.canaries[0].decision is not None

@@ -3,7 +3,7 @@ until a newer tag arrives and then starts again from the first step."""
 
 from __future__ import annotations
 
-from tests.scenarios_canary.conftest import CANARY_TAG, POLICY, WorldFactory, weights
+from tests.scenarios_canary.conftest import CANARY_TAG, POLICY, ROUTES_FILE, WorldFactory, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 
 
@@ -20,7 +20,8 @@ def test_slow_canary_is_rolled_back_by_revert_and_restarts_on_a_newer_tag(make_w
         failed = world.cycle(24)
     assert action(failed) == "rollback"
     # Delivered by `git revert` of both steps, newest first (not by writing the files).
-    assert f"revert --no-commit --no-edit {step60} {step10}" in trace.read_text(encoding="utf-8")
+    commands = trace.read_text(encoding="utf-8")
+    assert f"revert --no-commit --no-edit {step60} {step10}" in commands and "revert --abort" not in commands
     (delivery,) = failed.deliveries
     # p99 of GA interpolates to 175 ms in Istio's (100, 250] bucket, the canary's to 375 ms in (250, 500].
     assert delivery.subject == f"gitbot({POLICY}): roll back podinfo canary (p99 2.14x GA)"
@@ -63,8 +64,17 @@ def test_5xx_canary_is_rolled_back(make_world: WorldFactory) -> None:
     world.cycle(1)
     step10 = world.log()[0].sha
     assert weights(world.routes_text()) == at(10)
+    # A person adds a host in the same file, away from the weights: the revert merges around it.
+    hosts = "hosts: [podinfo.example.test, podinfo.internal.test]"
+    edited = world.routes_text().replace("hosts: [podinfo.example.test]", hosts)
+    person = world.server.commit_as_other(world.repo, {ROUTES_FILE: edited}, "Serve podinfo internally too")
 
-    failed = world.cycle(8)
+    with world.git_trace() as trace:
+        failed = world.cycle(8)
+    commands = trace.read_text(encoding="utf-8")
+    assert f"revert --no-commit --no-edit {step10}" in commands and "revert --abort" not in commands
+    assert world.server.git(world.repo, "log", "-1", "--format=%P", "main").split() == [person]
+    assert hosts in world.routes_text()
     (delivery,) = failed.deliveries
     # Eight percent of the canary's answers are 503: 92 % succeed, GA's 100 %.
     assert delivery.subject == f"gitbot({POLICY}): roll back podinfo canary (success-rate 92 < 99; 8pp below GA)"
@@ -75,4 +85,4 @@ def test_5xx_canary_is_rolled_back(make_world: WorldFactory) -> None:
 
     again = world.cycle(12)
     assert action(again) == "hold" and again.deliveries == ()
-    assert world.validate_every_version() == 3
+    assert world.validate_every_version() == 4
