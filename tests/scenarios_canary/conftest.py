@@ -122,7 +122,7 @@ def deployments(image: str, ga: str, canary: str) -> str:
     return "---\n".join(docs)
 
 
-def routes(annotations: str = "") -> str:
+def routes(annotations: str = "", canary: int = 0) -> str:
     meta = f"  annotations:\n    {annotations}\n" if annotations else ""
     return (
         "apiVersion: networking.istio.io/v1beta1\n"
@@ -162,15 +162,15 @@ def routes(annotations: str = "") -> str:
         "        - uri: {prefix: /api}\n"
         "      route:\n"
         "        - destination: {host: podinfo, subset: ga}\n"
-        "          weight: 100\n"
+        f"          weight: {100 - canary}\n"
         "        - destination: {host: podinfo, subset: canary}\n"
-        "          weight: 0\n"
+        f"          weight: {canary}\n"
         "    - name: web\n"
         "      route:\n"
         "        - destination: {host: podinfo, subset: ga}\n"
-        "          weight: 100  # GA\n"
+        f"          weight: {100 - canary}  # GA\n"
         "        - destination: {host: podinfo, subset: canary}\n"
-        "          weight: 0\n"
+        f"          weight: {canary}\n"
     )
 
 
@@ -309,12 +309,14 @@ def make_world(
 ) -> Iterator[WorldFactory]:
     clients: list[PrometheusMetrics] = []
 
-    def make(namespace: str, *, prometheus_url: str | None = None, route_annotations: str = "") -> World:
+    def make(
+        namespace: str, *, prometheus_url: str | None = None, route_annotations: str = "", canary_weight: int = 0
+    ) -> World:
         image_repo = f"scenarios/{namespace}-{tmp_path.name[-12:].lower().strip('_')}/podinfo"
         push_tags(registry.url, image_repo, (GA_TAG, *CANARY_TAGS))
         image = f"{registry.host}/{image_repo}"
         name, url = new_git_repo(
-            {APPS_FILE: deployments(image, GA_TAG, CANARY_TAG), ROUTES_FILE: routes(route_annotations)},
+            {APPS_FILE: deployments(image, GA_TAG, CANARY_TAG), ROUTES_FILE: routes(route_annotations, canary_weight)},
             prefix=f"canary-{namespace}",
         )
         path = tmp_path / f"{POLICY}.yaml"

@@ -131,3 +131,15 @@ def test_the_schema_check_rejects_a_quoted_weight() -> None:
     broken = routes().replace("weight: 100  # GA", 'weight: "100"')
     with pytest.raises(ValidationError, match="'100' is not of type 'integer'"):
         weights(broken)
+
+
+def test_a_weight_set_by_hand_dwells_from_when_the_traffic_shows_it(make_world: WorldFactory) -> None:
+    # Someone set 10 % in git without the bot (no step in history); the traffic follows from minute 2.
+    world = make_world("healthy", canary_weight=10)
+    assert weights(world.routes_text()) == at(10)
+    early = world.cycle(5)
+    assert action(early) == "hold" and early.deliveries == ()
+    assert early.canaries[0].decision is not None
+    assert early.canaries[0].decision.reason == "dwell at 10%: 8m left"
+    stepped = world.cycle(14)
+    assert [d.subject for d in stepped.deliveries] == [f"gitbot({POLICY}): podinfo canary 10% -> 60%"]
