@@ -122,8 +122,9 @@ def deployments(image: str, ga: str, canary: str) -> str:
     return "---\n".join(docs)
 
 
-def routes(annotations: str = "", canary: int = 0) -> str:
-    meta = f"  annotations:\n    {annotations}\n" if annotations else ""
+def routes(metadata: str = "", canary: int = 0) -> str:
+    """The seed's DestinationRule and VirtualService; `metadata` adds lines under the latter's metadata."""
+    meta = metadata
     return (
         "apiVersion: networking.istio.io/v1beta1\n"
         "kind: DestinationRule\n"
@@ -174,8 +175,47 @@ def routes(annotations: str = "", canary: int = 0) -> str:
     )
 
 
+def http_route() -> str:
+    """The same routing as `routes()` in the Gateway API's terms: backends by Service name."""
+    return (
+        "apiVersion: gateway.networking.k8s.io/v1\n"
+        "kind: HTTPRoute\n"
+        "metadata:\n"
+        "  name: podinfo\n"
+        "  namespace: test\n"
+        "spec:\n"
+        "  parentRefs:\n"
+        "    - name: public\n"
+        "  hostnames: [podinfo.example.test]\n"
+        "  rules:\n"
+        "    - matches:\n"
+        "        - path: {type: PathPrefix, value: /legacy}\n"
+        "      backendRefs:\n"
+        "        - {name: podinfo-legacy-v1, port: 9898, weight: 70}\n"
+        "        - {name: podinfo-legacy-v2, port: 9898, weight: 30}\n"
+        "    - matches:\n"
+        "        - path: {type: PathPrefix, value: /api}\n"
+        "      backendRefs:\n"
+        "        - name: podinfo-ga\n"
+        "          port: 9898\n"
+        "          weight: 100\n"
+        "        - name: podinfo-canary\n"
+        "          port: 9898\n"
+        "          weight: 0\n"
+        "    - backendRefs:\n"
+        "        - {name: podinfo-ga, port: 9898, weight: 100}\n"
+        "        - {name: podinfo-canary, port: 9898, weight: 0}\n"
+    )
+
+
+VIRTUAL_SERVICE = "route: VirtualService/test/podinfo\n      stable: {subset: ga}\n      canary: {subset: canary}"
+GATEWAY_API = (
+    "route: HTTPRoute/test/podinfo\n      stable: {backendRef: podinfo-ga}\n      canary: {backendRef: podinfo-canary}"
+)
+
+
 def policy_text(
-    url: str, repository: str, registry_host: str, prometheus_url: str, namespace: str, steps: str = "[10, 60, 100]"
+    url: str, repository: str, registry_host: str, prometheus_url: str, namespace: str, route: str = VIRTUAL_SERVICE
 ) -> str:
     return f"""\
 apiVersion: gitbot.dev/v1alpha1
@@ -205,11 +245,9 @@ spec:
         - {{resource: Deployment/test/podinfo-canary, container: podinfod}}
   canaries:
     - name: podinfo
-      route: VirtualService/test/podinfo
-      stable: {{subset: ga}}
-      canary: {{subset: canary}}
+      {route}
       image: podinfo-canary
-      steps: {steps}
+      steps: [10, 60, 100]
       interval: 10m
       analysis:
         prometheus: {{url: "{prometheus_url}"}}
@@ -283,12 +321,19 @@ class World:
 
 
 def weights(text: str) -> dict[str, list[tuple[str, int]]]:
-    """Route name -> (subset, weight) pairs of the VirtualService in `text`; validates it against the CRD."""
+    """Route -> (destination, weight) pairs of the VirtualService or HTTPRoute in `text`, validated
+    against its CRD. HTTPRoute rules have no names: they are keyed as the VirtualService's routes are."""
     docs = list(YAML(typ="safe", pure=True).load_all(text))
-    service = next(d for d in docs if d["kind"] == "VirtualService")
+    service = next(d for d in docs if d["kind"] in ("VirtualService", "HTTPRoute"))
     validator = validator_for(service)
     assert validator is not None
     validator.validate(service)
+    if service["kind"] == "HTTPRoute":
+        names = {"podinfo-ga": "ga", "podinfo-canary": "canary", "podinfo-legacy-v1": "v1", "podinfo-legacy-v2": "v2"}
+        return {
+            key: [(names[ref["name"]], ref["weight"]) for ref in rule["backendRefs"]]
+            for key, rule in zip(("legacy", "api", "web"), service["spec"]["rules"], strict=True)
+        }
     return {
         route["name"]: [(r["destination"]["subset"], r["weight"]) for r in route["route"]]
         for route in service["spec"]["http"]
@@ -310,18 +355,34 @@ def make_world(
     clients: list[PrometheusMetrics] = []
 
     def make(
-        namespace: str, *, prometheus_url: str | None = None, route_annotations: str = "", canary_weight: int = 0
+        namespace: str,
+        *,
+        prometheus_url: str | None = None,
+        route_metadata: str = "",
+        canary_weight: int = 0,
+        gateway_api: bool = False,
     ) -> World:
         image_repo = f"scenarios/{namespace}-{tmp_path.name[-12:].lower().strip('_')}/podinfo"
         push_tags(registry.url, image_repo, (GA_TAG, *CANARY_TAGS))
         image = f"{registry.host}/{image_repo}"
         name, url = new_git_repo(
-            {APPS_FILE: deployments(image, GA_TAG, CANARY_TAG), ROUTES_FILE: routes(route_annotations, canary_weight)},
+            {
+                APPS_FILE: deployments(image, GA_TAG, CANARY_TAG),
+                ROUTES_FILE: http_route() if gateway_api else routes(route_metadata, canary_weight),
+            },
             prefix=f"canary-{namespace}",
         )
         path = tmp_path / f"{POLICY}.yaml"
         path.write_text(
-            policy_text(url, image, registry.host, prometheus_url or prometheus.url, namespace), encoding="utf-8"
+            policy_text(
+                url,
+                image,
+                registry.host,
+                prometheus_url or prometheus.url,
+                namespace,
+                GATEWAY_API if gateway_api else VIRTUAL_SERVICE,
+            ),
+            encoding="utf-8",
         )
         policy = load_policy(path)
         clock = ScenarioClock(monkeypatch, minute(0))

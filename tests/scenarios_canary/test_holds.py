@@ -94,15 +94,22 @@ def test_a_persons_revert_of_a_step_pauses_the_canary(make_world: WorldFactory) 
     assert world.log()[0].sha == reverted
 
 
-def test_a_route_with_reconcile_disabled_is_refused(make_world: WorldFactory) -> None:
-    world = make_world("healthy", route_annotations="kustomize.toolkit.fluxcd.io/reconcile: disabled")
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [
+        ("  annotations:\n    kustomize.toolkit.fluxcd.io/reconcile: disabled\n", "reconcile-disabled"),
+        ("  labels:\n    app.kubernetes.io/managed-by: flagger\n", "flagger"),
+    ],
+)
+def test_a_route_another_controller_owns_is_refused(make_world: WorldFactory, metadata: str, reason: str) -> None:
+    world = make_world("healthy", route_metadata=metadata)
     head = world.log()[0].sha
     with pytest.raises(ConfigError) as caught:
         world.cycle(1)
     # One line: the policy's field, the route's file and line, and why.
     assert str(caught.value) == (
         f"{world.policy.source}:28 spec.canaries[0].route: canary podinfo: VirtualService/test/podinfo "
-        f"({ROUTES_FILE}:31) is managed by another controller (reconcile-disabled); "
+        f"({ROUTES_FILE}:31) is managed by another controller ({reason}); "
         "gitbot will not move its weights"
     )
     assert world.log()[0].sha == head

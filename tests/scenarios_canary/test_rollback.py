@@ -86,3 +86,18 @@ def test_5xx_canary_is_rolled_back(make_world: WorldFactory) -> None:
     again = world.cycle(12)
     assert action(again) == "hold" and again.deliveries == ()
     assert world.validate_every_version() == 4
+
+
+def test_a_gateway_api_route_steps_and_rolls_back_the_same_way(make_world: WorldFactory) -> None:
+    world = make_world("errors", gateway_api=True)
+    assert weights(world.routes_text()) == at(0)
+    world.cycle(1)
+    step10 = world.log()[0].sha
+    assert weights(world.routes_text()) == at(10)
+
+    failed = world.cycle(8)
+    (delivery,) = failed.deliveries
+    assert delivery.subject == f"gitbot({POLICY}): roll back podinfo canary (success-rate 92 < 99; 8pp below GA)"
+    assert f"This reverts commit {step10}." in world.server.message(world.repo)
+    assert weights(world.routes_text()) == at(0)
+    assert world.validate_every_version() == 3
