@@ -215,7 +215,13 @@ GATEWAY_API = (
 
 
 def policy_text(
-    url: str, repository: str, registry_host: str, prometheus_url: str, namespace: str, route: str = VIRTUAL_SERVICE
+    url: str,
+    repository: str,
+    registry_host: str,
+    prometheus_url: str,
+    namespace: str,
+    route: str = VIRTUAL_SERVICE,
+    on_complete: str = "hold",
 ) -> str:
     return f"""\
 apiVersion: gitbot.dev/v1alpha1
@@ -260,7 +266,7 @@ spec:
           - {{name: success-rate, min: 99, maxDrop: 0.5}}
           - {{name: latency-p99, maxRatio: 1.5}}
       onFailure: rollback
-      onComplete: hold
+      onComplete: {on_complete}
 """
 
 
@@ -361,6 +367,7 @@ def make_world(
         route_metadata: str = "",
         canary_weight: int = 0,
         gateway_api: bool = False,
+        on_complete: str = "hold",
     ) -> World:
         image_repo = f"scenarios/{namespace}-{tmp_path.name[-12:].lower().strip('_')}/podinfo"
         push_tags(registry.url, image_repo, (GA_TAG, *CANARY_TAGS))
@@ -381,6 +388,7 @@ def make_world(
                 prometheus_url or prometheus.url,
                 namespace,
                 GATEWAY_API if gateway_api else VIRTUAL_SERVICE,
+                on_complete,
             ),
             encoding="utf-8",
         )

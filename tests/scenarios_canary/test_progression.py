@@ -9,7 +9,7 @@ import pytest
 from jsonschema.exceptions import ValidationError
 
 from gitbot.reconcile import CycleResult
-from tests.scenarios_canary.conftest import POLICY, WorldFactory, minute, routes, weights
+from tests.scenarios_canary.conftest import APPS_FILE, POLICY, WorldFactory, minute, routes, weights
 
 LEGACY = [("v1", 70), ("v2", 30)]
 
@@ -143,3 +143,33 @@ def test_a_weight_set_by_hand_dwells_from_when_the_traffic_shows_it(make_world: 
     assert early.canaries[0].decision.reason == "dwell at 10%: 8m left"
     stepped = world.cycle(14)
     assert [d.subject for d in stepped.deliveries] == [f"gitbot({POLICY}): podinfo canary 10% -> 60%"]
+
+
+def test_a_complete_canary_is_promoted_and_ga_keeps_the_promoted_tag(make_world: WorldFactory) -> None:
+    world = make_world("healthy", on_complete="promote\n      promoteTo: podinfo-ga")
+    for moment in (1, 14, 27):
+        world.cycle(moment)
+    assert weights(world.routes_text()) == at(100)
+
+    promoted = world.cycle(40)
+    assert [d.subject for d in promoted.deliveries] == [f"gitbot({POLICY}): promote podinfo canary 0.2.1 to podinfo-ga"]
+    assert weights(world.routes_text()) == at(0)
+    apps = world.server.read_file(world.repo, APPS_FILE)
+    assert apps.count(f"{world.image_repo}:0.2.1") == 2
+    message = world.server.message(world.repo)
+    assert ("Gitbot-Action", "promote") in trailers(message)
+    assert ("Gitbot-To", "0.2.1") in trailers(message)
+
+    # GA's own filter (0.1.*) does not take GA back from the promoted tag, and the canary has nothing to do.
+    after = world.cycle(41)
+    assert after.deliveries == ()
+    assert after.canaries[0].decision is not None
+    assert after.canaries[0].decision.reason == "nothing to roll out: the canary runs the GA version"
+    assert world.server.read_file(world.repo, APPS_FILE) == apps
+
+    # The next canary tag starts the next rollout.
+    world.push_tags("0.2.2")
+    assert [d.subject for d in world.cycle(42).deliveries] == [f"gitbot({POLICY}): podinfo-canary 0.2.1 -> 0.2.2"]
+    assert [d.subject for d in world.cycle(43).deliveries] == [f"gitbot({POLICY}): podinfo canary 0% -> 10%"]
+    # seed, 10 %, 60 %, 100 %, promotion, canary image, 10 %.
+    assert world.validate_every_version() == 7
