@@ -24,11 +24,11 @@ from gitbot.config import CanarySettings, Policy, load_policy
 from gitbot.ports import Metrics
 from gitbot.reconcile import CycleResult, Deps, run_cycle
 from tests.crd_schemas import validator_for
-from tests.support.gitserver import GitServer, RepoFactory, ServerCommit, git_server, new_git_repo
+from tests.support.gitserver import GitServer, ServerCommit, git_server
 from tests.support.prometheus import BASE_TIME, HEALTHY, PrometheusServer, Scenario, SideProfile, start_prometheus
 from tests.support.registry import RunningRegistry, push_tags, start_registry
 
-__all__ = ["git_server", "new_git_repo"]
+__all__ = ["git_server"]
 
 POLICY = "production"
 ROUTES_FILE = "clusters/production/routes.yaml"
@@ -61,6 +61,13 @@ SCENARIOS = (
         duration=timedelta(minutes=20),
         canary_share=((0.0, 0.0), (120.0, 10.0), (540.0, 0.0)),
         canary=SideProfile(error_ratio=0.08),
+    ),
+    # Healthy through 60 %; at 100 % (from minute 28) the canary starts failing 8 % of requests at minute 30.
+    Scenario(
+        namespace="late-errors",
+        duration=timedelta(minutes=40),
+        canary_share=((0.0, 0.0), (120.0, 10.0), (900.0, 60.0), (1680.0, 100.0), (2220.0, 0.0)),
+        canary_changes=((1800.0, SideProfile(error_ratio=0.08)),),
     ),
     # The route says 10 % but no request ever reaches the canary.
     Scenario(namespace="nocanary", duration=timedelta(minutes=30), canary_share=((0.0, 0.0),)),
@@ -352,7 +359,6 @@ WorldFactory = Callable[..., World]
 @pytest.fixture
 def make_world(
     git_server: GitServer,
-    new_git_repo: RepoFactory,
     registry: RunningRegistry,
     prometheus: PrometheusServer,
     tmp_path: Path,
@@ -369,16 +375,15 @@ def make_world(
         gateway_api: bool = False,
         on_complete: str = "hold",
     ) -> World:
-        image_repo = f"scenarios/{namespace}-{tmp_path.name[-12:].lower().strip('_')}/podinfo"
+        name = git_server.unique_name(f"canary-{namespace}")
+        image_repo = f"scenarios/{name}/podinfo"
         push_tags(registry.url, image_repo, (GA_TAG, *CANARY_TAGS))
         image = f"{registry.host}/{image_repo}"
-        name, url = new_git_repo(
-            {
-                APPS_FILE: deployments(image, GA_TAG, CANARY_TAG),
-                ROUTES_FILE: http_route() if gateway_api else routes(route_metadata, canary_weight),
-            },
-            prefix=f"canary-{namespace}",
-        )
+        seed = {
+            APPS_FILE: deployments(image, GA_TAG, CANARY_TAG),
+            ROUTES_FILE: http_route() if gateway_api else routes(route_metadata, canary_weight),
+        }
+        url = git_server.create_repo(name, seed)
         path = tmp_path / f"{POLICY}.yaml"
         path.write_text(
             policy_text(

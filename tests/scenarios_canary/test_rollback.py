@@ -101,3 +101,21 @@ def test_a_gateway_api_route_steps_and_rolls_back_the_same_way(make_world: World
     assert f"This reverts commit {step10}." in world.server.message(world.repo)
     assert weights(world.routes_text()) == at(0)
     assert world.validate_every_version() == 3
+
+
+def test_a_canary_failing_at_100_percent_is_rolled_back_on_its_own_figures(make_world: WorldFactory) -> None:
+    world = make_world("late-errors")
+    steps = []
+    for moment in (1, 14, 27):
+        world.cycle(moment)
+        steps.append(world.log()[0].sha)
+    assert weights(world.routes_text()) == at(100)
+
+    # GA has no traffic at 100 %: only the canary's absolute thresholds can judge it.
+    failed = world.cycle(36)
+    (delivery,) = failed.deliveries
+    assert delivery.subject == f"gitbot({POLICY}): roll back podinfo canary (success-rate 92 < 99)"
+    message = world.server.message(world.repo)
+    assert "".join(f"This reverts commit {sha}.\n" for sha in reversed(steps)) in message
+    assert ("Gitbot-From", "100") in trailers(message) and ("Gitbot-To", "0") in trailers(message)
+    assert weights(world.routes_text()) == at(0)
