@@ -100,6 +100,7 @@ def test_a_persons_revert_of_a_step_pauses_the_canary(make_world: WorldFactory) 
         ("  annotations:\n    kustomize.toolkit.fluxcd.io/reconcile: disabled\n", "reconcile-disabled"),
         ("  labels:\n    app.kubernetes.io/managed-by: flagger\n", "flagger"),
     ],
+    ids=["flux-reconcile-disabled", "flagger-label"],
 )
 def test_a_route_another_controller_owns_is_refused(make_world: WorldFactory, metadata: str, reason: str) -> None:
     world = make_world("healthy", route_metadata=metadata)
