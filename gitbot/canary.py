@@ -74,7 +74,7 @@ class CanaryState:
     changed after the last step (restarts the dwell). `rolled_back`: the last bot action on this canary was
     a rollback; `newer_tag`: a canary tag newer than the rolled-back one has arrived. `canary_differs`: the
     canary runs something other than GA (False: nothing to roll out). `inconclusive_cycles`: consecutive
-    inconclusive cycles before this one.
+    inconclusive cycles before this one. `paused_reason`: who paused it, or whose revert did (shown in the hold).
     """
 
     weight: int
@@ -89,6 +89,7 @@ class CanaryState:
     newer_tag: bool = False
     canary_differs: bool = True
     inconclusive_cycles: int = 0
+    paused_reason: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.weight <= 100:
@@ -152,7 +153,8 @@ def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
     first = policy.steps[0]
     if state.paused:
         # A person's pause outlasts even a failing analysis; they hear about the failure instead.
-        return out("hold", "paused" + ("; analysis failed" if verdict == "fail" else ""), notify=verdict == "fail")
+        why = f"paused: {state.paused_reason}" if state.paused_reason else "paused"
+        return out("hold", why + ("; analysis failed" if verdict == "fail" else ""), notify=verdict == "fail")
     # Only a canary at 0 waits after a rollback; above 0 after one, a person restarted it by hand and it
     # progresses from the committed weight.
     if weight == 0:

@@ -149,6 +149,10 @@ def plan_image_update(
     if selection.selected is None or behind_quarantine(tags, flt, selection):
         return None
     new = selection.selected
+    # Newest first, quarantined tags included: a target still running a quarantined tag (a rolled-back
+    # canary keeps its image at 0 percent) must not be moved back to an older one.
+    ranked = select(tags, flt).candidates if selection.quarantined else selection.candidates
+    promoted = {ch.new for c in history.standing(image.name, "promote") for ch in c.changes if ch.target == image.name}
     changes: list[Change] = []
     olds: list[str] = []
     for target in binding.targets:
@@ -158,12 +162,10 @@ def plan_image_update(
         old = current_tag(target)
         if old == new:
             continue
-        if (
-            old is not None
-            and old in selection.candidates
-            and selection.candidates.index(old) < selection.candidates.index(new)
-        ):
+        if old is not None and old in ranked and ranked.index(old) < ranked.index(new):
             continue  # never move a target back to an older tag
+        if old is not None and old in promoted and old not in ranked:
+            continue  # a canary promoted this tag, outside this filter: the next promotion replaces it
         olds.append(old or "")
         changes.append(
             Change(

@@ -115,11 +115,10 @@ def observe(policy: Policy, route: RouteState, history: History, metrics: Metric
     analysis = run_analysis(spec, metrics, now)
     share = observed_canary_share(spec, metrics, now)
     last_step_at = canary_history(history, canary).last_step_at
-    applied = (
-        share_applied_at(spec, metrics, route.weight, canary.traffic_tolerance, since=last_step_at, at=now)
-        if last_step_at is not None
-        else None
-    )
+    # No step in history (weights set by hand, or beyond the log read): only the traffic can tell how long
+    # the weight has held, so look back one dwell and window; otherwise the dwell would be skipped.
+    since = last_step_at if last_step_at is not None else now - canary.interval - spec.window
+    applied = share_applied_at(spec, metrics, route.weight, canary.traffic_tolerance, since=since, at=now)
     canary_series, stable_series = latency_series(spec, metrics, now - spec.window, now, spec.window / 20)
     return Observation(analysis, share, applied, render_latency_chart(canary_series, stable_series))
 

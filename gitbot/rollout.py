@@ -240,6 +240,7 @@ def observe_state(
         newer_tag=hist.newer_tag,
         canary_differs=canary_differs,
         inconclusive_cycles=streak,
+        paused_reason=hist.paused_reason,
     )
 
 
