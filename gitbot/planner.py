@@ -132,18 +132,24 @@ def behind_quarantine(tags: Sequence[str], flt: TagFilter, selection: TagSelecti
     return ordered.index(selection.selected) > min(ordered.index(tag) for tag in selection.quarantined)
 
 
-def plan_image_update(
-    policy: Policy, index: int, binding: Binding, tags: Sequence[str], history: History
-) -> ImageUpdate | None:
-    """The update one image policy asks for, or None when its targets already run the right tag."""
-    image = binding.image
-    flt = parse_filter(
+def image_filter(policy: Policy, index: int) -> TagFilter:
+    """The compiled tag filter of image policy `index`; a bad one names its place in the policy file."""
+    image = policy.spec.images[index]
+    return parse_filter(
         image.filter,
         allow_prerelease=image.allow_prerelease,
         extract=image.extract,
         order=image.order,
         where=policy.where(f"/spec/images/{index}/filter"),
     )
+
+
+def plan_image_update(
+    policy: Policy, index: int, binding: Binding, tags: Sequence[str], history: History
+) -> ImageUpdate | None:
+    """The update one image policy asks for, or None when its targets already run the right tag."""
+    image = binding.image
+    flt = image_filter(policy, index)
     quarantined = history.quarantined(image.name)
     selection = select(tags, flt, quarantine=quarantined.keys())
     if selection.selected is None or behind_quarantine(tags, flt, selection):

@@ -22,7 +22,15 @@ from gitbot.errors import ConfigError, GitbotError, GitError, PushRejectedError,
 from gitbot.history import TRAILER_TARGET, History, read_history
 from gitbot.manifests import ScanCache, scan_paths
 from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
-from gitbot.planner import CanaryOutcome, behind_quarantine, bind_images, current_tag, plan_canaries, plan_images
+from gitbot.planner import (
+    CanaryOutcome,
+    behind_quarantine,
+    bind_images,
+    current_tag,
+    image_filter,
+    plan_canaries,
+    plan_images,
+)
 from gitbot.ports import Checkout, Clock, Forge, Metrics, PullRequest, Registry, Workspace
 from gitbot.rollout import (
     Observation,
@@ -34,7 +42,7 @@ from gitbot.rollout import (
     read_route,
     step_plan,
 )
-from gitbot.versioning import parse_filter, select
+from gitbot.versioning import select
 
 Outcome = Literal["committed", "opened", "updated", "unchanged", "closed", "planned"]
 
@@ -323,13 +331,7 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
     images = []
     for index, binding in enumerate(bind_images(policy, targets)):
         image = binding.image
-        flt = parse_filter(
-            image.filter,
-            allow_prerelease=image.allow_prerelease,
-            extract=image.extract,
-            order=image.order,
-            where=policy.where(f"/spec/images/{index}/filter"),
-        )
+        flt = image_filter(policy, index)
         quarantined = history.quarantined(image.name)
         selection = select(tags.get(image.name, ()), flt, quarantine=quarantined.keys())
         current = tuple(sorted({current_tag(t) or "(none)" for t in binding.targets}))
