@@ -6,9 +6,10 @@ import click
 
 from gitbot.commands.cycle import once, plan, rollback, status
 from gitbot.commands.demo import demo
+from gitbot.commands.run import run
 from gitbot.commands.scan import scan
 from gitbot.commands.set import set_command
 from gitbot.commands.tags import tags
 from gitbot.commands.validate import validate
 
-COMMANDS: list[click.Command] = [demo, scan, set_command, tags, validate, plan, once, status, rollback]
+COMMANDS: list[click.Command] = [demo, scan, set_command, tags, validate, plan, once, status, rollback, run]

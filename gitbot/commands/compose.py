@@ -65,9 +65,12 @@ class PolicyCredentials:
         return self._named.get(host) or self._fallback(host)
 
 
-def build_registry(policy: Policy, env: Mapping[str, str]) -> OciRegistry:
+def build_registry(policy: Policy, env: Mapping[str, str], *, cache_ttl: float | None = None) -> OciRegistry:
     insecure = [r.host for r in policy.spec.registries if r.insecure]
-    return OciRegistry(credentials=PolicyCredentials(policy, env), insecure_hosts=insecure)
+    credentials = PolicyCredentials(policy, env)
+    if cache_ttl is None:
+        return OciRegistry(credentials=credentials, insecure_hosts=insecure)
+    return OciRegistry(credentials=credentials, insecure_hosts=insecure, cache_ttl=cache_ttl)
 
 
 def build_workspace(policy: Policy, env: Mapping[str, str]) -> GitWorkspace:
@@ -90,15 +93,25 @@ def build_forge(policy: Policy, env: Mapping[str, str]) -> GitHubForge | None:
         return None
     token = secret_from_env(env, github.token_env, field="spec.delivery.github.tokenEnv")
     assert token is not None
-    return GitHubForge(github.repository, token, base_url=github.api_url)
+    # GitHub asks integrations to pause between writes; GITBOT_GITHUB_THROTTLE=0 turns the pauses off for
+    # GitHub fakes and Enterprise servers without that limit.
+    throttle = env.get("GITBOT_GITHUB_THROTTLE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return GitHubForge(github.repository, token, base_url=github.api_url, throttle=throttle)
 
 
-def build_deps(policy: Policy, *, need_forge: bool, env: Mapping[str, str] | None = None) -> Deps:
+def build_deps(
+    policy: Policy,
+    *,
+    need_forge: bool,
+    env: Mapping[str, str] | None = None,
+    registry_cache_ttl: float | None = None,
+) -> Deps:
+    """The adapters of `policy`; `registry_cache_ttl` overrides how long tag lists are reused (seconds)."""
     environ = dict(os.environ if env is None else env)
     forge = build_forge(policy, environ) if need_forge and policy.spec.delivery.mode == "pull-request" else None
     return Deps(
         workspace=build_workspace(policy, environ),
-        registry=build_registry(policy, environ),
+        registry=build_registry(policy, environ, cache_ttl=registry_cache_ttl),
         clock=SystemClock(),
         forge=forge,
         log=lambda message: click.echo(f"gitbot: {message}", err=True),
