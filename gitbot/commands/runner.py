@@ -148,6 +148,7 @@ class CycleRunner:
         masker: SecretMasker,
         record_request: RequestRecorder | None = None,
         build: Callable[..., Deps] = build_deps,
+        make_notifiers: Callable[..., list[Notifier]] = notifiers_for,
     ) -> None:
         self.stop = stop
         self.masker = masker
@@ -161,7 +162,7 @@ class CycleRunner:
                 forge=CountingForge(deps.forge, record) if deps.forge is not None else None,
                 log=_note_logger(policy.name),
             )
-            self._states[policy.name] = _PolicyState(deps, notifiers_for(policy, env, on_request=record))
+            self._states[policy.name] = _PolicyState(deps, make_notifiers(policy, env, on_request=record))
 
     def __call__(self, policy: Policy) -> CycleSummary:
         state = self._states[policy.name]

@@ -89,6 +89,15 @@ def wait_for(what: str, check: Callable[[], bool], daemon: Daemon, timeout: floa
     pytest.fail(f"timed out waiting for {what}; daemon output:\n{daemon.output()[-4000:]}")
 
 
+def unexpected_failures(daemon: Daemon) -> list[str]:
+    """Failed cycles of the policies that should work, for the message of a failing assertion."""
+    return [
+        line
+        for line in daemon.stderr.read_text().splitlines()
+        if '"outcome":"failed"' in line and '"policy":"broken"' not in line
+    ]
+
+
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     out = {}
     for family in text_string_to_metric_families(text):
@@ -292,8 +301,9 @@ def _exercise(
     )
 
     # Slack: the failing policy once per distinct failure, the delivered changes of both working policies.
-    failed = [p for p in slack.posts if "cycle-failed" in str(p.body)]
-    assert failed and all("broken" in str(p.body) for p in failed)
+    failed = [p.body["text"] for p in slack.posts if "cycle-failed" in str(p.body)]
+    assert failed
+    assert all("policy broken" in text for text in failed), (failed, unexpected_failures(daemon))
     delivered = [p.body["text"] for p in slack.posts if "change-delivered" in str(p.body)]
     assert sum("staging" in text for text in delivered) == 2
     assert sum("production" in text for text in delivered) == 2
