@@ -23,7 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.contract.notify.conftest import Receiver
-from tests.e2e.conftest import AuthRegistry
+from tests.e2e.conftest import AuthRegistry, manifest, policy
 from tests.support.github_fake import GitHubFake
 from tests.support.gitserver import GitServer
 from tests.support.registry import free_port, push_tags
@@ -31,37 +31,6 @@ from tests.support.registry import free_port, push_tags
 ROOT = Path(__file__).resolve().parents[2]
 SLACK_SECRET = "hook-9b27f3c4-secret"
 IMAGE_PATH = "acme/app"
-
-
-def manifest(image: str, namespace: str) -> str:
-    return (
-        "apiVersion: apps/v1\n"
-        "kind: Deployment\n"
-        f"metadata: {{name: app, namespace: {namespace}}}\n"
-        "spec:\n"
-        "  template:\n"
-        "    spec:\n"
-        "      containers:\n"
-        "        - name: app\n"
-        f"          image: {image}\n"
-    )
-
-
-def policy(name: str, *, git_url: str, namespace: str, repository: str, registry_host: str, extra: str) -> str:
-    return (
-        "apiVersion: gitbot.dev/v1alpha1\n"
-        "kind: Policy\n"
-        f"metadata: {{name: {name}}}\n"
-        "spec:\n"
-        f"  git: {{url: {json.dumps(git_url)}, branch: main, paths: [clusters/{namespace}], tokenEnv: GIT_TOKEN,\n"
-        "        username: gitbot, author: {name: gitbot, email: gitbot@example.test}}\n"
-        "  schedule: {interval: 1s}\n"
-        "  images:\n"
-        f"    - {{name: app, repository: {json.dumps(repository)}, filter: '1.0.*',\n"
-        f"       targets: [{{resource: Deployment/{namespace}/app, container: app}}]}}\n"
-        f"  registries: [{{host: {json.dumps(registry_host)}, usernameEnv: REG_USER, passwordEnv: REG_PASSWORD}}]\n"
-        "  notifications: [{slack: {webhookEnv: SLACK_URL}}]\n" + extra
-    )
 
 
 @dataclass
