@@ -13,16 +13,19 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TypeVar
 
 from gitbot.adapters.notify import notifiers_for
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy
+from gitbot.domain import Author, CommitInfo
 from gitbot.errors import GitbotError
 from gitbot.logs import SecretMasker, log_event
-from gitbot.ports import Forge, Notifier, PullRequest, Registry
+from gitbot.ports import Checkout, Forge, Notifier, PullRequest, Registry, Workspace
 from gitbot.reconcile import CycleResult, Deps, run_cycle
 from gitbot.service import CycleSummary
 
@@ -102,6 +105,73 @@ class CountingForge:
         self._counted(lambda: self._inner.close_pull(number, comment))
 
 
+class StopBeforeDelivery(GitbotError):
+    """The service is stopping and this cycle had not written anything yet; it ends without delivering."""
+
+
+class GuardedCheckout:
+    """A `Checkout` that refuses to commit or push once `stop` is set.
+
+    A cycle's first write is a commit and its last a push, so a stop requested before the first commit
+    delivers nothing, and one requested between the commits and the push drops the local commits with the
+    working copy: nothing is ever half-pushed.
+    """
+
+    def __init__(self, inner: Checkout, stop: threading.Event) -> None:
+        self._inner = inner
+        self._stop = stop
+
+    def _check(self, action: str) -> None:
+        if self._stop.is_set():
+            raise StopBeforeDelivery(f"stopping: {action} not started")
+
+    @property
+    def root(self) -> Path:
+        return self._inner.root
+
+    @property
+    def head(self) -> str:
+        return self._inner.head
+
+    def log(self, max_count: int = 500) -> list[CommitInfo]:
+        return self._inner.log(max_count)
+
+    def commit(self, files: Mapping[str, str], message: str, author: Author) -> str:
+        self._check("commit")
+        return self._inner.commit(files, message, author)
+
+    def revert(self, shas: Sequence[str], message: str, author: Author) -> str | None:
+        self._check("revert")
+        return self._inner.revert(shas, message, author)
+
+    def reset(self, sha: str) -> None:
+        self._inner.reset(sha)
+
+    def push(self) -> None:
+        self._check("push")
+        self._inner.push()
+
+    def push_branch(self, branch: str, sha: str) -> None:
+        self._check("push")
+        self._inner.push_branch(branch, sha)
+
+    def refresh(self) -> None:
+        self._inner.refresh()
+
+
+class GuardedWorkspace:
+    """A `Workspace` whose checkouts are `GuardedCheckout`s."""
+
+    def __init__(self, inner: Workspace, stop: threading.Event) -> None:
+        self._inner = inner
+        self._stop = stop
+
+    @contextmanager
+    def checkout(self) -> Iterator[Checkout]:
+        with self._inner.checkout() as checkout:
+            yield GuardedCheckout(checkout, self._stop)
+
+
 def _note_logger(policy: str) -> Callable[[str], None]:
     def note(message: str) -> None:
         log_event(_log, "cycle note", policy=policy, note=message)
@@ -134,9 +204,10 @@ class _PolicyState:
 class CycleRunner:
     """`Runner` for `gitbot.service`: one delivering cycle of a policy per call, never raising a GitbotError.
 
-    `stop` is the service's stop event: once set, cycles that have not started delivering are skipped
-    (outcome `held`). Adapters and notifiers of every policy are built in the constructor, so a missing
-    secret is a ConfigError at start rather than a failure at the first tick.
+    `stop` is the service's stop event: once set, a cycle that has not started yet does not start and a
+    running one ends before its first commit or push (outcome `held` for both). Adapters and notifiers of
+    every policy are built in the constructor, so a missing secret is a ConfigError at start rather than a
+    failure at the first tick.
     """
 
     def __init__(
@@ -158,6 +229,7 @@ class CycleRunner:
             deps = build(policy, need_forge=True, env=env, registry_cache_ttl=registry_cache_ttl(policy))
             deps = replace(
                 deps,
+                workspace=GuardedWorkspace(deps.workspace, stop),
                 registry=CountingRegistry(deps.registry, record),
                 forge=CountingForge(deps.forge, record) if deps.forge is not None else None,
                 log=_note_logger(policy.name),
@@ -172,6 +244,9 @@ class CycleRunner:
         started = time.monotonic()
         try:
             result = run_cycle(policy, state.deps, deliver=True)
+        except StopBeforeDelivery as exc:
+            log_event(_log, "cycle ended before delivery: stopping", policy=policy.name, step=exc.message)
+            return CycleSummary(policy=policy.name, outcome="held", duration_seconds=time.monotonic() - started)
         except GitbotError as exc:
             summary = CycleSummary(
                 policy=policy.name,

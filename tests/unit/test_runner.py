@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ import pytest
 
 from gitbot.commands.runner import CountingForge, CountingRegistry, CycleRunner, registry_cache_ttl, summarize
 from gitbot.config import Policy, load_policy
-from gitbot.domain import Action, Plan
+from gitbot.domain import Action, Author, CommitInfo, Plan
 from gitbot.errors import ForgeError, GitbotError, RegistryError
 from gitbot.logs import SecretMasker
 from gitbot.ports import Checkout, PullRequest
@@ -196,3 +196,92 @@ def test_forge_operations_are_counted_with_their_outcome() -> None:
 )
 def test_tag_lists_are_never_cached_across_a_whole_interval(tmp_path: Path, schedule: str, ttl: float) -> None:
     assert registry_cache_ttl(write_policy(tmp_path, schedule)) == ttl
+
+
+class Copy:
+    """A working copy on disk that records writes instead of making commits."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self.writes: list[str] = []
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def head(self) -> str:
+        return "0" * 40
+
+    def log(self, max_count: int = 500) -> list[CommitInfo]:
+        return []
+
+    def commit(self, files: Mapping[str, str], message: str, author: Author) -> str:
+        self.writes.append("commit")
+        return "1" * 40
+
+    def revert(self, shas: Sequence[str], message: str, author: Author) -> str | None:
+        self.writes.append("revert")
+        return None
+
+    def reset(self, sha: str) -> None:
+        self.writes.append("reset")
+
+    def push(self) -> None:
+        self.writes.append("push")
+
+    def push_branch(self, branch: str, sha: str) -> None:
+        self.writes.append("push_branch")
+
+    def refresh(self) -> None:
+        return None
+
+
+class CopyWorkspace:
+    def __init__(self, copy: Copy) -> None:
+        self.copy = copy
+
+    @contextmanager
+    def checkout(self) -> Iterator[Checkout]:
+        yield self.copy
+
+
+class StopWhileListing:
+    """A registry whose listing is where the stop signal arrives, between checkout and delivery."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def list_tags(self, image: str) -> list[str]:
+        self.stop.set()
+        return ["1.0.0", "1.0.1"]
+
+
+def test_a_stop_requested_during_a_cycle_ends_it_before_its_first_commit(tmp_path: Path) -> None:
+    (tmp_path / "repo" / "clusters").mkdir(parents=True)
+    (tmp_path / "repo" / "clusters" / "app.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app, namespace: staging}\n"
+        "spec:\n  template:\n    spec:\n      containers:\n"
+        "        - {name: app, image: r.example.test/acme/app:1.0.0}\n"
+    )
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "apiVersion: gitbot.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec:\n"
+        "  git: {url: https://git.example.test/acme/c.git, paths: [clusters]}\n"
+        "  images: [{name: app, repository: r.example.test/acme/app, filter: '1.0.*',\n"
+        "            targets: [{resource: Deployment/staging/app}]}]\n"
+    )
+    policy, stop, copy = load_policy(path), threading.Event(), Copy(tmp_path / "repo")
+
+    def build(p: Policy, **_: Any) -> Deps:
+        return Deps(workspace=CopyWorkspace(copy), registry=StopWhileListing(stop), clock=Clock())
+
+    runner = CycleRunner([policy], env={}, stop=stop, masker=SecretMasker(), build=build)
+    summary = runner(policy)
+    assert (summary.outcome, dict(summary.changes), copy.writes) == ("held", {}, [])
+
+    # The same cycle without a stop commits and pushes: the guard, not the plan, held it back.
+    stop.clear()
+    runner = CycleRunner([policy], env={}, stop=threading.Event(), masker=SecretMasker(), build=build)
+    assert runner(policy).outcome == "changed"
+    assert copy.writes == ["commit", "push"]
