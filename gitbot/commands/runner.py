@@ -23,7 +23,7 @@ from gitbot.adapters.notify import notifiers_for
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy
 from gitbot.domain import Author, CommitInfo
-from gitbot.errors import GitbotError
+from gitbot.errors import ConfigError, GitbotError
 from gitbot.logs import SecretMasker, log_event
 from gitbot.ports import Checkout, Forge, Notifier, PullRequest, Registry, Workspace
 from gitbot.reconcile import CycleResult, Deps, run_cycle
@@ -226,7 +226,11 @@ class CycleRunner:
         record = record_request or (lambda _system, _outcome: None)
         self._states: dict[str, _PolicyState] = {}
         for policy in policies:
-            deps = build(policy, need_forge=True, env=env, registry_cache_ttl=registry_cache_ttl(policy))
+            try:
+                deps = build(policy, need_forge=True, env=env, registry_cache_ttl=registry_cache_ttl(policy))
+            except ConfigError as exc:
+                # Adapters name the field (spec.git.tokenEnv); with several policies the file matters too.
+                raise ConfigError(exc.message, where=exc.where or policy.source, hint=exc.hint) from None
             deps = replace(
                 deps,
                 workspace=GuardedWorkspace(deps.workspace, stop),
