@@ -450,6 +450,7 @@ def run_service(
     install_signal_handlers: bool = True,
     on_started: Callable[[Service], None] | None = None,
     masker: SecretMasker | None = None,
+    run_at_start: bool = True,
 ) -> int:
     """Run `policies` with `runner` until SIGTERM/SIGINT (or `stop_event`); returns the exit code (0).
 
@@ -466,6 +467,8 @@ def run_service(
         jitter=jitter,
         max_backoff_ticks=max_backoff_ticks,
         clock=clock,
+        run_at_start=run_at_start,
+        masker=masker,
     )
     previous: dict[signal.Signals, Any] = {}
 

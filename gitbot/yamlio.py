@@ -12,6 +12,7 @@ lines and columns are 0-based here and converted to 1-based by callers that show
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -99,9 +100,16 @@ class Document:
     root: Node | None
 
 
-@lru_cache(maxsize=1)
+_PER_THREAD = threading.local()
+
+
 def _loader() -> YAML:
-    return YAML(typ="safe", pure=True)
+    # A YAML instance keeps its reader, scanner and parser state on itself while it composes, so two threads
+    # sharing one (the daemon runs policies side by side) corrupt each other's parse: one per thread.
+    loader: YAML | None = getattr(_PER_THREAD, "loader", None)
+    if loader is None:
+        loader = _PER_THREAD.loader = YAML(typ="safe", pure=True)
+    return loader
 
 
 @lru_cache(maxsize=2)

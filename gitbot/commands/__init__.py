@@ -7,6 +7,7 @@ import click
 from gitbot.commands.canary import analyze, pause, promote, resume
 from gitbot.commands.cycle import once, plan, rollback, status
 from gitbot.commands.demo import demo
+from gitbot.commands.run import run
 from gitbot.commands.scan import scan
 from gitbot.commands.set import set_command
 from gitbot.commands.tags import tags
@@ -26,4 +27,5 @@ COMMANDS: list[click.Command] = [
     promote,
     pause,
     resume,
+    run,
 ]

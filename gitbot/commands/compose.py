@@ -67,9 +67,12 @@ class PolicyCredentials:
         return self._named.get(host) or self._fallback(host)
 
 
-def build_registry(policy: Policy, env: Mapping[str, str]) -> OciRegistry:
+def build_registry(policy: Policy, env: Mapping[str, str], *, cache_ttl: float | None = None) -> OciRegistry:
     insecure = [r.host for r in policy.spec.registries if r.insecure]
-    return OciRegistry(credentials=PolicyCredentials(policy, env), insecure_hosts=insecure)
+    credentials = PolicyCredentials(policy, env)
+    if cache_ttl is None:
+        return OciRegistry(credentials=credentials, insecure_hosts=insecure)
+    return OciRegistry(credentials=credentials, insecure_hosts=insecure, cache_ttl=cache_ttl)
 
 
 def build_workspace(policy: Policy, env: Mapping[str, str]) -> GitWorkspace:
@@ -86,12 +89,16 @@ def build_workspace(policy: Policy, env: Mapping[str, str]) -> GitWorkspace:
     )
 
 
-def build_forge(policy: Policy, env: Mapping[str, str], *, throttle: bool = True) -> GitHubForge | None:
+def build_forge(policy: Policy, env: Mapping[str, str], *, throttle: bool | None = None) -> GitHubForge | None:
     github = policy.spec.delivery.github
     if github is None:
         return None
     token = secret_from_env(env, github.token_env, field="spec.delivery.github.tokenEnv")
     assert token is not None
+    if throttle is None:
+        # GitHub asks integrations to pause between writes; GITBOT_GITHUB_THROTTLE=0 turns the pauses off for
+        # GitHub fakes and Enterprise servers without that limit.
+        throttle = env.get("GITBOT_GITHUB_THROTTLE", "1").strip().lower() not in ("0", "false", "no", "off")
     return GitHubForge(github.repository, token, base_url=github.api_url, throttle=throttle)
 
 
@@ -113,9 +120,15 @@ def metrics_factory(policy: Policy, env: Mapping[str, str]) -> Callable[[CanaryS
 
 
 def build_deps(
-    policy: Policy, *, need_forge: bool, env: Mapping[str, str] | None = None, throttle: bool = True
+    policy: Policy,
+    *,
+    need_forge: bool,
+    env: Mapping[str, str] | None = None,
+    throttle: bool | None = None,
+    registry_cache_ttl: float | None = None,
 ) -> Deps:
-    """The adapters for one cycle of `policy`; `throttle` False drops GitHub's pauses (loopback fakes only)."""
+    """The adapters of `policy`. `throttle` False drops GitHub's pauses (None: $GITBOT_GITHUB_THROTTLE);
+    `registry_cache_ttl` overrides how long tag lists are reused (seconds)."""
     environ = dict(os.environ if env is None else env)
     forge = (
         build_forge(policy, environ, throttle=throttle)
@@ -124,7 +137,7 @@ def build_deps(
     )
     return Deps(
         workspace=build_workspace(policy, environ),
-        registry=build_registry(policy, environ),
+        registry=build_registry(policy, environ, cache_ttl=registry_cache_ttl),
         clock=SystemClock(),
         forge=forge,
         metrics=metrics_factory(policy, environ) if policy.spec.canaries else None,

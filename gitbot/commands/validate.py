@@ -1,6 +1,8 @@
 """`gitbot validate`: load every policy in a directory and print one line per policy; nothing is delivered.
 
 A policy that does not load stops the command with the ConfigError's one line (exit 2) through the CLI.
+With `--check-manifests` each policy also runs one cycle that stops after planning (a fresh checkout, the
+registry's tags, the bindings of its images), so targets that bind nothing are reported before `gitbot run`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from pathlib import Path
 
 import click
 
+from gitbot.commands.compose import build_deps
 from gitbot.config import Policy, load_policies
+from gitbot.errors import ConfigError, GitbotError
+from gitbot.reconcile import run_cycle
 
 
 def format_duration(duration: timedelta) -> str:
@@ -60,9 +65,34 @@ def describe(policy: Policy) -> str:
     show_default=True,
     help="Directory of policy files (*.yaml).",
 )
-def validate(directory: Path) -> None:
+@click.option(
+    "--check-manifests",
+    is_flag=True,
+    help="Also check out each policy's branch and bind its images and plan, delivering nothing.",
+)
+def validate(directory: Path, check_manifests: bool) -> None:
     """Check every policy in a directory and print what each one manages."""
     policies = load_policies(directory)
     for policy in policies:
         click.echo(describe(policy))
     click.echo(f"{len(policies)} policies valid")
+    if check_manifests:
+        check_policy_manifests(policies)
+
+
+def check_policy_manifests(policies: list[Policy]) -> None:
+    """One line per policy: its planned changes, or the error of its dry-run cycle; raise if any failed."""
+    failures: list[GitbotError] = []
+    for policy in policies:
+        try:
+            result = run_cycle(policy, build_deps(policy, need_forge=False), deliver=False)
+        except GitbotError as exc:
+            failures.append(exc)
+            click.echo(f"{policy.name}: manifests: error: {exc.one_line()}", err=True)
+            continue
+        click.echo(f"{policy.name}: manifests bind; {len(result.plans)} planned change(s) at {result.head[:12]}")
+    if failures:
+        text = f"{len(failures)} of {len(policies)} policies failed the manifest check"
+        # Configuration problems exit 2; anything remote (unreachable registry or git) exits 1 and may pass later.
+        raise ConfigError(text) if all(isinstance(e, ConfigError) for e in failures) else GitbotError(text)
+    click.echo(f"{len(policies)} policies bind their manifests")

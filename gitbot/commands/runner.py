@@ -1,0 +1,306 @@
+"""The daemon's cycle runner: policy -> one reconcile cycle -> `CycleSummary`, logs and notifications.
+
+Owns what `gitbot run` does around `run_cycle`: adapters built once per policy and reused across cycles (so
+registry caches, tokens and git clones carry over), request counting for /metrics, one structured event per
+cycle and per delivered change, notifications on delivered changes and failing cycles, and the stop rule: a
+cycle whose stop was requested before delivery does not start. It does no scheduling (that is
+`gitbot.service`) and adds nothing to the pure modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+from gitbot.adapters.notify import notifiers_for
+from gitbot.commands.compose import build_deps
+from gitbot.config import Policy
+from gitbot.domain import Author, CommitInfo
+from gitbot.errors import ConfigError, GitbotError
+from gitbot.logs import SecretMasker, log_event
+from gitbot.ports import Checkout, Forge, Notifier, PullRequest, Registry, Workspace
+from gitbot.reconcile import CycleResult, Deps, run_cycle
+from gitbot.service import CycleSummary
+
+_log = logging.getLogger("gitbot.run")
+T = TypeVar("T")
+# Called with (system, outcome) for every request to an external system, e.g. ServiceMetrics.api_request.
+RequestRecorder = Callable[[str, str], None]
+DELIVERED = frozenset({"committed", "opened", "updated"})
+# A tag list is cached at most this long, and never longer than half a policy's interval, so that every
+# scheduled cycle asks the registry (a cheap conditional request) and sees a tag pushed since the last one.
+MAX_REGISTRY_CACHE_SECONDS = 60.0
+
+
+def registry_cache_ttl(policy: Policy) -> float:
+    """Seconds a tag list may be reused between cycles of `policy`."""
+    interval = policy.spec.schedule.interval
+    if interval is None:
+        return MAX_REGISTRY_CACHE_SECONDS
+    return min(MAX_REGISTRY_CACHE_SECONDS, interval.total_seconds() / 2)
+
+
+class CountingRegistry:
+    """A `Registry` that reports its HTTP requests (or, lacking a counter, its calls) as `registry` requests."""
+
+    def __init__(self, inner: Registry, record: RequestRecorder) -> None:
+        self._inner = inner
+        self._record = record
+
+    def _sent(self) -> int | None:
+        counts = getattr(self._inner, "requests", None)
+        return sum(counts.values()) if isinstance(counts, Mapping) else None
+
+    def list_tags(self, image: str) -> Sequence[str]:
+        before = self._sent()
+        outcome = "error"
+        try:
+            tags = self._inner.list_tags(image)
+            outcome = "ok"
+            return tags
+        finally:
+            after = self._sent()
+            # A cached answer sends nothing; a retried one sends several requests.
+            count = 1 if before is None or after is None else after - before
+            for _ in range(count):
+                self._record("registry", outcome)
+
+
+class CountingForge:
+    """A `Forge` that reports every API operation as a `github` request, `ok` or `error`."""
+
+    def __init__(self, inner: Forge, record: RequestRecorder) -> None:
+        self._inner = inner
+        self._record = record
+
+    def _counted(self, call: Callable[[], T]) -> T:
+        try:
+            result = call()
+        except Exception:
+            self._record("github", "error")
+            raise
+        self._record("github", "ok")
+        return result
+
+    def find_pull(self, head: str) -> PullRequest | None:
+        return self._counted(lambda: self._inner.find_pull(head))
+
+    def open_pulls(self, head_prefix: str) -> list[PullRequest]:
+        return self._counted(lambda: self._inner.open_pulls(head_prefix))
+
+    def create_pull(self, head: str, base: str, title: str, body: str, labels: Sequence[str]) -> PullRequest:
+        return self._counted(lambda: self._inner.create_pull(head, base, title, body, labels))
+
+    def update_pull(self, number: int, title: str, body: str) -> PullRequest:
+        return self._counted(lambda: self._inner.update_pull(number, title, body))
+
+    def close_pull(self, number: int, comment: str) -> None:
+        self._counted(lambda: self._inner.close_pull(number, comment))
+
+
+class StopBeforeDelivery(GitbotError):
+    """The service is stopping and this cycle had not written anything yet; it ends without delivering."""
+
+
+class GuardedCheckout:
+    """A `Checkout` that refuses to commit or push once `stop` is set.
+
+    A cycle's first write is a commit and its last a push, so a stop requested before the first commit
+    delivers nothing, and one requested between the commits and the push drops the local commits with the
+    working copy: nothing is ever half-pushed.
+    """
+
+    def __init__(self, inner: Checkout, stop: threading.Event) -> None:
+        self._inner = inner
+        self._stop = stop
+
+    def _check(self, action: str) -> None:
+        if self._stop.is_set():
+            raise StopBeforeDelivery(f"stopping: {action} not started")
+
+    @property
+    def root(self) -> Path:
+        return self._inner.root
+
+    @property
+    def head(self) -> str:
+        return self._inner.head
+
+    def log(self, max_count: int = 500) -> list[CommitInfo]:
+        return self._inner.log(max_count)
+
+    def commit(self, files: Mapping[str, str], message: str, author: Author) -> str:
+        self._check("commit")
+        return self._inner.commit(files, message, author)
+
+    def revert(self, shas: Sequence[str], message: str, author: Author) -> str | None:
+        self._check("revert")
+        return self._inner.revert(shas, message, author)
+
+    def record(self, message: str, author: Author) -> str:
+        self._check("record")
+        return self._inner.record(message, author)
+
+    def reset(self, sha: str) -> None:
+        self._inner.reset(sha)
+
+    def push(self) -> None:
+        self._check("push")
+        self._inner.push()
+
+    def push_branch(self, branch: str, sha: str) -> None:
+        self._check("push")
+        self._inner.push_branch(branch, sha)
+
+    def refresh(self) -> None:
+        self._inner.refresh()
+
+
+class GuardedWorkspace:
+    """A `Workspace` whose checkouts are `GuardedCheckout`s."""
+
+    def __init__(self, inner: Workspace, stop: threading.Event) -> None:
+        self._inner = inner
+        self._stop = stop
+
+    @contextmanager
+    def checkout(self) -> Iterator[Checkout]:
+        with self._inner.checkout() as checkout:
+            yield GuardedCheckout(checkout, self._stop)
+
+
+def _note_logger(policy: str) -> Callable[[str], None]:
+    def note(message: str) -> None:
+        log_event(_log, "cycle note", policy=policy, note=message)
+
+    return note
+
+
+def summarize(result: CycleResult, duration: float) -> CycleSummary:
+    """The service's view of a finished cycle: delivered changes counted by the kind of their plan."""
+    kinds = {plan.name: plan.action for plan in result.plans}
+    changes: Counter[str] = Counter()
+    for delivery in result.deliveries:
+        if delivery.outcome in DELIVERED:
+            changes[kinds.get(delivery.name, "image-update")] += 1
+    return CycleSummary(
+        policy=result.policy,
+        outcome="changed" if changes else "unchanged",
+        changes=dict(changes),
+        duration_seconds=duration,
+    )
+
+
+@dataclass
+class _PolicyState:
+    deps: Deps
+    notifiers: list[Notifier]
+    failing: str | None = None
+
+
+class CycleRunner:
+    """`Runner` for `gitbot.service`: one delivering cycle of a policy per call, never raising a GitbotError.
+
+    `stop` is the service's stop event: once set, a cycle that has not started yet does not start and a
+    running one ends before its first commit or push (outcome `held` for both). Adapters and notifiers of
+    every policy are built in the constructor, so a missing secret is a ConfigError at start rather than a
+    failure at the first tick.
+    """
+
+    def __init__(
+        self,
+        policies: Sequence[Policy],
+        *,
+        env: Mapping[str, str],
+        stop: threading.Event,
+        masker: SecretMasker,
+        record_request: RequestRecorder | None = None,
+        build: Callable[..., Deps] = build_deps,
+        make_notifiers: Callable[..., list[Notifier]] = notifiers_for,
+    ) -> None:
+        self.stop = stop
+        self.masker = masker
+        record = record_request or (lambda _system, _outcome: None)
+        self._states: dict[str, _PolicyState] = {}
+        for policy in policies:
+            try:
+                deps = build(policy, need_forge=True, env=env, registry_cache_ttl=registry_cache_ttl(policy))
+            except ConfigError as exc:
+                # Adapters name the field (spec.git.tokenEnv); with several policies the file matters too.
+                raise ConfigError(exc.message, where=exc.where or policy.source, hint=exc.hint) from None
+            deps = replace(
+                deps,
+                workspace=GuardedWorkspace(deps.workspace, stop),
+                registry=CountingRegistry(deps.registry, record),
+                forge=CountingForge(deps.forge, record) if deps.forge is not None else None,
+                log=_note_logger(policy.name),
+            )
+            self._states[policy.name] = _PolicyState(deps, make_notifiers(policy, env, on_request=record))
+
+    def __call__(self, policy: Policy) -> CycleSummary:
+        state = self._states[policy.name]
+        if self.stop.is_set():
+            log_event(_log, "cycle not started: stopping", policy=policy.name)
+            return CycleSummary(policy=policy.name, outcome="held")
+        started = time.monotonic()
+        try:
+            result = run_cycle(policy, state.deps, deliver=True)
+        except StopBeforeDelivery as exc:
+            log_event(_log, "cycle ended before delivery: stopping", policy=policy.name, step=exc.message)
+            return CycleSummary(policy=policy.name, outcome="held", duration_seconds=time.monotonic() - started)
+        except GitbotError as exc:
+            summary = CycleSummary(
+                policy=policy.name,
+                outcome="failed",
+                duration_seconds=time.monotonic() - started,
+                error=self.masker.mask(exc.one_line()),
+                error_type=type(exc).__name__,
+            )
+            self._failed(policy, state, summary)
+            return summary
+        except Exception as exc:
+            text = self.masker.mask(str(exc) or type(exc).__name__)
+            self._failed(policy, state, CycleSummary(policy.name, "failed", error=text, error_type=type(exc).__name__))
+            raise
+        summary = summarize(result, time.monotonic() - started)
+        state.failing = None
+        self._delivered(policy, state, result)
+        return summary
+
+    def _failed(self, policy: Policy, state: _PolicyState, summary: CycleSummary) -> None:
+        # Backoff retries a broken policy for hours; one message per distinct failure is enough.
+        if state.failing == summary.error:
+            return
+        state.failing = summary.error
+        fields = {"policy": policy.name, "error type": summary.error_type or "unknown", "error": summary.error or ""}
+        self._notify(state, "cycle-failed", f"gitbot policy {policy.name}: cycle failed", fields)
+
+    def _delivered(self, policy: Policy, state: _PolicyState, result: CycleResult) -> None:
+        kinds = {plan.name: plan.action for plan in result.plans}
+        for delivery in result.deliveries:
+            kind = kinds.get(delivery.name, "image-update")
+            log_event(
+                _log,
+                "change",
+                policy=policy.name,
+                name=delivery.name,
+                kind=kind,
+                outcome=delivery.outcome,
+                ref=delivery.ref,
+                subject=delivery.subject,
+            )
+            if delivery.outcome in DELIVERED:
+                fields = {"policy": policy.name, "change": delivery.name, delivery.outcome: delivery.ref}
+                self._notify(state, "change-delivered", delivery.subject, fields)
+
+    def _notify(self, state: _PolicyState, event: str, text: str, fields: Mapping[str, str]) -> None:
+        masked = {key: self.masker.mask(value) for key, value in fields.items()}
+        for notifier in state.notifiers:
+            notifier.notify(event, self.masker.mask(text), masked)
