@@ -249,6 +249,7 @@ class CanaryOutcome:
     decision: CanaryDecision | None
     plan: Plan | None
     note: str = ""
+    verdict: str = "unknown"
 
 
 def _image_tag(bindings: Sequence[Binding], name: str | None) -> str | None:
@@ -344,5 +345,6 @@ def plan_canaries(
             plan = rollback_plan(policy, route, hist, decision, observation, texts, canary_tag)
         elif decision.action == "promote" and canary.promote_to:
             plan = promote_plan(policy, route, bindings, decision, observation, texts)
-        outcomes.append(CanaryOutcome(canary.name, route.weight, decision, plan))
+        verdict = observation.analysis.verdict if observation.analysis else "unknown"
+        outcomes.append(CanaryOutcome(canary.name, route.weight, decision, plan, verdict=verdict))
     return outcomes

@@ -190,11 +190,22 @@ def summarize(result: CycleResult, duration: float) -> CycleSummary:
     for delivery in result.deliveries:
         if delivery.outcome in DELIVERED:
             changes[kinds.get(delivery.name, "image-update")] += 1
+    delivered = {d.name for d in result.deliveries if d.outcome in DELIVERED}
+    canaries = {
+        outcome.name: (
+            outcome.decision.to_weight
+            if outcome.decision is not None and outcome.decision.to_weight is not None and outcome.name in delivered
+            else outcome.weight,
+            outcome.verdict,
+        )
+        for outcome in result.canaries
+    }
     return CycleSummary(
         policy=result.policy,
         outcome="changed" if changes else "unchanged",
         changes=dict(changes),
         duration_seconds=duration,
+        canaries=canaries,
     )
 
 
@@ -298,7 +309,14 @@ class CycleRunner:
             )
             if delivery.outcome in DELIVERED:
                 fields = {"policy": policy.name, "change": delivery.name, delivery.outcome: delivery.ref}
-                self._notify(state, "change-delivered", delivery.subject, fields)
+                event = "rollback" if kind == "rollback" else "change-delivered"
+                self._notify(state, event, delivery.subject, fields)
+        for outcome in result.canaries:
+            # Repeated inconclusive analyses, a step that never took effect, a failure held by policy.
+            if outcome.decision is not None and outcome.decision.notify and outcome.decision.action != "rollback":
+                fields = {"policy": policy.name, "canary": outcome.name, "weight": f"{outcome.weight}%"}
+                text = f"gitbot policy {policy.name}: canary {outcome.name}: {outcome.decision.reason}"
+                self._notify(state, "canary-attention", text, fields)
 
     def _notify(self, state: _PolicyState, event: str, text: str, fields: Mapping[str, str]) -> None:
         masked = {key: self.masker.mask(value) for key, value in fields.items()}

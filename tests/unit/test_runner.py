@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
+from gitbot.canary import CanaryDecision
 from gitbot.commands.runner import CountingForge, CountingRegistry, CycleRunner, registry_cache_ttl, summarize
 from gitbot.config import Policy, load_policy
 from gitbot.domain import Action, Author, CommitInfo, Plan
 from gitbot.errors import ForgeError, GitbotError, RegistryError
 from gitbot.logs import SecretMasker
+from gitbot.planner import CanaryOutcome
 from gitbot.ports import Checkout, PullRequest
 from gitbot.reconcile import CycleResult, Delivery, Deps
 
@@ -289,3 +291,18 @@ def test_a_stop_requested_during_a_cycle_ends_it_before_its_first_commit(tmp_pat
     runner = CycleRunner([policy], env={}, stop=threading.Event(), masker=SecretMasker(), build=build)
     assert runner(policy).outcome == "changed"
     assert copy.writes == ["commit", "push"]
+
+
+def test_summary_reports_each_canary_weight_after_delivery_and_its_verdict() -> None:
+    stepped = CanaryDecision("step", 10, 60, "analysis passed at 10%: step to 60%")
+    held = CanaryDecision("hold", 60, None, "dwell at 60%: 4m left")
+    canaries = (
+        CanaryOutcome("podinfo", 10, stepped, plan("podinfo", "canary-step"), verdict="pass"),
+        CanaryOutcome("other", 60, held, None, verdict="inconclusive"),
+    )
+    delivered = (Delivery("podinfo", "committed", "sha", "s"),)
+    summary = summarize(CycleResult("p", (plan("podinfo", "canary-step"),), delivered, "", 1, "h", canaries), 0.1)
+    assert summary.canaries == {"podinfo": (60, "pass"), "other": (60, "inconclusive")}
+    # A step that was planned but not delivered leaves the weight where git has it.
+    unchanged = (Delivery("podinfo", "unchanged", "url", "s"),)
+    assert summarize(CycleResult("p", (), unchanged, "", 1, "h", canaries), 0.1).canaries["podinfo"] == (10, "pass")
