@@ -44,6 +44,9 @@ from gitbot.rollout import (
 )
 from gitbot.versioning import select
 
+# Branch names of pull requests a person asked for by hand; cycles never close them as superseded.
+MANUAL_PREFIX = "rollback-"
+
 Outcome = Literal["committed", "opened", "updated", "unchanged", "closed", "planned"]
 
 
@@ -349,9 +352,6 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
     if deps.forge is not None:
         pulls = tuple(deps.forge.open_pulls(f"gitbot/{policy.name}/"))
     return StatusReport(policy.name, head, tuple(images), pulls)
-
-
-MANUAL_PREFIX = "rollback-"
 
 
 def deliver_one(policy: Policy, deps: Deps, make: Callable[[Checkout], Plan], *, branch_name: str) -> Delivery:
