@@ -44,7 +44,9 @@ from gitbot.rollout import (
 )
 from gitbot.versioning import select
 
-Outcome = Literal["committed", "opened", "updated", "unchanged", "closed", "planned"]
+# "skipped": a person closed this plan's pull request unmerged; it is not opened again until the plan changes.
+Outcome = Literal["committed", "opened", "updated", "unchanged", "skipped", "closed", "planned"]
+SUPERSEDED_MARKER = "<!-- gitbot:superseded-plan-id="
 
 
 @dataclass(frozen=True)
@@ -263,11 +265,18 @@ def pull_request_text(policy: Policy, plan: Plan) -> str:
 
 
 def deliver_pull_requests(
-    policy: Policy, checkout: Checkout, forge: Forge, plans: Sequence[Plan], *, close_superseded: bool = True
+    policy: Policy,
+    checkout: Checkout,
+    forge: Forge,
+    plans: Sequence[Plan],
+    *,
+    close_superseded: bool = True,
+    honour_closed: bool = True,
 ) -> list[Delivery]:
     """One pull request per plan on `gitbot/<policy>/<name>`, updated in place; superseded ones closed.
 
     Pull requests opened by hand-run commands (`rollback-*`) are left for a person to merge or close.
+    With `honour_closed`, a plan whose pull request a person closed unmerged is skipped until it changes.
     """
     github = policy.spec.delivery.github
     labels = github.labels if github else ()
@@ -281,6 +290,10 @@ def deliver_pull_requests(
         existing: PullRequest | None = open_before.get(branch) or forge.find_pull(branch)
         if existing is not None and plan_id_in(existing.body) == plan.plan_id:
             delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
+            continue
+        refused = forge.closed_pull(branch) if existing is None and honour_closed else None
+        if refused is not None and plan_id_in(refused.body) == plan.plan_id:
+            delivered.append(Delivery(plan.name, "skipped", refused.url, plan.subject))
             continue
         sha = commit_plan(policy, checkout, plan)
         try:
@@ -296,7 +309,10 @@ def deliver_pull_requests(
             delivered.append(Delivery(plan.name, "opened", pr.url, plan.subject))
     for head, pr in sorted(open_before.items()) if close_superseded else ():
         manual = head.rsplit("/", 1)[-1].startswith(MANUAL_PREFIX)
-        if head not in wanted and not manual and PLAN_MARKER.split("{")[0] in pr.body:
+        marker = PLAN_MARKER.split("{")[0]
+        if head not in wanted and not manual and (marker in pr.body or SUPERSEDED_MARKER in pr.body):
+            # Unmark the plan first: a pull request the bot closed is not a person's refusal of it.
+            forge.update_pull(pr.number, pr.title, pr.body.replace(marker, SUPERSEDED_MARKER))
             forge.close_pull(
                 pr.number,
                 "gitbot: closing, this change is no longer needed "
@@ -366,7 +382,10 @@ def deliver_one(policy: Policy, deps: Deps, make: Callable[[Checkout], Plan], *,
             if policy.spec.delivery.mode == "pull-request":
                 if deps.forge is None:
                     raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
-                return deliver_pull_requests(policy, checkout, deps.forge, [plan], close_superseded=False)[0]
+                # Run by hand: a person asking again overrides their earlier closing of the pull request.
+                return deliver_pull_requests(
+                    policy, checkout, deps.forge, [plan], close_superseded=False, honour_closed=False
+                )[0]
             try:
                 return deliver_commits(policy, checkout, [plan])[0]
             except PushRejectedError:
