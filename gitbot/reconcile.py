@@ -80,6 +80,8 @@ class Deps:
     forge: Forge | None = None
     metrics: Callable[[CanarySettings], Metrics] | None = None
     log: Callable[[str], None] = field(default=lambda _msg: None)
+    # The stage a cycle enters (checkout, scan, history, tags ..., plan, analysis, deliver), for progress.
+    progress: Callable[[str], None] = field(default=lambda _stage: None)
     streaks: dict[str, int] = field(default_factory=dict)
     scan_cache: ScanCache | None = None
 
@@ -98,14 +100,21 @@ def read_exact(path: Path) -> str:
 
 
 def gather(
-    policy: Policy, checkout: Checkout, registry: Registry, cache: ScanCache | None = None
+    policy: Policy,
+    checkout: Checkout,
+    registry: Registry,
+    cache: ScanCache | None = None,
+    progress: Callable[[str], None] = lambda _stage: None,
 ) -> tuple[list[Target], dict[str, str], History, dict[str, Sequence[str]]]:
     """Scan the working copy, read history and list tags: everything the planner needs."""
+    progress("scan")
     targets = scan_paths(checkout.root, policy.spec.git.paths, cache=cache)
     texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
+    progress("history")
     history = read_history(checkout.log(), policy.name)
     tags: dict[str, Sequence[str]] = {}
     for image in policy.spec.images:
+        progress(f"tags {image.name}")
         tags[image.name] = registry.list_tags(image.repository)
     return targets, texts, history, tags
 
@@ -135,7 +144,8 @@ def observe(policy: Policy, route: RouteState, history: History, metrics: Metric
 
 def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -> CyclePlan:
     """Gather and plan: image updates first, then every canary on the files as those leave them."""
-    targets, texts, history, tags = gather(policy, checkout, deps.registry, deps.scan_cache)
+    targets, texts, history, tags = gather(policy, checkout, deps.registry, deps.scan_cache, deps.progress)
+    deps.progress("plan")
     plans = plan_images(policy, targets, texts, tags, history, chain=chain)
     if not policy.spec.canaries:
         return CyclePlan(tuple(plans), ())
@@ -148,6 +158,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     observations: dict[str, Observation] = {}
     if deps.metrics is not None:
         for canary in policy.spec.canaries:
+            deps.progress(f"analysis {canary.name}")
             observations[canary.name] = observe(policy, routes[canary.name], history, deps.metrics(canary), now)
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET}
     outcomes = plan_canaries(
@@ -179,6 +190,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
     if pull_requests and deliver and deps.forge is None:
         raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
     attempts = policy.spec.git.max_push_attempts
+    deps.progress("checkout")
     with deps.workspace.checkout() as checkout:
         for attempt in range(1, attempts + 1):
             cycle = plan_cycle(policy, checkout, deps, chain=not pull_requests)
@@ -188,6 +200,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)
                 return CycleResult(policy.name, plans, deliveries, diff, attempt, head, cycle.canaries)
+            deps.progress("deliver")
             if pull_requests:
                 assert deps.forge is not None
                 delivered = deliver_pull_requests(policy, checkout, deps.forge, plans)
