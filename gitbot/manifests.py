@@ -25,7 +25,7 @@ from typing import Any
 
 from gitbot import yamlio
 from gitbot.domain import Target, TargetKind
-from gitbot.errors import ManifestError
+from gitbot.errors import ManifestError, MissingPathError
 
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
@@ -411,7 +411,7 @@ def _yaml_files(root: Path, paths: Sequence[str]) -> Iterator[Path]:
             yield path
             continue
         if not path.is_dir():
-            raise ManifestError("no such file or directory", where=name)
+            raise MissingPathError("no such file or directory", where=name)
         for dirpath, dirnames, filenames in os.walk(path):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):

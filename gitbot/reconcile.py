@@ -18,7 +18,7 @@ from gitbot.analysis import latency_series, observed_canary_share, render_latenc
 from gitbot.canary import CanaryDecision
 from gitbot.config import CanarySettings, Policy
 from gitbot.domain import Author, Plan, Target
-from gitbot.errors import ConfigError, GitbotError, GitError, PushRejectedError, UsageError
+from gitbot.errors import ConfigError, GitbotError, GitError, MissingPathError, PushRejectedError, UsageError
 from gitbot.history import TRAILER_TARGET, History, read_history
 from gitbot.manifests import ScanCache, scan_paths
 from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
@@ -99,6 +99,21 @@ def read_exact(path: Path) -> str:
     return path.read_bytes().decode("utf-8")
 
 
+def scan_checkout(policy: Policy, checkout: Checkout, cache: ScanCache | None = None) -> list[Target]:
+    """The targets under the policy's paths; a path the branch does not have is an error in the policy."""
+    paths = policy.spec.git.paths
+    try:
+        return scan_paths(checkout.root, paths, cache=cache)
+    except MissingPathError as exc:
+        index = paths.index(exc.where) if exc.where in paths else None
+        pointer = "/spec/git/paths" + (f"/{index}" if index is not None else "")
+        raise ConfigError(
+            f"{exc.where!r} does not exist on branch {policy.spec.git.branch} (at {checkout.head[:12]}); "
+            "fix the path or add it to the branch",
+            where=policy.where(pointer),
+        ) from exc
+
+
 def gather(
     policy: Policy,
     checkout: Checkout,
@@ -108,7 +123,7 @@ def gather(
 ) -> tuple[list[Target], dict[str, str], History, dict[str, Sequence[str]]]:
     """Scan the working copy, read history and list tags: everything the planner needs."""
     progress("scan")
-    targets = scan_paths(checkout.root, policy.spec.git.paths, cache=cache)
+    targets = scan_checkout(policy, checkout, cache)
     texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
     progress("history")
     history = read_history(checkout.log(), policy.name)
@@ -465,7 +480,7 @@ def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
     index = _canary_index(policy, name)
     canary = policy.spec.canaries[index]
     with deps.workspace.checkout() as checkout:
-        targets = scan_paths(checkout.root, policy.spec.git.paths, cache=deps.scan_cache)
+        targets = scan_checkout(policy, checkout, deps.scan_cache)
         history = read_history(checkout.log(), policy.name)
     route = read_route(policy, index, targets)
     now = deps.clock.now()
@@ -491,7 +506,7 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
     canary = policy.spec.canaries[index]
 
     def make(checkout: Checkout) -> Plan:
-        targets = scan_paths(checkout.root, policy.spec.git.paths, cache=deps.scan_cache)
+        targets = scan_checkout(policy, checkout, deps.scan_cache)
         texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
         route = read_route(policy, index, targets)
         target = to if to is not None else canary_policy(canary).next_step(route.weight)
