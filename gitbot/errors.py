@@ -51,6 +51,10 @@ class ManifestError(GitbotError):
     exit_code = 2
 
 
+class MissingPathError(ManifestError):
+    """A path to scan does not exist; `where` is the path exactly as it was given."""
+
+
 class EditError(GitbotError):
     """A requested edit was refused; the file is left untouched."""
 

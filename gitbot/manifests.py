@@ -17,7 +17,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any
 
 from gitbot import yamlio
 from gitbot.domain import Target, TargetKind
-from gitbot.errors import ManifestError
+from gitbot.errors import ManifestError, MissingPathError
 
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
@@ -411,7 +411,7 @@ def _yaml_files(root: Path, paths: Sequence[str]) -> Iterator[Path]:
             yield path
             continue
         if not path.is_dir():
-            raise ManifestError("no such file or directory", where=name)
+            raise MissingPathError("no such file or directory", where=name)
         for dirpath, dirnames, filenames in os.walk(path):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
@@ -419,15 +419,28 @@ def _yaml_files(root: Path, paths: Sequence[str]) -> Iterator[Path]:
                     yield Path(dirpath) / filename
 
 
-def scan_paths(root: Path, paths: Sequence[str], *, cache: ScanCache | None = None) -> list[Target]:
+def _no_progress(done: int, total: int) -> None:
+    return None
+
+
+def scan_paths(
+    root: Path,
+    paths: Sequence[str],
+    *,
+    cache: ScanCache | None = None,
+    progress: Callable[[int, int], None] = _no_progress,
+) -> list[Target]:
     """Every target in the YAML files at `paths` (files or directories, relative to `root`).
 
     Files are named relative to `root` in posix form; directories are walked recursively for `*.yaml` and
-    `*.yml`, skipping hidden ones. A file that is not UTF-8 or not YAML raises ManifestError.
+    `*.yml`, skipping hidden ones. A file that is not UTF-8 or not YAML raises ManifestError. `progress` is
+    called with (files done, files in all) before each file and once at the end.
     """
     targets: list[Target] = []
     seen: set[str] = set()
-    for path in _yaml_files(root, paths):
+    files = list(_yaml_files(root, paths))
+    for done, path in enumerate(files):
+        progress(done, len(files))
         rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
         if rel in seen:
             continue
@@ -449,4 +462,5 @@ def scan_paths(root: Path, paths: Sequence[str], *, cache: ScanCache | None = No
             if cache is not None:
                 cache.put(key, cached)
         targets.extend(cached)
+    progress(len(files), len(files))
     return targets

@@ -18,7 +18,7 @@ from gitbot.analysis import latency_series, observed_canary_share, render_latenc
 from gitbot.canary import CanaryDecision
 from gitbot.config import CanarySettings, Policy
 from gitbot.domain import Author, Plan, Target
-from gitbot.errors import ConfigError, GitbotError, GitError, PushRejectedError, UsageError
+from gitbot.errors import ConfigError, GitbotError, GitError, MissingPathError, PushRejectedError, UsageError
 from gitbot.history import TRAILER_TARGET, History, read_history
 from gitbot.manifests import ScanCache, scan_paths
 from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
@@ -47,7 +47,9 @@ from gitbot.versioning import select
 # Branch names of pull requests a person asked for by hand; cycles never close them as superseded.
 MANUAL_PREFIX = "rollback-"
 
-Outcome = Literal["committed", "opened", "updated", "unchanged", "closed", "planned"]
+# "skipped": a person closed this plan's pull request unmerged; it is not opened again until the plan changes.
+Outcome = Literal["committed", "opened", "updated", "unchanged", "skipped", "closed", "planned"]
+SUPERSEDED_MARKER = "<!-- gitbot:superseded-plan-id="
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class Deps:
     forge: Forge | None = None
     metrics: Callable[[CanarySettings], Metrics] | None = None
     log: Callable[[str], None] = field(default=lambda _msg: None)
+    # The stage a cycle enters (checkout, scan, history, tags ..., plan, analysis, deliver), for progress.
+    progress: Callable[[str], None] = field(default=lambda _stage: None)
     streaks: dict[str, int] = field(default_factory=dict)
     scan_cache: ScanCache | None = None
 
@@ -98,15 +102,37 @@ def read_exact(path: Path) -> str:
     return path.read_bytes().decode("utf-8")
 
 
+def scan_checkout(policy: Policy, checkout: Checkout, cache: ScanCache | None = None) -> list[Target]:
+    """The targets under the policy's paths; a path the branch does not have is an error in the policy."""
+    paths = policy.spec.git.paths
+    try:
+        return scan_paths(checkout.root, paths, cache=cache)
+    except MissingPathError as exc:
+        index = paths.index(exc.where) if exc.where in paths else None
+        pointer = "/spec/git/paths" + (f"/{index}" if index is not None else "")
+        raise ConfigError(
+            f"{exc.where!r} does not exist on branch {policy.spec.git.branch} (at {checkout.head[:12]}); "
+            "fix the path or add it to the branch",
+            where=policy.where(pointer),
+        ) from exc
+
+
 def gather(
-    policy: Policy, checkout: Checkout, registry: Registry, cache: ScanCache | None = None
+    policy: Policy,
+    checkout: Checkout,
+    registry: Registry,
+    cache: ScanCache | None = None,
+    progress: Callable[[str], None] = lambda _stage: None,
 ) -> tuple[list[Target], dict[str, str], History, dict[str, Sequence[str]]]:
     """Scan the working copy, read history and list tags: everything the planner needs."""
-    targets = scan_paths(checkout.root, policy.spec.git.paths, cache=cache)
+    progress("scan")
+    targets = scan_checkout(policy, checkout, cache)
     texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
+    progress("history")
     history = read_history(checkout.log(), policy.name)
     tags: dict[str, Sequence[str]] = {}
     for image in policy.spec.images:
+        progress(f"tags {image.name}")
         tags[image.name] = registry.list_tags(image.repository)
     return targets, texts, history, tags
 
@@ -136,7 +162,8 @@ def observe(policy: Policy, route: RouteState, history: History, metrics: Metric
 
 def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -> CyclePlan:
     """Gather and plan: image updates first, then every canary on the files as those leave them."""
-    targets, texts, history, tags = gather(policy, checkout, deps.registry, deps.scan_cache)
+    targets, texts, history, tags = gather(policy, checkout, deps.registry, deps.scan_cache, deps.progress)
+    deps.progress("plan")
     plans = plan_images(policy, targets, texts, tags, history, chain=chain)
     if not policy.spec.canaries:
         return CyclePlan(tuple(plans), ())
@@ -149,6 +176,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     observations: dict[str, Observation] = {}
     if deps.metrics is not None:
         for canary in policy.spec.canaries:
+            deps.progress(f"analysis {canary.name}")
             observations[canary.name] = observe(policy, routes[canary.name], history, deps.metrics(canary), now)
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET}
     outcomes = plan_canaries(
@@ -180,6 +208,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
     if pull_requests and deliver and deps.forge is None:
         raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
     attempts = policy.spec.git.max_push_attempts
+    deps.progress("checkout")
     with deps.workspace.checkout() as checkout:
         for attempt in range(1, attempts + 1):
             cycle = plan_cycle(policy, checkout, deps, chain=not pull_requests)
@@ -189,6 +218,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)
                 return CycleResult(policy.name, plans, deliveries, diff, attempt, head, cycle.canaries)
+            deps.progress("deliver")
             if pull_requests:
                 assert deps.forge is not None
                 delivered = deliver_pull_requests(policy, checkout, deps.forge, plans)
@@ -266,11 +296,18 @@ def pull_request_text(policy: Policy, plan: Plan) -> str:
 
 
 def deliver_pull_requests(
-    policy: Policy, checkout: Checkout, forge: Forge, plans: Sequence[Plan], *, close_superseded: bool = True
+    policy: Policy,
+    checkout: Checkout,
+    forge: Forge,
+    plans: Sequence[Plan],
+    *,
+    close_superseded: bool = True,
+    honour_closed: bool = True,
 ) -> list[Delivery]:
     """One pull request per plan on `gitbot/<policy>/<name>`, updated in place; superseded ones closed.
 
     Pull requests opened by hand-run commands (`rollback-*`) are left for a person to merge or close.
+    With `honour_closed`, a plan whose pull request a person closed unmerged is skipped until it changes.
     """
     github = policy.spec.delivery.github
     labels = github.labels if github else ()
@@ -284,6 +321,10 @@ def deliver_pull_requests(
         existing: PullRequest | None = open_before.get(branch) or forge.find_pull(branch)
         if existing is not None and plan_id_in(existing.body) == plan.plan_id:
             delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
+            continue
+        refused = forge.closed_pull(branch) if existing is None and honour_closed else None
+        if refused is not None and plan_id_in(refused.body) == plan.plan_id:
+            delivered.append(Delivery(plan.name, "skipped", refused.url, plan.subject))
             continue
         sha = commit_plan(policy, checkout, plan)
         try:
@@ -299,7 +340,10 @@ def deliver_pull_requests(
             delivered.append(Delivery(plan.name, "opened", pr.url, plan.subject))
     for head, pr in sorted(open_before.items()) if close_superseded else ():
         manual = head.rsplit("/", 1)[-1].startswith(MANUAL_PREFIX)
-        if head not in wanted and not manual and PLAN_MARKER.split("{")[0] in pr.body:
+        marker = PLAN_MARKER.split("{")[0]
+        if head not in wanted and not manual and (marker in pr.body or SUPERSEDED_MARKER in pr.body):
+            # Unmark the plan first: a pull request the bot closed is not a person's refusal of it.
+            forge.update_pull(pr.number, pr.title, pr.body.replace(marker, SUPERSEDED_MARKER))
             forge.close_pull(
                 pr.number,
                 "gitbot: closing, this change is no longer needed "
@@ -366,7 +410,10 @@ def deliver_one(policy: Policy, deps: Deps, make: Callable[[Checkout], Plan], *,
             if policy.spec.delivery.mode == "pull-request":
                 if deps.forge is None:
                     raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
-                return deliver_pull_requests(policy, checkout, deps.forge, [plan], close_superseded=False)[0]
+                # Run by hand: a person asking again overrides their earlier closing of the pull request.
+                return deliver_pull_requests(
+                    policy, checkout, deps.forge, [plan], close_superseded=False, honour_closed=False
+                )[0]
             try:
                 return deliver_commits(policy, checkout, [plan])[0]
             except PushRejectedError:
@@ -433,7 +480,7 @@ def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
     index = _canary_index(policy, name)
     canary = policy.spec.canaries[index]
     with deps.workspace.checkout() as checkout:
-        targets = scan_paths(checkout.root, policy.spec.git.paths, cache=deps.scan_cache)
+        targets = scan_checkout(policy, checkout, deps.scan_cache)
         history = read_history(checkout.log(), policy.name)
     route = read_route(policy, index, targets)
     now = deps.clock.now()
@@ -459,7 +506,7 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
     canary = policy.spec.canaries[index]
 
     def make(checkout: Checkout) -> Plan:
-        targets = scan_paths(checkout.root, policy.spec.git.paths, cache=deps.scan_cache)
+        targets = scan_checkout(policy, checkout, deps.scan_cache)
         texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
         route = read_route(policy, index, targets)
         target = to if to is not None else canary_policy(canary).next_step(route.weight)

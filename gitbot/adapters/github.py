@@ -139,6 +139,19 @@ class GitHubForge:
 
         return self._call("find pull request", find)
 
+    def closed_pull(self, head: str) -> PullRequest | None:
+        """The newest pull request from `head` (in this repository) closed without merging, if any."""
+        repo = self._repository()
+
+        def find() -> PullRequest | None:
+            # Newest first (GitHub's default order); merged ones say nothing about a person's refusal.
+            for pull in repo.get_pulls(state="closed", head=f"{self.owner}:{head}"):
+                if pull.head.ref == head and pull.merged_at is None:
+                    return _to_pull(pull)
+            return None
+
+        return self._call("find closed pull request", find)
+
     def open_pulls(self, head_prefix: str) -> list[PullRequest]:
         """Open pull requests whose head branch starts with `head_prefix`, newest first."""
         repo = self._repository()

@@ -202,8 +202,9 @@ class OciRegistry:
     (`n=`), `max_pages` per listing, `rate_limit` requests per second per host (None: unlimited),
     `cache_ttl` seconds a tag list is reused (0: never), `max_attempts` per request, `backoff` seconds
     (doubled each retry), `max_wait` longest single wait (a longer `Retry-After` fails at once), and
-    `clock` (monotonic seconds) / `sleep` for tests. One instance serves one thread at a time; keep it for
-    the life of the process so that its cache, tokens and rate limit carry across cycles.
+    `clock` (monotonic seconds) / `sleep` for tests, `on_page` called with (image, pages fetched, tags so
+    far) after each page of a listing (progress for interactive commands). One instance serves one thread at
+    a time; keep it for the life of the process so that its cache, tokens and rate limit carry across cycles.
     """
 
     def __init__(
@@ -222,6 +223,7 @@ class OciRegistry:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         user_agent: str = "gitbot",
+        on_page: Callable[[str, int, int], None] | None = None,
     ) -> None:
         if page_size < 1 or max_pages < 1 or max_attempts < 1:
             raise ValueError("page_size, max_pages and max_attempts must be at least 1")
@@ -236,6 +238,7 @@ class OciRegistry:
         self._max_wait = max_wait
         self._clock = clock
         self._sleep = sleep
+        self._on_page = on_page
         self._client = httpx.Client(
             timeout=timeout, follow_redirects=False, headers={"User-Agent": user_agent}, trust_env=False
         )
@@ -298,6 +301,8 @@ class OciRegistry:
                 return list(entry.tags)
             self._check(answer, host, path)
             tags.extend(self._page_tags(answer, host, path))
+            if self._on_page is not None:
+                self._on_page(image, page + 1, len(tags))
             if page == 0:
                 etag = answer.headers.get("ETag")
             following = _next_link(answer.headers.get_list("Link"))

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from gitbot.commands.compose import build_deps, policies_option, policy_option
-from gitbot.config import find_policy
-from gitbot.reconcile import inspect_canary, run_cycle
+from gitbot.commands.progress import Progress
+from gitbot.config import Policy, find_policy
+from gitbot.reconcile import CycleResult, inspect_canary, run_cycle
 from gitbot.reconcile import rollback as run_rollback
 from gitbot.reconcile import status as read_status
+
+
+def _cycle(policy: Policy, *, deliver: bool) -> CycleResult:
+    """One cycle, its stages shown on a terminal's stderr (the line is gone before anything is printed)."""
+    deps = build_deps(policy, need_forge=deliver)
+    with Progress(prefix=f"gitbot: {policy.name}: ") as progress:
+        deps = replace(deps, progress=progress.stage, log=progress.around(deps.log))
+        return run_cycle(policy, deps, deliver=deliver)
 
 
 @click.command()
@@ -20,7 +30,7 @@ from gitbot.reconcile import status as read_status
 def plan(policy_name: str, policies_dir: Path, show_diff: bool) -> None:
     """Run one cycle without delivering: print the planned changes (exit 0 with or without changes)."""
     policy = find_policy(policies_dir, policy_name)
-    result = run_cycle(policy, build_deps(policy, need_forge=False), deliver=False)
+    result = _cycle(policy, deliver=False)
     if not result.plans:
         click.echo(f"{policy.name}: nothing to change at {result.head[:12]}")
     for item in result.plans:
@@ -37,7 +47,7 @@ def plan(policy_name: str, policies_dir: Path, show_diff: bool) -> None:
 def once(policy_name: str, policies_dir: Path) -> None:
     """Run one cycle with delivery and print what was done (commit sha or pull request URL)."""
     policy = find_policy(policies_dir, policy_name)
-    result = run_cycle(policy, build_deps(policy, need_forge=True), deliver=True)
+    result = _cycle(policy, deliver=True)
     if not result.deliveries:
         click.echo(f"{policy.name}: nothing to change at {result.head[:12]}")
     for delivery in result.deliveries:

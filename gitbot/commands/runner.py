@@ -95,6 +95,9 @@ class CountingForge:
     def open_pulls(self, head_prefix: str) -> list[PullRequest]:
         return self._counted(lambda: self._inner.open_pulls(head_prefix))
 
+    def closed_pull(self, head: str) -> PullRequest | None:
+        return self._counted(lambda: self._inner.closed_pull(head))
+
     def create_pull(self, head: str, base: str, title: str, body: str, labels: Sequence[str]) -> PullRequest:
         return self._counted(lambda: self._inner.create_pull(head, base, title, body, labels))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from gitbot.commands.progress import Progress
 from gitbot.domain import Target
 from gitbot.manifests import ScanCache, scan_paths
 
@@ -61,7 +62,8 @@ def format_table(targets: Sequence[Target]) -> str:
 def scan(paths: tuple[str, ...], as_json: bool, cache_dir: Path | None) -> None:
     """List image, tag, digest and weight targets in the YAML files under PATHS."""
     cache = ScanCache(cache_dir) if cache_dir is not None else None
-    targets = scan_paths(Path(), paths, cache=cache)
+    with Progress(enabled=False if as_json else None) as progress:
+        targets = scan_paths(Path(), paths, cache=cache, progress=progress.count("scanning files"))
     if cache is not None:
         cache.save()
     if as_json:

@@ -13,6 +13,7 @@ import json
 import click
 
 from gitbot.adapters.registry import EnvironmentCredentials, OciRegistry, locate
+from gitbot.commands.progress import Progress
 from gitbot.versioning import parse_filter, select
 
 
@@ -32,9 +33,17 @@ def tags(image: str, filter_text: str, allow_prerelease: bool, as_json: bool, in
     """List the tags of IMAGE that match the filter, newest first, and the selected one."""
     flt = parse_filter(filter_text, allow_prerelease=allow_prerelease, where="--filter")
     host, path = locate(image)
-    with OciRegistry(credentials=EnvironmentCredentials(), insecure_hosts=insecure_hosts) as registry:
-        listed = registry.list_tags(image)
-        requests = sum(registry.requests.values())
+    with Progress(enabled=False if as_json else None) as progress:
+
+        def on_page(_image: str, pages: int, count: int) -> None:
+            progress.show(f"listing tags of {host}/{path}: {pages} page(s), {count} tags")
+
+        with OciRegistry(
+            credentials=EnvironmentCredentials(), insecure_hosts=insecure_hosts, on_page=on_page
+        ) as registry:
+            progress.show(f"listing tags of {host}/{path}...")
+            listed = registry.list_tags(image)
+            requests = sum(registry.requests.values())
     selection = select(listed, flt)
     if as_json:
         document = {

@@ -132,3 +132,21 @@ def test_missing_token_variable_exits_2_naming_it(world: World) -> None:
     assert done.returncode == 2
     (error,) = done.stderr.splitlines()
     assert "GITBOT_GIT_TOKEN" in error and "spec.git.tokenEnv" in error
+
+
+def test_a_policy_path_missing_from_the_branch_is_a_one_line_policy_error(world: World) -> None:
+    path = world.write_policy()
+    text = path.read_text(encoding="utf-8")
+    assert "    paths: [clusters/production]\n" in text
+    path.write_text(text.replace("[clusters/production]", "[clusters/production, clusters/other]"), encoding="utf-8")
+    line = text.splitlines().index("    paths: [clusters/production]") + 1
+    head = str(world.git.head(world.repo))
+
+    done = gitbot(world, "plan", *policy_args(world))
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"gitbot: error: {path}:{line} spec.git.paths[1]: 'clusters/other' does not exist on branch main "
+        f"(at {head[:12]}); fix the path or add it to the branch"
+    ]

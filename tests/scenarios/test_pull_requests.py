@@ -238,3 +238,51 @@ def test_group_all_opens_one_pull_request_for_every_image(pr_world: World) -> No
     body = pull.body or ""
     assert "| Deployment/test/podinfo-ga |" in body and "| Deployment/test/podinfo-canary |" in body
     assert world.workloads(pull.head) == world.expected_workloads(ga="0.1.2", canary="0.2.1")
+
+
+def test_pull_request_a_person_closed_is_not_reopened_until_a_newer_tag(pr_world: World) -> None:
+    world = pr_world
+    ga_only(world)
+    assert world.github is not None
+    run_cycle(world.policy(), world.deps(), deliver=True)
+    (refused,) = pulls(world)
+    world.github.close(refused.number)
+
+    skipped = run_cycle(world.policy(), world.deps(), deliver=True)
+
+    assert [(d.name, d.outcome) for d in skipped.deliveries] == [("podinfo-ga", "skipped")]
+    assert skipped.deliveries[0].ref.endswith(f"/pull/{refused.number}")
+    assert [d.outcome for d in run_cycle(world.policy(), world.deps(), deliver=True).deliveries] == ["skipped"]
+    assert [(p.number, p.state) for p in pulls(world)] == [(refused.number, "closed")]
+    assert world.github.comments_on(refused.number) == []
+
+    # A newer tag is a different plan: it gets a fresh pull request.
+    world.push_tags("0.1.3")
+    newer = run_cycle(world.policy(), world.deps(), deliver=True)
+
+    assert [d.outcome for d in newer.deliveries] == ["opened"]
+    (fresh,) = pulls(world, "open")
+    assert fresh.number != refused.number
+    assert fresh.title == f"gitbot({POLICY}): podinfo-ga 0.1.0 -> 0.1.3"
+    assert plan_id_in(fresh.body or "") == newer.plans[0].plan_id != plan_id_in(refused.body or "")
+    assert world.workloads(GA_BRANCH) == world.expected_workloads(ga="0.1.3")
+
+
+def test_pull_request_the_bot_closed_is_opened_again_when_needed_again(pr_world: World) -> None:
+    world = pr_world
+    ga_only(world)
+    assert world.github is not None
+    first = run_cycle(world.policy(), world.deps(), deliver=True)
+    (pull,) = pulls(world)
+    # Someone sets the tag by hand (the bot closes its pull request), then takes that back.
+    hand = world.git.commit_as_other(world.repo, {WORKLOADS: world.expected_workloads(ga="0.1.2")}, "ga 0.1.2")
+    assert [d.outcome for d in run_cycle(world.policy(), world.deps(), deliver=True).deliveries] == ["closed"]
+    assert plan_id_in(world.github.pulls[pull.number].body or "") is None
+    person_reverts(world, str(hand))
+
+    again = run_cycle(world.policy(), world.deps(), deliver=True)
+
+    assert again.plans[0].plan_id == first.plans[0].plan_id
+    assert [d.outcome for d in again.deliveries] == ["opened"]
+    (reopened,) = pulls(world, "open")
+    assert reopened.number != pull.number

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gitbot.domain import Target
-from gitbot.errors import ManifestError
+from gitbot.errors import ManifestError, MissingPathError
 from gitbot.manifests import ScanCache, blob_id, may_hold_targets, scan_paths, scan_text
 
 WORKLOADS = """\
@@ -247,3 +247,11 @@ def test_damaged_or_foreign_cache_file_is_ignored(tmp_path: Path) -> None:
     cache = ScanCache(cache_dir)
     assert [t.value for t in scan_paths(tmp_path, ["pod.yaml"], cache=cache)] == ["a:1"]
     assert cache.misses == 1
+
+
+def test_a_missing_path_is_its_own_error_naming_the_path_as_given(tmp_path: Path) -> None:
+    (tmp_path / "present").mkdir()
+    with pytest.raises(MissingPathError) as caught:
+        scan_paths(tmp_path, ["present", "clusters/other"])
+    assert caught.value.where == "clusters/other"
+    assert caught.value.one_line() == "clusters/other: no such file or directory"

@@ -173,6 +173,9 @@ class Pulls:
     def open_pulls(self, head_prefix: str) -> list[PullRequest]:
         raise ForgeError("GitHub is down")
 
+    def closed_pull(self, head: str) -> PullRequest | None:
+        return None
+
     def create_pull(self, head: str, base: str, title: str, body: str, labels: Any) -> PullRequest:
         return PullRequest(7, "https://example.test/pull/7", head, base, title, body, "open")
 
@@ -187,10 +190,11 @@ def test_forge_operations_are_counted_with_their_outcome() -> None:
     recorder = Recorder()
     forge = CountingForge(Pulls(), recorder)
     assert forge.find_pull("gitbot/p/app") is None
+    assert forge.closed_pull("gitbot/p/app") is None
     assert forge.create_pull("gitbot/p/app", "main", "t", "b", ()).number == 7
     with pytest.raises(ForgeError):
         forge.open_pulls("gitbot/p/")
-    assert recorder.calls == [("github", "ok"), ("github", "ok"), ("github", "error")]
+    assert recorder.calls == [("github", "ok")] * 3 + [("github", "error")]
 
 
 @pytest.mark.parametrize(

@@ -223,3 +223,32 @@ def test_throttling_is_on_by_default_and_can_be_turned_off(github_fake: GitHubFa
 
     assert two_requests(throttle=True) >= 0.25
     assert two_requests(throttle=False) < 0.25
+
+
+def test_closed_pull_is_the_newest_closed_unmerged_one_from_that_head(
+    forge: GitHubForge, github_fake: GitHubFake
+) -> None:
+    assert forge.closed_pull(HEAD) is None
+    first = forge.create_pull(HEAD, "main", "first", BODY, [])
+    assert forge.closed_pull(HEAD) is None, "an open pull request is not a closed one"
+    github_fake.close(first.number)
+    other = forge.create_pull("gitbot/production/other", "main", "other", "x", [])
+    github_fake.close(other.number)
+    second = forge.create_pull(HEAD, "main", "second", BODY + "v2", [])
+    github_fake.close(second.number)
+    merged = forge.create_pull(HEAD, "main", "merged", "m", [])
+    github_fake.merge(merged.number)
+
+    found = forge.closed_pull(HEAD)
+
+    assert found is not None
+    assert (found.number, found.title, found.body, found.state, found.merged) == (
+        second.number,
+        "second",
+        BODY + "v2",
+        "closed",
+        False,
+    )
+    listings = [e for e in github_fake.requests("GET", "/pulls") if ("state", "closed") in e.query]
+    assert len(listings) == 3 and all(("head", f"acme:{HEAD}") in e.query for e in listings)
+    assert forge.closed_pull("gitbot/production/none") is None

@@ -125,8 +125,11 @@ def test_credentials_from_docker_config(registries: Registries, tmp_path: Path) 
 
 def test_pagination_through_link_headers(registries: Registries) -> None:
     before = registries.proxy.requests
-    with client(page_size=40) as registry:
-        tags = registry.list_tags(f"{registries.proxy.host}/team/many")
+    pages: list[tuple[str, int, int]] = []
+    image = f"{registries.proxy.host}/team/many"
+    with client(page_size=40, on_page=lambda *page: pages.append(page)) as registry:
+        tags = registry.list_tags(image)
+        assert pages == [(image, 1, 40), (image, 2, 80), (image, 3, 120), (image, 4, 150)]
         assert sorted(tags) == sorted(MANY_TAGS)
         assert len(tags) == len(set(tags)) == 150
         assert registry.requests == {registries.proxy.host: 4}
