@@ -447,7 +447,9 @@ def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
         step = f"step {canary.steps.index(route.weight) + 1} of {len(canary.steps)}"
     else:
         step = "between steps (set by hand)"
-    dwell = max(hist.last_step_at + canary.interval - now, timedelta(0)) if hist.last_step_at else None
+    # Counted as the cycle counts it: from the step, a new canary image or the traffic showing the weight.
+    starts = [t for t in (hist.last_step_at, hist.tag_changed_at, observation.applied_at) if t is not None]
+    dwell = max(max(starts) + canary.interval - now, timedelta(0)) if starts else None
     return CanaryReport(
         name, canary.route, route.weight, step, dwell, hist.paused_reason if hist.paused else "", observation
     )
