@@ -267,7 +267,7 @@ def deliver_pull_requests(
 ) -> list[Delivery]:
     """One pull request per plan on `gitbot/<policy>/<name>`, updated in place; superseded ones closed.
 
-    Pull requests opened by hand-run commands (`rollback-*`) are left for a person to merge or close.
+    Pull requests opened by hand-run commands (`rollback-*`, `promote-*`) are left for a person to merge or close.
     """
     github = policy.spec.delivery.github
     labels = github.labels if github else ()
@@ -295,7 +295,7 @@ def deliver_pull_requests(
             pr = forge.create_pull(branch, policy.spec.git.branch, plan.subject, body, labels)
             delivered.append(Delivery(plan.name, "opened", pr.url, plan.subject))
     for head, pr in sorted(open_before.items()) if close_superseded else ():
-        manual = head.rsplit("/", 1)[-1].startswith(MANUAL_PREFIX)
+        manual = head.rsplit("/", 1)[-1].startswith((MANUAL_PREFIX, PROMOTE_PREFIX))
         if head not in wanted and not manual and PLAN_MARKER.split("{")[0] in pr.body:
             forge.close_pull(
                 pr.number,
@@ -352,6 +352,7 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
 
 
 MANUAL_PREFIX = "rollback-"
+PROMOTE_PREFIX = "promote-"
 
 
 def deliver_one(policy: Policy, deps: Deps, make: Callable[[Checkout], Plan], *, branch_name: str) -> Delivery:
@@ -472,7 +473,8 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
         decision = CanaryDecision("step", route.weight, target, f"stepped by hand from {route.weight}% to {target}%")
         return step_plan(policy, route, decision, Observation(None, None, None), texts, to=target, manual=True)
 
-    return deliver_one(policy, deps, make, branch_name=name)
+    # Its own branch: a person's step is not the cycle's plan, which would close or rewrite it.
+    return deliver_one(policy, deps, make, branch_name=f"{PROMOTE_PREFIX}{name}")
 
 
 def set_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str = "") -> str:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 from gitbot.messages import plan_id_in
-from gitbot.reconcile import CycleResult
-from tests.scenarios_canary.conftest import CANARY_TAG, POLICY, World, WorldFactory, weights
+from gitbot.reconcile import CycleResult, promote
+from tests.scenarios_canary.conftest import CANARY_TAG, POLICY, World, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.support.github_fake import FakePull, GitHubFake
 
@@ -156,3 +156,30 @@ def test_a_failing_canary_gets_a_rollback_pull_request_that_reverts_its_steps(
     assert action(after) == "hold" and after.deliveries == ()
     assert after.canaries[0].decision is not None
     assert "waiting for a newer canary tag" in after.canaries[0].decision.reason
+
+
+def test_a_step_by_hand_is_its_own_pull_request_and_the_cycle_leaves_it_open(
+    make_world: WorldFactory, github_fake: GitHubFake
+) -> None:
+    world = make_world("healthy", github=github_fake)
+    world.cycle(1)
+    merge(world, open_pulls(world)[0])
+
+    world.clock.set(minute(5))
+    by_hand = promote(world.policy, world.deps, "podinfo", to=100)
+    assert by_hand.outcome == "opened"
+    (pull,) = open_pulls(world)
+    assert pull.title == f"gitbot({POLICY}): podinfo canary 10% -> 100%"
+    assert pull.head == f"gitbot/{POLICY}/promote-podinfo" and pull.labels == ["gitbot", "canary"]
+    assert weights(world.routes_text(pull.head)) == at(100)
+
+    # The cycle is still dwelling at 10 %: it has nothing of its own to propose and must not close a
+    # person's request as superseded.
+    assert world.cycle(6).deliveries == ()
+    assert [p.number for p in open_pulls(world)] == [pull.number]
+    assert github_fake.comments_on(pull.number) == []
+    # After the dwell the cycle proposes its own next step beside it, without rewriting it.
+    assert delivered(world.cycle(14)) == [("podinfo", "opened")]
+    titles = sorted(p.title for p in open_pulls(world))
+    assert titles == [f"gitbot({POLICY}): podinfo canary 10% -> 100%", f"gitbot({POLICY}): podinfo canary 10% -> 60%"]
+    assert weights(world.routes_text(pull.head)) == at(100)
