@@ -3,7 +3,9 @@
 One Prometheus per session serves every data set as its own namespace; every namespace's traffic follows
 the same script in time (the route's weights are applied a minute after the bot commits them), so a test
 drives `run_cycle` at fixed moments of that script through `ScenarioClock`. Git dates the bot's commits
-with the same clock, so the history the bot reads agrees with the metrics it queries.
+with the same clock, so the history the bot reads agrees with the metrics it queries. In pull-request mode
+(`make_world(..., github=github_fake)`) the forge is the GitHub fake, checked against GitHub's OpenAPI
+description after each test.
 """
 
 from __future__ import annotations

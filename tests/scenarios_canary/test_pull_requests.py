@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from gitbot.messages import plan_id_in
-from gitbot.reconcile import CycleResult, promote
+from gitbot.reconcile import CycleResult, promote, status
 from tests.scenarios_canary.conftest import CANARY_TAG, POLICY, World, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.support.github_fake import FakePull, GitHubFake
@@ -112,6 +112,7 @@ def test_canary_steps_as_pull_requests_with_evidence_and_chart(
     assert weights(world.routes_text()) == at(10)
     assert delivered(world.cycle(14.5)) == [("podinfo", "unchanged")]
     assert len(github_fake.list_pulls()) == 2
+    assert [(p.number, p.head) for p in status(world.policy, world.deps).pulls] == [(step.number, BRANCH)]
 
 
 def test_a_failing_canary_gets_a_rollback_pull_request_that_reverts_its_steps(
