@@ -512,7 +512,10 @@ def render_latency_chart(canary_series: Series, stable_series: Series) -> str:
         return ""
     lines_data = [(label, data) for label, data in (("canary", canary), ("GA", stable)) if data]
     top = max(data[t] for _, data in lines_data for t in times)
-    labels = ", ".join(f'"{datetime.fromtimestamp(t, UTC).strftime("%H:%M")}"' for t in times)
+    # The x-axis is categorical: Mermaid draws equal labels at one place, so points under a minute apart
+    # (a window under 20 minutes) carry their seconds.
+    fmt = "%H:%M" if len({int(t) // 60 for t in times}) == len(times) else "%H:%M:%S"
+    labels = ", ".join(f'"{datetime.fromtimestamp(t, UTC).strftime(fmt)}"' for t in times)
     names = " / ".join(label for label, _ in lines_data)
     out = [
         "```mermaid",

@@ -46,6 +46,7 @@ from gitbot.versioning import select
 
 # Branch names of pull requests a person asked for by hand; cycles never close them as superseded.
 MANUAL_PREFIX = "rollback-"
+PROMOTE_PREFIX = "promote-"
 
 # "skipped": a person closed this plan's pull request unmerged; it is not opened again until the plan changes.
 Outcome = Literal["committed", "opened", "updated", "unchanged", "skipped", "closed", "planned"]
@@ -306,7 +307,7 @@ def deliver_pull_requests(
 ) -> list[Delivery]:
     """One pull request per plan on `gitbot/<policy>/<name>`, updated in place; superseded ones closed.
 
-    Pull requests opened by hand-run commands (`rollback-*`) are left for a person to merge or close.
+    Pull requests opened by hand-run commands (`rollback-*`, `promote-*`) are left for a person to merge or close.
     With `honour_closed`, a plan whose pull request a person closed unmerged is skipped until it changes.
     """
     github = policy.spec.delivery.github
@@ -339,7 +340,7 @@ def deliver_pull_requests(
             pr = forge.create_pull(branch, policy.spec.git.branch, plan.subject, body, labels)
             delivered.append(Delivery(plan.name, "opened", pr.url, plan.subject))
     for head, pr in sorted(open_before.items()) if close_superseded else ():
-        manual = head.rsplit("/", 1)[-1].startswith(MANUAL_PREFIX)
+        manual = head.rsplit("/", 1)[-1].startswith((MANUAL_PREFIX, PROMOTE_PREFIX))
         marker = PLAN_MARKER.split("{")[0]
         if head not in wanted and not manual and (marker in pr.body or SUPERSEDED_MARKER in pr.body):
             # Unmark the plan first: a pull request the bot closed is not a person's refusal of it.
@@ -494,7 +495,9 @@ def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
         step = f"step {canary.steps.index(route.weight) + 1} of {len(canary.steps)}"
     else:
         step = "between steps (set by hand)"
-    dwell = max(hist.last_step_at + canary.interval - now, timedelta(0)) if hist.last_step_at else None
+    # Counted as the cycle counts it: from the step, a new canary image or the traffic showing the weight.
+    starts = [t for t in (hist.last_step_at, hist.tag_changed_at, observation.applied_at) if t is not None]
+    dwell = max(max(starts) + canary.interval - now, timedelta(0)) if starts else None
     return CanaryReport(
         name, canary.route, route.weight, step, dwell, hist.paused_reason if hist.paused else "", observation
     )
@@ -517,7 +520,8 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
         decision = CanaryDecision("step", route.weight, target, f"stepped by hand from {route.weight}% to {target}%")
         return step_plan(policy, route, decision, Observation(None, None, None), texts, to=target, manual=True)
 
-    return deliver_one(policy, deps, make, branch_name=name)
+    # Its own branch: a person's step is not the cycle's plan, which would close or rewrite it.
+    return deliver_one(policy, deps, make, branch_name=f"{PROMOTE_PREFIX}{name}")
 
 
 def set_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str = "") -> str:

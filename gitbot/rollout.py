@@ -169,7 +169,9 @@ def canary_history(history: History, canary: CanarySettings) -> CanaryHistory:
         c for c in history.commits if c.action == "canary-step" and any(ch.target == canary.name for ch in c.changes)
     ]
     standing = [c for c in steps if c.reverted_by is None]
-    last_step_at = standing[0].commit.committed_at if standing else None
+    # A revert of a step moves the weights too: the apply timeout and the dwell count from it.
+    moved = [c.commit.committed_at for c in standing[:1]] + [c.reverted_by.committed_at for c in steps if c.reverted_by]
+    last_step_at = max(moved) if moved else None
     own = [c for c in history.commits if any(ch.target == canary.name for ch in c.changes)]
     rollbacks = [c for c in own if c.action == "rollback" and c.reverted_by is None]
     last_rollback = rollbacks[0] if rollbacks else None

@@ -84,9 +84,12 @@ def analyze(name: str, policy_name: str | None, policies_dir: Path, as_json: boo
 @click.argument("name")
 @policy_choice
 @policies_option
-@click.option("--to", "to_weight", type=click.IntRange(0, 100), default=None, help="Move to this weight.")
+@click.option("--to", "to_weight", type=int, default=None, help="Move to this weight (0..100).")
 def promote(name: str, policy_name: str | None, policies_dir: Path, to_weight: int | None) -> None:
     """Make canary NAME's next step (or move it to --to) now, as a commit or pull request."""
+    # Checked here rather than by click's IntRange, whose error is a usage screen, not one line.
+    if to_weight is not None and not 0 <= to_weight <= 100:
+        raise UsageError(f"--to must be a weight in 0..100, got {to_weight}")
     policy = _policy_for(policies_dir, policy_name, name)
     delivery = promote_canary(policy, build_deps(policy, need_forge=True), name, to_weight)
     click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")

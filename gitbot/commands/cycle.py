@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -54,6 +55,13 @@ def once(policy_name: str, policies_dir: Path) -> None:
         click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")
 
 
+def _duration(delta: timedelta) -> str:
+    """Whole seconds, as the canary's decisions write them (the clock's microseconds are noise here)."""
+    minutes, seconds = divmod(int(delta.total_seconds()), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
 @click.command()
 @policy_option
 @policies_option
@@ -71,7 +79,7 @@ def status(policy_name: str, policies_dir: Path) -> None:
     for canary in policy.spec.canaries:
         state = inspect_canary(policy, deps, canary.name)
         analysis = state.observation.analysis
-        dwell = f"; dwell left {state.dwell_left}" if state.dwell_left else ""
+        dwell = f"; dwell left {_duration(state.dwell_left)}" if state.dwell_left else ""
         verdict = (
             f"; analysis now: {analysis.verdict}" + (f" ({analysis.summary})" if analysis.summary else "")
             if analysis

@@ -3,7 +3,9 @@
 One Prometheus per session serves every data set as its own namespace; every namespace's traffic follows
 the same script in time (the route's weights are applied a minute after the bot commits them), so a test
 drives `run_cycle` at fixed moments of that script through `ScenarioClock`. Git dates the bot's commits
-with the same clock, so the history the bot reads agrees with the metrics it queries.
+with the same clock, so the history the bot reads agrees with the metrics it queries. In pull-request mode
+(`make_world(..., github=github_fake)`) the forge is the GitHub fake, checked against GitHub's OpenAPI
+description after each test.
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ from ruamel.yaml import YAML
 
 from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.adapters.registry import OciRegistry
-from gitbot.commands.compose import build_registry, build_workspace
+from gitbot.commands.compose import build_forge, build_registry, build_workspace
 from gitbot.config import CanarySettings, Policy, load_policy
 from gitbot.ports import Metrics
 from gitbot.reconcile import CycleResult, Deps, run_cycle
 from tests.crd_schemas import validator_for
+from tests.support.github_fake import GitHubFake, github_fake
 from tests.support.gitserver import GitServer, ServerCommit, git_server
 from tests.support.prometheus import BASE_TIME, HEALTHY, PrometheusServer, Scenario, SideProfile, start_prometheus
 from tests.support.registry import RunningRegistry, push_tags, start_registry
 
-__all__ = ["git_server"]
+__all__ = ["git_server", "github_fake"]
 
 POLICY = "production"
 ROUTES_FILE = "clusters/production/routes.yaml"
@@ -71,6 +74,13 @@ SCENARIOS = (
     ),
     # The route says 10 % but no request ever reaches the canary.
     Scenario(namespace="nocanary", duration=timedelta(minutes=30), canary_share=((0.0, 0.0),)),
+    # Healthy; a person's revert of the 60 % step shows from minute 19, the step made again after a resume
+    # at minute 31 shows from minute 32.
+    Scenario(
+        namespace="resumed",
+        duration=timedelta(minutes=40),
+        canary_share=((0.0, 0.0), (120.0, 10.0), (900.0, 60.0), (1140.0, 10.0), (1920.0, 60.0)),
+    ),
 )
 
 
@@ -229,7 +239,19 @@ def policy_text(
     namespace: str,
     route: str = VIRTUAL_SERVICE,
     on_complete: str = "hold",
+    *,
+    min_requests: int = 100,
+    notify_after: int = 3,
+    github_api: str | None = None,
 ) -> str:
+    delivery = (
+        "  delivery:\n"
+        "    mode: pull-request\n"
+        f'    github: {{repository: acme/cluster-config, tokenEnv: GITHUB_TOKEN, apiUrl: "{github_api}", '
+        "labels: [gitbot, canary]}\n"
+        if github_api
+        else ""
+    )
     return f"""\
 apiVersion: gitbot.dev/v1alpha1
 kind: Policy
@@ -243,7 +265,7 @@ spec:
     tokenEnv: SCENARIO_GIT_TOKEN
     username: gitbot
     author: {{name: gitbot, email: gitbot@example.test}}
-  registries:
+{delivery}  registries:
     - {{host: "{registry_host}", insecure: true}}
   images:
     - name: podinfo-ga
@@ -266,7 +288,8 @@ spec:
         prometheus: {{url: "{prometheus_url}"}}
         namespace: {namespace}
         window: 5m
-        minRequests: 100
+        minRequests: {min_requests}
+        notifyAfterInconclusive: {notify_after}
         stableWorkload: podinfo-ga
         canaryWorkload: podinfo-canary
         checks:
@@ -291,6 +314,8 @@ class World:
     trace_dir: Path
     build: Callable[[str], Deps]
     restarts: int = 0
+    github: GitHubFake | None = None
+    policy_path: Path | None = None
 
     def restart(self) -> None:
         """Carry on as a freshly started bot: nothing remembered but what is in git."""
@@ -374,6 +399,9 @@ def make_world(
         canary_weight: int = 0,
         gateway_api: bool = False,
         on_complete: str = "hold",
+        min_requests: int = 100,
+        notify_after: int = 3,
+        github: GitHubFake | None = None,
     ) -> World:
         name = git_server.unique_name(f"canary-{namespace}")
         image_repo = f"scenarios/{name}/podinfo"
@@ -394,6 +422,9 @@ def make_world(
                 namespace,
                 GATEWAY_API if gateway_api else VIRTUAL_SERVICE,
                 on_complete,
+                min_requests=min_requests,
+                notify_after=notify_after,
+                github_api=github.base_url if github else None,
             ),
             encoding="utf-8",
         )
@@ -408,16 +439,31 @@ def make_world(
         def build(cache: str) -> Deps:
             # A new process: its own clone cache, registry client and (empty) inconclusive streaks.
             env = {"SCENARIO_GIT_TOKEN": git_server.token, "GITBOT_CACHE_DIR": str(tmp_path / cache)}
+            if github is not None:
+                env["GITHUB_TOKEN"] = github.token
             return Deps(
                 workspace=build_workspace(policy, env),
                 registry=build_registry(policy, env),
                 clock=clock,
+                forge=build_forge(policy, env, throttle=False),
                 metrics=metrics,
             )
 
         traces = tmp_path / "traces"
         traces.mkdir(exist_ok=True)
-        return World(git_server, name, policy, build("cache"), clock, registry, image_repo, traces, build)
+        return World(
+            git_server,
+            name,
+            policy,
+            build("cache"),
+            clock,
+            registry,
+            image_repo,
+            traces,
+            build,
+            github=github,
+            policy_path=path,
+        )
 
     yield make
     for client in clients:

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -284,10 +285,12 @@ class GitServer:
         branch: str = "main",
         author: tuple[str, str] = (OTHER_NAME, OTHER_EMAIL),
         delete: tuple[str, ...] = (),
+        date: datetime | None = None,
     ) -> str:
         """Commit `files` (path -> text) on `branch` directly in the bare repository, as another person.
 
         Works like someone pushing from elsewhere; returns the new commit sha. Paths in `delete` are removed.
+        `date` dates the commit (default: now).
         """
         ref = f"refs/heads/{branch}"
         with tempfile.TemporaryDirectory(prefix="gitserver-index-") as tmp:
@@ -298,6 +301,8 @@ class GitServer:
                 "GIT_COMMITTER_NAME": author[0],
                 "GIT_COMMITTER_EMAIL": author[1],
             }
+            if date is not None:
+                env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = f"@{int(date.timestamp())} +0000"
             parent = self._resolve(name, ref)
             if parent:
                 self.git(name, "read-tree", parent, env=env)

@@ -1,0 +1,170 @@
+"""`gitbot analyze`, `promote`, `pause`, `resume`, `once` and `status` as a person runs them: subprocesses on
+the wall clock, against the real git server and a Prometheus whose data runs up to now."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.scenarios_canary.conftest import POLICY, SLOW, World, WorldFactory, weights
+from tests.scenarios_canary.test_progression import at, trailers
+from tests.support.gitserver import GitServer
+from tests.support.prometheus import PrometheusServer, Scenario, start_prometheus
+
+# Both data sets began 20 minutes before the module's first test and run 5 minutes past it; the canary
+# takes 10 % of the requests from the first minute on.
+LIVE_SHARE = ((0.0, 0.0), (60.0, 10.0))
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=20)
+    scenarios = (
+        Scenario(namespace="live", start=start, duration=timedelta(minutes=25), canary_share=LIVE_SHARE),
+        Scenario(
+            namespace="live-slow", start=start, duration=timedelta(minutes=25), canary_share=LIVE_SHARE, canary=SLOW
+        ),
+    )
+    server = start_prometheus(tmp_path_factory.mktemp("live-prometheus"), *scenarios)
+    yield server
+    server.stop()
+
+
+def gitbot(world: World, git_server: GitServer, *args: str) -> subprocess.CompletedProcess[str]:
+    assert world.policy_path is not None
+    home = world.policy_path.parent
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": str(home),
+        "SCENARIO_GIT_TOKEN": git_server.token,
+        "GITBOT_CACHE_DIR": str(home / "cli-cache"),
+        "GITBOT_POLICIES": str(home),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "gitbot", *args],
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> list[str]:
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def refused(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a usage error prints (exit 2, nothing on stdout)."""
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    return line
+
+
+def test_analyze_prints_each_check_and_the_verdict(
+    make_world: WorldFactory, live: PrometheusServer, git_server: GitServer
+) -> None:
+    world = make_world("live", prometheus_url=live.url, canary_weight=10)
+    head = world.log()[0].sha
+
+    lines = ok(gitbot(world, git_server, "analyze", "podinfo"))
+    assert lines[0] == "canary podinfo (VirtualService/test/podinfo): 10%, step 1 of 3"
+    rows = [line.split() for line in lines[1:-1]]
+    assert [row[:2] for row in rows] == [["requests", "pass"], ["success-rate", "pass"], ["latency-p99", "pass"]]
+    assert rows[0][2:4] == ["canary=600", "GA=5400"] and rows[2][2:4] == ["canary=175", "GA=175"]
+    assert " ".join(rows[2][4:]).startswith("threshold <= 1.5x GA")
+    assert lines[-1] == "verdict: pass (all checks passed)"
+
+    payload = json.loads("\n".join(ok(gitbot(world, git_server, "analyze", "podinfo", "--policy", POLICY, "--json"))))
+    assert {k: payload[k] for k in ("canary", "policy", "route", "weight", "step", "paused", "verdict", "summary")} == {
+        "canary": "podinfo",
+        "policy": POLICY,
+        "route": "VirtualService/test/podinfo",
+        "weight": 10,
+        "step": "step 1 of 3",
+        "paused": None,
+        "verdict": "pass",
+        "summary": "all checks passed",
+    }
+    assert payload["share"] == pytest.approx(10)
+    start, end = (datetime.fromisoformat(moment) for moment in payload["window"])
+    assert end - start == timedelta(minutes=5) and abs(datetime.now(UTC) - end) < timedelta(minutes=1)
+    checks = {c["name"]: c for c in payload["checks"]}
+    assert list(checks) == ["requests", "success-rate", "latency-p99"]
+    assert set(checks["latency-p99"]) == {"name", "verdict", "canary", "stable", "threshold", "detail"}
+    assert (checks["latency-p99"]["canary"], checks["latency-p99"]["stable"]) == pytest.approx((175, 175))
+    assert checks["success-rate"]["threshold"] == ">= 99%, >= GA - 0.5pp"
+    assert all(c["verdict"] == "pass" for c in payload["checks"])
+    assert world.log()[0].sha == head, "analyze delivers nothing"
+
+    slow = make_world("live-slow", prometheus_url=live.url, canary_weight=10)
+    failing = json.loads("\n".join(ok(gitbot(slow, git_server, "analyze", "podinfo", "--json"))))
+    assert (failing["verdict"], failing["summary"]) == ("fail", "p99 2.14x GA")
+    latency = next(c for c in failing["checks"] if c["name"] == "latency-p99")
+    assert latency["verdict"] == "fail" and latency["canary"] == pytest.approx(375)
+
+    assert refused(gitbot(world, git_server, "analyze", "nginx")) == (
+        "gitbot: error: canary 'nginx' is in 0 policies (none); name one with --policy"
+    )
+
+
+def test_pause_resume_promote_and_status_from_the_command_line(
+    make_world: WorldFactory, live: PrometheusServer, git_server: GitServer
+) -> None:
+    world = make_world("live", prometheus_url=live.url, canary_weight=10)
+    status = ok(gitbot(world, git_server, "status", "--policy", POLICY))
+    assert status[-1] == "  canary podinfo: 10% (step 1 of 3); analysis now: pass (all checks passed)"
+
+    paused = ok(gitbot(world, git_server, "pause", "podinfo", "--reason", "load test tonight"))
+    assert paused == [f"paused podinfo ({POLICY}) at {world.log()[0].sha}"]
+    assert "load test tonight" in world.server.message(world.repo)
+    status = ok(gitbot(world, git_server, "status", "--policy", POLICY))
+    assert status[-1].endswith("; paused: paused by gitbot")
+    # The canary has dwelt at 10 % for 19 minutes and passes: only the pause holds it.
+    head = world.log()[0].sha
+    assert ok(gitbot(world, git_server, "once", "--policy", POLICY)) == [f"{POLICY}: nothing to change at {head[:12]}"]
+
+    resumed = ok(gitbot(world, git_server, "resume", "podinfo"))
+    assert resumed == [f"resumed podinfo ({POLICY}) at {world.log()[0].sha}"]
+    stepped = ok(gitbot(world, git_server, "once", "--policy", POLICY))
+    assert stepped == [f"committed {world.log()[0].sha}  gitbot({POLICY}): podinfo canary 10% -> 60%"]
+    assert weights(world.routes_text()) == at(60)
+
+    # Just stepped: the dwell is (nearly) the whole interval, in whole seconds.
+    status = ok(gitbot(world, git_server, "status", "--policy", POLICY))
+    found = re.fullmatch(
+        r"  canary podinfo: 60% \(step 2 of 3\); dwell left (\d+)m(\d\d)s; analysis now: pass .*", status[-1]
+    )
+    assert found is not None, status[-1]
+    assert 9 * 60 <= int(found.group(1)) * 60 + int(found.group(2)) <= 10 * 60
+
+    promoted = ok(gitbot(world, git_server, "promote", "podinfo", "--policy", POLICY))
+    assert promoted == [f"committed {world.log()[0].sha}  gitbot({POLICY}): podinfo canary 60% -> 100%"]
+    message = world.server.message(world.repo)
+    assert ("Gitbot-From", "60") in trailers(message) and ("Gitbot-To", "100") in trailers(message)
+    head = world.log()[0].sha
+
+    assert refused(gitbot(world, git_server, "promote", "podinfo")) == (
+        "gitbot: error: canary podinfo is already at its last step (100%); give --to to move it"
+    )
+    assert refused(gitbot(world, git_server, "promote", "podinfo", "--to", "150")) == (
+        "gitbot: error: --to must be a weight in 0..100, got 150"
+    )
+    assert world.log()[0].sha == head
+
+    back = ok(gitbot(world, git_server, "promote", "podinfo", "--to", "10"))
+    assert back == [f"committed {world.log()[0].sha}  gitbot({POLICY}): podinfo canary 100% -> 10%"]
+    assert weights(world.routes_text()) == at(10)
+    # seed, pause, resume, 60 %, 100 %, 10 %.
+    assert world.validate_every_version() == 6
