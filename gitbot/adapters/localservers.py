@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,7 @@ REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 PROMETHEUS_BINARY = Path("/usr/bin/prometheus")
 PROMTOOL_BINARY = Path("/usr/bin/promtool")
 _HINT = "the demo runs without it with `gitbot demo --builtin`"
-_MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def free_port() -> int:
@@ -77,6 +78,60 @@ def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def push_image(client: httpx.Client, repository: str, tags: Iterable[str], *, content: str) -> str:
+    """Push one tiny image to `repository` through `client` (based at the registry) under every tag in `tags`.
+
+    Without Docker: the config and layer blobs are uploaded once (POST, then PUT with the digest), then the
+    schema 2 manifest is PUT once per tag. Returns the manifest digest.
+    """
+    layer = gzip.compress(content.encode(), mtime=0)
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [_digest(gzip.decompress(layer))]},
+        },
+        sort_keys=True,
+    ).encode()
+    where = f"{client.base_url.host}:{client.base_url.port}/{repository}"
+    for blob in (config, layer):
+        started = client.post(f"/v2/{repository}/blobs/uploads/")
+        if started.status_code != 202:
+            raise RegistryError(f"blob upload to {where} refused: HTTP {started.status_code}")
+        location = started.headers["Location"]
+        separator = "&" if "?" in location else "?"
+        done = client.put(
+            f"{location}{separator}digest={_digest(blob)}",
+            content=blob,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        if done.status_code != 201:
+            raise RegistryError(f"blob upload to {where} failed: HTTP {done.status_code}")
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": len(config),
+                "digest": _digest(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": len(layer),
+                    "digest": _digest(layer),
+                }
+            ],
+        }
+    ).encode()
+    for tag in tags:
+        put = client.put(f"/v2/{repository}/manifests/{tag}", content=manifest, headers={"Content-Type": MANIFEST_TYPE})
+        if put.status_code != 201:
+            raise RegistryError(f"manifest PUT {where}:{tag} failed: HTTP {put.status_code}")
+    return _digest(manifest)
+
+
 class LocalRegistry:
     """A `docker-registry` (distribution 2.x) on a free loopback port with storage under `work_dir`."""
 
@@ -86,7 +141,6 @@ class LocalRegistry:
         self.host = f"127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
         self._client = httpx.Client(base_url=f"http://{self.host}", timeout=10, trust_env=False)
-        self._blobs: tuple[str, str, int, int] | None = None
 
     def start(self) -> LocalRegistry:
         storage = self.work_dir / "storage"
@@ -109,57 +163,9 @@ class LocalRegistry:
             raise
         return self
 
-    def _upload(self, repository: str, blob: bytes) -> None:
-        started = self._client.post(f"/v2/{repository}/blobs/uploads/")
-        if started.status_code != 202:
-            raise RegistryError(f"blob upload to {self.host}/{repository} refused: HTTP {started.status_code}")
-        location = started.headers["Location"]
-        separator = "&" if "?" in location else "?"
-        done = self._client.put(
-            f"{location}{separator}digest={_digest(blob)}",
-            content=blob,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        if done.status_code != 201:
-            raise RegistryError(f"blob upload to {self.host}/{repository} failed: HTTP {done.status_code}")
-
     def push(self, repository: str, tag: str) -> str:
         """Push a tiny image to `repository` (path on this registry) as `tag`; return the manifest digest."""
-        layer = gzip.compress(f"podinfo {tag}\n".encode(), mtime=0)
-        config = json.dumps(
-            {
-                "architecture": "amd64",
-                "os": "linux",
-                "config": {"Labels": {"version": tag}},
-                "rootfs": {"type": "layers", "diff_ids": [_digest(gzip.decompress(layer))]},
-            }
-        ).encode()
-        self._upload(repository, config)
-        self._upload(repository, layer)
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": _MANIFEST_TYPE,
-                "config": {
-                    "mediaType": "application/vnd.docker.container.image.v1+json",
-                    "size": len(config),
-                    "digest": _digest(config),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                        "size": len(layer),
-                        "digest": _digest(layer),
-                    }
-                ],
-            }
-        ).encode()
-        put = self._client.put(
-            f"/v2/{repository}/manifests/{tag}", content=manifest, headers={"Content-Type": _MANIFEST_TYPE}
-        )
-        if put.status_code != 201:
-            raise RegistryError(f"manifest PUT {self.host}/{repository}:{tag} failed: HTTP {put.status_code}")
-        return _digest(manifest)
+        return push_image(self._client, repository, [tag], content=f"podinfo {tag}\n")
 
     def stop(self) -> None:
         self._client.close()

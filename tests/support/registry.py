@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
-import gzip
 import hashlib
 import http.server
 import json
@@ -33,8 +32,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from gitbot.adapters.localservers import push_image
+
 REGISTRY_BINARY = "/usr/bin/docker-registry"
-MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def free_port() -> int:
@@ -129,10 +129,6 @@ def make_htpasswd(path: Path, users: Mapping[str, str]) -> Path:
     return path
 
 
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def push_tags(
     registry_url: str,
     repo: str,
@@ -147,52 +143,8 @@ def push_tags(
     PUT once per tag. `auth` is Basic user/password, `token` a bearer token with push scope.
     """
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    layer = gzip.compress(f"gitbot test layer for {repo}\n".encode(), mtime=0)
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [_digest(gzip.decompress(layer))]},
-        },
-        sort_keys=True,
-    ).encode()
-    with httpx.Client(base_url=registry_url, auth=auth, headers=headers, timeout=10) as client:
-        for blob in (config, layer):
-            started = client.post(f"/v2/{repo}/blobs/uploads/")
-            if started.status_code != 202:
-                raise RuntimeError(f"blob upload to {repo} refused: {started.status_code} {started.text}")
-            location = started.headers["Location"]
-            sep = "&" if "?" in location else "?"
-            done = client.put(
-                f"{location}{sep}{urlencode({'digest': _digest(blob)})}",
-                content=blob,
-                headers={"Content-Type": "application/octet-stream"},
-            )
-            if done.status_code != 201:
-                raise RuntimeError(f"blob upload to {repo} failed: {done.status_code} {done.text}")
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": MANIFEST_TYPE,
-                "config": {
-                    "mediaType": "application/vnd.docker.container.image.v1+json",
-                    "size": len(config),
-                    "digest": _digest(config),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                        "size": len(layer),
-                        "digest": _digest(layer),
-                    }
-                ],
-            }
-        ).encode()
-        for tag in tags:
-            put = client.put(f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": MANIFEST_TYPE})
-            if put.status_code != 201:
-                raise RuntimeError(f"manifest PUT {repo}:{tag} failed: {put.status_code} {put.text}")
-    return _digest(manifest)
+    with httpx.Client(base_url=registry_url, auth=auth, headers=headers, timeout=10, trust_env=False) as client:
+        return push_image(client, repo, tags, content=f"gitbot test layer for {repo}\n")
 
 
 def clone_tags_on_disk(storage: Path, repo: str, source_tag: str, tags: Iterable[str]) -> int:
