@@ -16,7 +16,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import httpx
@@ -170,6 +170,38 @@ class LocalRegistry:
     def stop(self) -> None:
         self._client.close()
         _stop(self._process)
+
+
+# The counter family is declared without `_total`: promtool drops the samples otherwise.
+_ISTIO_FAMILIES = (
+    ("istio_requests", "counter", ("istio_requests_total",)),
+    (
+        "istio_request_duration_milliseconds",
+        "histogram",
+        (
+            "istio_request_duration_milliseconds_bucket",
+            "istio_request_duration_milliseconds_count",
+            "istio_request_duration_milliseconds_sum",
+        ),
+    ),
+)
+
+
+def istio_openmetrics(series: Iterable[tuple[str, str, Sequence[tuple[float, float]]]]) -> str:
+    """Istio's request counter and latency histogram as one OpenMetrics exposition for promtool backfill.
+
+    `series` yields (metric name, rendered `{label="value",...}`, points); each series' points must be
+    ascending, timestamps in seconds. The families are declared once, each series written contiguously.
+    """
+    items = list(series)
+    lines: list[str] = []
+    for family, kind, names in _ISTIO_FAMILIES:
+        lines.append(f"# TYPE {family} {kind}")
+        for name, labels, points in items:
+            if name in names:
+                lines += [f"{name}{labels} {value:.6f} {int(at)}" for at, value in points]
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
 
 
 class LocalPrometheus:

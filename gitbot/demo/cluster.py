@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from gitbot.adapters.localservers import istio_openmetrics
 from gitbot.manifests import scan_text
 
 # Istio's default buckets for istio_request_duration_milliseconds.
@@ -158,24 +159,4 @@ class SimulatedCluster:
         for name, labels, at, value in self.history:
             rendered = "{" + ",".join(f'{key}="{val}"' for key, val in labels.items()) + "}"
             by_series.setdefault((name, rendered), []).append((at, value))
-        lines: list[str] = []
-        # The counter family is declared without `_total`; Prometheus drops the samples otherwise.
-        families = (
-            ("istio_requests", "counter", ("istio_requests_total",)),
-            (
-                "istio_request_duration_milliseconds",
-                "histogram",
-                (
-                    "istio_request_duration_milliseconds_bucket",
-                    "istio_request_duration_milliseconds_count",
-                    "istio_request_duration_milliseconds_sum",
-                ),
-            ),
-        )
-        for family, kind, names in families:
-            lines.append(f"# TYPE {family} {kind}")
-            for (name, selector), points in by_series.items():
-                if name in names:
-                    lines += [f"{name}{selector} {value:.6f} {int(at)}" for at, value in points]
-        lines.append("# EOF")
-        return "\n".join(lines) + "\n"
+        return istio_openmetrics((name, selector, points) for (name, selector), points in by_series.items())

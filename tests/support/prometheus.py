@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
+from gitbot.adapters.localservers import istio_openmetrics
+
 # Istio's default buckets for istio_request_duration_milliseconds.
 ISTIO_BUCKETS_MS: tuple[float, ...] = (
     0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000,
@@ -184,30 +186,8 @@ def build_series(scenario: Scenario) -> list[_Series]:
 def write_openmetrics(scenarios: tuple[Scenario, ...], stream: IO[str]) -> int:
     """Write `scenarios` as one OpenMetrics exposition; return the number of samples written."""
     series = [s for scenario in scenarios for s in build_series(scenario)]
-    written = 0
-    # Counter family declared without `_total`; each series contiguous and ascending; seconds timestamps.
-    families = (
-        ("istio_requests", "counter", ("istio_requests_total",)),
-        (
-            "istio_request_duration_milliseconds",
-            "histogram",
-            (
-                "istio_request_duration_milliseconds_bucket",
-                "istio_request_duration_milliseconds_count",
-                "istio_request_duration_milliseconds_sum",
-            ),
-        ),
-    )
-    for family, kind, names in families:
-        stream.write(f"# TYPE {family} {kind}\n")
-        for item in series:
-            if item.name not in names:
-                continue
-            for stamp, value in item.points:
-                stream.write(f"{item.name}{item.labels} {value:.6f} {stamp}\n")
-                written += 1
-    stream.write("# EOF\n")
-    return written
+    stream.write(istio_openmetrics((item.name, item.labels, item.points) for item in series))
+    return sum(len(item.points) for item in series)
 
 
 def free_port() -> int:
