@@ -16,7 +16,7 @@ from datetime import datetime
 from gitbot.analysis import AnalysisSpec, CheckSpec, render_evidence
 from gitbot.canary import CanaryDecision, CanaryPolicy, CanaryState
 from gitbot.config import CanarySettings, DestinationSettings, Policy
-from gitbot.domain import Analysis, Assignment, Change, Plan, Target
+from gitbot.domain import Action, Analysis, Assignment, Change, Plan, Target
 from gitbot.edits import apply_assignments
 from gitbot.errors import ConfigError
 from gitbot.history import (
@@ -276,6 +276,25 @@ def evidence_text(decision: CanaryDecision, observation: Observation) -> str:
     return "\n\n".join(parts)
 
 
+def _weight_plan(
+    policy: Policy,
+    name: str,
+    action: Action,
+    changes: tuple[Change, ...],
+    texts: Mapping[str, str],
+    subject: str,
+    body: str,
+    trailers: tuple[tuple[str, str], ...],
+    pid: str,
+    observation: Observation,
+    reverts: tuple[str, ...] = (),
+) -> Plan:
+    """A plan that moves weights: the edited files, and the body with the latency chart as its evidence."""
+    evidence = body + (f"\n\n{observation.chart}" if observation.chart else "")
+    files = tuple(sorted(apply_changes(texts, changes).items()))
+    return Plan(policy.name, name, action, changes, files, subject, body, trailers, pid, evidence, reverts=reverts)
+
+
 def step_plan(
     policy: Policy,
     route: RouteState,
@@ -301,19 +320,7 @@ def step_plan(
         (TRAILER_TO, str(to)),
         (TRAILER_PLAN, pid),
     )
-    evidence = body + (f"\n\n{observation.chart}" if observation.chart else "")
-    return Plan(
-        policy.name,
-        canary.name,
-        "canary-step",
-        changes,
-        tuple(sorted(apply_changes(texts, changes).items())),
-        subject,
-        body,
-        trailers,
-        pid,
-        evidence,
-    )
+    return _weight_plan(policy, canary.name, "canary-step", changes, texts, subject, body, trailers, pid, observation)
 
 
 def rollback_plan(
@@ -337,19 +344,8 @@ def rollback_plan(
     if quarantine:
         body += f"\n\nQuarantined canary tag: {canary_tag} (not applied again; a newer tag restarts the canary)."
     trailers = rollback_trailers(policy.name, canary.name, str(route.weight), "0", pid, quarantine)
-    evidence = body + (f"\n\n{observation.chart}" if observation.chart else "")
-    return Plan(
-        policy.name,
-        canary.name,
-        "rollback",
-        changes,
-        tuple(sorted(apply_changes(texts, changes).items())),
-        subject,
-        body,
-        trailers,
-        pid,
-        evidence,
-        reverts=hist.standing_steps,
+    return _weight_plan(
+        policy, canary.name, "rollback", changes, texts, subject, body, trailers, pid, observation, hist.standing_steps
     )
 
 
