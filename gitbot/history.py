@@ -46,10 +46,16 @@ class BotCommit:
     plan_id: str | None
     quarantine: tuple[tuple[str, str], ...] = ()
     reverted_by: CommitInfo | None = None
+    landed_at: datetime | None = None
 
     @property
     def sha(self) -> str:
         return self.commit.sha
+
+    @property
+    def landed(self) -> datetime:
+        """When the change reached the branch: the merge that brought it in, else its own commit time."""
+        return self.landed_at or self.commit.committed_at
 
 
 @dataclass(frozen=True)
@@ -119,8 +125,34 @@ def reverted_shas(commit: CommitInfo) -> list[str]:
     return _REVERTS_SHA.findall(commit.body)
 
 
+def landing_times(log: Sequence[CommitInfo]) -> dict[str, datetime]:
+    """When each commit reached the branch: commits a merge brought in landed when the merge was made.
+
+    Walks the first-parent line from the newest commit; a commit on it landed at its own commit time, and
+    everything reachable only through a merge's other parents landed with that merge. A step merged from a
+    pull request long after the bot committed it has been in effect only since the merge.
+    """
+    by_sha = {c.sha: c for c in log}
+    chain: list[CommitInfo] = []
+    current = log[0] if log else None
+    while current is not None:
+        chain.append(current)
+        current = by_sha.get(current.parents[0]) if current.parents else None
+    landed: dict[str, datetime] = {c.sha: c.committed_at for c in chain}
+    for merge in reversed(chain):
+        stack = list(merge.parents[1:])
+        while stack:
+            sha = stack.pop()
+            if sha in landed or sha not in by_sha:
+                continue
+            landed[sha] = merge.committed_at
+            stack.extend(by_sha[sha].parents)
+    return landed
+
+
 def read_history(log: Sequence[CommitInfo], policy: str) -> History:
     """Derive the History of `policy` from `log` (newest first)."""
+    landed = landing_times(log)
     oldest_first = list(reversed(log))
     by_sha = {c.sha: c for c in oldest_first}
     reverted: dict[str, CommitInfo] = {}
@@ -142,7 +174,7 @@ def read_history(log: Sequence[CommitInfo], policy: str) -> History:
         if parsed is None or parsed.policy != policy:
             continue
         by = reverted.get(commit.sha)
-        parsed = replace(parsed, reverted_by=by)
+        parsed = replace(parsed, reverted_by=by, landed_at=landed.get(commit.sha))
         bot.append(parsed)
         if by is not None and parsed.action == "image-update":
             for change in parsed.changes:

@@ -170,7 +170,7 @@ def canary_history(history: History, canary: CanarySettings) -> CanaryHistory:
     ]
     standing = [c for c in steps if c.reverted_by is None]
     # A revert of a step moves the weights too: the apply timeout and the dwell count from it.
-    moved = [c.commit.committed_at for c in standing[:1]] + [c.reverted_by.committed_at for c in steps if c.reverted_by]
+    moved = [c.landed for c in standing[:1]] + [c.reverted_by.committed_at for c in steps if c.reverted_by]
     last_step_at = max(moved) if moved else None
     own = [c for c in history.commits if any(ch.target == canary.name for ch in c.changes)]
     rollbacks = [c for c in own if c.action == "rollback" and c.reverted_by is None]
@@ -179,7 +179,7 @@ def canary_history(history: History, canary: CanarySettings) -> CanaryHistory:
     newer = {c.sha: i for i, c in enumerate(history.commits)}
     rolled_back = last_rollback is not None and (not standing or newer[last_rollback.sha] < newer[standing[0].sha])
     image_updates = history.standing(canary.image, "image-update") if canary.image else []
-    newest_image = image_updates[0].commit.committed_at if image_updates else None
+    newest_image = image_updates[0].landed if image_updates else None
     # Only a tag other than the one the rollback quarantined restarts a rolled-back canary.
     quarantined = {tag for image, tag in last_rollback.quarantine if image == canary.image} if last_rollback else set()
     newer_tag = (

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from gitbot.domain import Author, CommitInfo
-from gitbot.history import read_history
+from gitbot.history import landing_times, read_history
 
 _counter = itertools.count(1)
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -120,3 +121,28 @@ def test_rollback_trailer_quarantines_the_canary_tag() -> None:
     assert history.commits[1].reverted_by == rollback
     assert history.last("podinfo", "canary-step") is not None
     assert history.standing("podinfo", "canary-step") == []
+
+
+def test_a_merged_change_landed_when_the_merge_was_made() -> None:
+    base = commit("seed", author=ALICE)
+    step = commit(
+        "gitbot(prod): podinfo canary 0% -> 10%",
+        trailers=(
+            ("Gitbot-Policy", "prod"),
+            ("Gitbot-Action", "canary-step"),
+            ("Gitbot-Target", "podinfo"),
+            ("Gitbot-From", "0"),
+            ("Gitbot-To", "10"),
+        ),
+    )
+    step = replace(step, parents=(base.sha,))
+    person = replace(commit("docs", author=ALICE), parents=(base.sha,))
+    merge = replace(commit("Merge pull request #1", author=ALICE), parents=(person.sha, step.sha))
+    merge = replace(merge, committed_at=step.committed_at + timedelta(hours=2))
+    log = [merge, person, step, base]
+    landed = landing_times(log)
+    assert landed[step.sha] == merge.committed_at
+    assert landed[person.sha] == person.committed_at and landed[base.sha] == base.committed_at
+    history = read_history(log, "prod")
+    assert history.commits[0].landed == merge.committed_at
+    assert history.commits[0].commit.committed_at == step.committed_at
