@@ -29,7 +29,7 @@ _SLACK_FIELD_TEXT = 2000
 _ICONS = {
     "change-delivered": ":rocket:",
     "rollback": ":rewind:",
-    "inconclusive": ":grey_question:",
+    "canary-attention": ":grey_question:",
     "cycle-failed": ":warning:",
 }
 
@@ -54,6 +54,11 @@ class _JsonPoster:
     ) -> None:
         if not url.startswith(("https://", "http://")):
             raise ConfigError(f"a {self.kind} URL must start with https:// or http://")
+        try:
+            httpx.URL(url)
+        except httpx.InvalidURL:
+            # httpx would refuse it at the first post, deep inside a cycle; say so at start, without the value.
+            raise ConfigError(f"a {self.kind} URL is not a valid URL (its value is not shown)") from None
         self._url = url
         self._timeout = timeout
         self._retry_delay = retry_delay
@@ -73,7 +78,7 @@ class _JsonPoster:
             try:
                 with httpx.Client(timeout=self._timeout, follow_redirects=False) as client:
                     response = client.post(self._url, json=payload)
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 problem = exc.__class__.__name__
                 self._count("transport-error")
             else:
@@ -172,7 +177,13 @@ def _url(policy: Policy, env: Mapping[str, str], name: str, pointer: str) -> str
         url = secret_from_env(env, name, field=field)
     except ConfigError as exc:
         raise ConfigError(exc.message, where=policy.where(pointer), hint="set it where gitbot runs") from None
-    if url is None or not url.startswith(("https://", "http://")):
+    # A secret read from a file (a Kubernetes Secret made with --from-file) often ends with a newline.
+    url = url.strip() if url is not None else None
+    try:
+        invalid = url is None or not url.startswith(("https://", "http://")) or not httpx.URL(url).host
+    except httpx.InvalidURL:
+        invalid = True
+    if invalid or url is None:
         raise ConfigError(
             f"environment variable {name} (named by {field}) must hold an http(s) URL; its value is not shown",
             where=policy.where(pointer),

@@ -324,4 +324,16 @@ class CycleRunner:
     def _notify(self, state: _PolicyState, event: str, text: str, fields: Mapping[str, str]) -> None:
         masked = {key: self.masker.mask(value) for key, value in fields.items()}
         for notifier in state.notifiers:
-            notifier.notify(event, self.masker.mask(text), masked)
+            try:
+                notifier.notify(event, self.masker.mask(text), masked)
+            except Exception as exc:
+                # The change is already delivered: a broken notifier must not turn the cycle into a failure
+                # (which would skip ticks and count a delivered change as none).
+                log_event(
+                    _log,
+                    "notification raised",
+                    level=logging.ERROR,
+                    notifier=type(notifier).__name__,
+                    notify_event=event,
+                    error_type=type(exc).__name__,
+                )

@@ -310,3 +310,50 @@ def test_summary_reports_each_canary_weight_after_delivery_and_its_verdict() -> 
     # A step that was planned but not delivered leaves the weight where git has it.
     unchanged = (Delivery("podinfo", "unchanged", "url", "s"),)
     assert summarize(CycleResult("p", (), unchanged, "", 1, "h", canaries), 0.1).canaries["podinfo"] == (10, "pass")
+
+
+class Fixed:
+    def __init__(self, tags: list[str]) -> None:
+        self.tags = tags
+
+    def list_tags(self, image: str) -> list[str]:
+        return list(self.tags)
+
+
+class BrokenNotifier:
+    def notify(self, event: str, text: str, fields: Mapping[str, str]) -> None:
+        raise RuntimeError(f"notifier broke on {event}")
+
+
+def test_a_notifier_that_raises_does_not_fail_a_cycle_that_delivered(tmp_path: Path) -> None:
+    (tmp_path / "repo" / "clusters").mkdir(parents=True)
+    (tmp_path / "repo" / "clusters" / "app.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app, namespace: staging}\n"
+        "spec:\n  template:\n    spec:\n      containers:\n"
+        "        - {name: app, image: r.example.test/acme/app:1.0.0}\n"
+    )
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "apiVersion: gitbot.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec:\n"
+        "  git: {url: https://git.example.test/acme/c.git, paths: [clusters]}\n"
+        "  images: [{name: app, repository: r.example.test/acme/app, filter: '1.0.*',\n"
+        "            targets: [{resource: Deployment/staging/app}]}]\n"
+    )
+    policy, copy, notes = load_policy(path), Copy(tmp_path / "repo"), Notes()
+
+    def build(p: Policy, **_: Any) -> Deps:
+        return Deps(workspace=CopyWorkspace(copy), registry=Fixed(["1.0.0", "1.0.1"]), clock=Clock())
+
+    runner = CycleRunner(
+        [policy],
+        env={},
+        stop=threading.Event(),
+        masker=SecretMasker(),
+        build=build,
+        make_notifiers=lambda *_a, **_k: [BrokenNotifier(), notes],
+    )
+    summary = runner(policy)
+    assert (summary.outcome, dict(summary.changes)) == ("changed", {"image-update": 1})
+    assert copy.writes == ["commit", "push"]
+    # The notifiers after the broken one still hear about the change.
+    assert [event for event, _text, _fields in notes.sent] == ["change-delivered"]

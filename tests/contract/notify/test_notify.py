@@ -184,3 +184,25 @@ def test_notifiers_for_needs_the_variables_set_to_urls(tmp_path: Path) -> None:
         notifiers_for(policy, {"TEST_SLACK_URL": "not-a-url-Zq9Secret", "TEST_HOOK_URL": "https://h.example/"})
     assert f"{path}:7" in bad.value.one_line()
     assert "Zq9Secret" not in bad.value.one_line()
+
+
+def test_a_url_read_from_a_secret_file_with_a_trailing_newline_still_posts(receiver: Receiver, tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(POLICY)
+    env = {"TEST_SLACK_URL": receiver.base + "/slack\n", "TEST_HOOK_URL": " " + receiver.base + "/hook\n"}
+    for notifier in notifiers_for(load_policy(path), env):
+        notifier.notify("change-delivered", "podinfo-ga 0.1.0 -> 0.1.2", FIELDS)
+    assert [p.path for p in receiver.posts] == ["/slack", "/hook"]
+
+
+def test_a_url_httpx_cannot_use_is_a_config_error_at_start_without_its_value(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(POLICY)
+    env = {"TEST_SLACK_URL": "https://hooks.example/ok", "TEST_HOOK_URL": "https://hooks.example/a\nZq9Secret"}
+    with pytest.raises(ConfigError) as bad:
+        notifiers_for(load_policy(path), env)
+    assert f"{path}:8" in bad.value.one_line()
+    assert "Zq9Secret" not in bad.value.one_line()
+    with pytest.raises(ConfigError) as direct:
+        WebhookNotifier("https://hooks.example/a\tZq9Secret")
+    assert "Zq9Secret" not in direct.value.one_line()
