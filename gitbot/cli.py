@@ -6,13 +6,16 @@ GitbotError into one line on stderr (a traceback only with `--debug`).
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 
 import click
 
 from gitbot import __version__
 from gitbot.commands import COMMANDS
 from gitbot.errors import GitbotError
+from gitbot.logs import SecretMasker, environment_secrets, process_masker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,10 +47,31 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(2)
     except GitbotError as exc:
+        masker = _masker()
         if debug:
-            raise
-        click.echo(f"gitbot: error: {exc.one_line()}", err=True)
+            _print_traceback(exc, masker)
+        click.echo(f"gitbot: error: {masker.mask(exc.one_line())}", err=True)
         if exc.hint:
-            click.echo(f"gitbot: hint: {' '.join(exc.hint.split())}", err=True)
+            click.echo(f"gitbot: hint: {masker.mask(' '.join(exc.hint.split()))}", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        # Not a GitbotError: a bug. Its traceback helps a report, but it may quote a token (a library's
+        # message about a malformed header, say), so it is masked like everything else.
+        masker = _masker()
+        _print_traceback(exc, masker)
+        message = masker.mask(str(exc) or type(exc).__name__)
+        click.echo(f"gitbot: internal error: {type(exc).__name__}: {' '.join(message.split())}", err=True)
+        sys.exit(1)
     sys.exit(0)
+
+
+def _masker() -> SecretMasker:
+    """The secrets this process has read, and registry passwords from the environment."""
+    masker = process_masker()
+    masker.add(*environment_secrets(os.environ))
+    return masker
+
+
+def _print_traceback(exc: BaseException, masker: SecretMasker) -> None:
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    click.echo(masker.mask(text), err=True)

@@ -27,6 +27,7 @@ _STANDARD = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 1, "x", Non
 # `log_event` puts its fields here so that names such as `name` or `message` cannot clash with LogRecord's.
 FIELDS = "gitbot_fields"
 _HANDLER_MARK = "_gitbot_handler"
+_REGISTRY_PASSWORD = re.compile(r"^GITBOT_REGISTRY_\w+_PASSWORD$")
 
 
 class SecretMasker(logging.Filter):
@@ -45,9 +46,12 @@ class SecretMasker(logging.Filter):
     def add(self, *secrets: str) -> None:
         """Learn more secret values (empty values are ignored)."""
         for secret in secrets:
-            if secret:
-                self._secrets.add(secret)
-                self._secrets.add(quote(secret, safe=""))
+            # A value read from a file often ends with a newline that the program using it drops, so the
+            # stripped form is what shows up in an error; both are masked.
+            for form in {secret, secret.strip()}:
+                if form:
+                    self._secrets.add(form)
+                    self._secrets.add(quote(form, safe=""))
         ordered = sorted(self._secrets, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
 
@@ -110,6 +114,28 @@ def secret_env_names(policy: Policy) -> set[str]:
 def secrets_for(policy: Policy, env: Mapping[str, str]) -> set[str]:
     """The secret values `policy` would read from `env` (unset or empty variables are left out)."""
     return {value for name in secret_env_names(policy) if (value := env.get(name, ""))}
+
+
+_PROCESS_MASKER = SecretMasker()
+
+
+def process_masker() -> SecretMasker:
+    """The masker of this process: every secret value a command has read so far.
+
+    Commands add to it where they read secrets (the composition root); the CLI masks its error lines and
+    `--debug` tracebacks with it, and `gitbot run` installs it on the log handler.
+    """
+    return _PROCESS_MASKER
+
+
+def remember_secrets(policy: Policy, env: Mapping[str, str]) -> None:
+    """Add the secret values `policy` reads from `env` to the process masker."""
+    _PROCESS_MASKER.add(*secrets_for(policy, env))
+
+
+def environment_secrets(env: Mapping[str, str]) -> set[str]:
+    """Secret values no policy names: registry passwords from `GITBOT_REGISTRY_<HOST>_PASSWORD`."""
+    return {value for name, value in env.items() if _REGISTRY_PASSWORD.match(name) and value}
 
 
 def log_event(

@@ -20,6 +20,7 @@ from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciRegistry
 from gitbot.config import CanarySettings, Policy, secret_from_env
 from gitbot.domain import Author
+from gitbot.logs import remember_secrets
 from gitbot.ports import Metrics
 from gitbot.reconcile import Deps
 
@@ -130,6 +131,8 @@ def build_deps(
     """The adapters of `policy`. `throttle` False drops GitHub's pauses (None: $GITBOT_GITHUB_THROTTLE);
     `registry_cache_ttl` overrides how long tag lists are reused (seconds)."""
     environ = dict(os.environ if env is None else env)
+    # Before any adapter sees a secret, so that every error from here on can be masked.
+    remember_secrets(policy, environ)
     forge = (
         build_forge(policy, environ, throttle=throttle)
         if need_forge and policy.spec.delivery.mode == "pull-request"

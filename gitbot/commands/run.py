@@ -15,7 +15,7 @@ import click
 from gitbot.commands.compose import policies_option
 from gitbot.commands.runner import CycleRunner
 from gitbot.config import load_policies
-from gitbot.logs import SecretMasker, configure_logging, secrets_for
+from gitbot.logs import configure_logging, process_masker, remember_secrets
 from gitbot.service import ServiceMetrics, run_service
 
 LOG_FORMATS = {"auto": None, "json": True, "text": False}
@@ -43,9 +43,9 @@ def run(policies_dir: Path, port: int, host: str, once_at_start: bool, log_forma
     """Run every policy on its schedule until SIGTERM/SIGINT; serve /metrics, /healthz and /readyz."""
     env = dict(os.environ)
     policies = load_policies(policies_dir)
-    masker = SecretMasker()
+    masker = process_masker()
     for policy in policies:
-        masker.add(*secrets_for(policy, env))
+        remember_secrets(policy, env)
     configure_logging(masker, json=LOG_FORMATS[log_format], level=log_level.upper())
     metrics = ServiceMetrics()
     stop = threading.Event()

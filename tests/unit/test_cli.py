@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
+import click
 import pytest
 
 from gitbot import __version__
-from gitbot.cli import main
+from gitbot.cli import cli, main
+from gitbot.commands.compose import build_deps
+from gitbot.config import load_policy
+from gitbot.errors import ForgeError
 
 
 def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,3 +35,65 @@ def test_python_dash_m_runs_the_cli() -> None:
     result = subprocess.run([sys.executable, "-m", "gitbot", "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert "Usage:" in result.stdout
+
+
+TOKEN = "ghp_cliTest0123456789secret"
+POLICY = """apiVersion: gitbot.dev/v1alpha1
+kind: Policy
+metadata: {name: leaky}
+spec:
+  git: {url: https://git.example.test/acme/config.git, tokenEnv: GITBOT_TEST_CLI_TOKEN}
+"""
+
+
+@click.command("leak-check")
+@click.argument("policy_file", type=click.Path(path_type=Path))
+@click.option("--bug", is_flag=True)
+def leak_check(policy_file: Path, bug: bool) -> None:
+    """Reads its policy's secrets the way every command does, then fails with the token in the message."""
+    build_deps(load_policy(policy_file), need_forge=False)
+    # What a library says about a malformed header: it quotes the value, without the file's newline.
+    cause = ValueError(f"Invalid return character in header value: 'Bearer {TOKEN}'")
+    if bug:
+        raise RuntimeError(f"unexpected: {cause}") from cause
+    raise ForgeError(f"GitHub refused token {TOKEN}") from cause
+
+
+@pytest.fixture
+def leaky_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    path = tmp_path / "leaky.yaml"
+    path.write_text(POLICY)
+    # A token from a Secret made with --from-file: the value in the environment ends with a newline.
+    monkeypatch.setenv("GITBOT_TEST_CLI_TOKEN", TOKEN + "\n")
+    monkeypatch.setenv("GITBOT_CACHE_DIR", str(tmp_path / "cache"))
+    cli.add_command(leak_check)
+    yield path
+    cli.commands.pop("leak-check")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "traceback"),
+    [([], 1, False), (["--debug"], 1, True)],
+)
+def test_a_token_in_an_error_is_masked_in_the_line_and_the_debug_traceback(
+    leaky_policy: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, traceback: bool
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "leak-check", str(leaky_policy)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == code
+    assert TOKEN not in err
+    assert "gitbot: error: GitHub refused token ***" in err
+    assert ("Traceback (most recent call last)" in err) is traceback
+    if traceback:
+        assert "header value: 'Bearer ***'" in err
+
+
+def test_a_bug_prints_a_masked_traceback_and_exits_1(leaky_policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["leak-check", str(leaky_policy), "--bug"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert TOKEN not in err
+    assert "Traceback (most recent call last)" in err
+    assert err.rstrip().splitlines()[-1].startswith("gitbot: internal error: RuntimeError: unexpected:")
