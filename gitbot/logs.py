@@ -189,8 +189,10 @@ _BARE = re.compile(r"^[^\s\"=]+$")
 
 
 def _kv(value: Any) -> str:
-    text = value if isinstance(value, str) else jsonlib.dumps(value, default=str, ensure_ascii=False)
-    return text if _BARE.match(text) else jsonlib.dumps(text, ensure_ascii=False)
+    if not isinstance(value, str):
+        # Lists and mappings as compact JSON, not JSON quoted again: `policies=["a","b"]`.
+        return jsonlib.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    return value if _BARE.match(value) else jsonlib.dumps(value, ensure_ascii=False)
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -199,7 +201,8 @@ class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         clock = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
         parts = [clock, f"{record.levelname:<7}", record.name, record.getMessage()]
-        parts += [f"{key}={_kv(value)}" for key, value in _fields(record).items()]
+        # An empty field (no error on a cycle that worked) says nothing to a reader.
+        parts += [f"{key}={_kv(value)}" for key, value in _fields(record).items() if value is not None]
         line = " ".join(parts)
         exc = _exception_text(record)
         return f"{line}\n{exc}" if exc else line
@@ -230,4 +233,7 @@ def configure_logging(
     root.setLevel(level)
     # httpx logs every request URL at INFO; webhook URLs are secrets and masked, but they are noise too.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    # APScheduler reports every run at INFO ("executed successfully" even after a failed cycle, which it cannot
+    # see); the service's own cycle event says what happened. Its warnings (missed runs) stay.
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
     return handler

@@ -161,3 +161,23 @@ def test_secrets_of_the_example_production_policy() -> None:
     policy = load_policy(ROOT / "policies" / "production.yaml")
     env = {"GITBOT_GIT_TOKEN": "t1", "GITHUB_TOKEN": "t2", "SLACK_WEBHOOK_URL": "https://hooks.example/T/B/x"}
     assert secrets_for(policy, env) == set(env.values())
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_on_a_terminal_lists_read_as_json_once_and_empty_fields_are_left_out() -> None:
+    out = capture(SecretMasker(), json_lines=None, stream=Terminal())
+    log_event(logging.getLogger("gitbot.service"), "service started", policies=["a", "b"], error=None, port=8080)
+    line = out.getvalue().strip()
+    assert line.endswith('service started policies=["a","b"] port=8080')
+
+
+@pytest.mark.usefixtures("restore_root")
+@pytest.mark.parametrize(("level", "shown"), [(logging.INFO, False), (logging.DEBUG, True)])
+def test_the_schedulers_routine_messages_show_only_at_debug(level: int, shown: bool) -> None:
+    out = io.StringIO()
+    configure_logging(SecretMasker(), json=True, level=level, stream=out)
+    logging.getLogger("apscheduler.executors.default").info('Job "cycle p" executed successfully')
+    logging.getLogger("apscheduler.scheduler").warning('Run time of job "cycle p" was missed by 0:00:02')
+    events = [json.loads(line)["event"] for line in out.getvalue().splitlines()]
+    assert ('Job "cycle p" executed successfully' in events) is shown
+    assert 'Run time of job "cycle p" was missed by 0:00:02' in events
