@@ -192,3 +192,14 @@ def test_the_dockerfile_builds_a_non_root_image_with_git_and_the_gitbot_entry_po
     assert json.loads(dict(steps)["CMD"]) == ["run", "--policies", "/etc/gitbot/policies"]
     assert "/etc/gitbot/policies" in json.loads(dict(steps)["VOLUME"])
     assert int(dict(steps)["EXPOSE"]) in {p["containerPort"] for p in container()["ports"]}
+
+
+def test_the_kubernetes_policies_are_the_example_policies() -> None:
+    """The ConfigMap's copies under docker/kubernetes/policies/ must not drift from policies/."""
+    examples = {path.name: path.read_bytes() for path in (ROOT / "policies").glob("*.y*ml")}
+    copies = {path.name: path.read_bytes() for path in (KUBE / "policies").glob("*.y*ml")}
+    assert sorted(copies) == sorted(examples)
+    for name, text in examples.items():
+        assert copies[name] == text, f"docker/kubernetes/policies/{name} differs from policies/{name}"
+    [generator] = kustomization()["configMapGenerator"]
+    assert sorted(Path(file).name for file in generator["files"]) == sorted(examples)
