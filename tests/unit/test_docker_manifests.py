@@ -203,3 +203,16 @@ def test_the_kubernetes_policies_are_the_example_policies() -> None:
         assert copies[name] == text, f"docker/kubernetes/policies/{name} differs from policies/{name}"
     [generator] = kustomization()["configMapGenerator"]
     assert sorted(Path(file).name for file in generator["files"]) == sorted(examples)
+
+
+def test_the_dockerfile_copies_what_pip_install_needs_and_the_context_keeps_it() -> None:
+    copied = [rest.split()[:-1] for keyword, rest in dockerfile() if keyword == "COPY"]
+    sources = {source for sources in copied for source in sources}
+    # pyproject names README.md as the long description; the package data (demo_data) lives under gitbot/.
+    assert {"pyproject.toml", "README.md", "gitbot"} <= sources
+    assert all((ROOT / source).exists() for source in sources)
+    ignored = {
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()[:1] not in ("", "#")
+    }
+    assert not sources & ignored
+    assert {".venv", ".git"} <= ignored
