@@ -15,14 +15,23 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# The real servers the tests start. No service is started by the package install:
-# policy-rc.d refuses, and the tests launch each server on a free loopback port.
+# The real servers the tests start. No service is started by the package install: a policy-rc.d that
+# refuses is put in place for the install when the machine has none (and removed again, so that later
+# installs on this machine behave as before), and the tests launch each server on a free loopback port.
+POLICY_RC := /usr/sbin/policy-rc.d
+
 system-deps:
-	@missing=0; for t in $(SYSTEM_TOOLS); do [ -x $$t ] || missing=1; done; \
-	if [ $$missing = 1 ]; then \
-	  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    prometheus docker-registry apache2-utils git >/dev/null; \
+	@missing=""; for t in $(SYSTEM_TOOLS); do [ -x $$t ] || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "system-deps: missing$$missing; installing prometheus docker-registry apache2-utils git"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "system-deps: installing Debian packages needs root (sudo make system-deps)" >&2; exit 1; fi; \
+	  created=0; \
+	  if [ ! -e $(POLICY_RC) ]; then printf '#!/bin/sh\nexit 101\n' > $(POLICY_RC); chmod +x $(POLICY_RC); created=1; fi; \
+	  status=0; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    prometheus docker-registry apache2-utils git >/dev/null; } || status=$$?; \
+	  [ $$created = 0 ] || rm -f $(POLICY_RC); \
+	  exit $$status; \
 	fi
 
 demo: venv
