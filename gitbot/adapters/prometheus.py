@@ -140,9 +140,11 @@ class PrometheusMetrics:
             return request()
         except PrometheusApiClientException as exc:
             raise MetricsError(_api_error(str(exc), self._where)) from exc
-        except ValueError as exc:  # a 200 answer whose body is not JSON (a proxy's login page, say)
-            raise MetricsError(f"Prometheus at {self._where} returned a body that is not JSON") from exc
         except requests.exceptions.RequestException as exc:
+            # Some request errors are ValueErrors too (InvalidHeader, for a token with a newline): only a
+            # body that does not decode is "not JSON".
+            if isinstance(exc, requests.exceptions.JSONDecodeError):
+                raise MetricsError(f"Prometheus at {self._where} returned a body that is not JSON") from exc
             if _timed_out(exc):
                 message = f"Prometheus at {self._where} did not answer within {self._timeout:g}s"
             elif isinstance(exc, requests.exceptions.ConnectionError):
@@ -150,6 +152,8 @@ class PrometheusMetrics:
             else:
                 message = f"request to Prometheus at {self._where} failed: {type(exc).__name__}"
             raise MetricsError(message) from exc
+        except ValueError as exc:  # a 200 answer whose body is not JSON (a proxy's login page, say)
+            raise MetricsError(f"Prometheus at {self._where} returned a body that is not JSON") from exc
 
 
 def _unix(moment: datetime) -> float:

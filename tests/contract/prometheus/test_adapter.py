@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from gitbot.adapters.prometheus import PrometheusMetrics, redact_url
+from gitbot.commands.compose import metrics_factory
+from gitbot.config import load_policy
 from gitbot.errors import ConfigError, MetricsError
 from tests.contract.prometheus.conftest import AT
 from tests.support.prometheus import PrometheusServer, free_port
@@ -169,3 +172,38 @@ def test_bad_urls_are_refused(url: str) -> None:
 
 def test_redact_url_drops_user_info_and_query() -> None:
     assert redact_url("https://u:p@prom.example:9443/base?x=1#f") == "https://prom.example:9443/base"
+
+
+def test_a_token_that_is_not_a_valid_header_is_named_as_such_not_as_a_body_problem() -> None:
+    # A token read from a file with its newline: the request is refused before it is sent.
+    client = PrometheusMetrics(f"http://127.0.0.1:{free_port()}/", token="tok-123\n")
+    with client, pytest.raises(MetricsError) as info:
+        client.instant("up", AT)
+    text = info.value.one_line()
+    assert "not JSON" not in text
+    assert text.endswith("failed: InvalidHeader")
+    assert "tok-123" not in text
+
+
+def test_a_policy_token_read_with_its_newline_is_sent_without_it(
+    fake_server: tuple[str, Recorded], tmp_path: Path
+) -> None:
+    url, recorded = fake_server
+    recorded.body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}).encode()
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "apiVersion: gitbot.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec:\n"
+        "  git: {url: https://git.example.test/acme/c.git}\n"
+        "  images: [{name: app, repository: r.example.test/acme/app}]\n"
+        "  canaries:\n"
+        "    - name: app-canary\n      route: VirtualService/test/app\n      stable: {subset: ga}\n"
+        "      canary: {subset: canary}\n      steps: [50, 100]\n"
+        "      analysis:\n"
+        f"        prometheus: {{url: '{url}', tokenEnv: PROM_TOKEN}}\n"
+        "        stableWorkload: app-ga\n        canaryWorkload: app-canary\n"
+        "        checks: [{name: success-rate, min: 99}]\n"
+    )
+    policy = load_policy(path)
+    client = metrics_factory(policy, {"PROM_TOKEN": "tok-123\n"})(policy.spec.canaries[0])
+    assert client.instant("up", AT) is None
+    assert recorded.requests[0]["authorization"] == "Bearer tok-123"
