@@ -43,6 +43,16 @@ def policies_option(func: F) -> F:
     )(func)
 
 
+def _secret(env: Mapping[str, str], name: str | None, *, field: str) -> str | None:
+    """The secret named `name`, without the line break a value read from a file often ends with.
+
+    Sent as is, a trailing newline breaks the HTTP header the token goes into (and some libraries then quote
+    the whole value in their error); no credential ends with one. Spaces are kept: a password may hold them.
+    """
+    value = secret_from_env(env, name, field=field)
+    return value.strip("\r\n") if value is not None else None
+
+
 def cache_root(env: Mapping[str, str]) -> Path:
     """Where clones are cached between cycles: $GITBOT_CACHE_DIR, else the user's cache directory."""
     if env.get("GITBOT_CACHE_DIR"):
@@ -58,8 +68,8 @@ class PolicyCredentials:
         self._named: dict[str, Credentials] = {}
         for index, registry in enumerate(policy.spec.registries):
             field = f"spec.registries[{index}]"
-            user = secret_from_env(env, registry.username_env, field=f"{field}.usernameEnv")
-            password = secret_from_env(env, registry.password_env, field=f"{field}.passwordEnv")
+            user = _secret(env, registry.username_env, field=f"{field}.usernameEnv")
+            password = _secret(env, registry.password_env, field=f"{field}.passwordEnv")
             if user is not None and password is not None:
                 self._named[registry.host] = Credentials(user, password)
         self._fallback = EnvironmentCredentials(env)
@@ -78,7 +88,7 @@ def build_registry(policy: Policy, env: Mapping[str, str], *, cache_ttl: float |
 
 def build_workspace(policy: Policy, env: Mapping[str, str]) -> GitWorkspace:
     git = policy.spec.git
-    token = secret_from_env(env, git.token_env, field="spec.git.tokenEnv")
+    token = _secret(env, git.token_env, field="spec.git.tokenEnv")
     return GitWorkspace(
         git.url,
         git.branch,
@@ -94,7 +104,7 @@ def build_forge(policy: Policy, env: Mapping[str, str], *, throttle: bool | None
     github = policy.spec.delivery.github
     if github is None:
         return None
-    token = secret_from_env(env, github.token_env, field="spec.delivery.github.tokenEnv")
+    token = _secret(env, github.token_env, field="spec.delivery.github.tokenEnv")
     assert token is not None
     if throttle is None:
         # GitHub asks integrations to pause between writes; GITBOT_GITHUB_THROTTLE=0 turns the pauses off for
@@ -111,9 +121,7 @@ def metrics_factory(policy: Policy, env: Mapping[str, str]) -> Callable[[CanaryS
         settings = canary.analysis.prometheus
         if settings.url not in clients:
             index = next(i for i, c in enumerate(policy.spec.canaries) if c.name == canary.name)
-            token = secret_from_env(
-                env, settings.token_env, field=f"spec.canaries[{index}].analysis.prometheus.tokenEnv"
-            )
+            token = _secret(env, settings.token_env, field=f"spec.canaries[{index}].analysis.prometheus.tokenEnv")
             clients[settings.url] = PrometheusMetrics(settings.url, token=token)
         return clients[settings.url]
 
