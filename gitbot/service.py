@@ -9,6 +9,7 @@ side), backoff after failing cycles, clean shutdown on SIGTERM/SIGINT, the Prome
 from __future__ import annotations
 
 import logging
+import os
 import random
 import signal
 import threading
@@ -455,7 +456,8 @@ def run_service(
     """Run `policies` with `runner` until SIGTERM/SIGINT (or `stop_event`); returns the exit code (0).
 
     Share `stop_event` with the runner so that a cycle in progress can stop before delivering. Signal
-    handlers are installed only from the main thread; the previous handlers are restored on return.
+    handlers are installed only from the main thread; the previous handlers are restored on return. A second
+    signal ends the process at once (exit 128 + the signal's number) instead of waiting for running cycles.
     """
     stop = stop_event if stop_event is not None else threading.Event()
     service = Service(
@@ -471,9 +473,23 @@ def run_service(
         masker=masker,
     )
     previous: dict[signal.Signals, Any] = {}
+    received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log_event(_log, "signal received", signal=signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        received.append(signum)
+        if len(received) > 1:
+            # A person pressing Ctrl-C again does not want to wait for a hanging cycle. A push is atomic on
+            # the server, so leaving now can at worst leave a local worktree behind.
+            log_event(
+                _log,
+                "second signal: exiting without waiting for running cycles",
+                level=logging.WARNING,
+                signal=name,
+                running=service._running_cycles(),
+            )
+            os._exit(128 + signum)
+        log_event(_log, "signal received", signal=name)
         stop.set()
 
     if install_signal_handlers and threading.current_thread() is threading.main_thread():

@@ -330,7 +330,7 @@ SLOW_SERVICE = textwrap.dedent(
     def runner(policy):
         with marks.open("a") as out:
             out.write("start\\n")
-        time.sleep(1.0)
+        time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 1.0)
         with marks.open("a") as out:
             out.write("end\\n")
         return CycleSummary(policy=policy.name, outcome="unchanged", duration_seconds=1.0)
@@ -372,6 +372,34 @@ def test_a_signal_lets_the_running_cycle_finish_and_exits_zero(tmp_path: Path, s
     names = [e["event"] for e in events]
     assert names.index("signal received") < names.index("cycle") < names.index("service stopped")
     assert next(e for e in events if e["event"] == "signal received")["signal"] == signum.name
+
+
+def test_a_second_signal_exits_at_once_without_waiting_for_the_running_cycle(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SERVICE, str(marks), str(free_port()), "60"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: marks.exists() and "start" in marks.read_text(), timeout=10)
+        process.send_signal(signal.SIGINT)
+        # The first signal's handler has run before the second arrives (signals are not queued).
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signal.SIGINT, err
+    assert marks.read_text().split() == ["start"]
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    second = next(e for e in events if e["event"].startswith("second signal"))
+    assert second["running"] == ["slow"]
 
 
 class RecordingMetrics(ServiceMetrics):
