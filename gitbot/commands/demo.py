@@ -18,7 +18,13 @@ from gitbot.demo.story import DemoOptions, run_demo
     help="Build the sandbox here and keep it (default: a temporary directory, removed at the end).",
 )
 @click.option("--builtin", is_flag=True, help="Use the built-in tag source and metrics even if real servers exist.")
-@click.option("--max-cycles", type=click.IntRange(1, 200), default=20, show_default=True, help="Stop after this many.")
+@click.option(
+    "--max-cycles",
+    type=click.IntRange(1, 200),
+    default=20,
+    show_default=True,
+    help="Stop after this many reconcile cycles.",
+)
 def demo(workdir: Path | None, builtin: bool, max_cycles: int) -> None:
     """Run the real reconcile cycle on an accelerated clock against a local sandbox and print each commit."""
     result = run_demo(DemoOptions(workdir, builtin, max_cycles), click.echo)

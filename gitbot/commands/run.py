@@ -23,7 +23,13 @@ LOG_FORMATS = {"auto": None, "json": True, "text": False}
 
 @click.command()
 @policies_option
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port of /metrics.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port of /metrics, /healthz and /readyz.",
+)
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")  # noqa: S104
 @click.option(
     "--once-at-start/--no-once-at-start",
@@ -38,7 +44,13 @@ LOG_FORMATS = {"auto": None, "json": True, "text": False}
     show_default=True,
     help="auto: JSON unless stderr is a terminal.",
 )
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning"]),
+    default="info",
+    show_default=True,
+    help="debug adds the scheduler's and libraries' own messages.",
+)
 def run(policies_dir: Path, port: int, host: str, once_at_start: bool, log_format: str, log_level: str) -> None:
     """Run every policy on its schedule until SIGTERM/SIGINT; serve /metrics, /healthz and /readyz."""
     env = dict(os.environ)
