@@ -100,7 +100,10 @@ def test_the_configmap_policies_load_and_their_secrets_are_provided() -> None:
     env = {item["name"]: item for item in container()["env"]}
     for policy in policies:
         for name in secret_env_names(policy):
-            assert "secretKeyRef" in env[name]["valueFrom"], f"{policy.name} reads {name}, which is not a secret"
+            ref = env[name]["valueFrom"]["secretKeyRef"]
+            # gitbot run refuses to start when a variable a policy names is unset: an optional key would
+            # crash-loop the pod instead of failing its creation with a clear reason.
+            assert not ref.get("optional", False), f"{policy.name} needs {name}, but its secret key is optional"
 
 
 def test_tokens_come_from_secret_references_only() -> None:
