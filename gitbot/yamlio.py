@@ -189,7 +189,21 @@ def _count(node: Any, counts: dict[int, int]) -> None:
             _count(child, counts)
 
 
-_PROPERTY = re.compile(r"(?:&[^\s,\[\]{}]+|!<[^>]*>|![^\s,\[\]{}]*)[ \t]*(?:\r?\n[ \t]*)?")
+_PROPERTY = re.compile(r"&[^\s,\[\]{}]+|!<[^>]*>|![^\s,\[\]{}]*")
+
+
+def _skip_gap(text: str, pos: int) -> int:
+    """Skip the blanks, comments and line breaks a property may stand apart from its value by."""
+    while pos < len(text):
+        char = text[pos]
+        if char in " \t\r\n":
+            pos += 1
+        elif char == "#" and text[pos - 1] in " \t\r\n":
+            end = text.find("\n", pos)
+            pos = len(text) if end < 0 else end
+        else:
+            break
+    return pos
 
 
 def _value_start(text: str, start: int) -> tuple[int, bool]:
@@ -201,7 +215,7 @@ def _value_start(text: str, start: int) -> tuple[int, bool]:
         if match is None or match.end() == pos:
             break
         explicit = explicit or text[pos] == "!"
-        pos = match.end()
+        pos = _skip_gap(text, match.end())
     return pos, explicit
 
 
@@ -214,6 +228,8 @@ def _convert(
     shared = shared or counts.get(key, 0) > 1
     mark = raw.start_mark.index + offset
     start, explicit = _value_start(text, mark)
+    # An empty value after its properties ends where they do: do not move it into the next line's text.
+    start = min(start, max(raw.end_mark.index + offset, mark))
     line, column = raw.start_mark.line, raw.start_mark.column + (start - mark)
     if start != mark:
         # A property on its own line moves the value; count lines in the skipped text.

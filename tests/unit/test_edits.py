@@ -161,3 +161,31 @@ def test_multi_line_scalars_become_one_token() -> None:
 @pytest.mark.parametrize(("value", "token"), [("35", "35"), ("v35", "v35"), ("1.10", '"1.10"'), ("035", '"035"')])
 def test_numeric_tag_becomes_whatever_loads_as_the_given_text(value: str, token: str) -> None:
     assert edit("tag: 34\n", "/tag", value) == f"tag: {token}\n"
+
+
+PROPERTY_APART = """\
+a: &x # note
+  value
+b: !!str # note2
+  v2
+c: &y
+
+  v3
+d: &z
+  # inner
+  v4
+"""
+
+
+def test_a_value_apart_from_its_properties_keeps_the_comments_between() -> None:
+    out = apply_assignments(
+        PROPERTY_APART,
+        [Assignment(0, f"/{key}", f"new-{key}") for key in "abcd"],
+        source="f.yaml",
+    )
+    assert out == (
+        PROPERTY_APART.replace("  value\n", "  new-a\n")
+        .replace("  v2\n", "  new-b\n")
+        .replace("  v3\n", "  new-c\n")
+        .replace("  v4\n", "  new-d\n")
+    )

@@ -137,3 +137,13 @@ def test_fast_locator_builds_the_same_tree_as_ruamel(text: str) -> None:
 def test_fast_locator_defers_to_ruamel_for_errors() -> None:
     with pytest.raises(ManifestError, match=r"^bad.yaml:2:"):
         yamlio.parse_fast("a: [1\nb: 2\n", "bad.yaml")
+
+
+def test_a_value_after_a_commented_property_is_located_on_its_own_line() -> None:
+    text = "a: &x # note\n  value\nb: &e\nc: 1\n"
+    for parser in (yamlio.parse, yamlio.parse_fast):
+        root = parser(text, "f.yaml")[0].root
+        value = yamlio.resolve(root, "/a")
+        assert value is not None and (value.line, value.column, text[value.start : value.end]) == (1, 2, "value")
+        empty = yamlio.resolve(root, "/b")
+        assert empty is not None and (empty.line, empty.start == empty.end) == (2, True)
