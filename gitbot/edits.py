@@ -186,7 +186,8 @@ def _check_weights(docs: list[yamlio.Document], assignments: Sequence[Assignment
         before = after = 0
         for index, entry in enumerate(route.children):
             weight = entry.get("weight")
-            if weight is None or weight.kind != "scalar" or not weight.value.isdigit():
+            # ASCII digits only: `str.isdigit` also takes `²` (which int() refuses) and other scripts' digits.
+            if weight is None or weight.kind != "scalar" or not re.fullmatch(r"[0-9]+", weight.value):
                 continue
             before += int(weight.value)
             after += int(new_values.get(f"{route_pointer}/{index}/weight", weight.value))

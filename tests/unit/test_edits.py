@@ -189,3 +189,11 @@ def test_a_value_apart_from_its_properties_keeps_the_comments_between() -> None:
         .replace("  v3\n", "  new-c\n")
         .replace("  v4\n", "  new-d\n")
     )
+
+
+@pytest.mark.parametrize("odd", ["²", "١٠"])
+def test_a_weight_written_in_other_digits_is_not_counted(odd: str) -> None:
+    text = VS.replace("weight: 10", f"weight: {odd}")
+    # Only the ASCII 90 counts, so the route did not sum to 100 before and any new weight is accepted.
+    out = edit(text, "/spec/http/0/route/0/weight", "80")
+    assert out == text.replace("weight: 90", "weight: 80")
