@@ -19,6 +19,7 @@ from gitbot.errors import EditError, ManifestError
 
 _FIRST_FORBIDDEN = set(",[]{}#&*!|>'\"%@`")
 _FLOW_FORBIDDEN = set(",[]{}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _WEIGHT_ROUTES = (
     (
         re.compile(r"^networking\.istio\.io/"),
@@ -220,6 +221,13 @@ def apply_assignments(text: str, assignments: Sequence[Assignment], *, source: s
         raise EditError(f"cannot edit a file that does not parse: {exc.message}", where=exc.where) from exc
     wanted: dict[tuple[int, str], Assignment] = {}
     for a in assignments:
+        surrogate = _SURROGATE.search(a.value)
+        if surrogate is not None:
+            # Bytes that are not UTF-8 reach a command line as lone surrogates; YAML cannot hold one, even escaped.
+            raise EditError(
+                f"value holds U+{ord(surrogate.group()):04X}, which is not a character (bytes that are not UTF-8?)",
+                where=_where(source, a),
+            )
         previous = wanted.get((a.document, a.pointer))
         if previous is not None and previous.value != a.value:
             raise EditError(f"assigned twice: {previous.value!r} and {a.value!r}", where=_where(source, a))

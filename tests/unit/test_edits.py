@@ -197,3 +197,9 @@ def test_a_weight_written_in_other_digits_is_not_counted(odd: str) -> None:
     # Only the ASCII 90 counts, so the route did not sum to 100 before and any new weight is accepted.
     out = edit(text, "/spec/http/0/route/0/weight", "80")
     assert out == text.replace("weight: 90", "weight: 80")
+
+
+def test_a_value_with_a_lone_surrogate_is_refused() -> None:
+    # What `0:/x=$'\xff'` becomes on a command line: YAML parsers refuse the `\udcff` escape it would need.
+    with pytest.raises(EditError, match="U\\+DCFF"):
+        edit(POD, "/spec/containers/0/image", "nginx:\udcff")
