@@ -146,3 +146,18 @@ def test_a_failed_write_is_one_error_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(EditError, match="cannot write") as info:
         replace_atomically(target, "a: 1\n", 0o644)
     assert info.value.where == str(target)
+
+
+def test_scan_table_escapes_line_breaks_and_terminal_escapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "evil.yaml"
+    path.write_text(
+        'kind: Pod\nmetadata: {name: "a\\nb"}\nspec:\n  containers:\n'
+        '  - {name: "c\\td", image: "nginx\\n\\u001b[31mRED:1"}\n'
+    )
+    code, out, _ = run(["scan", str(path)], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 3 and "\x1b" not in out and "\t" not in out
+    assert "Pod//a\\nb" in lines[1] and "nginx\\n\\x1b[31mRED:1" in lines[1] and "container=c\\td" in lines[1]
