@@ -46,6 +46,8 @@ _VERSION_RE = re.compile(
 # Characters a glob may contain: tag characters plus fnmatch's wildcards.
 _GLOB_RE = re.compile(r"[A-Za-z0-9._*?\[\]!-]+\Z", re.ASCII)
 _RANGE_V_RE = re.compile(r"(?<![0-9A-Za-z.-])[vV](?=[0-9])")
+_RANGE_COMMA_RE = re.compile(r"\s*,\s*")
+_RANGE_OPERATOR_GAP_RE = re.compile(r"(<=|>=|<|>|=|~|\^)\s+")
 # A `-` right after a digit, a wildcard or a group names a pre-release (`0.2.*-rc.*`, `\d+-rc`); one
 # after a word does not (`app-*`, `sha-*`).
 _NAMES_PRERELEASE_RE = re.compile(r"(?:[0-9*?\])}+]|\\d)-")
@@ -180,9 +182,9 @@ def parse_filter(
             _regex=regex,
         )
     if kind == "semver":
+        normalised = _normalise_range(expression)
         try:
-            # npm accepts `v1.2.3` in ranges; semantic_version only at the start of a bare version.
-            spec = semantic_version.NpmSpec(_RANGE_V_RE.sub("", expression.strip()))
+            spec = semantic_version.NpmSpec(normalised)
         except ValueError as exc:
             raise _fail(f"invalid semver range {expression!r}: {exc}", where) from exc
         return TagFilter(
@@ -191,7 +193,7 @@ def parse_filter(
             expression=expression,
             allow_prerelease=allow_prerelease,
             order=order,
-            names_prerelease=_range_names_prerelease(expression),
+            names_prerelease=_range_names_prerelease(normalised),
             _spec=spec,
         )
     try:
@@ -215,6 +217,17 @@ def parse_filter(
         names_prerelease=_NAMES_PRERELEASE_RE.search(expression) is not None,
         _regex=regex,
     )
+
+
+def _normalise_range(expression: str) -> str:
+    """A range in the spelling semantic_version's npm parser takes.
+
+    npm and Masterminds accept `v1.2.3` and a space after an operator (`>= 1.0`); Masterminds (Flux) also
+    joins comparators with `,` (`>=1.0.0, <2.0.0`). semantic_version takes none of these.
+    """
+    text = _RANGE_V_RE.sub("", expression.strip())
+    text = _RANGE_COMMA_RE.sub(" ", text)
+    return _RANGE_OPERATOR_GAP_RE.sub(r"\1", text)
 
 
 def _glob_prefix(expression: str) -> str:
