@@ -32,7 +32,7 @@ _DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}\Z", re.
 _PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z", re.ASCII)
 _HOST_RE = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z",
+    r"|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?\Z",
     re.ASCII,
 )
 # Versions as registries tag them: 1, 1.2, 1.2.3, each with an optional pre-release and build part. Missing
@@ -384,8 +384,11 @@ def parse_image(ref: str, *, where: str | None = None) -> ImageRef:
     parts = repository.split("/")
     path = parts
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        if not _HOST_RE.match(parts[0]):
+        host = _HOST_RE.match(parts[0])
+        if host is None:
             raise bad(f"registry {parts[0]!r} is not host[:port]")
+        if host.group("port") is not None and not 0 < int(host.group("port")) < 65536:
+            raise bad(f"registry {parts[0]!r} has a port outside 1..65535")
         path = parts[1:]
     for component in path:
         if not _PATH_COMPONENT_RE.match(component):
