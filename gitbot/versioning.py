@@ -76,11 +76,6 @@ class TagFilter:
     _regex: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
     _spec: semantic_version.NpmSpec | None = field(default=None, repr=False, compare=False)
 
-    def version_part(self, tag: str) -> str | None:
-        """The part of `tag` that is ordered, or None when the tag does not match the pattern."""
-        found = self._analyse(tag)
-        return None if found is None else found[0]
-
     def matches(self, tag: str) -> bool:
         """True when `tag` (assumed a valid OCI tag) passes this filter, pre-release rules included."""
         found = self._analyse(tag)

@@ -326,11 +326,6 @@ def walk(root: Node | None, pointer: str = "") -> Iterator[tuple[str, Node]]:
             yield from walk(child, f"{pointer}/{i}")
 
 
-def plain_tag(value: str) -> str:
-    """The tag a plain scalar with this text resolves to (YAML 1.2 rules, as the parser uses)."""
-    return _tag_text(_resolver((1, 2)).resolve(_RScalar, value, (True, False)))
-
-
 def loads_as_string_plain(value: str) -> bool:
     """Whether `value` written plain loads as the same string under both YAML 1.1 and 1.2 rules.
 
