@@ -98,4 +98,5 @@ def set_command(file: Path, assignments: tuple[str, ...], to_stdout: bool) -> No
         click.echo(f"{file}: unchanged")
         return
     replace_atomically(file, result, mode)
-    click.echo(f"{file}: {len(wanted)} value(s) set")
+    # The same locator given twice (with the same value) is one value.
+    click.echo(f"{file}: {len({(a.document, a.pointer) for a in wanted})} value(s) set")

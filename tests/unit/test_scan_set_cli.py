@@ -161,3 +161,10 @@ def test_scan_table_escapes_line_breaks_and_terminal_escapes(
     lines = out.splitlines()
     assert len(lines) == 3 and "\x1b" not in out and "\t" not in out
     assert "Pod//a\\nb" in lines[1] and "nginx\\n\\x1b[31mRED:1" in lines[1] and "container=c\\td" in lines[1]
+
+
+def test_set_counts_a_locator_given_twice_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text("image: nginx:1.25\n")
+    code, out, _ = run(["set", str(path), "0:/image=nginx:1.26", "0:/image=nginx:1.26"], capsys)
+    assert code == 0 and out == f"{path}: 1 value(s) set\n"
