@@ -55,6 +55,9 @@ def plain_is_safe(value: str, *, flow: bool = False) -> bool:
         return False
     if first in "-?:" and (len(value) == 1 or value[1] == " " or (flow and value[1] in _FLOW_FORBIDDEN)):
         return False
+    if flow and first in "?:":
+        # In a flow collection a `?` or `:` opens a key or a value, whatever follows it.
+        return False
     if value.startswith(("---", "...")):
         return False
     if ": " in value or " #" in value or value.endswith(":"):

@@ -138,6 +138,9 @@ def test_no_assignments_and_same_value_leave_text_alone() -> None:
         ("a,b", True, False),
         ("-a", False, True),
         ("- a", False, False),
+        (":x", False, True),
+        (":x", True, False),
+        ("?x", True, False),
     ],
 )
 def test_plain_safety(value: str, flow: bool, safe: bool) -> None:
@@ -203,3 +206,11 @@ def test_a_value_with_a_lone_surrogate_is_refused() -> None:
     # What `0:/x=$'\xff'` becomes on a command line: YAML parsers refuse the `\udcff` escape it would need.
     with pytest.raises(EditError, match="U\\+DCFF"):
         edit(POD, "/spec/containers/0/image", "nginx:\udcff")
+
+
+def test_a_flow_item_set_to_a_colon_or_question_mark_word_is_quoted() -> None:
+    text = "f: [p, q]\ng: {k: v}\n"
+    assert (
+        apply_assignments(text, [Assignment(0, "/f/0", ":x"), Assignment(0, "/g/k", "?x")], source="f.yaml")
+        == 'f: [":x", q]\ng: {k: "?x"}\n'
+    )
