@@ -131,7 +131,16 @@ class _DuplicateKeyError(Exception):
 def parse(text: str, source: str) -> list[Document]:
     """Parse every document of `text`; a text that is not YAML raises ManifestError at `source:line`."""
     try:
-        raw_docs = list(_loader().compose_all(text))
+        try:
+            raw_docs = list(_loader().compose_all(text))
+        except MarkedYAMLError as exc:
+            # ruamel.yaml refuses a tab that separates tokens (`a: x<TAB># c`, `a:<TAB>x`, a trailing tab),
+            # which YAML allows. Such tabs lie outside every scalar, so as spaces they change no value and
+            # no offset; anything else is a real error.
+            spaced = _space_separating_tabs(text) if "\t" in text and "'\\t'" in str(exc.problem) else None
+            if spaced is None:
+                raise
+            raw_docs = list(_loader().compose_all(spaced))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -140,6 +149,35 @@ def parse(text: str, source: str) -> list[Document]:
     except YAMLError as exc:
         raise ManifestError(f"not valid YAML: {' '.join(str(exc).split())}", where=source) from exc
     return _documents(raw_docs, text, source, offset=0)
+
+
+def _space_separating_tabs(text: str) -> str | None:
+    """`text` with every tab outside the scalars (as libyaml locates them) made a space; None when unsure."""
+    if _FAST_LOADER is None or "\ufeff" in text[1:]:
+        return None
+    try:
+        raw_docs = list(_pyyaml.compose_all(text, Loader=_FAST_LOADER))
+    except _pyyaml.YAMLError:
+        return None
+    offset = 1 if text.startswith("\ufeff") else 0
+    inside = bytearray(len(text))
+    pending = [raw for raw in raw_docs if raw is not None]
+    while pending:
+        node = pending.pop()
+        if node.id == "scalar":
+            # The value token only: a tab between an `&anchor` or `!tag` and the value separates them.
+            start = min(_value_start(text, node.start_mark.index + offset)[0], node.end_mark.index + offset)
+            end = node.end_mark.index + offset
+            inside[start:end] = b"\x01" * (end - start)
+        elif node.id == "mapping":
+            pending.extend(part for pair in node.value for part in pair)
+        else:
+            pending.extend(node.value)
+    chars = list(text)
+    for index, char in enumerate(chars):
+        if char == "\t" and not inside[index]:
+            chars[index] = " "
+    return "".join(chars)
 
 
 def _documents(raw_docs: list[Any], text: str, source: str, *, offset: int) -> list[Document]:

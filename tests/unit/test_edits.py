@@ -214,3 +214,13 @@ def test_a_flow_item_set_to_a_colon_or_question_mark_word_is_quoted() -> None:
         apply_assignments(text, [Assignment(0, "/f/0", ":x"), Assignment(0, "/g/k", "?x")], source="f.yaml")
         == 'f: [":x", q]\ng: {k: "?x"}\n'
     )
+
+
+def test_tabs_that_separate_tokens_are_kept_and_do_not_block_an_edit() -> None:
+    text = 'a: x\t# c\nb: [\tp,\tq\t]\nc: "y"\t\nd:\tz\ne: |\n  keep\ttab\t\nf: &A\tv\t\n'
+    out = apply_assignments(
+        text,
+        [Assignment(0, "/a", "1.10"), Assignment(0, "/b/1", "w"), Assignment(0, "/c", "u"), Assignment(0, "/f", "new")],
+        source="f.yaml",
+    )
+    assert out == 'a: "1.10"\t# c\nb: [\tp,\tw\t]\nc: "u"\t\nd:\tz\ne: |\n  keep\ttab\t\nf: &A\tnew\t\n'

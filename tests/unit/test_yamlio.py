@@ -147,3 +147,15 @@ def test_a_value_after_a_commented_property_is_located_on_its_own_line() -> None
         assert value is not None and (value.line, value.column, text[value.start : value.end]) == (1, 2, "value")
         empty = yamlio.resolve(root, "/b")
         assert empty is not None and (empty.line, empty.start == empty.end) == (2, True)
+
+
+def test_tabs_between_tokens_parse_and_tabs_in_values_stay() -> None:
+    text = 'a: "x\t# y"\t\nb: |\n  keep\ttab\t\nc:\tz\t# c\n'
+    root = yamlio.parse(text, "f.yaml")[0].root
+    assert [(p, n.value) for p, n in yamlio.walk(root) if n.kind == "scalar"] == [
+        ("/a", "x\t# y"),
+        ("/b", "keep\ttab\t\n"),
+        ("/c", "z"),
+    ]
+    with pytest.raises(ManifestError, match=r"f\.yaml:2"):
+        yamlio.parse("a:\n\tb: 1\n", "f.yaml")  # a tab that indents is still refused
