@@ -364,11 +364,23 @@ def walk(root: Node | None, pointer: str = "") -> Iterator[tuple[str, Node]]:
             yield from walk(child, f"{pointer}/{i}")
 
 
+# What Kubernetes' Go YAML readers take as a number after dropping every `_` (strconv's base-0 integers,
+# upper-case prefixes included, and their float pattern), or as a date with one-digit month or day.
+_GO_NUMBER = re.compile(
+    r"[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*"
+    r"|(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?)"
+)
+_GO_DATE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}")
+
+
 def loads_as_string_plain(value: str) -> bool:
     """Whether `value` written plain loads as the same string under both YAML 1.1 and 1.2 rules.
 
     Kubernetes tooling still reads YAML 1.1 (`yes`, `on`, `010`), so a value must be a string under both.
+    Its Go YAML readers also take `0X1F`, `0O17`, `0B1`, `0_x1F` and `2024-1-5` as other types.
     """
+    if value[:1] in "0123456789+-" and (_GO_NUMBER.fullmatch(value.replace("_", "")) or _GO_DATE.fullmatch(value)):
+        return False
     for version in ((1, 1), (1, 2)):
         if _tag_text(_resolver(version).resolve(_RScalar, value, (True, False))) != STR_TAG:
             return False

@@ -96,12 +96,36 @@ def test_malformed_pointer_is_rejected() -> None:
         yamlio.split_pointer("/a~2")
 
 
-@pytest.mark.parametrize("value", ["1.10", "010", "true", "yes", "on", "1e3", "null", "~", "0x1F", "2001-12-14"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1.10",
+        "010",
+        "true",
+        "yes",
+        "on",
+        "1e3",
+        "null",
+        "~",
+        "0x1F",
+        "2001-12-14",
+        "0X1F",
+        "0O17",
+        "0B1",
+        "-0X_1",
+        "0_x1F",
+        "1_0.5",
+        "2024-1-5",
+    ],
+)
 def test_values_that_load_as_something_else(value: str) -> None:
     assert not yamlio.loads_as_string_plain(value)
 
 
-@pytest.mark.parametrize("value", ["v1.10", "podinfo:0.1.0", "ghcr.io/a/b@sha256:abc", "1.2.3"])
+@pytest.mark.parametrize(
+    "value",
+    ["v1.10", "podinfo:0.1.0", "ghcr.io/a/b@sha256:abc", "1.2.3", "0x", "0Xg", "x0X1", "1.2e", "2024-1-5a"],
+)
 def test_values_that_load_as_strings(value: str) -> None:
     assert yamlio.loads_as_string_plain(value)
 
