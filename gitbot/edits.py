@@ -19,6 +19,7 @@ from gitbot.errors import EditError, ManifestError
 
 _FIRST_FORBIDDEN = set(",[]{}#&*!|>'\"%@`")
 _FLOW_FORBIDDEN = set(",[]{}")
+_CORE_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("int", "float", "bool", "null"))
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _WEIGHT_ROUTES = (
     (
@@ -241,6 +242,10 @@ def apply_assignments(text: str, assignments: Sequence[Assignment], *, source: s
     for a, node in located:
         if node.value == a.value:
             continue
+        if node.explicit_tag and node.tag in _CORE_TAGS and not yamlio.plain_resolves_to(a.value, node.tag):
+            # `!!int abc` parses, but no loader can construct it.
+            short = node.tag.rsplit(":", 1)[-1]
+            raise EditError(f"value {a.value!r} does not fit its tag !!{short}", where=_where(source, a))
         token, tag = render_token(a.value, node)
         splices.append(_Splice(assignment=a, node=node, token=token, tag=tag))
     if not splices:

@@ -366,6 +366,11 @@ def walk(root: Node | None, pointer: str = "") -> Iterator[tuple[str, Node]]:
 
 # What Kubernetes' Go YAML readers take as a number after dropping every `_` (strconv's base-0 integers,
 # upper-case prefixes included, and their float pattern), or as a date with one-digit month or day.
+def plain_resolves_to(value: str, tag: str) -> bool:
+    """Whether `value` written plain resolves to `tag` under YAML 1.2 rules (as the parser reads it)."""
+    return _tag_text(_resolver((1, 2)).resolve(_RScalar, value, (True, False))) == tag
+
+
 _GO_NUMBER = re.compile(
     r"[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*"
     r"|(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?)"

@@ -224,3 +224,13 @@ def test_tabs_that_separate_tokens_are_kept_and_do_not_block_an_edit() -> None:
         source="f.yaml",
     )
     assert out == 'a: "1.10"\t# c\nb: [\tp,\tw\t]\nc: "u"\t\nd:\tz\ne: |\n  keep\ttab\t\nf: &A\tnew\t\n'
+
+
+def test_a_value_under_an_explicit_core_tag_must_fit_the_tag() -> None:
+    text = "a: !!int 5\nb: !!str 5\nc: !!bool true\n"
+    with pytest.raises(EditError, match="does not fit its tag !!int"):
+        edit(text, "/a", "abc")
+    with pytest.raises(EditError, match="does not fit its tag !!bool"):
+        edit(text, "/c", "maybe")
+    assert edit(text, "/a", "6") == "a: !!int 6\nb: !!str 5\nc: !!bool true\n"
+    assert edit(text, "/b", "1.10") == "a: !!int 5\nb: !!str 1.10\nc: !!bool true\n"
