@@ -148,7 +148,17 @@ def parse(text: str, source: str) -> list[Document]:
         raise ManifestError(f"not valid YAML: {problem}", where=f"{source}{line}") from exc
     except YAMLError as exc:
         raise ManifestError(f"not valid YAML: {' '.join(str(exc).split())}", where=source) from exc
-    return _documents(raw_docs, text, source, offset=0)
+    except RecursionError:
+        raise _too_deep(source) from None
+    try:
+        return _documents(raw_docs, text, source, offset=0)
+    except RecursionError:
+        raise _too_deep(source) from None
+
+
+def _too_deep(source: str) -> ManifestError:
+    # Both parsers and the tree conversion recurse once per level; a hostile file may nest thousands deep.
+    return ManifestError("not accepted: collections nested too deeply", where=source)
 
 
 def _space_separating_tabs(text: str) -> str | None:
@@ -157,7 +167,7 @@ def _space_separating_tabs(text: str) -> str | None:
         return None
     try:
         raw_docs = list(_pyyaml.compose_all(text, Loader=_FAST_LOADER))
-    except _pyyaml.YAMLError:
+    except (_pyyaml.YAMLError, RecursionError):
         return None
     offset = 1 if text.startswith("\ufeff") else 0
     inside = bytearray(len(text))
@@ -207,10 +217,18 @@ def parse_fast(text: str, source: str) -> list[Document]:
         return parse(text, source)
     try:
         raw_docs = list(_pyyaml.compose_all(text, Loader=_FAST_LOADER))
-    except _pyyaml.YAMLError:
+    except RecursionError:
+        raise _too_deep(source) from None
+    except _pyyaml.YAMLError as exc:
+        if "nesting depth" in str(exc):
+            # libyaml stops at 1,000 levels; ruamel.yaml would take seconds to reach its own limit.
+            raise _too_deep(source) from None
         return parse(text, source)
-    # libyaml does not count a leading BOM; ruamel.yaml (and the text) do.
-    return _documents(raw_docs, text, source, offset=1 if text.startswith("\ufeff") else 0)
+    try:
+        # libyaml does not count a leading BOM; ruamel.yaml (and the text) do.
+        return _documents(raw_docs, text, source, offset=1 if text.startswith("\ufeff") else 0)
+    except RecursionError:
+        raise _too_deep(source) from None
 
 
 def _count(node: Any, counts: dict[int, int]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from gitbot import yamlio
@@ -183,3 +185,10 @@ def test_tabs_between_tokens_parse_and_tabs_in_values_stay() -> None:
     ]
     with pytest.raises(ManifestError, match=r"f\.yaml:2"):
         yamlio.parse("a:\n\tb: 1\n", "f.yaml")  # a tab that indents is still refused
+
+
+@pytest.mark.parametrize(("parser", "depth"), [(yamlio.parse, 600), (yamlio.parse_fast, 1200)])
+def test_collections_nested_too_deep_are_one_error(parser: Callable[[str, str], object], depth: int) -> None:
+    # Each parser's own limit: ruamel.yaml's recursion (about 490 levels), libyaml's 1,000.
+    with pytest.raises(ManifestError, match="nested too deeply"):
+        parser("image: " + "[" * depth + "]" * depth + "\n", "f.yaml")
