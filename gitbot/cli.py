@@ -28,6 +28,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+# Click 8.2 reports a bare group as this usage error carrying the help text; 8.1 prints the help itself.
+_NO_ARGS_IS_HELP: type[click.UsageError] | None = getattr(click.exceptions, "NoArgsIsHelpError", None)
+
 for _command in COMMANDS:
     cli.add_command(_command)
 
@@ -43,8 +46,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        if _NO_ARGS_IS_HELP is not None and isinstance(exc, _NO_ARGS_IS_HELP):
+            exc.show()  # `gitbot` or a group alone: the help is the answer
+            sys.exit(2)
+        # One line like every other error (click's own takes three); the command's --help has the rest.
+        command = exc.ctx.command_path if exc.ctx is not None else "gitbot"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"gitbot: error: {command}: {message} (see '{command} --help')", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"gitbot: error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(2)
     except GitbotError as exc:
         masker = _masker()

@@ -19,6 +19,8 @@ from gitbot.errors import EditError, ManifestError
 
 _FIRST_FORBIDDEN = set(",[]{}#&*!|>'\"%@`")
 _FLOW_FORBIDDEN = set(",[]{}")
+_CORE_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("int", "float", "bool", "null"))
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _WEIGHT_ROUTES = (
     (
         re.compile(r"^networking\.istio\.io/"),
@@ -53,6 +55,9 @@ def plain_is_safe(value: str, *, flow: bool = False) -> bool:
     if first in _FIRST_FORBIDDEN:
         return False
     if first in "-?:" and (len(value) == 1 or value[1] == " " or (flow and value[1] in _FLOW_FORBIDDEN)):
+        return False
+    if flow and first in "?:":
+        # In a flow collection a `?` or `:` opens a key or a value, whatever follows it.
         return False
     if value.startswith(("---", "...")):
         return False
@@ -186,7 +191,8 @@ def _check_weights(docs: list[yamlio.Document], assignments: Sequence[Assignment
         before = after = 0
         for index, entry in enumerate(route.children):
             weight = entry.get("weight")
-            if weight is None or weight.kind != "scalar" or not weight.value.isdigit():
+            # ASCII digits only: `str.isdigit` also takes `²` (which int() refuses) and other scripts' digits.
+            if weight is None or weight.kind != "scalar" or not re.fullmatch(r"[0-9]+", weight.value):
                 continue
             before += int(weight.value)
             after += int(new_values.get(f"{route_pointer}/{index}/weight", weight.value))
@@ -219,6 +225,13 @@ def apply_assignments(text: str, assignments: Sequence[Assignment], *, source: s
         raise EditError(f"cannot edit a file that does not parse: {exc.message}", where=exc.where) from exc
     wanted: dict[tuple[int, str], Assignment] = {}
     for a in assignments:
+        surrogate = _SURROGATE.search(a.value)
+        if surrogate is not None:
+            # Bytes that are not UTF-8 reach a command line as lone surrogates; YAML cannot hold one, even escaped.
+            raise EditError(
+                f"value holds U+{ord(surrogate.group()):04X}, which is not a character (bytes that are not UTF-8?)",
+                where=_where(source, a),
+            )
         previous = wanted.get((a.document, a.pointer))
         if previous is not None and previous.value != a.value:
             raise EditError(f"assigned twice: {previous.value!r} and {a.value!r}", where=_where(source, a))
@@ -229,6 +242,10 @@ def apply_assignments(text: str, assignments: Sequence[Assignment], *, source: s
     for a, node in located:
         if node.value == a.value:
             continue
+        if node.explicit_tag and node.tag in _CORE_TAGS and not yamlio.plain_resolves_to(a.value, node.tag):
+            # `!!int abc` parses, but no loader can construct it.
+            short = node.tag.rsplit(":", 1)[-1]
+            raise EditError(f"value {a.value!r} does not fit its tag !!{short}", where=_where(source, a))
         token, tag = render_token(a.value, node)
         splices.append(_Splice(assignment=a, node=node, token=token, tag=tag))
     if not splices:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, replace
@@ -407,16 +408,24 @@ class ScanCache:
 def _yaml_files(root: Path, paths: Sequence[str]) -> Iterator[Path]:
     for name in paths:
         path = root / name
+        if path.is_symlink():
+            # A link in a checked-out repository may point anywhere (a device, a file outside it); an edit
+            # would be written through it. Manifests are read and written as themselves only.
+            raise ManifestError("is a symbolic link; gitbot reads manifests only as regular files", where=name)
         if path.is_file():
             yield path
             continue
         if not path.is_dir():
+            if path.exists():
+                raise ManifestError("not a regular file or directory", where=name)
             raise MissingPathError("no such file or directory", where=name)
         for dirpath, dirnames, filenames in os.walk(path):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
-                if filename.endswith((".yaml", ".yml")):
-                    yield Path(dirpath) / filename
+                file = Path(dirpath) / filename
+                # Links and special files (a FIFO would block the read, /dev/zero never ends) are skipped.
+                if filename.endswith((".yaml", ".yml")) and stat.S_ISREG(file.lstat().st_mode):
+                    yield file
 
 
 def _no_progress(done: int, total: int) -> None:

@@ -32,7 +32,7 @@ _DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}\Z", re.
 _PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z", re.ASCII)
 _HOST_RE = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z",
+    r"|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?\Z",
     re.ASCII,
 )
 # Versions as registries tag them: 1, 1.2, 1.2.3, each with an optional pre-release and build part. Missing
@@ -46,6 +46,8 @@ _VERSION_RE = re.compile(
 # Characters a glob may contain: tag characters plus fnmatch's wildcards.
 _GLOB_RE = re.compile(r"[A-Za-z0-9._*?\[\]!-]+\Z", re.ASCII)
 _RANGE_V_RE = re.compile(r"(?<![0-9A-Za-z.-])[vV](?=[0-9])")
+_RANGE_COMMA_RE = re.compile(r"\s*,\s*")
+_RANGE_OPERATOR_GAP_RE = re.compile(r"(<=|>=|<|>|=|~|\^)\s+")
 # A `-` right after a digit, a wildcard or a group names a pre-release (`0.2.*-rc.*`, `\d+-rc`); one
 # after a word does not (`app-*`, `sha-*`).
 _NAMES_PRERELEASE_RE = re.compile(r"(?:[0-9*?\])}+]|\\d)-")
@@ -73,11 +75,6 @@ class TagFilter:
     glob_prefix: str = ""
     _regex: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
     _spec: semantic_version.NpmSpec | None = field(default=None, repr=False, compare=False)
-
-    def version_part(self, tag: str) -> str | None:
-        """The part of `tag` that is ordered, or None when the tag does not match the pattern."""
-        found = self._analyse(tag)
-        return None if found is None else found[0]
 
     def matches(self, tag: str) -> bool:
         """True when `tag` (assumed a valid OCI tag) passes this filter, pre-release rules included."""
@@ -180,9 +177,9 @@ def parse_filter(
             _regex=regex,
         )
     if kind == "semver":
+        normalised = _normalise_range(expression)
         try:
-            # npm accepts `v1.2.3` in ranges; semantic_version only at the start of a bare version.
-            spec = semantic_version.NpmSpec(_RANGE_V_RE.sub("", expression.strip()))
+            spec = semantic_version.NpmSpec(normalised)
         except ValueError as exc:
             raise _fail(f"invalid semver range {expression!r}: {exc}", where) from exc
         return TagFilter(
@@ -191,7 +188,7 @@ def parse_filter(
             expression=expression,
             allow_prerelease=allow_prerelease,
             order=order,
-            names_prerelease=_range_names_prerelease(expression),
+            names_prerelease=_range_names_prerelease(normalised),
             _spec=spec,
         )
     try:
@@ -215,6 +212,17 @@ def parse_filter(
         names_prerelease=_NAMES_PRERELEASE_RE.search(expression) is not None,
         _regex=regex,
     )
+
+
+def _normalise_range(expression: str) -> str:
+    """A range in the spelling semantic_version's npm parser takes.
+
+    npm and Masterminds accept `v1.2.3` and a space after an operator (`>= 1.0`); Masterminds (Flux) also
+    joins comparators with `,` (`>=1.0.0, <2.0.0`). semantic_version takes none of these.
+    """
+    text = _RANGE_V_RE.sub("", expression.strip())
+    text = _RANGE_COMMA_RE.sub(" ", text)
+    return _RANGE_OPERATOR_GAP_RE.sub(r"\1", text)
 
 
 def _glob_prefix(expression: str) -> str:
@@ -371,8 +379,11 @@ def parse_image(ref: str, *, where: str | None = None) -> ImageRef:
     parts = repository.split("/")
     path = parts
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        if not _HOST_RE.match(parts[0]):
+        host = _HOST_RE.match(parts[0])
+        if host is None:
             raise bad(f"registry {parts[0]!r} is not host[:port]")
+        if host.group("port") is not None and not 0 < int(host.group("port")) < 65536:
+            raise bad(f"registry {parts[0]!r} has a port outside 1..65535")
         path = parts[1:]
     for component in path:
         if not _PATH_COMPONENT_RE.match(component):

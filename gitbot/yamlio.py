@@ -131,7 +131,16 @@ class _DuplicateKeyError(Exception):
 def parse(text: str, source: str) -> list[Document]:
     """Parse every document of `text`; a text that is not YAML raises ManifestError at `source:line`."""
     try:
-        raw_docs = list(_loader().compose_all(text))
+        try:
+            raw_docs = list(_loader().compose_all(text))
+        except MarkedYAMLError as exc:
+            # ruamel.yaml refuses a tab that separates tokens (`a: x<TAB># c`, `a:<TAB>x`, a trailing tab),
+            # which YAML allows. Such tabs lie outside every scalar, so as spaces they change no value and
+            # no offset; anything else is a real error.
+            spaced = _space_separating_tabs(text) if "\t" in text and "'\\t'" in str(exc.problem) else None
+            if spaced is None:
+                raise
+            raw_docs = list(_loader().compose_all(spaced))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -139,7 +148,46 @@ def parse(text: str, source: str) -> list[Document]:
         raise ManifestError(f"not valid YAML: {problem}", where=f"{source}{line}") from exc
     except YAMLError as exc:
         raise ManifestError(f"not valid YAML: {' '.join(str(exc).split())}", where=source) from exc
-    return _documents(raw_docs, text, source, offset=0)
+    except RecursionError:
+        raise _too_deep(source) from None
+    try:
+        return _documents(raw_docs, text, source, offset=0)
+    except RecursionError:
+        raise _too_deep(source) from None
+
+
+def _too_deep(source: str) -> ManifestError:
+    # Both parsers and the tree conversion recurse once per level; a hostile file may nest thousands deep.
+    return ManifestError("not accepted: collections nested too deeply", where=source)
+
+
+def _space_separating_tabs(text: str) -> str | None:
+    """`text` with every tab outside the scalars (as libyaml locates them) made a space; None when unsure."""
+    if _FAST_LOADER is None or "\ufeff" in text[1:]:
+        return None
+    try:
+        raw_docs = list(_pyyaml.compose_all(text, Loader=_FAST_LOADER))
+    except (_pyyaml.YAMLError, RecursionError):
+        return None
+    offset = 1 if text.startswith("\ufeff") else 0
+    inside = bytearray(len(text))
+    pending = [raw for raw in raw_docs if raw is not None]
+    while pending:
+        node = pending.pop()
+        if node.id == "scalar":
+            # The value token only: a tab between an `&anchor` or `!tag` and the value separates them.
+            start = min(_value_start(text, node.start_mark.index + offset)[0], node.end_mark.index + offset)
+            end = node.end_mark.index + offset
+            inside[start:end] = b"\x01" * (end - start)
+        elif node.id == "mapping":
+            pending.extend(part for pair in node.value for part in pair)
+        else:
+            pending.extend(node.value)
+    chars = list(text)
+    for index, char in enumerate(chars):
+        if char == "\t" and not inside[index]:
+            chars[index] = " "
+    return "".join(chars)
 
 
 def _documents(raw_docs: list[Any], text: str, source: str, *, offset: int) -> list[Document]:
@@ -169,10 +217,18 @@ def parse_fast(text: str, source: str) -> list[Document]:
         return parse(text, source)
     try:
         raw_docs = list(_pyyaml.compose_all(text, Loader=_FAST_LOADER))
-    except _pyyaml.YAMLError:
+    except RecursionError:
+        raise _too_deep(source) from None
+    except _pyyaml.YAMLError as exc:
+        if "nesting depth" in str(exc):
+            # libyaml stops at 1,000 levels; ruamel.yaml would take seconds to reach its own limit.
+            raise _too_deep(source) from None
         return parse(text, source)
-    # libyaml does not count a leading BOM; ruamel.yaml (and the text) do.
-    return _documents(raw_docs, text, source, offset=1 if text.startswith("\ufeff") else 0)
+    try:
+        # libyaml does not count a leading BOM; ruamel.yaml (and the text) do.
+        return _documents(raw_docs, text, source, offset=1 if text.startswith("\ufeff") else 0)
+    except RecursionError:
+        raise _too_deep(source) from None
 
 
 def _count(node: Any, counts: dict[int, int]) -> None:
@@ -189,7 +245,21 @@ def _count(node: Any, counts: dict[int, int]) -> None:
             _count(child, counts)
 
 
-_PROPERTY = re.compile(r"(?:&[^\s,\[\]{}]+|!<[^>]*>|![^\s,\[\]{}]*)[ \t]*(?:\r?\n[ \t]*)?")
+_PROPERTY = re.compile(r"&[^\s,\[\]{}]+|!<[^>]*>|![^\s,\[\]{}]*")
+
+
+def _skip_gap(text: str, pos: int) -> int:
+    """Skip the blanks, comments and line breaks a property may stand apart from its value by."""
+    while pos < len(text):
+        char = text[pos]
+        if char in " \t\r\n":
+            pos += 1
+        elif char == "#" and text[pos - 1] in " \t\r\n":
+            end = text.find("\n", pos)
+            pos = len(text) if end < 0 else end
+        else:
+            break
+    return pos
 
 
 def _value_start(text: str, start: int) -> tuple[int, bool]:
@@ -201,7 +271,7 @@ def _value_start(text: str, start: int) -> tuple[int, bool]:
         if match is None or match.end() == pos:
             break
         explicit = explicit or text[pos] == "!"
-        pos = match.end()
+        pos = _skip_gap(text, match.end())
     return pos, explicit
 
 
@@ -214,6 +284,8 @@ def _convert(
     shared = shared or counts.get(key, 0) > 1
     mark = raw.start_mark.index + offset
     start, explicit = _value_start(text, mark)
+    # An empty value after its properties ends where they do: do not move it into the next line's text.
+    start = min(start, max(raw.end_mark.index + offset, mark))
     line, column = raw.start_mark.line, raw.start_mark.column + (start - mark)
     if start != mark:
         # A property on its own line moves the value; count lines in the skipped text.
@@ -310,16 +382,28 @@ def walk(root: Node | None, pointer: str = "") -> Iterator[tuple[str, Node]]:
             yield from walk(child, f"{pointer}/{i}")
 
 
-def plain_tag(value: str) -> str:
-    """The tag a plain scalar with this text resolves to (YAML 1.2 rules, as the parser uses)."""
-    return _tag_text(_resolver((1, 2)).resolve(_RScalar, value, (True, False)))
+# What Kubernetes' Go YAML readers take as a number after dropping every `_` (strconv's base-0 integers,
+# upper-case prefixes included, and their float pattern), or as a date with one-digit month or day.
+def plain_resolves_to(value: str, tag: str) -> bool:
+    """Whether `value` written plain resolves to `tag` under YAML 1.2 rules (as the parser reads it)."""
+    return _tag_text(_resolver((1, 2)).resolve(_RScalar, value, (True, False))) == tag
+
+
+_GO_NUMBER = re.compile(
+    r"[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*"
+    r"|(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?)"
+)
+_GO_DATE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}")
 
 
 def loads_as_string_plain(value: str) -> bool:
     """Whether `value` written plain loads as the same string under both YAML 1.1 and 1.2 rules.
 
     Kubernetes tooling still reads YAML 1.1 (`yes`, `on`, `010`), so a value must be a string under both.
+    Its Go YAML readers also take `0X1F`, `0O17`, `0B1`, `0_x1F` and `2024-1-5` as other types.
     """
+    if value[:1] in "0123456789+-" and (_GO_NUMBER.fullmatch(value.replace("_", "")) or _GO_DATE.fullmatch(value)):
+        return False
     for version in ((1, 1), (1, 2)):
         if _tag_text(_resolver(version).resolve(_RScalar, value, (True, False))) != STR_TAG:
             return False

@@ -29,17 +29,30 @@ def _detail(target: Target) -> str:
     return " ".join(parts)
 
 
+def _cell(text: str) -> str:
+    """`text` with characters a terminal would act on (line breaks, escapes) written as Python escapes."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def format_table(targets: Sequence[Target]) -> str:
-    """Targets as an aligned text table, one row per target, with its locator for `gitbot set`."""
+    """Targets as an aligned text table, one row per target, with its locator for `gitbot set`.
+
+    Manifests are input: a value holding a line break or a terminal escape is shown escaped, on its row.
+    """
     header = ("WHERE", "LOCATOR", "RESOURCE", "KIND", "VALUE", "DETAIL")
     rows = [header] + [
-        (
-            f"{t.file}:{t.line}:{t.column}",
-            f"{t.document}:{t.pointer}",
-            t.resource,
-            t.kind,
-            t.value,
-            _detail(t),
+        tuple(
+            _cell(cell)
+            for cell in (
+                f"{t.file}:{t.line}:{t.column}",
+                f"{t.document}:{t.pointer}",
+                t.resource,
+                t.kind,
+                t.value,
+                _detail(t),
+            )
         )
         for t in targets
     ]

@@ -40,16 +40,29 @@ def read_manifest(path: Path) -> tuple[str, int]:
         raise EditError("no such file", where=str(path)) from exc
     if not stat.S_ISREG(info.st_mode):
         raise EditError("not a regular file", where=str(path))
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EditError(f"cannot read: {exc.strerror}", where=str(path)) from exc
     try:
         return data.decode("utf-8"), stat.S_IMODE(info.st_mode)
     except UnicodeDecodeError as exc:
         raise EditError(f"not UTF-8 (byte {exc.start})", where=str(path)) from exc
 
 
+def check_writable(path: Path, mode: int) -> None:
+    """Refuse a file nobody may write (or this user may not): a rename would replace it regardless."""
+    if not mode & 0o222 or not os.access(path, os.W_OK):
+        raise EditError("file is read-only", where=str(path))
+
+
 def replace_atomically(path: Path, text: str, mode: int) -> None:
     """Write `text` to a temporary file beside `path` with `mode`, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        # A short prefix: the temporary name must fit the file system's limit even when `path`'s nearly does.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:64]}.", suffix=".tmp")
+    except OSError as exc:
+        raise EditError(f"cannot write beside the file: {exc.strerror}", where=str(path)) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8"))
@@ -57,6 +70,9 @@ def replace_atomically(path: Path, text: str, mode: int) -> None:
             os.fsync(handle.fileno())
         Path(tmp).chmod(mode)
         Path(tmp).replace(path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise EditError(f"cannot write: {exc.strerror}", where=str(path)) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -70,6 +86,8 @@ def set_command(file: Path, assignments: tuple[str, ...], to_stdout: bool) -> No
     """Set scalars in FILE: LOCATOR=VALUE, where LOCATOR is DOCUMENT:POINTER."""
     wanted = [parse_assignment(a) for a in assignments]
     text, mode = read_manifest(file)
+    if not to_stdout:
+        check_writable(file, mode)
     result = apply_assignments(text, wanted, source=str(file))
     if to_stdout:
         sys.stdout.flush()
@@ -80,4 +98,5 @@ def set_command(file: Path, assignments: tuple[str, ...], to_stdout: bool) -> No
         click.echo(f"{file}: unchanged")
         return
     replace_atomically(file, result, mode)
-    click.echo(f"{file}: {len(wanted)} value(s) set")
+    # The same locator given twice (with the same value) is one value.
+    click.echo(f"{file}: {len({(a.document, a.pointer) for a in wanted})} value(s) set")

@@ -97,3 +97,29 @@ def test_a_bug_prints_a_masked_traceback_and_exits_1(leaky_policy: Path, capsys:
     assert TOKEN not in err
     assert "Traceback (most recent call last)" in err
     assert err.rstrip().splitlines()[-1].startswith("gitbot: internal error: RuntimeError: unexpected:")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["set", "no-such-file.yaml"], ["gitbot set", "ASSIGNMENTS"]),
+        (["scan", "--bogus", "x"], ["gitbot scan", "--bogus"]),
+        (["tags"], ["gitbot tags", "IMAGE"]),
+    ],
+)
+def test_a_command_line_mistake_is_one_line(
+    args: list[str], words: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("gitbot: error: ")
+    assert all(word in err for word in words)
+
+
+def test_gitbot_alone_shows_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([])
+    captured = capsys.readouterr()
+    assert "Commands:" in captured.out + captured.err

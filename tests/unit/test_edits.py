@@ -138,6 +138,9 @@ def test_no_assignments_and_same_value_leave_text_alone() -> None:
         ("a,b", True, False),
         ("-a", False, True),
         ("- a", False, False),
+        (":x", False, True),
+        (":x", True, False),
+        ("?x", True, False),
     ],
 )
 def test_plain_safety(value: str, flow: bool, safe: bool) -> None:
@@ -161,3 +164,73 @@ def test_multi_line_scalars_become_one_token() -> None:
 @pytest.mark.parametrize(("value", "token"), [("35", "35"), ("v35", "v35"), ("1.10", '"1.10"'), ("035", '"035"')])
 def test_numeric_tag_becomes_whatever_loads_as_the_given_text(value: str, token: str) -> None:
     assert edit("tag: 34\n", "/tag", value) == f"tag: {token}\n"
+
+
+PROPERTY_APART = """\
+a: &x # note
+  value
+b: !!str # note2
+  v2
+c: &y
+
+  v3
+d: &z
+  # inner
+  v4
+"""
+
+
+def test_a_value_apart_from_its_properties_keeps_the_comments_between() -> None:
+    out = apply_assignments(
+        PROPERTY_APART,
+        [Assignment(0, f"/{key}", f"new-{key}") for key in "abcd"],
+        source="f.yaml",
+    )
+    assert out == (
+        PROPERTY_APART.replace("  value\n", "  new-a\n")
+        .replace("  v2\n", "  new-b\n")
+        .replace("  v3\n", "  new-c\n")
+        .replace("  v4\n", "  new-d\n")
+    )
+
+
+@pytest.mark.parametrize("odd", ["²", "١٠"])
+def test_a_weight_written_in_other_digits_is_not_counted(odd: str) -> None:
+    text = VS.replace("weight: 10", f"weight: {odd}")
+    # Only the ASCII 90 counts, so the route did not sum to 100 before and any new weight is accepted.
+    out = edit(text, "/spec/http/0/route/0/weight", "80")
+    assert out == text.replace("weight: 90", "weight: 80")
+
+
+def test_a_value_with_a_lone_surrogate_is_refused() -> None:
+    # What `0:/x=$'\xff'` becomes on a command line: YAML parsers refuse the `\udcff` escape it would need.
+    with pytest.raises(EditError, match="U\\+DCFF"):
+        edit(POD, "/spec/containers/0/image", "nginx:\udcff")
+
+
+def test_a_flow_item_set_to_a_colon_or_question_mark_word_is_quoted() -> None:
+    text = "f: [p, q]\ng: {k: v}\n"
+    assert (
+        apply_assignments(text, [Assignment(0, "/f/0", ":x"), Assignment(0, "/g/k", "?x")], source="f.yaml")
+        == 'f: [":x", q]\ng: {k: "?x"}\n'
+    )
+
+
+def test_tabs_that_separate_tokens_are_kept_and_do_not_block_an_edit() -> None:
+    text = 'a: x\t# c\nb: [\tp,\tq\t]\nc: "y"\t\nd:\tz\ne: |\n  keep\ttab\t\nf: &A\tv\t\n'
+    out = apply_assignments(
+        text,
+        [Assignment(0, "/a", "1.10"), Assignment(0, "/b/1", "w"), Assignment(0, "/c", "u"), Assignment(0, "/f", "new")],
+        source="f.yaml",
+    )
+    assert out == 'a: "1.10"\t# c\nb: [\tp,\tw\t]\nc: "u"\t\nd:\tz\ne: |\n  keep\ttab\t\nf: &A\tnew\t\n'
+
+
+def test_a_value_under_an_explicit_core_tag_must_fit_the_tag() -> None:
+    text = "a: !!int 5\nb: !!str 5\nc: !!bool true\n"
+    with pytest.raises(EditError, match="does not fit its tag !!int"):
+        edit(text, "/a", "abc")
+    with pytest.raises(EditError, match="does not fit its tag !!bool"):
+        edit(text, "/c", "maybe")
+    assert edit(text, "/a", "6") == "a: !!int 6\nb: !!str 5\nc: !!bool true\n"
+    assert edit(text, "/b", "1.10") == "a: !!int 5\nb: !!str 1.10\nc: !!bool true\n"

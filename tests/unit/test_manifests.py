@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,25 @@ def test_a_missing_path_is_its_own_error_naming_the_path_as_given(tmp_path: Path
         scan_paths(tmp_path, ["present", "clusters/other"])
     assert caught.value.where == "clusters/other"
     assert caught.value.one_line() == "clusters/other: no such file or directory"
+
+
+def test_a_path_that_is_neither_file_nor_directory_says_so(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")
+    with pytest.raises(ManifestError) as caught:
+        scan_paths(tmp_path, ["pipe.yaml"])
+    assert not isinstance(caught.value, MissingPathError)
+    assert caught.value.one_line() == "pipe.yaml: not a regular file or directory"
+
+
+def test_links_and_special_files_in_a_directory_are_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("image: secret:1\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "pod.yaml").write_text("image: app:1\n")
+    (tree / "link.yaml").symlink_to(outside)
+    (tree / "zero.yaml").symlink_to("/dev/zero")
+    os.mkfifo(tree / "pipe.yaml")
+    assert [t.value for t in scan_paths(tmp_path, ["tree"])] == ["app:1"]
+    with pytest.raises(ManifestError, match="symbolic link"):
+        scan_paths(tmp_path, ["tree/link.yaml"])

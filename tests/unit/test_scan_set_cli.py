@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from gitbot.cli import main
+from gitbot.commands.set import replace_atomically
+from gitbot.errors import EditError
 
 DEMO = Path(__file__).resolve().parents[2] / "gitbot" / "demo_data" / "clusters" / "staging" / "podinfo.yaml"
 
@@ -118,3 +120,51 @@ def test_set_refuses_symlinks_and_missing_files(manifest: Path, capsys: pytest.C
     assert code == 2 and "symlink" in err
     code, _, err = run(["set", str(manifest.parent / "missing.yaml"), "0:/a=1"], capsys)
     assert code == 2 and "no such file" in err
+
+
+def test_set_refuses_a_read_only_file_but_prints_its_edit(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest.chmod(0o444)
+    before = manifest.read_bytes()
+    code, _, err = run(["set", str(manifest), "2:/spec/http/0/route/0/weight=100"], capsys)
+    assert code == 2 and "read-only" in err and err.count("\n") == 1
+    assert manifest.read_bytes() == before
+    code, out, _ = run(["set", str(manifest), "2:/spec/http/0/route/0/weight=100", "--stdout"], capsys)
+    assert code == 0 and out
+
+
+def test_set_edits_a_file_with_a_name_near_the_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / ("m" * 245 + ".yaml")
+    path.write_text("image: nginx:1.25\n")
+    code, _, err = run(["set", str(path), "0:/image=nginx:1.26"], capsys)
+    assert (code, err) == (0, "")
+    assert path.read_text() == "image: nginx:1.26\n"
+
+
+def test_a_failed_write_is_one_error_naming_the_file(tmp_path: Path) -> None:
+
+    target = tmp_path / "gone" / "f.yaml"
+    with pytest.raises(EditError, match="cannot write") as info:
+        replace_atomically(target, "a: 1\n", 0o644)
+    assert info.value.where == str(target)
+
+
+def test_scan_table_escapes_line_breaks_and_terminal_escapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "evil.yaml"
+    path.write_text(
+        'kind: Pod\nmetadata: {name: "a\\nb"}\nspec:\n  containers:\n'
+        '  - {name: "c\\td", image: "nginx\\n\\u001b[31mRED:1"}\n'
+    )
+    code, out, _ = run(["scan", str(path)], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 3 and "\x1b" not in out and "\t" not in out
+    assert "Pod//a\\nb" in lines[1] and "nginx\\n\\x1b[31mRED:1" in lines[1] and "container=c\\td" in lines[1]
+
+
+def test_set_counts_a_locator_given_twice_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text("image: nginx:1.25\n")
+    code, out, _ = run(["set", str(path), "0:/image=nginx:1.26", "0:/image=nginx:1.26"], capsys)
+    assert code == 0 and out == f"{path}: 1 value(s) set\n"

@@ -279,6 +279,9 @@ def test_parse_image(ref: str, expected: ImageRef) -> None:
         "app:" + "x" * 129,
         "app@sha256:xyz",
         "host:port:5000/app",
+        "registry.example:99999/app",
+        "localhost:65536/app",
+        "localhost:0/app",
         "a//b",
         "app:",
     ],
@@ -331,3 +334,13 @@ def test_leading_v_in_a_range() -> None:
 )
 def test_which_filters_name_a_prerelease(text: str, names: bool) -> None:
     assert parse_filter(text).names_prerelease is names
+
+
+@pytest.mark.parametrize("spelling", [">= 1.0.0 < 2.0.0", ">=1.0.0, <2.0.0", ">= v1.0.0,<2", ">=1.0.0 <2.0.0"])
+def test_a_range_with_spaces_after_operators_or_commas_between_comparators(spelling: str) -> None:
+    tags = ["0.9.0", "1.2.0", "1.9.0", "2.0.0"]
+    assert select(tags, parse_filter(f"semver:{spelling}")).candidates == ("1.9.0", "1.2.0")
+
+
+def test_a_comma_separated_range_still_names_its_pre_release() -> None:
+    assert parse_filter("semver:>=0.2.1-rc.1, <0.3.0").names_prerelease

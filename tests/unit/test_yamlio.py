@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from gitbot import yamlio
@@ -96,12 +98,36 @@ def test_malformed_pointer_is_rejected() -> None:
         yamlio.split_pointer("/a~2")
 
 
-@pytest.mark.parametrize("value", ["1.10", "010", "true", "yes", "on", "1e3", "null", "~", "0x1F", "2001-12-14"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1.10",
+        "010",
+        "true",
+        "yes",
+        "on",
+        "1e3",
+        "null",
+        "~",
+        "0x1F",
+        "2001-12-14",
+        "0X1F",
+        "0O17",
+        "0B1",
+        "-0X_1",
+        "0_x1F",
+        "1_0.5",
+        "2024-1-5",
+    ],
+)
 def test_values_that_load_as_something_else(value: str) -> None:
     assert not yamlio.loads_as_string_plain(value)
 
 
-@pytest.mark.parametrize("value", ["v1.10", "podinfo:0.1.0", "ghcr.io/a/b@sha256:abc", "1.2.3"])
+@pytest.mark.parametrize(
+    "value",
+    ["v1.10", "podinfo:0.1.0", "ghcr.io/a/b@sha256:abc", "1.2.3", "0x", "0Xg", "x0X1", "1.2e", "2024-1-5a"],
+)
 def test_values_that_load_as_strings(value: str) -> None:
     assert yamlio.loads_as_string_plain(value)
 
@@ -137,3 +163,32 @@ def test_fast_locator_builds_the_same_tree_as_ruamel(text: str) -> None:
 def test_fast_locator_defers_to_ruamel_for_errors() -> None:
     with pytest.raises(ManifestError, match=r"^bad.yaml:2:"):
         yamlio.parse_fast("a: [1\nb: 2\n", "bad.yaml")
+
+
+def test_a_value_after_a_commented_property_is_located_on_its_own_line() -> None:
+    text = "a: &x # note\n  value\nb: &e\nc: 1\n"
+    for parser in (yamlio.parse, yamlio.parse_fast):
+        root = parser(text, "f.yaml")[0].root
+        value = yamlio.resolve(root, "/a")
+        assert value is not None and (value.line, value.column, text[value.start : value.end]) == (1, 2, "value")
+        empty = yamlio.resolve(root, "/b")
+        assert empty is not None and (empty.line, empty.start == empty.end) == (2, True)
+
+
+def test_tabs_between_tokens_parse_and_tabs_in_values_stay() -> None:
+    text = 'a: "x\t# y"\t\nb: |\n  keep\ttab\t\nc:\tz\t# c\n'
+    root = yamlio.parse(text, "f.yaml")[0].root
+    assert [(p, n.value) for p, n in yamlio.walk(root) if n.kind == "scalar"] == [
+        ("/a", "x\t# y"),
+        ("/b", "keep\ttab\t\n"),
+        ("/c", "z"),
+    ]
+    with pytest.raises(ManifestError, match=r"f\.yaml:2"):
+        yamlio.parse("a:\n\tb: 1\n", "f.yaml")  # a tab that indents is still refused
+
+
+@pytest.mark.parametrize(("parser", "depth"), [(yamlio.parse, 600), (yamlio.parse_fast, 1200)])
+def test_collections_nested_too_deep_are_one_error(parser: Callable[[str, str], object], depth: int) -> None:
+    # Each parser's own limit: ruamel.yaml's recursion (about 490 levels), libyaml's 1,000.
+    with pytest.raises(ManifestError, match="nested too deeply"):
+        parser("image: " + "[" * depth + "]" * depth + "\n", "f.yaml")
