@@ -53,6 +53,8 @@ _RANGE_OPERATOR_GAP_RE = re.compile(r"(<=|>=|<|>|=|~|\^)\s+")
 _NAMES_PRERELEASE_RE = re.compile(r"(?:[0-9*?\])}+]|\\d)-")
 _GO_TEMPLATE_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
+_USERINFO = re.compile(r"^[^/@\s]*:[^/@\s]*@")
+
 
 @dataclass(frozen=True)
 class TagFilter:
@@ -362,7 +364,9 @@ def parse_image(ref: str, *, where: str | None = None) -> ImageRef:
     """
 
     def bad(why: str) -> ConfigError:
-        return ConfigError(f"invalid image reference {ref!r}: {why}", where=where)
+        # A reference written as `user:password@host/...` is malformed, and its password must not be echoed.
+        shown = _USERINFO.sub("***@", ref)
+        return ConfigError(f"invalid image reference {shown!r}: {_USERINFO.sub('***@', why)}", where=where)
 
     if not isinstance(ref, str) or not ref or ref != ref.strip():
         raise bad("empty or surrounded by whitespace")

@@ -344,3 +344,10 @@ def test_a_range_with_spaces_after_operators_or_commas_between_comparators(spell
 
 def test_a_comma_separated_range_still_names_its_pre_release() -> None:
     assert parse_filter("semver:>=0.2.1-rc.1, <0.3.0").names_prerelease
+
+
+def test_a_password_in_a_malformed_image_reference_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_image("robot:s3cr3t-pass@registry.example/app:1.0")
+    assert "s3cr3t-pass" not in info.value.one_line()
+    assert "***@registry.example/app:1.0" in info.value.one_line()
