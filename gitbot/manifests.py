@@ -406,8 +406,12 @@ class ScanCache:
 
 
 def _yaml_files(root: Path, paths: Sequence[str]) -> Iterator[Path]:
+    top = root.resolve()
     for name in paths:
         path = root / name
+        if path.exists() and not path.resolve().is_relative_to(top):
+            # A linked folder on the way (`clusters -> /`) would have the bot read and write outside it.
+            raise ManifestError("leads outside the repository through a symbolic link", where=name)
         if path.is_symlink():
             # A link in a checked-out repository may point anywhere (a device, a file outside it); an edit
             # would be written through it. Manifests are read and written as themselves only.

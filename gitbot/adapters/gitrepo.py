@@ -372,8 +372,12 @@ class GitCheckout:
         if not files:
             raise GitError("refusing to commit: no files given")
         paths = [_relative(path) for path in files]
+        top = self.root.resolve()
         for path, text in zip(paths, files.values(), strict=True):
             target = self.root / path
+            if target.is_symlink() or not target.parent.resolve().is_relative_to(top):
+                # The repository's content decides where links point; gitbot writes only inside it.
+                raise GitError(f"refusing to write {path!r}: it is, or lies under, a symbolic link")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
         self._git("add", "--", *paths)

@@ -278,3 +278,14 @@ def test_links_and_special_files_in_a_directory_are_not_read(tmp_path: Path) -> 
     assert [t.value for t in scan_paths(tmp_path, ["tree"])] == ["app:1"]
     with pytest.raises(ManifestError, match="symbolic link"):
         scan_paths(tmp_path, ["tree/link.yaml"])
+
+
+def test_a_policy_path_through_a_linked_folder_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "prod").mkdir(parents=True)
+    (outside / "prod" / "app.yaml").write_text("kind: Pod\nspec:\n  containers:\n    - {name: a, image: x:1}\n")
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "clusters").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ManifestError, match="outside the repository"):
+        scan_paths(root, ["clusters/prod"])

@@ -382,3 +382,14 @@ def test_remote_head_and_delete_of_bot_branches(
         with pytest.raises(GitError, match="refusing to delete"):
             checkout.delete_branch("main")
     assert git_server.branches(repo_name) == ["main"]
+
+
+def test_commit_refuses_to_write_through_a_symbolic_link(make_workspace: WorkspaceFactory, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    workspace = make_workspace()
+    with workspace.checkout() as checkout:
+        (checkout.root / "linked").symlink_to(outside, target_is_directory=True)
+        with pytest.raises(GitError, match="symbolic link"):
+            checkout.commit({"linked/app.yaml": "image: x:2\n"}, "gitbot(p): write", BOT)
+    assert not (outside / "app.yaml").exists()
