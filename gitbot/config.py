@@ -29,14 +29,18 @@ def parse_duration(value: object) -> timedelta:
     """`90s`, `5m`, `1h30m` (or a number of seconds) -> timedelta; anything else is an error."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return timedelta(seconds=float(value))
-    text = str(value).strip()
-    match = _DURATION.match(text)
-    if not text or match is None or not any(match.groups()):
-        raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {text!r}")
-    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    duration = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return timedelta(seconds=float(value))
+        text = str(value).strip()
+        match = _DURATION.match(text)
+        if not text or match is None or not any(match.groups()):
+            raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {text!r}")
+        hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+        duration = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        # `.inf` or a number of hours beyond what a timedelta holds: a mistake, not a schedule.
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {value!r} (too long)") from None
     if duration <= timedelta(0):
         raise ValueError("expected a duration longer than zero")
     return duration

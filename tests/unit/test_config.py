@@ -119,7 +119,15 @@ def test_durations(text: object, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "5", "5x", "0s", "m", -3, True])
+@pytest.mark.parametrize("text", ["", "5", "5x", "0s", "m", -3, True, float("inf"), 1e300, "99999999999h"])
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("value", [".inf", "99999999999h", "1e300"])
+def test_durations_beyond_a_timedelta_are_one_line_errors(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, GOOD + f"  schedule: {{interval: {value}}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert info.value.one_line().startswith(f"{path}:11: spec.schedule.interval: expected a duration")
