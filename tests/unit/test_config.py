@@ -131,3 +131,92 @@ def test_durations_beyond_a_timedelta_are_one_line_errors(tmp_path: Path, value:
     with pytest.raises(ConfigError) as info:
         load_policy(path)
     assert info.value.one_line().startswith(f"{path}:11: spec.schedule.interval: expected a duration")
+
+
+CANARY = (
+    GOOD
+    + """\
+    - name: podinfo-canary
+      repository: ghcr.io/stefanprodan/podinfo
+      filter: "0.2.*"
+      targets: [{resource: Deployment/test/podinfo-canary}]
+  schedule: {cron: "*/10 * * * *"}
+  canaries:
+    - name: podinfo
+      route: VirtualService/test/podinfo
+      stable: {subset: ga}
+      canary: {subset: canary}
+      image: podinfo-canary
+      steps: [10, 60, 100]
+      analysis:
+        prometheus: {url: "http://prometheus:9090"}
+        window: 5m
+        stableWorkload: podinfo-ga
+        canaryWorkload: podinfo-canary
+        checks:
+          - {name: success-rate, min: 99}
+"""
+)
+
+
+def test_the_canary_example_loads(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, CANARY))
+    assert policy.spec.canaries[0].image == "podinfo-canary"
+    assert policy.spec.schedule.cron == "*/10 * * * *"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "needle"),
+    [
+        ("image: podinfo-canary", "image: podinfo-canry", "21 spec.canaries[0].image", "'podinfo-canry' is not"),
+        ("steps: [10, 60, 100]", "steps: [10, 60, 90]", "22: spec.canaries[0].steps", "end at 100"),
+        (
+            "image: podinfo-canary",
+            "image: podinfo-canary\n      onComplete: promote",
+            "22 spec.canaries[0].onComplete",
+            "promoteTo",
+        ),
+        ("- name: podinfo-canary", "- name: podinfo-ga", "11 spec.images[1].name", "names must be unique"),
+        ("- name: podinfo\n", "- name: podinfo-ga\n", "17 spec.canaries[0].name", "names must be unique"),
+        ('filter: "0.2.*"', 'filter: "regexp:(("', "13 spec.images[1].filter", "invalid regexp"),
+        ('filter: "0.2.*"', 'filter: "semver:>>>1"', "13 spec.images[1].filter", "semver"),
+        ('"*/10 * * * *"', '"99 * * * *"', "15: spec.schedule.cron", "minute field '99' must stay within 0-59"),
+        ('"*/10 * * * *"', '"* * * * mon-sun/0"', "15: spec.schedule.cron", "day of week field"),
+        ('"*/10 * * * *"', '"* * 0 * *"', "15: spec.schedule.cron", "day of month field '0'"),
+        ('"*/10 * * * *"', '"* * * foo *"', "15: spec.schedule.cron", "month field 'foo'"),
+        ("window: 5m", "window: 1.5", "25: spec.canaries[0].analysis.window", "whole number of seconds"),
+        (
+            "min: 99}",
+            "max: 99}",
+            "29: spec.canaries[0].analysis.checks[0]",
+            "does not take max; it takes: maxDrop, min",
+        ),
+        (
+            "stableWorkload: podinfo-ga",
+            "stableWorkload: 'a\"b'",
+            "26: spec.canaries[0].analysis.stableWorkload",
+            "quotes",
+        ),
+        ("stable: {subset: ga}", "stable: {backendRef: podinfo-ga}", "19 spec.canaries[0].stable", "subset or host"),
+        ("VirtualService/test", "HTTPRoute/test", "19 spec.canaries[0].stable", "by backendRef"),
+    ],
+)
+def test_canary_and_schedule_mistakes_name_their_field(
+    tmp_path: Path, old: str, new: str, where: str, needle: str
+) -> None:
+    assert old in CANARY
+    path = write(tmp_path, CANARY.replace(old, new, 1))
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    text = info.value.one_line()
+    assert text.startswith(f"{path}:{where}: "), text
+    assert needle in text, text
+
+
+def test_group_all_keeps_the_name_of_its_one_change_free(tmp_path: Path) -> None:
+    text = GOOD.replace("name: podinfo-ga", "name: images") + "  delivery: {group: all}\n"
+    with pytest.raises(ConfigError, match=r":7 spec.images\[0\].name: 'images' names the one change of group: all"):
+        load_policy(write(tmp_path, text))
+    assert (
+        load_policy(write(tmp_path, GOOD.replace("name: podinfo-ga", "name: images"))).spec.images[0].name == "images"
+    )
