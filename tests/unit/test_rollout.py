@@ -1,0 +1,100 @@
+"""Reading a canary's route from the scanned manifests and moving its weights: only stable and canary move."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitbot.canary import CanaryDecision
+from gitbot.config import Policy, load_policy
+from gitbot.errors import ConfigError, ManifestError
+from gitbot.manifests import scan_text
+from gitbot.rollout import Observation, read_route, step_plan
+
+REPO = Path(__file__).resolve().parents[2]
+FILE = "clusters/production/routing.yaml"
+
+
+@pytest.fixture(scope="module")
+def production() -> Policy:
+    return load_policy(REPO / "policies" / "production.yaml")
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Policy:
+    text = (REPO / "policies" / "production.yaml").read_text(encoding="utf-8")
+    text = text.replace("VirtualService/test/podinfo", "HTTPRoute/test/podinfo")
+    text = text.replace("stable: {subset: ga}", "stable: {backendRef: podinfo-ga}")
+    text = text.replace("canary: {subset: canary}", "canary: {backendRef: podinfo-canary}")
+    path = tmp_path_factory.mktemp("policies") / "production.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_policy(path)
+
+
+def virtual_service(*weights: tuple[str, str]) -> str:
+    routes = "".join(
+        f"        - destination: {{host: podinfo, subset: {subset}}}\n          weight: {weight}\n"
+        for subset, weight in weights
+    )
+    return (
+        "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\n"
+        "metadata: {name: podinfo, namespace: test}\nspec:\n  http:\n    - route:\n" + routes
+    )
+
+
+def http_route(*weights: tuple[str, str]) -> str:
+    refs = "".join(f"        - {{name: {name}, port: 9898, weight: {weight}}}\n" for name, weight in weights)
+    return (
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+        "metadata: {name: podinfo, namespace: test}\nspec:\n  rules:\n    - backendRefs:\n" + refs
+    )
+
+
+def step(policy: Policy, text: str, to: int) -> dict[str, str]:
+    """The weights after stepping the canary to `to`, by destination as the manifest writes it."""
+    route = read_route(policy, 0, scan_text(FILE, text))
+    decision = CanaryDecision("step", route.weight, to, "test")
+    plan = step_plan(policy, route, decision, Observation(None, None, None), {FILE: text}, to=to)
+    after = scan_text(FILE, dict(plan.files)[FILE])
+    return {str(t.destination): t.value for t in after if t.kind == "weight"}
+
+
+def test_only_stable_and_canary_move_and_the_sum_is_kept(production: Policy, gateway: Policy) -> None:
+    text = virtual_service(("ga", "90"), ("canary", "10"), ("mirror", "0"))
+    assert step(production, text, 60) == {
+        "host=podinfo,subset=ga": "40",
+        "host=podinfo,subset=canary": "60",
+        "host=podinfo,subset=mirror": "0",
+    }
+    text = http_route(("podinfo-ga", "90"), ("podinfo-canary", "10"), ("podinfo-legacy", "0"))
+    moved = step(gateway, text, 100)
+    assert [moved[f"name=podinfo-{n},port=9898"] for n in ("ga", "canary", "legacy")] == ["0", "100", "0"]
+
+
+@pytest.mark.parametrize("kind", ["VirtualService", "HTTPRoute"])
+def test_a_route_that_also_sends_traffic_elsewhere_is_refused(production: Policy, gateway: Policy, kind: str) -> None:
+    if kind == "VirtualService":
+        policy, text, line = production, virtual_service(("ga", "50"), ("canary", "0"), ("legacy", "50")), 12
+    else:
+        policy, text = gateway, http_route(("podinfo-ga", "50"), ("podinfo-canary", "0"), ("podinfo-legacy", "50"))
+        line = 9
+    with pytest.raises(ConfigError) as info:
+        read_route(policy, 0, scan_text(FILE, text))
+    message = info.value.one_line()
+    assert "spec.canaries[0].route" in message
+    assert "also sends 50% to" in message and f"({FILE}:{line})" in message
+
+
+@pytest.mark.parametrize(("ga", "canary"), [("90", "20"), ("1", "0")])
+def test_stable_and_canary_must_carry_the_whole_route(production: Policy, ga: str, canary: str) -> None:
+    with pytest.raises(ConfigError, match=rf"add up to {int(ga) + int(canary)}, not 100"):
+        read_route(production, 0, scan_text(FILE, virtual_service(("ga", ga), ("canary", canary))))
+
+
+@pytest.mark.parametrize("weight", ["ten", "10.5", "150", "-5"])
+def test_a_weight_that_is_not_a_percent_is_a_one_line_manifest_error(production: Policy, weight: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        read_route(production, 0, scan_text(FILE, virtual_service(("ga", "90"), ("canary", weight))))
+    assert info.value.one_line().startswith(f"{FILE}:10: weight ")
+    assert "whole percent 0..100" in info.value.one_line()
