@@ -39,12 +39,16 @@ class ImageUpdate:
     changes: tuple[Change, ...]
 
 
-def plan_id(policy: str, name: str, action: str, changes: Sequence[Change]) -> str:
-    """A stable id of what a plan changes: the same repository state gives the same id."""
-    canonical = json.dumps(
-        [policy, name, action, sorted((c.file, c.document, c.pointer, c.old, c.new) for c in changes)],
-        separators=(",", ":"),
-    )
+def plan_id(policy: str, name: str, action: str, changes: Sequence[Change], context: Sequence[str] = ()) -> str:
+    """A stable id of what a plan changes: the same repository state gives the same id.
+
+    `context` is what else makes the change a different one although the same values move (the canary tag
+    a weight step sends traffic to): a pull request a person closed for one tag is not the refusal of another.
+    """
+    parts: list[object] = [policy, name, action, sorted((c.file, c.document, c.pointer, c.old, c.new) for c in changes)]
+    if context:
+        parts.append(list(context))
+    canonical = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

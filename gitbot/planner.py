@@ -333,7 +333,7 @@ def plan_canaries(
         decision = decide(canary_policy(canary), state)
         plan: Plan | None = None
         if decision.action == "step" and decision.to_weight is not None:
-            plan = step_plan(policy, route, decision, observation, texts, to=decision.to_weight)
+            plan = step_plan(policy, route, decision, observation, texts, to=decision.to_weight, canary_tag=canary_tag)
         elif decision.action == "rollback":
             plan = rollback_plan(policy, route, hist, decision, observation, texts, canary_tag)
         elif decision.action == "promote" and canary.promote_to:

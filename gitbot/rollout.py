@@ -338,10 +338,11 @@ def step_plan(
     *,
     to: int,
     manual: bool = False,
+    canary_tag: str | None = None,
 ) -> Plan:
     canary = route.canary
     changes = weight_changes(route, to)
-    pid = plan_id(policy.name, canary.name, "canary-step", changes)
+    pid = plan_id(policy.name, canary.name, "canary-step", changes, [canary_tag] if canary_tag else [])
     subject = f"gitbot({policy.name}): {canary.name} canary {route.weight}% -> {to}%"
     body = evidence_text(decision, observation)
     if manual:
@@ -372,7 +373,7 @@ def rollback_plan(
     summary = observation.analysis.summary if observation.analysis and observation.analysis.summary else decision.reason
     subject = f"gitbot({policy.name}): roll back {canary.name} canary ({summary})"
     quarantine = [(canary.image, canary_tag)] if canary.image and canary_tag else []
-    pid = plan_id(policy.name, canary.name, "rollback", changes)
+    pid = plan_id(policy.name, canary.name, "rollback", changes, [canary_tag] if canary_tag else [])
     reverts = "".join(f"This reverts commit {sha}.\n" for sha in hist.standing_steps)
     body = (reverts + "\n" if reverts else "") + evidence_text(decision, observation)
     if quarantine:

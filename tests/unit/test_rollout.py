@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ import pytest
 from gitbot.canary import CanaryDecision
 from gitbot.config import Policy, load_policy
 from gitbot.errors import ConfigError, ManifestError
+from gitbot.history import History
 from gitbot.manifests import scan_text
+from gitbot.planner import plan_canaries
 from gitbot.rollout import Observation, read_route, step_plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,3 +101,31 @@ def test_a_weight_that_is_not_a_percent_is_a_one_line_manifest_error(production:
         read_route(production, 0, scan_text(FILE, virtual_service(("ga", "90"), ("canary", weight))))
     assert info.value.one_line().startswith(f"{FILE}:10: weight ")
     assert "whole percent 0..100" in info.value.one_line()
+
+
+def deployments(canary_tag: str) -> str:
+    return "---\n".join(
+        f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: test}}\n"
+        f"spec:\n  template:\n    spec:\n      containers:\n        - name: podinfod\n"
+        f"          image: ghcr.io/stefanprodan/podinfo:{tag}\n"
+        for name, tag in (("podinfo-ga", "0.1.1"), ("podinfo-canary", canary_tag))
+    )
+
+
+def first_step_id(policy: Policy, canary_tag: str) -> str:
+    apps, routes = "clusters/production/podinfo.yaml", virtual_service(("ga", "100"), ("canary", "0"))
+    texts = {apps: deployments(canary_tag), FILE: routes}
+    targets = [t for file, text in texts.items() for t in scan_text(file, text)]
+    route = read_route(policy, 0, targets)
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    outcomes = plan_canaries(policy, targets, texts, History("production"), {"podinfo": route}, {}, now, streaks={})
+    plan = outcomes[0].plan
+    assert plan is not None and plan.action == "canary-step"
+    return plan.plan_id
+
+
+def test_a_step_for_another_canary_tag_is_another_plan(production: Policy) -> None:
+    # Same repository state, same id (a restarted bot finds its pull request); a new canary image makes the
+    # same weight move a different change, so a closed pull request for the old tag does not hold it back.
+    assert first_step_id(production, "0.2.1") == first_step_id(production, "0.2.1")
+    assert first_step_id(production, "0.2.1") != first_step_id(production, "0.2.2")
