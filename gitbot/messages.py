@@ -90,10 +90,11 @@ def image_commit_body(policy: str, updates: Sequence[ImageUpdate]) -> str:
         for change in update.changes:
             lines.append(f"  {change.file} {change.resource} {change.pointer}: {change.old} -> {change.new}")
         lines.append("")
-    names = " ".join(u.name for u in updates)
+    # `gitbot rollback` takes one name and reverts the whole commit that changed it, every image in it.
+    every = f" (it reverts all {len(updates)} images of this commit)" if len(updates) > 1 else ""
     lines.append(
-        f"Roll back with `git revert` of this commit or `gitbot rollback {names} --policy {policy}`; "
-        "a reverted tag is quarantined and not applied again."
+        f"Roll back with `git revert` of this commit or `gitbot rollback {updates[0].name} --policy {policy}`"
+        f"{every}; a reverted tag is quarantined and not applied again."
     )
     return "\n".join(lines)
 

@@ -281,10 +281,14 @@ def deliver_commits(policy: Policy, checkout: Checkout, plans: Sequence[Plan]) -
 
 def pull_request_text(policy: Policy, plan: Plan) -> str:
     is_image = plan.action == "image-update"
+    # `gitbot rollback` takes an image or canary name; the one change of `group: all` is named after neither.
+    names = [value for key, value in plan.trailers if key == TRAILER_TARGET] or [plan.name]
+    every = f" (it reverts the whole change: {', '.join(names)})" if len(names) > 1 and is_image else ""
     rollback = (
         "Close this pull request to skip this change for now. After merging, revert the merge "
         "(GitHub's Revert button or `git revert`) or run "
-        f"`gitbot rollback {plan.name} --policy {policy.name}`: the reverted tag is quarantined and not proposed again."
+        f"`gitbot rollback {names[0]} --policy {policy.name}`{every}: "
+        "the reverted tag is quarantined and not proposed again."
     )
     return pull_request_body(
         summary=f"gitbot proposes this change for policy **{policy.name}**.",
