@@ -8,6 +8,7 @@ refresh from the remote, plan again from the new head and retry, a bounded numbe
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -196,11 +197,17 @@ def unified_diff(root: Path, plans: Sequence[Plan]) -> str:
             old = current.get(file)
             if old is None:
                 old = read_exact(root / file)
-            out += difflib.unified_diff(
-                old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{file}", f"b/{file}"
-            )
+            for line in difflib.unified_diff(_lines(old), _lines(new), f"a/{file}", f"b/{file}"):
+                # As git writes it: a last line without a newline is marked, not run into the next line.
+                out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
             current[file] = new
     return "".join(out)
+
+
+def _lines(text: str) -> list[str]:
+    """`text` in lines as git counts them: split after each LF only, so a CR stays at its line's end and
+    characters `str.splitlines` also breaks at (form feed, U+2028, ...) stay inside their line."""
+    return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
 
 
 def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
