@@ -21,6 +21,8 @@ TRAILER_FROM = "Gitbot-From"
 TRAILER_TO = "Gitbot-To"
 TRAILER_PLAN = "Gitbot-Plan-Id"
 TRAILER_QUARANTINE = "Gitbot-Quarantine"
+# Actions whose commits change manifests and that `gitbot rollback` undoes with `git revert`.
+REVERTIBLE_ACTIONS = frozenset({"image-update", "canary-step", "promote"})
 
 _REVERTS_SHA = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
 _REVERT_SUBJECT = re.compile(r'^Revert "(.*)"$')
@@ -89,6 +91,14 @@ class History:
             and (action is None or c.action == action)
             and any(change.target == target for change in c.changes)
         ]
+
+    def revertible(self, target: str) -> list[BotCommit]:
+        """The standing commits a rollback of `target` may revert, newest first.
+
+        A rollback is not itself rolled back (that would re-apply the tag it quarantined), and a pause or
+        resume marker changes no file: reverting one would be an empty revert, not a rollback.
+        """
+        return [c for c in self.standing(target) if c.action in REVERTIBLE_ACTIONS]
 
     def last(self, target: str, action: str | None = None) -> BotCommit | None:
         """The newest bot commit for `target` (reverted or not), optionally of one action."""

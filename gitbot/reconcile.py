@@ -443,8 +443,7 @@ def rollback(policy: Policy, deps: Deps, name: str) -> Delivery:
 
     def make(checkout: Checkout) -> Plan:
         history = read_history(checkout.log(), policy.name)
-        # A rollback is not itself rolled back: reverting it would re-apply the tag it quarantined.
-        standing = [c for c in history.standing(name) if c.action != "rollback"]
+        standing = history.revertible(name)
         if not standing:
             raise UsageError(
                 f"policy {policy.name} has no standing gitbot change for {name!r} to roll back",

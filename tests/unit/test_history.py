@@ -146,3 +146,19 @@ def test_a_merged_change_landed_when_the_merge_was_made() -> None:
     history = read_history(log, "prod")
     assert history.commits[0].landed == merge.committed_at
     assert history.commits[0].commit.committed_at == step.committed_at
+
+
+def test_a_rollback_reverts_a_change_never_a_pause_marker_or_a_rollback() -> None:
+    def canary(action: str, *change: tuple[str, str]) -> CommitInfo:
+        return commit(
+            f"gitbot(prod): {action} podinfo",
+            trailers=(("Gitbot-Policy", "prod"), ("Gitbot-Action", action), ("Gitbot-Target", "podinfo"), *change),
+        )
+
+    step = canary("canary-step", ("Gitbot-From", "0"), ("Gitbot-To", "10"))
+    paused = canary("pause")
+    resumed = canary("resume")
+    history = read_history([resumed, paused, step], "prod")
+    assert [c.sha for c in history.revertible("podinfo")] == [step.sha]
+    rolled = canary("rollback", ("Gitbot-From", "10"), ("Gitbot-To", "0"))
+    assert read_history([rolled, paused], "prod").revertible("podinfo") == []
