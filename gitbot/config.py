@@ -251,7 +251,8 @@ class DestinationSettings(_Model):
 
 class CanarySettings(_Model):
     name: str = Field(pattern=_NAME)
-    route: str = Field(pattern=r"^(VirtualService|HTTPRoute)/[a-z0-9-]+/[a-z0-9.-]+$")
+    # The namespace may be empty for manifests that leave it to kustomize or the applier, as targets do.
+    route: str = Field(pattern=r"^(VirtualService|HTTPRoute)/[a-z0-9-]*/[a-z0-9.-]+$")
     stable: DestinationSettings
     canary: DestinationSettings
     steps: tuple[int, ...] = Field(min_length=1)
@@ -337,6 +338,10 @@ class Policy(_Model):
             if canary.on_complete == "promote" and not (canary.image and canary.promote_to):
                 raise self.error(
                     f"{base}/onComplete", "promote needs image (the canary's image) and promoteTo (the GA image)"
+                )
+            if not canary.route.split("/")[1] and canary.analysis.namespace is None:
+                raise self.error(
+                    f"{base}/analysis", "the route names no namespace: give analysis.namespace (the workloads')"
                 )
             gateway = canary.route.startswith("HTTPRoute/")
             for side, dest in (("stable", canary.stable), ("canary", canary.canary)):

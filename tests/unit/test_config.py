@@ -220,3 +220,11 @@ def test_group_all_keeps_the_name_of_its_one_change_free(tmp_path: Path) -> None
     assert (
         load_policy(write(tmp_path, GOOD.replace("name: podinfo-ga", "name: images"))).spec.images[0].name == "images"
     )
+
+
+def test_a_route_without_namespace_needs_the_analysis_namespace(tmp_path: Path) -> None:
+    text = CANARY.replace("VirtualService/test/podinfo", "VirtualService//podinfo")
+    with pytest.raises(ConfigError, match=r":23 spec.canaries\[0\].analysis: the route names no namespace"):
+        load_policy(write(tmp_path, text))
+    text = text.replace("window: 5m", "window: 5m\n        namespace: test")
+    assert load_policy(write(tmp_path, text)).spec.canaries[0].route == "VirtualService//podinfo"

@@ -13,7 +13,7 @@ from gitbot.errors import ConfigError, ManifestError
 from gitbot.history import History
 from gitbot.manifests import scan_text
 from gitbot.planner import plan_canaries
-from gitbot.rollout import Observation, read_route, step_plan
+from gitbot.rollout import Observation, analysis_spec, read_route, step_plan
 
 REPO = Path(__file__).resolve().parents[2]
 FILE = "clusters/production/routing.yaml"
@@ -129,3 +129,15 @@ def test_a_step_for_another_canary_tag_is_another_plan(production: Policy) -> No
     # same weight move a different change, so a closed pull request for the old tag does not hold it back.
     assert first_step_id(production, "0.2.1") == first_step_id(production, "0.2.1")
     assert first_step_id(production, "0.2.1") != first_step_id(production, "0.2.2")
+
+
+def test_a_route_without_namespace_in_its_manifest_is_found(tmp_path: Path) -> None:
+    text = (REPO / "policies" / "production.yaml").read_text(encoding="utf-8")
+    text = text.replace("VirtualService/test/podinfo", "VirtualService//podinfo")
+    text = text.replace("window: 5m", "window: 5m\n        namespace: test")
+    path = tmp_path / "production.yaml"
+    path.write_text(text, encoding="utf-8")
+    policy = load_policy(path)
+    manifest = virtual_service(("ga", "90"), ("canary", "10")).replace(", namespace: test}", "}")
+    route = read_route(policy, 0, scan_text(FILE, manifest))
+    assert (route.weight, analysis_spec(route).namespace) == (10, "test")
