@@ -332,12 +332,16 @@ def plan_canaries(
         state = observe_state(route, hist, observation, now, canary_differs=differs, streak=streaks.get(canary.name, 0))
         decision = decide(canary_policy(canary), state)
         plan: Plan | None = None
-        if decision.action == "step" and decision.to_weight is not None:
+        note = ""
+        if decision.action == "promote" and canary.promote_to and not canary_tag:
+            # A canary pinned by digest alone (or untagged) has no tag to give GA; `repo:` is no image.
+            note = f"canary image {canary.image} runs no tag; promote it to {canary.promote_to} by hand"
+        elif decision.action == "step" and decision.to_weight is not None:
             plan = step_plan(policy, route, decision, observation, texts, to=decision.to_weight, canary_tag=canary_tag)
         elif decision.action == "rollback":
             plan = rollback_plan(policy, route, hist, decision, observation, texts, canary_tag)
         elif decision.action == "promote" and canary.promote_to:
             plan = promote_plan(policy, route, bindings, decision, observation, texts)
         verdict = observation.analysis.verdict if observation.analysis else "unknown"
-        outcomes.append(CanaryOutcome(canary.name, route.weight, decision, plan, verdict=verdict))
+        outcomes.append(CanaryOutcome(canary.name, route.weight, decision, plan, note, verdict=verdict))
     return outcomes

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from gitbot.canary import CanaryDecision
 from gitbot.config import Policy, load_policy
+from gitbot.domain import Analysis
 from gitbot.errors import ConfigError, ManifestError
 from gitbot.history import History
 from gitbot.manifests import scan_text
@@ -141,3 +142,25 @@ def test_a_route_without_namespace_in_its_manifest_is_found(tmp_path: Path) -> N
     manifest = virtual_service(("ga", "90"), ("canary", "10")).replace(", namespace: test}", "}")
     route = read_route(policy, 0, scan_text(FILE, manifest))
     assert (route.weight, analysis_spec(route).namespace) == (10, "test")
+
+
+def test_a_canary_without_a_tag_is_not_promoted_as_an_empty_tag(tmp_path: Path) -> None:
+    text = (REPO / "policies" / "production.yaml").read_text(encoding="utf-8")
+    text = text.replace("onComplete: hold", "onComplete: promote\n      promoteTo: podinfo-ga")
+    path = tmp_path / "production.yaml"
+    path.write_text(text, encoding="utf-8")
+    policy = load_policy(path)
+    apps = "clusters/production/podinfo.yaml"
+    digest = "sha256:" + "ab" * 32
+    texts = {
+        apps: deployments("0.2.1").replace(":0.2.1", f"@{digest}"),
+        FILE: virtual_service(("ga", "0"), ("canary", "100")),
+    }
+    targets = [t for file, text in texts.items() for t in scan_text(file, text)]
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    passed = Analysis("pass", (), now - timedelta(minutes=5), now, "all checks passed")
+    seen = {"podinfo": Observation(passed, 100.0, now - timedelta(hours=1))}
+    route = read_route(policy, 0, targets)
+    (outcome,) = plan_canaries(policy, targets, texts, History("production"), {"podinfo": route}, seen, now, streaks={})
+    assert outcome.plan is None
+    assert "no tag" in outcome.note
