@@ -25,7 +25,8 @@ TRAILER_QUARANTINE = "Gitbot-Quarantine"
 REVERTIBLE_ACTIONS = frozenset({"image-update", "canary-step", "promote"})
 
 _REVERTS_SHA = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
-_REVERT_SUBJECT = re.compile(r'^Revert "(.*)"$')
+# A squash merge of the revert's own pull request appends ` (#N)` to its subject.
+_REVERT_SUBJECT = re.compile(r'^Revert "(.*)"(?: \(#\d+\))?$')
 
 
 @dataclass(frozen=True)

@@ -162,3 +162,11 @@ def test_a_rollback_reverts_a_change_never_a_pause_marker_or_a_rollback() -> Non
     assert [c.sha for c in history.revertible("podinfo")] == [step.sha]
     rolled = canary("rollback", ("Gitbot-From", "10"), ("Gitbot-To", "0"))
     assert read_history([rolled, paused], "prod").revertible("podinfo") == []
+
+
+def test_a_squash_merged_revert_without_sha_matches_by_subject() -> None:
+    # Squash-merging the revert's pull request appends its number to the subject; the body may lose the sha.
+    a = bot_update("prod", "podinfo-ga", "0.1.0", "0.1.1")
+    a = replace(a, subject=a.subject + " (#12)")
+    r = commit(f'Revert "{a.subject}" (#13)', author=ALICE)
+    assert list(read_history([r, a], "prod").quarantined("podinfo-ga")) == ["0.1.1"]
