@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from gitbot.analysis import latency_series, observed_canary_share, render_latency_chart, run_analysis, share_applied_at
-from gitbot.canary import CanaryDecision
+from gitbot.canary import CanaryDecision, dwell_left
 from gitbot.config import CanarySettings, Policy
 from gitbot.domain import Author, Plan, Target
 from gitbot.errors import ConfigError, GitbotError, GitError, MissingPathError, PushRejectedError, UsageError
@@ -506,8 +506,7 @@ def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
     else:
         step = "between steps (set by hand)"
     # Counted as the cycle counts it: from the step, a new canary image or the traffic showing the weight.
-    starts = [t for t in (hist.last_step_at, hist.tag_changed_at, observation.applied_at) if t is not None]
-    dwell = max(max(starts) + canary.interval - now, timedelta(0)) if starts else None
+    dwell = dwell_left(canary.interval, now, hist.last_step_at, hist.tag_changed_at, observation.applied_at)
     return CanaryReport(
         name, canary.route, route.weight, step, dwell, hist.paused_reason if hist.paused else "", observation
     )
