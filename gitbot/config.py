@@ -13,7 +13,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from gitbot.analysis import CheckSpec
@@ -65,6 +74,16 @@ class AuthorSettings(_Model):
     email: str = "gitbot@users.noreply.github.com"
 
 
+def no_secret_in_url(url: str) -> str:
+    """`url` unchanged; ValueError when it carries a password or token (user info with a colon)."""
+    if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", url):
+        raise ValueError("the URL must not contain a password or token; name an environment variable in tokenEnv")
+    return url
+
+
+NoSecretUrl = Annotated[str, AfterValidator(no_secret_in_url)]
+
+
 class GitSettings(_Model):
     url: str
     branch: str = "main"
@@ -77,8 +96,7 @@ class GitSettings(_Model):
 
     @model_validator(mode="after")
     def _no_secret_in_url(self) -> GitSettings:
-        if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", self.url):
-            raise ValueError("the URL must not contain a password or token; name an environment variable in tokenEnv")
+        no_secret_in_url(self.url)
         for path in self.paths:
             if path.startswith("/") or ".." in Path(path).parts:
                 raise ValueError(f"paths must stay inside the repository, got {path!r}")
@@ -88,7 +106,7 @@ class GitSettings(_Model):
 class GitHubSettings(_Model):
     repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
     token_env: EnvName = "GITHUB_TOKEN"  # noqa: S105 - the name of a variable, not its value
-    api_url: str = "https://api.github.com"
+    api_url: NoSecretUrl = "https://api.github.com"
     labels: tuple[str, ...] = ()
 
 
@@ -204,7 +222,7 @@ class CheckSettings(_Model):
 
 
 class PrometheusSettings(_Model):
-    url: str = Field(pattern=r"^https?://")
+    url: Annotated[NoSecretUrl, Field(pattern=r"^https?://")]
     token_env: EnvName | None = None
 
 

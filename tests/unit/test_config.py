@@ -228,3 +228,29 @@ def test_a_route_without_namespace_needs_the_analysis_namespace(tmp_path: Path) 
         load_policy(write(tmp_path, text))
     text = text.replace("window: 5m", "window: 5m\n        namespace: test")
     assert load_policy(write(tmp_path, text)).spec.canaries[0].route == "VirtualService//podinfo"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        (
+            '"http://prometheus:9090"',
+            '"http://admin:s3cret@prometheus:9090"',
+            "24: spec.canaries[0].analysis.prometheus.url",
+        ),
+        (
+            "  canaries:\n",
+            "  delivery:\n    mode: pull-request\n"
+            "    github: {repository: a/b, apiUrl: 'https://x:s3cret@ghe/api/v3'}\n  canaries:\n",
+            "18: spec.delivery.github.apiUrl",
+        ),
+    ],
+)
+def test_no_url_of_a_policy_carries_a_password(tmp_path: Path, old: str, new: str, where: str) -> None:
+    assert old in CANARY
+    path = write(tmp_path, CANARY.replace(old, new, 1))
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    text = info.value.one_line()
+    assert text.startswith(f"{path}:{where}: the URL must not contain a password"), text
+    assert "s3cret" not in text
