@@ -194,6 +194,13 @@ class RegistrySettings(_Model):
     username_env: EnvName | None = None
     password_env: EnvName | None = None
 
+    @model_validator(mode="after")
+    def _both(self) -> RegistrySettings:
+        # One without the other would be dropped silently and the registry asked anonymously.
+        if (self.username_env is None) != (self.password_env is None):
+            raise ValueError("give both usernameEnv and passwordEnv, or neither")
+        return self
+
 
 class CheckSettings(_Model):
     name: Literal["success-rate", "latency-p99", "custom"]

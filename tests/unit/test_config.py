@@ -254,3 +254,12 @@ def test_no_url_of_a_policy_carries_a_password(tmp_path: Path, old: str, new: st
     text = info.value.one_line()
     assert text.startswith(f"{path}:{where}: the URL must not contain a password"), text
     assert "s3cret" not in text
+
+
+def test_registry_credentials_come_in_pairs(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + "  registries: [{host: ghcr.io, usernameEnv: REGISTRY_USER}]\n")
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert info.value.one_line() == (
+        f"{path}:11: spec.registries[0]: give both usernameEnv and passwordEnv, or neither"
+    )
