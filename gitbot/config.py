@@ -215,8 +215,8 @@ class CheckSettings(_Model):
     def _thresholds(self) -> CheckSettings:
         if self.name == "custom" and not self.query:
             raise ValueError("a custom check needs a query")
-        if self.name != "custom" and self.query:
-            raise ValueError(f"{self.name} is built in and takes no query")
+        if self.name != "custom" and (self.query or self.label):
+            raise ValueError(f"{self.name} is built in and takes no {'query' if self.query else 'label'}")
         if all(v is None for v in (self.min, self.max, self.max_ratio, self.max_drop)):
             raise ValueError("give at least one threshold: min, max, maxRatio or maxDrop")
         try:

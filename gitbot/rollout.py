@@ -178,7 +178,9 @@ def analysis_spec(state: RouteState) -> AnalysisSpec:
         window=settings.window,
         min_requests=settings.min_requests,
         checks=tuple(
-            CheckSpec(c.name, min=c.min, max=c.max, max_ratio=c.max_ratio, max_drop=c.max_drop, query=c.query)
+            CheckSpec(
+                c.name, min=c.min, max=c.max, max_ratio=c.max_ratio, max_drop=c.max_drop, query=c.query, label=c.label
+            )
             for c in settings.checks
         ),
     )

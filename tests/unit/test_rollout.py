@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gitbot.analysis import judge, render_evidence
 from gitbot.canary import CanaryDecision
 from gitbot.config import Policy, load_policy
 from gitbot.domain import Analysis
@@ -164,3 +165,29 @@ def test_a_canary_without_a_tag_is_not_promoted_as_an_empty_tag(tmp_path: Path) 
     (outcome,) = plan_canaries(policy, targets, texts, History("production"), {"podinfo": route}, seen, now, streaks={})
     assert outcome.plan is None
     assert "no tag" in outcome.note
+
+
+def test_a_custom_check_is_named_by_its_label_in_the_evidence(tmp_path: Path) -> None:
+    text = (REPO / "policies" / "production.yaml").read_text(encoding="utf-8")
+    custom = '          - {name: custom, label: error budget, query: "sum(x{ns=\\"{namespace}\\"})", max: 0.5}\n'
+    text = text.replace("          - {name: latency-p99, maxRatio: 1.2}\n", custom)
+    path = tmp_path / "production.yaml"
+    path.write_text(text, encoding="utf-8")
+    policy = load_policy(path)
+    route = read_route(policy, 0, scan_text(FILE, virtual_service(("ga", "90"), ("canary", "10"))))
+    spec = analysis_spec(route)
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    samples = {"requests:canary": 500.0, "requests:stable": 5000.0, "0:success-rate:canary": 100.0}
+    samples |= {"0:success-rate:stable": 100.0, "1:custom:canary": 0.9}
+    result = judge(spec, samples, now)
+    assert [(c.name, c.verdict) for c in result.checks][-1] == ("error budget", "fail")
+    assert "| error budget | 0.9 |" in render_evidence(result)
+
+
+def test_a_label_on_a_built_in_check_is_refused(tmp_path: Path) -> None:
+    text = (REPO / "policies" / "production.yaml").read_text(encoding="utf-8")
+    text = text.replace("{name: latency-p99, maxRatio: 1.2}", "{name: latency-p99, maxRatio: 1.2, label: p99}")
+    path = tmp_path / "production.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"checks\[1\]: latency-p99 is built in and takes no label"):
+        load_policy(path)
