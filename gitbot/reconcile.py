@@ -188,13 +188,17 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     return CyclePlan(tuple(plans), tuple(outcomes))
 
 
-def unified_diff(root: Path, plans: Sequence[Plan]) -> str:
-    """A unified diff of every plan against the working copy (plans applied in order)."""
+def unified_diff(root: Path, plans: Sequence[Plan], *, chain: bool = True) -> str:
+    """A unified diff of every plan against the working copy.
+
+    With `chain` the plans apply in order (commits on one branch); without, each starts from the working
+    copy, as each pull request starts from the branch.
+    """
     current: dict[str, str] = {}
     out: list[str] = []
     for plan in plans:
         for file, new in plan.files:
-            old = current.get(file)
+            old = current.get(file) if chain else None
             if old is None:
                 old = read_exact(root / file)
             for line in difflib.unified_diff(_lines(old), _lines(new), f"a/{file}", f"b/{file}"):
@@ -221,7 +225,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
         for attempt in range(1, attempts + 1):
             cycle = plan_cycle(policy, checkout, deps, chain=not pull_requests)
             plans = cycle.plans
-            diff = unified_diff(checkout.root, plans)
+            diff = unified_diff(checkout.root, plans, chain=not pull_requests)
             head = checkout.head
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)

@@ -286,3 +286,17 @@ def test_pull_request_the_bot_closed_is_opened_again_when_needed_again(pr_world:
     assert [d.outcome for d in again.deliveries] == ["opened"]
     (reopened,) = pulls(world, "open")
     assert reopened.number != pull.number
+
+
+def test_plan_diff_in_pull_request_mode_shows_each_pull_request_against_the_branch(pr_world: World) -> None:
+    # Both images live in one file; each pull request starts from the branch, so each diff must too.
+    world = pr_world
+    result = run_cycle(world.policy(), world.deps(), deliver=False)
+
+    assert [p.name for p in result.plans] == ["podinfo-ga", "podinfo-canary"]
+    removed = [line for line in result.diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    assert removed == [
+        f"-          image: {world.image}:0.1.0   # GA",
+        f'-          image: "{world.image}:0.2.0"',
+    ]
+    assert f"+          image: {world.image}:0.1.2   # GA" in result.diff.splitlines()
