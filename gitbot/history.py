@@ -101,13 +101,6 @@ class History:
         """
         return [c for c in self.standing(target) if c.action in REVERTIBLE_ACTIONS]
 
-    def last(self, target: str, action: str | None = None) -> BotCommit | None:
-        """The newest bot commit for `target` (reverted or not), optionally of one action."""
-        for commit in self.commits:
-            if (action is None or commit.action == action) and any(ch.target == target for ch in commit.changes):
-                return commit
-        return None
-
 
 def parse_bot_commit(commit: CommitInfo) -> BotCommit | None:
     """The bot's view of `commit`, or None when it carries no gitbot trailers."""

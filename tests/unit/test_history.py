@@ -119,7 +119,7 @@ def test_rollback_trailer_quarantines_the_canary_tag() -> None:
     history = read_history([rollback, step], "prod")
     assert list(history.quarantined("podinfo-canary")) == ["0.2.2"]
     assert history.commits[1].reverted_by == rollback
-    assert history.last("podinfo", "canary-step") is not None
+    assert [c.sha for c in history.commits if c.action == "canary-step"] == [step.sha]
     assert history.standing("podinfo", "canary-step") == []
 
 
