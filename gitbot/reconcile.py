@@ -180,7 +180,9 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
         for canary in policy.spec.canaries:
             deps.progress(f"analysis {canary.name}")
             observations[canary.name] = observe(policy, routes[canary.name], history, deps.metrics(canary), now)
-    busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET}
+    # A commit changes the canary's image this cycle, so the analysis of the old one decides nothing; a pull
+    # request only proposes it, and the canary on the branch is still the one to step or roll back.
+    busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
     outcomes = plan_canaries(
         policy, targets, current, history, routes, observations, now, streaks=deps.streaks, busy_images=busy
     )
