@@ -165,12 +165,16 @@ def check_cron(cron: str) -> None:
             match = _CRON_PART.match(part)
             if match is None or match.group("step") == "0":
                 raise ValueError(f"cron {name} field {text!r} is not *, N, N-M or */S (in {cron!r})")
+            bounds: list[int] = []
             for value in (match.group("low"), match.group("high")):
                 if value is None:
                     continue
                 number = names.index(value) + low if value in names else int(value) if value.isdigit() else None
                 if number is None or not low <= number <= high:
                     raise ValueError(f"cron {name} field {text!r} must stay within {low}-{high} (in {cron!r})")
+                bounds.append(number)
+            if len(bounds) == 2 and bounds[0] > bounds[1]:
+                raise ValueError(f"cron {name} field {text!r} has a range that runs backwards (in {cron!r})")
 
 
 class TargetSettings(_Model):

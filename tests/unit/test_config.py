@@ -184,6 +184,8 @@ def test_the_canary_example_loads(tmp_path: Path) -> None:
         ('"*/10 * * * *"', '"* * * * mon-sun/0"', "15: spec.schedule.cron", "day of week field"),
         ('"*/10 * * * *"', '"* * 0 * *"', "15: spec.schedule.cron", "day of month field '0'"),
         ('"*/10 * * * *"', '"* * * foo *"', "15: spec.schedule.cron", "month field 'foo'"),
+        ('"*/10 * * * *"', '"30-10 * * * *"', "15: spec.schedule.cron", "minute field '30-10' has a range that runs"),
+        ('"*/10 * * * *"', '"* * * * sat-sun"', "15: spec.schedule.cron", "day of week field 'sat-sun' has a range"),
         ("window: 5m", "window: 1.5", "25: spec.canaries[0].analysis.window", "whole number of seconds"),
         (
             "min: 99}",
