@@ -27,7 +27,7 @@ from pydantic.alias_generators import to_camel
 
 from gitbot.analysis import CheckSpec
 from gitbot.errors import ConfigError, ManifestError
-from gitbot.versioning import TagFilter, parse_filter
+from gitbot.versioning import TagFilter, parse_filter, parse_image
 from gitbot.yamlio import load_with_positions
 
 API_VERSION = "gitbot.dev/v1alpha1"
@@ -356,7 +356,11 @@ class Policy(_Model):
             if name == GROUP_ALL_NAME and spec.delivery.group == "all":
                 raise self.error(pointer, f"{name!r} names the one change of group: all; choose another name")
             seen.add(name)
-        for index in range(len(spec.images)):
+        for index, image in enumerate(spec.images):
+            pointer = f"/spec/images/{index}/repository"
+            parsed = parse_image(image.repository, where=self.where(pointer))
+            if parsed.tag or parsed.digest:
+                raise self.error(pointer, f"{image.repository!r} names a tag or digest; give the repository only")
             self.image_filter(index)
         images = {image.name for image in spec.images}
         for index, canary in enumerate(spec.canaries):

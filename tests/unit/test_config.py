@@ -180,6 +180,18 @@ def test_the_canary_example_loads(tmp_path: Path) -> None:
         ("- name: podinfo\n", "- name: podinfo-ga\n", "17 spec.canaries[0].name", "names must be unique"),
         ('filter: "0.2.*"', 'filter: "regexp:(("', "13 spec.images[1].filter", "invalid regexp"),
         ('filter: "0.2.*"', 'filter: "semver:>>>1"', "13 spec.images[1].filter", "semver"),
+        (
+            'repository: ghcr.io/stefanprodan/podinfo\n      filter: "0.2',
+            'repository: ghcr.io/Stefan/podinfo\n      filter: "0.2',
+            "12 spec.images[1].repository",
+            "'Stefan' must be lowercase",
+        ),
+        (
+            'repository: ghcr.io/stefanprodan/podinfo\n      filter: "0.2',
+            'repository: ghcr.io/stefanprodan/podinfo:0.2.0\n      filter: "0.2',
+            "12 spec.images[1].repository",
+            "names a tag or digest",
+        ),
         ('"*/10 * * * *"', '"99 * * * *"', "15: spec.schedule.cron", "minute field '99' must stay within 0-59"),
         ('"*/10 * * * *"', '"* * * * mon-sun/0"', "15: spec.schedule.cron", "day of week field"),
         ('"*/10 * * * *"', '"* * 0 * *"', "15: spec.schedule.cron", "day of month field '0'"),
