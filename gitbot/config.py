@@ -75,8 +75,15 @@ class AuthorSettings(_Model):
 
 
 def no_secret_in_url(url: str) -> str:
-    """`url` unchanged; ValueError when it carries a password or token (user info with a colon)."""
-    if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", url):
+    """`url` unchanged; ValueError when it carries a password or token.
+
+    Any user info with a colon, and over HTTP(S) any user info at all: `https://<token>@host/` is how a
+    token is often pasted. An SSH user (`ssh://git@host/...`) is not a secret.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", url) or (
+        scheme.split("+")[-1] in ("http", "https") and re.match(r"^[a-z+]+://[^/@]+@", url, re.IGNORECASE)
+    ):
         raise ValueError("the URL must not contain a password or token; name an environment variable in tokenEnv")
     return url
 

@@ -277,3 +277,24 @@ def test_registry_credentials_come_in_pairs(tmp_path: Path) -> None:
     assert info.value.one_line() == (
         f"{path}:11: spec.registries[0]: give both usernameEnv and passwordEnv, or neither"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("https://ghp_0123456789abcdef@github.com/acme/config.git", True),
+        ("https://bot:s3cret@git.example/acme/config.git", True),
+        ("ssh://git@github.com/acme/config.git", False),
+        ("git@github.com:acme/config.git", False),
+        ("https://git.example/acme/config.git", False),
+    ],
+)
+def test_a_token_pasted_into_the_git_url_is_refused(tmp_path: Path, url: str, refused: bool) -> None:
+    path = write(tmp_path, GOOD.replace("https://git.example/acme/config.git", url))
+    if not refused:
+        assert load_policy(path).spec.git.url == url
+        return
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert info.value.one_line().startswith(f"{path}:5: spec.git: the URL must not contain a password or token")
+    assert "ghp_" not in info.value.one_line() and "s3cret" not in info.value.one_line()
