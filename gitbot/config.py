@@ -33,6 +33,8 @@ from gitbot.yamlio import load_with_positions
 API_VERSION = "gitbot.dev/v1alpha1"
 # The name of the one change (commit or pull request branch) that `delivery.group: all` makes of every image.
 GROUP_ALL_NAME = "images"
+# Prefixes of the pull request branches that hand-run rollbacks and promotions use; a cycle leaves them open.
+MANUAL_PREFIXES = ("rollback-", "promote-")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 _ENV = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -360,6 +362,8 @@ class Policy(_Model):
         for pointer, name in named:
             if name in seen:
                 raise self.error(pointer, f"{name!r} is already the name of an image or canary; names must be unique")
+            if name.startswith(MANUAL_PREFIXES):
+                raise self.error(pointer, f"{name!r} starts like the branch of a change made by hand; rename it")
             if name == GROUP_ALL_NAME and spec.delivery.group == "all":
                 raise self.error(pointer, f"{name!r} names the one change of group: all; choose another name")
             seen.add(name)

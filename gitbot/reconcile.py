@@ -17,7 +17,7 @@ from typing import Literal
 
 from gitbot.analysis import latency_series, observed_canary_share, render_latency_chart, run_analysis, share_applied_at
 from gitbot.canary import CanaryDecision, dwell_left
-from gitbot.config import CanarySettings, Policy
+from gitbot.config import MANUAL_PREFIXES, CanarySettings, Policy
 from gitbot.domain import Author, Plan, Target
 from gitbot.errors import ConfigError, GitbotError, GitError, MissingPathError, PushRejectedError, UsageError
 from gitbot.history import TRAILER_TARGET, History, read_history
@@ -45,9 +45,9 @@ from gitbot.rollout import (
 )
 from gitbot.versioning import select
 
-# Branch names of pull requests a person asked for by hand; cycles never close them as superseded.
-MANUAL_PREFIX = "rollback-"
-PROMOTE_PREFIX = "promote-"
+# Branch names of pull requests a person asked for by hand (`gitbot/<policy>/rollback-<name>`,
+# `promote-<name>`); cycles never close them as superseded. No image or canary name may start with one.
+MANUAL_PREFIX, PROMOTE_PREFIX = MANUAL_PREFIXES
 
 # "skipped": a person closed this plan's pull request unmerged; it is not opened again until the plan changes.
 Outcome = Literal["committed", "opened", "updated", "unchanged", "skipped", "closed", "planned"]

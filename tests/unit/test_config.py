@@ -178,6 +178,8 @@ def test_the_canary_example_loads(tmp_path: Path) -> None:
         ),
         ("- name: podinfo-canary", "- name: podinfo-ga", "11 spec.images[1].name", "names must be unique"),
         ("- name: podinfo\n", "- name: podinfo-ga\n", "17 spec.canaries[0].name", "names must be unique"),
+        ("- name: podinfo\n", "- name: promote-podinfo\n", "17 spec.canaries[0].name", "made by hand"),
+        ("- name: podinfo-canary", "- name: rollback-x", "11 spec.images[1].name", "made by hand"),
         ('filter: "0.2.*"', 'filter: "regexp:(("', "13 spec.images[1].filter", "invalid regexp"),
         ('filter: "0.2.*"', 'filter: "semver:>>>1"', "13 spec.images[1].filter", "semver"),
         (
