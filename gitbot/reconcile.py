@@ -522,6 +522,13 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
     """Make the canary's next step (or move it to `to`) by hand, whatever the analysis says."""
     index = _canary_index(policy, name)
     canary = policy.spec.canaries[index]
+    if to == 0:
+        # A step to 0 is no rollback: nothing would hold the canary there, the next cycle starts it again.
+        raise UsageError(
+            f"--to 0 would not keep canary {name} at 0%: the next cycle starts it again",
+            hint=f"roll it back with `gitbot rollback {name} --policy {policy.name}` "
+            f"or hold it with `gitbot pause {name}`",
+        )
 
     def make(checkout: Checkout) -> Plan:
         targets = scan_checkout(policy, checkout, deps.scan_cache)

@@ -93,6 +93,10 @@ def test_promote_by_hand_steps_next_or_to_a_weight_and_refuses_past_the_last(mak
     with pytest.raises(UsageError) as same:
         promote(world.policy, world.deps, "podinfo", to=100)
     assert str(same.value) == "--to must be a weight in 0..100 other than the current 100%, got 100"
+    with pytest.raises(UsageError) as zero:
+        promote(world.policy, world.deps, "podinfo", to=0)
+    assert str(zero.value) == "--to 0 would not keep canary podinfo at 0%: the next cycle starts it again"
+    assert zero.value.hint is not None and "gitbot rollback podinfo" in zero.value.hint
     with pytest.raises(UsageError) as unknown:
         promote(world.policy, world.deps, "nginx")
     assert str(unknown.value) == f"policy {POLICY} has no canary named 'nginx' (canaries: podinfo)"
