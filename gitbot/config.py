@@ -383,6 +383,14 @@ class Policy(_Model):
                 raise self.error(
                     f"{base}/onComplete", "promote needs image (the canary's image) and promoteTo (the GA image)"
                 )
+            checks = [CheckSpec(c.name, c.min, c.max, c.max_ratio, c.max_drop, c.query) for c in canary.analysis.checks]
+            if canary.on_complete == "promote" and all(check.absolute() is None for check in checks):
+                # At 100 percent GA has no traffic: comparisons cannot run, and a request count alone is no pass.
+                raise self.error(
+                    f"{base}/analysis/checks",
+                    "onComplete: promote needs a check that judges the canary on its own at 100% "
+                    "(min or max, or a custom query without {stable})",
+                )
             if not canary.route.split("/")[1] and canary.analysis.namespace is None:
                 raise self.error(
                     f"{base}/analysis", "the route names no namespace: give analysis.namespace (the workloads')"

@@ -300,3 +300,13 @@ def test_a_token_pasted_into_the_git_url_is_refused(tmp_path: Path, url: str, re
         load_policy(path)
     assert info.value.one_line().startswith(f"{path}:5: spec.git: the URL must not contain a password or token")
     assert "ghp_" not in info.value.one_line() and "s3cret" not in info.value.one_line()
+
+
+def test_promote_needs_a_check_that_still_judges_at_100_percent(tmp_path: Path) -> None:
+    text = CANARY.replace(
+        "image: podinfo-canary\n", "image: podinfo-canary\n      onComplete: promote\n      promoteTo: podinfo-ga\n"
+    )
+    assert load_policy(write(tmp_path, text)).spec.canaries[0].on_complete == "promote"
+    relative = text.replace("{name: success-rate, min: 99}", "{name: success-rate, maxDrop: 1}")
+    with pytest.raises(ConfigError, match=r":30 spec.canaries\[0\].analysis.checks: onComplete: promote needs a check"):
+        load_policy(write(tmp_path, relative))
