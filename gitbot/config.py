@@ -234,11 +234,15 @@ class CheckSettings(_Model):
             raise ValueError("give at least one threshold: min, max, maxRatio or maxDrop")
         try:
             # The analysis owns which thresholds each check takes; asked now, a mistake is found at load.
-            CheckSpec(self.name, self.min, self.max, self.max_ratio, self.max_drop, self.query)
+            self.spec()
         except ConfigError as exc:
             message = exc.message.replace("max_ratio", "maxRatio").replace("max_drop", "maxDrop")
             raise ValueError(message) from None
         return self
+
+    def spec(self) -> CheckSpec:
+        """The check as the analysis runs it."""
+        return CheckSpec(self.name, self.min, self.max, self.max_ratio, self.max_drop, self.query, self.label)
 
 
 class PrometheusSettings(_Model):
@@ -383,7 +387,7 @@ class Policy(_Model):
                 raise self.error(
                     f"{base}/onComplete", "promote needs image (the canary's image) and promoteTo (the GA image)"
                 )
-            checks = [CheckSpec(c.name, c.min, c.max, c.max_ratio, c.max_drop, c.query) for c in canary.analysis.checks]
+            checks = [check.spec() for check in canary.analysis.checks]
             if canary.on_complete == "promote" and all(check.absolute() is None for check in checks):
                 # At 100 percent GA has no traffic: comparisons cannot run, and a request count alone is no pass.
                 raise self.error(

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from gitbot.analysis import AnalysisSpec, CheckSpec, render_evidence
+from gitbot.analysis import AnalysisSpec, render_evidence
 from gitbot.canary import CanaryDecision, CanaryPolicy, CanaryState
 from gitbot.config import CanarySettings, DestinationSettings, Policy
 from gitbot.domain import Action, Analysis, Assignment, Change, Plan, Target
@@ -177,12 +177,7 @@ def analysis_spec(state: RouteState) -> AnalysisSpec:
         canary_workload=settings.canary_workload,
         window=settings.window,
         min_requests=settings.min_requests,
-        checks=tuple(
-            CheckSpec(
-                c.name, min=c.min, max=c.max, max_ratio=c.max_ratio, max_drop=c.max_drop, query=c.query, label=c.label
-            )
-            for c in settings.checks
-        ),
+        checks=tuple(check.spec() for check in settings.checks),
     )
     return spec.canary_only() if state.weight >= 100 else spec
 
