@@ -40,7 +40,8 @@ class CheckSpec:
     success-rate (percent non-5xx of the canary): `min` (absolute percent) and/or `max_drop` (at most this
     many percentage points below GA). latency-p99 (milliseconds): `max` and/or `max_ratio` (canary p99 at
     most this multiple of GA p99). custom: `query` (PromQL with `{namespace}`, `{canary}`, `{stable}`,
-    `{window}` placeholders) whose single value must be >= `min` and/or <= `max`.
+    `{window}` placeholders) whose single value must be >= `min` and/or <= `max`; `label` names it in the
+    evidence (default `custom #N`).
     """
 
     name: CheckName
@@ -49,6 +50,7 @@ class CheckSpec:
     max_ratio: float | None = None
     max_drop: float | None = None
     query: str | None = None
+    label: str | None = None
 
     def __post_init__(self) -> None:
         if self.name not in _ALLOWED:
@@ -332,7 +334,7 @@ def judge(
             verdict, detail = _judge_check(check, canary, stable)
         results.append(
             CheckResult(
-                name=check.name if check.name != "custom" else f"custom #{index + 1}",
+                name=check.name if check.name != "custom" else check.label or f"custom #{index + 1}",
                 verdict=verdict,
                 canary=canary,
                 stable=stable,

@@ -126,6 +126,13 @@ def _minutes(delta: timedelta) -> str:
     return f"{seconds}s"
 
 
+def dwell_left(interval: timedelta, now: datetime, *starts: datetime | None) -> timedelta | None:
+    """Time left at the current step, from the latest of its starts (the step, a new canary image, the
+    traffic showing the weight); None when no start is known."""
+    known = [t for t in starts if t is not None]
+    return max(max(known) + interval - now, timedelta(0)) if known else None
+
+
 def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
     """Decide this cycle's action for one canary. Pure: same inputs, same decision.
 
@@ -181,10 +188,11 @@ def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
             return out("not-applied", f"{seen} after {_minutes(since)}: step not applied", notify=True)
         return out("wait-for-traffic", seen)
 
-    starts = [t for t in (state.last_step_at, state.tag_changed_at, state.applied_at) if t is not None]
-    remaining = max(max(starts) + policy.interval - state.now, timedelta(0)) if starts else timedelta(0)
+    remaining = dwell_left(policy.interval, state.now, state.last_step_at, state.tag_changed_at, state.applied_at)
+    remaining = remaining or timedelta(0)
     if remaining > timedelta(0):
-        restarted = state.tag_changed_at is not None and state.tag_changed_at == max(starts)
+        latest = max(t for t in (state.last_step_at, state.tag_changed_at, state.applied_at) if t is not None)
+        restarted = state.tag_changed_at is not None and state.tag_changed_at == latest
         why = "new canary image, dwell restarted" if restarted else f"dwell at {weight}%"
         return out("hold", f"{why}: {_minutes(remaining)} left", dwell=remaining)
 

@@ -13,13 +13,28 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
+from gitbot.analysis import CheckSpec
 from gitbot.errors import ConfigError, ManifestError
+from gitbot.versioning import TagFilter, parse_filter, parse_image
 from gitbot.yamlio import load_with_positions
 
 API_VERSION = "gitbot.dev/v1alpha1"
+# The name of the one change (commit or pull request branch) that `delivery.group: all` makes of every image.
+GROUP_ALL_NAME = "images"
+# Prefixes of the pull request branches that hand-run rollbacks and promotions use; a cycle leaves them open.
+MANUAL_PREFIXES = ("rollback-", "promote-")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 _ENV = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -29,14 +44,18 @@ def parse_duration(value: object) -> timedelta:
     """`90s`, `5m`, `1h30m` (or a number of seconds) -> timedelta; anything else is an error."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return timedelta(seconds=float(value))
-    text = str(value).strip()
-    match = _DURATION.match(text)
-    if not text or match is None or not any(match.groups()):
-        raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {text!r}")
-    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    duration = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return timedelta(seconds=float(value))
+        text = str(value).strip()
+        match = _DURATION.match(text)
+        if not text or match is None or not any(match.groups()):
+            raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {text!r}")
+        hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+        duration = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        # `.inf` or a number of hours beyond what a timedelta holds: a mistake, not a schedule.
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {value!r} (too long)") from None
     if duration <= timedelta(0):
         raise ValueError("expected a duration longer than zero")
     return duration
@@ -57,6 +76,23 @@ class AuthorSettings(_Model):
     email: str = "gitbot@users.noreply.github.com"
 
 
+def no_secret_in_url(url: str) -> str:
+    """`url` unchanged; ValueError when it carries a password or token.
+
+    Any user info with a colon, and over HTTP(S) any user info at all: `https://<token>@host/` is how a
+    token is often pasted. An SSH user (`ssh://git@host/...`) is not a secret.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", url) or (
+        scheme.split("+")[-1] in ("http", "https") and re.match(r"^[a-z+]+://[^/@]+@", url, re.IGNORECASE)
+    ):
+        raise ValueError("the URL must not contain a password or token; name an environment variable in tokenEnv")
+    return url
+
+
+NoSecretUrl = Annotated[str, AfterValidator(no_secret_in_url)]
+
+
 class GitSettings(_Model):
     url: str
     branch: str = "main"
@@ -69,8 +105,7 @@ class GitSettings(_Model):
 
     @model_validator(mode="after")
     def _no_secret_in_url(self) -> GitSettings:
-        if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", self.url):
-            raise ValueError("the URL must not contain a password or token; name an environment variable in tokenEnv")
+        no_secret_in_url(self.url)
         for path in self.paths:
             if path.startswith("/") or ".." in Path(path).parts:
                 raise ValueError(f"paths must stay inside the repository, got {path!r}")
@@ -80,7 +115,7 @@ class GitSettings(_Model):
 class GitHubSettings(_Model):
     repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
     token_env: EnvName = "GITHUB_TOKEN"  # noqa: S105 - the name of a variable, not its value
-    api_url: str = "https://api.github.com"
+    api_url: NoSecretUrl = "https://api.github.com"
     labels: tuple[str, ...] = ()
 
 
@@ -105,9 +140,50 @@ class ScheduleSettings(_Model):
     def _one_of(self) -> ScheduleSettings:
         if (self.interval is None) == (self.cron is None):
             raise ValueError("give exactly one of interval or cron")
-        if self.cron is not None and len(self.cron.split()) != 5:
-            raise ValueError(f"cron must have five fields (minute hour day month weekday), got {self.cron!r}")
         return self
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, cron: str | None) -> str | None:
+        if cron is not None:
+            check_cron(cron)
+        return cron
+
+
+# Crontab fields: name, lowest, highest, and the names the field also accepts (their index + lowest).
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+_CRON_PART = re.compile(r"^(?:\*|(?P<low>[a-z0-9]+)(?:-(?P<high>[a-z0-9]+))?)(?:/(?P<step>[0-9]+))?$")
+
+
+def check_cron(cron: str) -> None:
+    """A five-field crontab expression (`*`, `a`, `a-b`, any of them `/step`, comma lists); ValueError otherwise.
+
+    Checked when the policy loads, so that `gitbot validate` finds a schedule the service could not start.
+    """
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron must have five fields (minute hour day month weekday), got {cron!r}")
+    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        for part in text.lower().split(","):
+            match = _CRON_PART.match(part)
+            if match is None or match.group("step") == "0":
+                raise ValueError(f"cron {name} field {text!r} is not *, N, N-M or */S (in {cron!r})")
+            bounds: list[int] = []
+            for value in (match.group("low"), match.group("high")):
+                if value is None:
+                    continue
+                number = names.index(value) + low if value in names else int(value) if value.isdigit() else None
+                if number is None or not low <= number <= high:
+                    raise ValueError(f"cron {name} field {text!r} must stay within {low}-{high} (in {cron!r})")
+                bounds.append(number)
+            if len(bounds) == 2 and bounds[0] > bounds[1]:
+                raise ValueError(f"cron {name} field {text!r} has a range that runs backwards (in {cron!r})")
 
 
 class TargetSettings(_Model):
@@ -131,6 +207,13 @@ class RegistrySettings(_Model):
     username_env: EnvName | None = None
     password_env: EnvName | None = None
 
+    @model_validator(mode="after")
+    def _both(self) -> RegistrySettings:
+        # One without the other would be dropped silently and the registry asked anonymously.
+        if (self.username_env is None) != (self.password_env is None):
+            raise ValueError("give both usernameEnv and passwordEnv, or neither")
+        return self
+
 
 class CheckSettings(_Model):
     name: Literal["success-rate", "latency-p99", "custom"]
@@ -145,15 +228,25 @@ class CheckSettings(_Model):
     def _thresholds(self) -> CheckSettings:
         if self.name == "custom" and not self.query:
             raise ValueError("a custom check needs a query")
-        if self.name != "custom" and self.query:
-            raise ValueError(f"{self.name} is built in and takes no query")
+        if self.name != "custom" and (self.query or self.label):
+            raise ValueError(f"{self.name} is built in and takes no {'query' if self.query else 'label'}")
         if all(v is None for v in (self.min, self.max, self.max_ratio, self.max_drop)):
             raise ValueError("give at least one threshold: min, max, maxRatio or maxDrop")
+        try:
+            # The analysis owns which thresholds each check takes; asked now, a mistake is found at load.
+            self.spec()
+        except ConfigError as exc:
+            message = exc.message.replace("max_ratio", "maxRatio").replace("max_drop", "maxDrop")
+            raise ValueError(message) from None
         return self
+
+    def spec(self) -> CheckSpec:
+        """The check as the analysis runs it."""
+        return CheckSpec(self.name, self.min, self.max, self.max_ratio, self.max_drop, self.query, self.label)
 
 
 class PrometheusSettings(_Model):
-    url: str = Field(pattern=r"^https?://")
+    url: Annotated[NoSecretUrl, Field(pattern=r"^https?://")]
     token_env: EnvName | None = None
 
 
@@ -166,6 +259,24 @@ class AnalysisSettings(_Model):
     canary_workload: str
     checks: tuple[CheckSettings, ...] = Field(min_length=1)
     notify_after_inconclusive: int = Field(default=3, ge=1)
+
+    @field_validator("namespace", "stable_workload", "canary_workload")
+    @classmethod
+    def _label_value(cls, value: str | None) -> str | None:
+        # These go into PromQL label matchers, where a quote, backslash or brace would change the query.
+        if value is not None and (not value or any(ch in value for ch in '"\\\n{}')):
+            raise ValueError(
+                f"expected a workload or namespace name without quotes, backslashes or braces, got {value!r}"
+            )
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _whole_seconds(cls, window: timedelta) -> timedelta:
+        seconds = window.total_seconds()
+        if seconds < 1 or seconds != int(seconds):
+            raise ValueError(f"the window must be a whole number of seconds, 1s or more, got {seconds:g}s")
+        return window
 
 
 class DestinationSettings(_Model):
@@ -182,7 +293,8 @@ class DestinationSettings(_Model):
 
 class CanarySettings(_Model):
     name: str = Field(pattern=_NAME)
-    route: str = Field(pattern=r"^(VirtualService|HTTPRoute)/[a-z0-9-]+/[a-z0-9.-]+$")
+    # The namespace may be empty for manifests that leave it to kustomize or the applier, as targets do.
+    route: str = Field(pattern=r"^(VirtualService|HTTPRoute)/[a-z0-9-]*/[a-z0-9.-]+$")
     stable: DestinationSettings
     canary: DestinationSettings
     steps: tuple[int, ...] = Field(min_length=1)
@@ -195,14 +307,12 @@ class CanarySettings(_Model):
     traffic_tolerance: float = Field(default=5.0, ge=0, le=100)
     apply_timeout: Duration = timedelta(minutes=15)
 
-    @model_validator(mode="after")
-    def _steps(self) -> CanarySettings:
-        steps = self.steps
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
         if any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(set(steps)) or steps[-1] != 100:
             raise ValueError(f"steps must increase strictly within 1..100 and end at 100, got {list(steps)}")
-        if self.on_complete == "promote" and not (self.image and self.promote_to):
-            raise ValueError("onComplete: promote needs image (the canary's image) and promoteTo (the GA image)")
-        return self
+        return steps
 
 
 class SlackSettings(_Model):
@@ -233,19 +343,6 @@ class PolicySpec(_Model):
     canaries: tuple[CanarySettings, ...] = ()
     notifications: tuple[NotificationSettings, ...] = ()
 
-    @model_validator(mode="after")
-    def _unique(self) -> PolicySpec:
-        names = [i.name for i in self.images] + [c.name for c in self.canaries]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"image and canary names must be unique, repeated: {', '.join(dupes)}")
-        image_names = {i.name for i in self.images}
-        for canary in self.canaries:
-            for ref in (canary.image, canary.promote_to):
-                if ref is not None and ref not in image_names:
-                    raise ValueError(f"canary {canary.name} refers to image {ref!r}, which is not in images")
-        return self
-
 
 class Metadata(_Model):
     name: str = Field(pattern=_NAME)
@@ -258,6 +355,72 @@ class Policy(_Model):
     spec: PolicySpec
     source: str = Field(default="", exclude=True)
     lines: Mapping[str, int] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @model_validator(mode="after")
+    def _references(self) -> Policy:
+        """Checks across fields; each names the field at fault (a ConfigError passes through pydantic)."""
+        spec = self.spec
+        seen: set[str] = set()
+        named = [(f"/spec/images/{i}/name", x.name) for i, x in enumerate(spec.images)]
+        named += [(f"/spec/canaries/{i}/name", x.name) for i, x in enumerate(spec.canaries)]
+        for pointer, name in named:
+            if name in seen:
+                raise self.error(pointer, f"{name!r} is already the name of an image or canary; names must be unique")
+            if name.startswith(MANUAL_PREFIXES):
+                raise self.error(pointer, f"{name!r} starts like the branch of a change made by hand; rename it")
+            if name == GROUP_ALL_NAME and spec.delivery.group == "all":
+                raise self.error(pointer, f"{name!r} names the one change of group: all; choose another name")
+            seen.add(name)
+        for index, image in enumerate(spec.images):
+            pointer = f"/spec/images/{index}/repository"
+            parsed = parse_image(image.repository, where=self.where(pointer))
+            if parsed.tag or parsed.digest:
+                raise self.error(pointer, f"{image.repository!r} names a tag or digest; give the repository only")
+            self.image_filter(index)
+        images = {image.name for image in spec.images}
+        for index, canary in enumerate(spec.canaries):
+            base = f"/spec/canaries/{index}"
+            for key, ref in (("image", canary.image), ("promoteTo", canary.promote_to)):
+                if ref is not None and ref not in images:
+                    raise self.error(f"{base}/{key}", f"{ref!r} is not the name of one of spec.images")
+            if canary.on_complete == "promote" and not (canary.image and canary.promote_to):
+                raise self.error(
+                    f"{base}/onComplete", "promote needs image (the canary's image) and promoteTo (the GA image)"
+                )
+            checks = [check.spec() for check in canary.analysis.checks]
+            if canary.on_complete == "promote" and all(check.absolute() is None for check in checks):
+                # At 100 percent GA has no traffic: comparisons cannot run, and a request count alone is no pass.
+                raise self.error(
+                    f"{base}/analysis/checks",
+                    "onComplete: promote needs a check that judges the canary on its own at 100% "
+                    "(min or max, or a custom query without {stable})",
+                )
+            if not canary.route.split("/")[1] and canary.analysis.namespace is None:
+                raise self.error(
+                    f"{base}/analysis", "the route names no namespace: give analysis.namespace (the workloads')"
+                )
+            gateway = canary.route.startswith("HTTPRoute/")
+            for side, dest in (("stable", canary.stable), ("canary", canary.canary)):
+                if gateway and (dest.subset is not None or dest.host is not None):
+                    raise self.error(f"{base}/{side}", "an HTTPRoute names its destinations by backendRef")
+                if not gateway and dest.backend_ref is not None:
+                    raise self.error(f"{base}/{side}", "a VirtualService names its destinations by subset or host")
+        return self
+
+    def image_filter(self, index: int) -> TagFilter:
+        """The compiled tag filter of image `index`; a bad one is a FilterError naming its place in the file."""
+        image = self.spec.images[index]
+        return parse_filter(
+            image.filter,
+            allow_prerelease=image.allow_prerelease,
+            extract=image.extract,
+            order=image.order,
+            where=self.where(f"/spec/images/{index}/filter"),
+        )
+
+    def error(self, pointer: str, message: str) -> ConfigError:
+        """A ConfigError at `pointer` of this policy (`file:line field: message`, as `where` writes it)."""
+        return ConfigError(message, where=self.where(pointer))
 
     @property
     def name(self) -> str:

@@ -21,9 +21,12 @@ TRAILER_FROM = "Gitbot-From"
 TRAILER_TO = "Gitbot-To"
 TRAILER_PLAN = "Gitbot-Plan-Id"
 TRAILER_QUARANTINE = "Gitbot-Quarantine"
+# Actions whose commits change manifests and that `gitbot rollback` undoes with `git revert`.
+REVERTIBLE_ACTIONS = frozenset({"image-update", "canary-step", "promote"})
 
 _REVERTS_SHA = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
-_REVERT_SUBJECT = re.compile(r'^Revert "(.*)"$')
+# A squash merge of the revert's own pull request appends ` (#N)` to its subject.
+_REVERT_SUBJECT = re.compile(r'^Revert "(.*)"(?: \(#\d+\))?$')
 
 
 @dataclass(frozen=True)
@@ -90,12 +93,13 @@ class History:
             and any(change.target == target for change in c.changes)
         ]
 
-    def last(self, target: str, action: str | None = None) -> BotCommit | None:
-        """The newest bot commit for `target` (reverted or not), optionally of one action."""
-        for commit in self.commits:
-            if (action is None or commit.action == action) and any(ch.target == target for ch in commit.changes):
-                return commit
-        return None
+    def revertible(self, target: str) -> list[BotCommit]:
+        """The standing commits a rollback of `target` may revert, newest first.
+
+        A rollback is not itself rolled back (that would re-apply the tag it quarantined), and a pause or
+        resume marker changes no file: reverting one would be an empty revert, not a rollback.
+        """
+        return [c for c in self.standing(target) if c.action in REVERTIBLE_ACTIONS]
 
 
 def parse_bot_commit(commit: CommitInfo) -> BotCommit | None:

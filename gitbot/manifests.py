@@ -409,7 +409,8 @@ def _yaml_files(root: Path, paths: Sequence[str]) -> Iterator[Path]:
     top = root.resolve()
     for name in paths:
         path = root / name
-        if path.exists() and not path.resolve().is_relative_to(top):
+        inside = Path(os.path.normpath(top / name)).is_relative_to(top)
+        if inside and path.exists() and not path.resolve().is_relative_to(top):
             # A linked folder on the way (`clusters -> /`) would have the bot read and write outside it.
             raise ManifestError("leads outside the repository through a symbolic link", where=name)
         if path.is_symlink():

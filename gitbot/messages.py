@@ -39,12 +39,16 @@ class ImageUpdate:
     changes: tuple[Change, ...]
 
 
-def plan_id(policy: str, name: str, action: str, changes: Sequence[Change]) -> str:
-    """A stable id of what a plan changes: the same repository state gives the same id."""
-    canonical = json.dumps(
-        [policy, name, action, sorted((c.file, c.document, c.pointer, c.old, c.new) for c in changes)],
-        separators=(",", ":"),
-    )
+def plan_id(policy: str, name: str, action: str, changes: Sequence[Change], context: Sequence[str] = ()) -> str:
+    """A stable id of what a plan changes: the same repository state gives the same id.
+
+    `context` is what else makes the change a different one although the same values move (the canary tag
+    a weight step sends traffic to): a pull request a person closed for one tag is not the refusal of another.
+    """
+    parts: list[object] = [policy, name, action, sorted((c.file, c.document, c.pointer, c.old, c.new) for c in changes)]
+    if context:
+        parts.append(list(context))
+    canonical = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -86,10 +90,11 @@ def image_commit_body(policy: str, updates: Sequence[ImageUpdate]) -> str:
         for change in update.changes:
             lines.append(f"  {change.file} {change.resource} {change.pointer}: {change.old} -> {change.new}")
         lines.append("")
-    names = " ".join(u.name for u in updates)
+    # `gitbot rollback` takes one name and reverts the whole commit that changed it, every image in it.
+    every = f" (it reverts all {len(updates)} images of this commit)" if len(updates) > 1 else ""
     lines.append(
-        f"Roll back with `git revert` of this commit or `gitbot rollback {names} --policy {policy}`; "
-        "a reverted tag is quarantined and not applied again."
+        f"Roll back with `git revert` of this commit or `gitbot rollback {updates[0].name} --policy {policy}`"
+        f"{every}; a reverted tag is quarantined and not applied again."
     )
     return "\n".join(lines)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gitbot.canary import CanaryDecision, decide
-from gitbot.config import ImageSettings, Policy
+from gitbot.config import GROUP_ALL_NAME, ImageSettings, Policy
 from gitbot.domain import Change, Plan, TagSelection, Target
 from gitbot.errors import ConfigError
 from gitbot.history import (
@@ -44,7 +44,7 @@ from gitbot.rollout import (
     step_plan,
     weight_changes,
 )
-from gitbot.versioning import TagFilter, parse_filter, parse_image, select
+from gitbot.versioning import TagFilter, parse_image, select
 
 _IMAGE_KINDS = frozenset({"image", "tag"})
 
@@ -134,14 +134,7 @@ def behind_quarantine(tags: Sequence[str], flt: TagFilter, selection: TagSelecti
 
 def image_filter(policy: Policy, index: int) -> TagFilter:
     """The compiled tag filter of image policy `index`; a bad one names its place in the policy file."""
-    image = policy.spec.images[index]
-    return parse_filter(
-        image.filter,
-        allow_prerelease=image.allow_prerelease,
-        extract=image.extract,
-        order=image.order,
-        where=policy.where(f"/spec/images/{index}/filter"),
-    )
+    return policy.image_filter(index)
 
 
 def plan_image_update(
@@ -229,7 +222,7 @@ def plan_images(
     if not updates:
         return []
     if policy.spec.delivery.group == "all":
-        return [image_plan(policy, "images", updates, texts)]
+        return [image_plan(policy, GROUP_ALL_NAME, updates, texts)]
     plans = []
     current = dict(texts)
     for update in updates:
@@ -339,12 +332,16 @@ def plan_canaries(
         state = observe_state(route, hist, observation, now, canary_differs=differs, streak=streaks.get(canary.name, 0))
         decision = decide(canary_policy(canary), state)
         plan: Plan | None = None
-        if decision.action == "step" and decision.to_weight is not None:
-            plan = step_plan(policy, route, decision, observation, texts, to=decision.to_weight)
+        note = ""
+        if decision.action == "promote" and canary.promote_to and not canary_tag:
+            # A canary pinned by digest alone (or untagged) has no tag to give GA; `repo:` is no image.
+            note = f"canary image {canary.image} runs no tag; promote it to {canary.promote_to} by hand"
+        elif decision.action == "step" and decision.to_weight is not None:
+            plan = step_plan(policy, route, decision, observation, texts, to=decision.to_weight, canary_tag=canary_tag)
         elif decision.action == "rollback":
             plan = rollback_plan(policy, route, hist, decision, observation, texts, canary_tag)
         elif decision.action == "promote" and canary.promote_to:
             plan = promote_plan(policy, route, bindings, decision, observation, texts)
         verdict = observation.analysis.verdict if observation.analysis else "unknown"
-        outcomes.append(CanaryOutcome(canary.name, route.weight, decision, plan, verdict=verdict))
+        outcomes.append(CanaryOutcome(canary.name, route.weight, decision, plan, note, verdict=verdict))
     return outcomes

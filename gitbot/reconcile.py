@@ -8,6 +8,7 @@ refresh from the remote, plan again from the new head and retry, a bounded numbe
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -15,8 +16,8 @@ from pathlib import Path
 from typing import Literal
 
 from gitbot.analysis import latency_series, observed_canary_share, render_latency_chart, run_analysis, share_applied_at
-from gitbot.canary import CanaryDecision
-from gitbot.config import CanarySettings, Policy
+from gitbot.canary import CanaryDecision, dwell_left
+from gitbot.config import MANUAL_PREFIXES, CanarySettings, Policy
 from gitbot.domain import Author, Plan, Target
 from gitbot.errors import ConfigError, GitbotError, GitError, MissingPathError, PushRejectedError, UsageError
 from gitbot.history import TRAILER_TARGET, History, read_history
@@ -44,9 +45,9 @@ from gitbot.rollout import (
 )
 from gitbot.versioning import select
 
-# Branch names of pull requests a person asked for by hand; cycles never close them as superseded.
-MANUAL_PREFIX = "rollback-"
-PROMOTE_PREFIX = "promote-"
+# Branch names of pull requests a person asked for by hand (`gitbot/<policy>/rollback-<name>`,
+# `promote-<name>`); cycles never close them as superseded. No image or canary name may start with one.
+MANUAL_PREFIX, PROMOTE_PREFIX = MANUAL_PREFIXES
 
 # "skipped": a person closed this plan's pull request unmerged; it is not opened again until the plan changes.
 Outcome = Literal["committed", "opened", "updated", "unchanged", "skipped", "closed", "planned"]
@@ -179,7 +180,9 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
         for canary in policy.spec.canaries:
             deps.progress(f"analysis {canary.name}")
             observations[canary.name] = observe(policy, routes[canary.name], history, deps.metrics(canary), now)
-    busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET}
+    # A commit changes the canary's image this cycle, so the analysis of the old one decides nothing; a pull
+    # request only proposes it, and the canary on the branch is still the one to step or roll back.
+    busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
     outcomes = plan_canaries(
         policy, targets, current, history, routes, observations, now, streaks=deps.streaks, busy_images=busy
     )
@@ -187,20 +190,30 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     return CyclePlan(tuple(plans), tuple(outcomes))
 
 
-def unified_diff(root: Path, plans: Sequence[Plan]) -> str:
-    """A unified diff of every plan against the working copy (plans applied in order)."""
+def unified_diff(root: Path, plans: Sequence[Plan], *, chain: bool = True) -> str:
+    """A unified diff of every plan against the working copy.
+
+    With `chain` the plans apply in order (commits on one branch); without, each starts from the working
+    copy, as each pull request starts from the branch.
+    """
     current: dict[str, str] = {}
     out: list[str] = []
     for plan in plans:
         for file, new in plan.files:
-            old = current.get(file)
+            old = current.get(file) if chain else None
             if old is None:
                 old = read_exact(root / file)
-            out += difflib.unified_diff(
-                old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{file}", f"b/{file}"
-            )
+            for line in difflib.unified_diff(_lines(old), _lines(new), f"a/{file}", f"b/{file}"):
+                # As git writes it: a last line without a newline is marked, not run into the next line.
+                out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
             current[file] = new
     return "".join(out)
+
+
+def _lines(text: str) -> list[str]:
+    """`text` in lines as git counts them: split after each LF only, so a CR stays at its line's end and
+    characters `str.splitlines` also breaks at (form feed, U+2028, ...) stay inside their line."""
+    return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
 
 
 def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
@@ -214,7 +227,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
         for attempt in range(1, attempts + 1):
             cycle = plan_cycle(policy, checkout, deps, chain=not pull_requests)
             plans = cycle.plans
-            diff = unified_diff(checkout.root, plans)
+            diff = unified_diff(checkout.root, plans, chain=not pull_requests)
             head = checkout.head
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)
@@ -281,10 +294,14 @@ def deliver_commits(policy: Policy, checkout: Checkout, plans: Sequence[Plan]) -
 
 def pull_request_text(policy: Policy, plan: Plan) -> str:
     is_image = plan.action == "image-update"
+    # `gitbot rollback` takes an image or canary name; the one change of `group: all` is named after neither.
+    names = [value for key, value in plan.trailers if key == TRAILER_TARGET] or [plan.name]
+    every = f" (it reverts the whole change: {', '.join(names)})" if len(names) > 1 and is_image else ""
     rollback = (
         "Close this pull request to skip this change for now. After merging, revert the merge "
         "(GitHub's Revert button or `git revert`) or run "
-        f"`gitbot rollback {plan.name} --policy {policy.name}`: the reverted tag is quarantined and not proposed again."
+        f"`gitbot rollback {names[0]} --policy {policy.name}`{every}: "
+        "the reverted tag is quarantined and not proposed again."
     )
     return pull_request_body(
         summary=f"gitbot proposes this change for policy **{policy.name}**.",
@@ -432,8 +449,7 @@ def rollback(policy: Policy, deps: Deps, name: str) -> Delivery:
 
     def make(checkout: Checkout) -> Plan:
         history = read_history(checkout.log(), policy.name)
-        # A rollback is not itself rolled back: reverting it would re-apply the tag it quarantined.
-        standing = [c for c in history.standing(name) if c.action != "rollback"]
+        standing = history.revertible(name)
         if not standing:
             raise UsageError(
                 f"policy {policy.name} has no standing gitbot change for {name!r} to roll back",
@@ -496,8 +512,7 @@ def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
     else:
         step = "between steps (set by hand)"
     # Counted as the cycle counts it: from the step, a new canary image or the traffic showing the weight.
-    starts = [t for t in (hist.last_step_at, hist.tag_changed_at, observation.applied_at) if t is not None]
-    dwell = max(max(starts) + canary.interval - now, timedelta(0)) if starts else None
+    dwell = dwell_left(canary.interval, now, hist.last_step_at, hist.tag_changed_at, observation.applied_at)
     return CanaryReport(
         name, canary.route, route.weight, step, dwell, hist.paused_reason if hist.paused else "", observation
     )
@@ -507,6 +522,13 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
     """Make the canary's next step (or move it to `to`) by hand, whatever the analysis says."""
     index = _canary_index(policy, name)
     canary = policy.spec.canaries[index]
+    if to == 0:
+        # A step to 0 is no rollback: nothing would hold the canary there, the next cycle starts it again.
+        raise UsageError(
+            f"--to 0 would not keep canary {name} at 0%: the next cycle starts it again",
+            hint=f"roll it back with `gitbot rollback {name} --policy {policy.name}` "
+            f"or hold it with `gitbot pause {name}`",
+        )
 
     def make(checkout: Checkout) -> Plan:
         targets = scan_checkout(policy, checkout, deps.scan_cache)

@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from gitbot.analysis import AnalysisSpec, CheckSpec, render_evidence
+from gitbot.analysis import AnalysisSpec, render_evidence
 from gitbot.canary import CanaryDecision, CanaryPolicy, CanaryState
 from gitbot.config import CanarySettings, DestinationSettings, Policy
 from gitbot.domain import Action, Analysis, Assignment, Change, Plan, Target
 from gitbot.edits import apply_assignments
-from gitbot.errors import ConfigError
+from gitbot.errors import ConfigError, ManifestError
 from gitbot.history import (
     TRAILER_ACTION,
     TRAILER_FROM,
@@ -121,6 +121,7 @@ def read_route(policy: Policy, index: int, targets: Sequence[Target]) -> RouteSt
         stable = [t for t in members if _matches(t.destination, canary.stable)]
         moving = [t for t in members if _matches(t.destination, canary.canary)]
         if len(stable) == 1 and len(moving) == 1 and stable[0] != moving[0]:
+            _check_split(canary, members, stable[0], moving[0], where)
             groups.append(RouteGroup(file, document, route, stable[0], moving[0]))
     if not groups:
         raise ConfigError(
@@ -134,6 +135,39 @@ def read_route(policy: Policy, index: int, targets: Sequence[Target]) -> RouteSt
     return RouteState(canary, tuple(groups))
 
 
+def _percent(target: Target) -> int:
+    if not (target.value.isascii() and target.value.isdigit()) or int(target.value) > 100:
+        raise ManifestError(
+            f"weight {target.value!r} of {target.resource} ({target.destination}) must be a whole percent 0..100",
+            where=f"{target.file}:{target.line}",
+        )
+    return int(target.value)
+
+
+def _check_split(canary: CanarySettings, members: Sequence[Target], stable: Target, moving: Target, where: str) -> None:
+    """Refuse a route whose split the canary cannot move with its sum kept by touching only its two weights.
+
+    Steps are percents of the route's traffic and the observed share is the canary's part of the two
+    workloads: both hold only while stable and canary carry the whole 100 and every other weight is 0.
+    """
+    others = [t for t in members if t not in (stable, moving) and _percent(t) != 0]
+    if others:
+        other = others[0]
+        raise ConfigError(
+            f"canary {canary.name}: route {other.route} of {canary.route} also sends {other.value}% to "
+            f"{other.destination} ({other.file}:{other.line}); gitbot moves only the stable and canary weights "
+            "and needs them to carry all the route's traffic",
+            where=where,
+        )
+    total = _percent(stable) + _percent(moving)
+    if total != 100:
+        raise ConfigError(
+            f"canary {canary.name}: the stable and canary weights of route {stable.route} of {canary.route} "
+            f"({stable.file}:{stable.line}) add up to {total}, not 100",
+            where=where,
+        )
+
+
 def analysis_spec(state: RouteState) -> AnalysisSpec:
     """The AnalysisSpec of a canary; at 100 percent GA has no traffic, so only absolute checks remain."""
     settings = state.canary.analysis
@@ -143,10 +177,7 @@ def analysis_spec(state: RouteState) -> AnalysisSpec:
         canary_workload=settings.canary_workload,
         window=settings.window,
         min_requests=settings.min_requests,
-        checks=tuple(
-            CheckSpec(c.name, min=c.min, max=c.max, max_ratio=c.max_ratio, max_drop=c.max_drop, query=c.query)
-            for c in settings.checks
-        ),
+        checks=tuple(check.spec() for check in settings.checks),
     )
     return spec.canary_only() if state.weight >= 100 else spec
 
@@ -304,10 +335,11 @@ def step_plan(
     *,
     to: int,
     manual: bool = False,
+    canary_tag: str | None = None,
 ) -> Plan:
     canary = route.canary
     changes = weight_changes(route, to)
-    pid = plan_id(policy.name, canary.name, "canary-step", changes)
+    pid = plan_id(policy.name, canary.name, "canary-step", changes, [canary_tag] if canary_tag else [])
     subject = f"gitbot({policy.name}): {canary.name} canary {route.weight}% -> {to}%"
     body = evidence_text(decision, observation)
     if manual:
@@ -338,7 +370,7 @@ def rollback_plan(
     summary = observation.analysis.summary if observation.analysis and observation.analysis.summary else decision.reason
     subject = f"gitbot({policy.name}): roll back {canary.name} canary ({summary})"
     quarantine = [(canary.image, canary_tag)] if canary.image and canary_tag else []
-    pid = plan_id(policy.name, canary.name, "rollback", changes)
+    pid = plan_id(policy.name, canary.name, "rollback", changes, [canary_tag] if canary_tag else [])
     reverts = "".join(f"This reverts commit {sha}.\n" for sha in hist.standing_steps)
     body = (reverts + "\n" if reverts else "") + evidence_text(decision, observation)
     if quarantine:

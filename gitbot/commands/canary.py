@@ -84,7 +84,7 @@ def analyze(name: str, policy_name: str | None, policies_dir: Path, as_json: boo
 @click.argument("name")
 @policy_choice
 @policies_option
-@click.option("--to", "to_weight", type=int, default=None, help="Move to this weight (0..100).")
+@click.option("--to", "to_weight", type=int, default=None, help="Move to this weight (1..100).")
 def promote(name: str, policy_name: str | None, policies_dir: Path, to_weight: int | None) -> None:
     """Make canary NAME's next step (or move it to --to) now, as a commit or pull request."""
     # Checked here rather than by click's IntRange, whose error is a usage screen, not one line.

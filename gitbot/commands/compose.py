@@ -114,16 +114,18 @@ def build_forge(policy: Policy, env: Mapping[str, str], *, throttle: bool | None
 
 
 def metrics_factory(policy: Policy, env: Mapping[str, str]) -> Callable[[CanarySettings], Metrics]:
-    """One Prometheus client per URL the policy's canaries name, made when first needed."""
-    clients: dict[str, PrometheusMetrics] = {}
+    """One Prometheus client per URL and token the policy's canaries name, made when first needed."""
+    # Keyed by the token's variable too: two canaries may reach one server with different credentials.
+    clients: dict[tuple[str, str | None], PrometheusMetrics] = {}
 
     def for_canary(canary: CanarySettings) -> Metrics:
         settings = canary.analysis.prometheus
-        if settings.url not in clients:
+        key = (settings.url, settings.token_env)
+        if key not in clients:
             index = next(i for i, c in enumerate(policy.spec.canaries) if c.name == canary.name)
             token = _secret(env, settings.token_env, field=f"spec.canaries[{index}].analysis.prometheus.tokenEnv")
-            clients[settings.url] = PrometheusMetrics(settings.url, token=token)
-        return clients[settings.url]
+            clients[key] = PrometheusMetrics(settings.url, token=token)
+        return clients[key]
 
     return for_canary
 

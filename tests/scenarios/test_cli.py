@@ -150,3 +150,20 @@ def test_a_policy_path_missing_from_the_branch_is_a_one_line_policy_error(world:
         f"gitbot: error: {path}:{line} spec.git.paths[1]: 'clusters/other' does not exist on branch main "
         f"(at {head[:12]}); fix the path or add it to the branch"
     ]
+
+
+def test_status_in_pull_request_mode_lists_the_open_pull_requests(pr_world: World) -> None:
+    assert pr_world.github is not None
+    assert gitbot(pr_world, "once", *policy_args(pr_world)).returncode == 0
+
+    shown = gitbot(pr_world, "status", *policy_args(pr_world))
+
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    # Nothing merged yet: the branch still runs the old tags, the pull requests propose the new ones.
+    assert "  podinfo-ga: running 0.1.0; newest allowed 0.1.2" in lines
+    for pull in pr_world.github.list_pulls():
+        url = f"{pr_world.github.root_url}/{pr_world.github.full_name}/pull/{pull.number}"
+        assert f"  open pull request #{pull.number} {url} {pull.title}" in lines
+    assert len([line for line in lines if line.startswith("  open pull request #")]) == 2
+    assert pr_world.github.token not in shown.stdout + shown.stderr

@@ -237,7 +237,11 @@ def test_group_all_opens_one_pull_request_for_every_image(pr_world: World) -> No
     assert pull.title == f"gitbot({POLICY}): update 2 images (podinfo-ga 0.1.2, podinfo-canary 0.2.1)"
     body = pull.body or ""
     assert "| Deployment/test/podinfo-ga |" in body and "| Deployment/test/podinfo-canary |" in body
+    # `gitbot rollback` takes an image name: the change is named after none of them.
+    assert f"`gitbot rollback podinfo-ga --policy {POLICY}` (it reverts the whole change" in body
     assert world.workloads(pull.head) == world.expected_workloads(ga="0.1.2", canary="0.2.1")
+    again = run_cycle(world.policy(), world.deps(), deliver=True)
+    assert [(d.name, d.outcome) for d in again.deliveries] == [("images", "unchanged")]
 
 
 def test_pull_request_a_person_closed_is_not_reopened_until_a_newer_tag(pr_world: World) -> None:
@@ -286,3 +290,17 @@ def test_pull_request_the_bot_closed_is_opened_again_when_needed_again(pr_world:
     assert [d.outcome for d in again.deliveries] == ["opened"]
     (reopened,) = pulls(world, "open")
     assert reopened.number != pull.number
+
+
+def test_plan_diff_in_pull_request_mode_shows_each_pull_request_against_the_branch(pr_world: World) -> None:
+    # Both images live in one file; each pull request starts from the branch, so each diff must too.
+    world = pr_world
+    result = run_cycle(world.policy(), world.deps(), deliver=False)
+
+    assert [p.name for p in result.plans] == ["podinfo-ga", "podinfo-canary"]
+    removed = [line for line in result.diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    assert removed == [
+        f"-          image: {world.image}:0.1.0   # GA",
+        f'-          image: "{world.image}:0.2.0"',
+    ]
+    assert f"+          image: {world.image}:0.1.2   # GA" in result.diff.splitlines()

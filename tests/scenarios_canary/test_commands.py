@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from gitbot.errors import UsageError
-from gitbot.reconcile import inspect_canary, promote, set_paused
+from gitbot.reconcile import inspect_canary, promote, rollback, set_paused
 from tests.scenarios_canary.conftest import POLICY, ROUTES_FILE, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.support.gitserver import OTHER_NAME
@@ -93,6 +93,10 @@ def test_promote_by_hand_steps_next_or_to_a_weight_and_refuses_past_the_last(mak
     with pytest.raises(UsageError) as same:
         promote(world.policy, world.deps, "podinfo", to=100)
     assert str(same.value) == "--to must be a weight in 0..100 other than the current 100%, got 100"
+    with pytest.raises(UsageError) as zero:
+        promote(world.policy, world.deps, "podinfo", to=0)
+    assert str(zero.value) == "--to 0 would not keep canary podinfo at 0%: the next cycle starts it again"
+    assert zero.value.hint is not None and "gitbot rollback podinfo" in zero.value.hint
     with pytest.raises(UsageError) as unknown:
         promote(world.policy, world.deps, "nginx")
     assert str(unknown.value) == f"policy {POLICY} has no canary named 'nginx' (canaries: podinfo)"
@@ -164,3 +168,17 @@ def test_resume_after_a_persons_revert_of_a_step_continues_the_canary(make_world
     assert weights(world.routes_text()) == at(60)
     assert action(world.cycle(33)) == "wait-for-traffic"
     assert world.validate_every_version() == 6
+
+
+def test_rollback_after_a_pause_reverts_the_step_not_the_pause_marker(make_world: WorldFactory) -> None:
+    world = make_world("healthy")
+    world.cycle(1)
+    world.clock.set(minute(3))
+    set_paused(world.policy, world.deps, "podinfo", paused=True)
+
+    done = rollback(world.policy, world.deps, "podinfo")
+
+    assert done.outcome == "committed" and done.subject == f"gitbot({POLICY}): roll back podinfo 10 -> 0"
+    assert weights(world.routes_text()) == at(0)
+    actions = [dict(trailers(c.body)).get("Gitbot-Action") for c in world.log()[:3]]
+    assert actions == ["rollback", "pause", "canary-step"]

@@ -184,3 +184,24 @@ def test_a_step_by_hand_is_its_own_pull_request_and_the_cycle_leaves_it_open(
     titles = sorted(p.title for p in open_pulls(world))
     assert titles == [f"gitbot({POLICY}): podinfo canary 10% -> 100%", f"gitbot({POLICY}): podinfo canary 10% -> 60%"]
     assert weights(world.routes_text(pull.head)) == at(100)
+
+
+def test_an_open_pull_request_for_a_newer_canary_tag_does_not_hold_back_a_rollback(
+    make_world: WorldFactory, github_fake: GitHubFake
+) -> None:
+    # Until merged, the proposed tag does not run: the canary that fails is the one on the branch.
+    world = make_world("slow", github=github_fake)
+    world.cycle(1)
+    merge(world, open_pulls(world)[0])
+    world.cycle(14)
+    merge(world, open_pulls(world)[0])
+    world.push_tags("0.2.2")
+
+    failed = world.cycle(24)
+
+    assert action(failed) == "rollback"
+    assert sorted(delivered(failed)) == [("podinfo", "opened"), ("podinfo-canary", "opened")]
+    assert sorted(p.title for p in open_pulls(world)) == [
+        f"gitbot({POLICY}): podinfo-canary {CANARY_TAG} -> 0.2.2",
+        f"gitbot({POLICY}): roll back podinfo canary (p99 2.14x GA)",
+    ]

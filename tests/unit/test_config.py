@@ -119,7 +119,194 @@ def test_durations(text: object, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "5", "5x", "0s", "m", -3, True])
+@pytest.mark.parametrize("text", ["", "5", "5x", "0s", "m", -3, True, float("inf"), 1e300, "99999999999h"])
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("value", [".inf", "99999999999h", "1e300"])
+def test_durations_beyond_a_timedelta_are_one_line_errors(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, GOOD + f"  schedule: {{interval: {value}}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert info.value.one_line().startswith(f"{path}:11: spec.schedule.interval: expected a duration")
+
+
+CANARY = (
+    GOOD
+    + """\
+    - name: podinfo-canary
+      repository: ghcr.io/stefanprodan/podinfo
+      filter: "0.2.*"
+      targets: [{resource: Deployment/test/podinfo-canary}]
+  schedule: {cron: "*/10 * * * *"}
+  canaries:
+    - name: podinfo
+      route: VirtualService/test/podinfo
+      stable: {subset: ga}
+      canary: {subset: canary}
+      image: podinfo-canary
+      steps: [10, 60, 100]
+      analysis:
+        prometheus: {url: "http://prometheus:9090"}
+        window: 5m
+        stableWorkload: podinfo-ga
+        canaryWorkload: podinfo-canary
+        checks:
+          - {name: success-rate, min: 99}
+"""
+)
+
+
+def test_the_canary_example_loads(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, CANARY))
+    assert policy.spec.canaries[0].image == "podinfo-canary"
+    assert policy.spec.schedule.cron == "*/10 * * * *"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "needle"),
+    [
+        ("image: podinfo-canary", "image: podinfo-canry", "21 spec.canaries[0].image", "'podinfo-canry' is not"),
+        ("steps: [10, 60, 100]", "steps: [10, 60, 90]", "22: spec.canaries[0].steps", "end at 100"),
+        (
+            "image: podinfo-canary",
+            "image: podinfo-canary\n      onComplete: promote",
+            "22 spec.canaries[0].onComplete",
+            "promoteTo",
+        ),
+        ("- name: podinfo-canary", "- name: podinfo-ga", "11 spec.images[1].name", "names must be unique"),
+        ("- name: podinfo\n", "- name: podinfo-ga\n", "17 spec.canaries[0].name", "names must be unique"),
+        ("- name: podinfo\n", "- name: promote-podinfo\n", "17 spec.canaries[0].name", "made by hand"),
+        ("- name: podinfo-canary", "- name: rollback-x", "11 spec.images[1].name", "made by hand"),
+        ('filter: "0.2.*"', 'filter: "regexp:(("', "13 spec.images[1].filter", "invalid regexp"),
+        ('filter: "0.2.*"', 'filter: "semver:>>>1"', "13 spec.images[1].filter", "semver"),
+        (
+            'repository: ghcr.io/stefanprodan/podinfo\n      filter: "0.2',
+            'repository: ghcr.io/Stefan/podinfo\n      filter: "0.2',
+            "12 spec.images[1].repository",
+            "'Stefan' must be lowercase",
+        ),
+        (
+            'repository: ghcr.io/stefanprodan/podinfo\n      filter: "0.2',
+            'repository: ghcr.io/stefanprodan/podinfo:0.2.0\n      filter: "0.2',
+            "12 spec.images[1].repository",
+            "names a tag or digest",
+        ),
+        ('"*/10 * * * *"', '"99 * * * *"', "15: spec.schedule.cron", "minute field '99' must stay within 0-59"),
+        ('"*/10 * * * *"', '"* * * * mon-sun/0"', "15: spec.schedule.cron", "day of week field"),
+        ('"*/10 * * * *"', '"* * 0 * *"', "15: spec.schedule.cron", "day of month field '0'"),
+        ('"*/10 * * * *"', '"* * * foo *"', "15: spec.schedule.cron", "month field 'foo'"),
+        ('"*/10 * * * *"', '"30-10 * * * *"', "15: spec.schedule.cron", "minute field '30-10' has a range that runs"),
+        ('"*/10 * * * *"', '"* * * * sat-sun"', "15: spec.schedule.cron", "day of week field 'sat-sun' has a range"),
+        ("window: 5m", "window: 1.5", "25: spec.canaries[0].analysis.window", "whole number of seconds"),
+        (
+            "min: 99}",
+            "max: 99}",
+            "29: spec.canaries[0].analysis.checks[0]",
+            "does not take max; it takes: maxDrop, min",
+        ),
+        (
+            "stableWorkload: podinfo-ga",
+            "stableWorkload: 'a\"b'",
+            "26: spec.canaries[0].analysis.stableWorkload",
+            "quotes",
+        ),
+        ("stable: {subset: ga}", "stable: {backendRef: podinfo-ga}", "19 spec.canaries[0].stable", "subset or host"),
+        ("VirtualService/test", "HTTPRoute/test", "19 spec.canaries[0].stable", "by backendRef"),
+    ],
+)
+def test_canary_and_schedule_mistakes_name_their_field(
+    tmp_path: Path, old: str, new: str, where: str, needle: str
+) -> None:
+    assert old in CANARY
+    path = write(tmp_path, CANARY.replace(old, new, 1))
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    text = info.value.one_line()
+    assert text.startswith(f"{path}:{where}: "), text
+    assert needle in text, text
+
+
+def test_group_all_keeps_the_name_of_its_one_change_free(tmp_path: Path) -> None:
+    text = GOOD.replace("name: podinfo-ga", "name: images") + "  delivery: {group: all}\n"
+    with pytest.raises(ConfigError, match=r":7 spec.images\[0\].name: 'images' names the one change of group: all"):
+        load_policy(write(tmp_path, text))
+    assert (
+        load_policy(write(tmp_path, GOOD.replace("name: podinfo-ga", "name: images"))).spec.images[0].name == "images"
+    )
+
+
+def test_a_route_without_namespace_needs_the_analysis_namespace(tmp_path: Path) -> None:
+    text = CANARY.replace("VirtualService/test/podinfo", "VirtualService//podinfo")
+    with pytest.raises(ConfigError, match=r":23 spec.canaries\[0\].analysis: the route names no namespace"):
+        load_policy(write(tmp_path, text))
+    text = text.replace("window: 5m", "window: 5m\n        namespace: test")
+    assert load_policy(write(tmp_path, text)).spec.canaries[0].route == "VirtualService//podinfo"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        (
+            '"http://prometheus:9090"',
+            '"http://admin:s3cret@prometheus:9090"',
+            "24: spec.canaries[0].analysis.prometheus.url",
+        ),
+        (
+            "  canaries:\n",
+            "  delivery:\n    mode: pull-request\n"
+            "    github: {repository: a/b, apiUrl: 'https://x:s3cret@ghe/api/v3'}\n  canaries:\n",
+            "18: spec.delivery.github.apiUrl",
+        ),
+    ],
+)
+def test_no_url_of_a_policy_carries_a_password(tmp_path: Path, old: str, new: str, where: str) -> None:
+    assert old in CANARY
+    path = write(tmp_path, CANARY.replace(old, new, 1))
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    text = info.value.one_line()
+    assert text.startswith(f"{path}:{where}: the URL must not contain a password"), text
+    assert "s3cret" not in text
+
+
+def test_registry_credentials_come_in_pairs(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + "  registries: [{host: ghcr.io, usernameEnv: REGISTRY_USER}]\n")
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert info.value.one_line() == (
+        f"{path}:11: spec.registries[0]: give both usernameEnv and passwordEnv, or neither"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("https://ghp_0123456789abcdef@github.com/acme/config.git", True),
+        ("https://bot:s3cret@git.example/acme/config.git", True),
+        ("ssh://git@github.com/acme/config.git", False),
+        ("git@github.com:acme/config.git", False),
+        ("https://git.example/acme/config.git", False),
+    ],
+)
+def test_a_token_pasted_into_the_git_url_is_refused(tmp_path: Path, url: str, refused: bool) -> None:
+    path = write(tmp_path, GOOD.replace("https://git.example/acme/config.git", url))
+    if not refused:
+        assert load_policy(path).spec.git.url == url
+        return
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert info.value.one_line().startswith(f"{path}:5: spec.git: the URL must not contain a password or token")
+    assert "ghp_" not in info.value.one_line() and "s3cret" not in info.value.one_line()
+
+
+def test_promote_needs_a_check_that_still_judges_at_100_percent(tmp_path: Path) -> None:
+    text = CANARY.replace(
+        "image: podinfo-canary\n", "image: podinfo-canary\n      onComplete: promote\n      promoteTo: podinfo-ga\n"
+    )
+    assert load_policy(write(tmp_path, text)).spec.canaries[0].on_complete == "promote"
+    relative = text.replace("{name: success-rate, min: 99}", "{name: success-rate, maxDrop: 1}")
+    with pytest.raises(ConfigError, match=r":30 spec.canaries\[0\].analysis.checks: onComplete: promote needs a check"):
+        load_policy(write(tmp_path, relative))

@@ -119,7 +119,7 @@ def test_rollback_trailer_quarantines_the_canary_tag() -> None:
     history = read_history([rollback, step], "prod")
     assert list(history.quarantined("podinfo-canary")) == ["0.2.2"]
     assert history.commits[1].reverted_by == rollback
-    assert history.last("podinfo", "canary-step") is not None
+    assert [c.sha for c in history.commits if c.action == "canary-step"] == [step.sha]
     assert history.standing("podinfo", "canary-step") == []
 
 
@@ -146,3 +146,27 @@ def test_a_merged_change_landed_when_the_merge_was_made() -> None:
     history = read_history(log, "prod")
     assert history.commits[0].landed == merge.committed_at
     assert history.commits[0].commit.committed_at == step.committed_at
+
+
+def test_a_rollback_reverts_a_change_never_a_pause_marker_or_a_rollback() -> None:
+    def canary(action: str, *change: tuple[str, str]) -> CommitInfo:
+        return commit(
+            f"gitbot(prod): {action} podinfo",
+            trailers=(("Gitbot-Policy", "prod"), ("Gitbot-Action", action), ("Gitbot-Target", "podinfo"), *change),
+        )
+
+    step = canary("canary-step", ("Gitbot-From", "0"), ("Gitbot-To", "10"))
+    paused = canary("pause")
+    resumed = canary("resume")
+    history = read_history([resumed, paused, step], "prod")
+    assert [c.sha for c in history.revertible("podinfo")] == [step.sha]
+    rolled = canary("rollback", ("Gitbot-From", "10"), ("Gitbot-To", "0"))
+    assert read_history([rolled, paused], "prod").revertible("podinfo") == []
+
+
+def test_a_squash_merged_revert_without_sha_matches_by_subject() -> None:
+    # Squash-merging the revert's pull request appends its number to the subject; the body may lose the sha.
+    a = bot_update("prod", "podinfo-ga", "0.1.0", "0.1.1")
+    a = replace(a, subject=a.subject + " (#12)")
+    r = commit(f'Revert "{a.subject}" (#13)', author=ALICE)
+    assert list(read_history([r, a], "prod").quarantined("podinfo-ga")) == ["0.1.1"]

@@ -82,3 +82,11 @@ def test_change_table_escapes_pipes() -> None:
     table = change_table([odd])
     assert "a\\|b.yaml" in table
     assert table.splitlines()[2].count(" | ") == 4
+
+
+def test_a_commit_of_several_images_names_one_rollback_command() -> None:
+    canary = replace(UPDATE, name="podinfo-canary", old="0.2.0", new="0.2.1")
+    body = image_commit_body("production", [UPDATE, canary])
+    # `gitbot rollback` takes one NAME; it reverts the whole commit.
+    assert "`gitbot rollback podinfo-ga --policy production` (it reverts all 2 images of this commit)" in body
+    assert "rollback podinfo-ga podinfo-canary" not in body
