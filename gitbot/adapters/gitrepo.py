@@ -47,12 +47,12 @@ _AUTH_PATTERNS = (
     "invalid username or password",
 )
 _FIELD = "\x1f"
-_RECORD = "\x1e"
 _TRAILER_SEP = "\x1d"
 _TRAILER_KV = "\x1c"
+# Commits come NUL-separated (`-z`; a message cannot hold NUL). The message sits between fields that are
+# split from the left and the trailers split from the right, so control characters in it cannot shift them.
 _LOG_FORMAT = (
-    "%H%x1f%P%x1f%an%x1f%ae%x1f%cI%x1f%s%x1f%b%x1f"
-    "%(trailers:only=true,unfold=true,separator=%x1d,key_value_separator=%x1c)%x1e"
+    "%H%x1f%P%x1f%an%x1f%ae%x1f%cI%x1f%B%x1f%(trailers:only=true,unfold=true,separator=%x1d,key_value_separator=%x1c)"
 )
 
 
@@ -323,13 +323,17 @@ class GitCheckout:
 
     def log(self, max_count: int = 500) -> list[CommitInfo]:
         """Commits reachable from HEAD, newest first, with trailers parsed by git itself."""
-        out = self._git("log", f"--max-count={max_count}", f"--format={_LOG_FORMAT}", "HEAD")
+        out = self._git("log", "-z", f"--max-count={max_count}", f"--format={_LOG_FORMAT}", "HEAD")
         commits: list[CommitInfo] = []
-        for record in out.split(_RECORD):
+        for record in out.split("\0"):
             record = record.lstrip("\n")
             if not record:
                 continue
-            sha, parents, name, email, date, subject, body, trailers = record.split(_FIELD)
+            sha, parents, name, email, date, rest = record.split(_FIELD, 5)
+            message, _, trailers = rest.rpartition(_FIELD)
+            first, _, body = message.strip("\n").partition("\n\n")
+            # git's subject is the whole first paragraph, its lines joined by spaces.
+            subject = " ".join(first.split("\n"))
             pairs = []
             for item in trailers.strip("\n").split(_TRAILER_SEP):
                 key, sep, value = item.partition(_TRAILER_KV)

@@ -393,3 +393,14 @@ def test_commit_refuses_to_write_through_a_symbolic_link(make_workspace: Workspa
         with pytest.raises(GitError, match="symbolic link"):
             checkout.commit({"linked/app.yaml": "image: x:2\n"}, "gitbot(p): write", BOT)
     assert not (outside / "app.yaml").exists()
+
+
+def test_log_reads_messages_holding_the_separators_it_uses(make_workspace: WorkspaceFactory) -> None:
+    workspace = make_workspace()
+    with workspace.checkout() as checkout:
+        message = "odd\x1fsubject\n\nbody with \x1e and \x1f inside\n\nGitbot-Policy: p\nGitbot-Action: image-update\n"
+        checkout.commit({"odd.txt": "x\n"}, message, BOT)
+        newest = checkout.log(5)[0]
+    assert newest.subject == "odd\x1fsubject"
+    assert newest.body.startswith("body with \x1e and \x1f inside")
+    assert newest.trailer("Gitbot-Action") == "image-update"
