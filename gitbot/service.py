@@ -383,7 +383,8 @@ class Service:
             return False, "scheduler not running"
         if not self.policies and not self.attempted.is_set():
             return False, "no policies loaded"
-        return True, f"ready: {len(self.policies)} policies"
+        count = len(self.policies)
+        return True, f"ready: {count} {'policy' if count == 1 else 'policies'}"
 
     def start(self) -> None:
         """Listen on the HTTP port and schedule every policy; GitbotError when the port cannot be bound."""

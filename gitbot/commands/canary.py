@@ -19,8 +19,10 @@ def _policy_for(policies_dir: Path, policy_name: str | None, canary: str) -> Pol
     if policy_name:
         return find_policy(policies_dir, policy_name)
     owners = [p for p in load_policies(policies_dir) if any(c.name == canary for c in p.spec.canaries)]
-    if len(owners) != 1:
-        found = ", ".join(p.name for p in owners) or "none"
+    if not owners:
+        raise UsageError(f"no policy in {policies_dir} has a canary named {canary!r}")
+    if len(owners) > 1:
+        found = ", ".join(p.name for p in owners)
         raise UsageError(f"canary {canary!r} is in {len(owners)} policies ({found}); name one with --policy")
     return owners[0]
 

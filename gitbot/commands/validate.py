@@ -56,6 +56,10 @@ def describe(policy: Policy) -> str:
     )
 
 
+def _policies(count: int) -> str:
+    return f"{count} {'policy' if count == 1 else 'policies'}"
+
+
 @click.command()
 @click.option(
     "--policies",
@@ -75,7 +79,7 @@ def validate(directory: Path, check_manifests: bool) -> None:
     policies = load_policies(directory)
     for policy in policies:
         click.echo(describe(policy))
-    click.echo(f"{len(policies)} policies valid")
+    click.echo(f"{_policies(len(policies))} valid")
     if check_manifests:
         check_policy_manifests(policies)
 
@@ -92,7 +96,7 @@ def check_policy_manifests(policies: list[Policy]) -> None:
             continue
         click.echo(f"{policy.name}: manifests bind; {len(result.plans)} planned change(s) at {result.head[:12]}")
     if failures:
-        text = f"{len(failures)} of {len(policies)} policies failed the manifest check"
+        text = f"{len(failures)} of {_policies(len(policies))} failed the manifest check"
         # Configuration problems exit 2; anything remote (unreachable registry or git) exits 1 and may pass later.
         raise ConfigError(text) if all(isinstance(e, ConfigError) for e in failures) else GitbotError(text)
-    click.echo(f"{len(policies)} policies bind their manifests")
+    click.echo(f"{_policies(len(policies))} bind their manifests")
