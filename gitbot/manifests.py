@@ -357,6 +357,7 @@ class ScanCache:
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory
         self._entries: dict[str, list[dict[str, Any]]] = {}
+        self._used: set[str] = set()
         self._dirty = False
         self.hits = 0
         self.misses = 0
@@ -376,6 +377,7 @@ class ScanCache:
         if entry is None:
             self.misses += 1
             return None
+        self._used.add(key)
         self.hits += 1
         return [Target(file=file, **fields) for fields in entry]
 
@@ -386,7 +388,21 @@ class ScanCache:
             del fields["file"]
             entry.append(fields)
         self._entries[key] = entry
+        self._used.add(key)
         self._dirty = True
+
+    def prune(self) -> int:
+        """Forget every entry not read or written since the last prune; return how many were dropped.
+
+        A bot scanning the same tree every cycle calls this after each scan, so the cache holds the blobs of
+        the current tree only instead of every version it ever saw.
+        """
+        stale = [key for key in self._entries if key not in self._used]
+        for key in stale:
+            del self._entries[key]
+        self._used = set()
+        self._dirty = self._dirty or bool(stale)
+        return len(stale)
 
     def save(self) -> None:
         """Write the on-disk cache atomically (no-op without a directory or without news)."""

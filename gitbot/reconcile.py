@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -108,7 +109,7 @@ def scan_checkout(policy: Policy, checkout: Checkout, cache: ScanCache | None = 
     """The targets under the policy's paths; a path the branch does not have is an error in the policy."""
     paths = policy.spec.git.paths
     try:
-        return scan_paths(checkout.root, paths, cache=cache)
+        targets = scan_paths(checkout.root, paths, cache=cache)
     except MissingPathError as exc:
         index = paths.index(exc.where) if exc.where in paths else None
         pointer = "/spec/git/paths" + (f"/{index}" if index is not None else "")
@@ -117,6 +118,12 @@ def scan_checkout(policy: Policy, checkout: Checkout, cache: ScanCache | None = 
             "fix the path or add it to the branch",
             where=policy.where(pointer),
         ) from exc
+    if cache is not None:
+        # The cache follows the tree: blobs no longer in it are dropped, new ones kept for the next cycle.
+        cache.prune()
+        with suppress(OSError):  # an unwritable cache only makes the next scan slower
+            cache.save()
+    return targets
 
 
 def gather(

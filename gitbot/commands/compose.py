@@ -21,6 +21,7 @@ from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciReg
 from gitbot.config import CanarySettings, Policy, secret_from_env
 from gitbot.domain import Author
 from gitbot.logs import remember_secrets
+from gitbot.manifests import ScanCache
 from gitbot.ports import Metrics
 from gitbot.reconcile import Deps
 
@@ -155,4 +156,6 @@ def build_deps(
         forge=forge,
         metrics=metrics_factory(policy, environ) if policy.spec.canaries else None,
         log=lambda message: click.echo(f"gitbot: {message}", err=True),
+        # Per policy: cycles of one policy never overlap, so its cache file has one writer.
+        scan_cache=ScanCache(cache_root(environ) / "scan" / policy.name),
     )

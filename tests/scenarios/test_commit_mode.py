@@ -63,6 +63,18 @@ def test_second_cycle_has_nothing_to_do(world: World) -> None:
     assert again.head == head == world.git.head(world.repo)
 
 
+def test_a_restarted_bot_reads_unchanged_manifests_from_its_scan_cache(world: World) -> None:
+    run_cycle(world.policy(), world.deps(), deliver=True)  # commits: the workloads file is a new blob now
+    run_cycle(world.policy(), world.deps(), deliver=True)
+    # A new process: fresh adapters and caches, only the cache directory carries over.
+    deps = world.deps()
+    assert deps.scan_cache is not None
+    run_cycle(world.policy(), deps, deliver=True)
+    assert (deps.scan_cache.hits, deps.scan_cache.misses) == (2, 0)
+    assert deps.scan_cache.directory is not None
+    assert (deps.scan_cache.directory / "scan-cache.json").is_file()
+
+
 def test_group_all_makes_one_commit_for_every_image(world: World) -> None:
     world.write_policy(group="all")
     seed = world.git.head(world.repo)

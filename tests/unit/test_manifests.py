@@ -289,3 +289,19 @@ def test_a_policy_path_through_a_linked_folder_is_refused(tmp_path: Path) -> Non
     (root / "clusters").symlink_to(outside, target_is_directory=True)
     with pytest.raises(ManifestError, match="outside the repository"):
         scan_paths(root, ["clusters/prod"])
+
+
+def test_prune_keeps_only_what_the_last_scan_used(tmp_path: Path) -> None:
+    (tmp_path / "apps").mkdir()
+    old = tmp_path / "apps" / "a.yaml"
+    old.write_text("kind: Pod\nspec:\n  containers:\n    - {name: a, image: 'a:1'}\n")
+    cache = ScanCache(tmp_path / "cache")
+    scan_paths(tmp_path, ["apps"], cache=cache)
+    assert cache.prune() == 0
+    old.write_text("kind: Pod\nspec:\n  containers:\n    - {name: a, image: 'a:2'}\n")
+    scan_paths(tmp_path, ["apps"], cache=cache)
+    assert cache.prune() == 1  # the blob of a:1 is gone from the tree, so from the cache
+    cache.save()
+    again = ScanCache(tmp_path / "cache")
+    assert [t.value for t in scan_paths(tmp_path, ["apps"], cache=again)] == ["a:2"]
+    assert (again.hits, again.misses) == (1, 0)
