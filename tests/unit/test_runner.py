@@ -267,7 +267,8 @@ class StopWhileListing:
         return ["1.0.0", "1.0.1"]
 
 
-def test_a_stop_requested_during_a_cycle_ends_it_before_its_first_commit(tmp_path: Path) -> None:
+def image_policy(tmp_path: Path) -> Policy:
+    """A policy with one image, and its manifest at 1.0.0 in `tmp_path/repo`."""
     (tmp_path / "repo" / "clusters").mkdir(parents=True)
     (tmp_path / "repo" / "clusters" / "app.yaml").write_text(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app, namespace: staging}\n"
@@ -281,7 +282,11 @@ def test_a_stop_requested_during_a_cycle_ends_it_before_its_first_commit(tmp_pat
         "  images: [{name: app, repository: r.example.test/acme/app, filter: '1.0.*',\n"
         "            targets: [{resource: Deployment/staging/app}]}]\n"
     )
-    policy, stop, copy = load_policy(path), threading.Event(), Copy(tmp_path / "repo")
+    return load_policy(path)
+
+
+def test_a_stop_requested_during_a_cycle_ends_it_before_its_first_commit(tmp_path: Path) -> None:
+    policy, stop, copy = image_policy(tmp_path), threading.Event(), Copy(tmp_path / "repo")
 
     def build(p: Policy, **_: Any) -> Deps:
         return Deps(workspace=CopyWorkspace(copy), registry=StopWhileListing(stop), clock=Clock())
@@ -326,20 +331,7 @@ class BrokenNotifier:
 
 
 def test_a_notifier_that_raises_does_not_fail_a_cycle_that_delivered(tmp_path: Path) -> None:
-    (tmp_path / "repo" / "clusters").mkdir(parents=True)
-    (tmp_path / "repo" / "clusters" / "app.yaml").write_text(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app, namespace: staging}\n"
-        "spec:\n  template:\n    spec:\n      containers:\n"
-        "        - {name: app, image: r.example.test/acme/app:1.0.0}\n"
-    )
-    path = tmp_path / "p.yaml"
-    path.write_text(
-        "apiVersion: gitbot.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec:\n"
-        "  git: {url: https://git.example.test/acme/c.git, paths: [clusters]}\n"
-        "  images: [{name: app, repository: r.example.test/acme/app, filter: '1.0.*',\n"
-        "            targets: [{resource: Deployment/staging/app}]}]\n"
-    )
-    policy, copy, notes = load_policy(path), Copy(tmp_path / "repo"), Notes()
+    policy, copy, notes = image_policy(tmp_path), Copy(tmp_path / "repo"), Notes()
 
     def build(p: Policy, **_: Any) -> Deps:
         return Deps(workspace=CopyWorkspace(copy), registry=Fixed(["1.0.0", "1.0.1"]), clock=Clock())
