@@ -345,6 +345,15 @@ class World:
     def routes_text(self, ref: str = "main") -> str:
         return self.server.read_file(self.repo, ROUTES_FILE, ref)
 
+    def revert_as_person(self, step: ServerCommit, to: str, date: datetime | None = None) -> str:
+        """A person's revert of the bot's `step`: the routes file back as it was at `to`, as `git revert` says."""
+        return self.server.commit_as_other(
+            self.repo,
+            {ROUTES_FILE: self.routes_text(to)},
+            f'Revert "{step.subject}"\n\nThis reverts commit {step.sha}.\n',
+            date=date,
+        )
+
     def validate_every_version(self) -> int:
         """Validate the VirtualService of every commit on the branch against the CRD; return how many."""
         commits = self.log()

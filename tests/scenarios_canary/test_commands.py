@@ -10,7 +10,7 @@ import pytest
 
 from gitbot.errors import UsageError
 from gitbot.reconcile import inspect_canary, promote, rollback, set_paused
-from tests.scenarios_canary.conftest import POLICY, ROUTES_FILE, WorldFactory, minute, weights
+from tests.scenarios_canary.conftest import POLICY, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.support.gitserver import OTHER_NAME
 
@@ -138,12 +138,7 @@ def test_resume_after_a_persons_revert_of_a_step_continues_the_canary(make_world
     step10 = world.log()[0].sha
     world.cycle(14)
     step60 = world.log()[0]
-    world.server.commit_as_other(
-        world.repo,
-        {ROUTES_FILE: world.routes_text(step10)},
-        f'Revert "{step60.subject}"\n\nThis reverts commit {step60.sha}.\n',
-        date=minute(18),
-    )
+    world.revert_as_person(step60, step10, date=minute(18))
     reason = f"a person ({OTHER_NAME}) reverted step {step60.sha[:7]}"
     held = world.cycle(19)
     assert action(held) == "hold" and held.canaries[0].decision is not None

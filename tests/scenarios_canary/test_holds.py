@@ -77,11 +77,7 @@ def test_a_persons_revert_of_a_step_pauses_the_canary(make_world: WorldFactory) 
     step10 = world.log()[0].sha
     world.cycle(14)
     step60 = world.log()[0]
-    world.server.commit_as_other(
-        world.repo,
-        {ROUTES_FILE: world.routes_text(step10)},
-        f'Revert "{step60.subject}"\n\nThis reverts commit {step60.sha}.\n',
-    )
+    world.revert_as_person(step60, step10)
     reverted = world.log()[0].sha
     assert weights(world.routes_text()) == at(10)
 
