@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from gitbot.config import Policy
 from gitbot.errors import ConfigError, GitbotError, GitError, RegistryError
 from gitbot.logs import SecretMasker, configure_logging
-from gitbot.service import CycleSummary, Service, ServiceMetrics, run_service, trigger_for
+from gitbot.service import CycleSummary, Runner, Service, ServiceMetrics, run_service, trigger_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,6 +76,17 @@ def started() -> Iterator[list[Service]]:
         service.stop()
 
 
+def run_for_a_second(started: list[Service], runner: Runner, *names: str) -> Service:
+    """Schedule a policy per name every 50 ms side by side, let them run for a second, stop."""
+    policies = [make_policy(name, interval=0.05) for name in names]
+    service = Service(policies, runner, port=0, host="127.0.0.1", jitter=0)
+    started.append(service)
+    service.start()
+    time.sleep(1.0)
+    service.stop()
+    return service
+
+
 def test_two_policies_run_side_by_side_one_cycle_at_a_time_each(started: list[Service]) -> None:
     lock = threading.Lock()
     spans: dict[str, list[tuple[float, float]]] = {"fast": [], "slow": []}
@@ -95,17 +106,7 @@ def test_two_policies_run_side_by_side_one_cycle_at_a_time_each(started: list[Se
             spans[policy.name].append((begin, time.monotonic()))
         return CycleSummary(policy=policy.name, outcome="unchanged")
 
-    service = Service(
-        [make_policy("fast", interval=0.05), make_policy("slow", interval=0.05)],
-        runner,
-        port=0,
-        host="127.0.0.1",
-        jitter=0,
-    )
-    started.append(service)
-    service.start()
-    time.sleep(1.0)
-    service.stop()
+    run_for_a_second(started, runner, "fast", "slow")
     assert overlap == []
     assert len(spans["fast"]) >= 5
     assert len(spans["slow"]) >= 2
@@ -160,17 +161,7 @@ def test_a_broken_policy_never_stops_the_others(started: list[Service]) -> None:
             raise ValueError("manifest is not a mapping")
         return CycleSummary(policy=policy.name, outcome="changed", changes={"image-update": 1})
 
-    service = Service(
-        [make_policy("good", interval=0.05), make_policy("bad", interval=0.05)],
-        runner,
-        port=0,
-        host="127.0.0.1",
-        jitter=0,
-    )
-    started.append(service)
-    service.start()
-    time.sleep(1.0)
-    service.stop()
+    service = run_for_a_second(started, runner, "good", "bad")
     assert calls["good"] >= 10
     assert 2 <= calls["bad"] <= 6
     values = samples(service.metrics.exposition().decode())
