@@ -87,7 +87,8 @@ class GitError(RemoteError):
 
 
 class PushRejectedError(GitError):
-    """The remote refused a push because the branch moved (non-fast-forward)."""
+    """The remote refused a push because the branch moved: non-fast-forward, or moved (or locked) by another
+    update while the push was received. Fetch, plan again from the new head, retry; never force."""
 
 
 class GitAuthError(GitError, AuthError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import fcntl
 import hashlib
+import logging
 import re
 import shlex
 import shutil
@@ -27,7 +28,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
-from git import GitCommandError, PushInfo, Repo
+from git import GitCommandError, PushInfo, RemoteProgress, Repo
 from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
 from gitbot.domain import Author, CommitInfo
@@ -46,6 +47,9 @@ _AUTH_PATTERNS = (
     "permission denied (publickey",
     "invalid username or password",
 )
+# Reasons git's receive-pack gives when it could not move a ref it accepted: another update won the race.
+_REF_RACES = ("failed to update ref", "failed to lock")
+_FORCED_PUSH_ATTEMPTS = 3
 _FIELD = "\x1f"
 _TRAILER_SEP = "\x1d"
 _TRAILER_KV = "\x1c"
@@ -54,6 +58,20 @@ _TRAILER_KV = "\x1c"
 _LOG_FORMAT = (
     "%H%x1f%P%x1f%an%x1f%ae%x1f%cI%x1f%B%x1f%(trailers:only=true,unfold=true,separator=%x1d,key_value_separator=%x1c)"
 )
+
+
+class _PushErrorLines(logging.Filter):
+    """Drops GitPython's "Error lines received while pushing" warning.
+
+    GitPython logs git's stderr when a push has refused refs; gitbot reads the same results from the
+    push and reports what matters in its own error, so the raw lines would only repeat it, unmasked.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Error lines received while pushing")
+
+
+_PUSH_ERROR_LINES = _PushErrorLines()
 
 
 def _safe_url(url: str) -> str:
@@ -112,6 +130,8 @@ class GitWorkspace:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", parts.path.rsplit("/", 1)[-1] or "repo").strip("-.")
         digest = hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:16]
         self.cache_path = cache_dir / f"{slug or 'repo'}-{digest}"
+        # Idempotent: a logger keeps one copy of a filter however many workspaces add it.
+        logging.getLogger("git.remote").addFilter(_PUSH_ERROR_LINES)
 
     # -- credentials -------------------------------------------------------------------------------
 
@@ -424,8 +444,10 @@ class GitCheckout:
 
     def _push(self, refspec: str, action: str) -> None:
         remote = self._repo.remote(REMOTE)
+        # The remote's own lines (`remote: ...`, a hook's reason) are kept here and go into gitbot's error.
+        progress = RemoteProgress()
         try:
-            infos = remote.push(refspec, kill_after_timeout=self._ws.timeout)
+            infos = remote.push(refspec, progress=progress, kill_after_timeout=self._ws.timeout)
         except GitCommandError as exc:
             raise self._ws.wrap(exc, action) from None
         if not infos:
@@ -439,12 +461,47 @@ class GitCheckout:
                     f"git {action} to {_safe_url(self._ws.url)} rejected: {info.remote_ref_string} moved ({summary})",
                     hint="fetch, re-plan from the new head and retry",
                 )
+            if info.flags & PushInfo.REMOTE_REJECTED and any(race in summary for race in _REF_RACES):
+                # The server took the push but could not move the ref: another push moved it (or held its
+                # lock) between negotiation and update. Like a non-fast-forward, the cure is a fresh plan.
+                raise PushRejectedError(
+                    f"git {action} to {_safe_url(self._ws.url)} rejected: {info.remote_ref_string} "
+                    f"changed while pushing ({summary})",
+                    hint="fetch, re-plan from the new head and retry",
+                )
             if info.flags & (PushInfo.REMOTE_REJECTED | PushInfo.REMOTE_FAILURE | PushInfo.ERROR):
                 target = f"{_safe_url(self._ws.url)} {info.remote_ref_string}"
-                raise GitError(f"git {action} to {target} failed: {summary}")
+                said = self._remote_said(progress.other_lines)
+                raise GitError(f"git {action} to {target} failed: {summary}{said}")
+
+    def _remote_said(self, lines: Sequence[str]) -> str:
+        """The server's last message line (a hook's reason) as `; remote said: ...`, or nothing."""
+        said = [
+            text for line in lines if line.startswith("remote:") and (text := " ".join(line[len("remote:") :].split()))
+        ]
+        if not said:
+            return ""
+        text = self._ws.scrub(said[-1])
+        return f"; remote said: {text[:200]}"
+
+    def _push_retrying(self, refspec: str, action: str) -> None:
+        # A forced push of the bot's own branch does not depend on what the branch held, so a ref that
+        # changed while pushing is pushed again as it is; nothing needs planning again.
+        for attempt in range(1, _FORCED_PUSH_ATTEMPTS + 1):
+            try:
+                self._push(refspec, action)
+            except PushRejectedError:
+                if attempt == _FORCED_PUSH_ATTEMPTS:
+                    raise
+                continue
+            return
 
     def push(self) -> None:
-        """Push HEAD to the policy's branch; never forced. PushRejectedError when the remote moved."""
+        """Push HEAD to the policy's branch; never forced.
+
+        PushRejectedError when the remote moved: before the push (non-fast-forward) or while it was received
+        (`failed to update ref`). Any other refusal is a GitError with the server's reason.
+        """
         self._push(f"HEAD:refs/heads/{self._ws.branch}", "push")
 
     def _check_bot_branch(self, branch: str, verb: str) -> None:
@@ -456,7 +513,10 @@ class GitCheckout:
             raise GitError(f"refusing to {verb} {branch!r}: it is the policy's own branch")
 
     def push_branch(self, branch: str, sha: str) -> None:
-        """Force-push `sha` to the bot's own branch `branch` (must start with `gitbot/`)."""
+        """Force-push `sha` to the bot's own branch `branch` (must start with `gitbot/`).
+
+        Pushed again (a few times) when the branch changed while the push was received; PushRejectedError after.
+        """
         self._check_bot_branch(branch, "force-push")
         try:
             commit = str(self._repo.git.rev_parse("--verify", "--quiet", f"{sha}^{{commit}}")).strip()
@@ -466,7 +526,7 @@ class GitCheckout:
         # shared with other worktrees of the cache.
         local = "refs/worktree/gitbot-push"
         self._git("update-ref", local, commit)
-        self._push(f"+{local}:refs/heads/{branch}", "push")
+        self._push_retrying(f"+{local}:refs/heads/{branch}", "push")
 
     def delete_branch(self, branch: str) -> bool:
         """Delete the bot's own branch `branch` on the remote; False when it did not exist."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -43,6 +44,17 @@ _GIT_ENV_BASE = {
     "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
     "LANG": "C",
 }
+
+
+# git runs `update` hooks from the bare repository with the ref name, old and new sha as arguments.
+_RACE_HOOK = """#!/bin/sh
+pending=gitserver-race
+[ -f "$pending" ] || exit 0
+read -r ref sha < "$pending"
+[ "$1" = "$ref" ] || exit 0
+rm -f "$pending"
+git update-ref "$ref" "$sha"
+"""
 
 
 def _http_backend() -> str:
@@ -293,6 +305,23 @@ class GitServer:
         `date` dates the commit (default: now).
         """
         ref = f"refs/heads/{branch}"
+        parent = self._resolve(name, ref)
+        sha = self._write_commit(name, parent, files, message, author=author, delete=delete, date=date)
+        self.git(name, "update-ref", ref, sha, parent or "0" * 40)
+        return sha
+
+    def _write_commit(
+        self,
+        name: str,
+        parent: str | None,
+        files: Mapping[str, str],
+        message: str,
+        *,
+        author: tuple[str, str],
+        delete: tuple[str, ...] = (),
+        date: datetime | None = None,
+    ) -> str:
+        """A commit of `files` on top of `parent` in the bare repository `name`; no ref is moved."""
         with tempfile.TemporaryDirectory(prefix="gitserver-index-") as tmp:
             env = {
                 "GIT_INDEX_FILE": str(Path(tmp) / "index"),
@@ -303,7 +332,6 @@ class GitServer:
             }
             if date is not None:
                 env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = f"@{int(date.timestamp())} +0000"
-            parent = self._resolve(name, ref)
             if parent:
                 self.git(name, "read-tree", parent, env=env)
             for rel, text in files.items():
@@ -313,10 +341,63 @@ class GitServer:
                 self.git(name, "update-index", "--force-remove", rel, env=env)
             tree = self.git(name, "write-tree", env=env).strip()
             parent_args = ["-p", parent] if parent else []
-            sha = self.git(name, "commit-tree", tree, *parent_args, input_text=message, env=env).strip()
-            old = parent or "0" * 40
-            self.git(name, "update-ref", ref, sha, old, env=env)
+            return self.git(name, "commit-tree", tree, *parent_args, input_text=message, env=env).strip()
+
+    # -- pushes the server refuses ---------------------------------------------------------------------
+
+    def race_next_push(
+        self,
+        name: str,
+        files: Mapping[str, str],
+        message: str,
+        *,
+        branch: str = "main",
+        author: tuple[str, str] = (OTHER_NAME, OTHER_EMAIL),
+    ) -> str:
+        """Make the next push to `branch` lose a race: another person's commit lands while it is received.
+
+        git's `update` hook runs after the pushed objects are accepted and just before the ref is moved; this
+        one moves the ref to a prepared commit (on top of the current head) once, so receive-pack finds the
+        ref changed and answers `[remote rejected] (failed to update ref)`. Returns the racing commit's sha.
+        """
+        ref = f"refs/heads/{branch}"
+        parent = self._resolve(name, ref)
+        sha = self._write_commit(name, parent, files, message, author=author)
+        path = self.repo_path(name)
+        (path / "gitserver-race").write_text(f"{ref} {sha}\n")
+        self._install_hook(name, "update", _RACE_HOOK)
         return sha
+
+    def race_pending(self, name: str) -> bool:
+        """True while the race set up by `race_next_push` has not happened yet."""
+        return (self.repo_path(name) / "gitserver-race").exists()
+
+    @contextmanager
+    def holding_ref_lock(self, name: str, branch: str = "main") -> Iterator[None]:
+        """Hold `refs/heads/<branch>.lock` in the bare repository while inside, as a stuck writer would."""
+        lock = self.repo_path(name) / "refs" / "heads" / f"{branch}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_text("")
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+
+    @contextmanager
+    def declining_pushes(self, name: str, reason: str) -> Iterator[None]:
+        """A `pre-receive` hook that refuses every push with `reason` while inside."""
+        hook = self._install_hook(name, "pre-receive", f"#!/bin/sh\necho {shlex.quote(reason)} >&2\nexit 1\n")
+        try:
+            yield
+        finally:
+            hook.unlink(missing_ok=True)
+
+    def _install_hook(self, name: str, hook: str, script: str) -> Path:
+        path = self.repo_path(name) / "hooks" / hook
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(script)
+        path.chmod(0o755)
+        return path
 
     def _resolve(self, name: str, ref: str) -> str | None:
         try:
