@@ -7,7 +7,9 @@ force-push the environment branch.
 
 Layout: `cache_dir/<name>-<hash>/` is a bare repository whose `origin` has the credential-free URL and
 tracks only the policy's branch; each `checkout()` fetches into it and adds a detached worktree in a new
-temporary directory, removed again on exit. `Repo` objects are opened and closed per cycle because
+directory under `cache_dir/work/`, removed again on exit. Each work directory is claimed by a lock file held
+for its life, so the next checkout (in any process sharing `cache_dir`) removes what a killed cycle left and
+nothing a live one uses. `Repo` objects are opened and closed per cycle because
 GitPython leaks file handles and processes in long-lived processes. A lock file serialises cycles on the
 same cache so two policies sharing a repository cannot corrupt it.
 """
@@ -16,9 +18,12 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import glob
 import hashlib
 import logging
+import os
 import re
+import secrets
 import shlex
 import shutil
 import tempfile
@@ -216,6 +221,9 @@ class GitWorkspace:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _open_cache(self) -> Repo:
+        # Under the cache's lock: a half-made clone of this cache is one a killed cycle left.
+        for leftover in self.cache_dir.glob(glob.escape(self.cache_path.name) + ".init-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
         if (self.cache_path / "HEAD").exists():
             try:
                 return Repo(self.cache_path)
@@ -251,8 +259,9 @@ class GitWorkspace:
     def checkout(self) -> Iterator[GitCheckout]:
         """Fetch into the cache and yield a fresh detached worktree at the remote branch head."""
         with self._locked():
+            # What killed cycles left (of any repository sharing this cache directory) goes first.
+            sweep_work_directories(self.cache_dir)
             cache = self._open_cache()
-            worktree: Path | None = None
             try:
                 cache.git.update_environment(**self.environment())
                 try:
@@ -265,25 +274,109 @@ class GitWorkspace:
                 tracking = f"refs/remotes/{REMOTE}/{self.branch}"
                 if not _has_ref(cache, tracking):
                     raise self._missing_branch()
-                worktree = Path(tempfile.mkdtemp(prefix="gitbot-worktree-"))
-                try:
-                    cache.git.worktree("add", "--detach", "--force", str(worktree), tracking)
-                except GitCommandError as exc:
-                    raise self.wrap(exc, "worktree add") from None
-                repo = Repo(worktree)
-                try:
-                    repo.git.update_environment(**self.environment())
-                    yield GitCheckout(self, repo)
-                finally:
-                    repo.close()
+                with work_directory(self.cache_dir, self.cache_path.name) as worktree:
+                    try:
+                        try:
+                            cache.git.worktree("add", "--detach", "--force", str(worktree), tracking)
+                        except GitCommandError as exc:
+                            raise self.wrap(exc, "worktree add") from None
+                        repo = Repo(worktree)
+                        try:
+                            repo.git.update_environment(**self.environment())
+                            yield GitCheckout(self, repo)
+                        finally:
+                            repo.close()
+                    finally:
+                        with suppress(GitCommandError):
+                            cache.git.worktree("remove", "--force", str(worktree))
+                        shutil.rmtree(worktree, ignore_errors=True)
+                        with suppress(GitCommandError):
+                            cache.git.worktree("prune")
             finally:
-                if worktree is not None:
-                    with suppress(GitCommandError):
-                        cache.git.worktree("remove", "--force", str(worktree))
-                    shutil.rmtree(worktree, ignore_errors=True)
-                    with suppress(GitCommandError):
-                        cache.git.worktree("prune")
                 cache.close()
+
+
+WORK_DIRECTORY = "work"
+
+
+@contextmanager
+def work_directory(cache_dir: Path, prefix: str) -> Iterator[Path]:
+    """A path for one cycle's worktree under `cache_dir/work/`, claimed by a lock file held for its life.
+
+    `<name>.lock` is created first and held with `flock` until the directory `<name>` is removed again, so
+    `sweep_work_directories` (in this or any other process sharing the cache directory) can tell a
+    directory in use from one a killed process left: the kernel drops the lock when its holder dies.
+    The directory itself is not created (`git worktree add` makes it).
+    """
+    root = cache_dir / WORK_DIRECTORY
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        name = f"{prefix}.{secrets.token_hex(6)}"
+        lock_path = root / f"{name}.lock"
+        fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _still_at(fd, lock_path):
+            break
+        # A sweep took the lock file between its creation and the lock: start again under a new name.
+        os.close(fd)
+    path = root / name
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        lock_path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def sweep_work_directories(cache_dir: Path) -> list[Path]:
+    """Remove the work directories under `cache_dir/work/` whose owner is gone; return them.
+
+    A directory is removed only while its lock file is locked here, which succeeds only when no live
+    process holds it. A directory without a lock file was never in use (the lock comes first, goes last).
+    """
+    root = cache_dir / WORK_DIRECTORY
+    try:
+        entries = sorted(root.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed: list[Path] = []
+    for entry in entries:
+        if entry.name.endswith(".lock"):
+            work = entry.with_name(entry.name.removesuffix(".lock"))
+            if _remove_if_unlocked(entry, work):
+                removed.append(work)
+        elif not entry.with_name(entry.name + ".lock").exists() and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _remove_if_unlocked(lock_path: Path, work: Path) -> bool:
+    try:
+        fd = os.open(lock_path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # its owner is alive
+        if not _still_at(fd, lock_path):
+            return False  # another sweep removed it meanwhile
+        shutil.rmtree(work, ignore_errors=True)
+        lock_path.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    try:
+        on_disk = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
 def _has_ref(repo: Repo, ref: str) -> bool:
