@@ -21,6 +21,7 @@ from typing import Any, Literal
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode as _RScalar
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import VersionedResolver
 
 from gitbot.errors import ManifestError
@@ -146,19 +147,64 @@ def parse(text: str, source: str) -> list[Document]:
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = exc.problem or exc.context or "invalid YAML"
         raise ManifestError(f"not valid YAML: {problem}", where=f"{source}{line}") from exc
+    except ReaderError as exc:
+        raise _forbidden_character(exc, text, source) from None
     except YAMLError as exc:
         raise ManifestError(f"not valid YAML: {' '.join(str(exc).split())}", where=source) from exc
     except RecursionError:
-        raise _too_deep(source) from None
+        raise _too_deep(source, text) from None
     try:
         return _documents(raw_docs, text, source, offset=0)
     except RecursionError:
-        raise _too_deep(source) from None
+        raise _too_deep(source, text) from None
 
 
-def _too_deep(source: str) -> ManifestError:
+def _forbidden_character(exc: ReaderError, text: str, source: str) -> ManifestError:
+    """A character YAML does not allow (NUL, most C0/C1 controls, a lone surrogate) at its line."""
+    position = exc.position if isinstance(exc.position, int) and 0 <= exc.position < len(text) else None
+    code = ord(text[position]) if position is not None else exc.character
+    kind = "control character" if isinstance(code, int) and (code < 0x20 or 0x7F <= code <= 0x9F) else "character"
+    shown = f"U+{code:04X}" if isinstance(code, int) else repr(code)
+    where = f"{source}:{_line_at(text, position)}" if position is not None else source
+    return ManifestError(f"not valid YAML: {kind} {shown} is not allowed", where=where)
+
+
+def _line_at(text: str, index: int) -> int:
+    # 1-based, lines split after LF only, as editors and git count them.
+    return text.count("\n", 0, index) + 1
+
+
+def _too_deep(source: str, text: str, line: int | None = None) -> ManifestError:
     # Both parsers and the tree conversion recurse once per level; a hostile file may nest thousands deep.
-    return ManifestError("not accepted: collections nested too deeply", where=source)
+    if line is None:
+        line = _deepest_line(text)
+    where = f"{source}:{line}" if line is not None else source
+    return ManifestError("not accepted: collections nested too deeply", where=where)
+
+
+def _deepest_line(text: str) -> int | None:
+    """The 1-based line where `text` nests deepest, or where libyaml stops at its nesting limit.
+
+    Read from libyaml's event stream, which does not recurse (ruamel.yaml's takes seconds on such a text).
+    """
+    if _FAST_LOADER is None:
+        return None
+    depth = deepest = 0
+    line: int | None = None
+    try:
+        for event in _pyyaml.parse(text, Loader=_FAST_LOADER):
+            if isinstance(event, _pyyaml.CollectionStartEvent):
+                depth += 1
+                if depth > deepest:
+                    deepest, line = depth, event.start_mark.line + 1
+            elif isinstance(event, _pyyaml.CollectionEndEvent):
+                depth -= 1
+    except _pyyaml.MarkedYAMLError as exc:
+        if "nesting depth" in str(exc) and exc.problem_mark is not None:
+            return int(exc.problem_mark.line) + 1
+    except (_pyyaml.YAMLError, UnicodeEncodeError):
+        pass
+    return line
 
 
 def _space_separating_tabs(text: str) -> str | None:
@@ -218,17 +264,20 @@ def parse_fast(text: str, source: str) -> list[Document]:
     try:
         raw_docs = list(_pyyaml.compose_all(text, Loader=_FAST_LOADER))
     except RecursionError:
-        raise _too_deep(source) from None
+        raise _too_deep(source, text) from None
     except _pyyaml.YAMLError as exc:
         if "nesting depth" in str(exc):
             # libyaml stops at 1,000 levels; ruamel.yaml would take seconds to reach its own limit.
-            raise _too_deep(source) from None
+            mark = getattr(exc, "problem_mark", None)
+            raise _too_deep(source, text, int(mark.line) + 1 if mark is not None else None) from None
         return parse(text, source)
+    except UnicodeEncodeError:
+        return parse(text, source)  # a lone surrogate, which libyaml cannot even be handed: `parse` says where
     try:
         # libyaml does not count a leading BOM; ruamel.yaml (and the text) do.
         return _documents(raw_docs, text, source, offset=1 if text.startswith("\ufeff") else 0)
     except RecursionError:
-        raise _too_deep(source) from None
+        raise _too_deep(source, text) from None
 
 
 def _count(node: Any, counts: dict[int, int]) -> None:
