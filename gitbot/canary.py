@@ -10,6 +10,7 @@ delivered.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -179,7 +180,8 @@ def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
         return out("hold", f"analysis failed at {weight}%; holding (onFailure: hold)", notify=True)
 
     share = state.observed_share
-    if share is None:
+    # NaN compares false with every bound, so it would pass for a share within tolerance: no data instead.
+    if share is None or not math.isfinite(share):
         return out("wait-for-traffic", f"canary share not observable yet (committed {weight}%)")
     if abs(share - weight) > policy.share_tolerance:
         seen = f"observed canary share {share:.1f}%, committed {weight}%"

@@ -30,7 +30,7 @@ class Registry(Protocol):
 
 class Metrics(Protocol):
     def instant(self, query: str, at: datetime) -> float | None:
-        """The single value of an instant query at `at`; None for no data or NaN."""
+        """The single value of an instant query at `at`; None for no data, NaN or an infinity."""
         ...
 
     def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
