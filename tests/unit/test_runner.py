@@ -18,7 +18,7 @@ from gitbot.domain import Action, Author, CommitInfo, Plan
 from gitbot.errors import ForgeError, GitbotError, RegistryError
 from gitbot.logs import SecretMasker
 from gitbot.planner import CanaryOutcome
-from gitbot.ports import Checkout, PullRequest
+from gitbot.ports import Checkout, PullRequest, RevertFinish
 from gitbot.reconcile import CycleResult, Delivery, Deps
 
 SECRET = "tok-unit-4e1d-secret"
@@ -226,7 +226,9 @@ class Copy:
         self.writes.append("commit")
         return "1" * 40
 
-    def revert(self, shas: Sequence[str], message: str, author: Author) -> str | None:
+    def revert(
+        self, shas: Sequence[str], message: str, author: Author, finish: RevertFinish | None = None
+    ) -> str | None:
         self.writes.append("revert")
         return None
 
