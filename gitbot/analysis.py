@@ -314,7 +314,7 @@ def judge(
             if count is None:
                 gate_problems.append(f"no {side} requests recorded")
             elif count < spec.min_requests:
-                gate_problems.append(f"{side} {count:.0f} requests < {spec.min_requests}")
+                gate_problems.append(f"{side} has {count:.0f} requests, needs {spec.min_requests}")
     gate: Verdict = "inconclusive" if gate_problems else "pass"
     results = [
         CheckResult(

@@ -274,6 +274,7 @@ def observe_state(
         canary_differs=canary_differs,
         inconclusive_cycles=streak,
         paused_reason=hist.paused_reason,
+        verdict_reason=observation.analysis.summary if observation.analysis else "",
     )
 
 

@@ -211,6 +211,7 @@ def summarize(result: CycleResult, duration: float) -> CycleSummary:
         changes=dict(changes),
         duration_seconds=duration,
         canaries=canaries,
+        holds={outcome.name: outcome.held for outcome in result.canaries if outcome.held is not None},
     )
 
 

@@ -314,6 +314,8 @@ def test_summary_reports_each_canary_weight_after_delivery_and_its_verdict() -> 
     delivered = (Delivery("podinfo", "committed", "sha", "s"),)
     summary = summarize(CycleResult("p", (plan("podinfo", "canary-step"),), delivered, "", 1, "h", canaries), 0.1)
     assert summary.canaries == {"podinfo": (60, "pass"), "other": (60, "inconclusive")}
+    # Only the canary that changed nothing holds, and the summary says why.
+    assert summary.holds == {"other": "dwell at 60%: 4m left"}
     # A step that was planned but not delivered leaves the weight where git has it.
     unchanged = (Delivery("podinfo", "unchanged", "url", "s"),)
     assert summarize(CycleResult("p", (), unchanged, "", 1, "h", canaries), 0.1).canaries["podinfo"] == (10, "pass")

@@ -111,7 +111,7 @@ def test_no_canary_traffic_is_inconclusive_not_fail(metrics: PrometheusMetrics) 
     assert analysis.verdict == "inconclusive"
     requests = check(analysis, "requests")
     assert requests.canary == 0
-    assert "canary 0 requests < 100" in requests.detail
+    assert "canary has 0 requests, needs 100" in requests.detail
     assert all(c.verdict == "inconclusive" for c in analysis.checks)
 
 
