@@ -8,6 +8,7 @@ a step, rollback or promotion into a Plan with its evidence. Delivery is the rec
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -303,7 +304,7 @@ def evidence_text(decision: CanaryDecision, observation: Observation) -> str:
     parts = [f"Decision: {decision.reason}."]
     if observation.analysis is not None:
         parts.append(render_evidence(observation.analysis))
-    if observation.share is not None:
+    if observation.share is not None and math.isfinite(observation.share):
         parts.append(f"Observed canary share of requests over the window: {observation.share:.1f}%.")
     return "\n\n".join(parts)
 
