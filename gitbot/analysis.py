@@ -3,8 +3,9 @@
 This module owns what is asked of Prometheus (`build_queries`), how the answers are judged (`judge`),
 the observed canary traffic share, the p99 series for a chart, and the Markdown/Mermaid rendering of the
 evidence. It does no I/O of its own: the only outside call is through the `gitbot.ports.Metrics` protocol
-passed in. The rule it enforces: no data is not a pass. Missing samples, NaN, too few requests, a query
-error or an unreachable Prometheus give `inconclusive`, never `fail`.
+passed in. The rule it enforces: no data is not a pass. Missing samples, non-finite numbers (NaN, +Inf,
+-Inf: what a query dividing by zero answers), too few requests, a query error or an unreachable Prometheus
+give `inconclusive`, never `fail`.
 """
 
 from __future__ import annotations
@@ -221,7 +222,8 @@ def build_queries(spec: AnalysisSpec) -> dict[str, str]:
 
 
 def _clean(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
+    """A sample as data: None, NaN and the infinities are no data (whatever the adapter let through)."""
+    return None if value is None or not math.isfinite(value) else value
 
 
 def _fmt(value: float) -> str:
@@ -293,7 +295,7 @@ def judge(
 ) -> Analysis:
     """Turn the answers to `build_queries(spec)` into an Analysis.
 
-    `samples` maps query keys to values (missing key, None or NaN: no data). `error` is a one-line
+    `samples` maps query keys to values (missing key, None, NaN or an infinity: no data). `error` is a one-line
     description of a failed query; with it every check is inconclusive. Request counts are judged first:
     if a side that the checks need has fewer than `min_requests`, every check is inconclusive.
     """
@@ -312,7 +314,7 @@ def judge(
             if count is None:
                 gate_problems.append(f"no {side} requests recorded")
             elif count < spec.min_requests:
-                gate_problems.append(f"{side} {count:.0f} requests < {spec.min_requests}")
+                gate_problems.append(f"{side} has {count:.0f} requests, needs {spec.min_requests}")
     gate: Verdict = "inconclusive" if gate_problems else "pass"
     results = [
         CheckResult(
@@ -448,7 +450,7 @@ def latency_series(
 
 
 def _value_text(name: str, value: float | None) -> str:
-    if value is None:
+    if value is None or not math.isfinite(value):
         return "no data"
     if name == REQUESTS:
         return f"{value:.0f}"

@@ -10,6 +10,7 @@ delivered.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -75,6 +76,7 @@ class CanaryState:
     a rollback; `newer_tag`: a canary tag newer than the rolled-back one has arrived. `canary_differs`: the
     canary runs something other than GA (False: nothing to roll out). `inconclusive_cycles`: consecutive
     inconclusive cycles before this one. `paused_reason`: who paused it, or whose revert did (shown in the hold).
+    `verdict_reason`: why the analysis gave its verdict (its summary, e.g. too few requests; shown in the hold).
     """
 
     weight: int
@@ -90,6 +92,7 @@ class CanaryState:
     canary_differs: bool = True
     inconclusive_cycles: int = 0
     paused_reason: str = ""
+    verdict_reason: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.weight <= 100:
@@ -179,7 +182,8 @@ def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
         return out("hold", f"analysis failed at {weight}%; holding (onFailure: hold)", notify=True)
 
     share = state.observed_share
-    if share is None:
+    # NaN compares false with every bound, so it would pass for a share within tolerance: no data instead.
+    if share is None or not math.isfinite(share):
         return out("wait-for-traffic", f"canary share not observable yet (committed {weight}%)")
     if abs(share - weight) > policy.share_tolerance:
         seen = f"observed canary share {share:.1f}%, committed {weight}%"
@@ -200,7 +204,8 @@ def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
     if verdict is None:
         return out("hold", f"at {weight}%: analysis not run", dwell=remaining)
     if verdict == "inconclusive":
-        return out("hold", f"at {weight}%: analysis inconclusive, holding", dwell=remaining)
+        why = f": {state.verdict_reason}" if state.verdict_reason else f" at {weight}%"
+        return out("hold", f"analysis inconclusive{why}", dwell=remaining)
     if target is not None:
         return out("step", f"analysis passed at {weight}%: step to {target}%", to=target, dwell=remaining)
     if policy.on_complete == "promote" and state.canary_differs:

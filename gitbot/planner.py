@@ -244,6 +244,13 @@ class CanaryOutcome:
     note: str = ""
     verdict: str = "unknown"
 
+    @property
+    def held(self) -> str | None:
+        """Why the canary makes no change this cycle (e.g. `analysis inconclusive: ...`); None with a plan."""
+        if self.plan is not None:
+            return None
+        return self.note or (self.decision.reason if self.decision is not None else "no decision")
+
 
 def _image_tag(bindings: Sequence[Binding], name: str | None) -> str | None:
     for binding in bindings:

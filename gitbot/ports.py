@@ -6,7 +6,7 @@ and the composition root (the CLI and the service) is the only place that builds
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Protocol
 
 from gitbot.domain import Author, CommitInfo
+
+# Run by `Checkout.revert` once the revert is applied to the working tree but not committed: the further
+# files to write (relative path -> text) and the message to commit with, or None to give the revert up.
+RevertFinish = Callable[[], "tuple[Mapping[str, str], str] | None"]
 
 
 class Clock(Protocol):
@@ -30,7 +34,7 @@ class Registry(Protocol):
 
 class Metrics(Protocol):
     def instant(self, query: str, at: datetime) -> float | None:
-        """The single value of an instant query at `at`; None for no data or NaN."""
+        """The single value of an instant query at `at`; None for no data, NaN or an infinity."""
         ...
 
     def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
@@ -59,8 +63,14 @@ class Checkout(Protocol):
         """Commit nothing but `message` (a marker the bot owns, e.g. a canary pause); return the sha."""
         ...
 
-    def revert(self, shas: Sequence[str], message: str, author: Author) -> str | None:
-        """Revert `shas` (newest first) as one commit; None when the revert conflicts (nothing changed)."""
+    def revert(
+        self, shas: Sequence[str], message: str, author: Author, finish: RevertFinish | None = None
+    ) -> str | None:
+        """Revert `shas` (newest first) as one commit; None when the revert conflicts (nothing changed).
+
+        With `finish`, the files it returns are written over the reverted tree and committed in the same
+        commit, with its message instead of `message`; when it returns None nothing is changed (as on a conflict).
+        """
         ...
 
     def reset(self, sha: str) -> None:

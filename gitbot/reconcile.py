@@ -33,7 +33,7 @@ from gitbot.planner import (
     plan_canaries,
     plan_images,
 )
-from gitbot.ports import Checkout, Clock, Forge, Metrics, PullRequest, Registry, Workspace
+from gitbot.ports import Checkout, Clock, Forge, Metrics, PullRequest, Registry, RevertFinish, Workspace
 from gitbot.rollout import (
     Observation,
     RouteState,
@@ -42,6 +42,8 @@ from gitbot.rollout import (
     canary_policy,
     marker_message,
     read_route,
+    rollback_commit_message,
+    settle_rollback,
     step_plan,
 )
 from gitbot.versioning import select
@@ -268,10 +270,14 @@ def remember_streaks(deps: Deps, cycle: CyclePlan) -> None:
 
 
 def commit_plan(policy: Policy, checkout: Checkout, plan: Plan) -> str:
-    """Commit one plan: a `git revert` when it reverts commits, its edited files when that conflicts."""
+    """Commit one plan: a `git revert` when it reverts commits, its edited files when that conflicts.
+
+    A canary's rollback ends at 0% in either case: what its revert restores is set to 0% in the same commit.
+    """
     message = render_message(plan.subject, plan.body, plan.trailers)
     if plan.reverts:
-        sha = checkout.revert(plan.reverts, message, author_of(policy))
+        finish = rollback_finish(policy, checkout, plan)
+        sha = checkout.revert(plan.reverts, message, author_of(policy), finish)
         if sha is not None:
             return sha
         if not plan.files:
@@ -279,7 +285,32 @@ def commit_plan(policy: Policy, checkout: Checkout, plan: Plan) -> str:
                 f"reverting {', '.join(s[:7] for s in plan.reverts)} conflicts with later changes",
                 hint="revert it by hand and resolve the conflict; gitbot quarantines the tag it sees reverted",
             )
+        if finish is not None:
+            message = rollback_commit_message(plan)
     return checkout.commit(dict(plan.files), message, author_of(policy))
+
+
+def rollback_finish(policy: Policy, checkout: Checkout, plan: Plan) -> RevertFinish | None:
+    """For a canary's rollback (one that moves weights): read the route its revert leaves and settle it at 0%.
+
+    A reverted tree whose route cannot be read gives the revert up: the plan's own files, made from the
+    branch before the revert, set the weights to 0% instead.
+    """
+    names = [canary.name for canary in policy.spec.canaries]
+    target = dict(plan.trailers).get(TRAILER_TARGET)
+    if plan.action != "rollback" or not plan.files or target not in names:
+        return None
+    index = names.index(target)
+
+    def finish() -> tuple[dict[str, str], str] | None:
+        try:
+            route = read_route(policy, index, scan_checkout(policy, checkout))
+            texts = {group.file: read_exact(checkout.root / group.file) for group in route.groups}
+            return settle_rollback(plan, route, texts)
+        except GitbotError:
+            return None
+
+    return finish
 
 
 def deliver_commits(policy: Policy, checkout: Checkout, plans: Sequence[Plan]) -> list[Delivery]:

@@ -8,6 +8,7 @@ a step, rollback or promotion into a Plan with its evidence. Delivery is the rec
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -274,6 +275,7 @@ def observe_state(
         canary_differs=canary_differs,
         inconclusive_cycles=streak,
         paused_reason=hist.paused_reason,
+        verdict_reason=observation.analysis.summary if observation.analysis else "",
     )
 
 
@@ -302,7 +304,7 @@ def evidence_text(decision: CanaryDecision, observation: Observation) -> str:
     parts = [f"Decision: {decision.reason}."]
     if observation.analysis is not None:
         parts.append(render_evidence(observation.analysis))
-    if observation.share is not None:
+    if observation.share is not None and math.isfinite(observation.share):
         parts.append(f"Observed canary share of requests over the window: {observation.share:.1f}%.")
     return "\n\n".join(parts)
 
@@ -379,6 +381,40 @@ def rollback_plan(
     return _weight_plan(
         policy, canary.name, "rollback", changes, texts, subject, body, trailers, pid, observation, hist.standing_steps
     )
+
+
+def _with_note(plan: Plan, note: str, *, before_reverts: bool) -> str:
+    """The rollback's message with `note` before or after its `This reverts commit` lines (its first paragraph)."""
+    reverts, _, rest = plan.body.partition("\n\n")
+    parts = [note, reverts, rest] if before_reverts else [reverts, note, rest]
+    return render_message(plan.subject, "\n\n".join(part for part in parts if part), plan.trailers)
+
+
+def settle_rollback(plan: Plan, reverted: RouteState, texts: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """What a rollback commits on top of its revert: the files and message that end the canary at 0%.
+
+    Reverting the bot's steps restores the weight from before them, which need not be 0% (a person may have
+    set it by hand): then the same commit also sets it to 0%, and its message says so. `reverted` is the
+    route as the revert leaves it, `texts` the files it lies in.
+    """
+    if reverted.weight == 0:
+        return {}, render_message(plan.subject, plan.body, plan.trailers)
+    files = apply_changes(texts, weight_changes(reverted, 0))
+    note = (
+        f"Reverting these steps restores the canary weight from before them, {reverted.weight}%; this commit then "
+        f"sets it from {reverted.weight}% to 0% (GA 100%)."
+    )
+    return files, _with_note(plan, note, before_reverts=False)
+
+
+def rollback_commit_message(plan: Plan) -> str:
+    """The message of a rollback that could not be a `git revert`: it sets the weights to 0% itself."""
+    weight = dict(plan.trailers).get(TRAILER_FROM, "?")
+    note = (
+        "Reverting the steps below does not apply to the branch as it is now (it conflicts with later "
+        f"changes), so this commit sets the canary weight from {weight}% to 0% (GA 100%) instead."
+    )
+    return _with_note(plan, note, before_reverts=True)
 
 
 def marker_message(policy: Policy, name: str, action: str, why: str) -> str:

@@ -46,7 +46,8 @@ class CycleSummary:
     """What one reconcile cycle of one policy did, as the service records and reports it.
 
     `changes` counts delivered changes by kind (image-update, canary-step, rollback, promote);
-    `canaries` maps a canary's name to its current weight (percent) and last verdict.
+    `canaries` maps a canary's name to its current weight (percent) and last verdict; `holds` maps a canary
+    that changed nothing to why (e.g. `analysis inconclusive: canary has 12 requests, needs 100`).
     """
 
     policy: str
@@ -56,9 +57,19 @@ class CycleSummary:
     canaries: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     error: str | None = None
     error_type: str | None = None
+    holds: Mapping[str, str] = field(default_factory=dict)
 
 
 Runner = Callable[[Policy], CycleSummary]
+
+
+def _canary_fields(summary: CycleSummary, name: str) -> dict[str, object]:
+    """One canary in the cycle event: weight, verdict and, when it changed nothing, why it holds."""
+    weight, verdict = summary.canaries[name]
+    fields: dict[str, object] = {"weight": weight, "verdict": verdict}
+    if name in summary.holds:
+        fields["holds"] = summary.holds[name]
+    return fields
 
 
 class ServiceMetrics:
@@ -370,7 +381,7 @@ class Service:
             outcome=summary.outcome,
             duration_seconds=round(summary.duration_seconds, 3),
             changes=dict(summary.changes),
-            canaries={name: {"weight": w, "verdict": v} for name, (w, v) in summary.canaries.items()},
+            canaries={name: _canary_fields(summary, name) for name in summary.canaries},
             error=summary.error,
             error_type=summary.error_type,
         )

@@ -38,6 +38,7 @@ from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
 from gitbot.domain import Author, CommitInfo
 from gitbot.errors import ConfigError, GitAuthError, GitError, PushRejectedError
+from gitbot.ports import RevertFinish
 
 BOT_BRANCH_PREFIX = "gitbot/"
 REMOTE = "origin"
@@ -488,6 +489,13 @@ class GitCheckout:
         """Write `files` (relative path -> text), commit them, return the new sha."""
         if not files:
             raise GitError("refusing to commit: no files given")
+        paths = self._stage(files)
+        if not self._staged_changes():
+            raise GitError(f"nothing to commit: {', '.join(paths)} already hold this content")
+        return self._commit_staged(message, author)
+
+    def _stage(self, files: Mapping[str, str]) -> list[str]:
+        """Write `files` (relative path -> text) into the working tree and add them; the paths written."""
         paths = [_relative(path) for path in files]
         top = self.root.resolve()
         for path, text in zip(paths, files.values(), strict=True):
@@ -498,12 +506,16 @@ class GitCheckout:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
         self._git("add", "--", *paths)
-        if not self._staged_changes():
-            raise GitError(f"nothing to commit: {', '.join(paths)} already hold this content")
-        return self._commit_staged(message, author)
+        return paths
 
-    def revert(self, shas: Sequence[str], message: str, author: Author) -> str | None:
-        """Revert `shas` (newest first) as one commit; None on conflict or no change, tree left clean."""
+    def revert(
+        self, shas: Sequence[str], message: str, author: Author, finish: RevertFinish | None = None
+    ) -> str | None:
+        """Revert `shas` (newest first) as one commit; None on conflict or no change, tree left clean.
+
+        `finish` runs on the reverted, uncommitted tree: the files it returns go into the same commit, with
+        its message; its None, or an error it or the writing raises, gives the revert up with the tree clean.
+        """
         if not shas:
             raise GitError("refusing to revert: no commits given")
         try:
@@ -515,6 +527,18 @@ class GitCheckout:
                 return None
             self._abort_revert()
             raise self._ws.wrap(exc, "revert") from None
+        if finish is not None:
+            try:
+                finished = finish()
+                if finished is not None and finished[0]:
+                    self._stage(finished[0])
+            except BaseException:
+                self._abort_revert()
+                raise
+            if finished is None:
+                self._abort_revert()
+                return None
+            message = finished[1]
         if not self._staged_changes():
             self._abort_revert()
             return None

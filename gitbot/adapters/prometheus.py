@@ -1,7 +1,7 @@
 """The Metrics port on Prometheus's HTTP API, through prometheus-api-client.
 
 This module owns talking to one Prometheus server: explicit evaluation timestamps on every query, string
-sample values turned into floats (NaN into "no data"), and every failure (connection, timeout, HTTP status,
+sample values turned into floats (NaN, +-Inf into "no data"), and every failure (connection, timeout, HTTP status,
 PromQL error, unexpected result shape) turned into a one-line MetricsError that names the server without
 credentials. It knows nothing about Istio, canaries or verdicts.
 """
@@ -182,7 +182,8 @@ def _number(text: str, where: str) -> float | None:
         value = float(text)
     except ValueError as exc:
         raise MetricsError(f"Prometheus at {where} returned a value that is not a number: {text[:40]!r}") from exc
-    return None if math.isnan(value) else value
+    # A query dividing by zero answers NaN or an infinity: neither is a measurement.
+    return value if math.isfinite(value) else None
 
 
 def _timed_out(exc: BaseException) -> bool:

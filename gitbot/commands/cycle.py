@@ -24,6 +24,13 @@ def _cycle(policy: Policy, *, deliver: bool) -> CycleResult:
         return run_cycle(policy, deps, deliver=deliver)
 
 
+def _echo_holds(result: CycleResult) -> None:
+    """One line per canary that changes nothing this cycle, saying why (an inconclusive analysis says its reason)."""
+    for outcome in result.canaries:
+        if outcome.held is not None:
+            click.echo(f"canary {outcome.name} holds at {outcome.weight}%: {outcome.held}")
+
+
 @click.command()
 @policy_option
 @policies_option
@@ -38,6 +45,7 @@ def plan(policy_name: str, policies_dir: Path, show_diff: bool) -> None:
         click.echo(f"{item.subject}  [plan {item.plan_id}]")
         for change in item.changes:
             click.echo(f"  {change.file}:{change.resource} {change.pointer}: {change.old} -> {change.new}")
+    _echo_holds(result)
     if show_diff and result.diff:
         click.echo(result.diff, nl=False)
 
@@ -53,6 +61,7 @@ def once(policy_name: str, policies_dir: Path) -> None:
         click.echo(f"{policy.name}: nothing to change at {result.head[:12]}")
     for delivery in result.deliveries:
         click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")
+    _echo_holds(result)
 
 
 def _duration(delta: timedelta) -> str:

@@ -25,7 +25,7 @@ from gitbot.config import Policy
 from gitbot.domain import Author, CommitInfo
 from gitbot.errors import ConfigError, GitbotError
 from gitbot.logs import SecretMasker, log_event
-from gitbot.ports import Checkout, Forge, Notifier, PullRequest, Registry, Workspace
+from gitbot.ports import Checkout, Forge, Notifier, PullRequest, Registry, RevertFinish, Workspace
 from gitbot.reconcile import CycleResult, Deps, run_cycle
 from gitbot.service import CycleSummary
 
@@ -143,9 +143,11 @@ class GuardedCheckout:
         self._check("commit")
         return self._inner.commit(files, message, author)
 
-    def revert(self, shas: Sequence[str], message: str, author: Author) -> str | None:
+    def revert(
+        self, shas: Sequence[str], message: str, author: Author, finish: RevertFinish | None = None
+    ) -> str | None:
         self._check("revert")
-        return self._inner.revert(shas, message, author)
+        return self._inner.revert(shas, message, author, finish)
 
     def record(self, message: str, author: Author) -> str:
         self._check("record")
@@ -209,6 +211,7 @@ def summarize(result: CycleResult, duration: float) -> CycleSummary:
         changes=dict(changes),
         duration_seconds=duration,
         canaries=canaries,
+        holds={outcome.name: outcome.held for outcome in result.canaries if outcome.held is not None},
     )
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.support.prometheus import PrometheusServer, Scenario, start_prometheu
 # Both data sets began 20 minutes before the module's first test and run 5 minutes past it; the canary
 # takes 10 % of the requests from the first minute on.
 LIVE_SHARE = ((0.0, 0.0), (60.0, 10.0))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +49,8 @@ def gitbot(world: World, git_server: GitServer, *args: str) -> subprocess.Comple
         "SCENARIO_GIT_TOKEN": git_server.token,
         "GITBOT_CACHE_DIR": str(home / "cli-cache"),
         "GITBOT_POLICIES": str(home),
+        # The gitbot of this tree, not whichever one the interpreter has installed.
+        "PYTHONPATH": str(ROOT),
     }
     return subprocess.run(
         [sys.executable, "-m", "gitbot", *args],
@@ -132,7 +136,10 @@ def test_pause_resume_promote_and_status_from_the_command_line(
     assert status[-1].endswith("; paused: paused by gitbot")
     # The canary has dwelt at 10 % for 19 minutes and passes: only the pause holds it.
     head = world.log()[0].sha
-    assert ok(gitbot(world, git_server, "once", "--policy", POLICY)) == [f"{POLICY}: nothing to change at {head[:12]}"]
+    assert ok(gitbot(world, git_server, "once", "--policy", POLICY)) == [
+        f"{POLICY}: nothing to change at {head[:12]}",
+        "canary podinfo holds at 10%: paused: paused by gitbot",
+    ]
 
     resumed = ok(gitbot(world, git_server, "resume", "podinfo"))
     assert resumed == [f"resumed podinfo ({POLICY}) at {world.log()[0].sha}"]
@@ -167,3 +174,23 @@ def test_pause_resume_promote_and_status_from_the_command_line(
     assert weights(world.routes_text()) == at(10)
     # seed, pause, resume, 60 %, 100 %, 10 %.
     assert world.validate_every_version() == 6
+
+
+def test_once_and_plan_say_why_an_inconclusive_canary_holds(
+    make_world: WorldFactory, live: PrometheusServer, git_server: GitServer
+) -> None:
+    # 600 canary and 5,400 GA requests in the window: both short of what this policy asks for.
+    world = make_world("live", prometheus_url=live.url, canary_weight=10, min_requests=10000)
+    head = world.log()[0].sha
+    why = "canary podinfo holds at 10%: analysis inconclusive: canary has 600 requests, needs 10000; " + (
+        "GA has 5400 requests, needs 10000"
+    )
+    assert ok(gitbot(world, git_server, "once", "--policy", POLICY)) == [
+        f"{POLICY}: nothing to change at {head[:12]}",
+        why,
+    ]
+    assert ok(gitbot(world, git_server, "plan", "--policy", POLICY)) == [
+        f"{POLICY}: nothing to change at {head[:12]}",
+        why,
+    ]
+    assert world.log()[0].sha == head

@@ -138,6 +138,12 @@ def test_a_conflicting_revert_falls_back_to_a_plain_commit(make_world: WorldFact
     message = world.server.message(world.repo)
     assert ("Gitbot-From", "50") in trailers(message) and ("Gitbot-To", "0") in trailers(message)
     assert ("Gitbot-Quarantine", f"podinfo-canary={CANARY_TAG}") in trailers(message)
+    # The message says the commit set the weights itself; the steps it undoes stay named for history.
+    assert message.startswith(
+        f"{delivery.subject}\n\nReverting the steps below does not apply to the branch as it is now (it conflicts "
+        "with later changes), so this commit sets the canary weight from 50% to 0% (GA 100%) instead.\n\n"
+        f"This reverts commit {step60}.\nThis reverts commit {step10}.\n"
+    )
     # Only the weights moved: the comment on the web route's GA weight survives the fallback edit.
     assert "weight: 100  # GA" in world.routes_text()
 

@@ -95,12 +95,14 @@ def test_the_runner_sends_canary_attention_after_the_inconclusive_streak(make_wo
         before = len(notifier.sent)
         summary = runner(world.policy)
         assert summary.outcome == "unchanged" and summary.canaries == {"podinfo": (10, "inconclusive")}
+        # The daemon's cycle event says why the canary holds.
+        assert summary.holds["podinfo"].startswith("analysis inconclusive: canary has 600 requests, needs 1000")
         per_cycle.append(notifier.sent[before:])
     assert [len(sent) for sent in per_cycle] == [0, 1, 0, 0]
     ((event, text, fields),) = per_cycle[1]
     assert event == "canary-attention"
     assert text == (
-        f"gitbot policy {POLICY}: canary podinfo: at 10%: analysis inconclusive, holding; "
+        f"gitbot policy {POLICY}: canary podinfo: analysis inconclusive: canary has 600 requests, needs 1000; "
         "analysis inconclusive 2 cycles in a row"
     )
     assert fields == {"policy": POLICY, "canary": "podinfo", "weight": "10%"}

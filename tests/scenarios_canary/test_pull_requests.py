@@ -205,3 +205,22 @@ def test_an_open_pull_request_for_a_newer_canary_tag_does_not_hold_back_a_rollba
         f"gitbot({POLICY}): podinfo-canary {CANARY_TAG} -> 0.2.2",
         f"gitbot({POLICY}): roll back podinfo canary (p99 2.14x GA)",
     ]
+
+
+def test_a_rollback_pull_request_ends_at_0_when_a_person_set_the_weight_before_the_bots_steps(
+    make_world: WorldFactory, github_fake: GitHubFake
+) -> None:
+    world = make_world("slow", canary_weight=10, github=github_fake)
+    world.cycle(14)
+    step60 = merge(world, open_pulls(world)[0])
+    assert weights(world.routes_text()) == at(60)
+
+    failed = world.cycle(24)
+    assert action(failed) == "rollback" and delivered(failed) == [("podinfo", "opened")]
+    # The revert of the one step gives back the person's 10 %: the same commit on the branch sets 0 %.
+    assert rev(world, f"{BRANCH}~1") == step60
+    assert weights(world.routes_text(BRANCH)) == at(0)
+    message = world.server.message(world.repo, BRANCH)
+    assert f"This reverts commit {step60}.\n\n" in message
+    assert "restores the canary weight from before them, 10%; this commit then sets it from 10% to 0%" in message
+    assert ("Gitbot-From", "60") in trailers(message) and ("Gitbot-To", "0") in trailers(message)

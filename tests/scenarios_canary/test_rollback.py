@@ -119,3 +119,40 @@ def test_a_canary_failing_at_100_percent_is_rolled_back_on_its_own_figures(make_
     assert "".join(f"This reverts commit {sha}.\n" for sha in reversed(steps)) in message
     assert ("Gitbot-From", "100") in trailers(message) and ("Gitbot-To", "0") in trailers(message)
     assert weights(world.routes_text()) == at(0)
+
+
+def test_a_rollback_ends_at_0_when_a_person_set_the_weight_before_the_bots_steps(make_world: WorldFactory) -> None:
+    # A person started the canary at 10 % by hand; the bot's only step is 10 % -> 60 %.
+    world = make_world("slow", canary_weight=10)
+    seed = world.log()[0].sha
+    assert [d.subject for d in world.cycle(14).deliveries] == [f"gitbot({POLICY}): podinfo canary 10% -> 60%"]
+    step60 = world.log()[0].sha
+
+    with world.git_trace() as trace:
+        failed = world.cycle(24)
+    assert action(failed) == "rollback"
+    commands = trace.read_text(encoding="utf-8")
+    assert f"revert --no-commit --no-edit {step60}" in commands and "revert --abort" not in commands
+    # Reverting the step alone would leave the failing canary at the person's 10 %: one commit ends it at 0.
+    assert weights(world.routes_text()) == at(0)
+    assert world.server.git(world.repo, "log", "-1", "--format=%P", "main").split() == [step60]
+    assert world.routes_text() == world.routes_text(seed).replace("weight: 90", "weight: 100").replace(
+        "weight: 10\n", "weight: 0\n"
+    )
+    message = world.server.message(world.repo)
+    assert message.splitlines()[0] == f"gitbot({POLICY}): roll back podinfo canary (p99 2.14x GA)"
+    assert (
+        f"This reverts commit {step60}.\n\n"
+        "Reverting these steps restores the canary weight from before them, 10%; "
+        "this commit then sets it from 10% to 0% (GA 100%).\n\n"
+    ) in message
+    assert ("Gitbot-From", "60") in trailers(message) and ("Gitbot-To", "0") in trailers(message)
+    assert ("Gitbot-Quarantine", f"podinfo-canary={CANARY_TAG}") in trailers(message)
+
+    # At 0 and rolled back: the canary waits for a newer tag instead of staying on the person's 10 %.
+    after = world.cycle(30)
+    assert action(after) == "hold" and after.deliveries == ()
+    assert after.canaries[0].decision is not None
+    assert "waiting for a newer canary tag" in after.canaries[0].decision.reason
+    assert weights(world.routes_text()) == at(0)
+    assert world.validate_every_version() == 3

@@ -21,6 +21,7 @@ from gitbot.analysis import (
     render_latency_chart,
     run_analysis,
     share_applied_at,
+    share_query,
 )
 from gitbot.domain import Analysis
 from gitbot.errors import ConfigError, MetricsError
@@ -343,3 +344,61 @@ def test_share_applied_at_needs_a_recent_point() -> None:
     since = END - timedelta(minutes=10)
     stale = [(since.timestamp() + 60 * i, 10.0) for i in range(5)]  # nothing in the last 5 minutes
     assert share_applied_at(spec(SUCCESS), SeriesMetrics(stale), 10, 0.5, since, END) is None
+
+
+def threshold_keys(check: CheckSpec) -> str:
+    return "+".join(k for k in ("min", "max", "max_ratio", "max_drop") if getattr(check, k) is not None)
+
+
+NON_FINITE = (math.nan, math.inf, -math.inf)
+# Every kind of check and threshold, with the query keys it reads (the GA side only where it compares).
+EVERY_CHECK = (
+    (CheckSpec("success-rate", min=95), ("0:success-rate:canary",)),
+    (CheckSpec("success-rate", max_drop=1), ("0:success-rate:canary", "0:success-rate:stable")),
+    (CheckSpec("latency-p99", max=500), ("0:latency-p99:canary",)),
+    (CheckSpec("latency-p99", max_ratio=1.2), ("0:latency-p99:canary", "0:latency-p99:stable")),
+    (CheckSpec("custom", query="sum(x)", min=0.1), ("0:custom:canary",)),
+    (CheckSpec("custom", query="sum(x)", max=0.5), ("0:custom:canary",)),
+    (CheckSpec("custom", query='sum(x{w="{stable}"})', min=-1, max=0.5), ("0:custom:canary",)),
+)
+FINITE_ANSWERS = {
+    "requests:canary": 600.0,
+    "requests:stable": 5400.0,
+    "0:success-rate:canary": 99.9,
+    "0:success-rate:stable": 99.95,
+    "0:latency-p99:canary": 180.0,
+    "0:latency-p99:stable": 175.0,
+    "0:custom:canary": 0.2,
+}
+NON_FINITE_CASES = [
+    pytest.param(check, key, bad, id=f"{check.name}-{threshold_keys(check)}-{key}-{bad}")
+    for check, keys in EVERY_CHECK
+    for key in (*keys, "requests:canary", *(("requests:stable",) if check.compares else ()))
+    for bad in NON_FINITE
+]
+
+
+@pytest.mark.parametrize(("check", "key", "bad"), NON_FINITE_CASES)
+def test_a_non_finite_answer_is_no_data_for_every_check(check: CheckSpec, key: str, bad: float) -> None:
+    # The finite answers pass: only the one non-finite value can make the verdict anything else.
+    assert judge(spec(check), FINITE_ANSWERS, END).verdict == "pass"
+    analysis = judge(spec(check), {**FINITE_ANSWERS, key: bad}, END)
+    assert analysis.verdict == "inconclusive", render_evidence(analysis)
+    values = [v for c in analysis.checks for v in (c.canary, c.stable) if v is not None]
+    assert all(math.isfinite(v) for v in values)
+    text = (render_evidence(analysis) + analysis.summary).lower()
+    assert "nan" not in text and "inf" not in text, text
+
+
+@pytest.mark.parametrize("bad", NON_FINITE)
+def test_a_non_finite_request_count_on_both_sides_is_no_data(bad: float) -> None:
+    analysis = judge(spec(SUCCESS, LATENCY), {key: bad for key in samples()}, END)
+    assert analysis.verdict == "inconclusive"
+    assert analysis.summary == "no canary requests recorded; no GA requests recorded"
+
+
+@pytest.mark.parametrize("bad", NON_FINITE)
+def test_a_non_finite_share_is_not_observed(bad: float) -> None:
+    the_spec = spec(SUCCESS)
+    metrics = RecordingMetrics({share_query(the_spec): bad})
+    assert observed_canary_share(the_spec, metrics, END) is None

@@ -313,3 +313,19 @@ def test_invariants(situation: tuple[CanaryPolicy, CanaryState]) -> None:
         assert decision.dwell_remaining >= timedelta(0)
     assert decision.inconclusive_cycles == (the_state.inconclusive_cycles + 1 if verdict == "inconclusive" else 0)
     assert decide(policy, the_state) == decision  # pure
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_share_is_not_observed(bad: float) -> None:
+    # NaN compares false with everything: unguarded it would look like a share within tolerance and step.
+    decision = decide(POLICY, state(observed_share=bad))
+    assert decision.action == "wait-for-traffic"
+    assert decision.reason == "canary share not observable yet (committed 10%)"
+    assert "nan" not in decision.reason and "inf" not in decision.reason
+
+
+def test_an_inconclusive_hold_says_why_the_analysis_could_not_judge() -> None:
+    why = "canary has 12 requests, needs 100"
+    decision = decide(POLICY, state(verdict="inconclusive", verdict_reason=why))
+    assert (decision.action, decision.reason) == ("hold", f"analysis inconclusive: {why}")
+    assert decide(POLICY, state(verdict="inconclusive")).reason == "analysis inconclusive at 10%"

@@ -14,8 +14,19 @@ from gitbot.domain import Analysis
 from gitbot.errors import ConfigError, ManifestError
 from gitbot.history import History
 from gitbot.manifests import scan_text
+from gitbot.messages import render_message
 from gitbot.planner import plan_canaries
-from gitbot.rollout import Observation, analysis_spec, read_route, step_plan
+from gitbot.rollout import (
+    CanaryHistory,
+    Observation,
+    analysis_spec,
+    evidence_text,
+    read_route,
+    rollback_commit_message,
+    rollback_plan,
+    settle_rollback,
+    step_plan,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FILE = "clusters/production/routing.yaml"
@@ -191,3 +202,40 @@ def test_a_label_on_a_built_in_check_is_refused(tmp_path: Path) -> None:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"checks\[1\]: latency-p99 is built in and takes no label"):
         load_policy(path)
+
+
+def test_a_rollback_settles_what_its_revert_restores_at_0(production: Policy) -> None:
+    before = virtual_service(("ga", "40"), ("canary", "60"))
+    route = read_route(production, 0, scan_text(FILE, before))
+    hist = CanaryHistory(None, ("a" * 40,), False, False, None, False, "")
+    decision = CanaryDecision("rollback", 60, 0, "analysis failed at 60%: roll back to 0%")
+    plan = rollback_plan(production, route, hist, decision, Observation(None, None, None), {FILE: before}, None)
+
+    # The revert restored a weight a person had set before the bot's step: the same commit sets it to 0.
+    restored = virtual_service(("ga", "90"), ("canary", "10"))
+    files, message = settle_rollback(plan, read_route(production, 0, scan_text(FILE, restored)), {FILE: restored})
+    assert files == {FILE: virtual_service(("ga", "100"), ("canary", "0"))}
+    assert message.startswith(
+        f"{plan.subject}\n\nThis reverts commit {'a' * 40}.\n\n"
+        "Reverting these steps restores the canary weight from before them, 10%; "
+        "this commit then sets it from 10% to 0% (GA 100%).\n\nDecision: analysis failed at 60%"
+    )
+    assert "Gitbot-From: 60\nGitbot-To: 0\n" in message
+
+    # A revert that restores 0 needs nothing more and keeps the plan's message.
+    zero = virtual_service(("ga", "100"), ("canary", "0"))
+    files, message = settle_rollback(plan, read_route(production, 0, scan_text(FILE, zero)), {FILE: zero})
+    assert files == {} and message == render_message(plan.subject, plan.body, plan.trailers)
+
+    fallback = rollback_commit_message(plan)
+    assert (
+        f"this commit sets the canary weight from 60% to 0% (GA 100%) instead.\n\nThis reverts commit {'a' * 40}."
+        in (fallback)
+    )
+
+
+@pytest.mark.parametrize("share", [float("nan"), float("inf"), float("-inf")])
+def test_evidence_leaves_out_a_share_that_is_not_a_number(share: float) -> None:
+    decision = CanaryDecision("hold", 10, None, "canary share not observable yet (committed 10%)")
+    text = evidence_text(decision, Observation(None, share, None))
+    assert text == "Decision: canary share not observable yet (committed 10%)."

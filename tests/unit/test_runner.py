@@ -18,7 +18,7 @@ from gitbot.domain import Action, Author, CommitInfo, Plan
 from gitbot.errors import ForgeError, GitbotError, RegistryError
 from gitbot.logs import SecretMasker
 from gitbot.planner import CanaryOutcome
-from gitbot.ports import Checkout, PullRequest
+from gitbot.ports import Checkout, PullRequest, RevertFinish
 from gitbot.reconcile import CycleResult, Delivery, Deps
 
 SECRET = "tok-unit-4e1d-secret"
@@ -226,7 +226,9 @@ class Copy:
         self.writes.append("commit")
         return "1" * 40
 
-    def revert(self, shas: Sequence[str], message: str, author: Author) -> str | None:
+    def revert(
+        self, shas: Sequence[str], message: str, author: Author, finish: RevertFinish | None = None
+    ) -> str | None:
         self.writes.append("revert")
         return None
 
@@ -312,6 +314,8 @@ def test_summary_reports_each_canary_weight_after_delivery_and_its_verdict() -> 
     delivered = (Delivery("podinfo", "committed", "sha", "s"),)
     summary = summarize(CycleResult("p", (plan("podinfo", "canary-step"),), delivered, "", 1, "h", canaries), 0.1)
     assert summary.canaries == {"podinfo": (60, "pass"), "other": (60, "inconclusive")}
+    # Only the canary that changed nothing holds, and the summary says why.
+    assert summary.holds == {"other": "dwell at 60%: 4m left"}
     # A step that was planned but not delivered leaves the weight where git has it.
     unchanged = (Delivery("podinfo", "unchanged", "url", "s"),)
     assert summarize(CycleResult("p", (), unchanged, "", 1, "h", canaries), 0.1).canaries["podinfo"] == (10, "pass")

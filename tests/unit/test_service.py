@@ -442,3 +442,27 @@ def test_a_token_in_a_failing_cycle_is_masked_in_the_service_log() -> None:
         "clone of https://x:***@git.example/r.git failed",
         "https://***@git.example: push refused for token ***",
     ]
+
+
+def test_the_cycle_event_says_why_each_canary_holds() -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    out = io.StringIO()
+    why = "analysis inconclusive: canary has 12 requests, needs 100"
+    summary = CycleSummary(
+        policy="production",
+        outcome="unchanged",
+        canaries={"podinfo": (10, "inconclusive"), "other": (60, "pass")},
+        holds={"podinfo": why},
+    )
+    try:
+        configure_logging(SecretMasker(), json=True, level=logging.INFO, stream=out)
+        Service([make_policy("production")], lambda _policy: summary, port=0).record(summary)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    (event,) = [e for e in map(json.loads, out.getvalue().splitlines()) if e["event"] == "cycle"]
+    assert event["canaries"] == {
+        "podinfo": {"weight": 10, "verdict": "inconclusive", "holds": why},
+        "other": {"weight": 60, "verdict": "pass"},
+    }

@@ -250,6 +250,53 @@ def test_revert_and_revert_conflict(make_workspace: WorkspaceFactory, git_server
         assert (checkout.root / APP).read_text() == "image: ghcr.io/acme/podinfo:0.1.4\n"
 
 
+def test_revert_finishes_with_further_edits_in_the_same_commit(make_workspace: WorkspaceFactory) -> None:
+    with make_workspace().checkout() as checkout:
+        first = checkout.commit({APP: "image: ghcr.io/acme/podinfo:0.1.2\n"}, MESSAGE, BOT)
+        second = checkout.commit({APP: "image: ghcr.io/acme/podinfo:0.1.3\n"}, "gitbot(p): 0.1.3", BOT)
+        seen: list[str] = []
+
+        def finish() -> tuple[dict[str, str], str]:
+            # Called on the reverted, uncommitted tree.
+            seen.append((checkout.root / APP).read_text())
+            return {APP: "image: ghcr.io/acme/podinfo:0.1.0\n", "note.txt": "why\n"}, "gitbot(p): back to 0.1.0"
+
+        sha = checkout.revert([second], "gitbot(p): revert 0.1.3", BOT, finish)
+        assert seen == ["image: ghcr.io/acme/podinfo:0.1.2\n"]
+        assert sha == checkout.head
+        head = checkout.log(max_count=1)[0]
+        assert head.parents == (second,) and head.subject == "gitbot(p): back to 0.1.0"
+        assert (checkout.root / APP).read_text() == "image: ghcr.io/acme/podinfo:0.1.0\n"
+        changed = subprocess.run(
+            ["git", "show", "--name-only", "--format=", "HEAD"], cwd=checkout.root, capture_output=True, text=True
+        )
+        assert changed.stdout.split() == [APP, "note.txt"]
+        clean = subprocess.run(["git", "status", "--porcelain"], cwd=checkout.root, capture_output=True, text=True)
+        assert clean.stdout == ""
+        assert first in [c.sha for c in checkout.log()]
+
+
+@pytest.mark.parametrize("outcome", ["none", "raises"])
+def test_revert_given_up_by_its_finish_leaves_nothing(make_workspace: WorkspaceFactory, outcome: str) -> None:
+    with make_workspace().checkout() as checkout:
+        bump = checkout.commit({APP: "image: ghcr.io/acme/podinfo:0.1.3\n"}, "gitbot(p): 0.1.3", BOT)
+
+        def finish() -> tuple[dict[str, str], str] | None:
+            if outcome == "raises":
+                raise GitError("the reverted tree cannot be read")
+            return None
+
+        if outcome == "raises":
+            with pytest.raises(GitError, match="cannot be read"):
+                checkout.revert([bump], "gitbot(p): revert", BOT, finish)
+        else:
+            assert checkout.revert([bump], "gitbot(p): revert", BOT, finish) is None
+        assert checkout.head == bump
+        clean = subprocess.run(["git", "status", "--porcelain"], cwd=checkout.root, capture_output=True, text=True)
+        assert clean.stdout == ""
+        assert (checkout.root / APP).read_text() == "image: ghcr.io/acme/podinfo:0.1.3\n"
+
+
 def test_revert_of_unknown_commit_is_git_error(make_workspace: WorkspaceFactory) -> None:
     with make_workspace().checkout() as checkout, pytest.raises(GitError, match="revert"):
         checkout.revert(["0" * 40], "gitbot(p): revert", BOT)

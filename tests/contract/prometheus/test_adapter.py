@@ -43,6 +43,17 @@ def test_scalar_nan_and_empty_answers(metrics: PrometheusMetrics) -> None:
     assert metrics.instant('istio_requests_total{destination_workload="nothing"}', AT) is None
 
 
+def test_infinite_answers_are_no_data(metrics: PrometheusMetrics) -> None:
+    # Prometheus answers a division by zero with +Inf, -Inf or NaN, as a scalar or as a series' value.
+    assert metrics.instant("1 / 0", AT) is None
+    assert metrics.instant("-1 / 0", AT) is None
+    assert metrics.instant("sum(vector(1) / 0)", AT) is None
+    assert metrics.instant("sum(vector(-1) / 0)", AT) is None
+    start = AT - timedelta(minutes=5)
+    assert metrics.series(f"sum({CANARY_OK}) / 0", start, AT, 60) == []
+    assert metrics.series(f"-sum({CANARY_OK}) / 0", start, AT, 60) == []
+
+
 def test_several_series_where_one_is_expected_is_an_error(metrics: PrometheusMetrics) -> None:
     with pytest.raises(MetricsError) as info:
         metrics.instant('istio_requests_total{destination_workload_namespace="healthy"}', AT)

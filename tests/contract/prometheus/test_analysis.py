@@ -12,6 +12,7 @@ from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.analysis import (
     AnalysisSpec,
     CheckSpec,
+    build_queries,
     latency_series,
     observed_canary_share,
     render_evidence,
@@ -110,8 +111,30 @@ def test_no_canary_traffic_is_inconclusive_not_fail(metrics: PrometheusMetrics) 
     assert analysis.verdict == "inconclusive"
     requests = check(analysis, "requests")
     assert requests.canary == 0
-    assert "canary 0 requests < 100" in requests.detail
+    assert "canary has 0 requests, needs 100" in requests.detail
     assert all(c.verdict == "inconclusive" for c in analysis.checks)
+
+
+def test_a_query_dividing_by_zero_is_inconclusive_not_a_pass(metrics: PrometheusMetrics) -> None:
+    # The canary of `nocanary` answers nothing: GA's requests per canary request divide by its zero.
+    requests = (
+        'sum(increase(istio_requests_total{{destination_workload_namespace="{{namespace}}",'
+        'destination_workload="{{{side}}}"}}[{{window}}]))'
+    )
+    ga_per_canary = f"{requests.format(side='stable')} / {requests.format(side='canary')}"
+    checks = (
+        CheckSpec("success-rate", min=99),  # 0 / 0: NaN
+        CheckSpec("custom", query=ga_per_canary, min=1, label="GA per canary"),  # +Inf
+        CheckSpec("custom", query=f"-{ga_per_canary}", max=0, label="minus GA per canary"),  # -Inf
+    )
+    raw = {key: metrics.instant(query, AT) for key, query in build_queries(spec("nocanary", *checks)).items()}
+    assert raw["requests:canary"] == 0 and raw["requests:stable"] == pytest.approx(6000)
+    analysis = run_analysis(spec("nocanary", *checks, min_requests=0), metrics, AT)
+    assert analysis.verdict == "inconclusive", render_evidence(analysis)
+    assert [c.verdict for c in analysis.checks[1:]] == ["inconclusive"] * 3
+    assert [c.detail for c in analysis.checks[1:]] == ["no canary data"] * 3
+    text = (render_evidence(analysis) + analysis.summary).lower()
+    assert "nan" not in text and "inf" not in text
 
 
 def test_an_unknown_namespace_is_inconclusive(metrics: PrometheusMetrics) -> None:
