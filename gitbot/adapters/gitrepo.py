@@ -422,7 +422,7 @@ class GitCheckout:
         self._git("reset", "--hard", "--quiet", sha)
         self._git("clean", "-fdxq")
 
-    def _push(self, refspec: str, action: str) -> None:
+    def _push(self, refspec: str, action: str) -> list[PushInfo]:
         remote = self._repo.remote(REMOTE)
         try:
             infos = remote.push(refspec, kill_after_timeout=self._ws.timeout)
@@ -442,10 +442,20 @@ class GitCheckout:
             if info.flags & (PushInfo.REMOTE_REJECTED | PushInfo.REMOTE_FAILURE | PushInfo.ERROR):
                 target = f"{_safe_url(self._ws.url)} {info.remote_ref_string}"
                 raise GitError(f"git {action} to {target} failed: {summary}")
+        return list(infos)
 
     def push(self) -> None:
-        """Push HEAD to the policy's branch; never forced. PushRejectedError when the remote moved."""
-        self._push(f"HEAD:refs/heads/{self._ws.branch}", "push")
+        """Push HEAD to the policy's branch; never forced. PushRejectedError when the remote moved.
+
+        Also when the remote already has this very commit: another replica made the same commit (same files,
+        parent, message and second) and pushed it first, so this one delivered nothing and must not say so.
+        """
+        infos = self._push(f"HEAD:refs/heads/{self._ws.branch}", "push")
+        if any(info.flags & PushInfo.UP_TO_DATE for info in infos):
+            raise PushRejectedError(
+                f"git push to {_safe_url(self._ws.url)}: {self._ws.branch} already has this commit",
+                hint="another replica delivered the same change; fetch and re-plan",
+            )
 
     def _check_bot_branch(self, branch: str, verb: str) -> None:
         if not branch.startswith(BOT_BRANCH_PREFIX) or not is_valid_branch(branch):
