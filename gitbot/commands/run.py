@@ -99,19 +99,15 @@ def run(
     runner = CycleRunner(
         policies, env=env, stop=stop, masker=masker, record_request=metrics.api_request, build=shared.build_deps
     )
-    try:
-        run_service(
-            policies,
-            runner,
-            port=port,
-            host=host,
-            stop_event=stop,
-            metrics=metrics,
-            masker=masker,
-            run_at_start=once_at_start,
-            max_concurrent_cycles=max_concurrent_cycles,
-            shard=which,
-        )
-    finally:
-        for registry in shared.registries.values():
-            registry.close()
+    run_service(
+        policies,
+        runner,
+        port=port,
+        host=host,
+        stop_event=stop,
+        metrics=metrics,
+        masker=masker,
+        run_at_start=once_at_start,
+        max_concurrent_cycles=max_concurrent_cycles,
+        shard=which,
+    )
