@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from gitbot.domain import Author, CommitInfo
 
@@ -109,6 +109,9 @@ class PullRequest:
     body: str
     state: str
     merged: bool = False
+    # Set by `Forge.create_pull` only: "opened" when it created the pull request; "unchanged" or "updated"
+    # when one from the same head was already open (another replica opened it first) and it left or edited it.
+    created: Literal["opened", "unchanged", "updated"] = "opened"
 
 
 class Forge(Protocol):

@@ -393,7 +393,8 @@ def deliver_pull_requests(
             delivered.append(Delivery(plan.name, "updated", pr.url, plan.subject))
         else:
             pr = forge.create_pull(branch, policy.spec.git.branch, plan.subject, body, labels)
-            delivered.append(Delivery(plan.name, "opened", pr.url, plan.subject))
+            # Another replica may have opened it a moment earlier: then only that one reports it opened.
+            delivered.append(Delivery(plan.name, pr.created, pr.url, plan.subject))
     for head, pr in sorted(open_before.items()) if close_superseded else ():
         manual = head.rsplit("/", 1)[-1].startswith((MANUAL_PREFIX, PROMOTE_PREFIX))
         marker = PLAN_MARKER.split("{")[0]

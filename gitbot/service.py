@@ -1,16 +1,19 @@
 """The gitbot daemon: runs every policy on its schedule and serves /metrics, /healthz and /readyz.
 
 Owns scheduling (one APScheduler job per policy, one cycle at a time per policy, several policies side by
-side), backoff after failing cycles, clean shutdown on SIGTERM/SIGINT, the Prometheus metrics of the service
-(in its own CollectorRegistry) and the small HTTP server that exposes them. What one cycle does is the
+side up to a bound), which policies a replica runs when they are sharded among replicas, backoff after
+failing cycles, clean shutdown on SIGTERM/SIGINT, the Prometheus metrics of the service (in its own
+CollectorRegistry) and the small HTTP server that exposes them. What one cycle does is the
 `runner` it is given; this module builds no adapter and talks to no external system itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
+import re
 import signal
 import threading
 import time
@@ -30,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from gitbot.config import Policy
-from gitbot.errors import ConfigError, GitbotError
+from gitbot.errors import ConfigError, GitbotError, UsageError
 from gitbot.logs import SecretMasker, log_event
 
 Outcome = Literal["changed", "unchanged", "failed", "held"]
@@ -38,6 +41,8 @@ OUTCOMES: tuple[Outcome, ...] = ("changed", "unchanged", "failed", "held")
 VERDICT_STATES = ("pass", "fail", "inconclusive", "unknown")
 # Cycle durations span a quick no-op (a fetch) to a slow push with retries.
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+# Each cycle clones, scans and pushes: a few at once keep a small pod busy without starving its probes.
+DEFAULT_MAX_CONCURRENT_CYCLES = 8
 _log = logging.getLogger("gitbot.service")
 
 
@@ -221,6 +226,82 @@ def misfire_grace_for(policy: Policy) -> int:
     return int(min(max(interval.total_seconds() / 2, 1.0), 300.0))
 
 
+_SHARD_RE = re.compile(r"^(\d+)/(\d+)$")
+_ORDINAL_RE = re.compile(r"-(\d+)$")
+MAX_SHARDS = 1000
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Replica `index` of `count`: it runs the policies whose name hashes to it (see `shard_of`)."""
+
+    index: int
+    count: int
+
+    def owns(self, name: str) -> bool:
+        return shard_of(name, self.count) == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def shard_of(name: str, count: int) -> int:
+    """The shard (0..count-1) that runs the policy `name`: the same in every process and on every machine.
+
+    Rendezvous hashing over SHA-256 (Python's `hash()` of a string changes from process to process): each
+    shard scores the name and the highest score wins, so going from N to N+1 shards moves only about
+    1/(N+1) of the policies, all of them to the new shard.
+    """
+    if count < 1:
+        raise ValueError("count must be at least 1")
+
+    def score(index: int) -> bytes:
+        return hashlib.sha256(f"{index}\0{name}".encode()).digest()
+
+    return max(range(count), key=score)
+
+
+def parse_shard(spec: str | None, *, count: str | None = None, hostname: str | None = None) -> Shard | None:
+    """`I/N`, or `auto` (I from a StatefulSet pod name such as `gitbot-2` in `hostname`, N from `count`).
+
+    None (no spec) runs every policy. A malformed spec is a UsageError naming the value and the expected form.
+    """
+    if spec is None or spec.strip() == "":
+        return None
+    text = spec.strip()
+    if text == "auto":
+        if not hostname:
+            raise UsageError("--shard auto needs the pod name in HOSTNAME (like gitbot-2), and it is empty")
+        ordinal = _ORDINAL_RE.search(hostname)
+        if ordinal is None:
+            raise UsageError(
+                f"--shard auto: host name {hostname!r} does not end in -<ordinal> like a StatefulSet pod (gitbot-2)",
+                hint="give the shard as I/N instead",
+            )
+        if count is None or not count.strip():
+            raise UsageError("--shard auto needs the number of shards: --shards N or GITBOT_SHARDS")
+        if not count.strip().isdigit():
+            raise UsageError(f"--shards must be a whole number from 1 to {MAX_SHARDS}, got {count!r}")
+        index, total = int(ordinal.group(1)), int(count.strip())
+        source = f"--shard auto (host name {hostname}, {total} shards)"
+    else:
+        match = _SHARD_RE.match(text)
+        if match is None:
+            raise UsageError(f"--shard must be I/N (like 0/3) or auto, got {spec!r}")
+        index, total = int(match.group(1)), int(match.group(2))
+        source = f"--shard {text}"
+    if not 1 <= total <= MAX_SHARDS:
+        raise UsageError(f"{source}: the number of shards must be from 1 to {MAX_SHARDS}, got {total}")
+    if index >= total:
+        raise UsageError(f"{source}: shard {index} does not exist, shards are numbered 0 to {total - 1}")
+    return Shard(index, total)
+
+
+def shard_policies(policies: Sequence[Policy], shard: Shard | None) -> list[Policy]:
+    """The policies `shard` runs (all of them without a shard)."""
+    return [p for p in policies if shard is None or shard.owns(p.name)]
+
+
 class _PolicyJob:
     """One policy's tick: skips ticks while backing off, runs the runner, records and logs the cycle."""
 
@@ -340,7 +421,11 @@ class Service:
         clock: Callable[[], float] = time.time,
         run_at_start: bool = True,
         masker: SecretMasker | None = None,
+        max_concurrent_cycles: int = DEFAULT_MAX_CONCURRENT_CYCLES,
+        shard: Shard | None = None,
     ) -> None:
+        if max_concurrent_cycles < 1:
+            raise ConfigError(f"at most 0 cycles at once would run nothing (got {max_concurrent_cycles})")
         names = [p.name for p in policies]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -359,7 +444,11 @@ class Service:
         self._http: _HttpServer | None = None
         self._http_thread: threading.Thread | None = None
         self.jobs = {p.name: _PolicyJob(p, self) for p in self.policies}
-        workers = max(2, min(len(self.policies), 16))
+        self.shard = shard
+        # The pool bounds the cycles running at once; a tick that waits for a worker longer than its misfire
+        # grace is skipped, and the policy's next tick comes as scheduled.
+        self.max_concurrent_cycles = max(1, min(len(self.policies), max_concurrent_cycles))
+        workers = self.max_concurrent_cycles
         self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC)
 
     @property
@@ -392,10 +481,12 @@ class Service:
             return False, "stopping"
         if not self.scheduler.running:
             return False, "scheduler not running"
-        if not self.policies and not self.attempted.is_set():
+        if not self.policies and not self.attempted.is_set() and self.shard is None:
+            # A shard may own no policy (more replicas than policies); it is idle, not broken.
             return False, "no policies loaded"
         count = len(self.policies)
-        return True, f"ready: {count} {'policy' if count == 1 else 'policies'}"
+        on_shard = f" on shard {self.shard}" if self.shard is not None else ""
+        return True, f"ready: {count} {'policy' if count == 1 else 'policies'}{on_shard}"
 
     def start(self) -> None:
         """Listen on the HTTP port and schedule every policy; GitbotError when the port cannot be bound."""
@@ -430,7 +521,14 @@ class Service:
             )
         self.metrics.policies.set(len(self.policies))
         self.scheduler.start()
-        log_event(_log, "service started", policies=[p.name for p in self.policies], port=self.port)
+        log_event(
+            _log,
+            "service started",
+            policies=[p.name for p in self.policies],
+            port=self.port,
+            shard=str(self.shard) if self.shard is not None else "all",
+            max_concurrent_cycles=self.max_concurrent_cycles,
+        )
 
     def stop(self) -> None:
         """No new cycles; wait for running cycles to finish; close the HTTP server."""
@@ -464,6 +562,8 @@ def run_service(
     on_started: Callable[[Service], None] | None = None,
     masker: SecretMasker | None = None,
     run_at_start: bool = True,
+    max_concurrent_cycles: int = DEFAULT_MAX_CONCURRENT_CYCLES,
+    shard: Shard | None = None,
 ) -> int:
     """Run `policies` with `runner` until SIGTERM/SIGINT (or `stop_event`); returns the exit code (0).
 
@@ -483,6 +583,8 @@ def run_service(
         clock=clock,
         run_at_start=run_at_start,
         masker=masker,
+        max_concurrent_cycles=max_concurrent_cycles,
+        shard=shard,
     )
     previous: dict[signal.Signals, Any] = {}
     received: list[int] = []

@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TypeVar
 
 import requests
@@ -161,10 +162,15 @@ class GitHubForge:
         )
 
     def create_pull(self, head: str, base: str, title: str, body: str, labels: Sequence[str]) -> PullRequest:
-        """Open a pull request from `head` into `base`, or update the open one from `head` if it exists."""
+        """Open a pull request from `head` into `base`, or update the open one from `head` if it exists.
+
+        `created` of the answer says which: "opened", or "unchanged"/"updated" for one that was already open
+        (another replica, or an earlier timed-out attempt, opened it; GitHub refuses a second one from the
+        same head with 422 "A pull request already exists").
+        """
         existing = self.find_pull(head)
         if existing is not None:
-            return self._update(existing.number, title, body, labels)
+            return self._adopt(existing, title, body, labels)
         repo = self._repository()
         try:
             pull = self._call(
@@ -176,10 +182,15 @@ class GitHubForge:
             raced = self.find_pull(head)
             if raced is None:
                 raise
-            return self._update(raced.number, title, body, labels)
+            return self._adopt(raced, title, body, labels)
         if labels:
             self._call("add labels", lambda: pull.add_to_labels(*labels))
         return _to_pull(pull)
+
+    def _adopt(self, existing: PullRequest, title: str, body: str, labels: Sequence[str]) -> PullRequest:
+        same = existing.title == title and existing.body == body
+        pull = self._update(existing.number, title, body, labels)
+        return replace(pull, created="unchanged" if same else "updated")
 
     def update_pull(self, number: int, title: str, body: str) -> PullRequest:
         """Set the title and body of pull request `number`."""

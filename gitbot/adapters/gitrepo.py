@@ -559,7 +559,7 @@ class GitCheckout:
         self._git("reset", "--hard", "--quiet", sha)
         self._git("clean", "-fdxq")
 
-    def _push(self, refspec: str, action: str) -> None:
+    def _push(self, refspec: str, action: str) -> list[PushInfo]:
         remote = self._repo.remote(REMOTE)
         # The remote's own lines (`remote: ...`, a hook's reason) are kept here and go into gitbot's error.
         progress = RemoteProgress()
@@ -590,6 +590,7 @@ class GitCheckout:
                 target = f"{_safe_url(self._ws.url)} {info.remote_ref_string}"
                 said = self._remote_said(progress.other_lines)
                 raise GitError(f"git {action} to {target} failed: {summary}{said}")
+        return list(infos)
 
     def _remote_said(self, lines: Sequence[str]) -> str:
         """The server's last message line (a hook's reason) as `; remote said: ...`, or nothing."""
@@ -617,9 +618,16 @@ class GitCheckout:
         """Push HEAD to the policy's branch; never forced.
 
         PushRejectedError when the remote moved: before the push (non-fast-forward) or while it was received
-        (`failed to update ref`). Any other refusal is a GitError with the server's reason.
+        (`failed to update ref`). Any other refusal is a GitError with the server's reason. Also when the
+        remote already has this very commit: another replica made the same commit (same files, parent,
+        message and second) and pushed it first, so this one delivered nothing and must not say so.
         """
-        self._push(f"HEAD:refs/heads/{self._ws.branch}", "push")
+        infos = self._push(f"HEAD:refs/heads/{self._ws.branch}", "push")
+        if any(info.flags & PushInfo.UP_TO_DATE for info in infos):
+            raise PushRejectedError(
+                f"git push to {_safe_url(self._ws.url)}: {self._ws.branch} already has this commit",
+                hint="another replica delivered the same change; fetch and re-plan",
+            )
 
     def _check_bot_branch(self, branch: str, verb: str) -> None:
         if not branch.startswith(BOT_BRANCH_PREFIX) or not is_valid_branch(branch):

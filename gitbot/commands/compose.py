@@ -7,7 +7,9 @@ variables a policy names, and passed straight to the adapter that needs them.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +19,7 @@ from gitbot.adapters.clock import SystemClock
 from gitbot.adapters.github import GitHubForge
 from gitbot.adapters.gitrepo import GitWorkspace
 from gitbot.adapters.prometheus import PrometheusMetrics
-from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciRegistry
+from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciRegistry, locate
 from gitbot.config import CanarySettings, Policy, secret_from_env
 from gitbot.domain import Author
 from gitbot.logs import remember_secrets
@@ -66,17 +68,17 @@ class PolicyCredentials:
     """Registry credentials named by the policy's `registries`, then the environment and Docker config."""
 
     def __init__(self, policy: Policy, env: Mapping[str, str]) -> None:
-        self._named: dict[str, Credentials] = {}
+        self.named: dict[str, Credentials] = {}
         for index, registry in enumerate(policy.spec.registries):
             field = f"spec.registries[{index}]"
             user = _secret(env, registry.username_env, field=f"{field}.usernameEnv")
             password = _secret(env, registry.password_env, field=f"{field}.passwordEnv")
             if user is not None and password is not None:
-                self._named[registry.host] = Credentials(user, password)
+                self.named[registry.host] = Credentials(user, password)
         self._fallback = EnvironmentCredentials(env)
 
     def __call__(self, host: str) -> Credentials | None:
-        return self._named.get(host) or self._fallback(host)
+        return self.named.get(host) or self._fallback(host)
 
 
 def build_registry(policy: Policy, env: Mapping[str, str], *, cache_ttl: float | None = None) -> OciRegistry:
@@ -159,3 +161,93 @@ def build_deps(
         # Per policy: cycles of one policy never overlap, so its cache file has one writer.
         scan_cache=ScanCache(cache_root(environ) / "scan" / policy.name),
     )
+
+
+class SharedTagLists:
+    """A `Registry` for the cycles of many policies running side by side in one process.
+
+    One `OciRegistry` per registry host, used by one thread at a time (its own rule): a cycle that asks for
+    a tag list another cycle is fetching waits for it and then reads it from the client's cache, so every
+    policy that names an image shares one lookup per cache window. A slow or failing host holds up only the
+    cycles that ask it. `requests` counts, per calling thread, the HTTP requests its own calls sent.
+    """
+
+    def __init__(self, make: Callable[[], OciRegistry]) -> None:
+        self._make = make
+        self._hosts: dict[str, tuple[threading.Lock, OciRegistry]] = {}
+        self._guard = threading.Lock()
+        self._sent = threading.local()
+
+    def _client(self, host: str) -> tuple[threading.Lock, OciRegistry]:
+        with self._guard:
+            if host not in self._hosts:
+                self._hosts[host] = (threading.Lock(), self._make())
+            return self._hosts[host]
+
+    def list_tags(self, image: str) -> list[str]:
+        host, _path = locate(image)
+        lock, client = self._client(host)
+        with lock:
+            before = sum(client.requests.values())
+            try:
+                return client.list_tags(image)
+            finally:
+                self._sent.count = self._count() + sum(client.requests.values()) - before
+
+    def _count(self) -> int:
+        return int(getattr(self._sent, "count", 0))
+
+    @property
+    def requests(self) -> dict[str, int]:
+        """HTTP requests sent by this thread's calls so far (all hosts together)."""
+        return {"sent": self._count()}
+
+    @property
+    def clients(self) -> dict[str, OciRegistry]:
+        """The client of each registry host asked so far."""
+        with self._guard:
+            return {host: client for host, (_lock, client) in self._hosts.items()}
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+
+class SharedAdapters:
+    """`build_deps` for the daemon: policies with the same registry settings share one `SharedTagLists`.
+
+    Settings are the policy's plain-HTTP hosts, its named registry credentials and the tag cache TTL, so a
+    policy never reads a tag list fetched with another policy's credentials.
+    """
+
+    def __init__(self) -> None:
+        self.registries: dict[tuple[object, ...], SharedTagLists] = {}
+        self._guard = threading.Lock()
+
+    def registry_for(self, policy: Policy, env: Mapping[str, str], *, cache_ttl: float | None) -> SharedTagLists:
+        credentials = PolicyCredentials(policy, env)
+        key = (
+            frozenset(r.host for r in policy.spec.registries if r.insecure),
+            tuple(sorted((host, c.username, c.password) for host, c in credentials.named.items())),
+            cache_ttl,
+        )
+        with self._guard:
+            if key not in self.registries:
+                self.registries[key] = SharedTagLists(lambda: build_registry(policy, env, cache_ttl=cache_ttl))
+            return self.registries[key]
+
+    def build_deps(
+        self,
+        policy: Policy,
+        *,
+        need_forge: bool,
+        env: Mapping[str, str] | None = None,
+        throttle: bool | None = None,
+        registry_cache_ttl: float | None = None,
+    ) -> Deps:
+        """`build_deps` with the registry shared among policies of the same registry settings."""
+        environ = dict(os.environ if env is None else env)
+        deps = build_deps(
+            policy, need_forge=need_forge, env=environ, throttle=throttle, registry_cache_ttl=registry_cache_ttl
+        )
+        return replace(deps, registry=self.registry_for(policy, environ, cache_ttl=registry_cache_ttl))

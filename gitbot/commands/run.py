@@ -12,11 +12,11 @@ from pathlib import Path
 
 import click
 
-from gitbot.commands.compose import policies_option
+from gitbot.commands.compose import SharedAdapters, policies_option
 from gitbot.commands.runner import CycleRunner
 from gitbot.config import load_policies
 from gitbot.logs import configure_logging, process_masker, remember_secrets
-from gitbot.service import ServiceMetrics, run_service
+from gitbot.service import DEFAULT_MAX_CONCURRENT_CYCLES, ServiceMetrics, parse_shard, run_service, shard_policies
 
 LOG_FORMATS = {"auto": None, "json": True, "text": False}
 
@@ -51,17 +51,54 @@ LOG_FORMATS = {"auto": None, "json": True, "text": False}
     show_default=True,
     help="debug adds the scheduler's and libraries' own messages.",
 )
-def run(policies_dir: Path, port: int, host: str, once_at_start: bool, log_format: str, log_level: str) -> None:
+@click.option(
+    "--shard",
+    envvar="GITBOT_SHARD",
+    default=None,
+    help="Run only this replica's share of the policies: I/N (0-based), or auto (I from a StatefulSet pod "
+    "name like gitbot-2 in HOSTNAME, N from --shards). Default: every policy.",
+)
+@click.option(
+    "--shards",
+    envvar="GITBOT_SHARDS",
+    default=None,
+    help="The number of shards, for --shard auto.",
+)
+@click.option(
+    "--max-concurrent-cycles",
+    type=click.IntRange(1, 256),
+    envvar="GITBOT_MAX_CONCURRENT_CYCLES",
+    default=DEFAULT_MAX_CONCURRENT_CYCLES,
+    show_default=True,
+    help="Cycles running at once; the other policies' ticks wait for a free slot.",
+)
+def run(
+    policies_dir: Path,
+    port: int,
+    host: str,
+    once_at_start: bool,
+    log_format: str,
+    log_level: str,
+    shard: str | None,
+    shards: str | None,
+    max_concurrent_cycles: int,
+) -> None:
     """Run every policy on its schedule until SIGTERM/SIGINT; serve /metrics, /healthz and /readyz."""
     env = dict(os.environ)
-    policies = load_policies(policies_dir)
+    # Before the policies load: a wrong shard is a usage error whatever the policies say.
+    which = parse_shard(shard, count=shards, hostname=env.get("HOSTNAME"))
+    policies = shard_policies(load_policies(policies_dir), which)
     masker = process_masker()
     for policy in policies:
         remember_secrets(policy, env)
     configure_logging(masker, json=LOG_FORMATS[log_format], level=log_level.upper())
     metrics = ServiceMetrics()
     stop = threading.Event()
-    runner = CycleRunner(policies, env=env, stop=stop, masker=masker, record_request=metrics.api_request)
+    # Policies naming the same registry share its client, so each tag list is fetched once for all of them.
+    shared = SharedAdapters()
+    runner = CycleRunner(
+        policies, env=env, stop=stop, masker=masker, record_request=metrics.api_request, build=shared.build_deps
+    )
     run_service(
         policies,
         runner,
@@ -71,4 +108,6 @@ def run(policies_dir: Path, port: int, host: str, once_at_start: bool, log_forma
         metrics=metrics,
         masker=masker,
         run_at_start=once_at_start,
+        max_concurrent_cycles=max_concurrent_cycles,
+        shard=which,
     )

@@ -608,7 +608,13 @@ class GitHubFake:
             return _invalid(f"No commits between {base} and {branch}")
         for pull in self.pulls.values():
             if pull.state == "open" and pull.head == branch and pull.base == base:
-                return _invalid(f"A pull request already exists for {self.owner}:{branch}.")
+                # GitHub's answer to a second pull request from one head, as two replicas racing both get it.
+                error = {
+                    "resource": "PullRequest",
+                    "code": "custom",
+                    "message": f"A pull request already exists for {self.owner}:{branch}.",
+                }
+                return 422, {"message": "Validation Failed", "errors": [error], "documentation_url": DOCS}, {}
         number = self._next_number
         self._next_number += 1
         pull = FakePull(number, branch, base, title, body.get("body"), self.login)

@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 
 from gitbot.config import load_policies, load_policy
 from gitbot.logs import secret_env_names
+from gitbot.service import parse_shard
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -219,3 +220,48 @@ def test_the_dockerfile_copies_what_pip_install_needs_and_the_context_keeps_it()
     }
     assert not sources & ignored
     assert {".venv", ".git"} <= ignored
+
+
+def sharded() -> dict[str, dict[str, Any]]:
+    return {f"{doc['kind']}/{doc['metadata']['name']}": doc for doc in load_all(KUBE / "statefulset.yaml")}
+
+
+def test_the_sharded_example_is_valid_against_the_kubernetes_schemas() -> None:
+    version = kubernetes_validate.latest_version()
+    docs = sharded()
+    assert set(docs) == {"StatefulSet/gitbot", "Service/gitbot-shards"}
+    for doc in docs.values():
+        assert DNS_1123.match(doc["metadata"]["name"])
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_the_sharded_example_swaps_in_for_the_deployment() -> None:
+    """Listed instead of deployment.yaml, it uses the same account, Service, ConfigMap and secrets."""
+    assert "statefulset.yaml" not in kustomization()["resources"], "the default example runs one replica"
+    assert "statefulset.yaml" in (KUBE / "kustomization.yaml").read_text(), "the kustomization says how to swap"
+    stateful = sharded()["StatefulSet/gitbot"]
+    pod, single = stateful["spec"]["template"], deployment()["spec"]["template"]
+    [shard] = pod["spec"]["containers"]
+    env = {item["name"]: item for item in shard["env"]}
+    # The pod is the Deployment's pod plus the shard settings, so the two examples cannot drift apart.
+    same_pod = json.loads(json.dumps(pod))
+    same_pod["spec"]["containers"][0]["args"] = shard["args"][: shard["args"].index("--shard")]
+    same_pod["spec"]["containers"][0]["env"] = [item for item in shard["env"] if item["name"] != "GITBOT_SHARDS"]
+    assert same_pod == single
+    assert shard["args"][shard["args"].index("--shard") + 1] == "auto"
+    # --shard auto takes the ordinal from the pod name and N from GITBOT_SHARDS, which must match replicas.
+    assert int(env["GITBOT_SHARDS"]["value"]) == stateful["spec"]["replicas"] > 1
+    assert stateful["spec"]["podManagementPolicy"] == "Parallel"
+    assert stateful["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    governing = sharded()[f"Service/{stateful['spec']['serviceName']}"]
+    assert governing["spec"]["clusterIP"] == "None"
+    assert governing["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert resources()["Service/gitbot"]["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+
+
+def test_pod_names_of_the_stateful_set_are_valid_shards() -> None:
+    stateful = sharded()["StatefulSet/gitbot"]
+    count = stateful["spec"]["replicas"]
+    name = stateful["metadata"]["name"]
+    shards = [parse_shard("auto", count=str(count), hostname=f"{name}-{i}") for i in range(count)]
+    assert [(s.index, s.count) for s in shards if s is not None] == [(i, count) for i in range(count)]
