@@ -82,6 +82,14 @@ class Checkout(Protocol):
         """Fetch the remote and move the working branch to the remote head (after a rejected push)."""
         ...
 
+    def merges_cleanly(self, branch: str, sha: str = "") -> bool:
+        """Whether the bot's own `branch` merges into HEAD without a conflict; False when it is gone.
+
+        `sha` is the branch head as the forge reports it: when this repository has that commit, nothing is
+        fetched. Changes no ref and not the working copy.
+        """
+        ...
+
 
 class Workspace(Protocol):
     def checkout(self) -> AbstractContextManager[Checkout]:
@@ -99,6 +107,8 @@ class PullRequest:
     body: str
     state: str
     merged: bool = False
+    # The commit the head branch points at, as the forge last saw it ("" when unknown).
+    head_sha: str = ""
 
 
 class Forge(Protocol):

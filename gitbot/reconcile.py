@@ -320,6 +320,15 @@ def pull_request_text(policy: Policy, plan: Plan) -> str:
     )
 
 
+def still_merges(checkout: Checkout, pull: PullRequest) -> bool:
+    """Whether the bot's open pull request still merges into the branch head.
+
+    A person's change to the lines it edits (or the lines next to them) leaves the plan the same but the pull
+    request conflicting; such a pull request is planned again from the head and its branch replaced.
+    """
+    return checkout.merges_cleanly(pull.head, pull.head_sha)
+
+
 def deliver_pull_requests(
     policy: Policy,
     checkout: Checkout,
@@ -344,7 +353,7 @@ def deliver_pull_requests(
         branch = bot_branch(policy, plan.name)
         wanted.add(branch)
         existing: PullRequest | None = open_before.get(branch) or forge.find_pull(branch)
-        if existing is not None and plan_id_in(existing.body) == plan.plan_id:
+        if existing is not None and plan_id_in(existing.body) == plan.plan_id and still_merges(checkout, existing):
             delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
             continue
         refused = forge.closed_pull(branch) if existing is None and honour_closed else None

@@ -165,6 +165,9 @@ class GuardedCheckout:
     def refresh(self) -> None:
         self._inner.refresh()
 
+    def merges_cleanly(self, branch: str, sha: str = "") -> bool:
+        return self._inner.merges_cleanly(branch, sha)
+
 
 class GuardedWorkspace:
     """A `Workspace` whose checkouts are `GuardedCheckout`s."""
