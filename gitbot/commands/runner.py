@@ -212,6 +212,7 @@ def summarize(result: CycleResult, duration: float) -> CycleSummary:
         changes=dict(changes),
         duration_seconds=duration,
         canaries=canaries,
+        lookup_failures=result.failures,
     )
 
 
