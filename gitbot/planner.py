@@ -44,7 +44,7 @@ from gitbot.rollout import (
     step_plan,
     weight_changes,
 )
-from gitbot.versioning import TagFilter, parse_image, select
+from gitbot.versioning import TagFilter, parse_image, select, split_registry
 
 _IMAGE_KINDS = frozenset({"image", "tag"})
 
@@ -105,6 +105,35 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
             owners[key] = image.name
         bindings.append(Binding(image, tuple(bound)))
     return bindings
+
+
+@dataclass(frozen=True)
+class LookupFailure:
+    """An image whose tags could not be listed this cycle: its targets stay as they are, the rest goes ahead."""
+
+    image: str
+    host: str
+    error: str
+
+    def one_line(self) -> str:
+        # Registry errors already start by naming the host; it is said once.
+        detail = self.error.removeprefix(f"registry {self.host}: ")
+        return f"image {self.image}: tag lookup at registry {self.host} failed: {detail}"
+
+
+def registry_host(repository: str) -> str:
+    """The registry host of an image repository as a person writes it (`docker.io` when it names none)."""
+    host, _path = split_registry(parse_image(repository).repository)
+    return host or "docker.io"
+
+
+def lookup_failures(policy: Policy, errors: Mapping[str, str]) -> tuple[LookupFailure, ...]:
+    """The failures of the images named in `errors` (image name -> one-line error), in policy order."""
+    return tuple(
+        LookupFailure(image.name, registry_host(image.repository), " ".join(errors[image.name].split()))
+        for image in policy.spec.images
+        if image.name in errors
+    )
 
 
 def current_tag(target: Target) -> str | None:

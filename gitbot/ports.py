@@ -92,6 +92,14 @@ class Checkout(Protocol):
         """Fetch the remote and move the working branch to the remote head (after a rejected push)."""
         ...
 
+    def merges_cleanly(self, branch: str, sha: str = "") -> bool:
+        """Whether the bot's own `branch` merges into HEAD without a conflict; False when it is gone.
+
+        `sha` is the branch head as the forge reports it: when this repository has that commit, nothing is
+        fetched. Changes no ref and not the working copy.
+        """
+        ...
+
 
 class Workspace(Protocol):
     def checkout(self) -> AbstractContextManager[Checkout]:
@@ -112,6 +120,8 @@ class PullRequest:
     # Set by `Forge.create_pull` only: "opened" when it created the pull request; "unchanged" or "updated"
     # when one from the same head was already open (another replica opened it first) and it left or edited it.
     created: Literal["opened", "unchanged", "updated"] = "opened"
+    # The commit the head branch points at, as the forge last saw it ("" when unknown).
+    head_sha: str = ""
 
 
 class Forge(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -18,18 +18,29 @@ from typing import Literal
 
 from gitbot.analysis import latency_series, observed_canary_share, render_latency_chart, run_analysis, share_applied_at
 from gitbot.canary import CanaryDecision, dwell_left
-from gitbot.config import MANUAL_PREFIXES, CanarySettings, Policy
+from gitbot.config import GROUP_ALL_NAME, MANUAL_PREFIXES, CanarySettings, Policy
 from gitbot.domain import Author, Plan, Target
-from gitbot.errors import ConfigError, GitbotError, GitError, MissingPathError, PushRejectedError, UsageError
+from gitbot.errors import (
+    ConfigError,
+    GitbotError,
+    GitError,
+    MissingPathError,
+    PushRejectedError,
+    RegistryError,
+    RemoteError,
+    UsageError,
+)
 from gitbot.history import TRAILER_TARGET, History, read_history
 from gitbot.manifests import ScanCache, scan_paths
 from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
 from gitbot.planner import (
     CanaryOutcome,
+    LookupFailure,
     behind_quarantine,
     bind_images,
     current_tag,
     image_filter,
+    lookup_failures,
     plan_canaries,
     plan_images,
 )
@@ -76,6 +87,8 @@ class CycleResult:
     attempts: int
     head: str
     canaries: tuple[CanaryOutcome, ...] = ()
+    # Images whose tag lookup failed: left as they are while everything else was planned and delivered.
+    failures: tuple[LookupFailure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,30 +141,52 @@ def scan_checkout(policy: Policy, checkout: Checkout, cache: ScanCache | None = 
     return targets
 
 
+def list_image_tags(
+    policy: Policy, registry: Registry, progress: Callable[[str], None] = lambda _stage: None
+) -> tuple[dict[str, Sequence[str]], tuple[LookupFailure, ...]]:
+    """Every image's tags, each lookup on its own: a failing registry spoils only the images it serves.
+
+    When every lookup failed and the policy has no canary, nothing is left for the cycle to do: it fails
+    with that error as a whole (and the daemon backs off), rather than reporting an empty success.
+    """
+    tags: dict[str, Sequence[str]] = {}
+    errors: dict[str, RemoteError] = {}
+    for image in policy.spec.images:
+        progress(f"tags {image.name}")
+        try:
+            tags[image.name] = registry.list_tags(image.repository)
+        except RemoteError as exc:
+            errors[image.name] = exc
+    failures = lookup_failures(policy, {name: exc.one_line() for name, exc in errors.items()})
+    if errors and not tags and not policy.spec.canaries:
+        if len(errors) == 1:
+            raise next(iter(errors.values()))
+        raise RegistryError("; ".join(f.one_line() for f in failures), hint="retry later")
+    return tags, failures
+
+
 def gather(
     policy: Policy,
     checkout: Checkout,
     registry: Registry,
     cache: ScanCache | None = None,
     progress: Callable[[str], None] = lambda _stage: None,
-) -> tuple[list[Target], dict[str, str], History, dict[str, Sequence[str]]]:
-    """Scan the working copy, read history and list tags: everything the planner needs."""
+) -> tuple[list[Target], dict[str, str], History, dict[str, Sequence[str]], tuple[LookupFailure, ...]]:
+    """Scan the working copy, read history and list tags: everything the planner needs, and failed lookups."""
     progress("scan")
     targets = scan_checkout(policy, checkout, cache)
     texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
     progress("history")
     history = read_history(checkout.log(), policy.name)
-    tags: dict[str, Sequence[str]] = {}
-    for image in policy.spec.images:
-        progress(f"tags {image.name}")
-        tags[image.name] = registry.list_tags(image.repository)
-    return targets, texts, history, tags
+    tags, failures = list_image_tags(policy, registry, progress)
+    return targets, texts, history, tags, failures
 
 
 @dataclass(frozen=True)
 class CyclePlan:
     plans: tuple[Plan, ...]
     canaries: tuple[CanaryOutcome, ...]
+    failures: tuple[LookupFailure, ...] = ()
 
 
 def observe(policy: Policy, route: RouteState, history: History, metrics: Metrics, now: datetime) -> Observation:
@@ -173,11 +208,11 @@ def observe(policy: Policy, route: RouteState, history: History, metrics: Metric
 
 def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -> CyclePlan:
     """Gather and plan: image updates first, then every canary on the files as those leave them."""
-    targets, texts, history, tags = gather(policy, checkout, deps.registry, deps.scan_cache, deps.progress)
+    targets, texts, history, tags, failures = gather(policy, checkout, deps.registry, deps.scan_cache, deps.progress)
     deps.progress("plan")
     plans = plan_images(policy, targets, texts, tags, history, chain=chain)
     if not policy.spec.canaries:
-        return CyclePlan(tuple(plans), ())
+        return CyclePlan(tuple(plans), (), failures)
     current = dict(texts)
     if chain:
         for plan in plans:
@@ -196,7 +231,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
         policy, targets, current, history, routes, observations, now, streaks=deps.streaks, busy_images=busy
     )
     plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
-    return CyclePlan(tuple(plans), tuple(outcomes))
+    return CyclePlan(tuple(plans), tuple(outcomes), failures)
 
 
 def unified_diff(root: Path, plans: Sequence[Plan], *, chain: bool = True) -> str:
@@ -240,13 +275,17 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             head = checkout.head
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)
-                return CycleResult(policy.name, plans, deliveries, diff, attempt, head, cycle.canaries)
+                return CycleResult(policy.name, plans, deliveries, diff, attempt, head, cycle.canaries, cycle.failures)
             deps.progress("deliver")
             if pull_requests:
                 assert deps.forge is not None
-                delivered = deliver_pull_requests(policy, checkout, deps.forge, plans)
+                delivered = deliver_pull_requests(
+                    policy, checkout, deps.forge, plans, keep=unplanned_by_failure(policy, cycle.failures)
+                )
                 remember_streaks(deps, cycle)
-                return CycleResult(policy.name, plans, tuple(delivered), diff, attempt, head, cycle.canaries)
+                return CycleResult(
+                    policy.name, plans, tuple(delivered), diff, attempt, head, cycle.canaries, cycle.failures
+                )
             try:
                 delivered = deliver_commits(policy, checkout, plans)
             except PushRejectedError:
@@ -258,8 +297,19 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 checkout.refresh()
                 continue
             remember_streaks(deps, cycle)
-            return CycleResult(policy.name, plans, tuple(delivered), diff, attempt, checkout.head, cycle.canaries)
+            return CycleResult(
+                policy.name, plans, tuple(delivered), diff, attempt, checkout.head, cycle.canaries, cycle.failures
+            )
     raise GitbotError("unreachable: the cycle loop ended without a result")
+
+
+def unplanned_by_failure(policy: Policy, failures: Sequence[LookupFailure]) -> frozenset[str]:
+    """Pull requests a failed tag lookup leaves unplanned, not unneeded: they stay open as they are."""
+    if not failures:
+        return frozenset()
+    if policy.spec.delivery.group == "all":
+        return frozenset({GROUP_ALL_NAME})
+    return frozenset(failure.image for failure in failures)
 
 
 def remember_streaks(deps: Deps, cycle: CyclePlan) -> None:
@@ -351,6 +401,15 @@ def pull_request_text(policy: Policy, plan: Plan) -> str:
     )
 
 
+def still_merges(checkout: Checkout, pull: PullRequest) -> bool:
+    """Whether the bot's open pull request still merges into the branch head.
+
+    A person's change to the lines it edits (or the lines next to them) leaves the plan the same but the pull
+    request conflicting; such a pull request is planned again from the head and its branch replaced.
+    """
+    return checkout.merges_cleanly(pull.head, pull.head_sha)
+
+
 def deliver_pull_requests(
     policy: Policy,
     checkout: Checkout,
@@ -359,11 +418,13 @@ def deliver_pull_requests(
     *,
     close_superseded: bool = True,
     honour_closed: bool = True,
+    keep: Collection[str] = (),
 ) -> list[Delivery]:
     """One pull request per plan on `gitbot/<policy>/<name>`, updated in place; superseded ones closed.
 
     Pull requests opened by hand-run commands (`rollback-*`, `promote-*`) are left for a person to merge or close.
     With `honour_closed`, a plan whose pull request a person closed unmerged is skipped until it changes.
+    The pull requests of the names in `keep` are not closed when no plan wants them (their lookup failed).
     """
     github = policy.spec.delivery.github
     labels = github.labels if github else ()
@@ -375,7 +436,7 @@ def deliver_pull_requests(
         branch = bot_branch(policy, plan.name)
         wanted.add(branch)
         existing: PullRequest | None = open_before.get(branch) or forge.find_pull(branch)
-        if existing is not None and plan_id_in(existing.body) == plan.plan_id:
+        if existing is not None and plan_id_in(existing.body) == plan.plan_id and still_merges(checkout, existing):
             delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
             continue
         refused = forge.closed_pull(branch) if existing is None and honour_closed else None
@@ -398,7 +459,8 @@ def deliver_pull_requests(
     for head, pr in sorted(open_before.items()) if close_superseded else ():
         manual = head.rsplit("/", 1)[-1].startswith((MANUAL_PREFIX, PROMOTE_PREFIX))
         marker = PLAN_MARKER.split("{")[0]
-        if head not in wanted and not manual and (marker in pr.body or SUPERSEDED_MARKER in pr.body):
+        kept = head.rsplit("/", 1)[-1] in keep
+        if head not in wanted and not manual and not kept and (marker in pr.body or SUPERSEDED_MARKER in pr.body):
             # Unmark the plan first: a pull request the bot closed is not a person's refusal of it.
             forge.update_pull(pr.number, pr.title, pr.body.replace(marker, SUPERSEDED_MARKER))
             forge.close_pull(
@@ -417,6 +479,8 @@ class ImageStatus:
     newest: str | None
     candidates: tuple[str, ...]
     quarantined: tuple[tuple[str, str], ...]
+    # Why the newest tag is unknown: this cycle's tag lookup failed (one line), else "".
+    lookup_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -430,8 +494,9 @@ class StatusReport:
 def status(policy: Policy, deps: Deps) -> StatusReport:
     """Per image: the tags running now, the newest allowed tag, quarantined tags and why; open PRs."""
     with deps.workspace.checkout() as checkout:
-        targets, _texts, history, tags = gather(policy, checkout, deps.registry, deps.scan_cache)
+        targets, _texts, history, tags, failures = gather(policy, checkout, deps.registry, deps.scan_cache)
         head = checkout.head
+    failed = {failure.image: failure.one_line() for failure in failures}
     images = []
     for index, binding in enumerate(bind_images(policy, targets)):
         image = binding.image
@@ -447,6 +512,7 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
                 None if blocked else selection.selected,
                 selection.candidates,
                 tuple((tag, q.reason) for tag, q in sorted(quarantined.items())),
+                lookup_error=failed.get(image.name, ""),
             )
         )
     pulls: tuple[PullRequest, ...] = ()

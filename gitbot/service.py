@@ -35,6 +35,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from gitbot.config import Policy
 from gitbot.errors import ConfigError, GitbotError, UsageError
 from gitbot.logs import SecretMasker, log_event
+from gitbot.planner import LookupFailure
 
 Outcome = Literal["changed", "unchanged", "failed", "held"]
 OUTCOMES: tuple[Outcome, ...] = ("changed", "unchanged", "failed", "held")
@@ -63,6 +64,8 @@ class CycleSummary:
     error: str | None = None
     error_type: str | None = None
     holds: Mapping[str, str] = field(default_factory=dict)
+    # Images whose tag lookup failed in a cycle that went ahead with everything else.
+    lookup_failures: tuple[LookupFailure, ...] = ()
 
 
 Runner = Callable[[Policy], CycleSummary]
@@ -131,6 +134,12 @@ class ServiceMetrics:
             "gitbot_policy_backoff_ticks", "Scheduled ticks a failing policy still skips.", ["policy"], registry=r
         )
         self.policies = Gauge("gitbot_policies", "Policies the service runs.", registry=r)
+        self.lookup_failures = Counter(
+            "gitbot_image_lookup_failures",
+            "Failed tag lookups of an image (the rest of its cycle went ahead), by policy, image and registry host.",
+            ["policy", "image", "host"],
+            registry=r,
+        )
 
     def register_policy(self, name: str) -> None:
         """Create the policy's series at zero so that dashboards and alerts see them before any cycle."""
@@ -151,6 +160,8 @@ class ServiceMetrics:
             self.errors.labels(policy=policy, type=summary.error_type or "unknown").inc()
         else:
             self.last_success.labels(policy=policy).set(time.time() if now is None else now)
+        for failure in summary.lookup_failures:
+            self.lookup_failures.labels(policy=policy, image=failure.image, host=failure.host).inc()
         for canary, (weight, verdict) in summary.canaries.items():
             self.canary_weight.labels(policy=policy, canary=canary).set(weight)
             state = verdict if verdict in VERDICT_STATES else "unknown"
@@ -461,7 +472,7 @@ class Service:
     def record(self, summary: CycleSummary) -> None:
         """Count and log a finished cycle."""
         self.metrics.record_cycle(summary, now=self.clock())
-        level = logging.WARNING if summary.outcome == "failed" else logging.INFO
+        level = logging.WARNING if summary.outcome == "failed" or summary.lookup_failures else logging.INFO
         log_event(
             _log,
             "cycle",
@@ -473,6 +484,7 @@ class Service:
             canaries={name: _canary_fields(summary, name) for name in summary.canaries},
             error=summary.error,
             error_type=summary.error_type,
+            lookup_failures=[failure.one_line() for failure in summary.lookup_failures],
         )
 
     def readiness(self) -> tuple[bool, str]:

@@ -240,4 +240,5 @@ def _to_pull(pull: GithubPull) -> PullRequest:
         body=str(pull.body or ""),
         state=str(pull.state),
         merged=pull.merged_at is not None,
+        head_sha=str(pull.head.sha or ""),
     )

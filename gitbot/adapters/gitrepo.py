@@ -676,3 +676,35 @@ class GitCheckout:
         """Fetch the remote and move the working copy to the remote head of the branch."""
         self._git("fetch", REMOTE, "--prune", "--no-tags", kill_after_timeout=self._ws.timeout)
         self.reset(f"refs/remotes/{REMOTE}/{self._ws.branch}")
+
+    def merges_cleanly(self, branch: str, sha: str = "") -> bool:
+        """Whether the bot's `branch` merges into HEAD without a conflict (False when the branch is gone).
+
+        Decided by git's own merge (`merge-tree --write-tree`, which touches neither refs nor the working
+        copy), not by the forge's asynchronous mergeability. `sha` is the branch head the forge reports; a
+        commit this repository already has (the bot pushed it) is used without asking the remote.
+        """
+        self._check_bot_branch(branch, "merge")
+        commit = sha if sha and self._has_commit(sha) else self._fetch_branch(branch)
+        if commit is None:
+            return False
+        try:
+            self._repo.git.merge_tree("--write-tree", "--no-messages", "HEAD", commit)
+        except GitCommandError as exc:
+            if exc.status == 1:  # merged with conflicts
+                return False
+            raise self._ws.wrap(exc, "merge-tree") from None
+        return True
+
+    def _has_commit(self, sha: str) -> bool:
+        return re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha) is not None and _has_ref(self._repo, f"{sha}^{{commit}}")
+
+    def _fetch_branch(self, branch: str) -> str | None:
+        """Fetch the remote's `branch` into this worktree's FETCH_HEAD; its commit, or None when it is gone."""
+        try:
+            self._repo.git.fetch(REMOTE, "--no-tags", f"refs/heads/{branch}", kill_after_timeout=self._ws.timeout)
+        except GitCommandError as exc:
+            if "couldn't find remote ref" in str(exc.stderr):
+                return None
+            raise self._ws.wrap(exc, "fetch") from None
+        return self._git("rev-parse", "--verify", "FETCH_HEAD^{commit}").strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -11,9 +12,13 @@ import click
 from gitbot.commands.compose import build_deps, policies_option, policy_option
 from gitbot.commands.progress import Progress
 from gitbot.config import Policy, find_policy
+from gitbot.logs import process_masker
 from gitbot.reconcile import CycleResult, inspect_canary, run_cycle
 from gitbot.reconcile import rollback as run_rollback
 from gitbot.reconcile import status as read_status
+
+# A failed tag lookup is a remote failure (exit 1), reported after the rest of the cycle was done.
+LOOKUP_FAILED_EXIT = 1
 
 
 def _cycle(policy: Policy, *, deliver: bool) -> CycleResult:
@@ -48,6 +53,7 @@ def plan(policy_name: str, policies_dir: Path, show_diff: bool) -> None:
     _echo_holds(result)
     if show_diff and result.diff:
         click.echo(result.diff, nl=False)
+    _exit_on_lookup_failures(result)
 
 
 @click.command()
@@ -62,6 +68,16 @@ def once(policy_name: str, policies_dir: Path) -> None:
     for delivery in result.deliveries:
         click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")
     _echo_holds(result)
+    _exit_on_lookup_failures(result)
+
+
+def _exit_on_lookup_failures(result: CycleResult) -> None:
+    """After everything else is printed (and delivered): one line per failed tag lookup, then exit 1."""
+    masker = process_masker()
+    for failure in result.failures:
+        click.echo(f"gitbot: error: {masker.mask(failure.one_line())}", err=True)
+    if result.failures:
+        sys.exit(LOOKUP_FAILED_EXIT)
 
 
 def _duration(delta: timedelta) -> str:
@@ -82,9 +98,12 @@ def status(policy_name: str, policies_dir: Path) -> None:
     click.echo(f"policy {report.policy} at {report.head[:12]}")
     for image in report.images:
         newest = image.newest or ("(none newer than a quarantined tag)" if image.quarantined else "(no matching tag)")
+        newest = "unknown (tag lookup failed)" if image.lookup_error else newest
         click.echo(f"  {image.name}: running {', '.join(image.current)}; newest allowed {newest}")
         for tag, reason in image.quarantined:
             click.echo(f"    quarantined {tag}: {reason}")
+        if image.lookup_error:
+            click.echo(f"    {image.lookup_error}")
     for canary in policy.spec.canaries:
         state = inspect_canary(policy, deps, canary.name)
         analysis = state.observation.analysis
@@ -98,6 +117,8 @@ def status(policy_name: str, policies_dir: Path) -> None:
         click.echo(f"  canary {canary.name}: {state.weight}% ({state.step}){dwell}{verdict}{paused}")
     for pull in report.pulls:
         click.echo(f"  open pull request #{pull.number} {pull.url} {pull.title}")
+    if any(image.lookup_error for image in report.images):
+        sys.exit(LOOKUP_FAILED_EXIT)
 
 
 @click.command()

@@ -167,6 +167,9 @@ class GuardedCheckout:
     def refresh(self) -> None:
         self._inner.refresh()
 
+    def merges_cleanly(self, branch: str, sha: str = "") -> bool:
+        return self._inner.merges_cleanly(branch, sha)
+
 
 class GuardedWorkspace:
     """A `Workspace` whose checkouts are `GuardedCheckout`s."""
@@ -212,6 +215,7 @@ def summarize(result: CycleResult, duration: float) -> CycleSummary:
         duration_seconds=duration,
         canaries=canaries,
         holds={outcome.name: outcome.held for outcome in result.canaries if outcome.held is not None},
+        lookup_failures=result.failures,
     )
 
 

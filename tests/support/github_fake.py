@@ -132,6 +132,7 @@ class GitHubFake:
         self.labels: dict[str, int] = {}
         self.exchanges: list[Exchange] = []
         self._failures: list[tuple[str, re.Pattern[str], int, Json]] = []
+        self._resolve_branch: Callable[[str], str | None] | None = None
         self._next_number = 1
         self._next_id = 1000
         self._lock = threading.RLock()
@@ -362,7 +363,15 @@ class GitHubFake:
         }
 
     def _head_sha(self, branch: str) -> str:
-        return self.refs.get(f"refs/heads/{branch}", _sha_for(branch))
+        return self._followed_sha(branch) or self.refs.get(f"refs/heads/{branch}", _sha_for(branch))
+
+    def follow_refs(self, resolve: Callable[[str], str | None]) -> None:
+        """Report branch heads as `resolve(branch)` gives them (a real git server's refs), as GitHub does."""
+        with self._lock:
+            self._resolve_branch = resolve
+
+    def _followed_sha(self, branch: str) -> str | None:
+        return self._resolve_branch(branch) if self._resolve_branch is not None else None
 
     def _branch_json(self, branch: str, user: str, repo: Json) -> Json:
         return {

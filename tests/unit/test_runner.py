@@ -248,6 +248,9 @@ class Copy:
     def refresh(self) -> None:
         return None
 
+    def merges_cleanly(self, branch: str, sha: str = "") -> bool:
+        return True
+
 
 class CopyWorkspace:
     def __init__(self, copy: Copy) -> None:

@@ -156,7 +156,7 @@ def test_gitbot_run_with_shard_auto_logs_the_policies_of_its_shard(tmp_path: Pat
         started = json.loads(process.stderr.readline())
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=60)
     assert process.returncode == 0
     assert started["event"] == "service started"
     assert started["shard"] == "1/3"

@@ -252,3 +252,15 @@ def test_closed_pull_is_the_newest_closed_unmerged_one_from_that_head(
     listings = [e for e in github_fake.requests("GET", "/pulls") if ("state", "closed") in e.query]
     assert len(listings) == 3 and all(("head", f"acme:{HEAD}") in e.query for e in listings)
     assert forge.closed_pull("gitbot/production/none") is None
+
+
+def test_pull_requests_carry_the_head_commit_github_reports(forge: GitHubForge, github_fake: GitHubFake) -> None:
+    heads = {HEAD: "a" * 40}
+    github_fake.follow_refs(heads.get)
+    created = forge.create_pull(HEAD, "main", "title", BODY, [])
+    assert created.head_sha == "a" * 40
+    heads[HEAD] = "b" * 40  # the branch was force-pushed
+    found = forge.find_pull(HEAD)
+    listed = forge.open_pulls("gitbot/")
+    assert found is not None and found.head_sha == "b" * 40
+    assert [p.head_sha for p in listed] == ["b" * 40]
