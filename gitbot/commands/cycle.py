@@ -24,6 +24,12 @@ def _cycle(policy: Policy, *, deliver: bool) -> CycleResult:
         return run_cycle(policy, deps, deliver=deliver)
 
 
+def echo_problems(result: CycleResult) -> None:
+    """One line per file the cycle could not read and per target it could not plan because of one."""
+    for problem in result.problems:
+        click.echo(f"problem: {problem}")
+
+
 @click.command()
 @policy_option
 @policies_option
@@ -38,6 +44,7 @@ def plan(policy_name: str, policies_dir: Path, show_diff: bool) -> None:
         click.echo(f"{item.subject}  [plan {item.plan_id}]")
         for change in item.changes:
             click.echo(f"  {change.file}:{change.resource} {change.pointer}: {change.old} -> {change.new}")
+    echo_problems(result)
     if show_diff and result.diff:
         click.echo(result.diff, nl=False)
 
@@ -53,6 +60,7 @@ def once(policy_name: str, policies_dir: Path) -> None:
         click.echo(f"{policy.name}: nothing to change at {result.head[:12]}")
     for delivery in result.deliveries:
         click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")
+    echo_problems(result)
 
 
 def _duration(delta: timedelta) -> str:
