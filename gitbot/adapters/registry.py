@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import ipaddress
 import json
 import logging
 import os
 import re
+import socket
+import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlencode, urljoin, urlsplit
 
+import httpcore
 import httpx
 import tenacity
 
@@ -263,6 +268,10 @@ class OciRegistry:
             headers={"User-Agent": user_agent},
             trust_env=False,
         )
+        # The sockets of this client's connections (from httpcore's `trace` events), so that a request past
+        # its deadline can be cut even while it waits for headers, where no per-read timeout helps.
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._cut = threading.Event()
         self._next_slot: dict[str, float] = {}
         self._requests: Counter[str] = Counter()
         self._cache: dict[tuple[str, str], _CacheEntry] = {}
@@ -459,11 +468,21 @@ class OciRegistry:
             self._throttle(host)
             self._requests[host] += 1
             started = time.monotonic()
+            self._cut.clear()
+            watchdog = threading.Timer(self._deadline, self._cut_connections)
+            watchdog.daemon = True
+            watchdog.start()
             try:
-                with self._client.stream("GET", url, headers=dict(headers)) as response:
+                with self._client.stream(
+                    "GET", url, headers=dict(headers), extensions={"trace": self._trace}
+                ) as response:
                     body = self._read_body(response, host, url, started)
             except httpx.TransportError as exc:
+                if self._cut.is_set():
+                    raise self._too_slow(host, url) from None
                 raise _Retry(host, f"cannot reach {host} ({type(exc).__name__})") from exc
+            finally:
+                watchdog.cancel()
             log.debug("GET %s%s -> %d", host, urlsplit(url).path, response.status_code)
             if response.status_code in _RETRY_STATUSES:
                 raise _Retry(
@@ -504,11 +523,31 @@ class OciRegistry:
                     hint="raise spec.registryLimits.maxResponseSize if the registry is trusted",
                 )
             if time.monotonic() - started > self._deadline:
-                raise RegistryError(
-                    f"registry {host}: the answer for {path} took longer than {self._deadline:g} s; cut off",
-                    hint="retry later; raise spec.registryLimits.requestTimeout for a slow registry",
-                )
+                raise self._too_slow(host, url)
         return bytes(body)
+
+    def _too_slow(self, host: str, url: str) -> RegistryError:
+        return RegistryError(
+            f"registry {host}: the answer for {_repository_of(url)} took longer than {self._deadline:g} s; cut off",
+            hint="retry later; raise spec.registryLimits.requestTimeout for a slow registry",
+        )
+
+    def _trace(self, event: str, info: Mapping[str, object]) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if isinstance(stream, httpcore.NetworkStream) else None
+            if isinstance(sock, socket.socket):
+                self._sockets.add(sock)
+
+    def _cut_connections(self) -> None:
+        """Shut every connection of this client down (one request runs at a time: the late one is among them).
+
+        An idle pooled connection cut with it is only opened again by the next request.
+        """
+        self._cut.set()
+        for sock in list(self._sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None

@@ -391,8 +391,9 @@ class OverloadRegistry:
     `/v2/<case>/<anything>/tags/list` with case `huge` (a body of `body_bytes` bytes of valid JSON, sent in
     64 KiB chunks until the client hangs up), `many` (`tag_count` tags in one answer), `paged`
     (pages of `page_tags` tags without end, each with a `Link` to the next), `drip` (headers at once, then
-    one body byte every `drip_seconds`) and `deep` (a tag list nested `depth` arrays deep). `sent` counts
-    the body bytes written per case; the server stops writing when the client closes the connection.
+    one body byte every `drip_seconds`), `headdrip` (one header byte every `drip_seconds`) and `deep` (a
+    tag list nested `depth` arrays deep). `sent` counts the bytes written per case; the server stops
+    writing when the client closes the connection.
     """
 
     body_bytes: int = 64 * 1024 * 1024
@@ -443,6 +444,15 @@ class OverloadRegistry:
                     self.send_json(200, {"name": "paged/app", "tags": tags}, {"Link": link})
                 elif case == "drip":
                     self._stream(case, outer.drip_bytes, (b" " for _ in range(outer.drip_bytes)), outer.drip_seconds)
+                elif case == "headdrip":
+                    # The status line, then header bytes one at a time: no answer is ever complete.
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    outer.sent[case] = 0
+                    for _ in range(outer.drip_bytes):
+                        self.wfile.write(b"X")
+                        self.wfile.flush()
+                        outer.sent[case] += 1
+                        time.sleep(outer.drip_seconds)
                 elif case == "deep":
                     self.send_bytes(200, b'{"tags": ' + b"[" * outer.depth + b"]" * outer.depth + b"}")
                 else:

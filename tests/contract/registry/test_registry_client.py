@@ -332,3 +332,13 @@ def test_deeply_nested_json_is_a_one_line_registry_error(overload: OverloadRegis
     with client() as registry, pytest.raises(RegistryError) as caught:
         registry.list_tags(f"{overload.host}/deep/app")
     assert caught.value.one_line() == f"registry {overload.host}: tag list of deep/app is nested too deeply"
+
+
+def test_dripping_headers_are_cut_by_the_request_deadline(overload: OverloadRegistry) -> None:
+    with client(request_deadline=0.3, timeout=5) as registry, pytest.raises(RegistryError) as caught:
+        registry.list_tags(f"{overload.host}/headdrip/app")
+    assert caught.value.one_line() == (
+        f"registry {overload.host}: the answer for headdrip/app took longer than 0.3 s; cut off"
+    )
+    assert registry.requests == {overload.host: 1}
+    assert overload.sent["headdrip"] < 100
