@@ -27,6 +27,7 @@ from pydantic.alias_generators import to_camel
 
 from gitbot.analysis import CheckSpec
 from gitbot.errors import ConfigError, ManifestError
+from gitbot.manifests import MAX_FILE_SIZE
 from gitbot.versioning import TagFilter, parse_filter, parse_image
 from gitbot.yamlio import load_with_positions
 
@@ -62,6 +63,27 @@ def parse_duration(value: object) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+_SIZE = re.compile(r"^(\d+)\s*(?:([KMG])(i?)B?|B)?$", re.IGNORECASE)
+
+
+def parse_size(value: object) -> int:
+    """`1048576`, `512Ki`, `1Mi`, `1MiB`, `10MB`, `1G` -> bytes (`Ki` = 1024, `K` = 1000); at least 1."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        match = _SIZE.match(str(value).strip())
+        if match is None:
+            raise ValueError(f"expected a size such as 1048576, 512Ki, 1Mi or 8MiB, got {value!r}")
+        number, unit, binary = match.groups()
+        base = 1024 if binary or not unit else 1000
+        size = int(number) * base ** ("KMG".index(unit.upper()) + 1 if unit else 0)
+    if size < 1:
+        raise ValueError("expected a size of at least 1 byte")
+    return size
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_size)]
 EnvName = Annotated[str, Field(pattern=_ENV)]
 
 
@@ -102,6 +124,8 @@ class GitSettings(_Model):
     ssh_key_file: str | None = None
     author: AuthorSettings = AuthorSettings()
     max_push_attempts: int = Field(default=3, ge=1, le=10)
+    # A manifest larger than this is not read: it is skipped and reported as a problem file.
+    max_file_size: ByteSize = MAX_FILE_SIZE
 
     @model_validator(mode="after")
     def _no_secret_in_url(self) -> GitSettings:
@@ -213,6 +237,14 @@ class RegistrySettings(_Model):
         if (self.username_env is None) != (self.password_env is None):
             raise ValueError("give both usernameEnv and passwordEnv, or neither")
         return self
+
+
+class RegistryLimits(_Model):
+    """Bounds on what one registry answer may cost: bytes, tags per image and time per request."""
+
+    max_response_size: ByteSize = 8 * 1024 * 1024
+    max_tags: int = Field(default=50_000, ge=1)
+    request_timeout: Duration = timedelta(seconds=30)
 
 
 class CheckSettings(_Model):
@@ -342,6 +374,9 @@ class PolicySpec(_Model):
     registries: tuple[RegistrySettings, ...] = ()
     canaries: tuple[CanarySettings, ...] = ()
     notifications: tuple[NotificationSettings, ...] = ()
+    registry_limits: RegistryLimits = RegistryLimits()
+    # A cycle still planning after this stops before it delivers anything.
+    timeout: Duration = timedelta(minutes=10)
 
 
 class Metadata(_Model):

@@ -76,6 +76,10 @@ class RegistryError(RemoteError):
     """The container registry failed, refused or returned something unusable."""
 
 
+class DeadlineError(RemoteError):
+    """A cycle ran past its deadline (policy `spec.timeout`) and stopped before delivering anything."""
+
+
 class AuthError(RemoteError):
     """Credentials were refused. Retrying with the same credentials does not help."""
 

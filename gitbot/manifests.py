@@ -2,8 +2,9 @@
 
 This module owns the rules for what a target is (pod-template images, kustomize `images:`, Helm values
 images, Flux setter markers, Istio VirtualService and Gateway API HTTPRoute weights), the byte screen that
-skips files which cannot hold one, and the content-addressed `ScanCache`. `scan_text` is pure; file reading
-is confined to `scan_paths` and the cache's own load/save. It never edits anything.
+skips files which cannot hold one, the size limit past which a file is not read (reported as a `Problem`,
+while the rest of the scan goes on), and the content-addressed `ScanCache`. `scan_text` is pure; file
+reading is confined to `scan_tree` and the cache's own load/save. It never edits anything.
 
 Weights are reported only where a `weight` is written. Istio treats a lone destination without a weight as
 100 and Gateway API defaults a missing weight to 1; such implicit weights are not targets.
@@ -19,7 +20,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from typing import Any
 from gitbot import yamlio
 from gitbot.domain import Target, TargetKind
 from gitbot.errors import ManifestError, MissingPathError
+
+# Manifests are a few kilobytes; a file past this is not read (policy `spec.git.maxFileSize` overrides it).
+MAX_FILE_SIZE = 1024 * 1024
 
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
@@ -453,20 +457,81 @@ def _no_progress(done: int, total: int) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class Problem:
+    """A file a scan could not take in, where (`line` None: the whole file) and why; the scan went on."""
+
+    file: str
+    line: int | None
+    why: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return " ".join(f"{where}: {self.why}".split())
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a scan found: the targets of every file it read, and the files it could not take in."""
+
+    targets: tuple[Target, ...]
+    problems: tuple[Problem, ...] = ()
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}".replace(".0 ", " ")
+    return f"{count} bytes"
+
+
+def _read_bounded(path: Path, rel: str, limit: int) -> bytes | Problem:
+    """The bytes of `path`, or a Problem when it holds more than `limit` (never more is read than that)."""
+    too_big = f"larger than the {_size(limit)} limit for a manifest; not read (raise spec.git.maxFileSize)"
+    try:
+        if path.stat().st_size > limit:
+            return Problem(rel, None, too_big)
+        with path.open("rb") as handle:
+            # The file may grow between the look and the read: read one byte past the limit to tell.
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ManifestError(f"cannot read: {exc.strerror}", where=rel) from exc
+    return Problem(rel, None, too_big) if len(data) > limit else data
+
+
 def scan_paths(
     root: Path,
     paths: Sequence[str],
     *,
     cache: ScanCache | None = None,
     progress: Callable[[int, int], None] = _no_progress,
+    max_file_size: int = MAX_FILE_SIZE,
 ) -> list[Target]:
+    """Every target in the YAML files at `paths`, as `scan_tree`; a problem file raises ManifestError."""
+    scan = scan_tree(root, paths, cache=cache, progress=progress, max_file_size=max_file_size)
+    if scan.problems:
+        first = scan.problems[0]
+        raise ManifestError(first.why, where=first.file if first.line is None else f"{first.file}:{first.line}")
+    return list(scan.targets)
+
+
+def scan_tree(
+    root: Path,
+    paths: Sequence[str],
+    *,
+    cache: ScanCache | None = None,
+    progress: Callable[[int, int], None] = _no_progress,
+    max_file_size: int = MAX_FILE_SIZE,
+) -> Scan:
     """Every target in the YAML files at `paths` (files or directories, relative to `root`).
 
     Files are named relative to `root` in posix form; directories are walked recursively for `*.yaml` and
-    `*.yml`, skipping hidden ones. A file that is not UTF-8 or not YAML raises ManifestError. `progress` is
+    `*.yml`, skipping hidden ones. A file larger than `max_file_size` bytes is not read: it is reported as a
+    Problem and the scan goes on. A file that is not UTF-8 or not YAML raises ManifestError. `progress` is
     called with (files done, files in all) before each file and once at the end.
     """
     targets: list[Target] = []
+    problems: list[Problem] = []
     seen: set[str] = set()
     files = list(_yaml_files(root, paths))
     for done, path in enumerate(files):
@@ -475,10 +540,10 @@ def scan_paths(
         if rel in seen:
             continue
         seen.add(rel)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ManifestError(f"cannot read: {exc.strerror}", where=rel) from exc
+        data = _read_bounded(path, rel, max_file_size)
+        if isinstance(data, Problem):
+            problems.append(data)
+            continue
         if not may_hold_targets(data):
             continue
         key = blob_id(data)
@@ -493,4 +558,4 @@ def scan_paths(
                 cache.put(key, cached)
         targets.extend(cached)
     progress(len(files), len(files))
-    return targets
+    return Scan(tuple(targets), tuple(problems))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import time
 from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -18,10 +19,11 @@ from typing import Literal
 
 from gitbot.analysis import latency_series, observed_canary_share, render_latency_chart, run_analysis, share_applied_at
 from gitbot.canary import CanaryDecision, dwell_left
-from gitbot.config import GROUP_ALL_NAME, MANUAL_PREFIXES, CanarySettings, Policy
+from gitbot.config import GROUP_ALL_NAME, MANUAL_PREFIXES, CanarySettings, Policy, line_of, pointer_to_field
 from gitbot.domain import Author, Plan, Target
 from gitbot.errors import (
     ConfigError,
+    DeadlineError,
     GitbotError,
     GitError,
     MissingPathError,
@@ -31,7 +33,7 @@ from gitbot.errors import (
     UsageError,
 )
 from gitbot.history import TRAILER_TARGET, History, read_history
-from gitbot.manifests import ScanCache, scan_paths
+from gitbot.manifests import Problem, ScanCache, scan_tree
 from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
 from gitbot.planner import (
     CanaryOutcome,
@@ -89,6 +91,8 @@ class CycleResult:
     canaries: tuple[CanaryOutcome, ...] = ()
     # Images whose tag lookup failed: left as they are while everything else was planned and delivered.
     failures: tuple[LookupFailure, ...] = ()
+    # Files the scan could not take in, and what could not be planned because of them; the rest went on.
+    problems: tuple[Problem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ class Deps:
     progress: Callable[[str], None] = field(default=lambda _stage: None)
     streaks: dict[str, int] = field(default_factory=dict)
     scan_cache: ScanCache | None = None
+    # Seconds that only go forward, for the cycle's deadline (tests drive it; the Clock may be accelerated).
+    monotonic: Callable[[], float] = time.monotonic
 
 
 def author_of(policy: Policy) -> Author:
@@ -120,11 +126,17 @@ def read_exact(path: Path) -> str:
     return path.read_bytes().decode("utf-8")
 
 
-def scan_checkout(policy: Policy, checkout: Checkout, cache: ScanCache | None = None) -> list[Target]:
-    """The targets under the policy's paths; a path the branch does not have is an error in the policy."""
+def scan_checkout(
+    policy: Policy, checkout: Checkout, cache: ScanCache | None = None, problems: list[Problem] | None = None
+) -> list[Target]:
+    """The targets under the policy's paths; a path the branch does not have is an error in the policy.
+
+    Files too large to read are skipped and added to `problems` (when given).
+    """
     paths = policy.spec.git.paths
     try:
-        targets = scan_paths(checkout.root, paths, cache=cache)
+        scan = scan_tree(checkout.root, paths, cache=cache, max_file_size=policy.spec.git.max_file_size)
+        targets = list(scan.targets)
     except MissingPathError as exc:
         index = paths.index(exc.where) if exc.where in paths else None
         pointer = "/spec/git/paths" + (f"/{index}" if index is not None else "")
@@ -138,6 +150,8 @@ def scan_checkout(policy: Policy, checkout: Checkout, cache: ScanCache | None = 
         cache.prune()
         with suppress(OSError):  # an unwritable cache only makes the next scan slower
             cache.save()
+    if problems is not None:
+        problems.extend(scan.problems)
     return targets
 
 
@@ -171,10 +185,11 @@ def gather(
     registry: Registry,
     cache: ScanCache | None = None,
     progress: Callable[[str], None] = lambda _stage: None,
+    problems: list[Problem] | None = None,
 ) -> tuple[list[Target], dict[str, str], History, dict[str, Sequence[str]], tuple[LookupFailure, ...]]:
     """Scan the working copy, read history and list tags: everything the planner needs, and failed lookups."""
     progress("scan")
-    targets = scan_checkout(policy, checkout, cache)
+    targets = scan_checkout(policy, checkout, cache, problems)
     texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
     progress("history")
     history = read_history(checkout.log(), policy.name)
@@ -187,6 +202,7 @@ class CyclePlan:
     plans: tuple[Plan, ...]
     canaries: tuple[CanaryOutcome, ...]
     failures: tuple[LookupFailure, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
 
 def observe(policy: Policy, route: RouteState, history: History, metrics: Metrics, now: datetime) -> Observation:
@@ -208,11 +224,15 @@ def observe(policy: Policy, route: RouteState, history: History, metrics: Metric
 
 def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -> CyclePlan:
     """Gather and plan: image updates first, then every canary on the files as those leave them."""
-    targets, texts, history, tags, failures = gather(policy, checkout, deps.registry, deps.scan_cache, deps.progress)
+    problems: list[Problem] = []
+    targets, texts, history, tags, failures = gather(
+        policy, checkout, deps.registry, deps.scan_cache, deps.progress, problems=problems
+    )
+    policy = set_aside_unbound(policy, targets, problems)
     deps.progress("plan")
     plans = plan_images(policy, targets, texts, tags, history, chain=chain)
     if not policy.spec.canaries:
-        return CyclePlan(tuple(plans), (), failures)
+        return CyclePlan(tuple(plans), (), failures, tuple(problems))
     current = dict(texts)
     if chain:
         for plan in plans:
@@ -231,7 +251,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
         policy, targets, current, history, routes, observations, now, streaks=deps.streaks, busy_images=busy
     )
     plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
-    return CyclePlan(tuple(plans), tuple(outcomes), failures)
+    return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems))
 
 
 def unified_diff(root: Path, plans: Sequence[Plan], *, chain: bool = True) -> str:
@@ -266,6 +286,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
     if pull_requests and deliver and deps.forge is None:
         raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
     attempts = policy.spec.git.max_push_attempts
+    deps = with_deadline(policy, deps)
     deps.progress("checkout")
     with deps.workspace.checkout() as checkout:
         for attempt in range(1, attempts + 1):
@@ -275,7 +296,9 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             head = checkout.head
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)
-                return CycleResult(policy.name, plans, deliveries, diff, attempt, head, cycle.canaries, cycle.failures)
+                return CycleResult(
+                    policy.name, plans, deliveries, diff, attempt, head, cycle.canaries, cycle.failures, cycle.problems
+                )
             deps.progress("deliver")
             if pull_requests:
                 assert deps.forge is not None
@@ -284,7 +307,15 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 )
                 remember_streaks(deps, cycle)
                 return CycleResult(
-                    policy.name, plans, tuple(delivered), diff, attempt, head, cycle.canaries, cycle.failures
+                    policy.name,
+                    plans,
+                    tuple(delivered),
+                    diff,
+                    attempt,
+                    head,
+                    cycle.canaries,
+                    cycle.failures,
+                    cycle.problems,
                 )
             try:
                 delivered = deliver_commits(policy, checkout, plans)
@@ -298,7 +329,15 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 continue
             remember_streaks(deps, cycle)
             return CycleResult(
-                policy.name, plans, tuple(delivered), diff, attempt, checkout.head, cycle.canaries, cycle.failures
+                policy.name,
+                plans,
+                tuple(delivered),
+                diff,
+                attempt,
+                checkout.head,
+                cycle.canaries,
+                cycle.failures,
+                cycle.problems,
             )
     raise GitbotError("unreachable: the cycle loop ended without a result")
 
@@ -310,6 +349,112 @@ def unplanned_by_failure(policy: Policy, failures: Sequence[LookupFailure]) -> f
     if policy.spec.delivery.group == "all":
         return frozenset({GROUP_ALL_NAME})
     return frozenset(failure.image for failure in failures)
+
+
+def with_deadline(policy: Policy, deps: Deps) -> Deps:
+    """`deps` whose stage reports first check the cycle's deadline (`spec.timeout`, counted from now).
+
+    Stages are reported before each step up to and including `deliver`, so a cycle past its deadline stops
+    before its first commit or push: nothing is half-written or half-pushed. Delivery itself, once begun,
+    runs to its end (each remote call has its own timeout).
+    """
+    limit = policy.spec.timeout
+    ends = deps.monotonic() + limit.total_seconds()
+    report = deps.progress
+
+    def check_then_report(stage: str) -> None:
+        if deps.monotonic() > ends:
+            raise DeadlineError(
+                f"policy {policy.name}: the cycle ran past its {_seconds(limit)} deadline before {stage}; "
+                "nothing delivered",
+                hint="raise spec.timeout, or find the slow step in the log (registry, Prometheus, git)",
+            )
+        report(stage)
+
+    return replace(deps, progress=check_then_report)
+
+
+def _seconds(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes}m{rest:02d}s" if minutes and rest else f"{minutes}m" if minutes else f"{rest}s"
+
+
+def set_aside_unbound(policy: Policy, targets: Sequence[Target], problems: list[Problem]) -> Policy:
+    """`policy` without the images and canaries whose named target was not found while files were skipped.
+
+    The target may live in a file that was not read; each one set aside becomes a Problem at its place in
+    the policy file, and the rest of the policy is planned. Without problem files nothing is set aside (a
+    missing target is then a mistake in the policy, reported by the planner as before).
+    """
+    if not problems:
+        return policy
+    skipped = ", ".join(problem.file for problem in problems)
+    spec = policy.spec
+    dropped_images: set[str] = set()
+    for index, image in enumerate(spec.images):
+        for t_index, named in enumerate(image.targets):
+            if not any(
+                t.resource == named.resource
+                and t.kind == "image"
+                and (named.container is None or t.container == named.container)
+                for t in targets
+            ):
+                pointer = f"/spec/images/{index}/targets/{t_index}"
+                problems.append(
+                    _policy_problem(policy, pointer, f"image {image.name}: {named.resource} not found", skipped)
+                )
+                dropped_images.add(image.name)
+                break
+    dropped_canaries: set[str] = set()
+    for index, canary in enumerate(spec.canaries):
+        why = ""
+        if not any(t.resource == canary.route and t.kind == "weight" for t in targets):
+            why, pointer = f"canary {canary.name}: {canary.route} not found", f"/spec/canaries/{index}/route"
+        elif {canary.image, canary.promote_to} & dropped_images:
+            name = canary.image if canary.image in dropped_images else canary.promote_to
+            why, pointer = f"canary {canary.name}: its image {name} is set aside", f"/spec/canaries/{index}"
+        if why:
+            problems.append(_policy_problem(policy, pointer, why, skipped))
+            dropped_canaries.add(canary.name)
+    if not dropped_images and not dropped_canaries:
+        return policy
+    images = tuple(i for i in spec.images if i.name not in dropped_images)
+    canaries = tuple(c for c in spec.canaries if c.name not in dropped_canaries)
+    lines = _renumber_lines(policy, "images", [i.name for i in spec.images], dropped_images)
+    lines = _renumber_lines(policy, "canaries", [c.name for c in spec.canaries], dropped_canaries, lines)
+    return policy.model_copy(
+        update={"spec": spec.model_copy(update={"images": images, "canaries": canaries}), "lines": lines}
+    )
+
+
+def _policy_problem(policy: Policy, pointer: str, what: str, skipped: str) -> Problem:
+    return Problem(
+        policy.source,
+        line_of(policy.lines, pointer),
+        f"{pointer_to_field(pointer)}: {what} in the files read (not read: {skipped}); not planned this cycle",
+    )
+
+
+def _renumber_lines(
+    policy: Policy, section: str, names: Sequence[str], dropped: set[str], lines: dict[str, int] | None = None
+) -> dict[str, int]:
+    """The policy's line map with `/spec/<section>/<i>` renumbered as the entries left after `dropped`."""
+    source = dict(policy.lines) if lines is None else lines
+    prefix = f"/spec/{section}/"
+    new_index: dict[str, str] = {}
+    for old, name in enumerate(names):
+        if name not in dropped:
+            new_index[str(old)] = str(len(new_index))
+    out: dict[str, int] = {}
+    for pointer, line in source.items():
+        if not pointer.startswith(prefix):
+            out[pointer] = line
+            continue
+        index, _, rest = pointer[len(prefix) :].partition("/")
+        if index in new_index:
+            out[f"{prefix}{new_index[index]}" + (f"/{rest}" if rest else "")] = line
+    return out
 
 
 def remember_streaks(deps: Deps, cycle: CyclePlan) -> None:

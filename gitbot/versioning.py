@@ -332,13 +332,14 @@ def select(tags: Iterable[str], flt: TagFilter, *, quarantine: Collection[str] =
     Invalid OCI tags are dropped into `ignored` whatever the filter (so nothing a registry sends can reach a
     manifest); duplicates are dropped; only the tag list is used.
     """
-    ignored: list[str] = []
+    # Dicts keep the registry's order and drop duplicates in one pass (a list search per tag is quadratic).
+    ignored: dict[str, None] = {}
     valid: dict[str, None] = {}
     for tag in tags:
         if is_valid_tag(tag):
             valid[tag] = None
-        elif tag not in ignored:
-            ignored.append(tag)
+        else:
+            ignored[tag] = None
     keyed = []
     for tag in valid:
         found = flt._analyse(tag)

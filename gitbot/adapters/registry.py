@@ -5,6 +5,8 @@ normalisation, plain HTTP only for loopback or configured-insecure hosts), crede
 variables and Docker's `config.json` `auths`, never a policy file), anonymous, basic and bearer-token
 access, `Link` pagination with a page cap and loop detection, retries with backoff that honour
 `Retry-After`, a per-host request rate, and a cache of tag lists with a TTL and conditional requests.
+Every answer is bounded: its size (streamed and cut off), its time (a total deadline per request, not only
+per read), its nesting depth and the number of tags per image.
 
 It returns the tags exactly as the registry sent them; it does not filter, order or validate tags (that is
 `gitbot.versioning`). Secrets never appear in its errors or log records: messages name the host, the
@@ -15,12 +17,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import ipaddress
 import json
 import logging
 import os
 import re
+import socket
+import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +34,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlencode, urljoin, urlsplit
 
+import httpcore
 import httpx
 import tenacity
 
@@ -40,7 +47,11 @@ DOCKER_HUB = "registry-1.docker.io"
 _DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", DOCKER_HUB})
 _DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_MAX_BODY = 32 * 1024 * 1024
+# Defaults of the limits (policy `spec.registryLimits` overrides them): a tag list of 50,000 tags of 30
+# characters is about 2 MiB of JSON, so 8 MiB leaves room without letting one answer take gigabytes.
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+MAX_TAGS = 50_000
+REQUEST_DEADLINE = 30.0
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,"]+))')
 _LINK_RE = re.compile(r"<([^>]*)>\s*((?:;\s*[^,;]+)*)")
 
@@ -201,11 +212,15 @@ class OciRegistry:
     without port, that may use plain HTTP besides loopback), `timeout` seconds per request, `page_size`
     (`n=`), `max_pages` per listing, `rate_limit` requests per second per host (None: unlimited),
     `cache_ttl` seconds a tag list is reused (0: never), `max_attempts` per request, `backoff` seconds
-    (doubled each retry), `max_wait` longest single wait (a longer `Retry-After` fails at once), and
+    (doubled each retry), `max_wait` longest single wait (a longer `Retry-After` fails at once),
+    `max_response_bytes` per answer, `max_tags` per image, `request_deadline` seconds for one whole request
+    (headers and body; `timeout` bounds each read), and
     `clock` (monotonic seconds) / `sleep` for tests, `on_page` called with (image, pages fetched, tags so
     far) after each page of a listing (progress for interactive commands). One instance serves one thread at
     a time; keep it for the life of the process so that its cache, tokens and rate limit carry across cycles.
     """
+
+    CACHE_TTL = 60.0
 
     def __init__(
         self,
@@ -216,7 +231,7 @@ class OciRegistry:
         page_size: int = 1000,
         max_pages: int = 100,
         rate_limit: float | None = 10.0,
-        cache_ttl: float = 60.0,
+        cache_ttl: float = CACHE_TTL,
         max_attempts: int = 4,
         backoff: float = 0.5,
         max_wait: float = 60.0,
@@ -224,9 +239,17 @@ class OciRegistry:
         sleep: Callable[[float], None] = time.sleep,
         user_agent: str = "gitbot",
         on_page: Callable[[str, int, int], None] | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_tags: int = MAX_TAGS,
+        request_deadline: float = REQUEST_DEADLINE,
     ) -> None:
-        if page_size < 1 or max_pages < 1 or max_attempts < 1:
-            raise ValueError("page_size, max_pages and max_attempts must be at least 1")
+        if page_size < 1 or max_pages < 1 or max_attempts < 1 or max_response_bytes < 1 or max_tags < 1:
+            raise ValueError("page_size, max_pages, max_attempts, max_response_bytes and max_tags must be at least 1")
+        if request_deadline <= 0:
+            raise ValueError("request_deadline must be more than 0 seconds")
+        self._max_body = max_response_bytes
+        self._max_tags = max_tags
+        self._deadline = request_deadline
         self._credentials = credentials
         self._insecure = frozenset(insecure_hosts)
         self._page_size = page_size
@@ -240,8 +263,15 @@ class OciRegistry:
         self._sleep = sleep
         self._on_page = on_page
         self._client = httpx.Client(
-            timeout=timeout, follow_redirects=False, headers={"User-Agent": user_agent}, trust_env=False
+            timeout=min(timeout, request_deadline),
+            follow_redirects=False,
+            headers={"User-Agent": user_agent},
+            trust_env=False,
         )
+        # The sockets of this client's connections (from httpcore's `trace` events), so that a request past
+        # its deadline can be cut even while it waits for headers, where no per-read timeout helps.
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._cut = threading.Event()
         self._next_slot: dict[str, float] = {}
         self._requests: Counter[str] = Counter()
         self._cache: dict[tuple[str, str], _CacheEntry] = {}
@@ -301,6 +331,11 @@ class OciRegistry:
                 return list(entry.tags)
             self._check(answer, host, path)
             tags.extend(self._page_tags(answer, host, path))
+            if len(tags) > self._max_tags:
+                raise RegistryError(
+                    f"registry {host}: {path} has more than {self._max_tags} tags; not listed",
+                    hint="raise spec.registryLimits.maxTags, or clean up the repository's tags",
+                )
             if self._on_page is not None:
                 self._on_page(image, page + 1, len(tags))
             if page == 0:
@@ -352,6 +387,9 @@ class OciRegistry:
             document = json.loads(answer.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise RegistryError(f"registry {host}: tag list of {path} is not JSON") from exc
+        except RecursionError:
+            # `[[[[...` many thousands deep exhausts the parser's stack; no tag list is shaped like that.
+            raise RegistryError(f"registry {host}: tag list of {path} is nested too deeply") from None
         if not isinstance(document, dict):
             raise RegistryError(f"registry {host}: tag list of {path} is not a JSON object")
         tags = document.get("tags")
@@ -416,6 +454,8 @@ class OciRegistry:
             lifetime = float(document.get("expires_in") or 60)
         except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
             raise RegistryError(f"registry {host}: token server {split.netloc} sent garbage") from exc
+        except RecursionError:
+            raise RegistryError(f"registry {host}: token server {split.netloc} sent JSON nested too deeply") from None
         if not isinstance(token, str) or not token:
             raise RegistryError(f"registry {host}: token server {split.netloc} sent no token")
         # Renew a little early so a token does not expire between check and use.
@@ -427,15 +467,22 @@ class OciRegistry:
         def attempt() -> _Answer:
             self._throttle(host)
             self._requests[host] += 1
+            started = time.monotonic()
+            self._cut.clear()
+            watchdog = threading.Timer(self._deadline, self._cut_connections)
+            watchdog.daemon = True
+            watchdog.start()
             try:
-                with self._client.stream("GET", url, headers=dict(headers)) as response:
-                    body = bytearray()
-                    for chunk in response.iter_bytes():
-                        body += chunk
-                        if len(body) > _MAX_BODY:
-                            raise RegistryError(f"registry {host}: answer larger than {_MAX_BODY} bytes")
+                with self._client.stream(
+                    "GET", url, headers=dict(headers), extensions={"trace": self._trace}
+                ) as response:
+                    body = self._read_body(response, host, url, started)
             except httpx.TransportError as exc:
+                if self._cut.is_set():
+                    raise self._too_slow(host, url) from None
                 raise _Retry(host, f"cannot reach {host} ({type(exc).__name__})") from exc
+            finally:
+                watchdog.cancel()
             log.debug("GET %s%s -> %d", host, urlsplit(url).path, response.status_code)
             if response.status_code in _RETRY_STATUSES:
                 raise _Retry(
@@ -443,7 +490,7 @@ class OciRegistry:
                     f"{host} answered HTTP {response.status_code}",
                     _retry_after(response.headers.get("Retry-After")),
                 )
-            return _Answer(response.status_code, response.headers, bytes(body), str(response.url))
+            return _Answer(response.status_code, response.headers, body, str(response.url))
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self._max_attempts),
@@ -459,6 +506,48 @@ class OciRegistry:
             raise RegistryError(
                 f"registry {host}: {exc.message}, {self._max_attempts} attempt(s)", hint="retry later"
             ) from exc
+
+    def _read_body(self, response: httpx.Response, host: str, url: str, started: float) -> bytes:
+        """The body of `response`, read in chunks as they come and cut off at the size and time limits.
+
+        The deadline counts from the request (headers included) on the real monotonic clock: the injectable
+        `clock` is for the rate limit and cache, which tests drive without waiting.
+        """
+        path = _repository_of(url)
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > self._max_body:
+                raise RegistryError(
+                    f"registry {host}: the answer for {path} is larger than {self._max_body} bytes; cut off",
+                    hint="raise spec.registryLimits.maxResponseSize if the registry is trusted",
+                )
+            if time.monotonic() - started > self._deadline:
+                raise self._too_slow(host, url)
+        return bytes(body)
+
+    def _too_slow(self, host: str, url: str) -> RegistryError:
+        return RegistryError(
+            f"registry {host}: the answer for {_repository_of(url)} took longer than {self._deadline:g} s; cut off",
+            hint="retry later; raise spec.registryLimits.requestTimeout for a slow registry",
+        )
+
+    def _trace(self, event: str, info: Mapping[str, object]) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if isinstance(stream, httpcore.NetworkStream) else None
+            if isinstance(sock, socket.socket):
+                self._sockets.add(sock)
+
+    def _cut_connections(self) -> None:
+        """Shut every connection of this client down (one request runs at a time: the late one is among them).
+
+        An idle pooled connection cut with it is only opened again by the next request.
+        """
+        self._cut.set()
+        for sock in list(self._sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
@@ -483,6 +572,15 @@ class OciRegistry:
         if slot > now:
             self._sleep(slot - now)
         self._next_slot[host] = max(slot, now) + self._interval
+
+
+def _repository_of(url: str) -> str:
+    """The repository path of a `/v2/<path>/tags/list` URL, or the URL's host and path for other requests."""
+    split = urlsplit(url)
+    path = split.path
+    if path.startswith("/v2/") and path.endswith("/tags/list"):
+        return path[len("/v2/") : -len("/tags/list")]
+    return f"{split.netloc}{path}"
 
 
 def _basic(creds: Credentials) -> str:

@@ -84,9 +84,15 @@ class PolicyCredentials:
 def build_registry(policy: Policy, env: Mapping[str, str], *, cache_ttl: float | None = None) -> OciRegistry:
     insecure = [r.host for r in policy.spec.registries if r.insecure]
     credentials = PolicyCredentials(policy, env)
-    if cache_ttl is None:
-        return OciRegistry(credentials=credentials, insecure_hosts=insecure)
-    return OciRegistry(credentials=credentials, insecure_hosts=insecure, cache_ttl=cache_ttl)
+    limits = policy.spec.registry_limits
+    return OciRegistry(
+        credentials=credentials,
+        insecure_hosts=insecure,
+        cache_ttl=OciRegistry.CACHE_TTL if cache_ttl is None else cache_ttl,
+        max_response_bytes=limits.max_response_size,
+        max_tags=limits.max_tags,
+        request_deadline=limits.request_timeout.total_seconds(),
+    )
 
 
 def build_workspace(policy: Policy, env: Mapping[str, str]) -> GitWorkspace:

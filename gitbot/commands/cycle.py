@@ -36,6 +36,12 @@ def _echo_holds(result: CycleResult) -> None:
             click.echo(f"canary {outcome.name} holds at {outcome.weight}%: {outcome.held}")
 
 
+def echo_problems(result: CycleResult) -> None:
+    """One line per file the cycle could not read and per target it could not plan because of one."""
+    for problem in result.problems:
+        click.echo(f"problem: {problem}")
+
+
 @click.command()
 @policy_option
 @policies_option
@@ -51,6 +57,7 @@ def plan(policy_name: str, policies_dir: Path, show_diff: bool) -> None:
         for change in item.changes:
             click.echo(f"  {change.file}:{change.resource} {change.pointer}: {change.old} -> {change.new}")
     _echo_holds(result)
+    echo_problems(result)
     if show_diff and result.diff:
         click.echo(result.diff, nl=False)
     _exit_on_lookup_failures(result)
@@ -68,6 +75,7 @@ def once(policy_name: str, policies_dir: Path) -> None:
     for delivery in result.deliveries:
         click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")
     _echo_holds(result)
+    echo_problems(result)
     _exit_on_lookup_failures(result)
 
 

@@ -191,6 +191,13 @@ def _note_logger(policy: str) -> Callable[[str], None]:
     return note
 
 
+def log_problems(policy: Policy, result: CycleResult) -> None:
+    """One event per file the cycle could not read, and per target it could not plan because of one."""
+    for problem in result.problems:
+        where = problem.file if problem.line is None else f"{problem.file}:{problem.line}"
+        log_event(_log, "problem file", logging.WARNING, policy=policy.name, file=where, why=problem.why)
+
+
 def summarize(result: CycleResult, duration: float) -> CycleSummary:
     """The service's view of a finished cycle: delivered changes counted by the kind of their plan."""
     kinds = {plan.name: plan.action for plan in result.plans}
@@ -290,6 +297,7 @@ class CycleRunner:
             text = self.masker.mask(str(exc) or type(exc).__name__)
             self._failed(policy, state, CycleSummary(policy.name, "failed", error=text, error_type=type(exc).__name__))
             raise
+        log_problems(policy, result)
         summary = summarize(result, time.monotonic() - started)
         state.failing = None
         self._delivered(policy, state, result)

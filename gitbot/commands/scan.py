@@ -10,8 +10,9 @@ from pathlib import Path
 import click
 
 from gitbot.commands.progress import Progress
+from gitbot.config import parse_size
 from gitbot.domain import Target
-from gitbot.manifests import ScanCache, scan_paths
+from gitbot.manifests import MAX_FILE_SIZE, ScanCache, scan_tree
 
 
 def _detail(target: Target) -> str:
@@ -72,15 +73,32 @@ def format_table(targets: Sequence[Target]) -> str:
     default=None,
     help="Keep scan results here, keyed by content, so unchanged files are not parsed again.",
 )
-def scan(paths: tuple[str, ...], as_json: bool, cache_dir: Path | None) -> None:
+@click.option(
+    "--max-file-size",
+    default=str(MAX_FILE_SIZE),
+    show_default=True,
+    help="Skip (and report) files larger than this: bytes, or with a unit (512Ki, 4Mi).",
+)
+def scan(paths: tuple[str, ...], as_json: bool, cache_dir: Path | None, max_file_size: str) -> None:
     """List image, tag, digest and weight targets in the YAML files under PATHS."""
+    try:
+        limit = parse_size(max_file_size)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-file-size") from None
     cache = ScanCache(cache_dir) if cache_dir is not None else None
     with Progress(enabled=False if as_json else None) as progress:
-        targets = scan_paths(Path(), paths, cache=cache, progress=progress.count("scanning files"))
+        found = scan_tree(Path(), paths, cache=cache, progress=progress.count("scanning files"), max_file_size=limit)
     if cache is not None:
         cache.save()
+    targets = found.targets
     if as_json:
         click.echo(json.dumps([asdict(t) for t in targets], indent=2))
+        # The JSON array stays a list of targets; files not read are told on stderr, one line each.
+        for problem in found.problems:
+            click.echo(f"gitbot: problem: {problem}", err=True)
         return
     click.echo(format_table(targets))
-    click.echo(f"{len(targets)} target(s) in {len({t.file for t in targets})} file(s)")
+    for problem in found.problems:
+        click.echo(f"problem: {_cell(str(problem))}")
+    skipped = f"; {len(found.problems)} file(s) not read" if found.problems else ""
+    click.echo(f"{len(targets)} target(s) in {len({t.file for t in targets})} file(s){skipped}")

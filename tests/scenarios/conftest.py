@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,14 +239,19 @@ WorldFactory = Callable[..., World]
 def make_world(
     git_server: GitServer, registry: RunningRegistry, new_git_repo: RepoFactory, tmp_path: Path
 ) -> WorldFactory:
-    """`make_world(image_repo=..., github=..., tags=[...])`: a fresh repository seeded with the scenario.
+    """`make_world(image_repo=..., github=..., tags=[...], extra_files={...})`: a fresh repository seeded with
+    the scenario (and `extra_files`, path -> text).
 
     A non-default `image_repo` gets `tags` pushed (the seed tags when not given), so that a test can push
     newer tags without disturbing others.
     """
 
     def make(
-        *, image_repo: str = PODINFO, github: GitHubFake | None = None, tags: tuple[str, ...] = SEED_TAGS
+        *,
+        image_repo: str = PODINFO,
+        github: GitHubFake | None = None,
+        tags: tuple[str, ...] = SEED_TAGS,
+        extra_files: Mapping[str, str] | None = None,
     ) -> World:
         if image_repo != PODINFO:
             push_tags(registry.url, image_repo, tags)
@@ -254,6 +259,7 @@ def make_world(
             WORKLOADS: workloads_text(registry.host, image_repo),
             ROUTING: ROUTING_TEXT,
             "README.md": "cluster configuration\n",
+            **(extra_files or {}),
         }
         name, url = new_git_repo(files)
         docker = tmp_path / "docker"

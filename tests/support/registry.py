@@ -379,3 +379,101 @@ def running(start: Callable[[], RunningRegistry]) -> Iterator[RunningRegistry]:
         yield registry
     finally:
         registry.stop()
+
+
+# -- a registry that answers too much, too slowly or too deeply ---------------------------------------
+
+
+@dataclass
+class OverloadRegistry:
+    """A loopback server whose `tags/list` answers break a client's limits, by repository name.
+
+    `/v2/<case>/<anything>/tags/list` with case `huge` (a body of `body_bytes` bytes of valid JSON, sent in
+    64 KiB chunks until the client hangs up), `many` (`tag_count` tags in one answer), `paged`
+    (pages of `page_tags` tags without end, each with a `Link` to the next), `drip` (headers at once, then
+    one body byte every `drip_seconds`), `headdrip` (one header byte every `drip_seconds`) and `deep` (a
+    tag list nested `depth` arrays deep). `sent` counts the bytes written per case; the server stops
+    writing when the client closes the connection.
+    """
+
+    body_bytes: int = 64 * 1024 * 1024
+    tag_count: int = 1000
+    page_tags: int = 1000
+    drip_seconds: float = 0.05
+    drip_bytes: int = 10_000
+    depth: int = 100_000
+    sent: dict[str, int] = field(default_factory=dict)
+    _server: LoopbackServer | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return self._server.url
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc
+
+    def start(self) -> OverloadRegistry:
+        outer = self
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                split = urlsplit(self.path)
+                parts = split.path.split("/")
+                case = parts[2] if len(parts) > 4 else ""
+                try:
+                    self._answer(case, split.path, parse_qs(split.query))
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client hung up: what it was meant to do
+
+            def _answer(self, case: str, path: str, query: Mapping[str, list[str]]) -> None:
+                if case == "huge":
+                    head, tail = b'{"tags": ["1.0.0"', b"]}"
+                    blank = b" " * 65536
+                    gap = outer.body_bytes - len(head) - len(tail)
+                    middle = (blank[: min(65536, gap - done)] for done in range(0, gap, 65536))
+                    self._stream(case, outer.body_bytes, [head, *middle, tail], 0)
+                elif case == "many":
+                    tags = [f"1.0.{i}" for i in range(outer.tag_count)]
+                    self.send_json(200, {"name": "many/app", "tags": tags})
+                elif case == "paged":
+                    page = int(query.get("page", ["0"])[0])
+                    tags = [f"{page}.0.{i}" for i in range(outer.page_tags)]
+                    link = f'<{path}?page={page + 1}>; rel="next"'
+                    self.send_json(200, {"name": "paged/app", "tags": tags}, {"Link": link})
+                elif case == "drip":
+                    self._stream(case, outer.drip_bytes, (b" " for _ in range(outer.drip_bytes)), outer.drip_seconds)
+                elif case == "headdrip":
+                    # The status line, then header bytes one at a time: no answer is ever complete.
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    outer.sent[case] = 0
+                    for _ in range(outer.drip_bytes):
+                        self.wfile.write(b"X")
+                        self.wfile.flush()
+                        outer.sent[case] += 1
+                        time.sleep(outer.drip_seconds)
+                elif case == "deep":
+                    self.send_bytes(200, b'{"tags": ' + b"[" * outer.depth + b"]" * outer.depth + b"}")
+                else:
+                    self.send_json(404, {"errors": [{"code": "NAME_UNKNOWN"}]})
+
+            def _stream(self, case: str, length: int, chunks: Iterable[bytes], pause: float) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(length))
+                self.end_headers()
+                outer.sent[case] = 0
+                for chunk in chunks:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    outer.sent[case] += len(chunk)
+                    if pause:
+                        time.sleep(pause)
+
+        self._server = serve(Handler)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from gitbot.config import load_policies, load_policy, parse_duration
+from gitbot.config import load_policies, load_policy, parse_duration, parse_size
 from gitbot.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -310,3 +311,59 @@ def test_promote_needs_a_check_that_still_judges_at_100_percent(tmp_path: Path) 
     relative = text.replace("{name: success-rate, min: 99}", "{name: success-rate, maxDrop: 1}")
     with pytest.raises(ConfigError, match=r":30 spec.canaries\[0\].analysis.checks: onComplete: promote needs a check"):
         load_policy(write(tmp_path, relative))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (1048576, 1048576),
+        ("512Ki", 512 * 1024),
+        ("1Mi", 1 << 20),
+        ("8MiB", 8 << 20),
+        ("10MB", 10_000_000),
+        ("1G", 1_000_000_000),
+        ("2048", 2048),
+        ("100B", 100),
+    ],
+)
+def test_sizes(text: object, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "1.5Mi", "-1", "0", "lots", "1Ti", True])
+def test_bad_sizes(text: object) -> None:
+    with pytest.raises(ValueError, match="size"):
+        parse_size(text)
+
+
+def test_limits_have_defaults_and_can_be_set(tmp_path: Path) -> None:
+    spec = load_policy(write(tmp_path, GOOD)).spec
+    assert spec.git.max_file_size == 1024 * 1024
+    assert spec.timeout == timedelta(minutes=10)
+    limits = spec.registry_limits
+    assert (limits.max_response_size, limits.max_tags, limits.request_timeout) == (
+        8 * 1024 * 1024,
+        50_000,
+        timedelta(seconds=30),
+    )
+    text = GOOD.replace("paths: [clusters/prod]}", "paths: [clusters/prod], maxFileSize: 256Ki}") + (
+        "  timeout: 2m\n  registryLimits: {maxResponseSize: 1Mi, maxTags: 500, requestTimeout: 5s}\n"
+    )
+    spec = load_policy(write(tmp_path, text)).spec
+    assert spec.git.max_file_size == 256 * 1024
+    assert spec.timeout == timedelta(minutes=2)
+    limits = spec.registry_limits
+    assert (limits.max_response_size, limits.max_tags, limits.request_timeout) == (1 << 20, 500, timedelta(seconds=5))
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ("  timeout: 0s\n", "spec.timeout: expected a duration"),
+        ("  registryLimits: {maxTags: 0}\n", "spec.registryLimits.maxTags"),
+        ("  registryLimits: {maxResponseSize: huge}\n", "spec.registryLimits.maxResponseSize: expected a size"),
+    ],
+)
+def test_limit_mistakes_name_their_field(tmp_path: Path, extra: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        load_policy(write(tmp_path, GOOD + extra))

@@ -9,7 +9,7 @@ import pytest
 
 from gitbot.domain import Target
 from gitbot.errors import ManifestError, MissingPathError
-from gitbot.manifests import ScanCache, blob_id, may_hold_targets, scan_paths, scan_text
+from gitbot.manifests import Problem, ScanCache, blob_id, may_hold_targets, scan_paths, scan_text, scan_tree
 
 WORKLOADS = """\
 apiVersion: batch/v1
@@ -305,3 +305,39 @@ def test_prune_keeps_only_what_the_last_scan_used(tmp_path: Path) -> None:
     again = ScanCache(tmp_path / "cache")
     assert [t.value for t in scan_paths(tmp_path, ["apps"], cache=again)] == ["a:2"]
     assert (again.hits, again.misses) == (1, 0)
+
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: a:1}]}\n"
+
+
+def test_an_oversize_file_is_not_read_but_reported_and_the_scan_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "a-pod.yaml").write_text(POD)
+    # A ConfigMap of 2 MiB that names images (so the byte screen alone would not skip it).
+    big = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n" + "  k: image containers\n" * 100_000
+    (tmp_path / "apps" / "big.yaml").write_text(big)
+    (tmp_path / "apps" / "z-pod.yaml").write_text(POD.replace("a:1", "z:1"))
+    scan = scan_tree(tmp_path, ["apps"])
+    assert [t.value for t in scan.targets] == ["a:1", "z:1"]
+    assert scan.problems == (
+        Problem(
+            "apps/big.yaml", None, "larger than the 1 MiB limit for a manifest; not read (raise spec.git.maxFileSize)"
+        ),
+    )
+    assert str(scan.problems[0]).startswith("apps/big.yaml: larger than the 1 MiB limit")
+
+
+def test_the_file_size_limit_is_a_setting_and_counts_bytes(tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(POD)
+    size = len(POD.encode())
+    assert scan_tree(tmp_path, ["pod.yaml"], max_file_size=size).problems == ()
+    scan = scan_tree(tmp_path, ["pod.yaml"], max_file_size=size - 1)
+    assert scan.targets == ()
+    assert [p.file for p in scan.problems] == ["pod.yaml"]
+    assert "larger than the" in scan.problems[0].why
+
+
+def test_scan_paths_refuses_what_it_cannot_report(tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(POD)
+    with pytest.raises(ManifestError, match=r"^pod.yaml: larger than the 10 bytes limit"):
+        scan_paths(tmp_path, ["."], max_file_size=10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -12,11 +13,19 @@ from typing import Any
 import pytest
 
 from gitbot.canary import CanaryDecision
-from gitbot.commands.runner import CountingForge, CountingRegistry, CycleRunner, registry_cache_ttl, summarize
+from gitbot.commands.runner import (
+    CountingForge,
+    CountingRegistry,
+    CycleRunner,
+    log_problems,
+    registry_cache_ttl,
+    summarize,
+)
 from gitbot.config import Policy, load_policy
 from gitbot.domain import Action, Author, CommitInfo, Plan
 from gitbot.errors import ForgeError, GitbotError, RegistryError
-from gitbot.logs import SecretMasker
+from gitbot.logs import FIELDS, SecretMasker
+from gitbot.manifests import Problem
 from gitbot.planner import CanaryOutcome
 from gitbot.ports import Checkout, PullRequest, RevertFinish
 from gitbot.reconcile import CycleResult, Delivery, Deps
@@ -356,3 +365,26 @@ def test_a_notifier_that_raises_does_not_fail_a_cycle_that_delivered(tmp_path: P
     assert copy.writes == ["commit", "push"]
     # The notifiers after the broken one still hear about the change.
     assert [event for event, _text, _fields in notes.sent] == ["change-delivered"]
+
+
+def test_problem_files_of_a_cycle_are_logged_one_event_each(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    policy = write_policy(tmp_path)
+    problems = (
+        Problem("clusters/big.yaml", None, "larger than the 1 MiB limit for a manifest; not read"),
+        Problem("policies/p.yaml", 9, "spec.images[0].targets[0]: image app: not planned this cycle"),
+    )
+    with caplog.at_level(logging.INFO, logger="gitbot.run"):
+        log_problems(policy, CycleResult("p", (), (), "", 1, "head", problems=problems))
+    events = [(r.getMessage(), r.levelname, r.__dict__.get(FIELDS)) for r in caplog.records]
+    assert events == [
+        (
+            "problem file",
+            "WARNING",
+            {"policy": "p", "file": "clusters/big.yaml", "why": "larger than the 1 MiB limit for a manifest; not read"},
+        ),
+        (
+            "problem file",
+            "WARNING",
+            {"policy": "p", "file": "policies/p.yaml:9", "why": problems[1].why},
+        ),
+    ]

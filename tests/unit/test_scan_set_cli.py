@@ -168,3 +168,26 @@ def test_set_counts_a_locator_given_twice_once(tmp_path: Path, capsys: pytest.Ca
     path.write_text("image: nginx:1.25\n")
     code, out, _ = run(["set", str(path), "0:/image=nginx:1.26", "0:/image=nginx:1.26"], capsys)
     assert code == 0 and out == f"{path}: 1 value(s) set\n"
+
+
+def test_scan_skips_and_reports_a_file_over_the_size_limit(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("kind: ConfigMap\ndata:\n" + "".join(f"  k{i}: image\n" for i in range(200)))
+    code, out, _ = run(["scan", str(tmp_path), "--max-file-size", "2Ki"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert f"problem: {big}: larger than the 2 KiB limit for a manifest; not read" in out
+    assert lines[-1] == "4 target(s) in 1 file(s); 1 file(s) not read"
+
+    code, out, err = run(["scan", str(tmp_path), "--json", "--max-file-size", "2Ki"], capsys)
+    assert code == 0
+    assert len(json.loads(out)) == 4
+    assert err.startswith(f"gitbot: problem: {big}: larger than the 2 KiB limit")
+
+
+def test_scan_refuses_a_size_it_cannot_read(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["scan", str(manifest), "--max-file-size", "lots"], capsys)
+    assert code == 2
+    assert "--max-file-size" in err and "expected a size" in err and len(err.splitlines()) == 1

@@ -351,3 +351,26 @@ def test_a_password_in_a_malformed_image_reference_is_not_echoed() -> None:
         parse_image("robot:s3cr3t-pass@registry.example/app:1.0")
     assert "s3cr3t-pass" not in info.value.one_line()
     assert "***@registry.example/app:1.0" in info.value.one_line()
+
+
+class _CountedTag(str):
+    """A tag that counts how often it is compared for equality (hashing alone does not count)."""
+
+    comparisons = 0
+
+    def __eq__(self, other: object) -> bool:
+        _CountedTag.comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_invalid_tags_are_ignored_in_one_pass_not_by_searching_the_list() -> None:
+    invalid = [_CountedTag(f"bad tag {i}") for i in range(2000)]
+    _CountedTag.comparisons = 0
+    result = select([*invalid, *invalid[:10], "0.1.1"], parse_filter("0.1.*"))
+    assert result.selected == "0.1.1"
+    assert len(result.ignored) == 2000
+    assert list(result.ignored) == invalid
+    # Searching a list of ignored tags per tag compares each with all before it (about n²/2 = 2,000,000).
+    assert _CountedTag.comparisons < 10 * len(invalid)

@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.registry import (
     LoopbackServer,
+    OverloadRegistry,
     PagingProxy,
     QuietHandler,
     RunningRegistry,
@@ -163,6 +164,15 @@ def hostile() -> Iterator[Hostile]:
     server = serve(Handler)
     try:
         yield Hostile(server, hits)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def overload() -> Iterator[OverloadRegistry]:
+    server = OverloadRegistry().start()
+    try:
+        yield server
     finally:
         server.stop()
 

@@ -15,7 +15,7 @@ from gitbot.errors import AuthError, RegistryError
 from gitbot.ports import Registry
 from gitbot.versioning import parse_filter, select
 from tests.contract.registry.conftest import INVALID_TAGS, MANY_TAGS, PODINFO_TAGS, USERS, Hostile, Registries
-from tests.support.registry import free_port
+from tests.support.registry import OverloadRegistry, free_port
 
 pytestmark = pytest.mark.real
 
@@ -287,3 +287,58 @@ def test_is_the_registry_port() -> None:
     port: Registry = adapter
     assert callable(port.list_tags)
     adapter.close()
+
+
+# -- answers beyond the client's limits ------------------------------------------------------------
+
+
+def test_an_oversize_answer_is_cut_off_while_streaming(overload: OverloadRegistry) -> None:
+    with client(max_response_bytes=1024 * 1024) as registry, pytest.raises(RegistryError) as caught:
+        registry.list_tags(f"{overload.host}/huge/app")
+    assert caught.value.one_line() == (
+        f"registry {overload.host}: the answer for huge/app is larger than 1048576 bytes; cut off"
+    )
+    # Read up to the cap and hung up on: not the whole 64 MiB the server meant to send.
+    assert overload.sent["huge"] < 8 * 1024 * 1024
+
+
+def test_too_many_tags_in_one_answer_is_an_error_for_that_image(overload: OverloadRegistry) -> None:
+    with client(max_tags=999) as registry, pytest.raises(RegistryError) as caught:
+        registry.list_tags(f"{overload.host}/many/app")
+    assert f"registry {overload.host}: many/app has more than 999 tags" in caught.value.one_line()
+    with client(max_tags=1000) as registry:
+        assert len(registry.list_tags(f"{overload.host}/many/app")) == 1000
+
+
+def test_too_many_tags_over_pages_stops_at_the_cap(overload: OverloadRegistry) -> None:
+    with client(max_tags=2500, max_pages=100) as registry, pytest.raises(RegistryError, match="more than 2500 tags"):
+        registry.list_tags(f"{overload.host}/paged/app")
+    # Three pages of 1,000 pass the cap; the fourth is never asked for.
+    assert registry.requests == {overload.host: 3}
+
+
+def test_a_dripping_answer_is_cut_by_the_request_deadline(overload: OverloadRegistry) -> None:
+    with client(request_deadline=0.3, timeout=5) as registry, pytest.raises(RegistryError) as caught:
+        registry.list_tags(f"{overload.host}/drip/app")
+    assert caught.value.one_line() == (
+        f"registry {overload.host}: the answer for drip/app took longer than 0.3 s; cut off"
+    )
+    # Cut once, not retried: a drip would hold the cycle for every attempt.
+    assert registry.requests == {overload.host: 1}
+    assert overload.sent["drip"] < overload.drip_bytes
+
+
+def test_deeply_nested_json_is_a_one_line_registry_error(overload: OverloadRegistry) -> None:
+    with client() as registry, pytest.raises(RegistryError) as caught:
+        registry.list_tags(f"{overload.host}/deep/app")
+    assert caught.value.one_line() == f"registry {overload.host}: tag list of deep/app is nested too deeply"
+
+
+def test_dripping_headers_are_cut_by_the_request_deadline(overload: OverloadRegistry) -> None:
+    with client(request_deadline=0.3, timeout=5) as registry, pytest.raises(RegistryError) as caught:
+        registry.list_tags(f"{overload.host}/headdrip/app")
+    assert caught.value.one_line() == (
+        f"registry {overload.host}: the answer for headdrip/app took longer than 0.3 s; cut off"
+    )
+    assert registry.requests == {overload.host: 1}
+    assert overload.sent["headdrip"] < 100
