@@ -423,15 +423,22 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
     return StatusReport(policy.name, head, tuple(images), pulls)
 
 
-def deliver_one(policy: Policy, deps: Deps, make: Callable[[Checkout], Plan], *, branch_name: str) -> Delivery:
+def deliver_one(
+    policy: Policy, deps: Deps, make: Callable[[Checkout], Plan | Delivery], *, branch_name: str
+) -> Delivery:
     """Make one plan on a fresh checkout and deliver it by the policy's mode, re-planning on a rejected push.
 
     Pull-request mode uses `gitbot/<policy>/<branch_name>` and leaves the bot's other pull requests alone.
+    `make` returns a Delivery instead of a plan when the change it would make is already there (a command
+    run again after it landed): that is returned as it is and nothing is delivered.
     """
     attempts = policy.spec.git.max_push_attempts
     with deps.workspace.checkout() as checkout:
         for attempt in range(1, attempts + 1):
-            plan = replace(make(checkout), name=branch_name)
+            made = make(checkout)
+            if isinstance(made, Delivery):
+                return made
+            plan = replace(made, name=branch_name)
             if policy.spec.delivery.mode == "pull-request":
                 if deps.forge is None:
                     raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
@@ -448,14 +455,35 @@ def deliver_one(policy: Policy, deps: Deps, make: Callable[[Checkout], Plan], *,
     raise GitbotError("unreachable: the delivery loop ended without a result")
 
 
-def rollback(policy: Policy, deps: Deps, name: str) -> Delivery:
+def already(name: str, ref: str, message: str) -> Delivery:
+    """The answer of a command run again: its change is already there, `ref` shows it, nothing is delivered."""
+    return Delivery(name, "unchanged", ref, message)
+
+
+def open_manual_pull(policy: Policy, deps: Deps, branch_name: str, plan: str) -> Delivery | None:
+    """In pull-request mode, the open pull request of a command run by hand that already proposes `plan`."""
+    if policy.spec.delivery.mode != "pull-request" or deps.forge is None:
+        return None
+    existing = deps.forge.find_pull(bot_branch(policy, branch_name))
+    if existing is None or plan_id_in(existing.body) != plan:
+        return None
+    return already(branch_name, existing.url, f"already proposed in {existing.url}: {existing.title}")
+
+
+def rollback(policy: Policy, deps: Deps, name: str, *, further: bool = False) -> Delivery:
     """Revert the newest standing bot change for `name` with `git revert`, by the policy's delivery mode.
 
-    The tags that change introduced are quarantined through the rollback commit's trailers.
+    The tags that change introduced are quarantined through the rollback commit's trailers. Run again after
+    its revert landed (or after anyone reverted that change), it reports the revert and changes nothing; in
+    pull-request mode an open pull request that already proposes the rollback is reported the same way.
+    With `further` it reverts the newest change that still stands even so: one change further back.
     """
 
-    def make(checkout: Checkout) -> Plan:
+    def make(checkout: Checkout) -> Plan | Delivery:
         history = read_history(checkout.log(), policy.name)
+        undone = None if further else history.undone(name)
+        if undone is not None:
+            return already(name, undone.sha, f"already rolled back by {undone.sha[:7]}: {undone.subject}")
         standing = history.revertible(name)
         if not standing:
             raise UsageError(
@@ -473,6 +501,9 @@ def rollback(policy: Policy, deps: Deps, name: str) -> Delivery:
             + (f" Quarantined: {', '.join(f'{t}={tag}' for t, tag in quarantine)}." if quarantine else "")
         )
         trailers = rollback_trailers(policy.name, name, mine[0].new, mine[0].old, pid, quarantine)
+        proposed = open_manual_pull(policy, deps, f"{MANUAL_PREFIX}{name}", pid)
+        if proposed is not None:
+            return proposed
         return Plan(policy.name, name, "rollback", (), (), subject, body, trailers, pid, body, reverts=(victim.sha,))
 
     return deliver_one(policy, deps, make, branch_name=f"{MANUAL_PREFIX}{name}")

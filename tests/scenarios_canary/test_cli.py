@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,9 @@ from tests.scenarios_canary.conftest import POLICY, SLOW, World, WorldFactory, w
 from tests.scenarios_canary.test_progression import at, trailers
 from tests.support.gitserver import GitServer
 from tests.support.prometheus import PrometheusServer, Scenario, start_prometheus
+
+# CLI subprocesses import this tree's gitbot, not whichever one the interpreter has installed.
+ROOT = Path(__file__).resolve().parents[2]
 
 # Both data sets began 20 minutes before the module's first test and run 5 minutes past it; the canary
 # takes 10 % of the requests from the first minute on.
@@ -43,6 +47,7 @@ def gitbot(world: World, git_server: GitServer, *args: str) -> subprocess.Comple
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
+        "PYTHONPATH": str(ROOT),
         "HOME": str(home),
         "SCENARIO_GIT_TOKEN": git_server.token,
         "GITBOT_CACHE_DIR": str(home / "cli-cache"),

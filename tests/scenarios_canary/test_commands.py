@@ -13,6 +13,7 @@ from gitbot.reconcile import inspect_canary, promote, rollback, set_paused
 from tests.scenarios_canary.conftest import POLICY, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.support.gitserver import OTHER_NAME
+from tests.support.killed import Killed, killed_after_push
 
 
 def test_inspect_reports_checks_values_thresholds_and_the_dwell_the_cycle_waits(make_world: WorldFactory) -> None:
@@ -177,3 +178,45 @@ def test_rollback_after_a_pause_reverts_the_step_not_the_pause_marker(make_world
     assert weights(world.routes_text()) == at(0)
     actions = [dict(trailers(c.body)).get("Gitbot-Action") for c in world.log()[:3]]
     assert actions == ["rollback", "pause", "canary-step"]
+
+
+def test_rollback_of_a_step_killed_after_it_landed_and_run_again_keeps_the_older_step(
+    make_world: WorldFactory,
+) -> None:
+    world = make_world("healthy")
+    world.cycle(1)
+    step10 = world.log()[0].sha
+    world.cycle(14)
+    assert weights(world.routes_text()) == at(60)
+    world.clock.set(minute(15))
+
+    with pytest.raises(Killed):
+        rollback(world.policy, killed_after_push(world.deps), "podinfo")
+    landed = world.log()[0]
+    assert dict(trailers(landed.body)).get("Gitbot-Action") == "rollback"
+
+    again = rollback(world.policy, world.deps, "podinfo")
+
+    assert (again.outcome, again.ref) == ("unchanged", landed.sha)
+    assert again.subject == f"already rolled back by {landed.sha[:7]}: gitbot({POLICY}): roll back podinfo 60 -> 10"
+    assert world.log()[0].sha == landed.sha and weights(world.routes_text()) == at(10)
+    assert step10 in [c.sha for c in world.log()]
+    # On purpose, one step further: the 10 % step is reverted too.
+    further = rollback(world.policy, world.deps, "podinfo", further=True)
+    assert further.subject == f"gitbot({POLICY}): roll back podinfo 10 -> 0"
+    assert weights(world.routes_text()) == at(0)
+
+
+def test_rollback_after_the_cycle_rolled_the_canary_back_names_that_rollback(make_world: WorldFactory) -> None:
+    world = make_world("slow")
+    world.cycle(1)
+    world.cycle(14)
+    assert action(world.cycle(24)) == "rollback"
+    cycle_rollback = world.log()[0]
+    world.clock.set(minute(25))
+
+    again = rollback(world.policy, world.deps, "podinfo")
+
+    assert (again.outcome, again.ref) == ("unchanged", cycle_rollback.sha)
+    assert again.subject == f"already rolled back by {cycle_rollback.sha[:7]}: {cycle_rollback.subject}"
+    assert world.log()[0].sha == cycle_rollback.sha and weights(world.routes_text()) == at(0)
