@@ -10,7 +10,7 @@ import click
 from gitbot.commands.compose import build_deps, policies_option
 from gitbot.config import Policy, find_policy, load_policies
 from gitbot.errors import UsageError
-from gitbot.reconcile import inspect_canary, set_paused
+from gitbot.reconcile import inspect_canary, mark_paused
 from gitbot.reconcile import promote as promote_canary
 
 
@@ -94,13 +94,19 @@ def promote(name: str, policy_name: str | None, policies_dir: Path, to_weight: i
         raise UsageError(f"--to must be a weight in 0..100, got {to_weight}")
     policy = _policy_for(policies_dir, policy_name, name)
     delivery = promote_canary(policy, build_deps(policy, need_forge=True), name, to_weight)
+    if delivery.outcome == "unchanged":
+        click.echo(delivery.subject)
+        return
     click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")
 
 
 def _marker(name: str, policy_name: str | None, policies_dir: Path, reason: str, *, paused: bool) -> None:
     policy = _policy_for(policies_dir, policy_name, name)
-    sha = set_paused(policy, build_deps(policy, need_forge=False), name, paused=paused, why=reason)
-    click.echo(f"{'paused' if paused else 'resumed'} {name} ({policy.name}) at {sha}")
+    delivery = mark_paused(policy, build_deps(policy, need_forge=False), name, paused=paused, why=reason)
+    if delivery.outcome == "unchanged":
+        click.echo(delivery.subject)
+        return
+    click.echo(f"{'paused' if paused else 'resumed'} {name} ({policy.name}) at {delivery.ref}")
 
 
 @click.command()

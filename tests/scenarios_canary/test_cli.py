@@ -133,6 +133,10 @@ def test_pause_resume_promote_and_status_from_the_command_line(
     paused = ok(gitbot(world, git_server, "pause", "podinfo", "--reason", "load test tonight"))
     assert paused == [f"paused podinfo ({POLICY}) at {world.log()[0].sha}"]
     assert "load test tonight" in world.server.message(world.repo)
+    marker = world.log()[0].sha
+    again = ok(gitbot(world, git_server, "pause", "podinfo"))
+    assert again == [f"canary podinfo ({POLICY}) is already paused (paused by gitbot); nothing recorded"]
+    assert world.log()[0].sha == marker
     status = ok(gitbot(world, git_server, "status", "--policy", POLICY))
     assert status[-1].endswith("; paused: paused by gitbot")
     # The canary has dwelt at 10 % for 19 minutes and passes: only the pause holds it.
@@ -141,6 +145,9 @@ def test_pause_resume_promote_and_status_from_the_command_line(
 
     resumed = ok(gitbot(world, git_server, "resume", "podinfo"))
     assert resumed == [f"resumed podinfo ({POLICY}) at {world.log()[0].sha}"]
+    assert ok(gitbot(world, git_server, "resume", "podinfo")) == [
+        f"canary podinfo ({POLICY}) is not paused; nothing recorded"
+    ]
     stepped = ok(gitbot(world, git_server, "once", "--policy", POLICY))
     assert stepped == [f"committed {world.log()[0].sha}  gitbot({POLICY}): podinfo canary 10% -> 60%"]
     assert weights(world.routes_text()) == at(60)
@@ -159,9 +166,13 @@ def test_pause_resume_promote_and_status_from_the_command_line(
     assert ("Gitbot-From", "60") in trailers(message) and ("Gitbot-To", "100") in trailers(message)
     head = world.log()[0].sha
 
-    assert refused(gitbot(world, git_server, "promote", "podinfo")) == (
-        "gitbot: error: canary podinfo is already at its last step (100%); give --to to move it"
-    )
+    # Run again: the step by hand is not made twice, and a move to where the canary is changes nothing.
+    assert ok(gitbot(world, git_server, "promote", "podinfo")) == [
+        f"already promoted by {head[:7]}: gitbot({POLICY}): podinfo canary 60% -> 100%; its last step"
+    ]
+    assert ok(gitbot(world, git_server, "promote", "podinfo", "--to", "100")) == [
+        "canary podinfo is already at 100%; nothing to change"
+    ]
     assert refused(gitbot(world, git_server, "promote", "podinfo", "--to", "150")) == (
         "gitbot: error: --to must be a weight in 0..100, got 150"
     )
