@@ -8,8 +8,10 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,53 @@ def test_analyze_prints_each_check_and_the_verdict(
 
     unknown = refused(gitbot(world, git_server, "analyze", "nginx"))
     assert unknown.startswith("gitbot: error: no policy in ") and unknown.endswith(" has a canary named 'nginx'")
+
+
+# A credential no masker knows; the Prometheus below quotes it in every error it answers.
+CANARY_SECRET = "Zq7canaryS3cret0x5f"
+REFUSED = f"refused Bearer {CANARY_SECRET} (also tried ?access_token={CANARY_SECRET} and ghp_{CANARY_SECRET * 2})"
+
+
+@pytest.fixture
+def refusing_prometheus() -> Iterator[str]:
+    """A loopback Prometheus API that answers every query HTTP 401 with an error naming the credential."""
+    body = json.dumps({"status": "error", "errorType": "unauthorized", "error": REFUSED}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_analyze_never_prints_a_credential_a_prometheus_error_quotes(
+    make_world: WorldFactory, refusing_prometheus: str, git_server: GitServer
+) -> None:
+    world = make_world("live", prometheus_url=refusing_prometheus, canary_weight=10)
+
+    as_json = gitbot(world, git_server, "analyze", "podinfo", "--json")
+    as_text = gitbot(world, git_server, "--debug", "analyze", "podinfo")
+
+    for done in (as_json, as_text):
+        assert done.returncode == 0, done.stderr
+        assert CANARY_SECRET not in done.stdout + done.stderr
+    payload = json.loads(as_json.stdout)
+    assert payload["verdict"] == "inconclusive"
+    assert f"Prometheus at {refusing_prometheus} answered HTTP 401: refused Bearer ***" in payload["summary"]
+    assert "refused Bearer ***" in as_text.stdout
 
 
 def test_pause_resume_promote_and_status_from_the_command_line(
