@@ -106,6 +106,25 @@ def test_rollback_run_again_says_it_is_done_and_further_goes_one_change_back(wor
     assert world.git.head(world.repo) == head
 
 
+def test_a_token_pasted_into_the_git_url_never_reaches_output_or_the_cache(world: World) -> None:
+    secret = "Zq7canaryS3cret0x5f"
+    world.write_policy()
+    text = world.policy_path.read_text(encoding="utf-8")
+    assert world.url in text
+    world.policy_path.write_text(text.replace(world.url, f"{world.url}?access_token={secret}"), encoding="utf-8")
+
+    for command in ("once", "plan", "status"):
+        done = gitbot(world, command, *policy_args(world))
+        assert done.returncode == 2, done.stderr
+        assert secret not in done.stdout + done.stderr
+        assert "spec.git.url: the URL must not contain a password or token (it has a query)" in done.stderr
+    validated = gitbot(world, "validate", "--policies", str(world.policy_path.parent))
+    assert validated.returncode == 2 and secret not in validated.stdout + validated.stderr
+    cache = world.tmp / "cache"
+    held = [p for p in cache.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()] if cache.exists() else []
+    assert held == []
+
+
 def test_once_in_pull_request_mode_prints_the_url(pr_world: World) -> None:
     assert pr_world.github is not None
     done = gitbot(pr_world, "once", *policy_args(pr_world))
