@@ -14,7 +14,7 @@ import logging
 import re
 import sys
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -34,27 +34,31 @@ _REGISTRY_PASSWORD = re.compile(r"^GITBOT_REGISTRY_\w+_PASSWORD$")
 # body quoting the header it refused, a URL someone pasted a token into. Each keeps what says where the
 # credential was (the scheme, the parameter name) and replaces the value. Ordered: whole tokens first.
 _TOKEN = r"[A-Za-z0-9._~+/-]{8,}=*"  # noqa: S105 - a pattern, not a password
-_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
+# Names of parameters that hold a secret: `access_token`, `private_token`, `api_key`, `X-Amz-Signature` ...
+_SECRET_NAME = re.compile(r"(?i)(?:token|password|passwd|pwd|secret|signature|api[_-]?key|apikey|sig)$")
+_SHAPES: tuple[tuple[tuple[str, ...], re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     # A JSON Web Token: three base64url parts, the first a JSON object ("eyJ").
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), MASK),
+    (("eyj",), re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), MASK),
     # GitHub tokens (personal, OAuth, user-to-server, server-to-server, refresh; fine-grained).
-    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})"), MASK),
+    (("gh", "github_pat_"), re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})"), MASK),
     # Slack tokens and the secret path of a Slack incoming webhook.
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK),
-    (re.compile(r"(hooks\.slack\.com/services/)[^\s\"'<>]+"), rf"\1{MASK}"),
+    (("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK),
+    (("hooks.",), re.compile(r"(hooks\.slack\.com/services/)[^\s\"'<>]+"), rf"\1{MASK}"),
     # An Authorization header quoted whole, then a credential after its scheme anywhere.
-    (re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(?:[A-Za-z-]+\s+)?[^\s\"',;]+"), rf"\1{MASK}"),
-    (re.compile(rf"(?i)\b(bearer|basic|token)(\s+){_TOKEN}"), rf"\1\2{MASK}"),
+    (
+        ("authorization",),
+        re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(?:[A-Za-z-]+\s+)?[^\s\"',;]+"),
+        rf"\1{MASK}",
+    ),
+    (("bearer", "basic", "token"), re.compile(rf"(?i)\b(bearer|basic|token)(\s+){_TOKEN}"), rf"\1\2{MASK}"),
     # User info of a URL: a password after the user, and over HTTP(S) a user alone (a pasted token).
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:\"'<>]*):[^\s/?#@\"'<>]+@"), rf"\1:{MASK}@"),
-    (re.compile(r"(?i)\b(https?://)[^\s/?#@:\"'<>]+@"), rf"\1{MASK}@"),
+    (("@",), re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:\"'<>]*):[^\s/?#@\"'<>]+@"), rf"\1:{MASK}@"),
+    (("@",), re.compile(r"(?i)\b(https?://)[^\s/?#@:\"'<>]+@"), rf"\1{MASK}@"),
     # Secret-named parameters in a query, fragment, form or `key=value` text.
     (
-        re.compile(
-            r"(?i)\b((?:access|private|refresh|id|auth|api|session)?_?token|api[_-]?key|apikey|password|passwd"
-            r"|client_secret|secret|signature|sig|x-amz-signature|x-goog-signature)=[^&\s#\"',;)}<>]+"
-        ),
-        rf"\1={MASK}",
+        ("token", "key", "pass", "pwd", "secret", "sig"),
+        re.compile(r"\b([A-Za-z][A-Za-z0-9_.-]*)=([^&\s#\"',;)}<>]+)"),
+        lambda found: f"{found.group(1)}={MASK}" if _SECRET_NAME.search(found.group(1)) else found.group(0),
     ),
 )
 
@@ -67,8 +71,11 @@ def mask_credentials(text: str) -> str:
     """
     if not text:
         return text
-    for pattern, replacement in _SHAPES:
-        text = pattern.sub(replacement, text)
+    lowered = text.lower()
+    for needles, pattern, replacement in _SHAPES:
+        # Each shape holds one of a few short words; most text has none of them, and looking is cheap.
+        if any(needle in lowered for needle in needles):
+            text = pattern.sub(replacement, text)
     return text
 
 

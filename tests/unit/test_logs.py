@@ -146,6 +146,7 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJnaXRib3QifQ.c2lnbmF0dXJlLXZhbHVl"
         (f"https://git.example/r.git?token={CANARY}#frag", "https://git.example/r.git?token=***#frag"),
         (f"https://git.example/r.git#private_token={CANARY}", "https://git.example/r.git#private_token=***"),
         (f"password={CANARY}; api_key={CANARY}", "password=***; api_key=***"),
+        (f"?X-Amz-Signature={CANARY}&gitlab_private_token={CANARY}", "?X-Amz-Signature=***&gitlab_private_token=***"),
         (
             f"clone https://x-access-token:{CANARY}@git.example/r.git",
             "clone https://x-access-token:***@git.example/r.git",
@@ -178,6 +179,7 @@ def test_credentials_are_masked_by_their_shape(text: str, masked: str) -> None:
         "Gitbot-Plan-Id: 3f2a9c1b7d4e",
         "sum(rate(istio_requests_total{reporter='destination'}[5m]))",
         "a person (Other Person) reverted step abc1234",
+        "success-rate pass canary=99.5 GA=99.8 threshold >= 99%; key=value tokens=3",
     ],
 )
 def test_shape_masking_leaves_ordinary_text_alone(text: str) -> None:
