@@ -15,7 +15,7 @@ import click
 from gitbot import __version__
 from gitbot.commands import COMMANDS
 from gitbot.errors import GitbotError
-from gitbot.logs import SecretMasker, environment_secrets, process_masker
+from gitbot.logs import SecretMasker, environment_secrets, masked_output, process_masker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,7 +36,15 @@ for _command in COMMANDS:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script; exits with 0, 1 (remote failure) or 2 (usage or config)."""
+    """Entry point of the console script; exits with 0, 1 (remote failure) or 2 (usage or config).
+
+    Everything a command prints passes the process masker: secrets it read and credentials by their shape.
+    """
+    with masked_output(_masker()):
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:

@@ -62,6 +62,19 @@ def parse_duration(value: object) -> timedelta:
     return duration
 
 
+def env_name(value: str) -> str:
+    """`value` when it is the name of an environment variable; ValueError, which never quotes it, otherwise.
+
+    A token pasted where its variable's name belongs must not be echoed back into a terminal or a log.
+    """
+    if not re.fullmatch(_ENV, value):
+        raise ValueError(
+            "expected the name of an environment variable ([A-Za-z_][A-Za-z0-9_]*), not a value; "
+            "put the secret in that variable and name it here"
+        )
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 _SIZE = re.compile(r"^(\d+)\s*(?:([KMG])(i?)B?|B)?$", re.IGNORECASE)
@@ -84,7 +97,7 @@ def parse_size(value: object) -> int:
 
 
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
-EnvName = Annotated[str, Field(pattern=_ENV)]
+EnvName = Annotated[str, AfterValidator(env_name)]
 
 
 class _Model(BaseModel):
@@ -99,16 +112,41 @@ class AuthorSettings(_Model):
 
 
 def no_secret_in_url(url: str) -> str:
-    """`url` unchanged; ValueError when it carries a password or token.
+    """`url` unchanged; ValueError, which never quotes the URL, when any part of it can carry a credential.
 
     Any user info with a colon, and over HTTP(S) any user info at all: `https://<token>@host/` is how a
-    token is often pasted. An SSH user (`ssh://git@host/...`) is not a secret.
+    token is often pasted. An SSH user (`ssh://git@host/...`) is not a secret. No query or fragment either
+    (`?access_token=...`): the URLs of a policy are base URLs that need neither, and git would keep one in
+    its config and print it in its errors.
     """
+    part = url_credential_part(url)
+    if part:
+        raise ValueError(
+            f"the URL must not contain a password or token (it has {part}); name an environment variable in tokenEnv"
+        )
+    return url
+
+
+def url_credential_part(url: str) -> str | None:
+    """Which part of `url` could carry a credential (user info, a query, a fragment), or None."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", url) or (
-        scheme.split("+")[-1] in ("http", "https") and re.match(r"^[a-z+]+://[^/@]+@", url, re.IGNORECASE)
-    ):
-        raise ValueError("the URL must not contain a password or token; name an environment variable in tokenEnv")
+    if re.match(r"^[a-z0-9+.-]+://[^/@]*:[^/@]*@", url, re.IGNORECASE):
+        return "a password in its user info"
+    if scheme.split("+")[-1] in ("http", "https") and re.match(r"^[a-z0-9+.-]+://[^/@]+@", url, re.IGNORECASE):
+        return "user info"
+    # Only where a query can be one: a URL with a scheme, or scp-like `user@host:path`.
+    if scheme or re.match(r"^[^/:@]+@[^/:]+:", url):
+        if "?" in url:
+            return "a query"
+        if "#" in url:
+            return "a fragment"
+    return None
+
+
+def http_url(url: str) -> str:
+    """`url` when it starts with http:// or https://; ValueError, which never quotes it, otherwise."""
+    if not re.match(r"^https?://", url):
+        raise ValueError("expected an http:// or https:// URL")
     return url
 
 
@@ -116,7 +154,7 @@ NoSecretUrl = Annotated[str, AfterValidator(no_secret_in_url)]
 
 
 class GitSettings(_Model):
-    url: str
+    url: NoSecretUrl
     branch: str = "main"
     paths: tuple[str, ...] = (".",)
     token_env: EnvName | None = None
@@ -128,8 +166,7 @@ class GitSettings(_Model):
     max_file_size: ByteSize = MAX_FILE_SIZE
 
     @model_validator(mode="after")
-    def _no_secret_in_url(self) -> GitSettings:
-        no_secret_in_url(self.url)
+    def _paths_inside_repository(self) -> GitSettings:
         for path in self.paths:
             if path.startswith("/") or ".." in Path(path).parts:
                 raise ValueError(f"paths must stay inside the repository, got {path!r}")
@@ -231,6 +268,17 @@ class RegistrySettings(_Model):
     username_env: EnvName | None = None
     password_env: EnvName | None = None
 
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, host: str) -> str:
+        # A host is looked up as written; user info or a query in it would be a credential kept in settings.
+        if not host or any(ch in host for ch in "@?# \t\n"):
+            raise ValueError(
+                "expected a registry host with an optional port (registry.acme.example:5000), without user "
+                "info, query or spaces; name credentials in usernameEnv and passwordEnv"
+            )
+        return host
+
     @model_validator(mode="after")
     def _both(self) -> RegistrySettings:
         # One without the other would be dropped silently and the registry asked anonymously.
@@ -278,7 +326,7 @@ class CheckSettings(_Model):
 
 
 class PrometheusSettings(_Model):
-    url: Annotated[NoSecretUrl, Field(pattern=r"^https?://")]
+    url: Annotated[str, AfterValidator(http_url), AfterValidator(no_secret_in_url)]
     token_env: EnvName | None = None
 
 

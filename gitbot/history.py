@@ -101,6 +101,22 @@ class History:
         """
         return [c for c in self.standing(target) if c.action in REVERTIBLE_ACTIONS]
 
+    def undone(self, target: str) -> CommitInfo | None:
+        """The commit that already undid the newest change to `target`, when no newer change stands.
+
+        That is a standing rollback (the bot's, by hand or by a cycle) newer than every standing change, or
+        the revert of the newest change (whoever made it). A rollback run again after it landed finds it here
+        instead of reverting the next older change. Pause and resume markers change nothing and are passed over.
+        """
+        for commit in self.commits:
+            if not any(change.target == target for change in commit.changes):
+                continue
+            if commit.action in REVERTIBLE_ACTIONS:
+                return commit.reverted_by
+            if commit.action == "rollback" and commit.reverted_by is None:
+                return commit.commit
+        return None
+
 
 def parse_bot_commit(commit: CommitInfo) -> BotCommit | None:
     """The bot's view of `commit`, or None when it carries no gitbot trailers."""

@@ -14,7 +14,8 @@ import logging
 import re
 import sys
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import quote
@@ -28,6 +29,54 @@ _STANDARD = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 1, "x", Non
 FIELDS = "gitbot_fields"
 _HANDLER_MARK = "_gitbot_handler"
 _REGISTRY_PASSWORD = re.compile(r"^GITBOT_REGISTRY_\w+_PASSWORD$")
+
+# Credentials recognised by their shape, for text that may carry one gitbot never read: a server's error
+# body quoting the header it refused, a URL someone pasted a token into. Each keeps what says where the
+# credential was (the scheme, the parameter name) and replaces the value. Ordered: whole tokens first.
+_TOKEN = r"[A-Za-z0-9._~+/-]{8,}=*"  # noqa: S105 - a pattern, not a password
+# Names of parameters that hold a secret: `access_token`, `private_token`, `api_key`, `X-Amz-Signature` ...
+_SECRET_NAME = re.compile(r"(?i)(?:token|password|passwd|pwd|secret|signature|api[_-]?key|apikey|sig)$")
+_SHAPES: tuple[tuple[tuple[str, ...], re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    # A JSON Web Token: three base64url parts, the first a JSON object ("eyJ").
+    (("eyj",), re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), MASK),
+    # GitHub tokens (personal, OAuth, user-to-server, server-to-server, refresh; fine-grained).
+    (("gh", "github_pat_"), re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})"), MASK),
+    # Slack tokens and the secret path of a Slack incoming webhook.
+    (("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK),
+    (("hooks.",), re.compile(r"(hooks\.slack\.com/services/)[^\s\"'<>]+"), rf"\1{MASK}"),
+    # An Authorization header quoted whole, then a credential after its scheme anywhere.
+    (
+        ("authorization",),
+        re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(?:[A-Za-z-]+\s+)?[^\s\"',;]+"),
+        rf"\1{MASK}",
+    ),
+    (("bearer", "basic", "token"), re.compile(rf"(?i)\b(bearer|basic|token)(\s+){_TOKEN}"), rf"\1\2{MASK}"),
+    # User info of a URL: a password after the user, and over HTTP(S) a user alone (a pasted token).
+    (("@",), re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:\"'<>]*):[^\s/?#@\"'<>]+@"), rf"\1:{MASK}@"),
+    (("@",), re.compile(r"(?i)\b(https?://)[^\s/?#@:\"'<>]+@"), rf"\1{MASK}@"),
+    # Secret-named parameters in a query, fragment, form or `key=value` text.
+    (
+        ("token", "key", "pass", "pwd", "secret", "sig"),
+        re.compile(r"\b([A-Za-z][A-Za-z0-9_.-]*)=([^&\s#\"',;)}<>]+)"),
+        lambda found: f"{found.group(1)}={MASK}" if _SECRET_NAME.search(found.group(1)) else found.group(0),
+    ),
+)
+
+
+def mask_credentials(text: str) -> str:
+    """`text` with every credential recognised by its shape replaced by `***` (see `_SHAPES`).
+
+    For text from outside (error bodies, URLs, messages): it needs no list of known secrets, so it also
+    catches a token gitbot never read. `SecretMasker.mask` applies it after the known values.
+    """
+    if not text:
+        return text
+    lowered = text.lower()
+    for needles, pattern, replacement in _SHAPES:
+        # Each shape holds one of a few short words; most text has none of them, and looking is cheap.
+        if any(needle in lowered for needle in needles):
+            text = pattern.sub(replacement, text)
+    return text
 
 
 class SecretMasker(logging.Filter):
@@ -59,10 +108,12 @@ class SecretMasker(logging.Filter):
         return len(self._secrets)
 
     def mask(self, text: str) -> str:
-        """`text` with every known secret replaced by `***`."""
-        if self._pattern is None or not text:
+        """`text` with every known secret, and every credential recognised by its shape, replaced by `***`."""
+        if not text:
             return text
-        return self._pattern.sub(MASK, text)
+        if self._pattern is not None:
+            text = self._pattern.sub(MASK, text)
+        return mask_credentials(text)
 
     def mask_value(self, value: Any) -> Any:
         """A copy of `value` (str, number, mapping, sequence or other) with secrets masked in every string."""
@@ -77,8 +128,6 @@ class SecretMasker(logging.Filter):
         return self.mask(str(value))
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._pattern is None:
-            return True
         record.msg = self.mask(record.getMessage())
         record.args = None
         if record.exc_info and record.exc_info[0] is not None:
@@ -93,6 +142,45 @@ class SecretMasker(logging.Filter):
             if key not in _STANDARD:
                 setattr(record, key, self.mask_value(getattr(record, key)))
         return True
+
+
+class MaskedStream:
+    """A text stream that masks every string written to it, for stdout and stderr of a command.
+
+    Everything else (`encoding`, `isatty`, `buffer` ...) is the wrapped stream's: bytes written to its
+    `buffer` on purpose (`gitbot set --stdout` prints a file byte-exactly) pass unchanged.
+    """
+
+    def __init__(self, stream: TextIO, masker: SecretMasker) -> None:
+        self._stream = stream
+        self._masker = masker
+
+    def write(self, text: str) -> int:
+        if isinstance(text, str):
+            text = self._masker.mask(text)
+        return self._stream.write(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def masked_output(masker: SecretMasker) -> Iterator[None]:
+    """Within the block, whatever the process prints on stdout and stderr passes through `masker`."""
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout = MaskedStream(stdout, masker)
+    sys.stderr = MaskedStream(stderr, masker)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
 
 
 def secret_env_names(policy: Policy) -> set[str]:

@@ -21,6 +21,7 @@ from gitbot.history import (
     TRAILER_TARGET,
     TRAILER_TO,
 )
+from gitbot.logs import mask_credentials
 
 PLAN_MARKER = "<!-- gitbot:plan-id={plan_id} -->"
 _CANDIDATES_SHOWN = 10
@@ -103,7 +104,8 @@ def render_message(subject: str, body: str, trailers: Sequence[tuple[str, str]])
     """The full commit message: subject, blank line, body, blank line, trailers (git trailer format)."""
     trailer_block = "\n".join(f"{key}: {' '.join(value.split())}" for key, value in trailers)
     parts = [subject.strip(), body.strip(), trailer_block]
-    return "\n\n".join(part for part in parts if part) + "\n"
+    # The evidence may quote a server's error text: a credential in it never reaches git history.
+    return mask_credentials("\n\n".join(part for part in parts if part)) + "\n"
 
 
 def rollback_trailers(
@@ -143,8 +145,9 @@ def pull_request_body(
         sections += ["### Why", why.strip()]
     if evidence.strip():
         sections += ["### Evidence", evidence.strip()]
-    sections += ["### Rolling back", rollback.strip(), PLAN_MARKER.format(plan_id=plan)]
-    return "\n\n".join(sections) + "\n"
+    sections += ["### Rolling back", rollback.strip()]
+    # The evidence may quote a server's error text: a credential in it is never published in a pull request.
+    return mask_credentials("\n\n".join(sections)) + "\n\n" + PLAN_MARKER.format(plan_id=plan) + "\n"
 
 
 def plan_id_in(body: str) -> str | None:

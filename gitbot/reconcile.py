@@ -32,7 +32,7 @@ from gitbot.errors import (
     RemoteError,
     UsageError,
 )
-from gitbot.history import TRAILER_TARGET, History, read_history
+from gitbot.history import TRAILER_TARGET, BotCommit, History, read_history
 from gitbot.manifests import Problem, ScanCache, scan_tree
 from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
 from gitbot.planner import (
@@ -666,15 +666,22 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
     return StatusReport(policy.name, head, tuple(images), pulls)
 
 
-def deliver_one(policy: Policy, deps: Deps, make: Callable[[Checkout], Plan], *, branch_name: str) -> Delivery:
+def deliver_one(
+    policy: Policy, deps: Deps, make: Callable[[Checkout], Plan | Delivery], *, branch_name: str
+) -> Delivery:
     """Make one plan on a fresh checkout and deliver it by the policy's mode, re-planning on a rejected push.
 
     Pull-request mode uses `gitbot/<policy>/<branch_name>` and leaves the bot's other pull requests alone.
+    `make` returns a Delivery instead of a plan when the change it would make is already there (a command
+    run again after it landed): that is returned as it is and nothing is delivered.
     """
     attempts = policy.spec.git.max_push_attempts
     with deps.workspace.checkout() as checkout:
         for attempt in range(1, attempts + 1):
-            plan = replace(make(checkout), name=branch_name)
+            made = make(checkout)
+            if isinstance(made, Delivery):
+                return made
+            plan = replace(made, name=branch_name)
             if policy.spec.delivery.mode == "pull-request":
                 if deps.forge is None:
                     raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
@@ -691,14 +698,35 @@ def deliver_one(policy: Policy, deps: Deps, make: Callable[[Checkout], Plan], *,
     raise GitbotError("unreachable: the delivery loop ended without a result")
 
 
-def rollback(policy: Policy, deps: Deps, name: str) -> Delivery:
+def already(name: str, ref: str, message: str) -> Delivery:
+    """The answer of a command run again: its change is already there, `ref` shows it, nothing is delivered."""
+    return Delivery(name, "unchanged", ref, message)
+
+
+def open_manual_pull(policy: Policy, deps: Deps, branch_name: str, plan: str) -> Delivery | None:
+    """In pull-request mode, the open pull request of a command run by hand that already proposes `plan`."""
+    if policy.spec.delivery.mode != "pull-request" or deps.forge is None:
+        return None
+    existing = deps.forge.find_pull(bot_branch(policy, branch_name))
+    if existing is None or plan_id_in(existing.body) != plan:
+        return None
+    return already(branch_name, existing.url, f"already proposed in {existing.url}: {existing.title}")
+
+
+def rollback(policy: Policy, deps: Deps, name: str, *, further: bool = False) -> Delivery:
     """Revert the newest standing bot change for `name` with `git revert`, by the policy's delivery mode.
 
-    The tags that change introduced are quarantined through the rollback commit's trailers.
+    The tags that change introduced are quarantined through the rollback commit's trailers. Run again after
+    its revert landed (or after anyone reverted that change), it reports the revert and changes nothing; in
+    pull-request mode an open pull request that already proposes the rollback is reported the same way.
+    With `further` it reverts the newest change that still stands even so: one change further back.
     """
 
-    def make(checkout: Checkout) -> Plan:
+    def make(checkout: Checkout) -> Plan | Delivery:
         history = read_history(checkout.log(), policy.name)
+        undone = None if further else history.undone(name)
+        if undone is not None:
+            return already(name, undone.sha, f"already rolled back by {undone.sha[:7]}: {undone.subject}")
         standing = history.revertible(name)
         if not standing:
             raise UsageError(
@@ -716,6 +744,9 @@ def rollback(policy: Policy, deps: Deps, name: str) -> Delivery:
             + (f" Quarantined: {', '.join(f'{t}={tag}' for t, tag in quarantine)}." if quarantine else "")
         )
         trailers = rollback_trailers(policy.name, name, mine[0].new, mine[0].old, pid, quarantine)
+        proposed = open_manual_pull(policy, deps, f"{MANUAL_PREFIX}{name}", pid)
+        if proposed is not None:
+            return proposed
         return Plan(policy.name, name, "rollback", (), (), subject, body, trailers, pid, body, reverts=(victim.sha,))
 
     return deliver_one(policy, deps, make, branch_name=f"{MANUAL_PREFIX}{name}")
@@ -768,8 +799,29 @@ def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
     )
 
 
+# The first words of a step's message when `gitbot promote` made it (rollout.step_plan writes them).
+_BY_HAND = "Stepped by hand (gitbot promote "
+
+
+def hand_step(history: History, name: str, weight: int) -> BotCommit | None:
+    """The step by hand that brought canary `name` to `weight`, when it is the canary's newest change."""
+    for commit in history.commits:
+        if not any(change.target == name for change in commit.changes) or commit.action in ("pause", "resume"):
+            continue
+        by_hand = commit.action == "canary-step" and commit.commit.body.startswith(_BY_HAND)
+        arrived = any(change.target == name and change.new == str(weight) for change in commit.changes)
+        return commit if by_hand and arrived and commit.reverted_by is None else None
+    return None
+
+
 def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Delivery:
-    """Make the canary's next step (or move it to `to`) by hand, whatever the analysis says."""
+    """Make the canary's next step (or move it to `to`) by hand, whatever the analysis says.
+
+    Run again, it changes nothing and says so: `to` the weight the canary has; a plain step when the canary's
+    newest change is a step by hand that brought it to its weight (a repeat after a crash would otherwise
+    step twice; a person who means a second step gives `to`); or, in pull-request mode, when the open
+    `promote-<name>` pull request already proposes the step.
+    """
     index = _canary_index(policy, name)
     canary = policy.spec.canaries[index]
     if to == 0:
@@ -780,31 +832,52 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
             f"or hold it with `gitbot pause {name}`",
         )
 
-    def make(checkout: Checkout) -> Plan:
+    def make(checkout: Checkout) -> Plan | Delivery:
         targets = scan_checkout(policy, checkout, deps.scan_cache)
         texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
         route = read_route(policy, index, targets)
+        if to == route.weight:
+            return already(name, checkout.head, f"canary {name} is already at {to}%; nothing to change")
         target = to if to is not None else canary_policy(canary).next_step(route.weight)
+        done = hand_step(read_history(checkout.log(), policy.name), name, route.weight) if to is None else None
+        if done is not None:
+            further = f"to step further, give the weight: gitbot promote {name} --to W" if target else "its last step"
+            return already(name, done.sha, f"already promoted by {done.sha[:7]}: {done.commit.subject}; {further}")
         if target is None:
             raise UsageError(f"canary {name} is already at its last step ({route.weight}%); give --to to move it")
-        if not 0 <= target <= 100 or target == route.weight:
-            raise UsageError(f"--to must be a weight in 0..100 other than the current {route.weight}%, got {target}")
+        if not 0 <= target <= 100:
+            raise UsageError(f"--to must be a weight in 0..100, got {target}")
         decision = CanaryDecision("step", route.weight, target, f"stepped by hand from {route.weight}% to {target}%")
-        return step_plan(policy, route, decision, Observation(None, None, None), texts, to=target, manual=True)
+        plan = step_plan(policy, route, decision, Observation(None, None, None), texts, to=target, manual=True)
+        return open_manual_pull(policy, deps, f"{PROMOTE_PREFIX}{name}", plan.plan_id) or plan
 
     # Its own branch: a person's step is not the cycle's plan, which would close or rewrite it.
     return deliver_one(policy, deps, make, branch_name=f"{PROMOTE_PREFIX}{name}")
 
 
 def set_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str = "") -> str:
-    """Record a pause or resume of canary `name` as a marker commit on the policy's branch (commit sha)."""
-    _canary_index(policy, name)
+    """Record a pause or resume of canary `name` as a marker commit on the policy's branch (commit sha).
+
+    When the canary already is as asked, nothing is recorded and the branch head is returned.
+    """
+    return mark_paused(policy, deps, name, paused=paused, why=why).ref
+
+
+def mark_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str = "") -> Delivery:
+    """Pause or resume canary `name` with a marker commit; a pause of a paused canary (or a resume of one
+    that runs) records nothing and says so, so that a command run again after a crash adds no second marker."""
+    index = _canary_index(policy, name)
+    canary = policy.spec.canaries[index]
     action = "pause" if paused else "resume"
     message = marker_message(policy, name, action, why or f"{action}d by gitbot {action} {name}")
     attempts = policy.spec.git.max_push_attempts
     with deps.workspace.checkout() as checkout:
         for attempt in range(1, attempts + 1):
             base = checkout.head
+            hist = canary_history(read_history(checkout.log(), policy.name), canary)
+            if hist.paused == paused:
+                state = f"already paused ({hist.paused_reason})" if paused else "not paused"
+                return already(name, base, f"canary {name} ({policy.name}) is {state}; nothing recorded")
             sha = checkout.record(message, author_of(policy))
             try:
                 checkout.push()
@@ -814,5 +887,5 @@ def set_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str 
                     raise
                 checkout.refresh()
                 continue
-            return sha
+            return Delivery(name, "committed", sha, message.split("\n", 1)[0])
     raise GitbotError("unreachable: the marker loop ended without a result")

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 from git import GitCommandError, PushInfo, RemoteProgress, Repo
 from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
+from gitbot.config import url_credential_part
 from gitbot.domain import Author, CommitInfo
 from gitbot.errors import ConfigError, GitAuthError, GitError, PushRejectedError
 from gitbot.ports import RevertFinish
@@ -81,14 +82,17 @@ _PUSH_ERROR_LINES = _PushErrorLines()
 
 
 def _safe_url(url: str) -> str:
-    """`url` with any user-info password removed, fit for messages."""
+    """`url` without user-info password, query or fragment (where tokens get pasted), fit for messages."""
     parts = urlsplit(url)
-    if parts.scheme and parts.password:
+    web = parts.scheme in ("http", "https")
+    if parts.scheme and (parts.password or parts.query or parts.fragment or (web and parts.username)):
         host = parts.hostname or ""
         if parts.port:
             host += f":{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
+        if parts.username and not parts.password and not web:  # an SSH user (`git@`) is no secret
+            host = f"{parts.username}@{host}"
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return url.split("?", 1)[0].split("#", 1)[0]
 
 
 class GitWorkspace:
@@ -114,9 +118,11 @@ class GitWorkspace:
         known_hosts_file: Path | None = None,
     ) -> None:
         parts = urlsplit(url)
-        if parts.scheme in ("http", "https") and (parts.password or parts.username):
+        # Whatever the URL holds, git keeps in the cache's config and repeats in its errors.
+        if (parts.scheme in ("http", "https") and parts.username) or url_credential_part(url):
             raise ConfigError(
-                f"git URL {_safe_url(url)} must not contain credentials; pass the token separately",
+                f"git URL {_safe_url(url)} must not contain credentials (user info, a query or a fragment); "
+                "pass the token separately",
                 hint="set the token through the policy's tokenEnv",
             )
         if ssh_key_file is not None and not ssh_key_file.is_file():

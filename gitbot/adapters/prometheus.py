@@ -24,6 +24,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from gitbot.errors import ConfigError, MetricsError
+from gitbot.logs import mask_credentials
 
 _API_ERROR = re.compile(r"HTTP Status Code (\d+) \((b(?:'.*'|\".*\"))\)$", re.DOTALL)
 
@@ -181,7 +182,8 @@ def _number(text: str, where: str) -> float | None:
     try:
         value = float(text)
     except ValueError as exc:
-        raise MetricsError(f"Prometheus at {where} returned a value that is not a number: {text[:40]!r}") from exc
+        shown = mask_credentials(text)[:40]
+        raise MetricsError(f"Prometheus at {where} returned a value that is not a number: {shown!r}") from exc
     # A query dividing by zero answers NaN or an infinity: neither is a measurement.
     return value if math.isfinite(value) else None
 
@@ -213,5 +215,6 @@ def _api_error(text: str, where: str) -> str:
     except (ValueError, SyntaxError):
         detail = ""
     if detail:
-        message += ": " + " ".join(detail.split())[:200]
+        # A server or proxy may quote the credential it refused: masked whole, then shortened.
+        message += ": " + mask_credentials(" ".join(detail.split()))[:200]
     return message

@@ -10,7 +10,8 @@ import click
 from gitbot.commands.compose import build_deps, policies_option
 from gitbot.config import Policy, find_policy, load_policies
 from gitbot.errors import UsageError
-from gitbot.reconcile import inspect_canary, set_paused
+from gitbot.logs import process_masker
+from gitbot.reconcile import inspect_canary, mark_paused
 from gitbot.reconcile import promote as promote_canary
 
 
@@ -68,18 +69,24 @@ def analyze(name: str, policy_name: str | None, policies_dir: Path, as_json: boo
                 for c in (analysis.checks if analysis else ())
             ],
         }
-        click.echo(json.dumps(payload, indent=2))
+        # Details and the summary may quote a server's error body: masked like every other output.
+        click.echo(json.dumps(process_masker().mask_value(payload), indent=2))
         return
-    click.echo(f"canary {name} ({report.route}): {report.weight}%, {report.step}")
+    say = _masked_echo
+    say(f"canary {name} ({report.route}): {report.weight}%, {report.step}")
     if report.paused:
-        click.echo(f"  paused: {report.paused}")
+        say(f"  paused: {report.paused}")
     if analysis is None:
-        click.echo("  no analysis: the canary takes no traffic (0%)")
+        say("  no analysis: the canary takes no traffic (0%)")
         return
     for check in analysis.checks:
         values = f"canary={_num(check.canary)} GA={_num(check.stable)}"
-        click.echo(f"  {check.name:<14} {check.verdict:<12} {values}  threshold {check.threshold}  {check.detail}")
-    click.echo(f"verdict: {analysis.verdict}" + (f" ({analysis.summary})" if analysis.summary else ""))
+        say(f"  {check.name:<14} {check.verdict:<12} {values}  threshold {check.threshold}  {check.detail}")
+    say(f"verdict: {analysis.verdict}" + (f" ({analysis.summary})" if analysis.summary else ""))
+
+
+def _masked_echo(line: str) -> None:
+    click.echo(process_masker().mask(line))
 
 
 @click.command()
@@ -94,13 +101,19 @@ def promote(name: str, policy_name: str | None, policies_dir: Path, to_weight: i
         raise UsageError(f"--to must be a weight in 0..100, got {to_weight}")
     policy = _policy_for(policies_dir, policy_name, name)
     delivery = promote_canary(policy, build_deps(policy, need_forge=True), name, to_weight)
+    if delivery.outcome == "unchanged":
+        click.echo(delivery.subject)
+        return
     click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")
 
 
 def _marker(name: str, policy_name: str | None, policies_dir: Path, reason: str, *, paused: bool) -> None:
     policy = _policy_for(policies_dir, policy_name, name)
-    sha = set_paused(policy, build_deps(policy, need_forge=False), name, paused=paused, why=reason)
-    click.echo(f"{'paused' if paused else 'resumed'} {name} ({policy.name}) at {sha}")
+    delivery = mark_paused(policy, build_deps(policy, need_forge=False), name, paused=paused, why=reason)
+    if delivery.outcome == "unchanged":
+        click.echo(delivery.subject)
+        return
+    click.echo(f"{'paused' if paused else 'resumed'} {name} ({policy.name}) at {delivery.ref}")
 
 
 @click.command()

@@ -133,8 +133,19 @@ def status(policy_name: str, policies_dir: Path) -> None:
 @click.argument("name")
 @policy_option
 @policies_option
-def rollback(name: str, policy_name: str, policies_dir: Path) -> None:
-    """Revert the newest gitbot change for NAME (an image or canary) and quarantine what it introduced."""
+@click.option(
+    "--further",
+    is_flag=True,
+    help="Revert the newest change that still stands even when a newer one is already rolled back.",
+)
+def rollback(name: str, policy_name: str, policies_dir: Path, further: bool) -> None:
+    """Revert the newest gitbot change for NAME (an image or canary) and quarantine what it introduced.
+
+    Run again after it landed, it says so and changes nothing; --further goes one change further back.
+    """
     policy = find_policy(policies_dir, policy_name)
-    delivery = run_rollback(policy, build_deps(policy, need_forge=True), name)
+    delivery = run_rollback(policy, build_deps(policy, need_forge=True), name, further=further)
+    if delivery.outcome == "unchanged":
+        click.echo(delivery.subject)
+        return
     click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +15,12 @@ from tests.support.gitserver import GitServer
 
 pytestmark = pytest.mark.real
 
+# CLI subprocesses import this tree's gitbot, not whichever one the interpreter has installed.
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def gitbot(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **world.env}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(ROOT), **world.env}
     return subprocess.run(
         [sys.executable, "-m", "gitbot", *args],
         env=env,
@@ -80,6 +84,45 @@ def test_rollback_and_status_commands(world: World) -> None:
     assert "  podinfo-ga: running 0.1.0; newest allowed (none newer than a quarantined tag)" in lines
     assert any(line.startswith(f"    quarantined 0.1.2: rolled back by {str(head)[:7]}") for line in lines)
     assert "  podinfo-canary: running 0.2.1; newest allowed 0.2.1" in lines
+
+
+def test_rollback_run_again_says_it_is_done_and_further_goes_one_change_back(world: World) -> None:
+    assert gitbot(world, "once", *policy_args(world)).returncode == 0
+    first = gitbot(world, "rollback", "podinfo-ga", *policy_args(world))
+    assert first.returncode == 0, first.stderr
+    head = world.git.head(world.repo)
+    assert head is not None
+
+    again = gitbot(world, "rollback", "podinfo-ga", *policy_args(world))
+
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == (
+        f"already rolled back by {head[:7]}: gitbot({POLICY}): roll back podinfo-ga 0.1.2 -> 0.1.0"
+    )
+    assert world.git.head(world.repo) == head
+    # Nothing older stands for GA: going further is refused with the usual one line.
+    further = gitbot(world, "rollback", "podinfo-ga", "--further", *policy_args(world))
+    assert further.returncode == 2 and "no standing gitbot change for 'podinfo-ga'" in further.stderr
+    assert world.git.head(world.repo) == head
+
+
+def test_a_token_pasted_into_the_git_url_never_reaches_output_or_the_cache(world: World) -> None:
+    secret = "Zq7canaryS3cret0x5f"
+    world.write_policy()
+    text = world.policy_path.read_text(encoding="utf-8")
+    assert world.url in text
+    world.policy_path.write_text(text.replace(world.url, f"{world.url}?access_token={secret}"), encoding="utf-8")
+
+    for command in ("once", "plan", "status"):
+        done = gitbot(world, command, *policy_args(world))
+        assert done.returncode == 2, done.stderr
+        assert secret not in done.stdout + done.stderr
+        assert "spec.git.url: the URL must not contain a password or token (it has a query)" in done.stderr
+    validated = gitbot(world, "validate", "--policies", str(world.policy_path.parent))
+    assert validated.returncode == 2 and secret not in validated.stdout + validated.stderr
+    cache = world.tmp / "cache"
+    held = [p for p in cache.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()] if cache.exists() else []
+    assert held == []
 
 
 def test_once_in_pull_request_mode_prints_the_url(pr_world: World) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from gitbot.errors import UsageError
 from gitbot.reconcile import rollback, run_cycle, status
-from tests.scenarios.conftest import POLICY, WorldFactory, person_reverts
+from tests.scenarios.conftest import POLICY, World, WorldFactory, person_reverts
+from tests.support.killed import Killed, killed_after_push
 
 pytestmark = pytest.mark.real
 
@@ -76,9 +76,80 @@ def test_second_rollback_does_not_undo_the_first(make_world: WorldFactory) -> No
     run_cycle(world.policy(), world.deps(), deliver=True)
     first = rollback(world.policy(), world.deps(), "podinfo-ga")
 
-    with pytest.raises(UsageError) as caught:
-        rollback(world.policy(), world.deps(), "podinfo-ga")
+    again = rollback(world.policy(), world.deps(), "podinfo-ga")
 
-    assert "no standing gitbot change for 'podinfo-ga'" in caught.value.one_line()
+    assert (again.outcome, again.ref) == ("unchanged", first.ref)
+    assert again.subject == f"already rolled back by {first.ref[:7]}: {first.subject}"
     assert world.git.head(world.repo) == first.ref
     assert world.workloads() == world.expected_workloads(ga="0.1.0", canary="0.2.1")
+
+
+def two_ga_changes(make_world: WorldFactory, image_repo: str) -> tuple[World, str]:
+    """GA 0.1.0 -> 0.1.1, then 0.1.1 -> 0.1.2 when 0.1.2 is pushed; returns the older change's sha."""
+    world = make_world(image_repo=image_repo, tags=("0.1.0", "0.1.1", "0.2.0", "0.2.1"))
+    run_cycle(world.policy(), world.deps(), deliver=True)
+    older = next(c for c in world.git.log(world.repo) if c.subject.endswith("podinfo-ga 0.1.0 -> 0.1.1"))
+    world.push_tags("0.1.2")
+    run_cycle(world.policy(), world.deps(), deliver=True)
+    assert world.workloads() == world.expected_workloads(ga="0.1.2", canary="0.2.1")
+    return world, older.sha
+
+
+def rollbacks(world: World) -> list[str]:
+    return [c.sha for c in world.git.log(world.repo) if "Gitbot-Action: rollback" in c.body.splitlines()]
+
+
+def quarantined(world: World) -> list[str]:
+    ga = next(i for i in status(world.policy(), world.deps()).images if i.name == "podinfo-ga")
+    return [tag for tag, _ in ga.quarantined]
+
+
+def test_rollback_killed_after_its_push_landed_and_run_again_leaves_the_older_change(
+    make_world: WorldFactory,
+) -> None:
+    world, older = two_ga_changes(make_world, "history/rollback-killed")
+
+    with pytest.raises(Killed):
+        rollback(world.policy(), killed_after_push(world.deps()), "podinfo-ga")
+    (landed,) = rollbacks(world)
+    assert world.git.head(world.repo) == landed
+
+    again = rollback(world.policy(), world.deps(), "podinfo-ga")
+
+    assert (again.outcome, again.ref) == ("unchanged", landed)
+    subject = f"gitbot({POLICY}): roll back podinfo-ga 0.1.2 -> 0.1.1"
+    assert again.subject == f"already rolled back by {landed[:7]}: {subject}"
+    assert rollbacks(world) == [landed] and world.git.head(world.repo) == landed
+    assert world.workloads() == world.expected_workloads(ga="0.1.1", canary="0.2.1")
+    assert older in [c.sha for c in world.git.log(world.repo)]
+    assert quarantined(world) == ["0.1.2"]
+
+
+def test_rollback_further_reverts_the_next_older_change_on_purpose(make_world: WorldFactory) -> None:
+    world, older = two_ga_changes(make_world, "history/rollback-further")
+    first = rollback(world.policy(), world.deps(), "podinfo-ga")
+
+    further = rollback(world.policy(), world.deps(), "podinfo-ga", further=True)
+
+    assert further.outcome == "committed"
+    assert further.subject == f"gitbot({POLICY}): roll back podinfo-ga 0.1.1 -> 0.1.0"
+    assert f"This reverts commit {older}." in world.git.message(world.repo)
+    assert rollbacks(world) == [further.ref, first.ref]
+    assert world.workloads() == world.expected_workloads(ga="0.1.0", canary="0.2.1")
+    assert quarantined(world) == ["0.1.1", "0.1.2"]
+    # And the further rollback is now the one a repeat finds.
+    again = rollback(world.policy(), world.deps(), "podinfo-ga")
+    assert (again.outcome, again.ref) == ("unchanged", further.ref)
+
+
+def test_rollback_after_a_persons_revert_of_the_newest_change_names_that_revert(make_world: WorldFactory) -> None:
+    world, _older = two_ga_changes(make_world, "history/rollback-person")
+    newest = world.git.log(world.repo)[0]
+    revert = person_reverts(world, newest.sha)
+
+    again = rollback(world.policy(), world.deps(), "podinfo-ga")
+
+    assert (again.outcome, again.ref) == ("unchanged", revert)
+    assert again.subject.startswith(f"already rolled back by {revert[:7]}: Revert ")
+    assert world.git.head(world.repo) == revert
+    assert world.workloads() == world.expected_workloads(ga="0.1.1", canary="0.2.1")

@@ -11,6 +11,7 @@ from gitbot.messages import plan_id_in
 from gitbot.reconcile import rollback, run_cycle, status
 from tests.scenarios.conftest import POLICY, WORKLOADS, World, image_yaml, person_git, person_reverts
 from tests.support.github_fake import FakePull
+from tests.support.killed import Killed, killed_after_push
 
 pytestmark = pytest.mark.real
 
@@ -304,3 +305,70 @@ def test_plan_diff_in_pull_request_mode_shows_each_pull_request_against_the_bran
         f'-          image: "{world.image}:0.2.0"',
     ]
     assert f"+          image: {world.image}:0.1.2   # GA" in result.diff.splitlines()
+
+
+def merged_ga_update(world: World) -> str:
+    """The GA update's pull request, merged by fast-forward; returns the merged sha."""
+    assert world.github is not None
+    ga_only(world)
+    run_cycle(world.policy(), world.deps(), deliver=True)
+    (pull,) = pulls(world)
+    sha = world.git.head(world.repo, GA_BRANCH)
+    assert sha is not None
+    world.git.git(world.repo, "update-ref", "refs/heads/main", sha)
+    world.github.merge(pull.number, sha)
+    return sha
+
+
+def test_rollback_run_again_reports_its_open_pull_request(pr_world: World) -> None:
+    world = pr_world
+    merged_ga_update(world)
+    branch = f"gitbot/{POLICY}/rollback-podinfo-ga"
+    first = rollback(world.policy(), world.deps(), "podinfo-ga")
+    proposed = world.git.head(world.repo, branch)
+    (pull,) = pulls(world, "open")
+
+    again = rollback(world.policy(), world.deps(), "podinfo-ga")
+
+    assert (again.outcome, again.ref) == ("unchanged", first.ref)
+    assert again.subject == f"already proposed in {first.ref}: {pull.title}"
+    assert pulls(world, "open") == [pull] and world.git.head(world.repo, branch) == proposed
+
+
+def test_rollback_killed_after_its_branch_landed_opens_one_pull_request_when_run_again(pr_world: World) -> None:
+    world = pr_world
+    merged = merged_ga_update(world)
+    branch = f"gitbot/{POLICY}/rollback-podinfo-ga"
+
+    with pytest.raises(Killed):
+        rollback(world.policy(), killed_after_push(world.deps()), "podinfo-ga")
+    assert world.git.head(world.repo, branch) is not None and pulls(world, "open") == []
+
+    again = rollback(world.policy(), world.deps(), "podinfo-ga")
+
+    assert again.outcome == "opened"
+    (pull,) = pulls(world, "open")
+    assert pull.head == branch and again.ref.endswith(f"/pull/{pull.number}")
+    assert world.git.git(world.repo, "rev-list", "--count", f"main..{branch}").strip() == "1"
+    assert f"This reverts commit {merged}." in world.git.message(world.repo, branch)
+    assert rollback(world.policy(), world.deps(), "podinfo-ga").outcome == "unchanged"
+    assert len(pulls(world)) == 2  # the merged update and the one rollback
+
+
+def test_rollback_run_again_after_its_pull_request_merged_names_the_revert(pr_world: World) -> None:
+    world = pr_world
+    assert world.github is not None
+    merged_ga_update(world)
+    rollback(world.policy(), world.deps(), "podinfo-ga")
+    (pull,) = pulls(world, "open")
+    revert = world.git.head(world.repo, pull.head)
+    assert revert is not None
+    world.git.git(world.repo, "update-ref", "refs/heads/main", revert)
+    world.github.merge(pull.number, revert)
+
+    again = rollback(world.policy(), world.deps(), "podinfo-ga")
+
+    assert (again.outcome, again.ref) == ("unchanged", revert)
+    assert again.subject.startswith(f"already rolled back by {revert[:7]}: gitbot({POLICY}): roll back podinfo-ga")
+    assert pulls(world, "open") == [] and world.git.head(world.repo) == revert
+    assert world.workloads() == world.expected_workloads(ga="0.1.0")

@@ -8,8 +8,10 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,10 +21,12 @@ from tests.scenarios_canary.test_progression import at, trailers
 from tests.support.gitserver import GitServer
 from tests.support.prometheus import PrometheusServer, Scenario, start_prometheus
 
+# CLI subprocesses import this tree's gitbot, not whichever one the interpreter has installed.
+ROOT = Path(__file__).resolve().parents[2]
+
 # Both data sets began 20 minutes before the module's first test and run 5 minutes past it; the canary
 # takes 10 % of the requests from the first minute on.
 LIVE_SHARE = ((0.0, 0.0), (60.0, 10.0))
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +49,11 @@ def gitbot(world: World, git_server: GitServer, *args: str) -> subprocess.Comple
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
+        "PYTHONPATH": str(ROOT),
         "HOME": str(home),
         "SCENARIO_GIT_TOKEN": git_server.token,
         "GITBOT_CACHE_DIR": str(home / "cli-cache"),
         "GITBOT_POLICIES": str(home),
-        # The gitbot of this tree, not whichever one the interpreter has installed.
-        "PYTHONPATH": str(ROOT),
     }
     return subprocess.run(
         [sys.executable, "-m", "gitbot", *args],
@@ -122,6 +125,53 @@ def test_analyze_prints_each_check_and_the_verdict(
     assert unknown.startswith("gitbot: error: no policy in ") and unknown.endswith(" has a canary named 'nginx'")
 
 
+# A credential no masker knows; the Prometheus below quotes it in every error it answers.
+CANARY_SECRET = "Zq7canaryS3cret0x5f"
+REFUSED = f"refused Bearer {CANARY_SECRET} (also tried ?access_token={CANARY_SECRET} and ghp_{CANARY_SECRET * 2})"
+
+
+@pytest.fixture
+def refusing_prometheus() -> Iterator[str]:
+    """A loopback Prometheus API that answers every query HTTP 401 with an error naming the credential."""
+    body = json.dumps({"status": "error", "errorType": "unauthorized", "error": REFUSED}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_analyze_never_prints_a_credential_a_prometheus_error_quotes(
+    make_world: WorldFactory, refusing_prometheus: str, git_server: GitServer
+) -> None:
+    world = make_world("live", prometheus_url=refusing_prometheus, canary_weight=10)
+
+    as_json = gitbot(world, git_server, "analyze", "podinfo", "--json")
+    as_text = gitbot(world, git_server, "--debug", "analyze", "podinfo")
+
+    for done in (as_json, as_text):
+        assert done.returncode == 0, done.stderr
+        assert CANARY_SECRET not in done.stdout + done.stderr
+    payload = json.loads(as_json.stdout)
+    assert payload["verdict"] == "inconclusive"
+    assert f"Prometheus at {refusing_prometheus} answered HTTP 401: refused Bearer ***" in payload["summary"]
+    assert "refused Bearer ***" in as_text.stdout
+
+
 def test_pause_resume_promote_and_status_from_the_command_line(
     make_world: WorldFactory, live: PrometheusServer, git_server: GitServer
 ) -> None:
@@ -132,6 +182,10 @@ def test_pause_resume_promote_and_status_from_the_command_line(
     paused = ok(gitbot(world, git_server, "pause", "podinfo", "--reason", "load test tonight"))
     assert paused == [f"paused podinfo ({POLICY}) at {world.log()[0].sha}"]
     assert "load test tonight" in world.server.message(world.repo)
+    marker = world.log()[0].sha
+    again = ok(gitbot(world, git_server, "pause", "podinfo"))
+    assert again == [f"canary podinfo ({POLICY}) is already paused (paused by gitbot); nothing recorded"]
+    assert world.log()[0].sha == marker
     status = ok(gitbot(world, git_server, "status", "--policy", POLICY))
     assert status[-1].endswith("; paused: paused by gitbot")
     # The canary has dwelt at 10 % for 19 minutes and passes: only the pause holds it.
@@ -143,6 +197,9 @@ def test_pause_resume_promote_and_status_from_the_command_line(
 
     resumed = ok(gitbot(world, git_server, "resume", "podinfo"))
     assert resumed == [f"resumed podinfo ({POLICY}) at {world.log()[0].sha}"]
+    assert ok(gitbot(world, git_server, "resume", "podinfo")) == [
+        f"canary podinfo ({POLICY}) is not paused; nothing recorded"
+    ]
     stepped = ok(gitbot(world, git_server, "once", "--policy", POLICY))
     assert stepped == [f"committed {world.log()[0].sha}  gitbot({POLICY}): podinfo canary 10% -> 60%"]
     assert weights(world.routes_text()) == at(60)
@@ -161,9 +218,13 @@ def test_pause_resume_promote_and_status_from_the_command_line(
     assert ("Gitbot-From", "60") in trailers(message) and ("Gitbot-To", "100") in trailers(message)
     head = world.log()[0].sha
 
-    assert refused(gitbot(world, git_server, "promote", "podinfo")) == (
-        "gitbot: error: canary podinfo is already at its last step (100%); give --to to move it"
-    )
+    # Run again: the step by hand is not made twice, and a move to where the canary is changes nothing.
+    assert ok(gitbot(world, git_server, "promote", "podinfo")) == [
+        f"already promoted by {head[:7]}: gitbot({POLICY}): podinfo canary 60% -> 100%; its last step"
+    ]
+    assert ok(gitbot(world, git_server, "promote", "podinfo", "--to", "100")) == [
+        "canary podinfo is already at 100%; nothing to change"
+    ]
     assert refused(gitbot(world, git_server, "promote", "podinfo", "--to", "150")) == (
         "gitbot: error: --to must be a weight in 0..100, got 150"
     )

@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 
 from gitbot.errors import UsageError
-from gitbot.reconcile import inspect_canary, promote, rollback, set_paused
+from gitbot.reconcile import inspect_canary, mark_paused, promote, rollback, set_paused
 from tests.scenarios_canary.conftest import POLICY, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.support.gitserver import OTHER_NAME
+from tests.support.killed import Killed, killed_after_push
 
 
 def test_inspect_reports_checks_values_thresholds_and_the_dwell_the_cycle_waits(make_world: WorldFactory) -> None:
@@ -87,12 +88,12 @@ def test_promote_by_hand_steps_next_or_to_a_weight_and_refuses_past_the_last(mak
     assert weights(world.routes_text()) == at(100)
     head = world.log()[0].sha
 
-    with pytest.raises(UsageError) as last:
-        promote(world.policy, world.deps, "podinfo")
-    assert str(last.value) == "canary podinfo is already at its last step (100%); give --to to move it"
-    with pytest.raises(UsageError) as same:
-        promote(world.policy, world.deps, "podinfo", to=100)
-    assert str(same.value) == "--to must be a weight in 0..100 other than the current 100%, got 100"
+    # Run again (after a crash, say), a step by hand is not made twice; nor is a move to where it is.
+    last = promote(world.policy, world.deps, "podinfo")
+    assert (last.outcome, last.ref) == ("unchanged", head)
+    assert last.subject == f"already promoted by {head[:7]}: {jump.subject}; its last step"
+    same = promote(world.policy, world.deps, "podinfo", to=100)
+    assert (same.outcome, same.subject) == ("unchanged", "canary podinfo is already at 100%; nothing to change")
     with pytest.raises(UsageError) as zero:
         promote(world.policy, world.deps, "podinfo", to=0)
     assert str(zero.value) == "--to 0 would not keep canary podinfo at 0%: the next cycle starts it again"
@@ -177,3 +178,99 @@ def test_rollback_after_a_pause_reverts_the_step_not_the_pause_marker(make_world
     assert weights(world.routes_text()) == at(0)
     actions = [dict(trailers(c.body)).get("Gitbot-Action") for c in world.log()[:3]]
     assert actions == ["rollback", "pause", "canary-step"]
+
+
+def test_rollback_of_a_step_killed_after_it_landed_and_run_again_keeps_the_older_step(
+    make_world: WorldFactory,
+) -> None:
+    world = make_world("healthy")
+    world.cycle(1)
+    step10 = world.log()[0].sha
+    world.cycle(14)
+    assert weights(world.routes_text()) == at(60)
+    world.clock.set(minute(15))
+
+    with pytest.raises(Killed):
+        rollback(world.policy, killed_after_push(world.deps), "podinfo")
+    landed = world.log()[0]
+    assert dict(trailers(landed.body)).get("Gitbot-Action") == "rollback"
+
+    again = rollback(world.policy, world.deps, "podinfo")
+
+    assert (again.outcome, again.ref) == ("unchanged", landed.sha)
+    assert again.subject == f"already rolled back by {landed.sha[:7]}: gitbot({POLICY}): roll back podinfo 60 -> 10"
+    assert world.log()[0].sha == landed.sha and weights(world.routes_text()) == at(10)
+    assert step10 in [c.sha for c in world.log()]
+    # On purpose, one step further: the 10 % step is reverted too.
+    further = rollback(world.policy, world.deps, "podinfo", further=True)
+    assert further.subject == f"gitbot({POLICY}): roll back podinfo 10 -> 0"
+    assert weights(world.routes_text()) == at(0)
+
+
+def test_rollback_after_the_cycle_rolled_the_canary_back_names_that_rollback(make_world: WorldFactory) -> None:
+    world = make_world("slow")
+    world.cycle(1)
+    world.cycle(14)
+    assert action(world.cycle(24)) == "rollback"
+    cycle_rollback = world.log()[0]
+    world.clock.set(minute(25))
+
+    again = rollback(world.policy, world.deps, "podinfo")
+
+    assert (again.outcome, again.ref) == ("unchanged", cycle_rollback.sha)
+    assert again.subject == f"already rolled back by {cycle_rollback.sha[:7]}: {cycle_rollback.subject}"
+    assert world.log()[0].sha == cycle_rollback.sha and weights(world.routes_text()) == at(0)
+
+
+def test_promote_killed_after_its_step_landed_and_run_again_steps_once(make_world: WorldFactory) -> None:
+    world = make_world("healthy")
+    world.cycle(1)
+    world.clock.set(minute(5))
+
+    with pytest.raises(Killed):
+        promote(world.policy, killed_after_push(world.deps), "podinfo")
+    step = world.log()[0]
+    assert step.subject == f"gitbot({POLICY}): podinfo canary 10% -> 60%"
+
+    again = promote(world.policy, world.deps, "podinfo")
+
+    assert (again.outcome, again.ref) == ("unchanged", step.sha)
+    assert again.subject == (
+        f"already promoted by {step.sha[:7]}: {step.subject}; "
+        "to step further, give the weight: gitbot promote podinfo --to W"
+    )
+    assert world.log()[0].sha == step.sha and weights(world.routes_text()) == at(60)
+    # A second step on purpose names its weight.
+    further = promote(world.policy, world.deps, "podinfo", to=100)
+    assert further.subject == f"gitbot({POLICY}): podinfo canary 60% -> 100%"
+    assert weights(world.routes_text()) == at(100)
+
+
+def test_pause_and_resume_run_again_record_no_second_marker(make_world: WorldFactory) -> None:
+    world = make_world("healthy")
+    world.cycle(1)
+    world.clock.set(minute(5))
+    head = world.log()[0].sha
+
+    running = mark_paused(world.policy, world.deps, "podinfo", paused=False)
+    assert (running.outcome, running.ref) == ("unchanged", head)
+    assert running.subject == f"canary podinfo ({POLICY}) is not paused; nothing recorded"
+
+    with pytest.raises(Killed):
+        mark_paused(world.policy, killed_after_push(world.deps), "podinfo", paused=True)
+    marker = world.log()[0].sha
+    assert marker != head
+
+    again = mark_paused(world.policy, world.deps, "podinfo", paused=True)
+
+    assert (again.outcome, again.ref) == ("unchanged", marker)
+    assert again.subject == f"canary podinfo ({POLICY}) is already paused (paused by gitbot); nothing recorded"
+    assert world.log()[0].sha == marker
+
+    world.clock.set(minute(6))
+    resumed = mark_paused(world.policy, world.deps, "podinfo", paused=False)
+    assert resumed.outcome == "committed" and resumed.subject == f"gitbot({POLICY}): resume podinfo canary"
+    twice = mark_paused(world.policy, world.deps, "podinfo", paused=False)
+    assert (twice.outcome, twice.ref) == ("unchanged", resumed.ref)
+    actions = [dict(trailers(c.body)).get("Gitbot-Action") for c in world.log()[:3]]
+    assert actions == ["resume", "pause", "canary-step"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from gitbot.messages import plan_id_in
-from gitbot.reconcile import CycleResult, promote, status
+from gitbot.reconcile import CycleResult, promote, rollback, status
 from tests.scenarios_canary.conftest import CANARY_TAG, POLICY, World, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.support.github_fake import FakePull, GitHubFake
@@ -152,7 +152,12 @@ def test_a_failing_canary_gets_a_rollback_pull_request_that_reverts_its_steps(
     # Still failing a minute later, not yet merged: the same pull request, not a second one.
     assert delivered(world.cycle(25)) == [("podinfo", "unchanged")]
     assert len(open_pulls(world)) == 1
-    merge(world, pull)
+    reverted = merge(world, pull)
+    # A person's `gitbot rollback` after the merge finds the cycle's rollback and changes nothing.
+    by_hand = rollback(world.policy, world.deps, "podinfo")
+    assert (by_hand.outcome, by_hand.ref) == ("unchanged", reverted)
+    assert by_hand.subject == f"already rolled back by {reverted[:7]}: {subject}"
+    assert open_pulls(world) == [] and rev(world, "main") == reverted
     after = world.cycle(30)
     assert action(after) == "hold" and after.deliveries == ()
     assert after.canaries[0].decision is not None
@@ -173,6 +178,12 @@ def test_a_step_by_hand_is_its_own_pull_request_and_the_cycle_leaves_it_open(
     assert pull.title == f"gitbot({POLICY}): podinfo canary 10% -> 100%"
     assert pull.head == f"gitbot/{POLICY}/promote-podinfo" and pull.labels == ["gitbot", "canary"]
     assert weights(world.routes_text(pull.head)) == at(100)
+    proposed = rev(world, pull.head)
+    # Asked again (after a crash, say): the open pull request is the answer, not a second change.
+    again = promote(world.policy, world.deps, "podinfo", to=100)
+    assert (again.outcome, again.ref) == ("unchanged", by_hand.ref)
+    assert again.subject == f"already proposed in {by_hand.ref}: {pull.title}"
+    assert [p.number for p in open_pulls(world)] == [pull.number] and rev(world, pull.head) == proposed
 
     # The cycle is still dwelling at 10 %: it has nothing of its own to propose and must not close a
     # person's request as superseded.

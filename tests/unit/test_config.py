@@ -299,7 +299,7 @@ def test_a_token_pasted_into_the_git_url_is_refused(tmp_path: Path, url: str, re
         return
     with pytest.raises(ConfigError) as info:
         load_policy(path)
-    assert info.value.one_line().startswith(f"{path}:5: spec.git: the URL must not contain a password or token")
+    assert info.value.one_line().startswith(f"{path}:5: spec.git.url: the URL must not contain a password or token")
     assert "ghp_" not in info.value.one_line() and "s3cret" not in info.value.one_line()
 
 
@@ -367,3 +367,130 @@ def test_limits_have_defaults_and_can_be_set(tmp_path: Path) -> None:
 def test_limit_mistakes_name_their_field(tmp_path: Path, extra: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(needle)):
         load_policy(write(tmp_path, GOOD + extra))
+
+
+# A credential pasted where it does not belong: it must never come back in an error.
+SECRET = "Zq7canaryS3cret0x5f"
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    line = info.value.one_line()
+    assert SECRET not in line and SECRET not in (info.value.hint or "")
+    return line
+
+
+@pytest.mark.parametrize(
+    ("url", "part"),
+    [
+        (f"https://git.example/acme/config.git?access_token={SECRET}", "a query"),
+        (f"https://git.example/acme/config.git?private_token={SECRET}&x=1", "a query"),
+        (f"https://git.example/acme/config.git#token={SECRET}", "a fragment"),
+        (f"ssh://git.example/acme/config.git?token={SECRET}", "a query"),
+        (f"git@git.example:acme/config.git?token={SECRET}", "a query"),
+        (f"https://{SECRET}@git.example/acme/config.git", "user info"),
+        (f"ssh://git:{SECRET}@git.example/acme/config.git", "a password in its user info"),
+    ],
+)
+def test_a_credential_in_any_part_of_the_git_url_is_refused_without_echo(tmp_path: Path, url: str, part: str) -> None:
+    line = refusal(write(tmp_path, GOOD.replace("https://git.example/acme/config.git", url)))
+    assert f":5: spec.git.url: the URL must not contain a password or token (it has {part})" in line
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        (
+            '"http://prometheus:9090"',
+            f'"http://prometheus:9090/?token={SECRET}"',
+            "24: spec.canaries[0].analysis.prometheus.url",
+        ),
+        (
+            '"http://prometheus:9090"',
+            f'"http://prometheus:9090#{SECRET}"',
+            "24: spec.canaries[0].analysis.prometheus.url",
+        ),
+        (
+            '"http://prometheus:9090"',
+            f'"prometheus:9090?token={SECRET}"',
+            "24: spec.canaries[0].analysis.prometheus.url",
+        ),
+        (
+            "  canaries:\n",
+            "  delivery:\n    mode: pull-request\n"
+            f"    github: {{repository: a/b, apiUrl: 'https://ghe/api/v3?access_token={SECRET}'}}\n  canaries:\n",
+            "18: spec.delivery.github.apiUrl",
+        ),
+        (
+            "  canaries:\n",
+            f"  registries: [{{host: 'robot:{SECRET}@registry.example'}}]\n  canaries:\n",
+            "16: spec.registries[0].host",
+        ),
+        (
+            "  canaries:\n",
+            f"  registries: [{{host: 'registry.example?token={SECRET}'}}]\n  canaries:\n",
+            "16: spec.registries[0].host",
+        ),
+    ],
+)
+def test_a_credential_in_any_url_of_a_policy_is_refused_at_its_line(
+    tmp_path: Path, old: str, new: str, where: str
+) -> None:
+    assert old in CANARY
+    path = write(tmp_path, CANARY.replace(old, new, 1))
+    assert refusal(path).startswith(f"{path}:{where}: ")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ("paths: [clusters/prod]}", f"paths: [clusters/prod], tokenEnv: {SECRET}-x}}", "5: spec.git.tokenEnv"),
+        ("paths: [clusters/prod]}", f"paths: [clusters/prod], tokenEnv: 'ghp_{SECRET} '}}", "5: spec.git.tokenEnv"),
+        (
+            '"http://prometheus:9090"}',
+            f'"http://prometheus:9090", tokenEnv: "Bearer {SECRET}"}}',
+            "24: spec.canaries[0].analysis.prometheus.tokenEnv",
+        ),
+        (
+            "  canaries:\n",
+            f"  registries: [{{host: r.example, usernameEnv: robot, passwordEnv: '{SECRET}!'}}]\n  canaries:\n",
+            "16: spec.registries[0].passwordEnv",
+        ),
+        (
+            "  canaries:\n",
+            "  delivery:\n    mode: pull-request\n"
+            f"    github: {{repository: a/b, tokenEnv: 'github_pat_{SECRET}/x'}}\n  canaries:\n",
+            "18: spec.delivery.github.tokenEnv",
+        ),
+        (
+            "  canaries:\n",
+            f"  notifications: [{{slack: {{webhookEnv: 'https://hooks.example/{SECRET}'}}}}]\n  canaries:\n",
+            "16: spec.notifications[0].slack.webhookEnv",
+        ),
+        (
+            "  canaries:\n",
+            f"  notifications: [{{webhook: {{urlEnv: 'x.{SECRET}'}}}}]\n  canaries:\n",
+            "16: spec.notifications[0].webhook.urlEnv",
+        ),
+    ],
+)
+def test_a_value_pasted_where_a_variable_name_belongs_is_refused_without_echo(
+    tmp_path: Path, old: str, new: str, where: str
+) -> None:
+    assert old in CANARY
+    path = write(tmp_path, CANARY.replace(old, new, 1))
+    assert refusal(path) == (
+        f"{path}:{where}: expected the name of an environment variable ([A-Za-z_][A-Za-z0-9_]*), not a value; "
+        "put the secret in that variable and name it here"
+    )
+
+
+def test_good_variable_names_and_urls_still_load(tmp_path: Path) -> None:
+    text = CANARY.replace('"http://prometheus:9090"}', '"https://prometheus:9090/prefix", tokenEnv: _Prom_Token2}')
+    text = text.replace(
+        "  canaries:\n", "  registries: [{host: '127.0.0.1:5000', usernameEnv: U, passwordEnv: P}]\n  canaries:\n"
+    )
+    policy = load_policy(write(tmp_path, text))
+    assert policy.spec.canaries[0].analysis.prometheus.token_env == "_Prom_Token2"
+    assert policy.spec.registries[0].host == "127.0.0.1:5000"

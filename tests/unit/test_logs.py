@@ -5,15 +5,25 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 
 from gitbot.config import Policy, load_policy
 from gitbot.errors import AuthError
-from gitbot.logs import SecretMasker, configure_logging, log_event, secret_env_names, secrets_for
+from gitbot.logs import (
+    SecretMasker,
+    configure_logging,
+    log_event,
+    mask_credentials,
+    masked_output,
+    secret_env_names,
+    secrets_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "ghp_S3cretT0kenValue+/with=odd&chars"
@@ -119,6 +129,70 @@ def test_mask_leaves_other_text_alone() -> None:
     assert masker.mask("longer-abc123-token") == "***"
 
 
+# A value no masker knows: only its place or its shape can give it away.
+CANARY = "Zq7canaryS3cret0x5f"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJnaXRib3QifQ.c2lnbmF0dXJlLXZhbHVl"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (f"refused Bearer {CANARY}", "refused Bearer ***"),
+        (f"bad header: Authorization: Basic {CANARY}==", "bad header: Authorization: ***"),
+        (f'{{"authorization": "token {CANARY}"}}', '{"authorization": "***"}'),
+        (f"Authorization: token {CANARY}", "Authorization: ***"),
+        (f"got basic {CANARY} from proxy", "got basic *** from proxy"),
+        (f"GET /api?query=up&access_token={CANARY}&x=1", "GET /api?query=up&access_token=***&x=1"),
+        (f"https://git.example/r.git?token={CANARY}#frag", "https://git.example/r.git?token=***#frag"),
+        (f"https://git.example/r.git#private_token={CANARY}", "https://git.example/r.git#private_token=***"),
+        (f"password={CANARY}; api_key={CANARY}", "password=***; api_key=***"),
+        (f"?X-Amz-Signature={CANARY}&gitlab_private_token={CANARY}", "?X-Amz-Signature=***&gitlab_private_token=***"),
+        (
+            f"clone https://x-access-token:{CANARY}@git.example/r.git",
+            "clone https://x-access-token:***@git.example/r.git",
+        ),
+        (f"clone https://{CANARY}@git.example/r.git", "clone https://***@git.example/r.git"),
+        (f"ssh://git:{CANARY}@host/r.git", "ssh://git:***@host/r.git"),
+        ("token ghp_" + "a1B2" * 9 + " refused", "token *** refused"),
+        ("github_pat_11ABCDEFG0123456789_abcdefghijklmnop in error", "*** in error"),
+        ("gho_" + "Z" * 36 + ", ghu_" + "1" * 36 + ", ghs_" + "x" * 36, "***, ***, ***"),
+        (f"jwt {JWT} rejected", "jwt *** rejected"),
+        (f"slack xoxb-{CANARY}", "slack ***"),
+        (
+            f"POST https://hooks.slack.com/services/T0/B0/{CANARY} failed",
+            "POST https://hooks.slack.com/services/*** failed",
+        ),
+    ],
+)
+def test_credentials_are_masked_by_their_shape(text: str, masked: str) -> None:
+    assert mask_credentials(text) == masked
+    assert CANARY not in SecretMasker().mask(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "gitbot(production): podinfo-ga 0.1.1 -> 0.1.2",
+        "token refused; basic auth needed",
+        "ssh://git@github.com/acme/config.git and git@github.com:acme/config.git",
+        "https://prometheus.example:9090/api/v1/query",
+        "Gitbot-Plan-Id: 3f2a9c1b7d4e",
+        "sum(rate(istio_requests_total{reporter='destination'}[5m]))",
+        "a person (Other Person) reverted step abc1234",
+        "success-rate pass canary=99.5 GA=99.8 threshold >= 99%; key=value tokens=3",
+    ],
+)
+def test_shape_masking_leaves_ordinary_text_alone(text: str) -> None:
+    assert mask_credentials(text) == text
+
+
+def test_a_log_record_is_masked_by_shape_without_any_known_secret() -> None:
+    stream = io.StringIO()
+    configure_logging(SecretMasker(), json=True, stream=stream)
+    log_event(logging.getLogger("gitbot.test"), "cycle-failed", error=f"HTTP 401: refused Bearer {CANARY}")
+    assert CANARY not in stream.getvalue() and "refused Bearer ***" in stream.getvalue()
+
+
 def policy_with_every_secret() -> Policy:
     data: dict[str, Any] = {
         "apiVersion": "gitbot.dev/v1alpha1",
@@ -181,3 +255,17 @@ def test_the_schedulers_routine_messages_show_only_at_debug(level: int, shown: b
     events = [json.loads(line)["event"] for line in out.getvalue().splitlines()]
     assert ('Job "cycle p" executed successfully' in events) is shown
     assert 'Run time of job "cycle p" was missed by 0:00:02' in events
+
+
+def test_everything_a_command_prints_is_masked_but_bytes_written_on_purpose(capsys: pytest.CaptureFixture[str]) -> None:
+    masker = SecretMasker({"known-Value-42"})
+    with masked_output(masker):
+        click.echo(f"pushed with known-Value-42 and Bearer {CANARY}")
+        click.echo(json_dump := f'{{"detail": "access_token={CANARY}"}}', err=True)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(b"raw: known-Value-42\n")
+        sys.stdout.buffer.flush()
+    out, err = capsys.readouterr()
+    assert out == "pushed with *** and Bearer ***\nraw: known-Value-42\n"
+    assert err == '{"detail": "access_token=***"}\n' and json_dump != err.strip()
+    assert not isinstance(sys.stdout, type(masker)) and "Masked" not in type(sys.stdout).__name__

@@ -90,3 +90,18 @@ def test_a_commit_of_several_images_names_one_rollback_command() -> None:
     # `gitbot rollback` takes one NAME; it reverts the whole commit.
     assert "`gitbot rollback podinfo-ga --policy production` (it reverts all 2 images of this commit)" in body
     assert "rollback podinfo-ga podinfo-canary" not in body
+
+
+CANARY_SECRET = "Zq7canaryS3cret0x5f"
+
+
+def test_a_credential_quoted_in_evidence_never_reaches_a_commit_or_pull_request() -> None:
+    evidence = (
+        f"| requests | inconclusive | query failed: Prometheus answered HTTP 401: refused Bearer {CANARY_SECRET} |"
+    )
+    body = pull_request_body(summary="s", changes=[CHANGE], why="", evidence=evidence, rollback="r", plan="abc123")
+    message = render_message("gitbot(p): podinfo canary 10% -> 60%", evidence, [("Gitbot-Plan-Id", "abc123")])
+
+    for text in (body, message):
+        assert CANARY_SECRET not in text and "refused Bearer ***" in text
+    assert plan_id_in(body) == "abc123" and message.endswith("\n\nGitbot-Plan-Id: abc123\n")

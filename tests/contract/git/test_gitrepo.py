@@ -195,6 +195,35 @@ def test_url_with_credentials_and_bad_branch_are_refused(tmp_path: Path) -> None
         GitWorkspace("https://example.test/x.git", "bad..name", tmp_path, author=BOT)
 
 
+SECRET = "Zq7canaryS3cret0x5f"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [f"?access_token={SECRET}", f"?private_token={SECRET}&x=1", f"#token={SECRET}", f"?{SECRET}"],
+)
+def test_a_token_in_the_query_or_fragment_of_the_url_is_refused_before_git_runs(
+    git_server: GitServer, repo_name: str, tmp_path: Path, tail: str
+) -> None:
+    cache = tmp_path / "cache"
+    with pytest.raises(ConfigError, match="must not contain credentials") as caught:
+        GitWorkspace(git_server.url_for(repo_name) + tail, "main", cache, token=git_server.token, author=BOT)
+    assert SECRET not in caught.value.one_line() and SECRET not in (caught.value.hint or "")
+    assert git_server.url_for(repo_name) in caught.value.one_line()
+    assert not cache.exists() or _files_holding_any(cache, SECRET) == []
+
+
+def test_a_token_as_the_user_of_an_https_url_is_not_repeated_in_the_refusal(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        GitWorkspace(f"https://ghp_{SECRET}@example.test/x.git", "main", tmp_path, author=BOT)
+    assert SECRET not in caught.value.one_line()
+    assert "https://example.test/x.git" in caught.value.one_line()
+
+
+def _files_holding_any(root: Path, secret: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
 def test_token_is_never_stored_on_disk(
     make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str, tmp_path: Path
 ) -> None:

@@ -218,3 +218,27 @@ def test_a_policy_token_read_with_its_newline_is_sent_without_it(
     client = metrics_factory(policy, {"PROM_TOKEN": "tok-123\n"})(policy.spec.canaries[0])
     assert client.instant("up", AT) is None
     assert recorded.requests[0]["authorization"] == "Bearer tok-123"
+
+
+# A credential no masker knows, in the shapes servers and proxies quote refused credentials in.
+CANARY_SECRET = "Zq7canaryS3cret0x5f"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        f"refused Bearer {CANARY_SECRET}",
+        f"bad Authorization: Basic {CANARY_SECRET}",
+        f"token ghp_{CANARY_SECRET}{CANARY_SECRET} expired",
+        f"GET /api/v1/query?access_token={CANARY_SECRET} denied",
+        f"jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ{CANARY_SECRET}.c2ln rejected",
+    ],
+)
+def test_an_error_body_that_quotes_a_credential_is_masked(fake_server: tuple[str, Recorded], error: str) -> None:
+    url, recorded = fake_server
+    recorded.status, recorded.body = 401, json.dumps({"status": "error", "error": error}).encode()
+    with PrometheusMetrics(url) as client, pytest.raises(MetricsError) as info:
+        client.instant("up", AT)
+    line = info.value.one_line()
+    assert line.startswith(f"Prometheus at {url} answered HTTP 401: ") and "***" in line
+    assert CANARY_SECRET not in line
