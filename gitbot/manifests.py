@@ -4,7 +4,9 @@ This module owns the rules for what a target is (pod-template images, kustomize 
 images, Flux setter markers, Istio VirtualService and Gateway API HTTPRoute weights), the byte screen that
 skips files which cannot hold one, the size limit past which a file is not read (reported as a `Problem`,
 while the rest of the scan goes on), and the content-addressed `ScanCache`. `scan_text` is pure; file
-reading is confined to `scan_tree` and the cache's own load/save. It never edits anything.
+reading is confined to `scan_tree`, `walk_files` and the cache's own load/save; `scan_files` scans from a
+listing of git's objects (path, blob id, size) and reads only the blobs the cache does not know. It never
+edits anything.
 
 Weights are reported only where a `weight` is written. Istio treats a lone destination without a weight as
 100 and Gateway API defaults a missing weight to 1; such implicit weights are not targets.
@@ -19,15 +21,16 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
 
 from gitbot import yamlio
 from gitbot.domain import Target, TargetKind
 from gitbot.errors import ManifestError, MissingPathError
+from gitbot.ports import TreeFile
 
 # Manifests are a few kilobytes; a file past this is not read (policy `spec.git.maxFileSize` overrides it).
 MAX_FILE_SIZE = 1024 * 1024
@@ -558,4 +561,138 @@ def scan_tree(
                 cache.put(key, cached)
         targets.extend(cached)
     progress(len(files), len(files))
+    return Scan(tuple(targets), tuple(problems))
+
+
+# -- scanning from a listing (git's objects) instead of a working tree ---------------------------------------
+
+EntryKind = Literal["file", "dir", "link", "other"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a tree listing: what it is, its blob id ("" for folders) and its size in bytes."""
+
+    kind: EntryKind
+    blob: str = ""
+    size: int = 0
+
+
+def walk_key(path: str) -> tuple[tuple[int, str], ...]:
+    """Sorts paths as a sorted walk of their folders meets them: a folder's files first, then its subfolders."""
+    *folders, name = path.split("/")
+    return (*((1, folder) for folder in folders), (0, name))
+
+
+def select_files(listing: Mapping[str, Entry], paths: Sequence[str]) -> list[TreeFile] | None:
+    """The files `scan_tree` would read at `paths`, chosen from `listing` (every path of a tree -> Entry).
+
+    None when a path is not plain (absolute, `..`) or a symbolic link is on its way: then only the working
+    tree can tell where it leads, and the caller scans that. MissingPathError for a path the listing lacks.
+    """
+    files: list[TreeFile] = []
+    for name in paths:
+        parts = PurePosixPath(name).parts
+        if (parts and parts[0] == "/") or ".." in parts:
+            return None
+        norm = "/".join(parts)
+        for depth in range(1, len(parts) + 1):
+            above = listing.get("/".join(parts[:depth]))
+            if above is not None and above.kind == "link":
+                return None
+        entry = Entry("dir") if not norm else listing.get(norm)
+        if entry is None:
+            raise MissingPathError("no such file or directory", where=name)
+        if entry.kind == "file":
+            files.append(TreeFile(norm, entry.blob, entry.size))
+        elif entry.kind == "dir":
+            prefix = f"{norm}/" if norm else ""
+            found = [
+                (path, item)
+                for path, item in listing.items()
+                if item.kind == "file"
+                and path.startswith(prefix)
+                and path.endswith((".yaml", ".yml"))
+                and not any(part.startswith(".") for part in path[len(prefix) :].split("/")[:-1])
+            ]
+            found.sort(key=lambda pair: walk_key(pair[0]))
+            files += [TreeFile(path, item.blob, item.size) for path, item in found]
+        else:
+            # A submodule: an empty folder in a working tree, nothing to read.
+            continue
+    return files
+
+
+def walk_files(root: Path, paths: Sequence[str]) -> list[TreeFile]:
+    """The files `scan_tree` reads at `paths` under the working tree `root`; blob ids unknown (""), sizes now."""
+    files: list[TreeFile] = []
+    for path in _yaml_files(root, paths):
+        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise ManifestError(f"cannot read: {exc.strerror}", where=rel) from exc
+        files.append(TreeFile(rel, "", size))
+    return files
+
+
+def scan_files(
+    files: Sequence[TreeFile],
+    read: Callable[[Sequence[str]], Mapping[str, bytes]],
+    *,
+    cache: ScanCache | None = None,
+    progress: Callable[[int, int], None] = _no_progress,
+    max_file_size: int = MAX_FILE_SIZE,
+) -> Scan:
+    """`scan_tree` over `files` (from `Checkout.files`), reading only what the cache does not know.
+
+    A file whose blob id the cache holds is not read at all; the others are read in one call of `read`
+    (paths -> bytes). A file the byte screen rules out is remembered as holding nothing, so it is not read
+    again while its content stays the same. Same problems, errors and order of targets as `scan_tree`.
+    """
+    unique: list[TreeFile] = []
+    seen: set[str] = set()
+    for file in files:
+        if file.path not in seen:
+            seen.add(file.path)
+            unique.append(file)
+    limit_note = f"larger than the {_size(max_file_size)} limit for a manifest; not read (raise spec.git.maxFileSize)"
+    known: dict[str, list[Target]] = {}
+    wanted: list[str] = []
+    for file in unique:
+        if file.size > max_file_size:
+            continue
+        hit = cache.get(file.blob, file.path) if cache is not None and file.blob else None
+        if hit is not None:
+            known[file.path] = hit
+        else:
+            wanted.append(file.path)
+    contents = read(wanted) if wanted else {}
+    targets: list[Target] = []
+    problems: list[Problem] = []
+    for done, file in enumerate(unique):
+        progress(done, len(unique))
+        if file.size > max_file_size:
+            problems.append(Problem(file.path, None, limit_note))
+            continue
+        found = known.get(file.path)
+        if found is None:
+            data = contents[file.path]
+            if len(data) > max_file_size:
+                problems.append(Problem(file.path, None, limit_note))
+                continue
+            key = blob_id(data)
+            if not may_hold_targets(data):
+                if cache is not None:
+                    cache.put(key, [])
+                continue
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ManifestError(f"not UTF-8 (byte {exc.start})", where=file.path) from exc
+            found = scan_text(file.path, text)
+            if cache is not None:
+                cache.put(key, found)
+        targets.extend(found)
+    progress(len(unique), len(unique))
     return Scan(tuple(targets), tuple(problems))

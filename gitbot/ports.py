@@ -42,11 +42,39 @@ class Metrics(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TreeFile:
+    """A file of a checkout, found by `Checkout.files`: its path, its git blob id ("" when unknown), its size."""
+
+    path: str
+    blob: str
+    size: int
+
+
 class Checkout(Protocol):
-    """A fresh working copy of the policy's branch for one cycle."""
+    """A working copy of the policy's branch for one cycle.
+
+    `files` and `read` answer from git's objects; only `root` (and whatever writes) needs the files on disk,
+    so a cycle that changes nothing need not write a working tree at all.
+    """
 
     @property
-    def root(self) -> Path: ...
+    def root(self) -> Path:
+        """The working tree on disk, written out when first asked for."""
+        ...
+
+    def files(self, paths: Sequence[str]) -> list[TreeFile]:
+        """The files at `paths` (files as named, folders walked for `*.yaml`/`*.yml`, hidden folders left
+        out), in the order a walk of the working tree meets them.
+
+        Raises MissingPathError for a path the branch does not have, ManifestError for a path that is a
+        symbolic link, leads outside the repository or is not a regular file or folder.
+        """
+        ...
+
+    def read(self, files: Sequence[str]) -> dict[str, bytes]:
+        """The bytes of `files` (paths relative to the root) as the working copy holds them."""
+        ...
 
     @property
     def head(self) -> str: ...

@@ -33,7 +33,7 @@ from gitbot.errors import (
     UsageError,
 )
 from gitbot.history import TRAILER_TARGET, BotCommit, History, read_history
-from gitbot.manifests import Problem, ScanCache, scan_tree
+from gitbot.manifests import Problem, ScanCache, scan_files
 from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
 from gitbot.planner import (
     CanaryOutcome,
@@ -126,6 +126,12 @@ def read_exact(path: Path) -> str:
     return path.read_bytes().decode("utf-8")
 
 
+def read_texts(checkout: Checkout, files: Collection[str]) -> dict[str, str]:
+    """The text of `files` in the working copy (line endings untouched), sorted by path."""
+    data = checkout.read(sorted(files))
+    return {file: data[file].decode("utf-8") for file in sorted(files)}
+
+
 def scan_checkout(
     policy: Policy, checkout: Checkout, cache: ScanCache | None = None, problems: list[Problem] | None = None
 ) -> list[Target]:
@@ -135,7 +141,8 @@ def scan_checkout(
     """
     paths = policy.spec.git.paths
     try:
-        scan = scan_tree(checkout.root, paths, cache=cache, max_file_size=policy.spec.git.max_file_size)
+        files = checkout.files(paths)
+        scan = scan_files(files, checkout.read, cache=cache, max_file_size=policy.spec.git.max_file_size)
         targets = list(scan.targets)
     except MissingPathError as exc:
         index = paths.index(exc.where) if exc.where in paths else None
@@ -190,7 +197,7 @@ def gather(
     """Scan the working copy, read history and list tags: everything the planner needs, and failed lookups."""
     progress("scan")
     targets = scan_checkout(policy, checkout, cache, problems)
-    texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
+    texts = read_texts(checkout, {t.file for t in targets})
     progress("history")
     history = read_history(checkout.log(), policy.name)
     tags, failures = list_image_tags(policy, registry, progress)
@@ -292,7 +299,8 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
         for attempt in range(1, attempts + 1):
             cycle = plan_cycle(policy, checkout, deps, chain=not pull_requests)
             plans = cycle.plans
-            diff = unified_diff(checkout.root, plans, chain=not pull_requests)
+            # Only a plan needs the files on disk: a cycle that changes nothing writes no working tree.
+            diff = unified_diff(checkout.root, plans, chain=not pull_requests) if plans else ""
             head = checkout.head
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)
@@ -834,7 +842,7 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
 
     def make(checkout: Checkout) -> Plan | Delivery:
         targets = scan_checkout(policy, checkout, deps.scan_cache)
-        texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
+        texts = read_texts(checkout, {t.file for t in targets})
         route = read_route(policy, index, targets)
         if to == route.weight:
             return already(name, checkout.head, f"canary {name} is already at {to}%; nothing to change")

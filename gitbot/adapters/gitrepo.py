@@ -26,6 +26,7 @@ import re
 import secrets
 import shlex
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -33,13 +34,14 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
-from git import GitCommandError, PushInfo, RemoteProgress, Repo
+from git import Git, GitCommandError, PushInfo, RemoteProgress, Repo
 from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
 from gitbot.config import url_credential_part
 from gitbot.domain import Author, CommitInfo
 from gitbot.errors import ConfigError, GitAuthError, GitError, PushRejectedError
-from gitbot.ports import RevertFinish
+from gitbot.manifests import Entry, select_files, walk_files
+from gitbot.ports import RevertFinish, TreeFile
 
 BOT_BRANCH_PREFIX = "gitbot/"
 REMOTE = "origin"
@@ -284,13 +286,15 @@ class GitWorkspace:
                 with work_directory(self.cache_dir, self.cache_path.name) as worktree:
                     try:
                         try:
-                            cache.git.worktree("add", "--detach", "--force", str(worktree), tracking)
+                            # No files yet: a cycle that changes nothing reads git's objects only, and the
+                            # working tree is written when something first needs it (`GitCheckout.root`).
+                            cache.git.worktree("add", "--detach", "--no-checkout", "--force", str(worktree), tracking)
                         except GitCommandError as exc:
                             raise self.wrap(exc, "worktree add") from None
                         repo = Repo(worktree)
                         try:
                             repo.git.update_environment(**self.environment())
-                            yield GitCheckout(self, repo)
+                            yield GitCheckout(self, repo, written=False)
                         finally:
                             repo.close()
                     finally:
@@ -413,15 +417,117 @@ def _relative(path: str) -> str:
 
 
 class GitCheckout:
-    """One cycle's working copy: a detached worktree at the policy branch's remote head."""
+    """One cycle's working copy: a detached worktree at the policy branch's remote head.
 
-    def __init__(self, workspace: GitWorkspace, repo: Repo) -> None:
+    Made with `written=False` the worktree holds no files yet: `files` and `read` answer from git's objects
+    (`ls-tree`, `cat-file --batch`), and the files are written (`reset --hard`) the first time `root` is
+    asked for or a command that works on the working tree runs.
+    """
+
+    def __init__(self, workspace: GitWorkspace, repo: Repo, *, written: bool = True) -> None:
         self._ws = workspace
         self._repo = repo
+        self._written = written
+        self._listing: tuple[str, dict[str, Entry]] | None = None
 
     @property
     def root(self) -> Path:
+        self._write_tree()
+        return self._top
+
+    @property
+    def _top(self) -> Path:
         return Path(str(self._repo.working_tree_dir))
+
+    @property
+    def written(self) -> bool:
+        """Whether the working tree's files have been written out."""
+        return self._written
+
+    def _write_tree(self) -> None:
+        if not self._written:
+            self._git("reset", "--hard", "--quiet", "HEAD")
+            self._written = True
+
+    def files(self, paths: Sequence[str]) -> list[TreeFile]:
+        """The files at `paths`, from HEAD's tree; through the working tree when a symbolic link is on the way."""
+        selected = select_files(self._tree(), paths)
+        if selected is None:
+            return walk_files(self.root, paths)
+        return selected
+
+    def read(self, files: Sequence[str]) -> dict[str, bytes]:
+        """The bytes of `files`: from the working tree once written, else from HEAD's blobs in one `cat-file`."""
+        if self._written:
+            return {file: (self._top / _relative(file)).read_bytes() for file in files}
+        listing = self._tree()
+        ids: dict[str, str] = {}
+        for file in files:
+            entry = listing.get(file)
+            if entry is None or entry.kind != "file":
+                raise GitError(f"cannot read {file!r}: not a file at {self.head[:12]}")
+            ids[file] = entry.blob
+        blobs = self._cat_blobs(sorted(set(ids.values())))
+        return {file: blobs[blob] for file, blob in ids.items()}
+
+    def _tree(self) -> dict[str, Entry]:
+        """Every path of HEAD's tree (`ls-tree -r -t -l`), kept while HEAD stays."""
+        head = self.head
+        if self._listing is not None and self._listing[0] == head:
+            return self._listing[1]
+        out = self._git("ls-tree", "-r", "-t", "-l", "-z", "--full-tree", "HEAD", strip_newline_in_stdout=False)
+        listing: dict[str, Entry] = {}
+        for record in out.split("\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition("\t")
+            mode, kind, blob, size = meta.split()
+            if kind == "tree":
+                listing[path] = Entry("dir")
+            elif mode == "120000":
+                listing[path] = Entry("link", blob)
+            elif kind == "blob":
+                listing[path] = Entry("file", blob, int(size))
+            else:
+                listing[path] = Entry("other", blob)
+        self._listing = (head, listing)
+        return listing
+
+    def _cat_blobs(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The content of the blobs `ids`, in one `git cat-file --batch`."""
+        if not ids:
+            return {}
+        command = [Git.GIT_PYTHON_GIT_EXECUTABLE or "git", "cat-file", "--batch"]
+        env = {**os.environ, **self._repo.git.environment()}
+        try:
+            done = subprocess.run(
+                command,
+                input="".join(f"{blob}\n" for blob in ids).encode(),
+                cwd=self._top,
+                env=env,
+                capture_output=True,
+                timeout=self._ws.timeout,
+                check=True,
+            )
+        except subprocess.CalledProcessError as exc:
+            detail = self._ws.scrub(exc.stderr.decode("utf-8", "replace")).strip().splitlines()
+            raise GitError(
+                f"git cat-file failed: {detail[-1] if detail else f'exit status {exc.returncode}'}"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise GitError(f"git cat-file took longer than {self._ws.timeout:g} s") from None
+        out = done.stdout
+        blobs: dict[str, bytes] = {}
+        at = 0
+        for blob in ids:
+            end = out.index(b"\n", at)
+            header = out[at:end].decode("ascii", "replace").split()
+            if len(header) != 3 or header[1] != "blob":
+                raise GitError(f"git cat-file: {blob} is not a blob in this repository")
+            size = int(header[2])
+            blobs[blob] = out[end + 1 : end + 1 + size]
+            at = end + 1 + size + 1
+        return blobs
 
     @property
     def head(self) -> str:
@@ -482,6 +588,7 @@ class GitCheckout:
 
     def record(self, message: str, author: Author) -> str:
         """Commit nothing but `message` (a marker such as a canary pause), return the new sha."""
+        self._write_tree()  # the commit takes its tree from the index, which the written tree fills
         return self._commit_staged(message, author, allow_empty=True)
 
     def _staged_changes(self) -> bool:
@@ -524,6 +631,7 @@ class GitCheckout:
         """
         if not shas:
             raise GitError("refusing to revert: no commits given")
+        self._write_tree()
         try:
             self._repo.git.revert("--no-commit", "--no-edit", *shas)
         except GitCommandError as exc:
@@ -562,6 +670,7 @@ class GitCheckout:
 
     def reset(self, sha: str) -> None:
         """Move the working copy back to `sha` (local only), dropping later local commits."""
+        self._written = True  # `reset --hard` writes the whole tree
         self._git("reset", "--hard", "--quiet", sha)
         self._git("clean", "-fdxq")
 

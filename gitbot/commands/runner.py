@@ -25,7 +25,7 @@ from gitbot.config import Policy
 from gitbot.domain import Author, CommitInfo
 from gitbot.errors import ConfigError, GitbotError
 from gitbot.logs import SecretMasker, log_event
-from gitbot.ports import Checkout, Forge, Notifier, PullRequest, Registry, RevertFinish, Workspace
+from gitbot.ports import Checkout, Forge, Notifier, PullRequest, Registry, RevertFinish, TreeFile, Workspace
 from gitbot.reconcile import CycleResult, Deps, run_cycle
 from gitbot.service import CycleSummary
 
@@ -135,6 +135,12 @@ class GuardedCheckout:
     @property
     def head(self) -> str:
         return self._inner.head
+
+    def files(self, paths: Sequence[str]) -> list[TreeFile]:
+        return self._inner.files(paths)
+
+    def read(self, files: Sequence[str]) -> dict[str, bytes]:
+        return self._inner.read(files)
 
     def log(self, max_count: int = 500) -> list[CommitInfo]:
         return self._inner.log(max_count)

@@ -25,9 +25,9 @@ from gitbot.config import Policy, load_policy
 from gitbot.domain import Action, Author, CommitInfo, Plan
 from gitbot.errors import ForgeError, GitbotError, RegistryError
 from gitbot.logs import FIELDS, SecretMasker
-from gitbot.manifests import Problem
+from gitbot.manifests import Problem, walk_files
 from gitbot.planner import CanaryOutcome
-from gitbot.ports import Checkout, PullRequest, RevertFinish
+from gitbot.ports import Checkout, PullRequest, RevertFinish, TreeFile
 from gitbot.reconcile import CycleResult, Delivery, Deps
 
 SECRET = "tok-unit-4e1d-secret"
@@ -227,6 +227,12 @@ class Copy:
     @property
     def head(self) -> str:
         return "0" * 40
+
+    def files(self, paths: Sequence[str]) -> list[TreeFile]:
+        return walk_files(self._root, paths)
+
+    def read(self, files: Sequence[str]) -> dict[str, bytes]:
+        return {file: (self._root / file).read_bytes() for file in files}
 
     def log(self, max_count: int = 500) -> list[CommitInfo]:
         return []
