@@ -293,6 +293,9 @@ class RegistryLimits(_Model):
     max_response_size: ByteSize = 8 * 1024 * 1024
     max_tags: int = Field(default=50_000, ge=1)
     request_timeout: Duration = timedelta(seconds=30)
+    # Per registry host: requests in flight at once, and requests a second on average (bursts of `concurrency`).
+    concurrency: int = Field(default=10, ge=1, le=100)
+    requests_per_second: float = Field(default=10.0, gt=0)
 
 
 class CheckSettings(_Model):

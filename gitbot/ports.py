@@ -28,7 +28,10 @@ class Clock(Protocol):
 
 class Registry(Protocol):
     def list_tags(self, image: str) -> Sequence[str]:
-        """Every tag of `image` as the registry returns it (unfiltered, unvalidated)."""
+        """Every tag of `image` as the registry returns it (unfiltered, unvalidated).
+
+        A cycle looks up its images side by side: this is called from several threads at once.
+        """
         ...
 
 

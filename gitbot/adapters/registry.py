@@ -4,7 +4,8 @@ This adapter owns everything about talking to a container registry: where an ima
 normalisation, plain HTTP only for loopback or configured-insecure hosts), credentials (environment
 variables and Docker's `config.json` `auths`, never a policy file), anonymous, basic and bearer-token
 access, `Link` pagination with a page cap and loop detection, retries with backoff that honour
-`Retry-After`, a per-host request rate, and a cache of tag lists with a TTL and conditional requests.
+`Retry-After`, a per-host limit of requests at once and of requests per second (a token bucket, so a burst of
+independent lookups goes out together), and a cache of tag lists with a TTL and conditional requests.
 Every answer is bounded: its size (streamed and cut off), its time (a total deadline per request, not only
 per read), its nesting depth and the number of tags per image.
 
@@ -210,14 +211,16 @@ class OciRegistry:
 
     Options: `credentials` (a CredentialSource; default none, anonymous), `insecure_hosts` (hosts, with or
     without port, that may use plain HTTP besides loopback), `timeout` seconds per request, `page_size`
-    (`n=`), `max_pages` per listing, `rate_limit` requests per second per host (None: unlimited),
+    (`n=`), `max_pages` per listing, `rate_limit` requests per second per host on average (None: unlimited)
+    with bursts of `burst` requests (default: `concurrency`), `concurrency` requests in flight per host,
     `cache_ttl` seconds a tag list is reused (0: never), `max_attempts` per request, `backoff` seconds
     (doubled each retry), `max_wait` longest single wait (a longer `Retry-After` fails at once),
     `max_response_bytes` per answer, `max_tags` per image, `request_deadline` seconds for one whole request
     (headers and body; `timeout` bounds each read), and
     `clock` (monotonic seconds) / `sleep` for tests, `on_page` called with (image, pages fetched, tags so
-    far) after each page of a listing (progress for interactive commands). One instance serves one thread at
-    a time; keep it for the life of the process so that its cache, tokens and rate limit carry across cycles.
+    far) after each page of a listing (progress for interactive commands). Any number of threads may list
+    tags at once (the per-host limits hold across them); keep one instance for the life of the process so
+    that its cache, tokens and rate limit carry across cycles.
     """
 
     CACHE_TTL = 60.0
@@ -242,7 +245,11 @@ class OciRegistry:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         max_tags: int = MAX_TAGS,
         request_deadline: float = REQUEST_DEADLINE,
+        concurrency: int = 10,
+        burst: int | None = None,
     ) -> None:
+        if concurrency < 1 or (burst is not None and burst < 1):
+            raise ValueError("concurrency and burst must be at least 1")
         if page_size < 1 or max_pages < 1 or max_attempts < 1 or max_response_bytes < 1 or max_tags < 1:
             raise ValueError("page_size, max_pages, max_attempts, max_response_bytes and max_tags must be at least 1")
         if request_deadline <= 0:
@@ -254,7 +261,9 @@ class OciRegistry:
         self._insecure = frozenset(insecure_hosts)
         self._page_size = page_size
         self._max_pages = max_pages
-        self._interval = 1.0 / rate_limit if rate_limit else 0.0
+        self._rate = float(rate_limit) if rate_limit else 0.0
+        self._burst = float(burst if burst is not None else concurrency)
+        self._concurrency = concurrency
         self._cache_ttl = cache_ttl
         self._max_attempts = max_attempts
         self._backoff = backoff
@@ -271,8 +280,11 @@ class OciRegistry:
         # The sockets of this client's connections (from httpcore's `trace` events), so that a request past
         # its deadline can be cut even while it waits for headers, where no per-read timeout helps.
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-        self._cut = threading.Event()
-        self._next_slot: dict[str, float] = {}
+        # Guards the shared state below: counters, token buckets, the socket set and the host slots.
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._here = threading.local()
         self._requests: Counter[str] = Counter()
         self._cache: dict[tuple[str, str], _CacheEntry] = {}
         self._schemes: dict[str, str] = {}
@@ -285,7 +297,13 @@ class OciRegistry:
     @property
     def requests(self) -> dict[str, int]:
         """HTTP requests sent so far, per host (`name[:port]`), token servers included."""
-        return dict(self._requests)
+        with self._lock:
+            return dict(self._requests)
+
+    @property
+    def sent_by_this_thread(self) -> int:
+        """HTTP requests sent so far by the calling thread's lookups (all hosts)."""
+        return int(getattr(self._here, "sent", 0))
 
     def clear_cache(self) -> None:
         """Forget cached tag lists (tokens and counters stay)."""
@@ -312,7 +330,8 @@ class OciRegistry:
         entry = self._cache.get(key)
         now = self._clock()
         if entry is not None and now < entry.expires:
-            self.cache_hits += 1
+            with self._lock:
+                self.cache_hits += 1
             return list(entry.tags)
         base = f"{self._scheme(host)}://{host}"
         url = f"{self.endpoint(image)}?{urlencode({'n': self._page_size})}"
@@ -326,7 +345,8 @@ class OciRegistry:
                 extra["If-None-Match"] = entry.etag
             answer = self._get(host, path, url, extra)
             if answer.status == 304 and page == 0 and entry is not None:
-                self.cache_hits += 1
+                with self._lock:
+                    self.cache_hits += 1
                 entry.expires = self._clock() + self._cache_ttl
                 return list(entry.tags)
             self._check(answer, host, path)
@@ -466,23 +486,26 @@ class OciRegistry:
 
         def attempt() -> _Answer:
             self._throttle(host)
-            self._requests[host] += 1
-            started = time.monotonic()
-            self._cut.clear()
-            watchdog = threading.Timer(self._deadline, self._cut_connections)
-            watchdog.daemon = True
-            watchdog.start()
-            try:
-                with self._client.stream(
-                    "GET", url, headers=dict(headers), extensions={"trace": self._trace}
-                ) as response:
-                    body = self._read_body(response, host, url, started)
-            except httpx.TransportError as exc:
-                if self._cut.is_set():
-                    raise self._too_slow(host, url) from None
-                raise _Retry(host, f"cannot reach {host} ({type(exc).__name__})") from exc
-            finally:
-                watchdog.cancel()
+            with self._slot(host):
+                with self._lock:
+                    self._requests[host] += 1
+                self._here.sent = self.sent_by_this_thread + 1
+                started = time.monotonic()
+                cut = threading.Event()
+                watchdog = threading.Timer(self._deadline, self._cut_connections, (cut,))
+                watchdog.daemon = True
+                watchdog.start()
+                try:
+                    with self._client.stream(
+                        "GET", url, headers=dict(headers), extensions={"trace": self._trace}
+                    ) as response:
+                        body = self._read_body(response, host, url, started)
+                except httpx.TransportError as exc:
+                    if cut.is_set():
+                        raise self._too_slow(host, url) from None
+                    raise _Retry(host, f"cannot reach {host} ({type(exc).__name__})") from exc
+                finally:
+                    watchdog.cancel()
             log.debug("GET %s%s -> %d", host, urlsplit(url).path, response.status_code)
             if response.status_code in _RETRY_STATUSES:
                 raise _Retry(
@@ -537,15 +560,19 @@ class OciRegistry:
             stream = info.get("return_value")
             sock = stream.get_extra_info("socket") if isinstance(stream, httpcore.NetworkStream) else None
             if isinstance(sock, socket.socket):
-                self._sockets.add(sock)
+                with self._lock:
+                    self._sockets.add(sock)
 
-    def _cut_connections(self) -> None:
-        """Shut every connection of this client down (one request runs at a time: the late one is among them).
+    def _cut_connections(self, cut: threading.Event) -> None:
+        """Shut every connection of this client down: the late request's is among them.
 
-        An idle pooled connection cut with it is only opened again by the next request.
+        httpcore does not say which pooled connection a request got, so the others go too: a request of
+        another thread cut this way fails as unreachable and is retried, an idle connection is opened again.
         """
-        self._cut.set()
-        for sock in list(self._sockets):
+        cut.set()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
@@ -562,16 +589,29 @@ class OciRegistry:
         return min(delay, self._max_wait)
 
     def _count_retry(self, state: tenacity.RetryCallState) -> None:
-        self.retries += 1
+        with self._lock:
+            self.retries += 1
+
+    def _slot(self, host: str) -> threading.BoundedSemaphore:
+        """The semaphore that keeps at most `concurrency` requests to `host` in flight."""
+        with self._lock:
+            slot = self._slots.get(host)
+            if slot is None:
+                slot = self._slots[host] = threading.BoundedSemaphore(self._concurrency)
+            return slot
 
     def _throttle(self, host: str) -> None:
-        if not self._interval:
+        """Take a token of `host`'s bucket (`burst` tokens, refilled at `rate_limit` a second), waiting if none."""
+        if not self._rate:
             return
-        now = self._clock()
-        slot = self._next_slot.get(host, now)
-        if slot > now:
-            self._sleep(slot - now)
-        self._next_slot[host] = max(slot, now) + self._interval
+        with self._lock:
+            now = self._clock()
+            tokens, stamp = self._buckets.get(host, (self._burst, now))
+            # A token taken ahead of time drives the count below 0: later callers wait their turn behind it.
+            tokens = min(self._burst, tokens + (now - stamp) * self._rate) - 1
+            self._buckets[host] = (tokens, now)
+        if tokens < 0:
+            self._sleep(-tokens / self._rate)
 
 
 def _repository_of(url: str) -> str:

@@ -92,6 +92,8 @@ def build_registry(policy: Policy, env: Mapping[str, str], *, cache_ttl: float |
         max_response_bytes=limits.max_response_size,
         max_tags=limits.max_tags,
         request_deadline=limits.request_timeout.total_seconds(),
+        concurrency=limits.concurrency,
+        rate_limit=limits.requests_per_second,
     )
 
 
@@ -172,33 +174,37 @@ def build_deps(
 class SharedTagLists:
     """A `Registry` for the cycles of many policies running side by side in one process.
 
-    One `OciRegistry` per registry host, used by one thread at a time (its own rule): a cycle that asks for
-    a tag list another cycle is fetching waits for it and then reads it from the client's cache, so every
-    policy that names an image shares one lookup per cache window. A slow or failing host holds up only the
-    cycles that ask it. `requests` counts, per calling thread, the HTTP requests its own calls sent.
+    One `OciRegistry` per registry host, which keeps that host's limits (requests at once, requests per
+    second) across every thread. Lookups of different images run side by side up to those limits; a cycle
+    that asks for a tag list another cycle is fetching waits for it and then reads it from the client's
+    cache, so every policy that names an image shares one lookup per cache window. A slow or failing host
+    holds up only the cycles that ask it. `requests` counts, per calling thread, the HTTP requests its own
+    calls sent.
     """
 
     def __init__(self, make: Callable[[], OciRegistry]) -> None:
         self._make = make
-        self._hosts: dict[str, tuple[threading.Lock, OciRegistry]] = {}
+        self._hosts: dict[str, OciRegistry] = {}
+        self._images: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         self._sent = threading.local()
 
-    def _client(self, host: str) -> tuple[threading.Lock, OciRegistry]:
+    def _client(self, host: str, path: str) -> tuple[threading.Lock, OciRegistry]:
         with self._guard:
             if host not in self._hosts:
-                self._hosts[host] = (threading.Lock(), self._make())
-            return self._hosts[host]
+                self._hosts[host] = self._make()
+            lock = self._images.setdefault((host, path), threading.Lock())
+            return lock, self._hosts[host]
 
     def list_tags(self, image: str) -> list[str]:
-        host, _path = locate(image)
-        lock, client = self._client(host)
+        host, path = locate(image)
+        lock, client = self._client(host, path)
         with lock:
-            before = sum(client.requests.values())
+            before = client.sent_by_this_thread
             try:
                 return client.list_tags(image)
             finally:
-                self._sent.count = self._count() + sum(client.requests.values()) - before
+                self._sent.count = self._count() + client.sent_by_this_thread - before
 
     def _count(self) -> int:
         return int(getattr(self._sent, "count", 0))
@@ -212,7 +218,7 @@ class SharedTagLists:
     def clients(self) -> dict[str, OciRegistry]:
         """The client of each registry host asked so far."""
         with self._guard:
-            return {host: client for host, (_lock, client) in self._hosts.items()}
+            return dict(self._hosts)
 
     def close(self) -> None:
         for client in self.clients.values():

@@ -264,7 +264,7 @@ def test_conditional_request_after_ttl(hostile: Hostile) -> None:
 
 def test_rate_limit_spaces_requests_per_host(hostile: Hostile) -> None:
     time = FakeTime()
-    with client(time=time, rate_limit=4) as registry:
+    with client(time=time, rate_limit=4, burst=1) as registry:
         for name in ("etag-r1", "etag-r2", "etag-r3"):
             registry.list_tags(f"{hostile.host}/hostile/{name}")
     assert time.sleeps == [0.25, 0.25]
