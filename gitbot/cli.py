@@ -73,7 +73,7 @@ def _main(argv: list[str] | None) -> None:
         click.echo(f"gitbot: error: {masker.mask(exc.one_line())}", err=True)
         if exc.hint:
             click.echo(f"gitbot: hint: {masker.mask(' '.join(exc.hint.split()))}", err=True)
-        sys.exit(exc.exit_code)
+        sys.exit(exc.exit_status())
     except Exception as exc:
         # Not a GitbotError: a bug. Its traceback helps a report, but it may quote a token (a library's
         # message about a malformed header, say), so it is masked like everything else.

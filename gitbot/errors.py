@@ -12,17 +12,27 @@ class GitbotError(Exception):
     """Base of all errors gitbot reports to a person.
 
     `exit_code` follows the CLI convention: 2 for usage and configuration errors (fix the input),
-    1 for remote or runtime failures (retrying may help).
+    1 for remote or runtime failures (retrying may help). `retryable` says whether retrying later can
+    help; an error it cannot help never exits 1 (see `exit_status`). A single error may say otherwise than
+    its class (`retryable=`): a 404 from a registry is a RegistryError that no retry fixes.
     """
 
     exit_code: int = 1
     retryable: bool = False
 
-    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, where: str | None = None, hint: str | None = None, retryable: bool | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.where = where
         self.hint = hint
+        if retryable is not None:
+            self.retryable = retryable
+
+    def exit_status(self) -> int:
+        """The CLI's exit code: 1 only when retrying may help, else 2 (or the class's own, higher code)."""
+        return self.exit_code if self.retryable or self.exit_code != 1 else 2
 
     def one_line(self) -> str:
         """The message as the CLI prints it: `where: message` on a single line."""

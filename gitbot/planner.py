@@ -114,6 +114,8 @@ class LookupFailure:
     image: str
     host: str
     error: str
+    # Whether retrying later may help (a 404 or refused credentials: no).
+    retryable: bool = True
 
     def one_line(self) -> str:
         # Registry errors already start by naming the host; it is said once.

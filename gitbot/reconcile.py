@@ -203,7 +203,10 @@ def list_image_tags(
             errors[image.name] = answer
         else:
             tags[image.name] = answer
-    failures = lookup_failures(policy, {name: exc.one_line() for name, exc in errors.items()})
+    failures = tuple(
+        replace(failure, retryable=errors[failure.image].retryable)
+        for failure in lookup_failures(policy, {name: exc.one_line() for name, exc in errors.items()})
+    )
     if errors and not tags and not policy.spec.canaries:
         if len(errors) == 1:
             raise next(iter(errors.values()))
@@ -613,7 +616,8 @@ def deliver_pull_requests(
     for plan in plans:
         branch = bot_branch(policy, plan.name)
         wanted.add(branch)
-        existing: PullRequest | None = open_before.get(branch) or forge.find_pull(branch)
+        # The listing holds every open pull request of the policy: looking one up again would only cost calls.
+        existing: PullRequest | None = open_before.get(branch)
         if existing is not None and plan_id_in(existing.body) == plan.plan_id and still_merges(checkout, existing):
             delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
             continue

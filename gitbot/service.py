@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any, Literal
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -45,6 +46,19 @@ DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.
 # Each cycle clones, scans and pushes: a few at once keep a small pod busy without starving its probes.
 DEFAULT_MAX_CONCURRENT_CYCLES = 8
 _log = logging.getLogger("gitbot.service")
+# APScheduler's own logger: its warning on every skipped tick is replaced by one event of the service's.
+_scheduler_log = logging.getLogger("apscheduler.scheduler")
+
+
+class _SkippedTickWarnings(logging.Filter):
+    """Drops APScheduler's "skipped: maximum number of running instances" warning, logged at every tick
+    while a cycle outlasts its interval; the service says once that cycles overlap, and why, instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in str(record.msg)
+
+
+_SKIPPED_TICK_WARNINGS = _SkippedTickWarnings()
 
 
 @dataclass(frozen=True)
@@ -322,6 +336,11 @@ class _PolicyJob:
         self.failures = 0
         self.skip = 0
         self.lock = threading.Lock()
+        # When the running cycle started (monotonic); whether a tick came while it ran; and whether the
+        # overlap was reported (once, until a cycle ends within its interval again).
+        self.started: float | None = None
+        self.overlapped = False
+        self.overlap_reported = False
 
     def __call__(self) -> None:
         service = self.service
@@ -336,7 +355,14 @@ class _PolicyJob:
                 service.metrics.backoff_ticks.labels(policy=self.policy.name).set(self.skip)
                 log_event(_log, "cycle skipped", level=logging.DEBUG, policy=self.policy.name, backoff_ticks=self.skip)
                 return
-            summary = self._run()
+            self.started = time.monotonic()
+            try:
+                summary = self._run()
+            finally:
+                self.started = None
+                if not self.overlapped:
+                    self.overlap_reported = False
+                self.overlapped = False
             service.record(summary)
             if summary.outcome == "failed":
                 self.failures += 1
@@ -460,7 +486,9 @@ class Service:
         # grace is skipped, and the policy's next tick comes as scheduled.
         self.max_concurrent_cycles = max(1, min(len(self.policies), max_concurrent_cycles))
         workers = self.max_concurrent_cycles
+        _scheduler_log.addFilter(_SKIPPED_TICK_WARNINGS)  # idempotent: a logger keeps one copy of a filter
         self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC)
+        self.scheduler.add_listener(self._tick_skipped, EVENT_JOB_MAX_INSTANCES)
 
     @property
     def port(self) -> int:
@@ -508,6 +536,7 @@ class Service:
             raise GitbotError(
                 f"cannot listen on {self._host}:{self._port}: {exc.strerror or exc}",
                 hint="choose another --port or stop the process that uses it",
+                retryable=True,  # the process holding it may be one that is stopping (a rolling restart)
             ) from exc
         self._http_thread = threading.Thread(
             target=self._http.serve_forever, kwargs={"poll_interval": 0.1}, name="gitbot-http", daemon=True
@@ -554,6 +583,29 @@ class Service:
             self._http.shutdown()
             self._http.server_close()
         log_event(_log, "service stopped")
+
+    def _tick_skipped(self, event: JobSubmissionEvent) -> None:
+        """A tick came while the policy's cycle still ran: say so, with why, once for as long as the
+        policy's cycles keep outlasting their interval (APScheduler's own warning at each tick is dropped)."""
+        job = self.jobs.get(str(event.job_id))
+        if job is None:
+            return
+        job.overlapped = True
+        if job.overlap_reported:
+            return
+        job.overlap_reported = True
+        started = job.started
+        interval = job.policy.spec.schedule.interval
+        log_event(
+            _log,
+            "cycles overlap",
+            level=logging.WARNING,
+            policy=job.policy.name,
+            running_seconds=round(time.monotonic() - started, 3) if started is not None else None,
+            interval_seconds=interval.total_seconds() if interval is not None else None,
+            why="a cycle has run longer than the time between ticks; ticks are skipped until it ends, "
+            "and the next cycle starts at the first tick after it",
+        )
 
     def _running_cycles(self) -> list[str]:
         return [name for name, job in self.jobs.items() if job.lock.locked()]

@@ -6,7 +6,10 @@ conversion of PyGithub objects to `gitbot.ports.PullRequest`, and the mapping of
 pull request says (the planner and messages do) and must not touch git.
 
 Creating is made safe against duplicates: a POST is never retried (a timed-out create may have succeeded),
-and `create_pull` first looks for an open pull request from the same head branch and updates that instead.
+and when `create_pull` is refused (GitHub answers 422 "A pull request already exists") or times out, it
+looks for the open pull request from the same head branch and updates that instead. Each operation costs
+as few API calls as it can: the repository is never fetched on its own, and a create is not preceded by
+a lookup that the caller's listing of open pull requests already made.
 """
 
 from __future__ import annotations
@@ -109,7 +112,8 @@ class GitHubForge:
             text = self._scrub(f"GitHub {action} on {where}: HTTP {exc.status} {detail or 'error'}")
             if exc.status == 401 or (exc.status == 403 and "rate limit" not in str(detail).lower()):
                 raise AuthError(text, hint="check the token and its access to the repository") from None
-            raise ForgeError(text) from None
+            # A missing repository or a request GitHub finds invalid is answered the same way next time.
+            raise ForgeError(text, retryable=exc.status not in (404, 410, 422)) from None
         except requests.RequestException as exc:
             raise ForgeError(
                 self._scrub(f"GitHub {action} on {where}: cannot reach the API ({type(exc).__name__})")
@@ -122,7 +126,9 @@ class GitHubForge:
 
     def _repository(self) -> Repository:
         if self._repo is None:
-            self._repo = self._call("get repository", lambda: self._github.get_repo(self.repository))
+            # Lazy: the calls made on it name the repository in their paths, so fetching it would be a call
+            # that tells nothing (a missing repository is reported by the first real call, as a 404).
+            self._repo = self._call("get repository", lambda: self._github.withLazy(True).get_repo(self.repository))
         return self._repo
 
     # -- Forge -------------------------------------------------------------------------------------
@@ -166,11 +172,8 @@ class GitHubForge:
 
         `created` of the answer says which: "opened", or "unchanged"/"updated" for one that was already open
         (another replica, or an earlier timed-out attempt, opened it; GitHub refuses a second one from the
-        same head with 422 "A pull request already exists").
+        same head with 422 "A pull request already exists", and only then is the open one looked up).
         """
-        existing = self.find_pull(head)
-        if existing is not None:
-            return self._adopt(existing, title, body, labels)
         repo = self._repository()
         try:
             pull = self._call(

@@ -7,7 +7,9 @@ force-push the environment branch.
 
 Layout: `cache_dir/<name>-<hash>/` is a bare repository whose `origin` has the credential-free URL and
 tracks only the policy's branch; each `checkout()` fetches into it and adds a detached worktree in a new
-directory under `cache_dir/work/`, removed again on exit. Each work directory is claimed by a lock file held
+directory under `cache_dir/work/`, removed again on exit. The worktree's files are written only when the
+cycle first needs them: scanning reads git's objects (`ls-tree`, `cat-file --batch`), so a cycle that
+changes nothing writes no working tree. Each work directory is claimed by a lock file held
 for its life, so the next checkout (in any process sharing `cache_dir`) removes what a killed cycle left and
 nothing a live one uses. `Repo` objects are opened and closed per cycle because
 GitPython leaks file handles and processes in long-lived processes. A lock file serialises cycles on the
@@ -262,6 +264,7 @@ class GitWorkspace:
         return GitError(
             f"branch {self.branch} does not exist in {_safe_url(self.url)}",
             hint="check the policy's git.branch",
+            retryable=False,
         )
 
     @contextmanager

@@ -202,7 +202,7 @@ class _Retry(Exception):
 @dataclass
 class _CacheEntry:
     tags: tuple[str, ...]
-    expires: float
+    fetched: float  # when the registry last sent or confirmed (304) this list
     etag: str | None
 
 
@@ -323,13 +323,18 @@ class OciRegistry:
         host, path = locate(image)
         return f"{self._scheme(host)}://{host}/v2/{path}/tags/list"
 
-    def list_tags(self, image: str) -> list[str]:
-        """Every tag of `image`, in the registry's order, following `Link` pages up to the page cap."""
+    def list_tags(self, image: str, *, max_age: float | None = None) -> list[str]:
+        """Every tag of `image`, in the registry's order, following `Link` pages up to the page cap.
+
+        A cached list younger than `max_age` seconds (default: the client's `cache_ttl`) is returned as it
+        is; an older one is kept and revalidated with its ETag, so an unchanged list costs a 304.
+        """
         host, path = locate(image)
         key = (host, path)
         entry = self._cache.get(key)
         now = self._clock()
-        if entry is not None and now < entry.expires:
+        fresh_for = self._cache_ttl if max_age is None else max_age
+        if entry is not None and now < entry.fetched + fresh_for:
             with self._lock:
                 self.cache_hits += 1
             return list(entry.tags)
@@ -347,7 +352,7 @@ class OciRegistry:
             if answer.status == 304 and page == 0 and entry is not None:
                 with self._lock:
                     self.cache_hits += 1
-                entry.expires = self._clock() + self._cache_ttl
+                entry.fetched = self._clock()
                 return list(entry.tags)
             self._check(answer, host, path)
             tags.extend(self._page_tags(answer, host, path))
@@ -355,6 +360,7 @@ class OciRegistry:
                 raise RegistryError(
                     f"registry {host}: {path} has more than {self._max_tags} tags; not listed",
                     hint="raise spec.registryLimits.maxTags, or clean up the repository's tags",
+                    retryable=False,
                 )
             if self._on_page is not None:
                 self._on_page(image, page + 1, len(tags))
@@ -377,7 +383,7 @@ class OciRegistry:
         # A multi-page listing cannot be revalidated with one ETag, so only single pages keep theirs.
         single = len(seen) == 1
         if self._cache_ttl > 0:
-            self._cache[key] = _CacheEntry(tuple(tags), self._clock() + self._cache_ttl, etag if single else None)
+            self._cache[key] = _CacheEntry(tuple(tags), self._clock(), etag if single else None)
         return tags
 
     # -- HTTP -----------------------------------------------------------------------------------------
@@ -394,7 +400,9 @@ class OciRegistry:
         if answer.status == 200:
             return
         if answer.status == 404:
-            raise RegistryError(f"registry {host}: repository {path} not found (404)", hint="check the image name")
+            raise RegistryError(
+                f"registry {host}: repository {path} not found (404)", hint="check the image name", retryable=False
+            )
         if answer.status in (401, 403):
             raise AuthError(
                 f"registry {host}: access to {path} refused ({answer.status})",

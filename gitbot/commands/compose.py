@@ -171,6 +171,23 @@ def build_deps(
     )
 
 
+# A shared client stores every list it fetches (a view's window decides whether it is fresh), for this long
+# when no window is given.
+_SHARED_TTL = OciRegistry.CACHE_TTL
+
+
+class _HostClients:
+    """What every view of one `SharedTagLists` shares: a client per host, a lock per image, the counts."""
+
+    def __init__(self, make: Callable[[], OciRegistry]) -> None:
+        self.make = make
+        self.hosts: dict[str, OciRegistry] = {}
+        self.images: dict[tuple[str, str], threading.Lock] = {}
+        self.views: dict[float | None, SharedTagLists] = {}
+        self.guard = threading.Lock()
+        self.sent = threading.local()
+
+
 class SharedTagLists:
     """A `Registry` for the cycles of many policies running side by side in one process.
 
@@ -180,21 +197,34 @@ class SharedTagLists:
     cache, so every policy that names an image shares one lookup per cache window. A slow or failing host
     holds up only the cycles that ask it. `requests` counts, per calling thread, the HTTP requests its own
     calls sent.
+
+    `with_max_age(seconds)` is a view on the same clients and cache that takes a cached list as fresh for
+    that long: policies with different intervals still share every lookup, each sees lists as new as its
+    own window asks, and a list past it is revalidated (a 304 where the registry sends an ETag).
     """
 
-    def __init__(self, make: Callable[[], OciRegistry]) -> None:
-        self._make = make
-        self._hosts: dict[str, OciRegistry] = {}
-        self._images: dict[tuple[str, str], threading.Lock] = {}
-        self._guard = threading.Lock()
-        self._sent = threading.local()
+    def __init__(self, make: Callable[[], OciRegistry], *, _clients: _HostClients | None = None) -> None:
+        self._pool = _clients if _clients is not None else _HostClients(make)
+        self._max_age: float | None = None
+
+    def with_max_age(self, seconds: float | None) -> SharedTagLists:
+        """The view of these clients that reuses a tag list for `seconds` (None: the clients' own TTL)."""
+        pool = self._pool
+        with pool.guard:
+            view = pool.views.get(seconds)
+            if view is None:
+                view = SharedTagLists(pool.make, _clients=pool)
+                view._max_age = seconds
+                pool.views[seconds] = view
+            return view
 
     def _client(self, host: str, path: str) -> tuple[threading.Lock, OciRegistry]:
-        with self._guard:
-            if host not in self._hosts:
-                self._hosts[host] = self._make()
-            lock = self._images.setdefault((host, path), threading.Lock())
-            return lock, self._hosts[host]
+        pool = self._pool
+        with pool.guard:
+            if host not in pool.hosts:
+                pool.hosts[host] = pool.make()
+            lock = pool.images.setdefault((host, path), threading.Lock())
+            return lock, pool.hosts[host]
 
     def list_tags(self, image: str) -> list[str]:
         host, path = locate(image)
@@ -202,12 +232,12 @@ class SharedTagLists:
         with lock:
             before = client.sent_by_this_thread
             try:
-                return client.list_tags(image)
+                return client.list_tags(image, max_age=self._max_age)
             finally:
-                self._sent.count = self._count() + client.sent_by_this_thread - before
+                self._pool.sent.count = self._count() + client.sent_by_this_thread - before
 
     def _count(self) -> int:
-        return int(getattr(self._sent, "count", 0))
+        return int(getattr(self._pool.sent, "count", 0))
 
     @property
     def requests(self) -> dict[str, int]:
@@ -217,8 +247,8 @@ class SharedTagLists:
     @property
     def clients(self) -> dict[str, OciRegistry]:
         """The client of each registry host asked so far."""
-        with self._guard:
-            return dict(self._hosts)
+        with self._pool.guard:
+            return dict(self._pool.hosts)
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -228,8 +258,9 @@ class SharedTagLists:
 class SharedAdapters:
     """`build_deps` for the daemon: policies with the same registry settings share one `SharedTagLists`.
 
-    Settings are the policy's plain-HTTP hosts, its named registry credentials and the tag cache TTL, so a
-    policy never reads a tag list fetched with another policy's credentials.
+    Settings are the policy's plain-HTTP hosts, its named registry credentials and its registry limits, so a
+    policy never reads a tag list fetched with another policy's credentials. The tag cache window is not one
+    of them: each policy gets a view with its own window on the shared clients (`with_max_age`).
     """
 
     def __init__(self) -> None:
@@ -241,12 +272,13 @@ class SharedAdapters:
         key = (
             frozenset(r.host for r in policy.spec.registries if r.insecure),
             tuple(sorted((host, c.username, c.password) for host, c in credentials.named.items())),
-            cache_ttl,
+            policy.spec.registry_limits.model_dump_json(),
         )
         with self._guard:
             if key not in self.registries:
-                self.registries[key] = SharedTagLists(lambda: build_registry(policy, env, cache_ttl=cache_ttl))
-            return self.registries[key]
+                # The clients keep lists as long as the longest window asks; each view decides what is fresh.
+                self.registries[key] = SharedTagLists(lambda: build_registry(policy, env, cache_ttl=_SHARED_TTL))
+            return self.registries[key].with_max_age(cache_ttl)
 
     def build_deps(
         self,
@@ -262,4 +294,6 @@ class SharedAdapters:
         deps = build_deps(
             policy, need_forge=need_forge, env=environ, throttle=throttle, registry_cache_ttl=registry_cache_ttl
         )
+        if isinstance(deps.registry, OciRegistry):
+            deps.registry.close()  # replaced by the shared one: its connections would otherwise stay open
         return replace(deps, registry=self.registry_for(policy, environ, cache_ttl=registry_cache_ttl))

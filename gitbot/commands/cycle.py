@@ -17,8 +17,10 @@ from gitbot.reconcile import CycleResult, inspect_canary, run_cycle
 from gitbot.reconcile import rollback as run_rollback
 from gitbot.reconcile import status as read_status
 
-# A failed tag lookup is a remote failure (exit 1), reported after the rest of the cycle was done.
+# A failed tag lookup is a remote failure (exit 1), reported after the rest of the cycle was done; when no
+# failure is one that retrying may help (a missing repository, refused credentials) the exit is 2.
 LOOKUP_FAILED_EXIT = 1
+LOOKUP_REFUSED_EXIT = 2
 
 
 def _cycle(policy: Policy, *, deliver: bool) -> CycleResult:
@@ -85,7 +87,8 @@ def _exit_on_lookup_failures(result: CycleResult) -> None:
     for failure in result.failures:
         click.echo(f"gitbot: error: {masker.mask(failure.one_line())}", err=True)
     if result.failures:
-        sys.exit(LOOKUP_FAILED_EXIT)
+        retry = any(failure.retryable for failure in result.failures)
+        sys.exit(LOOKUP_FAILED_EXIT if retry else LOOKUP_REFUSED_EXIT)
 
 
 def _duration(delta: timedelta) -> str:

@@ -152,13 +152,14 @@ def test_bad_policy_exits_2_with_one_line(world: World) -> None:
     assert "'comit'" in error
 
 
-def test_wrong_git_token_exits_1_without_the_token(world: World, git_server: GitServer) -> None:
+def test_wrong_git_token_exits_2_without_the_token(world: World, git_server: GitServer) -> None:
     world.env["GITBOT_GIT_TOKEN"] = "not-the-token-93af01"
     head = world.git.head(world.repo)
 
     done = gitbot(world, "once", *policy_args(world))
 
-    assert done.returncode == 1
+    # Refused credentials are not a failure that retrying fixes: not exit 1.
+    assert done.returncode == 2
     error, hint = done.stderr.splitlines()
     assert error.startswith("gitbot: error: git fetch refused the credentials for ")
     assert hint.startswith("gitbot: hint: ")

@@ -29,6 +29,8 @@ class Run:
 def gitbot(world: World, *args: str, terminal: bool, cwd: Path | None = None) -> Run:
     """`python -m gitbot ARGS` with stdout to a file and stderr to a pseudo-terminal (or a pipe)."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TERM": "xterm", **world.env}
+    # The package under test, wherever it is imported from (not whichever one is installed).
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
     command = [sys.executable, "-m", "gitbot", *args]
     with tempfile.TemporaryFile() as out:
         if not terminal:
@@ -104,7 +106,7 @@ def test_an_error_starts_on_a_clean_line_after_the_progress(world: World) -> Non
 
     done = gitbot(world, "plan", *policy_args(world), terminal=True)
 
-    assert done.returncode == 1
+    assert done.returncode == 2  # refused credentials: retrying does not help
     lines = done.stderr.replace("\r\n", "\n").split(ERASE)
     assert lines[0] == "" and lines[1] == f"gitbot: {POLICY}: checkout..."
     assert lines[-1].startswith("gitbot: error: ") and "wrong-token-value" not in done.stderr

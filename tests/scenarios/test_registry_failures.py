@@ -129,6 +129,18 @@ def test_cli_delivers_the_rest_then_exits_1_naming_image_and_registry(world: Wor
     assert lines[at + 1].startswith(f"    image podinfo-canary: tag lookup at registry {host} failed: cannot reach")
 
 
+def test_a_lookup_that_retrying_cannot_fix_exits_2_not_1(world: World, refusing: LoopbackServer) -> None:
+    canary_on(world, host_of(refusing))
+
+    done = gitbot(world, "once", *policy_args(world))
+
+    # The registry refused access (403): a remote failure, but not one a retry fixes.
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.startswith("committed ")
+    (error,) = done.stderr.splitlines()
+    assert "403" in error
+
+
 def test_the_open_pull_request_of_a_failing_image_stays_open(pr_world: World, garbage: LoopbackServer) -> None:
     world = pr_world
     first = run_cycle(world.policy(), world.deps(), deliver=True)

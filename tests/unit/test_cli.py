@@ -14,7 +14,15 @@ from gitbot import __version__
 from gitbot.cli import cli, main
 from gitbot.commands.compose import build_deps
 from gitbot.config import load_policy
-from gitbot.errors import ForgeError
+from gitbot.errors import (
+    AuthError,
+    ConfigError,
+    ForgeError,
+    GitAuthError,
+    GitbotError,
+    PushRejectedError,
+    RegistryError,
+)
 
 
 def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,3 +131,20 @@ def test_gitbot_alone_shows_the_commands(capsys: pytest.CaptureFixture[str]) -> 
         main([])
     captured = capsys.readouterr()
     assert "Commands:" in captured.out + captured.err
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (RegistryError("registry r.example.test: cannot reach r.example.test"), 1),
+        (RegistryError("registry r.example.test: repository a/b not found (404)", retryable=False), 2),
+        (AuthError("registry r.example.test: access to a/b refused (403)"), 2),
+        (GitAuthError("git fetch refused the credentials"), 2),
+        (GitbotError("a failure that does not say retrying helps"), 2),
+        (GitbotError("cannot listen on 127.0.0.1:8080: address in use", retryable=True), 1),
+        (ConfigError("p.yaml:3: spec.git.url: required"), 2),
+        (PushRejectedError("git push rejected: main moved"), 1),
+    ],
+)
+def test_only_an_error_that_retrying_may_fix_exits_1(error: GitbotError, code: int) -> None:
+    assert error.exit_status() == code

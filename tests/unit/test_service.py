@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from gitbot.config import Policy
 from gitbot.errors import ConfigError, GitbotError, GitError, RegistryError
-from gitbot.logs import SecretMasker, configure_logging
+from gitbot.logs import FIELDS, SecretMasker, configure_logging
 from gitbot.service import CycleSummary, Runner, Service, ServiceMetrics, run_service, trigger_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -466,3 +467,38 @@ def test_the_cycle_event_says_why_each_canary_holds() -> None:
         "podinfo": {"weight": 10, "verdict": "inconclusive", "holds": why},
         "other": {"weight": 60, "verdict": "pass"},
     }
+
+
+def test_a_cycle_that_outlasts_its_interval_is_reported_once_not_at_every_skipped_tick(
+    started: list[Service], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    releases = [threading.Event() for _ in range(3)]
+    cycles: list[str] = []
+
+    def runner(policy: Policy) -> CycleSummary:
+        cycles.append(policy.name)
+        releases[min(len(cycles), len(releases)) - 1].wait(10)
+        return CycleSummary(policy=policy.name, outcome="unchanged")
+
+    service = Service([make_policy("slow", interval=0.05)], runner, port=0, host="127.0.0.1", jitter=0)
+    started.append(service)
+    skipped: list[object] = []
+    service.scheduler.add_listener(skipped.append, EVENT_JOB_MAX_INSTANCES)
+    service.start()
+    wait_for(lambda: len(skipped) >= 4)
+    releases[0].set()
+    # The next cycle outlasts its interval too: still the same overlap, not said again.
+    wait_for(lambda: len(cycles) >= 2)
+    seen = len(skipped)
+    wait_for(lambda: len(skipped) >= seen + 4)
+    for release in releases:
+        release.set()
+    service.stop()
+    warnings = [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]
+    overlaps = [r for r in caplog.records if r.getMessage() == "cycles overlap"]
+    assert warnings == []
+    assert len(overlaps) == 1
+    fields = getattr(overlaps[0], FIELDS)
+    assert fields["policy"] == "slow" and fields["interval_seconds"] == 0.05
+    assert "longer than the time between ticks" in fields["why"]

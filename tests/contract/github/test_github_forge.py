@@ -43,7 +43,8 @@ def test_create_pull_twice_updates_instead_of_duplicating(forge: GitHubForge, gi
     assert second.title == "title two" and second.body == BODY + "v2"
     assert len(github_fake.list_pulls()) == 1
     assert github_fake.list_pulls()[0].labels == ["gitbot", "late"]
-    assert len(github_fake.requests("POST", "/pulls")) == 1
+    # The second create is refused as a duplicate, and only then is the open one looked up and updated.
+    assert [e.status for e in github_fake.requests("POST", "/pulls")] == [201, 422]
 
 
 def test_find_pull_by_head_ignores_other_heads_and_closed(forge: GitHubForge, github_fake: GitHubFake) -> None:
@@ -199,8 +200,7 @@ def test_validator_matches_refs_with_slashes(github_openapi: OpenAPIDescription)
 
 def test_create_pull_that_loses_a_race_adopts_the_existing_one(forge: GitHubForge, github_fake: GitHubFake) -> None:
     existing = github_fake.open_pull(HEAD, title="opened meanwhile")
-    # The first lookup still sees no pull request (it was opened right after), so the POST gets a 422.
-    github_fake.fail_next("GET", r"/pulls$", 200, [])
+    # Opened after the caller listed the open pull requests: the POST gets a 422.
     pull = forge.create_pull(HEAD, "main", "gitbot title", BODY, ["gitbot"])
     assert pull.number == existing.number
     assert [e.status for e in github_fake.requests("POST", "/pulls")] == [422]
@@ -217,7 +217,8 @@ def test_throttling_is_on_by_default_and_can_be_turned_off(github_fake: GitHubFa
             github_fake.full_name, github_fake.token, base_url=github_fake.base_url, throttle=throttle
         )
         started = time.monotonic()
-        adapter.find_pull(HEAD)  # GET repository, then GET pulls
+        adapter.find_pull(HEAD)
+        adapter.find_pull(HEAD)  # two GETs of pulls
         adapter.close()
         return time.monotonic() - started
 

@@ -103,3 +103,36 @@ def test_policies_share_a_client_only_with_the_same_registry_settings(tmp_path: 
     assert sum(registry.clients[host].requests.values()) == 2  # the challenge, then the authorised listing
     for shared_registry in shared.registries.values():
         shared_registry.close()
+
+
+def test_policies_with_different_windows_share_one_lookup_and_revalidate_past_their_own(
+    tmp_path: Path, registries: Registries
+) -> None:
+    host = registries.anonymous.host
+    image = f"{host}/stefanprodan/podinfo"
+    env = {"GITBOT_CACHE_DIR": str(tmp_path / "cache")}
+    shared = SharedAdapters()
+    registries_of = {}
+    for name in ("often", "seldom"):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            "apiVersion: gitbot.dev/v1alpha1\nkind: Policy\n"
+            f"metadata: {{name: {name}}}\nspec:\n  git: {{url: 'http://127.0.0.1:9/c.git'}}\n"
+        )
+        window = 0.0 if name == "often" else 60.0
+        registries_of[name] = shared.build_deps(
+            load_policy(path), need_forge=False, env=env, registry_cache_ttl=window
+        ).registry
+    assert registries_of["often"] is not registries_of["seldom"]
+    seldom, often = registries_of["seldom"], registries_of["often"]
+    assert isinstance(seldom, SharedTagLists) and isinstance(often, SharedTagLists)
+    assert sorted(seldom.list_tags(image)) == sorted(PODINFO_TAGS)
+    # The policy with a long window reads what is cached; the other, whose window has passed, asks again.
+    assert sorted(seldom.list_tags(image)) == sorted(PODINFO_TAGS)
+    assert sorted(often.list_tags(image)) == sorted(PODINFO_TAGS)
+    [client] = seldom.clients.values()
+    assert often.clients == seldom.clients
+    assert client.requests == {host: 2}
+    assert client.cache_hits == 1
+    for shared_registry in shared.registries.values():
+        shared_registry.close()

@@ -73,11 +73,11 @@ def test_bad_image_exits_2(docker_config: Path, capsys: pytest.CaptureFixture[st
     assert "invalid image reference" in err
 
 
-def test_unknown_repository_exits_1(
+def test_unknown_repository_exits_2(
     registries: Registries, docker_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = run(["tags", f"{registries.anonymous.host}/missing/repo"], capsys)
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert "repository missing/repo not found" in err.splitlines()[0]
 
 
@@ -95,7 +95,7 @@ def test_auth_refused_then_credentials_from_environment(
 ) -> None:
     image = f"{registries.basic.host}/private/app"
     code, _, err = run(["tags", image], capsys)
-    assert code == 1
+    assert code == 2
     assert "access to private/app refused (401)" in err.splitlines()[0]
     key = env_key(registries.basic.host)
     monkeypatch.setenv(f"GITBOT_REGISTRY_{key}_USERNAME", "alice")
@@ -118,7 +118,7 @@ def test_token_registry_with_wrong_password_keeps_the_secret(
     code, out, err = run(
         ["tags", f"{registries.token.host}/secure/app", "--insecure-host", registries.token.host], capsys
     )
-    assert code == 1
+    assert code == 2
     assert "refused the credentials" in err
     assert "wrong-secret-9138" not in out + err
 
