@@ -364,6 +364,9 @@ class ScanCache:
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory
         self._entries: dict[str, list[dict[str, Any]]] = {}
+        # The targets already made of an entry for a file: a bot that scans the same tree every cycle builds
+        # each one once, not once a cycle (targets are frozen, so handing out the same ones is safe).
+        self._built: dict[tuple[str, str], tuple[Target, ...]] = {}
         self._used: set[str] = set()
         self._dirty = False
         self.hits = 0
@@ -386,7 +389,10 @@ class ScanCache:
             return None
         self._used.add(key)
         self.hits += 1
-        return [Target(file=file, **fields) for fields in entry]
+        built = self._built.get((key, file))
+        if built is None:
+            built = self._built[(key, file)] = tuple(Target(file=file, **fields) for fields in entry)
+        return list(built)
 
     def put(self, key: str, targets: Sequence[Target]) -> None:
         entry = []
@@ -397,6 +403,8 @@ class ScanCache:
         self._entries[key] = entry
         self._used.add(key)
         self._dirty = True
+        for stale in [built for built in self._built if built[0] == key]:
+            del self._built[stale]
 
     def prune(self) -> int:
         """Forget every entry not read or written since the last prune; return how many were dropped.
@@ -407,6 +415,7 @@ class ScanCache:
         stale = [key for key in self._entries if key not in self._used]
         for key in stale:
             del self._entries[key]
+        self._built = {built: targets for built, targets in self._built.items() if built[0] in self._used}
         self._used = set()
         self._dirty = self._dirty or bool(stale)
         return len(stale)
@@ -578,10 +587,14 @@ class Entry:
     size: int = 0
 
 
-def walk_key(path: str) -> tuple[tuple[int, str], ...]:
-    """Sorts paths as a sorted walk of their folders meets them: a folder's files first, then its subfolders."""
-    *folders, name = path.split("/")
-    return (*((1, folder) for folder in folders), (0, name))
+def walk_key(path: str) -> str:
+    """Sorts paths as a sorted walk of their folders meets them: a folder's files first, then its subfolders.
+
+    Each folder is `\\x01name\\x00` and the file `\\x00name`: at each level a file (`\\x00`) sorts before a
+    folder (`\\x01`), and the `\\x00` after a folder's name sorts it before longer names it starts.
+    """
+    folders, _, name = path.rpartition("/")
+    return "".join(f"\x01{folder}\x00" for folder in folders.split("/") if folder) + f"\x00{name}"
 
 
 def select_files(listing: Mapping[str, Entry], paths: Sequence[str]) -> list[TreeFile] | None:
