@@ -1,8 +1,9 @@
-"""A cycle that changes nothing works from git's objects: it writes no working tree, and with a warm scan
-cache it reads no manifest at all."""
+"""A cycle that changes nothing works from git's objects: it writes no working tree, with a warm scan cache it
+reads no manifest it knows, and the git commands it runs do not grow with the number of manifests."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gitbot.reconcile import run_cycle
-from tests.scenarios.conftest import World
+from tests.scenarios.conftest import PATH, World, WorldFactory
 
 pytestmark = pytest.mark.real
 
@@ -62,3 +63,36 @@ def test_a_warm_cycle_reads_no_manifest_it_knows(world: World) -> None:
     run_cycle(world.policy(), deps, deliver=True)
     assert deps.scan_cache.misses == misses
     assert deps.scan_cache.hits > hits
+
+
+def git_commands(trace: Path) -> list[str]:
+    """The git commands the cycle started (from git's own trace), as `git <subcommand>`; server side left out."""
+    commands = []
+    for line in trace.read_text(encoding="utf-8").splitlines():
+        event = json.loads(line)
+        if event.get("event") == "start" and event["argv"][0] == "git" and len(event["argv"]) > 1:
+            commands.append(f"git {event['argv'][1]}")
+    return commands
+
+
+def test_a_warm_cycle_that_changes_nothing_runs_as_many_git_commands_for_ten_files_as_for_two_hundred(
+    make_world: WorldFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    counts = {}
+    for size in (10, 200):
+        extra = {f"{PATH}/more/app{i:03d}.yaml": f"image: r.example.test/acme/more{i}:1.0.0\n" for i in range(size)}
+        world = make_world(extra_files=extra)
+        deps = world.deps()
+        run_cycle(world.policy(), deps, deliver=True)
+        run_cycle(world.policy(), deps, deliver=True)
+        trace = tmp_path / f"trace-{size}.json"
+        monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+        nothing = run_cycle(world.policy(), deps, deliver=True)
+        monkeypatch.delenv("GIT_TRACE2_EVENT")
+        assert nothing.deliveries == ()
+        counts[size] = git_commands(trace)
+    assert counts[10] == counts[200]
+    # One listing of the tree, one read of the files with targets; nothing written out.
+    assert counts[200].count("git ls-tree") == 1
+    assert counts[200].count("git cat-file") <= 2  # GitPython's object lookup and the one batch read
+    assert not {"git reset", "git checkout", "git read-tree"} & set(counts[200])
