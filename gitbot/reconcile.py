@@ -663,6 +663,8 @@ class ImageStatus:
     quarantined: tuple[tuple[str, str], ...]
     # Why the newest tag is unknown: this cycle's tag lookup failed (one line), else "".
     lookup_error: str = ""
+    # Whether retrying that lookup later may help.
+    lookup_retryable: bool = True
 
 
 @dataclass(frozen=True)
@@ -678,7 +680,7 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
     with deps.workspace.checkout() as checkout:
         targets, _texts, history, tags, failures = gather(policy, checkout, deps.registry, deps.scan_cache)
         head = checkout.head
-    failed = {failure.image: failure.one_line() for failure in failures}
+    failed = {failure.image: failure for failure in failures}
     images = []
     for index, binding in enumerate(bind_images(policy, targets)):
         image = binding.image
@@ -694,7 +696,8 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
                 None if blocked else selection.selected,
                 selection.candidates,
                 tuple((tag, q.reason) for tag, q in sorted(quarantined.items())),
-                lookup_error=failed.get(image.name, ""),
+                lookup_error=failed[image.name].one_line() if image.name in failed else "",
+                lookup_retryable=failed[image.name].retryable if image.name in failed else True,
             )
         )
     pulls: tuple[PullRequest, ...] = ()

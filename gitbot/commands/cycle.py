@@ -128,8 +128,10 @@ def status(policy_name: str, policies_dir: Path) -> None:
         click.echo(f"  canary {canary.name}: {state.weight}% ({state.step}){dwell}{verdict}{paused}")
     for pull in report.pulls:
         click.echo(f"  open pull request #{pull.number} {pull.url} {pull.title}")
-    if any(image.lookup_error for image in report.images):
-        sys.exit(LOOKUP_FAILED_EXIT)
+    failed = [image for image in report.images if image.lookup_error]
+    if failed:
+        retry = any(image.lookup_retryable for image in failed)
+        sys.exit(LOOKUP_FAILED_EXIT if retry else LOOKUP_REFUSED_EXIT)
 
 
 @click.command()

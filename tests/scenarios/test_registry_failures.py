@@ -139,6 +139,8 @@ def test_a_lookup_that_retrying_cannot_fix_exits_2_not_1(world: World, refusing:
     assert done.stdout.startswith("committed ")
     (error,) = done.stderr.splitlines()
     assert "403" in error
+    assert gitbot(world, "plan", *policy_args(world)).returncode == 2
+    assert gitbot(world, "status", *policy_args(world)).returncode == 2
 
 
 def test_the_open_pull_request_of_a_failing_image_stays_open(pr_world: World, garbage: LoopbackServer) -> None:
