@@ -245,6 +245,11 @@ class SharedTagLists:
         return {"sent": self._count()}
 
     @property
+    def sent_by_this_thread(self) -> int:
+        """HTTP requests sent by this thread's calls so far (all hosts together)."""
+        return self._count()
+
+    @property
     def clients(self) -> dict[str, OciRegistry]:
         """The client of each registry host asked so far."""
         with self._pool.guard:

@@ -55,6 +55,10 @@ class CountingRegistry:
         self._record = record
 
     def _sent(self) -> int | None:
+        # Lookups run side by side: what this thread's own calls sent, where the registry counts that.
+        here = getattr(self._inner, "sent_by_this_thread", None)
+        if isinstance(here, int):
+            return here
         counts = getattr(self._inner, "requests", None)
         return sum(counts.values()) if isinstance(counts, Mapping) else None
 

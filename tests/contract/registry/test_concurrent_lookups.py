@@ -14,6 +14,7 @@ import pytest
 
 from gitbot.adapters.registry import OciRegistry
 from gitbot.commands.compose import SharedTagLists, build_registry
+from gitbot.commands.runner import CountingRegistry
 from gitbot.config import Policy, load_policy
 from gitbot.reconcile import list_image_tags
 from tests.support.registry import LoopbackServer, QuietHandler, serve
@@ -171,3 +172,13 @@ def test_the_rate_limit_lets_a_burst_through_and_paces_the_rest() -> None:
         registry._throttle("r.example.test")
     registry.close()
     assert sleeps == pytest.approx([0.1, 0.1])
+
+
+def test_lookups_side_by_side_are_counted_once_each(server: LoopbackServer, recorder: Recorder, tmp_path: Path) -> None:
+    policy = ten_images(tmp_path, host_of(server))
+    counted: list[tuple[str, str]] = []
+    with OciRegistry() as client:
+        tags, _failures = list_image_tags(policy, CountingRegistry(client, lambda *call: counted.append(call)))
+    assert len(tags) == 10 and recorder.most == 10
+    # Each thread counts what its own lookup sent, not what the others sent meanwhile.
+    assert counted == [("registry", "ok")] * 10
