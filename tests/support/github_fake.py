@@ -132,6 +132,9 @@ class GitHubFake:
         self.labels: dict[str, int] = {}
         self.exchanges: list[Exchange] = []
         self._failures: list[tuple[str, re.Pattern[str], int, Json]] = []
+        # `hook(phase, method, path)` as for the git server (tests.support.gitserver.RequestHook): "received"
+        # before the request changes any state, "handled" after; False drops the request without an answer.
+        self.hook: Callable[[str, str, str], bool] | None = None
         self._next_number = 1
         self._next_id = 1000
         self._lock = threading.RLock()
@@ -485,7 +488,14 @@ class GitHubFake:
             body = None
             status, payload = 400, {"message": "Problems parsing JSON", "documentation_url": DOCS}
         else:
+            hook = self.hook
+            if hook is not None and not hook("received", http.command, http.path):
+                http.close_connection = True
+                return
             status, payload, headers = self._dispatch(http, parts.path, dict(query), body)
+            if hook is not None and not hook("handled", http.command, http.path):
+                http.close_connection = True
+                return
         with self._lock:
             self.exchanges.append(
                 Exchange(

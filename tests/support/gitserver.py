@@ -50,6 +50,12 @@ def _http_backend() -> str:
     return str(Path(exec_path) / "git-http-backend")
 
 
+# `hook(phase, method, path)`: phase "received" once the request body is read, before git runs; "handled"
+# after git has run (a push has landed), before the answer is sent. False drops the request there: the
+# connection is closed without an answer (and at "received" git never runs), as when a client dies mid-call.
+RequestHook = Callable[[str, str, str], bool]
+
+
 @dataclass(frozen=True)
 class ServerCommit:
     """One commit of a server repository as `git log` reports it."""
@@ -114,6 +120,10 @@ class _Handler(BaseHTTPRequestHandler):
         user = base64.b64decode(self.headers["Authorization"][6:]).decode().partition(":")[0]
         parts = urlsplit(self.path)
         body = self._read_body()
+        hook = self.server.hook
+        if hook is not None and not hook("received", self.command, self.path):
+            self.close_connection = True
+            return
         env = dict(_GIT_ENV_BASE)
         env.update(
             {
@@ -142,6 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
                 status = int(value.strip().split()[0])
             elif name:
                 headers.append((name, value.strip()))
+        if hook is not None and not hook("handled", self.command, self.path):
+            self.close_connection = True
+            return
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
@@ -161,6 +174,7 @@ class _Server(ThreadingHTTPServer):
         self.requests: list[str] = []
         self.auth_failures = 0
         self.chunked_requests = 0
+        self.hook: RequestHook | None = None
 
 
 class GitServer:
@@ -204,6 +218,15 @@ class GitServer:
     def chunked_requests(self) -> int:
         """Requests whose body came with chunked transfer encoding so far."""
         return self._server.chunked_requests
+
+    @property
+    def request_hook(self) -> RequestHook | None:
+        """Called for every authorised request, see `RequestHook`; None (the default) serves as usual."""
+        return self._server.hook
+
+    @request_hook.setter
+    def request_hook(self, hook: RequestHook | None) -> None:
+        self._server.hook = hook
 
     @contextmanager
     def refusing_credentials(self) -> Iterator[None]:
