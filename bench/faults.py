@@ -11,7 +11,8 @@ Two sweeps over the real loopback servers (git http-backend, docker-registry, Pr
   finish with the person's commit kept and the bot's change made once.
 
 Prints per sweep and scenario how many cases held, then every failed case with what differed; exits 1
-when any case failed. `python -m bench faults [SCENARIO...] [--sweep kill|person] [--quick]`.
+when any case failed. `python -m bench faults [SCENARIO...] [--sweep kill|person|both] [--quick]
+[--launcher subprocess|fork]`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from pathlib import Path
 from tests.faults.harness import (
     Action,
     FaultPoint,
+    Launcher,
     Outcome,
     Reference,
     World,
+    clean,
     reference_run,
     request_points,
     run_case,
@@ -61,11 +64,15 @@ def sweep(
     points: Sequence[FaultPoint],
     action: Action,
     work: Path,
+    launcher: Launcher,
 ) -> list[Outcome]:
     scenario = scenarios(env.repository)[name]
     outcomes = []
     for index, point in enumerate(points):
-        outcomes.append(run_case(env, scenario, reference, point, work / f"{action}-{name}-{index}", action=action))
+        directory = work / f"{action}-{name}-{index}"
+        outcomes.append(run_case(env, scenario, reference, point, directory, action=action, launcher=launcher))
+        # Each case leaves a repository's worth of files; only the outcome is kept.
+        clean(directory)
     return outcomes
 
 
@@ -120,6 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("scenario", nargs="*", help="scenarios to run (default: all)")
     parser.add_argument("--sweep", choices=("kill", "person", "both"), default="both")
     parser.add_argument("--quick", action="store_true", help="stages without delays (fewer cases)")
+    parser.add_argument(
+        "--launcher",
+        choices=("subprocess", "fork"),
+        default="subprocess",
+        help="`python -m gitbot` per run (default), or forked from a process with gitbot imported (faster)",
+    )
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp, world(Path(tmp) / "servers") as env:
@@ -131,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(tmp) / "cases"
         delays = QUICK_DELAYS if args.quick else DELAYS
         for name in chosen:
-            reference = reference_run(env, known[name], work / f"reference-{name}")
+            reference = reference_run(env, known[name], work / f"reference-{name}", launcher=args.launcher)
             if reference.problems:
                 # What the scenario expects fails without any fault: reported once, as its own case.
                 unfaulted = Outcome(name, FaultPoint("stage", ""), "kill", False, reference.problems, reference.seconds)
@@ -144,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sweeps.append(("push", person_points(reference)))
             for action, points in sweeps:
                 started = time.monotonic()
-                done = sweep(env, name, reference, points, action, work)
+                done = sweep(env, name, reference, points, action, work, args.launcher)
                 label = "kill" if action == "kill" else "person"
                 report(label, name, known[name].title, done, time.monotonic() - started)
                 outcomes += done

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import multiprocessing
 import os
 import pty
 import re
@@ -29,8 +30,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from tests.support.github_fake import GitHubFake
 from tests.support.gitserver import GitServer
@@ -324,6 +326,89 @@ def request_label(kind: Kind, method: str, path: str) -> str:
 
 # -- running gitbot ----------------------------------------------------------------------------------------
 
+# "subprocess": `python -m gitbot`, a fresh interpreter per run. "fork": forked from a server process that
+# has imported gitbot already (multiprocessing's forkserver), the same CLI without the interpreter's start-up.
+Launcher = Literal["subprocess", "fork"]
+
+
+class Running(Protocol):
+    """A started run: its process id (also its process group's) and its exit status."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+class _Forked:
+    def __init__(self, process: BaseProcess) -> None:
+        self._process = process
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None
+        return self._process.pid
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired("gitbot", timeout or 0)
+        return self._process.exitcode
+
+
+def _forked_main(args: list[str], env: dict[str, str], cwd: str, terminal: str, stdout: str) -> None:
+    """The body of a forked run: a session of its own, stderr on the terminal, then gitbot's CLI."""
+    os.setsid()
+    err = os.open(terminal, os.O_RDWR | os.O_NOCTTY)
+    out = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    for fd, target in ((devnull, 0), (out, 1), (err, 2)):
+        os.dup2(fd, target)
+        os.close(fd)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    sys.argv = ["gitbot", *args]
+    from gitbot.cli import main
+
+    try:
+        main()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+_forkserver = multiprocessing.get_context("forkserver")
+_forkserver.set_forkserver_preload(["gitbot.cli", "tests.faults.harness"])
+
+
+def launch(launcher: Launcher, args: list[str], env: dict[str, str], cwd: Path, terminal: int, stdout: Path) -> Running:
+    """Start `gitbot ARGS` in a new session with stderr on the terminal `terminal` (the pseudo-terminal's
+    other end, a file descriptor) and stdout into the file `stdout`."""
+    if launcher == "fork":
+        name = os.ttyname(terminal)
+        process = _forkserver.Process(target=_forked_main, args=(args, env, str(cwd), name, str(stdout)))
+        process.start()
+        return _Forked(process)
+    with stdout.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gitbot", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=terminal,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+
 
 @dataclass
 class RunResult:
@@ -350,7 +435,9 @@ class Case:
     repo: str = ""
     seed_head: str = ""
     github: GitHubFake | None = None
+    launcher: Launcher = "subprocess"
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _runs: int = 0
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -417,16 +504,12 @@ class Case:
         args = [*(command or self.scenario.command), "--policy", POLICY, "--policies", str(self.directory / "policies")]
         master, slave = pty.openpty()
         started = time.monotonic()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gitbot", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=slave,
-            env=self.environment(),
-            cwd=self.directory,
-            start_new_session=True,
-        )
-        os.close(slave)
+        self._runs += 1
+        stdout = self.directory / f"stdout-{self._runs}.txt"
+        process = launch(self.launcher, args, self.environment(), self.directory, slave, stdout)
+        if self.launcher == "subprocess":
+            # The forked run opens the terminal by name once it starts: until then this end keeps it alive.
+            os.close(slave)
         result = RunResult(None, "", [], [], [])
         done = threading.Event()
 
@@ -504,20 +587,19 @@ class Case:
             with contextlib.suppress(ProcessLookupError):
                 if process.poll() is None and result.fired and action == "kill":
                     os.killpg(process.pid, signal.SIGKILL)
-            assert process.stdout is not None
-            out = process.stdout.read()
             result.code = process.wait(timeout=RUN_TIMEOUT)
+            out = stdout.read_bytes() if stdout.exists() else b""
         finally:
             done.set()
             self.world.git.request_hook = None
             if self.github is not None:
                 self.github.hook = None
             os.close(master)
+            if self.launcher != "subprocess":
+                os.close(slave)
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+                process.wait(timeout=RUN_TIMEOUT)
         result.seconds = time.monotonic() - started
         result.output = out.decode("utf-8", "replace") + re.sub(r"\r\x1b\[K", "\n", buffer)
         return result
@@ -722,8 +804,10 @@ class Reference:
     problems: tuple[str, ...] = ()
 
 
-def reference_run(world: World, scenario: FaultScenario, directory: Path) -> Reference:
-    with Case(world, scenario, directory) as case:
+def reference_run(
+    world: World, scenario: FaultScenario, directory: Path, *, launcher: Launcher = "subprocess"
+) -> Reference:
+    with Case(world, scenario, directory, launcher=launcher) as case:
         result = case.run()
         if result.code != 0:
             raise RuntimeError(f"reference run of {scenario.name} failed ({result.code}):\n{result.output[-3000:]}")
@@ -753,10 +837,11 @@ def run_case(
     *,
     action: Action = "kill",
     leftovers: bool = True,
+    launcher: Launcher = "subprocess",
 ) -> Outcome:
     """Interrupt a run at `point` (kill it, or push as a person), run again to completion when killed, judge."""
     started = time.monotonic()
-    with Case(world, scenario, directory) as case:
+    with Case(world, scenario, directory, launcher=launcher) as case:
         first = case.run(point, action)
         problems: list[str] = []
         person: str | None = None
