@@ -80,7 +80,7 @@ class World:
 def world(root: Path) -> Iterator[World]:
     """Start the servers a sweep needs under `root`; stop them on exit."""
     root.mkdir(parents=True, exist_ok=True)
-    git = GitServer(root / "git")
+    git = GitServer(root / "git", quiet_disconnects=True)
     registry: RunningRegistry | None = None
     prometheus: PrometheusServer | None = None
     try:
@@ -455,7 +455,7 @@ class Case:
                 git.commit_as_other(self.repo, files, "ops: canary weight set by hand")
         self.seed_head = git.head(self.repo) or ""
         if self.scenario.mode == "pull-request":
-            self.github = GitHubFake()
+            self.github = GitHubFake(quiet_disconnects=True)
         text = policy_text(self.scenario, git.url_for(self.repo), self.world, self.github)
         (self.directory / "policies" / f"{POLICY}.yaml").write_text(text, encoding="utf-8")
 

@@ -88,11 +88,13 @@ def test_a_killed_run_run_again_ends_as_one_uninterrupted_run(
     assert converge(faults_world, references, tmp_path, name, point) == ()
 
 
+ADVERTISE_PUSH, ADVERTISE_FETCH = "GET info/refs?git-receive-pack", "GET info/refs?git-upload-pack"
+# At requests, not stages: a person's push timed by a stage could land inside the bot's push by chance.
 PERSON = [
-    ("commit", FaultPoint("stage", "deliver")),
+    ("commit", FaultPoint("git", ADVERTISE_PUSH, phase="received")),
     ("commit", FaultPoint("git", PUSH, phase="handled")),
-    ("pull-request", FaultPoint("stage", "plan")),
-    ("canary-rollback", FaultPoint("stage", "analysis podinfo")),
+    ("pull-request", FaultPoint("git", ADVERTISE_FETCH, phase="handled")),
+    ("canary-rollback", FaultPoint("git", ADVERTISE_PUSH, phase="received")),
 ]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -103,6 +104,13 @@ class _HTTPHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # True: a client that went away mid-answer (killed on purpose) is not reported as a server error.
+    quiet_disconnects = False
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if self.quiet_disconnects and isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def __init__(self, fake: GitHubFake) -> None:
         super().__init__(("127.0.0.1", 0), _HTTPHandler)
@@ -120,6 +128,7 @@ class GitHubFake:
         token: str = DEFAULT_TOKEN,
         login: str = "gitbot-app",
         default_branch: str = "main",
+        quiet_disconnects: bool = False,
     ) -> None:
         self.owner = owner
         self.name = name
@@ -139,6 +148,7 @@ class GitHubFake:
         self._next_id = 1000
         self._lock = threading.RLock()
         self._server = _Server(self)
+        self._server.quiet_disconnects = quiet_disconnects
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 

@@ -17,6 +17,7 @@ import base64
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -165,6 +166,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # True: a client that went away mid-answer (killed on purpose) is not reported as a server error.
+    quiet_disconnects = False
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if self.quiet_disconnects and isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def __init__(self, root: Path, credentials: set[tuple[str, str]]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -184,13 +192,21 @@ class GitServer:
     credentials. Use as a context manager; `stop()` shuts the server down.
     """
 
-    def __init__(self, root: Path | None = None, *, username: str = DEFAULT_USER, token: str = DEFAULT_TOKEN) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        username: str = DEFAULT_USER,
+        token: str = DEFAULT_TOKEN,
+        quiet_disconnects: bool = False,
+    ) -> None:
         self._own_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix="gitserver-")) if root is None else root
         self.root.mkdir(parents=True, exist_ok=True)
         self.username = username
         self.token = token
         self._server = _Server(self.root, {(username, token)})
+        self._server.quiet_disconnects = quiet_disconnects
         self._names = 0
         self._names_lock = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
