@@ -45,7 +45,7 @@ from tests.faults.harness import (
 # stages (checkout, deliver) and between the commits and the push.
 DELAYS = (0.0, 0.02, 0.08, 0.2)
 QUICK_DELAYS = (0.0,)
-PERSON_SCENARIOS = ("commit", "pull-request", "canary-rollback")
+PERSON_SCENARIOS = ("commit", "pull-request", "canary-step", "canary-rollback", "manual-rollback")
 
 
 def kill_points(reference: Reference, delays: Sequence[float]) -> list[FaultPoint]:

@@ -497,18 +497,17 @@ class Case:
         change = self.scenario.person
         return self.world.git.commit_as_other(self.repo, change.files, change.message)
 
-    def run(
-        self, point: FaultPoint | None = None, action: Action = "kill", *, command: tuple[str, ...] | None = None
-    ) -> RunResult:
+    def run(self, point: FaultPoint | None = None, action: Action = "kill") -> RunResult:
         """Run the scenario's command once; at `point`, kill its process group or push as a person."""
-        args = [*(command or self.scenario.command), "--policy", POLICY, "--policies", str(self.directory / "policies")]
+        args = [*self.scenario.command, "--policy", POLICY, "--policies", str(self.directory / "policies")]
         master, slave = pty.openpty()
         started = time.monotonic()
         self._runs += 1
         stdout = self.directory / f"stdout-{self._runs}.txt"
         process = launch(self.launcher, args, self.environment(), self.directory, slave, stdout)
         if self.launcher == "subprocess":
-            # The forked run opens the terminal by name once it starts: until then this end keeps it alive.
+            # The subprocess holds its own copy. A forked run opens the terminal by name once it starts, so
+            # there this end stays open until the run is over (the terminal would be gone otherwise).
             os.close(slave)
         result = RunResult(None, "", [], [], [])
         done = threading.Event()
