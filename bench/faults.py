@@ -80,7 +80,7 @@ def report(sweep_name: str, name: str, title: str, outcomes: Sequence[Outcome], 
     held = sum(o.held for o in outcomes)
     interrupted = sum(o.interrupted for o in outcomes)
     print(
-        f"{sweep_name:<6} {name:<16} {held:>3}/{len(outcomes):<3} held   "
+        f"{sweep_name:<6} {name:<24} {held:>3}/{len(outcomes):<3} held   "
         f"({interrupted} interrupted mid-run; {seconds:5.1f} s)   {title}"
     )
 
