@@ -38,6 +38,7 @@ from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
 from gitbot.domain import Author, CommitInfo
 from gitbot.errors import ConfigError, GitAuthError, GitError, PushRejectedError
+from gitbot.history import landing_order
 from gitbot.ports import RevertFinish
 
 BOT_BRANCH_PREFIX = "gitbot/"
@@ -436,8 +437,14 @@ class GitCheckout:
         }
 
     def log(self, max_count: int = 500) -> list[CommitInfo]:
-        """Commits reachable from HEAD, newest first, with trailers parsed by git itself."""
-        out = self._git("log", "-z", f"--max-count={max_count}", f"--format={_LOG_FORMAT}", "HEAD")
+        """Commits reachable from HEAD in the order they landed on the branch, newest first, with trailers
+        parsed by git itself (`gitbot.history.landing_order`: the first-parent line, with what each merge
+        brought in at its place and time; a fast-forwarded commit landed at its committer date).
+
+        `--topo-order` lists a merge's branch right after the merge, so a log cut at `max_count` keeps what
+        landed last; by date, a pull request merged today with commits made long ago could be cut off.
+        """
+        out = self._git("log", "-z", "--topo-order", f"--max-count={max_count}", f"--format={_LOG_FORMAT}", "HEAD")
         commits: list[CommitInfo] = []
         for record in out.split("\0"):
             record = record.lstrip("\n")
@@ -464,7 +471,7 @@ class GitCheckout:
                     trailers=tuple(pairs),
                 )
             )
-        return commits
+        return landing_order(commits)
 
     def _commit_staged(self, message: str, author: Author, *, allow_empty: bool = False) -> str:
         if not message.strip():
