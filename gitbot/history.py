@@ -145,9 +145,10 @@ def landing_order(log: Sequence[CommitInfo]) -> list[CommitInfo]:
     fast-forwarded or rebased commit, a squash merge, a merge commit. A commit reachable only through a
     merge's other parents landed with that merge: it takes the merge's place (right after it, children
     before parents) and the merge's committer time, whatever its own date. Git records no time of a
-    fast-forward, so a commit on the line landed at its own committer date, or when the commit before it
-    landed if that is later (nothing lands before its parent). Commits of `log` the tip does not reach (a
-    log cut short) come last, with no landing time.
+    fast-forward, so a commit on the line landed at its own committer date, even when that is older than the
+    commit before it (a rebase that kept the dates): its place still orders it, and one skewed clock moves
+    the time of no other commit. Commits of `log` the tip does not reach (a log cut short) come last, with
+    no landing time.
     """
     by_sha = {c.sha: c for c in log}
     named = {parent for c in log for parent in c.parents}
@@ -158,16 +159,11 @@ def landing_order(log: Sequence[CommitInfo]) -> list[CommitInfo]:
         chain.append(current)
         placed.add(current.sha)
         current = by_sha.get(current.parents[0]) if current.parents else None
-    landed: dict[str, datetime] = {}
-    brought: dict[str, list[CommitInfo]] = {}
-    previous: datetime | None = None
-    for commit in reversed(chain):
-        previous = commit.committed_at if previous is None else max(commit.committed_at, previous)
-        landed[commit.sha] = previous
-        brought[commit.sha] = _brought_in(commit, by_sha, placed)
+    # Oldest merge first: what an older merge brought in is placed before a newer merge looks.
+    brought = {commit.sha: _brought_in(commit, by_sha, placed) for commit in reversed(chain)}
     ordered: list[CommitInfo] = []
     for commit in chain:
-        at = landed[commit.sha]
+        at = commit.committed_at
         ordered += [replace(c, landed_at=at) for c in (commit, *brought[commit.sha])]
     ordered += [replace(c, landed_at=None) for c in log if c.sha not in placed]
     return ordered

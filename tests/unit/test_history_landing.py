@@ -170,9 +170,9 @@ def test_a_rebase_merge_is_ordered_by_its_place_on_the_line_not_by_its_dates(can
     assert hist.tag_changed_at == at(2)
 
 
-def test_a_fast_forwarded_commit_lands_at_its_commit_date_but_never_before_its_parent() -> None:
+def test_a_fast_forwarded_commit_lands_at_its_commit_date_and_after_its_parent_in_order() -> None:
     # A commit rebased keeping its old committer date and pushed as a fast-forward: git keeps no time of the
-    # push, so it landed no earlier than the commit it was put on, and after it in order.
+    # push, so it landed at its own date, yet after the commit it was put on.
     g = Branch()
     seed = g.add("seed", 0, author=ALICE)
     step10 = g.step(2, seed, 0, 10)
@@ -180,8 +180,16 @@ def test_a_fast_forwarded_commit_lands_at_its_commit_date_but_never_before_its_p
     newer = g.add("docs", 20, (old,), author=ALICE)
     ordered = landing_order(g.by_date())
     assert shas(ordered) == shas([newer, old, step10, seed])
-    assert [c.landed for c in ordered] == [at(20), at(2), at(2), at(0)]
+    assert [c.landed for c in ordered] == [at(20), at(1), at(2), at(0)]
     assert read_history(g.by_date(), POLICY).commits[0].sha == old.sha
+
+
+def test_a_clock_ahead_on_one_commit_moves_the_landing_of_no_other() -> None:
+    g = Branch()
+    seed = g.add("seed from a machine whose clock is a day ahead", 24 * 60, author=ALICE)
+    step10 = g.step(2, seed, 0, 10)
+    assert [c.landed for c in landing_order(g.by_date())] == [at(2), at(24 * 60)]
+    assert shas(landing_order(g.by_date())) == shas([step10, seed])
 
 
 def test_a_persons_revert_merged_after_a_resume_pauses_the_canary(canary: CanarySettings) -> None:
