@@ -243,6 +243,9 @@ class GitWorkspace:
                     "fetch",
                     f"+refs/heads/{self.branch}:refs/remotes/{REMOTE}/{self.branch}",
                 )
+                # History is read with `--topo-order`, which walks the whole branch unless a commit-graph
+                # gives generation numbers: for 500 of 50,000 commits about a second without, 10 ms with.
+                config.set_value("fetch", "writeCommitGraph", "true")
             repo.close()
             # Appears atomically: a crash mid-initialisation leaves only a temp directory behind.
             tmp.rename(self.cache_path)
