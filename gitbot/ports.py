@@ -52,7 +52,7 @@ class Checkout(Protocol):
     def head(self) -> str: ...
 
     def log(self, max_count: int = 500) -> list[CommitInfo]:
-        """Commits reachable from HEAD, newest first."""
+        """Commits reachable from HEAD in the order they landed on the branch, newest first."""
         ...
 
     def commit(self, files: Mapping[str, str], message: str, author: Author) -> str:

@@ -202,12 +202,12 @@ def canary_history(history: History, canary: CanarySettings) -> CanaryHistory:
     ]
     standing = [c for c in steps if c.reverted_by is None]
     # A revert of a step moves the weights too: the apply timeout and the dwell count from it.
-    moved = [c.landed for c in standing[:1]] + [c.reverted_by.committed_at for c in steps if c.reverted_by]
+    moved = [c.landed for c in standing[:1]] + [c.reverted_by.landed for c in steps if c.reverted_by]
     last_step_at = max(moved) if moved else None
     own = [c for c in history.commits if any(ch.target == canary.name for ch in c.changes)]
     rollbacks = [c for c in own if c.action == "rollback" and c.reverted_by is None]
     last_rollback = rollbacks[0] if rollbacks else None
-    # History is newest first; positions order commits made within the same second, which timestamps cannot.
+    # History is newest first in landing order; positions also order commits landed within the same second.
     newer = {c.sha: i for i, c in enumerate(history.commits)}
     rolled_back = last_rollback is not None and (not standing or newer[last_rollback.sha] < newer[standing[0].sha])
     image_updates = history.standing(canary.image, "image-update") if canary.image else []
@@ -239,13 +239,13 @@ def _paused(history: History, canary: CanarySettings) -> tuple[bool, str]:
         if not any(ch.target == canary.name for ch in commit.changes):
             continue
         if commit.action == "pause":
-            events.append((commit.commit.committed_at, True, f"paused by {commit.commit.author.name}"))
+            events.append((commit.landed, True, f"paused by {commit.commit.author.name}"))
         elif commit.action == "resume":
-            events.append((commit.commit.committed_at, False, ""))
+            events.append((commit.landed, False, ""))
         elif commit.action == "canary-step" and commit.reverted_by is not None:
             by = commit.reverted_by
             if parse_bot_commit(by) is None:
-                events.append((by.committed_at, True, f"a person ({by.author.name}) reverted step {commit.sha[:7]}"))
+                events.append((by.landed, True, f"a person ({by.author.name}) reverted step {commit.sha[:7]}"))
     if not events:
         return False, ""
     _, paused, reason = max(events, key=lambda e: e[0])
@@ -300,9 +300,12 @@ def apply_changes(texts: Mapping[str, str], changes: Sequence[Change]) -> dict[s
     return {file: apply_assignments(texts[file], items, source=file) for file, items in sorted(by_file.items())}
 
 
-def evidence_text(decision: CanaryDecision, observation: Observation) -> str:
+def evidence_text(decision: CanaryDecision, observation: Observation, *, measured_on: str = "") -> str:
+    """The decision and its evidence; `measured_on` names the canary image the analysis measured."""
     parts = [f"Decision: {decision.reason}."]
     if observation.analysis is not None:
+        if measured_on:
+            parts.append(f"Evidence measured on canary image {measured_on}:")
         parts.append(render_evidence(observation.analysis))
     if observation.share is not None and math.isfinite(observation.share):
         parts.append(f"Observed canary share of requests over the window: {observation.share:.1f}%.")
@@ -343,7 +346,7 @@ def step_plan(
     changes = weight_changes(route, to)
     pid = plan_id(policy.name, canary.name, "canary-step", changes, [canary_tag] if canary_tag else [])
     subject = f"gitbot({policy.name}): {canary.name} canary {route.weight}% -> {to}%"
-    body = evidence_text(decision, observation)
+    body = evidence_text(decision, observation, measured_on=_canary_image(policy, canary, canary_tag))
     if manual:
         body = f"Stepped by hand (gitbot promote {canary.name} --policy {policy.name}).\n\n{body}"
     trailers = (
@@ -355,6 +358,14 @@ def step_plan(
         (TRAILER_PLAN, pid),
     )
     return _weight_plan(policy, canary.name, "canary-step", changes, texts, subject, body, trailers, pid, observation)
+
+
+def _canary_image(policy: Policy, canary: CanarySettings, tag: str | None) -> str:
+    """The canary's image as `repository:tag`, so that a reviewer sees which build the evidence is about."""
+    if not tag:
+        return ""
+    repository = next((image.repository for image in policy.spec.images if image.name == canary.image), None)
+    return f"{repository}:{tag}" if repository else ""
 
 
 def rollback_plan(

@@ -39,6 +39,7 @@ from git.exc import InvalidGitRepositoryError, NoSuchPathError
 from gitbot.config import url_credential_part
 from gitbot.domain import Author, CommitInfo
 from gitbot.errors import ConfigError, GitAuthError, GitError, PushRejectedError
+from gitbot.history import landing_order
 from gitbot.ports import RevertFinish
 
 BOT_BRANCH_PREFIX = "gitbot/"
@@ -248,6 +249,9 @@ class GitWorkspace:
                     "fetch",
                     f"+refs/heads/{self.branch}:refs/remotes/{REMOTE}/{self.branch}",
                 )
+                # History is read with `--topo-order`, which walks the whole branch unless a commit-graph
+                # gives generation numbers: for 500 of 50,000 commits about a second without, 10 ms with.
+                config.set_value("fetch", "writeCommitGraph", "true")
             repo.close()
             # Appears atomically: a crash mid-initialisation leaves only a temp directory behind.
             tmp.rename(self.cache_path)
@@ -442,8 +446,14 @@ class GitCheckout:
         }
 
     def log(self, max_count: int = 500) -> list[CommitInfo]:
-        """Commits reachable from HEAD, newest first, with trailers parsed by git itself."""
-        out = self._git("log", "-z", f"--max-count={max_count}", f"--format={_LOG_FORMAT}", "HEAD")
+        """Commits reachable from HEAD in the order they landed on the branch, newest first, with trailers
+        parsed by git itself (`gitbot.history.landing_order`: the first-parent line, with what each merge
+        brought in at its place and time; a fast-forwarded commit landed at its committer date).
+
+        `--topo-order` lists a merge's branch right after the merge, so a log cut at `max_count` keeps what
+        landed last; by date, a pull request merged today with commits made long ago could be cut off.
+        """
+        out = self._git("log", "-z", "--topo-order", f"--max-count={max_count}", f"--format={_LOG_FORMAT}", "HEAD")
         commits: list[CommitInfo] = []
         for record in out.split("\0"):
             record = record.lstrip("\n")
@@ -470,7 +480,7 @@ class GitCheckout:
                     trailers=tuple(pairs),
                 )
             )
-        return commits
+        return landing_order(commits)
 
     def _commit_staged(self, message: str, author: Author, *, allow_empty: bool = False) -> str:
         if not message.strip():
