@@ -504,7 +504,7 @@ def _bucket_total(side: SideCounts) -> float | None:
 def _sequential_result(
     spec: AnalysisSpec, check: CheckSpec, counts: SequentialCounts | None, problem: str | None, since: datetime | None
 ) -> CheckResult:
-    label = "error rate" if check.name == "error-rate" else "p99"
+    label = "" if check.name == "error-rate" else "p99 "
     base = CheckResult(
         name=check.name, verdict="inconclusive", canary=None, stable=None, threshold=threshold_text(check),
         sequential=True, since=since,
@@ -535,16 +535,16 @@ def _sequential_result(
     verdict = sequential.mark(comparison, check.alpha_value, enough)
     unit = "%" if check.name == "error-rate" else " ms"
     values = (
-        f"{label} {_fmt(comparison.canary or 0)}{unit} vs GA {_fmt(comparison.stable or 0)}{unit}"
+        f"{label}{_fmt(comparison.canary or 0)}{unit} vs GA {_fmt(comparison.stable or 0)}{unit}"
         if comparison.canary is not None and comparison.stable is not None
-        else f"{label} not measurable"
+        else "no figure to show"
     )
     evidence = f"e = {_fmt(comparison.e_value)}"
     bound = _fmt(1 / check.alpha_value)
     if verdict == "fail":
         detail = f"{values}; {evidence} >= {bound}"
     elif verdict == "pass":
-        detail = f"no evidence of a regression ({evidence} < {bound})"
+        detail = f"no evidence of a regression: {evidence} < {bound}"
     else:
         short = [
             f"{side} has {size:.0f} requests since the step, needs {spec.min_requests}"

@@ -190,7 +190,7 @@ def test_a_guardrail_and_a_sequential_check_combine() -> None:
         ("error-rate", "fail"),
     ]
     assert analysis.verdict == "fail"
-    assert analysis.summary.startswith("error-rate error rate 2% vs GA 1%")
+    assert analysis.summary.startswith("error-rate 2% vs GA 1%; e = ")
     text = render_evidence(analysis)
     lines = text.splitlines()
     assert lines[0] == "| Check | Canary | GA | Threshold | Verdict | Window |"
