@@ -16,11 +16,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from gitbot import sequential
 from gitbot.domain import Analysis, CheckResult, Verdict
 from gitbot.errors import ConfigError, MetricsError
-from gitbot.ports import Metrics
+from gitbot.ports import Metrics, Workload
 
-CheckName = Literal["success-rate", "latency-p99", "custom"]
+CheckName = Literal["success-rate", "latency-p99", "custom", "error-rate", "latency"]
+Test = Literal["threshold", "sequential"]
 Side = Literal["canary", "stable"]
 SIDES: tuple[Side, Side] = ("canary", "stable")
 
@@ -31,7 +33,12 @@ _ALLOWED: dict[str, frozenset[str]] = {
     "success-rate": frozenset({"min", "max_drop"}),
     "latency-p99": frozenset({"max", "max_ratio"}),
     "custom": frozenset({"min", "max"}),
+    "error-rate": frozenset(),
+    "latency": frozenset(),
 }
+# Checks judged by an anytime-valid sequential test (gitbot.sequential) on the counts since the step landed.
+SEQUENTIAL: frozenset[str] = frozenset({"error-rate", "latency"})
+DEFAULT_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,11 @@ class CheckSpec:
     most this multiple of GA p99). custom: `query` (PromQL with `{namespace}`, `{canary}`, `{stable}`,
     `{window}` placeholders) whose single value must be >= `min` and/or <= `max`; `label` names it in the
     evidence (default `custom #N`).
+
+    error-rate and latency are sequential (`test: sequential`, the default for them): the canary is compared
+    with GA on every request since the step landed, and fails once the evidence of a regression reaches
+    1/`alpha` (default 0.05). `margin` (default 0) is the relative worsening allowed: 0.5 lets the canary's
+    error rate (or its share of requests slower than any latency bucket bound) be up to 1.5 x GA's.
     """
 
     name: CheckName
@@ -52,6 +64,9 @@ class CheckSpec:
     max_drop: float | None = None
     query: str | None = None
     label: str | None = None
+    test: Test | None = None
+    alpha: float | None = None
+    margin: float | None = None
 
     def __post_init__(self) -> None:
         if self.name not in _ALLOWED:
@@ -59,6 +74,9 @@ class CheckSpec:
                 f"unknown check {self.name!r}; expected one of: {', '.join(sorted(_ALLOWED))}",
                 where="analysis.checks",
             )
+        if self.sequential or self.test is not None or self.alpha is not None or self.margin is not None:
+            self._check_sequential()
+            return
         given = {key for key in ("min", "max", "max_ratio", "max_drop") if getattr(self, key) is not None}
         if not given:
             raise ConfigError(
@@ -84,15 +102,51 @@ class CheckSpec:
             problem = "needs a query" if self.name == "custom" else "takes no query (only custom does)"
             raise ConfigError(f"check {self.name!r} {problem}", where="analysis.checks")
 
+    def _check_sequential(self) -> None:
+        def problem(text: str) -> ConfigError:
+            return ConfigError(f"check {self.name!r} {text}", where="analysis.checks")
+
+        if not self.sequential:
+            raise problem(
+                "is judged against thresholds and takes no test, alpha or margin; "
+                f"the sequential checks are {' and '.join(sorted(SEQUENTIAL))}"
+            )
+        if self.test == "threshold":
+            raise problem("is a sequential test; for a fixed threshold use latency-p99 or success-rate")
+        given = [key for key in ("min", "max", "max_ratio", "max_drop", "query", "label") if getattr(self, key)]
+        if given:
+            raise problem(f"takes alpha and margin, not {', '.join(given)}")
+        if not (0 < self.alpha_value < 1):
+            raise problem(f"alpha must be a number between 0 and 1 (exclusive), got {self.alpha_value}")
+        if not (math.isfinite(self.margin_value) and self.margin_value >= 0):
+            raise problem(f"margin must be a finite number >= 0, got {self.margin_value}")
+
+    @property
+    def sequential(self) -> bool:
+        """Whether this check is an anytime-valid sequential test (judged on the counts since the step)."""
+        return self.name in SEQUENTIAL
+
+    @property
+    def alpha_value(self) -> float:
+        return DEFAULT_ALPHA if self.alpha is None else self.alpha
+
+    @property
+    def margin_value(self) -> float:
+        return 0.0 if self.margin is None else self.margin
+
     @property
     def compares(self) -> bool:
         """Whether judging this check needs the GA side."""
+        if self.sequential:
+            return True
         if self.name == "custom":
             return "{stable}" in (self.query or "")
         return self.max_ratio is not None or self.max_drop is not None
 
     def absolute(self) -> CheckSpec | None:
         """This check without its comparisons to GA; None when nothing absolute is left."""
+        if self.sequential:
+            return None
         if self.name == "custom":
             return None if self.compares else self
         if self.min is None and self.max is None:
@@ -211,6 +265,8 @@ def build_queries(spec: AnalysisSpec) -> dict[str, str]:
     window = promql_duration(spec.window)
     queries = {f"{REQUESTS}:{side}": requests_query(spec, side, window) for side in SIDES}
     for index, check in enumerate(spec.checks):
+        if check.sequential:
+            continue
         if check.name == "custom":
             queries[query_key(index, check, "canary")] = custom_query(spec, check.query or "")
             continue
@@ -232,6 +288,9 @@ def _fmt(value: float) -> str:
 
 def threshold_text(check: CheckSpec) -> str:
     """The check's thresholds as a person reads them, e.g. `>= 99%, >= GA - 1pp`."""
+    if check.sequential:
+        margin = f", margin +{_fmt(100 * check.margin_value)}%" if check.margin_value else ""
+        return f"e >= {_fmt(1 / check.alpha_value)} (alpha {_fmt(check.alpha_value)}{margin})"
     parts: list[str] = []
     unit = {"success-rate": "%", "latency-p99": " ms", "custom": ""}[check.name]
     if check.min is not None:
@@ -304,12 +363,15 @@ def judge(
     value = {key: _clean(samples.get(key)) for key in queries}
     req_canary, req_stable = value[f"{REQUESTS}:canary"], value[f"{REQUESTS}:stable"]
 
+    # Sequential checks are judged on the counts since the step (`judge_sequential`), not on this window.
+    windowed = [check for check in spec.checks if not check.sequential]
+    needs_stable = any(check.compares for check in windowed)
     gate_problems: list[str] = []
     if error is not None:
         gate_problems.append(error)
     else:
         for side, count in (("canary", req_canary), ("GA", req_stable)):
-            if side == "GA" and not spec.needs_stable:
+            if side == "GA" and not needs_stable:
                 continue
             if count is None:
                 gate_problems.append(f"no {side} requests recorded")
@@ -322,11 +384,15 @@ def judge(
             verdict=gate,
             canary=req_canary,
             stable=req_stable,
-            threshold=f">= {spec.min_requests} each" if spec.needs_stable else f">= {spec.min_requests} canary",
+            threshold=f">= {spec.min_requests} each" if needs_stable else f">= {spec.min_requests} canary",
             detail="; ".join(gate_problems),
         )
     ]
+    if not windowed and spec.checks:
+        results = []
     for index, check in enumerate(spec.checks):
+        if check.sequential:
+            continue
         canary = value.get(query_key(index, check, "canary"))
         stable = value.get(query_key(index, check, "stable"))
         if gate_problems:
@@ -364,21 +430,163 @@ def summarize(verdict: Verdict, results: Sequence[CheckResult]) -> str:
     return first.detail if first.name == REQUESTS else f"{name} {first.detail}"
 
 
-def run_analysis(spec: AnalysisSpec, metrics: Metrics, at: datetime) -> Analysis:
+def run_analysis(spec: AnalysisSpec, metrics: Metrics, at: datetime, since: datetime | None = None) -> Analysis:
     """Ask Prometheus every query of `spec` for the window ending at `at` and judge the answers.
 
     Never raises MetricsError: the first failed query stops the run (an unreachable server would fail
     every query the same way, each after its timeout) and the analysis is inconclusive with that error.
+    Sequential checks are judged on the counts from `since` (when the step landed) to `at`; without
+    `since` they are inconclusive.
     """
     if at.tzinfo is None:
         raise ValueError("run_analysis needs a timezone-aware time")
     samples: dict[str, float | None] = {}
+    analysis: Analysis | None = None
     for key, query in build_queries(spec).items():
         try:
             samples[key] = metrics.instant(query, at)
         except MetricsError as exc:
-            return judge(spec, samples, at, error=f"query failed: {exc.one_line()}")
-    return judge(spec, samples, at)
+            analysis = judge(spec, samples, at, error=f"query failed: {exc.one_line()}")
+            break
+    if analysis is None:
+        analysis = judge(spec, samples, at)
+    if not any(check.sequential for check in spec.checks):
+        return analysis
+    return with_sequential(analysis, spec, *measure_sequential(spec, metrics, since, at), since=since)
+
+
+@dataclass(frozen=True)
+class SideCounts:
+    """One side's cumulative counts since the step: requests, 5xx responses, latency histogram (cumulative)."""
+
+    requests: float | None
+    errors: float | None
+    buckets: tuple[tuple[float, float], ...] = ()
+
+
+SequentialCounts = Mapping[Side, SideCounts]
+
+
+def workload(spec: AnalysisSpec, side: Side) -> Workload:
+    """The workload of one side, as the Metrics port counts its requests."""
+    name = spec.canary_workload if side == "canary" else spec.stable_workload
+    return Workload(spec.namespace, name, spec.reporter)
+
+
+def measure_sequential(
+    spec: AnalysisSpec, metrics: Metrics, since: datetime | None, at: datetime
+) -> tuple[SequentialCounts | None, str | None]:
+    """The counts the sequential checks of `spec` need, from `since` to `at`, or None and why not."""
+    if since is None:
+        return None, "the time the step landed is unknown"
+    if since >= at:
+        return None, "the step landed after the time of the analysis"
+    wants_latency = any(check.name == "latency" for check in spec.checks)
+    counts: dict[Side, SideCounts] = {}
+    try:
+        for side in SIDES:
+            totals = metrics.request_counts(workload(spec, side), since, at)
+            buckets = metrics.latency_buckets(workload(spec, side), since, at) if wants_latency else []
+            requests, errors = totals if totals is not None else (None, None)
+            counts[side] = SideCounts(_clean(requests), _clean(errors), tuple(buckets))
+    except MetricsError as exc:
+        return None, f"query failed: {exc.one_line()}"
+    return counts, None
+
+
+def _bucket_total(side: SideCounts) -> float | None:
+    """Requests in a histogram (its +Inf bucket); None when it is empty or holds a count that is not finite."""
+    if not side.buckets or not all(math.isfinite(count) for _, count in side.buckets):
+        return None
+    return side.buckets[-1][1]
+
+
+def _sequential_result(
+    spec: AnalysisSpec, check: CheckSpec, counts: SequentialCounts | None, problem: str | None, since: datetime | None
+) -> CheckResult:
+    label = "" if check.name == "error-rate" else "p99 "
+    base = CheckResult(
+        name=check.name, verdict="inconclusive", canary=None, stable=None, threshold=threshold_text(check),
+        sequential=True, since=since,
+    )  # fmt: skip
+    if counts is None:
+        return replace(base, detail=problem or "no data")
+    canary, stable = counts["canary"], counts["stable"]
+    if check.name == "error-rate":
+        sizes = (canary.requests, stable.requests)
+    else:
+        sizes = (_bucket_total(canary), _bucket_total(stable))
+    base = replace(base, requests=(sizes[0], sizes[1]))
+    for side, size in (("canary", sizes[0]), ("GA", sizes[1])):
+        if size is None or size <= 0:
+            return replace(base, detail=f"no {side} requests recorded since the step")
+    try:
+        if check.name == "error-rate":
+            if canary.errors is None or stable.errors is None:
+                return replace(base, detail="error counts are not numbers")
+            comparison = sequential.error_rate_test(
+                sizes[0] or 0, canary.errors, sizes[1] or 0, stable.errors, check.margin_value
+            )
+        else:
+            comparison = sequential.latency_test(canary.buckets, stable.buckets, check.margin_value)
+    except ValueError as exc:
+        return replace(base, detail=f"cannot compare: {exc}")
+    enough = all(size is not None and size >= spec.min_requests for size in sizes)
+    verdict = sequential.mark(comparison, check.alpha_value, enough)
+    unit = "%" if check.name == "error-rate" else " ms"
+    values = (
+        f"{label}{_fmt(comparison.canary or 0)}{unit} vs GA {_fmt(comparison.stable or 0)}{unit}"
+        if comparison.canary is not None and comparison.stable is not None
+        else "no figure to show"
+    )
+    evidence = f"e = {_fmt(comparison.e_value)}"
+    bound = _fmt(1 / check.alpha_value)
+    if verdict == "fail":
+        detail = f"{values}; {evidence} >= {bound}"
+    elif verdict == "pass":
+        detail = f"no evidence of a regression: {evidence} < {bound}"
+    else:
+        short = [
+            f"{side} has {size:.0f} requests since the step, needs {spec.min_requests}"
+            for side, size in (("canary", sizes[0]), ("GA", sizes[1]))
+            if size is not None and size < spec.min_requests
+        ]
+        detail = "; ".join(short) + f" ({evidence})"
+    return replace(
+        base,
+        verdict=verdict,
+        canary=comparison.canary,
+        stable=comparison.stable,
+        effect=comparison.effect,
+        e_value=comparison.e_value,
+        detail=detail,
+    )
+
+
+def judge_sequential(
+    spec: AnalysisSpec, counts: SequentialCounts | None, problem: str | None = None, since: datetime | None = None
+) -> tuple[CheckResult, ...]:
+    """The sequential checks of `spec` judged on the cumulative `counts` since the step landed (`since`).
+
+    Tri-state: fail once the e-value reaches 1/alpha; pass only when both sides have `min_requests` and there
+    is no such evidence; inconclusive on no counts (`problem` says why), too few requests or numbers that are
+    not finite.
+    """
+    return tuple(_sequential_result(spec, c, counts, problem, since) for c in spec.checks if c.sequential)
+
+
+def with_sequential(
+    analysis: Analysis,
+    spec: AnalysisSpec,
+    counts: SequentialCounts | None,
+    problem: str | None = None,
+    *,
+    since: datetime | None = None,
+) -> Analysis:
+    """`analysis` with the sequential checks of `spec` judged on `counts` added, and its verdict recombined."""
+    results = (*analysis.checks, *judge_sequential(spec, counts, problem, since))
+    verdict = _combine([r.verdict for r in results])
+    return replace(analysis, verdict=verdict, checks=results, summary=summarize(verdict, results))
 
 
 def observed_canary_share(spec: AnalysisSpec, metrics: Metrics, at: datetime) -> float | None:
@@ -470,14 +678,20 @@ def _when(moment: datetime) -> str:
 
 
 def render_evidence(analysis: Analysis) -> str:
-    """A Markdown table of the checks: name, canary, GA, threshold, verdict (with reason), window."""
+    """A Markdown table of the checks: name, canary, GA, threshold, verdict (with reason), window.
+
+    Sequential checks get their own table (`render_sequential_evidence`) after the windowed one.
+    """
     minutes = (analysis.window_end - analysis.window_start).total_seconds() / 60
     window = f"{minutes:g}m to {_when(analysis.window_end)}"
     lines = [
         "| Check | Canary | GA | Threshold | Verdict | Window |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for check in analysis.checks:
+    windowed = [check for check in analysis.checks if not check.sequential]
+    if not windowed:
+        lines = []
+    for check in windowed:
         verdict = check.verdict + (f" ({check.detail})" if check.detail else "")
         cells = (
             check.name,
@@ -488,8 +702,55 @@ def render_evidence(analysis: Analysis) -> str:
             window,
         )
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    sequential_table = render_sequential_evidence(analysis)
+    if sequential_table:
+        lines += [""] if lines else []
+        lines.append(sequential_table.rstrip("\n"))
     lines.append("")
     lines.append(f"**Verdict: {analysis.verdict}** ({_cell(analysis.summary)})")
+    return "\n".join(lines) + "\n"
+
+
+def _sequential_value(name: str, value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "no data"
+    return f"{value:.3g}%" if name == "error-rate" else f"{value:.1f} ms"
+
+
+def _count(value: float | None) -> str:
+    return "no data" if value is None or not math.isfinite(value) else f"{value:.0f}"
+
+
+def render_sequential_evidence(analysis: Analysis) -> str:
+    """A Kayenta-style Markdown table of the sequential checks; empty when there are none.
+
+    Per check: the canary's and GA's figure (error rate, or p99 from the histogram), the effect (canary / GA),
+    the e-value and its anytime-valid p-value, the threshold, the mark, the requests on each side and since when.
+    """
+    rows = [check for check in analysis.checks if check.sequential]
+    if not rows:
+        return ""
+    lines = [
+        "| Sequential check | Canary | GA | Effect | e-value | p-value | Threshold | Mark "
+        "| Requests (canary / GA) | Since |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for check in rows:
+        e_value = check.e_value
+        has_e = e_value is not None and math.isfinite(e_value) and e_value > 0
+        cells = (
+            check.name,
+            _sequential_value(check.name, check.canary),
+            _sequential_value(check.name, check.stable),
+            "-" if check.effect is None or not math.isfinite(check.effect) else f"{check.effect:.2f}x",
+            f"{e_value:.3g}" if has_e and e_value is not None else "-",
+            f"{min(1.0, 1.0 / e_value):.3g}" if has_e and e_value is not None else "-",
+            check.threshold,
+            check.verdict + (f" ({check.detail})" if check.detail else ""),
+            f"{_count(check.requests[0])} / {_count(check.requests[1])}",
+            _when(check.since) if check.since is not None else "unknown",
+        )
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

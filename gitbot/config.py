@@ -296,13 +296,17 @@ class RegistryLimits(_Model):
 
 
 class CheckSettings(_Model):
-    name: Literal["success-rate", "latency-p99", "custom"]
+    name: Literal["success-rate", "latency-p99", "custom", "error-rate", "latency"]
     min: float | None = None
     max: float | None = None
     max_ratio: float | None = Field(default=None, gt=0)
     max_drop: float | None = Field(default=None, ge=0)
     query: str | None = None
     label: str | None = None
+    # Sequential checks (error-rate, latency): an anytime-valid test against GA since the step landed.
+    test: Literal["threshold", "sequential"] | None = None
+    alpha: float | None = Field(default=None, gt=0, lt=1)
+    margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _thresholds(self) -> CheckSettings:
@@ -310,7 +314,9 @@ class CheckSettings(_Model):
             raise ValueError("a custom check needs a query")
         if self.name != "custom" and (self.query or self.label):
             raise ValueError(f"{self.name} is built in and takes no {'query' if self.query else 'label'}")
-        if all(v is None for v in (self.min, self.max, self.max_ratio, self.max_drop)):
+        sequential = self.name in ("error-rate", "latency") or self.test is not None
+        sequential = sequential or self.alpha is not None or self.margin is not None
+        if not sequential and all(v is None for v in (self.min, self.max, self.max_ratio, self.max_drop)):
             raise ValueError("give at least one threshold: min, max, maxRatio or maxDrop")
         try:
             # The analysis owns which thresholds each check takes; asked now, a mistake is found at load.
@@ -322,7 +328,18 @@ class CheckSettings(_Model):
 
     def spec(self) -> CheckSpec:
         """The check as the analysis runs it."""
-        return CheckSpec(self.name, self.min, self.max, self.max_ratio, self.max_drop, self.query, self.label)
+        return CheckSpec(
+            self.name,
+            self.min,
+            self.max,
+            self.max_ratio,
+            self.max_drop,
+            self.query,
+            self.label,
+            test=self.test,
+            alpha=self.alpha,
+            margin=self.margin,
+        )
 
 
 class PrometheusSettings(_Model):

@@ -147,6 +147,12 @@ class CheckResult:
     stable: float | None
     threshold: str
     detail: str = ""
+    # Sequential checks only: canary/GA effect, the e-value, requests on each side since `since` (the step).
+    sequential: bool = False
+    effect: float | None = None
+    e_value: float | None = None
+    requests: tuple[float | None, float | None] = (None, None)
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -211,9 +211,13 @@ def observe(policy: Policy, route: RouteState, history: History, metrics: Metric
         return Observation(None, None, None)
     canary = route.canary
     spec = analysis_spec(route)
-    analysis = run_analysis(spec, metrics, now)
+    hist = canary_history(history, canary)
+    # Sequential checks count from when the step (or a newer canary image) landed, read from git: no state.
+    # Without a step in history, from one dwell and window back, as the share below.
+    landed = max((t for t in (hist.last_step_at, hist.tag_changed_at) if t is not None), default=None)
+    analysis = run_analysis(spec, metrics, now, since=landed or now - canary.interval - spec.window)
     share = observed_canary_share(spec, metrics, now)
-    last_step_at = canary_history(history, canary).last_step_at
+    last_step_at = hist.last_step_at
     # No step in history (weights set by hand, or beyond the log read): only the traffic can tell how long
     # the weight has held, so look back one dwell and window; otherwise the dwell would be skipped.
     since = last_step_at if last_step_at is not None else now - canary.interval - spec.window

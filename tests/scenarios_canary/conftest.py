@@ -243,6 +243,7 @@ def policy_text(
     min_requests: int = 100,
     notify_after: int = 3,
     github_api: str | None = None,
+    checks: tuple[str, ...] = ("{name: success-rate, min: 99, maxDrop: 0.5}", "{name: latency-p99, maxRatio: 1.5}"),
 ) -> str:
     delivery = (
         "  delivery:\n"
@@ -293,9 +294,7 @@ spec:
         stableWorkload: podinfo-ga
         canaryWorkload: podinfo-canary
         checks:
-          - {{name: success-rate, min: 99, maxDrop: 0.5}}
-          - {{name: latency-p99, maxRatio: 1.5}}
-      onFailure: rollback
+{"".join(f"          - {check}{chr(10)}" for check in checks)}      onFailure: rollback
       onComplete: {on_complete}
 """
 
@@ -411,6 +410,7 @@ def make_world(
         min_requests: int = 100,
         notify_after: int = 3,
         github: GitHubFake | None = None,
+        checks: tuple[str, ...] | None = None,
     ) -> World:
         name = git_server.unique_name(f"canary-{namespace}")
         image_repo = f"scenarios/{name}/podinfo"
@@ -434,6 +434,7 @@ def make_world(
                 min_requests=min_requests,
                 notify_after=notify_after,
                 github_api=github.base_url if github else None,
+                **({"checks": checks} if checks is not None else {}),
             ),
             encoding="utf-8",
         )
