@@ -142,7 +142,7 @@ def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
     Order: paused -> hold; weight 0 -> start (or wait for a newer tag after a rollback); fail -> rollback
     (or hold); share not matching the weight -> wait-for-traffic / not-applied; dwell left -> hold; then
     pass -> next step, or at the last step complete/promote. Inconclusive or missing analysis holds. At
-    100 percent GA gets no traffic, so the caller should judge with `AnalysisSpec.canary_only()` there.
+    100 percent GA gets no traffic: the caller judges comparisons on GA's figures from before the step there.
     """
     weight, verdict = state.weight, state.verdict
     streak = state.inconclusive_cycles + 1 if verdict == "inconclusive" else 0

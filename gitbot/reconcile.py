@@ -16,7 +16,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from gitbot.analysis import latency_series, observed_canary_share, render_latency_chart, run_analysis, share_applied_at
+from gitbot.analysis import (
+    latency_series,
+    observed_canary_share,
+    read_ga_reference,
+    render_latency_chart,
+    run_analysis,
+    run_full_weight_analysis,
+    share_applied_at,
+)
 from gitbot.canary import CanaryDecision, dwell_left
 from gitbot.config import MANUAL_PREFIXES, CanarySettings, Policy
 from gitbot.domain import Author, Plan, Target
@@ -160,9 +168,15 @@ def observe(policy: Policy, route: RouteState, history: History, metrics: Metric
         return Observation(None, None, None)
     canary = route.canary
     spec = analysis_spec(route)
-    analysis = run_analysis(spec, metrics, now)
+    hist = canary_history(history, canary)
+    if route.weight >= 100:
+        # GA takes no traffic: compare with GA's own figures from the window before the step to 100% landed.
+        reference = read_ga_reference(spec, metrics, hist.full_at)
+        analysis = run_full_weight_analysis(spec, metrics, now, reference)
+    else:
+        analysis = run_analysis(spec, metrics, now)
     share = observed_canary_share(spec, metrics, now)
-    last_step_at = canary_history(history, canary).last_step_at
+    last_step_at = hist.last_step_at
     # No step in history (weights set by hand, or beyond the log read): only the traffic can tell how long
     # the weight has held, so look back one dwell and window; otherwise the dwell would be skipped.
     since = last_step_at if last_step_at is not None else now - canary.interval - spec.window

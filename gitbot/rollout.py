@@ -27,6 +27,7 @@ from gitbot.history import (
     TRAILER_POLICY,
     TRAILER_TARGET,
     TRAILER_TO,
+    BotCommit,
     History,
     parse_bot_commit,
 )
@@ -77,6 +78,7 @@ class CanaryHistory:
     tag_changed_at: datetime | None
     paused: bool
     paused_reason: str
+    full_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def _check_split(canary: CanarySettings, members: Sequence[Target], stable: Targ
 
 
 def analysis_spec(state: RouteState) -> AnalysisSpec:
-    """The AnalysisSpec of a canary; at 100 percent GA has no traffic, so only absolute checks remain."""
+    """The AnalysisSpec of a canary, every check kept (at 100 percent its comparisons use a GA reference)."""
     settings = state.canary.analysis
     spec = AnalysisSpec(
         namespace=settings.namespace or state.namespace,
@@ -180,7 +182,7 @@ def analysis_spec(state: RouteState) -> AnalysisSpec:
         min_requests=settings.min_requests,
         checks=tuple(check.spec() for check in settings.checks),
     )
-    return spec.canary_only() if state.weight >= 100 else spec
+    return spec
 
 
 def canary_policy(canary: CanarySettings) -> CanaryPolicy:
@@ -228,8 +230,23 @@ def canary_history(history: History, canary: CanarySettings) -> CanaryHistory:
     )
     paused, reason = _paused(history, canary)
     return CanaryHistory(
-        last_step_at, tuple(c.sha for c in standing), rolled_back, newer_tag, tag_changed_at, paused, reason
+        last_step_at,
+        tuple(c.sha for c in standing),
+        rolled_back,
+        newer_tag,
+        tag_changed_at,
+        paused,
+        reason,
+        full_at=_full_at(standing, canary),
     )
+
+
+def _full_at(standing: Sequence[BotCommit], canary: CanarySettings) -> datetime | None:
+    """When the standing step that gave the canary all traffic landed: GA's last window is the one before it."""
+    for commit in standing:
+        if any(ch.target == canary.name and ch.new == "100" for ch in commit.changes):
+            return commit.landed
+    return None
 
 
 def _paused(history: History, canary: CanarySettings) -> tuple[bool, str]:

@@ -181,7 +181,7 @@ def test_a_canary_without_a_tag_is_not_promoted_as_an_empty_tag(tmp_path: Path) 
 def test_a_custom_check_is_named_by_its_label_in_the_evidence(tmp_path: Path) -> None:
     text = (REPO / "policies" / "production.yaml").read_text(encoding="utf-8")
     custom = '          - {name: custom, label: error budget, query: "sum(x{ns=\\"{namespace}\\"})", max: 0.5}\n'
-    text = text.replace("          - {name: latency-p99, maxRatio: 1.2}\n", custom)
+    text = text.replace("          - {name: latency-p99, maxRatio: 1.2, max: 500}\n", custom)
     path = tmp_path / "production.yaml"
     path.write_text(text, encoding="utf-8")
     policy = load_policy(path)
@@ -197,7 +197,7 @@ def test_a_custom_check_is_named_by_its_label_in_the_evidence(tmp_path: Path) ->
 
 def test_a_label_on_a_built_in_check_is_refused(tmp_path: Path) -> None:
     text = (REPO / "policies" / "production.yaml").read_text(encoding="utf-8")
-    text = text.replace("{name: latency-p99, maxRatio: 1.2}", "{name: latency-p99, maxRatio: 1.2, label: p99}")
+    text = text.replace("maxRatio: 1.2, max: 500}", "maxRatio: 1.2, label: p99}")
     path = tmp_path / "production.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"checks\[1\]: latency-p99 is built in and takes no label"):
