@@ -98,7 +98,6 @@ class Deps:
     log: Callable[[str], None] = field(default=lambda _msg: None)
     # The stage a cycle enters (checkout, scan, history, tags ..., plan, analysis, deliver), for progress.
     progress: Callable[[str], None] = field(default=lambda _stage: None)
-    streaks: dict[str, int] = field(default_factory=dict)
     scan_cache: ScanCache | None = None
 
 
@@ -206,9 +205,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     # A commit changes the canary's image this cycle, so the analysis of the old one decides nothing; a pull
     # request only proposes it, and the canary on the branch is still the one to step or roll back.
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
-    outcomes = plan_canaries(
-        policy, targets, current, history, routes, observations, now, streaks=deps.streaks, busy_images=busy
-    )
+    outcomes = plan_canaries(policy, targets, current, history, routes, observations, now, busy_images=busy)
     plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
     return CyclePlan(tuple(plans), tuple(outcomes))
 
@@ -259,7 +256,6 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             if pull_requests:
                 assert deps.forge is not None
                 delivered = deliver_pull_requests(policy, checkout, deps.forge, plans)
-                remember_streaks(deps, cycle)
                 return CycleResult(policy.name, plans, tuple(delivered), diff, attempt, head, cycle.canaries)
             try:
                 delivered = deliver_commits(policy, checkout, plans)
@@ -271,16 +267,8 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 )
                 checkout.refresh()
                 continue
-            remember_streaks(deps, cycle)
             return CycleResult(policy.name, plans, tuple(delivered), diff, attempt, checkout.head, cycle.canaries)
     raise GitbotError("unreachable: the cycle loop ended without a result")
-
-
-def remember_streaks(deps: Deps, cycle: CyclePlan) -> None:
-    """Carry each canary's run of inconclusive analyses into the next cycle (process memory, not git)."""
-    for outcome in cycle.canaries:
-        if outcome.decision is not None:
-            deps.streaks[outcome.name] = outcome.decision.inconclusive_cycles
 
 
 def commit_plan(policy: Policy, checkout: Checkout, plan: Plan) -> str:

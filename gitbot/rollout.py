@@ -12,7 +12,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gitbot.analysis import AnalysisSpec, render_evidence
 from gitbot.canary import CanaryDecision, CanaryPolicy, CanaryState
@@ -185,7 +185,14 @@ def analysis_spec(state: RouteState) -> AnalysisSpec:
     return spec
 
 
-def canary_policy(canary: CanarySettings) -> CanaryPolicy:
+def canary_policy(canary: CanarySettings, policy: Policy | None = None) -> CanaryPolicy:
+    """The state machine's settings of `canary`; `policy` (its own) resolves notifyAfterInconclusive and the cycle."""
+    notify_after = canary.analysis.notify_after_inconclusive
+    cycle = None
+    if policy is not None:
+        index = next(i for i, c in enumerate(policy.spec.canaries) if c.name == canary.name)
+        notify_after = policy.notify_after(index)
+        cycle = policy.spec.schedule.interval
     return CanaryPolicy(
         steps=canary.steps,
         interval=canary.interval,
@@ -193,7 +200,8 @@ def canary_policy(canary: CanarySettings) -> CanaryPolicy:
         apply_timeout=canary.apply_timeout,
         on_failure=canary.on_failure,
         on_complete=canary.on_complete,
-        notify_after=canary.analysis.notify_after_inconclusive,
+        notify_after=notify_after if isinstance(notify_after, timedelta) else timedelta(0),
+        cycle=cycle,
     )
 
 
@@ -276,7 +284,6 @@ def observe_state(
     now: datetime,
     *,
     canary_differs: bool,
-    streak: int,
 ) -> CanaryState:
     return CanaryState(
         weight=route.weight,
@@ -290,7 +297,6 @@ def observe_state(
         rolled_back=hist.rolled_back,
         newer_tag=hist.newer_tag,
         canary_differs=canary_differs,
-        inconclusive_cycles=streak,
         paused_reason=hist.paused_reason,
         verdict_reason=observation.analysis.summary if observation.analysis else "",
     )

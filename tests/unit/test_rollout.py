@@ -131,7 +131,7 @@ def first_step_id(policy: Policy, canary_tag: str) -> str:
     targets = [t for file, text in texts.items() for t in scan_text(file, text)]
     route = read_route(policy, 0, targets)
     now = datetime(2026, 1, 5, tzinfo=UTC)
-    outcomes = plan_canaries(policy, targets, texts, History("production"), {"podinfo": route}, {}, now, streaks={})
+    outcomes = plan_canaries(policy, targets, texts, History("production"), {"podinfo": route}, {}, now)
     plan = outcomes[0].plan
     assert plan is not None and plan.action == "canary-step"
     return plan.plan_id
@@ -173,7 +173,7 @@ def test_a_canary_without_a_tag_is_not_promoted_as_an_empty_tag(tmp_path: Path) 
     passed = Analysis("pass", (), now - timedelta(minutes=5), now, "all checks passed")
     seen = {"podinfo": Observation(passed, 100.0, now - timedelta(hours=1))}
     route = read_route(policy, 0, targets)
-    (outcome,) = plan_canaries(policy, targets, texts, History("production"), {"podinfo": route}, seen, now, streaks={})
+    (outcome,) = plan_canaries(policy, targets, texts, History("production"), {"podinfo": route}, seen, now)
     assert outcome.plan is None
     assert "no tag" in outcome.note
 
