@@ -50,6 +50,7 @@ from gitbot.rollout import (
     canary_policy,
     marker_message,
     read_route,
+    restart_on_new_image,
     rollback_commit_message,
     settle_rollback,
     step_plan,
@@ -191,11 +192,12 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     plans = plan_images(policy, targets, texts, tags, history, chain=chain)
     if not policy.spec.canaries:
         return CyclePlan(tuple(plans), ())
+    routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
+    plans = restart_on_new_image(policy, plans, routes, texts, chain=chain)
     current = dict(texts)
     if chain:
         for plan in plans:
             current.update(dict(plan.files))
-    routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
     now = deps.clock.now()
     observations: dict[str, Observation] = {}
     if deps.metrics is not None:

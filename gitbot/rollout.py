@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from gitbot.analysis import AnalysisSpec, render_evidence
@@ -32,6 +32,9 @@ from gitbot.history import (
     parse_bot_commit,
 )
 from gitbot.messages import plan_id, render_message, rollback_trailers
+
+# On an image update that also moved a canary's weights back to 0% (`onNewImage: restart`): the canary's name.
+TRAILER_RESTART = "Gitbot-Restart"
 
 
 @dataclass(frozen=True)
@@ -210,15 +213,22 @@ def canary_history(history: History, canary: CanarySettings) -> CanaryHistory:
     steps = [
         c for c in history.commits if c.action == "canary-step" and any(ch.target == canary.name for ch in c.changes)
     ]
+    # History is newest first; positions order commits made within the same second, which timestamps cannot.
+    newer = {c.sha: i for i, c in enumerate(history.commits)}
+    restart = next((c for c in history.commits if c.reverted_by is None and canary.name in restarted(c)), None)
+    if restart is not None:
+        # A new image moved the weights back to 0%: the steps before it belong to the old image's rollout.
+        steps = [c for c in steps if newer[c.sha] < newer[restart.sha]]
     standing = [c for c in steps if c.reverted_by is None]
     # A revert of a step moves the weights too: the apply timeout and the dwell count from it.
     moved = [c.landed for c in standing[:1]] + [c.reverted_by.committed_at for c in steps if c.reverted_by]
+    moved += [restart.landed] if restart is not None else []
     last_step_at = max(moved) if moved else None
     own = [c for c in history.commits if any(ch.target == canary.name for ch in c.changes)]
     rollbacks = [c for c in own if c.action == "rollback" and c.reverted_by is None]
     last_rollback = rollbacks[0] if rollbacks else None
-    # History is newest first; positions order commits made within the same second, which timestamps cannot.
-    newer = {c.sha: i for i, c in enumerate(history.commits)}
+    if last_rollback is not None and restart is not None and newer[restart.sha] < newer[last_rollback.sha]:
+        last_rollback = None  # a new image restarted the canary since
     rolled_back = last_rollback is not None and (not standing or newer[last_rollback.sha] < newer[standing[0].sha])
     image_updates = history.standing(canary.image, "image-update") if canary.image else []
     newest_image = image_updates[0].landed if image_updates else None
@@ -246,6 +256,69 @@ def canary_history(history: History, canary: CanarySettings) -> CanaryHistory:
         paused,
         reason,
         full_at=_full_at(standing, canary),
+    )
+
+
+def restarted(commit: BotCommit) -> list[str]:
+    """The canaries an image update restarted (moved back to 0%) in the same change."""
+    return [value for key, value in commit.commit.trailers if key.lower() == TRAILER_RESTART.lower()]
+
+
+def restart_on_new_image(
+    policy: Policy,
+    plans: Sequence[Plan],
+    routes: Mapping[str, RouteState],
+    texts: Mapping[str, str],
+    *,
+    chain: bool,
+) -> list[Plan]:
+    """`onNewImage: restart`: an image update that brings a canary with traffic a new tag also sets its weights
+    to 0% in the same change, so the new image starts its rollout again from the first step once applied.
+
+    With `chain` (commits on one branch) each plan starts from the files as the plans before it left them.
+    """
+    out: list[Plan] = []
+    current = dict(texts)
+    for plan in plans:
+        images = {value for key, value in plan.trailers if key == TRAILER_TARGET}
+        restart = [
+            routes[c.name]
+            for c in policy.spec.canaries
+            if plan.action == "image-update"
+            and c.on_new_image == "restart"
+            and c.image in images
+            and routes[c.name].weight > 0
+        ]
+        if restart:
+            plan = _with_restart(policy, plan, restart, current if chain else texts)
+        if chain:
+            current.update(dict(plan.files))
+        out.append(plan)
+    return out
+
+
+def _with_restart(policy: Policy, plan: Plan, routes: Sequence[RouteState], texts: Mapping[str, str]) -> Plan:
+    moves = tuple(change for route in routes for change in weight_changes(route, 0))
+    files = {**texts, **dict(plan.files)}
+    edited = {**dict(plan.files), **apply_changes(files, moves)}
+    changes = plan.changes + moves
+    pid = plan_id(policy.name, plan.name, plan.action, changes)
+    notes = "\n\n".join(
+        f"Canary {route.canary.name} had {route.weight}% of the traffic; the new image would take it at once, so "
+        f"this change also sets its weights from {route.weight}% to 0% (GA 100%) and its rollout starts again "
+        f"from the first step ({route.canary.steps[0]}%) once this is applied (onNewImage: restart)."
+        for route in routes
+    )
+    kept = [(key, value) for key, value in plan.trailers if key != TRAILER_PLAN]
+    trailers = (*kept, *((TRAILER_RESTART, route.canary.name) for route in routes), (TRAILER_PLAN, pid))
+    return replace(
+        plan,
+        changes=changes,
+        files=tuple(sorted(edited.items())),
+        body=f"{plan.body}\n\n{notes}",
+        trailers=trailers,
+        plan_id=pid,
+        evidence=f"{plan.evidence}\n\n{notes}",
     )
 
 
