@@ -140,14 +140,14 @@ def dwell_left(interval: timedelta, now: datetime, *starts: datetime | None) -> 
 def inconclusive_for(state: CanaryState) -> timedelta | None:
     """How long an inconclusive analysis has held the step: since it landed or a new canary image did.
 
-    A weight set by hand has no step in history; then the traffic's showing it is the start. None when the
-    verdict is not inconclusive or no start is known.
+    None when the verdict is not inconclusive or git knows no start: a weight set by hand has no step in
+    history, and the traffic's showing it is looked for only one dwell back, which would make every cycle
+    look the same age.
     """
     if state.verdict != "inconclusive" or state.weight == 0:
         return None
     known = [t for t in (state.last_step_at, state.tag_changed_at) if t is not None]
-    start = max(known) if known else state.applied_at
-    return max(state.now - start, timedelta(0)) if start is not None else None
+    return max(state.now - max(known), timedelta(0)) if known else None
 
 
 def overdue(policy: CanaryPolicy, held_for: timedelta) -> bool:

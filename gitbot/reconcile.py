@@ -25,7 +25,7 @@ from gitbot.analysis import (
     run_full_weight_analysis,
     share_applied_at,
 )
-from gitbot.canary import CanaryDecision, dwell_left
+from gitbot.canary import CanaryDecision, decide, dwell_left
 from gitbot.config import MANUAL_PREFIXES, CanarySettings, Policy
 from gitbot.domain import Author, Plan, Target
 from gitbot.errors import ConfigError, GitbotError, GitError, MissingPathError, PushRejectedError, UsageError
@@ -49,6 +49,7 @@ from gitbot.rollout import (
     canary_history,
     canary_policy,
     marker_message,
+    observe_state,
     read_route,
     restart_on_new_image,
     rollback_commit_message,
@@ -532,6 +533,10 @@ class CanaryReport:
     dwell_left: timedelta | None
     paused: str
     observation: Observation
+    steps: tuple[int, ...] = ()
+    decision: CanaryDecision | None = None
+    stable_images: tuple[str, ...] = ()
+    canary_images: tuple[str, ...] = ()
 
 
 def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
@@ -555,9 +560,37 @@ def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
         step = "between steps (set by hand)"
     # Counted as the cycle counts it: from the step, a new canary image or the traffic showing the weight.
     dwell = dwell_left(canary.interval, now, hist.last_step_at, hist.tag_changed_at, observation.applied_at)
-    return CanaryReport(
-        name, canary.route, route.weight, step, dwell, hist.paused_reason if hist.paused else "", observation
+    stable, moving = (
+        workload_images(targets, workload)
+        for workload in (canary.analysis.stable_workload, canary.analysis.canary_workload)
     )
+    differs = not stable or not moving or {_tag_of(v) for v in stable} != {_tag_of(v) for v in moving}
+    # What a cycle would decide now, so that a person sees why the canary holds.
+    decision = decide(
+        canary_policy(canary, policy), observe_state(route, hist, observation, now, canary_differs=differs)
+    )
+    return CanaryReport(
+        name,
+        canary.route,
+        route.weight,
+        step,
+        dwell,
+        hist.paused_reason if hist.paused else "",
+        observation,
+        steps=canary.steps,
+        decision=decision,
+        stable_images=stable,
+        canary_images=moving,
+    )
+
+
+def workload_images(targets: Sequence[Target], workload: str) -> tuple[str, ...]:
+    """The images the workload named `workload` runs (its containers' `image:` values), as written."""
+    return tuple(sorted({t.value for t in targets if t.kind == "image" and t.resource.rsplit("/", 1)[-1] == workload}))
+
+
+def _tag_of(image: str) -> str:
+    return image.rsplit("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2] or image
 
 
 def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Delivery:

@@ -256,9 +256,9 @@ def test_how_long_the_analysis_was_inconclusive_comes_from_the_step_time() -> No
     assert held.inconclusive_for == timedelta(minutes=31)
     assert held.reason.endswith("; analysis inconclusive for 31m since the step")
     assert decide(POLICY, state(verdict="pass")).inconclusive_for is None
-    # A weight set by hand has no step in history: the traffic's showing it starts the count.
-    by_hand = state(verdict="inconclusive", last_step_at=None, applied_at=NOW - timedelta(minutes=7))
-    assert decide(POLICY, by_hand).inconclusive_for == timedelta(minutes=7)
+    # A weight set by hand has no step in history: git knows no start, so nothing is counted.
+    by_hand = state(verdict="inconclusive", last_step_at=None, applied_at=NOW - timedelta(minutes=20))
+    assert decide(POLICY, by_hand).inconclusive_for is None and not decide(POLICY, by_hand).notify
 
 
 def test_not_applied_names_the_observed_share() -> None:
