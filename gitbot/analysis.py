@@ -11,6 +11,7 @@ give `inconclusive`, never `fail`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -793,3 +794,138 @@ def render_latency_chart(canary_series: Series, stable_series: Series) -> str:
         out.append("    line [" + ", ".join(f"{data[t]:.1f}" for t in times) + "]")
     out.append("```")
     return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class GaReference:
+    """GA's own figures for a canary at 100 percent, when GA takes no traffic: the window before the step.
+
+    `window_end`: when the step to 100 percent landed (from git); None when history does not say.
+    `samples`: the GA side's answers (`requests:stable` and each comparing check's `<i>:<name>:stable`).
+    `error`: a failed query, one line.
+    """
+
+    window_end: datetime | None
+    samples: Mapping[str, float | None]
+    error: str | None = None
+
+
+def reference_queries(spec: AnalysisSpec) -> dict[str, str]:
+    """The GA side of `build_queries(spec)`: what a GA reference is asked for."""
+    return {key: query for key, query in build_queries(spec).items() if key.endswith(":stable")}
+
+
+def read_ga_reference(spec: AnalysisSpec, metrics: Metrics, before: datetime | None) -> GaReference:
+    """GA's figures over the window ending at `before` (the step to 100 percent); never raises MetricsError."""
+    if before is None:
+        return GaReference(None, {})
+    samples: dict[str, float | None] = {}
+    for key, query in reference_queries(spec).items():
+        try:
+            samples[key] = metrics.instant(query, before)
+        except MetricsError as exc:
+            return GaReference(before, samples, f"query failed: {exc.one_line()}")
+    return GaReference(before, samples)
+
+
+def _reference_problem(spec: AnalysisSpec, reference: GaReference) -> str | None:
+    """Why the GA reference cannot be compared with, or None when it can."""
+    if reference.window_end is None:
+        return "no GA figures (GA takes no traffic at 100% and history has no step to 100% to look before)"
+    if reference.error is not None:
+        return f"no GA figures from before the step to 100%: {reference.error}"
+    count = _clean(reference.samples.get(f"{REQUESTS}:stable"))
+    if count is None:
+        return f"no GA requests in the {promql_duration(spec.window)} before the step to 100%"
+    if count < spec.min_requests:
+        return f"GA had {count:.0f} requests before the step to 100%, needs {spec.min_requests}"
+    return None
+
+
+def judge_full_weight(
+    spec: AnalysisSpec,
+    samples: Mapping[str, float | None],
+    window_end: datetime,
+    reference: GaReference,
+    error: str | None = None,
+) -> Analysis:
+    """Judge a canary that takes all traffic: its figures now against GA's from before the step to 100%.
+
+    Only the canary's request count gates the analysis. A comparison with GA is judged on the reference;
+    without a usable one it is inconclusive (its absolute bounds still judge). A custom query that names
+    `{stable}` mixes both sides at one moment and cannot be judged at 100%: inconclusive, never dropped.
+    """
+    queries = build_queries(spec)
+    value = {key: _clean(samples.get(key)) for key in queries if not key.endswith(":stable")}
+    problem = _reference_problem(spec, reference)
+    ga = {key: None if problem else _clean(reference.samples.get(key)) for key in queries if key.endswith(":stable")}
+    req_canary = value[f"{REQUESTS}:canary"]
+    reference_note = ""
+    if spec.needs_stable and problem is None and reference.window_end is not None:
+        reference_note = (
+            f"GA figures: {promql_duration(spec.window)} to {_when(reference.window_end)}, before the step to 100%"
+        )
+    gate_problems: list[str] = []
+    if error is not None:
+        gate_problems.append(error)
+    elif req_canary is None:
+        gate_problems.append("no canary requests recorded")
+    elif req_canary < spec.min_requests:
+        gate_problems.append(f"canary has {req_canary:.0f} requests, needs {spec.min_requests}")
+    results = [
+        CheckResult(
+            name=REQUESTS,
+            verdict="inconclusive" if gate_problems else "pass",
+            canary=req_canary,
+            stable=_clean(reference.samples.get(f"{REQUESTS}:stable")) if spec.needs_stable else None,
+            threshold=f">= {spec.min_requests} canary" + (", GA before 100%" if spec.needs_stable else ""),
+            detail="; ".join(gate_problems) or reference_note,
+        )
+    ]
+    for index, check in enumerate(spec.checks):
+        canary = value.get(query_key(index, check, "canary"))
+        stable = ga.get(query_key(index, check, "stable"))
+        verdict: Verdict
+        if gate_problems:
+            verdict, detail = "inconclusive", "not judged: " + "; ".join(gate_problems)
+        elif check.name == "custom" and check.compares:
+            verdict, detail = "inconclusive", "compares with GA ({stable}), which takes no traffic at 100%"
+        else:
+            verdict, detail = _judge_check(check, canary, stable)
+            if check.compares and problem is not None and verdict == "inconclusive":
+                detail = problem
+            elif check.compares and problem is None:
+                detail = re.sub(r"(x GA|pp (?:below|above) GA)\b", r"\1 before 100%", detail)
+        results.append(
+            CheckResult(
+                name=check.name if check.name != "custom" else check.label or f"custom #{index + 1}",
+                verdict=verdict,
+                canary=canary,
+                stable=stable,
+                threshold=threshold_text(check),
+                detail=detail,
+            )
+        )
+    verdict = _combine([r.verdict for r in results])
+    return Analysis(
+        verdict=verdict,
+        checks=tuple(results),
+        window_start=window_end - spec.window,
+        window_end=window_end,
+        summary=summarize(verdict, results),
+    )
+
+
+def run_full_weight_analysis(spec: AnalysisSpec, metrics: Metrics, at: datetime, reference: GaReference) -> Analysis:
+    """`run_analysis` for a canary at 100 percent: the canary's queries now, GA's from `reference`."""
+    if at.tzinfo is None:
+        raise ValueError("run_full_weight_analysis needs a timezone-aware time")
+    samples: dict[str, float | None] = {}
+    for key, query in build_queries(spec).items():
+        if key.endswith(":stable"):
+            continue
+        try:
+            samples[key] = metrics.instant(query, at)
+        except MetricsError as exc:
+            return judge_full_weight(spec, samples, at, reference, error=f"query failed: {exc.one_line()}")
+    return judge_full_weight(spec, samples, at, reference)

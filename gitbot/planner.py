@@ -345,7 +345,6 @@ def plan_canaries(
     observations: Mapping[str, Observation],
     now: datetime,
     *,
-    streaks: Mapping[str, int],
     busy_images: Collection[str] = (),
 ) -> list[CanaryOutcome]:
     """Decide every canary of the policy and plan the step, rollback or promotion that follows."""
@@ -365,8 +364,8 @@ def plan_canaries(
         canary_tag = _image_tag(bindings, canary.image)
         ga_tag = _image_tag(bindings, canary.promote_to)
         differs = canary_tag is None or ga_tag is None or canary_tag != ga_tag
-        state = observe_state(route, hist, observation, now, canary_differs=differs, streak=streaks.get(canary.name, 0))
-        decision = decide(canary_policy(canary), state)
+        state = observe_state(route, hist, observation, now, canary_differs=differs)
+        decision = decide(canary_policy(canary, policy), state)
         plan: Plan | None = None
         note = ""
         if decision.action == "promote" and canary.promote_to and not canary_tag:

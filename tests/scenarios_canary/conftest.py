@@ -72,6 +72,15 @@ SCENARIOS = (
         canary_share=((0.0, 0.0), (120.0, 10.0), (900.0, 60.0), (1680.0, 100.0), (2220.0, 0.0)),
         canary_changes=((1800.0, SideProfile(error_ratio=0.08)),),
     ),
+    # Healthy through 60 %; at 100 % (from minute 28) the canary answers twice as slowly from minute 29.
+    Scenario(
+        namespace="full-slow",
+        duration=timedelta(minutes=40),
+        canary_share=PROGRESS,
+        canary_changes=((1740.0, HEALTHY.slower(2.0)),),
+    ),
+    # 10 % to the canary from minute 2 to the end: a canary that stays at its first step.
+    Scenario(namespace="steady", duration=timedelta(minutes=45), canary_share=((0.0, 0.0), (120.0, 10.0))),
     # The route says 10 % but no request ever reaches the canary.
     Scenario(namespace="nocanary", duration=timedelta(minutes=30), canary_share=((0.0, 0.0),)),
     # Healthy; a person's revert of the 60 % step shows from minute 19, the step made again after a resume

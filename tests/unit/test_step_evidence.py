@@ -49,7 +49,7 @@ def step(policy: Policy, canary_tag: str, observation: Observation) -> Plan:
     targets = [t for file, text in files.items() for t in scan_text(file, text)]
     route = read_route(policy, 0, targets)
     (outcome,) = plan_canaries(
-        policy, targets, files, History("production"), {"podinfo": route}, {"podinfo": observation}, NOW, streaks={}
+        policy, targets, files, History("production"), {"podinfo": route}, {"podinfo": observation}, NOW
     )
     assert outcome.plan is not None and outcome.plan.action == "canary-step", outcome
     return outcome.plan
