@@ -589,8 +589,16 @@ def deliver_pull_requests(
             delivered.append(Delivery(plan.name, "skipped", refused.url, plan.subject))
             continue
         sha = commit_plan(policy, checkout, plan)
+        # An update replaces the branch only if it still holds the head read above: of two replicas updating
+        # one pull request at once, the second finds it moved, and reports it unchanged rather than updated.
+        expected = existing.head_sha or None if existing is not None else None
         try:
-            checkout.push_branch(branch, sha)
+            checkout.push_branch(branch, sha, expected)
+        except PushRejectedError:
+            if existing is None:
+                raise
+            delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
+            continue
         finally:
             checkout.reset(base)
         body = pull_request_text(policy, plan)
