@@ -41,6 +41,7 @@ from gitbot.planner import (
     behind_quarantine,
     bind_images,
     current_tag,
+    held_downgrades,
     image_filter,
     lookup_failures,
     plan_canaries,
@@ -231,6 +232,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     policy = set_aside_unbound(policy, targets, problems)
     deps.progress("plan")
     plans = plan_images(policy, targets, texts, tags, history, chain=chain)
+    problems += held_downgrades(policy, targets, tags, history)
     if not policy.spec.canaries:
         return CyclePlan(tuple(plans), (), failures, tuple(problems))
     current = dict(texts)
