@@ -3,7 +3,8 @@
 Owns: `DripServer`, a small ThreadingHTTPServer for deadline tests. Requests that `drips(method, path)` picks
 get a status line and then header bytes one at a time (`mode="headers"`: the answer never completes) or
 full headers and then body bytes one at a time (`mode="body"`); every other request is passed to `upstream`
-(a real server's base URL, e.g. the GitHub fake) and its answer relayed, or answered 404 without one.
+(a real server's root URL, e.g. the GitHub fake's) and its answer relayed with that URL replaced by this
+server's, or answered 404 without one.
 `sent` counts the bytes dripped, `dripped` the requests that were; the server stops writing when the client
 hangs up, and after `limit` bytes.
 """
@@ -100,10 +101,13 @@ class DripServer:
                     data = answer.read()
                 finally:
                     connection.close()
+                # Links in the answer name this server, as behind a reverse proxy with its own address.
+                root = outer.upstream.rstrip("/")
+                data = data.replace(root.encode(), outer.url.encode())
                 self.send_response(answer.status)
                 for name, value in answer.getheaders():
                     if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(name, value)
+                        self.send_header(name, value.replace(root, outer.url))
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
