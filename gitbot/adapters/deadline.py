@@ -4,7 +4,7 @@ Owns the one way gitbot's clients on `requests` (the Prometheus and GitHub adapt
 notifiers) bound a request in time. A per-read timeout does not: a server that sends a byte every few
 seconds holds a caller for as long as it likes. Here a watchdog timer, armed when the request starts,
 shuts down the sockets that request uses when the deadline passes, so the blocked read returns at once;
-the request then fails with `DeadlineExceeded` (a `requests` Timeout) or `httpx_deadline`'s `cut` flag.
+the request then fails with `DeadlineExceeded` (a `requests` Timeout), or `HttpxDeadline.cut` is set.
 Nothing here knows about Prometheus, GitHub or what an answer means.
 """
 
