@@ -103,8 +103,11 @@ class Checkout(Protocol):
         """
         ...
 
-    def push_branch(self, branch: str, sha: str) -> None:
-        """Force-push `sha` to the bot's own branch `branch` (never the environment branch)."""
+    def push_branch(self, branch: str, sha: str, expected: str | None = None) -> None:
+        """Force-push `sha` to the bot's own branch `branch` (never the environment branch).
+
+        With `expected`, only while the branch still points at that sha; PushRejectedError when it moved.
+        """
         ...
 
     def refresh(self) -> None:

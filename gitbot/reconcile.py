@@ -49,6 +49,7 @@ from gitbot.planner import (
     behind_quarantine,
     bind_images,
     current_tag,
+    held_downgrades,
     image_filter,
     lookup_failures,
     plan_canaries,
@@ -249,6 +250,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     policy = set_aside_unbound(policy, targets, problems)
     deps.progress("plan")
     plans = plan_images(policy, targets, texts, tags, history, chain=chain)
+    problems += held_downgrades(policy, targets, tags, history)
     if not policy.spec.canaries:
         return CyclePlan(tuple(plans), (), failures, tuple(problems))
     routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
@@ -597,8 +599,16 @@ def deliver_pull_requests(
             delivered.append(Delivery(plan.name, "skipped", refused.url, plan.subject))
             continue
         sha = commit_plan(policy, checkout, plan)
+        # An update replaces the branch only if it still holds the head read above: of two replicas updating
+        # one pull request at once, the second finds it moved, and reports it unchanged rather than updated.
+        expected = existing.head_sha or None if existing is not None else None
         try:
-            checkout.push_branch(branch, sha)
+            checkout.push_branch(branch, sha, expected)
+        except PushRejectedError:
+            if existing is None:
+                raise
+            delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
+            continue
         finally:
             checkout.reset(base)
         body = pull_request_text(policy, plan)

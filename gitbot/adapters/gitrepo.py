@@ -575,12 +575,17 @@ class GitCheckout:
         self._git("reset", "--hard", "--quiet", sha)
         self._git("clean", "-fdxq")
 
-    def _push(self, refspec: str, action: str) -> list[PushInfo]:
+    def _push(self, refspec: str, action: str, lease: str | None = None) -> list[PushInfo]:
         remote = self._repo.remote(REMOTE)
         # The remote's own lines (`remote: ...`, a hook's reason) are kept here and go into gitbot's error.
         progress = RemoteProgress()
         try:
-            infos = remote.push(refspec, progress=progress, kill_after_timeout=self._ws.timeout)
+            if lease is None:
+                infos = remote.push(refspec, progress=progress, kill_after_timeout=self._ws.timeout)
+            else:
+                infos = remote.push(
+                    refspec, progress=progress, kill_after_timeout=self._ws.timeout, force_with_lease=lease
+                )
         except GitCommandError as exc:
             raise self._ws.wrap(exc, action) from None
         if not infos:
@@ -653,10 +658,13 @@ class GitCheckout:
         if branch == self._ws.branch:
             raise GitError(f"refusing to {verb} {branch!r}: it is the policy's own branch")
 
-    def push_branch(self, branch: str, sha: str) -> None:
+    def push_branch(self, branch: str, sha: str, expected: str | None = None) -> None:
         """Force-push `sha` to the bot's own branch `branch` (must start with `gitbot/`).
 
         Pushed again (a few times) when the branch changed while the push was received; PushRejectedError after.
+        With `expected` (the branch head the pull request had when it was read), the push is made only while
+        the branch still points there (`--force-with-lease`), once: another replica that updated the pull
+        request first, or anyone who pushed to its branch since, wins, and this push is a PushRejectedError.
         """
         self._check_bot_branch(branch, "force-push")
         try:
@@ -667,7 +675,20 @@ class GitCheckout:
         # shared with other worktrees of the cache.
         local = "refs/worktree/gitbot-push"
         self._git("update-ref", local, commit)
-        self._push_retrying(f"+{local}:refs/heads/{branch}", "push")
+        if expected is None:
+            self._push_retrying(f"+{local}:refs/heads/{branch}", "push")
+            return
+        self._push_leased(local, branch, commit, expected)
+
+    def _push_leased(self, local: str, branch: str, commit: str, expected: str) -> None:
+        infos = self._push(f"{local}:refs/heads/{branch}", "push", lease=f"refs/heads/{branch}:{expected}")
+        if commit != expected and any(info.flags & PushInfo.UP_TO_DATE for info in infos):
+            # The same commit is there already but not from this push (two replicas made it alike): git
+            # reports it up to date before it looks at the lease.
+            raise PushRejectedError(
+                f"git push to {_safe_url(self._ws.url)}: {branch} already has this commit, pushed by another",
+                hint="another replica delivered the same change",
+            )
 
     def delete_branch(self, branch: str) -> bool:
         """Delete the bot's own branch `branch` on the remote; False when it did not exist."""

@@ -24,10 +24,13 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from gitbot.adapters.deadline import DeadlineAdapter, DeadlineExceeded
 from gitbot.errors import ConfigError, MetricsError
 from gitbot.logs import mask_credentials
 from gitbot.ports import Workload
 
+# Seconds one query may take in all, however its answer arrives (each read waits `timeout` at most).
+QUERY_DEADLINE = 30.0
 _API_ERROR = re.compile(r"HTTP Status Code (\d+) \((b(?:'.*'|\".*\"))\)$", re.DOTALL)
 
 
@@ -45,7 +48,8 @@ class PrometheusMetrics:
 
     `retries` applies to connection errors and 408/429/5xx answers, with a short backoff; the library's
     default (three retries with one-second backoff) would make a failing server stall a cycle.
-    `token` is sent as a bearer token; `headers` are added to every request.
+    `token` is sent as a bearer token; `headers` are added to every request. `timeout` bounds each read of an
+    answer, `deadline` a whole query (retries and a dripping answer included).
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class PrometheusMetrics:
         url: str,
         *,
         timeout: float = 10,
+        deadline: float = QUERY_DEADLINE,
         retries: int = 0,
         headers: Mapping[str, str] | None = None,
         token: str | None = None,
@@ -64,8 +69,11 @@ class PrometheusMetrics:
                 where="analysis.prometheus.url",
                 hint="set analysis.prometheus.url to e.g. http://prometheus.istio-system:9090",
             )
-        if timeout <= 0 or retries < 0:
-            raise ConfigError("Prometheus timeout must be > 0 and retries >= 0", where="analysis.prometheus")
+        if timeout <= 0 or deadline <= 0 or retries < 0:
+            raise ConfigError(
+                "Prometheus timeout and deadline must be > 0 and retries >= 0", where="analysis.prometheus"
+            )
+        self._deadline = deadline
         self._where = redact_url(url)
         self._timeout = timeout
         all_headers = dict(headers or {})
@@ -82,7 +90,12 @@ class PrometheusMetrics:
             # The last answer (for example a 503 body) is worth more than urllib3's MaxRetryError.
             raise_on_status=False,
         )
-        self._client = PrometheusConnect(url=url.rstrip("/"), headers=all_headers or None, retry=retry, timeout=timeout)
+        session = requests.Session()
+        self._client = PrometheusConnect(
+            url=url.rstrip("/"), headers=all_headers or None, retry=retry, timeout=timeout, session=session
+        )
+        # In place of the library's adapter (mounted on the same prefix): the same retries, within the deadline.
+        session.mount(self._client.url, DeadlineAdapter(deadline, max_retries=retry))
 
     def close(self) -> None:
         self._client.close()
@@ -185,7 +198,9 @@ class PrometheusMetrics:
             # body that does not decode is "not JSON".
             if isinstance(exc, requests.exceptions.JSONDecodeError):
                 raise MetricsError(f"Prometheus at {self._where} returned a body that is not JSON") from exc
-            if _timed_out(exc):
+            if isinstance(exc, DeadlineExceeded):
+                message = f"Prometheus at {self._where} sent no complete answer within {exc.seconds:g}s; cut off"
+            elif _timed_out(exc):
                 message = f"Prometheus at {self._where} did not answer within {self._timeout:g}s"
             elif isinstance(exc, requests.exceptions.ConnectionError):
                 message = f"cannot connect to Prometheus at {self._where}"

@@ -449,6 +449,9 @@ def make_world(
         )
         policy = load_policy(path)
         clock = ScenarioClock(monkeypatch, minute(0))
+        if github is not None:
+            # As GitHub does, pull requests report the head their branch has on the git server.
+            github.follow_refs(lambda branch: git_server.head(name, branch))
 
         def metrics(canary: CanarySettings) -> Metrics:
             client = PrometheusMetrics(canary.analysis.prometheus.url, timeout=5)
