@@ -503,13 +503,27 @@ def _bucket_total(side: SideCounts) -> float | None:
 
 
 def _sequential_result(
-    spec: AnalysisSpec, check: CheckSpec, counts: SequentialCounts | None, problem: str | None, since: datetime | None
+    spec: AnalysisSpec,
+    check: CheckSpec,
+    counts: SequentialCounts | None,
+    problem: str | None,
+    since: datetime | None,
+    ga_period: tuple[datetime, datetime] | None = None,
 ) -> CheckResult:
     label = "" if check.name == "error-rate" else "p99 "
     base = CheckResult(
         name=check.name, verdict="inconclusive", canary=None, stable=None, threshold=threshold_text(check),
-        sequential=True, since=since,
+        sequential=True, since=since, stable_period=ga_period,
     )  # fmt: skip
+    # Where each side's counts come from, as the reasons say it; at 100% GA's are from before the step.
+    when = {"canary": ("has", "since the step"), "GA": ("has", "since the step")}
+    before = ""
+    if ga_period is not None:
+        before = " before 100%"
+        when = {
+            "canary": ("has", "since the step to 100%"),
+            "GA": ("had", f"before the step to 100% ({_when(ga_period[0])} to {_when(ga_period[1])})"),
+        }
     if counts is None:
         return replace(base, detail=problem or "no data")
     canary, stable = counts["canary"], counts["stable"]
@@ -520,7 +534,7 @@ def _sequential_result(
     base = replace(base, requests=(sizes[0], sizes[1]))
     for side, size in (("canary", sizes[0]), ("GA", sizes[1])):
         if size is None or size <= 0:
-            return replace(base, detail=f"no {side} requests recorded since the step")
+            return replace(base, detail=f"no {side} requests recorded {when[side][1]}")
     try:
         if check.name == "error-rate":
             if canary.errors is None or stable.errors is None:
@@ -536,7 +550,7 @@ def _sequential_result(
     verdict = sequential.mark(comparison, check.alpha_value, enough)
     unit = "%" if check.name == "error-rate" else " ms"
     values = (
-        f"{label}{_fmt(comparison.canary or 0)}{unit} vs GA {_fmt(comparison.stable or 0)}{unit}"
+        f"{label}{_fmt(comparison.canary or 0)}{unit} vs GA {_fmt(comparison.stable or 0)}{unit}{before}"
         if comparison.canary is not None and comparison.stable is not None
         else "no figure to show"
     )
@@ -545,10 +559,10 @@ def _sequential_result(
     if verdict == "fail":
         detail = f"{values}; {evidence} >= {bound}"
     elif verdict == "pass":
-        detail = f"no evidence of a regression: {evidence} < {bound}"
+        detail = f"no evidence of a regression{' against GA' + before if before else ''}: {evidence} < {bound}"
     else:
         short = [
-            f"{side} has {size:.0f} requests since the step, needs {spec.min_requests}"
+            f"{side} {when[side][0]} {size:.0f} requests {when[side][1]}, needs {spec.min_requests}"
             for side, size in (("canary", sizes[0]), ("GA", sizes[1]))
             if size is not None and size < spec.min_requests
         ]
@@ -565,15 +579,21 @@ def _sequential_result(
 
 
 def judge_sequential(
-    spec: AnalysisSpec, counts: SequentialCounts | None, problem: str | None = None, since: datetime | None = None
+    spec: AnalysisSpec,
+    counts: SequentialCounts | None,
+    problem: str | None = None,
+    since: datetime | None = None,
+    *,
+    ga_period: tuple[datetime, datetime] | None = None,
 ) -> tuple[CheckResult, ...]:
     """The sequential checks of `spec` judged on the cumulative `counts` since the step landed (`since`).
 
     Tri-state: fail once the e-value reaches 1/alpha; pass only when both sides have `min_requests` and there
     is no such evidence; inconclusive on no counts (`problem` says why), too few requests or numbers that are
-    not finite.
+    not finite. With `ga_period` (a canary at 100 percent) GA's counts are from that period before the step
+    to 100%, and the reasons say so.
     """
-    return tuple(_sequential_result(spec, c, counts, problem, since) for c in spec.checks if c.sequential)
+    return tuple(_sequential_result(spec, c, counts, problem, since, ga_period) for c in spec.checks if c.sequential)
 
 
 def with_sequential(
@@ -722,11 +742,21 @@ def _count(value: float | None) -> str:
     return "no data" if value is None or not math.isfinite(value) else f"{value:.0f}"
 
 
+def _since_text(check: CheckResult) -> str:
+    """When the counts start: the canary's (the step), and at 100 percent GA's period before the step to 100%."""
+    text = _when(check.since) if check.since is not None else "unknown"
+    if check.stable_period is not None:
+        start, end = check.stable_period
+        text += f"; GA {_when(start)} to {_when(end)}, before 100%"
+    return text
+
+
 def render_sequential_evidence(analysis: Analysis) -> str:
     """A Kayenta-style Markdown table of the sequential checks; empty when there are none.
 
     Per check: the canary's and GA's figure (error rate, or p99 from the histogram), the effect (canary / GA),
     the e-value and its anytime-valid p-value, the threshold, the mark, the requests on each side and since when.
+    At 100 percent GA's figure is marked "before 100%" and its period follows the canary's start.
     """
     rows = [check for check in analysis.checks if check.sequential]
     if not rows:
@@ -742,14 +772,14 @@ def render_sequential_evidence(analysis: Analysis) -> str:
         cells = (
             check.name,
             _sequential_value(check.name, check.canary),
-            _sequential_value(check.name, check.stable),
+            _sequential_value(check.name, check.stable) + (" before 100%" if check.stable_period else ""),
             "-" if check.effect is None or not math.isfinite(check.effect) else f"{check.effect:.2f}x",
             f"{e_value:.3g}" if has_e and e_value is not None else "-",
             f"{min(1.0, 1.0 / e_value):.3g}" if has_e and e_value is not None else "-",
             check.threshold,
             check.verdict + (f" ({check.detail})" if check.detail else ""),
             f"{_count(check.requests[0])} / {_count(check.requests[1])}",
-            _when(check.since) if check.since is not None else "unknown",
+            _since_text(check),
         )
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -842,26 +872,94 @@ def _reference_problem(spec: AnalysisSpec, reference: GaReference) -> str | None
     return None
 
 
+@dataclass(frozen=True)
+class FullWeightCounts:
+    """What the sequential checks of a canary at 100 percent are judged on.
+
+    `counts`: the canary's since `since` (the step to 100%, or a newer canary image) and GA's over
+    `ga_period` (from when the weights last moved before the step to 100% until it landed); None with
+    `problem` saying why there are none.
+    """
+
+    counts: SequentialCounts | None
+    since: datetime | None
+    ga_period: tuple[datetime, datetime] | None
+    problem: str | None = None
+
+
+_NO_GA_COUNTS = "no GA counts from before the step to 100% (GA takes no traffic at 100%): "
+
+
+def _side_counts(
+    spec: AnalysisSpec, metrics: Metrics, side: Side, start: datetime, end: datetime, wants_latency: bool
+) -> SideCounts:
+    totals = metrics.request_counts(workload(spec, side), start, end)
+    buckets = metrics.latency_buckets(workload(spec, side), start, end) if wants_latency else []
+    requests, errors = totals if totals is not None else (None, None)
+    return SideCounts(_clean(requests), _clean(errors), tuple(buckets))
+
+
+def measure_sequential_full(
+    spec: AnalysisSpec,
+    metrics: Metrics,
+    *,
+    since: datetime | None,
+    full_at: datetime | None,
+    before_full_at: datetime | None,
+    at: datetime,
+) -> FullWeightCounts:
+    """The counts for the sequential checks of a canary at 100 percent; never raises MetricsError.
+
+    The canary's from `since` to `at`; GA's from `before_full_at` (when the weights last moved before the step
+    to 100%) to `full_at` (when that step landed), both times read from git. GA's side is a finished period
+    while the canary's grows, so each look is a valid e-value against GA's rate per request then.
+    """
+    period = (before_full_at, full_at) if before_full_at is not None and full_at is not None else None
+    if full_at is None:
+        return FullWeightCounts(None, since, None, _NO_GA_COUNTS + "history has no step to 100%")
+    if before_full_at is None:
+        problem = "history has no step before the step to 100% to count GA's requests from"
+        return FullWeightCounts(None, since, None, _NO_GA_COUNTS + problem)
+    if since is None or since >= at:
+        return FullWeightCounts(None, since, period, "the step to 100% landed after the time of the analysis")
+    wants_latency = any(check.name == "latency" for check in spec.checks)
+    try:
+        canary = _side_counts(spec, metrics, "canary", since, at, wants_latency)
+    except MetricsError as exc:
+        return FullWeightCounts(None, since, period, f"query failed: {exc.one_line()}")
+    try:
+        stable = _side_counts(spec, metrics, "stable", before_full_at, full_at, wants_latency)
+    except MetricsError as exc:
+        return FullWeightCounts(None, since, period, _NO_GA_COUNTS + f"query failed: {exc.one_line()}")
+    return FullWeightCounts({"canary": canary, "stable": stable}, since, period)
+
+
 def judge_full_weight(
     spec: AnalysisSpec,
     samples: Mapping[str, float | None],
     window_end: datetime,
     reference: GaReference,
     error: str | None = None,
+    *,
+    counts: FullWeightCounts | None = None,
 ) -> Analysis:
     """Judge a canary that takes all traffic: its figures now against GA's from before the step to 100%.
 
-    Only the canary's request count gates the analysis. A comparison with GA is judged on the reference;
+    Only the canary's request count gates the windowed checks. A comparison with GA is judged on the reference;
     without a usable one it is inconclusive (its absolute bounds still judge). A custom query that names
     `{stable}` mixes both sides at one moment and cannot be judged at 100%: inconclusive, never dropped.
+    Sequential checks are judged on `counts` (the canary's since the step to 100%, GA's before it); without
+    them they are inconclusive.
     """
+    windowed = [check for check in spec.checks if not check.sequential]
+    needs_stable = any(check.compares for check in windowed)
     queries = build_queries(spec)
     value = {key: _clean(samples.get(key)) for key in queries if not key.endswith(":stable")}
     problem = _reference_problem(spec, reference)
     ga = {key: None if problem else _clean(reference.samples.get(key)) for key in queries if key.endswith(":stable")}
     req_canary = value[f"{REQUESTS}:canary"]
     reference_note = ""
-    if spec.needs_stable and problem is None and reference.window_end is not None:
+    if needs_stable and problem is None and reference.window_end is not None:
         reference_note = (
             f"GA figures: {promql_duration(spec.window)} to {_when(reference.window_end)}, before the step to 100%"
         )
@@ -877,12 +975,16 @@ def judge_full_weight(
             name=REQUESTS,
             verdict="inconclusive" if gate_problems else "pass",
             canary=req_canary,
-            stable=_clean(reference.samples.get(f"{REQUESTS}:stable")) if spec.needs_stable else None,
-            threshold=f">= {spec.min_requests} canary" + (", GA before 100%" if spec.needs_stable else ""),
+            stable=_clean(reference.samples.get(f"{REQUESTS}:stable")) if needs_stable else None,
+            threshold=f">= {spec.min_requests} canary" + (", GA before 100%" if needs_stable else ""),
             detail="; ".join(gate_problems) or reference_note,
         )
     ]
+    if not windowed and spec.checks:
+        results = []
     for index, check in enumerate(spec.checks):
+        if check.sequential:
+            continue
         canary = value.get(query_key(index, check, "canary"))
         stable = ga.get(query_key(index, check, "stable"))
         verdict: Verdict
@@ -906,6 +1008,9 @@ def judge_full_weight(
                 detail=detail,
             )
         )
+    if counts is None:
+        counts = FullWeightCounts(None, None, None, "the counts since the step to 100% were not measured")
+    results += judge_sequential(spec, counts.counts, counts.problem, counts.since, ga_period=counts.ga_period)
     verdict = _combine([r.verdict for r in results])
     return Analysis(
         verdict=verdict,
@@ -916,10 +1021,28 @@ def judge_full_weight(
     )
 
 
-def run_full_weight_analysis(spec: AnalysisSpec, metrics: Metrics, at: datetime, reference: GaReference) -> Analysis:
-    """`run_analysis` for a canary at 100 percent: the canary's queries now, GA's from `reference`."""
+def run_full_weight_analysis(
+    spec: AnalysisSpec,
+    metrics: Metrics,
+    at: datetime,
+    reference: GaReference,
+    *,
+    since: datetime | None = None,
+    before_full_at: datetime | None = None,
+) -> Analysis:
+    """`run_analysis` for a canary at 100 percent: the canary's queries now, GA's from `reference`.
+
+    Sequential checks count the canary from `since` (default: when the step to 100% landed,
+    `reference.window_end`) and GA from `before_full_at` to that step.
+    """
     if at.tzinfo is None:
         raise ValueError("run_full_weight_analysis needs a timezone-aware time")
+    counts: FullWeightCounts | None = None
+    if any(check.sequential for check in spec.checks):
+        full_at = reference.window_end
+        counts = measure_sequential_full(
+            spec, metrics, since=since or full_at, full_at=full_at, before_full_at=before_full_at, at=at
+        )
     samples: dict[str, float | None] = {}
     for key, query in build_queries(spec).items():
         if key.endswith(":stable"):
@@ -927,5 +1050,6 @@ def run_full_weight_analysis(spec: AnalysisSpec, metrics: Metrics, at: datetime,
         try:
             samples[key] = metrics.instant(query, at)
         except MetricsError as exc:
-            return judge_full_weight(spec, samples, at, reference, error=f"query failed: {exc.one_line()}")
-    return judge_full_weight(spec, samples, at, reference)
+            error = f"query failed: {exc.one_line()}"
+            return judge_full_weight(spec, samples, at, reference, error=error, counts=counts)
+    return judge_full_weight(spec, samples, at, reference, counts=counts)

@@ -153,6 +153,8 @@ class CheckResult:
     e_value: float | None = None
     requests: tuple[float | None, float | None] = (None, None)
     since: datetime | None = None
+    # At 100 percent GA takes no traffic: GA's side is counted over this period before the step to 100%.
+    stable_period: tuple[datetime, datetime] | None = None
 
 
 @dataclass(frozen=True)

@@ -228,7 +228,12 @@ def observe(policy: Policy, route: RouteState, history: History, metrics: Metric
     if route.weight >= 100:
         # GA takes no traffic: compare with GA's own figures from the window before the step to 100% landed.
         reference = read_ga_reference(spec, metrics, hist.full_at)
-        analysis = run_full_weight_analysis(spec, metrics, now, reference)
+        # Sequential checks: the canary's counts since the step to 100% (or a newer canary image), GA's over
+        # the period before it, from the previous move of the weights.
+        full_since = max((t for t in (hist.full_at, hist.tag_changed_at) if t is not None), default=None)
+        analysis = run_full_weight_analysis(
+            spec, metrics, now, reference, since=full_since, before_full_at=hist.before_full_at
+        )
     else:
         analysis = run_analysis(spec, metrics, now, since=landed or now - canary.interval - spec.window)
     share = observed_canary_share(spec, metrics, now)

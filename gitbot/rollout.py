@@ -82,6 +82,9 @@ class CanaryHistory:
     paused: bool
     paused_reason: str
     full_at: datetime | None = None
+    # When the weights last moved before the step to 100% (the previous step, a revert or a restart): GA's
+    # counts for the sequential checks at 100% run from here to `full_at`.
+    before_full_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +259,7 @@ def canary_history(history: History, canary: CanarySettings) -> CanaryHistory:
         paused,
         reason,
         full_at=_full_at(standing, canary),
+        before_full_at=_before_full_at(history, standing, canary),
     )
 
 
@@ -322,12 +326,33 @@ def _with_restart(policy: Policy, plan: Plan, routes: Sequence[RouteState], text
     )
 
 
+# Bot actions that move a canary's weights.
+_WEIGHT_ACTIONS = frozenset({"canary-step", "rollback", "promote"})
+
+
 def _full_at(standing: Sequence[BotCommit], canary: CanarySettings) -> datetime | None:
     """When the standing step that gave the canary all traffic landed: GA's last window is the one before it."""
     for commit in standing:
         if any(ch.target == canary.name and ch.new == "100" for ch in commit.changes):
             return commit.landed
     return None
+
+
+def _before_full_at(history: History, standing: Sequence[BotCommit], canary: CanarySettings) -> datetime | None:
+    """When the canary's weights last moved before the standing step to 100% landed (the previous step, a
+    revert, a rollback or a restart to 0%); None without a step to 100% or a move before it in history."""
+    full = next((c for c in standing if any(ch.target == canary.name and ch.new == "100" for ch in c.changes)), None)
+    if full is None:
+        return None
+    moves: list[datetime] = []
+    for commit in history.commits:
+        if canary.name in restarted(commit) or (
+            commit.action in _WEIGHT_ACTIONS and any(ch.target == canary.name for ch in commit.changes)
+        ):
+            moves.append(commit.landed)
+            if commit.reverted_by is not None:
+                moves.append(commit.reverted_by.landed)
+    return max((moment for moment in moves if moment < full.landed), default=None)
 
 
 def _paused(history: History, canary: CanarySettings) -> tuple[bool, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gitbot.commands.canary_view import render_canary, status_of
+from gitbot.commands.canary_view import check_json, render_canary, status_of
 from gitbot.commands.compose import build_deps, policies_option
 from gitbot.config import Policy, find_policy, load_policies
 from gitbot.errors import UsageError
@@ -58,17 +58,7 @@ def analyze(name: str, policy_name: str | None, policies_dir: Path, as_json: boo
             "verdict": analysis.verdict if analysis else None,
             "summary": analysis.summary if analysis else None,
             "window": [analysis.window_start.isoformat(), analysis.window_end.isoformat()] if analysis else None,
-            "checks": [
-                {
-                    "name": c.name,
-                    "verdict": c.verdict,
-                    "canary": c.canary,
-                    "stable": c.stable,
-                    "threshold": c.threshold,
-                    "detail": c.detail,
-                }
-                for c in (analysis.checks if analysis else ())
-            ],
+            "checks": [check_json(c) for c in (analysis.checks if analysis else ())],
         }
         # Details and the summary may quote a server's error body: masked like every other output.
         click.echo(json.dumps(process_masker().mask_value(payload), indent=2))

@@ -6,7 +6,7 @@ canary images, and one row per check with a mark. Pure text from a `CanaryReport
 from __future__ import annotations
 
 import math
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from gitbot.domain import CheckResult
 from gitbot.reconcile import CanaryReport
@@ -68,29 +68,82 @@ def _value(check: CheckResult, value: float | None) -> str:
         return f"{value:.0f}"
     if check.name == "success-rate":
         return f"{value:.2f}%"
-    if check.name == "latency-p99":
+    if check.name == "latency-p99" or (check.sequential and check.name == "latency"):
         return f"{value:.1f} ms"
+    if check.sequential and check.name == "error-rate":
+        return f"{value:.3g}%"
     return f"{value:.4g}"
 
 
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _evidence(check: CheckResult) -> str:
+    """A sequential check's e-value and effect (canary / GA), e.g. `e 31.6, effect 2.00x`; empty otherwise."""
+    if not check.sequential:
+        return ""
+    e_value, effect = _finite(check.e_value), _finite(check.effect)
+    return f"e {'-' if e_value is None else f'{e_value:.3g}'}, effect {'-' if effect is None else f'{effect:.2f}x'}"
+
+
 def check_rows(checks: tuple[CheckResult, ...]) -> list[str]:
-    """One aligned row per check: mark and verdict, name, canary and GA values, threshold, reason."""
+    """One aligned row per check: mark and verdict, name, canary and GA values, threshold, reason.
+
+    When there are sequential checks, a column after GA's value gives their e-value and effect; at 100 percent
+    GA's value is marked as from before the step to 100%.
+    """
+    with_evidence = any(c.sequential for c in checks)
     table = [
         (
             f"{MARKS.get(c.verdict, '?')} {c.verdict}",
             c.name,
             f"canary {_value(c, c.canary)}",
-            f"GA {_value(c, c.stable)}",
+            f"GA {_value(c, c.stable)}" + (" before 100%" if c.stable_period else ""),
+            *((_evidence(c),) if with_evidence else ()),
             c.threshold,
             c.detail,
         )
         for c in checks
     ]
-    widths = [max((len(row[i]) for row in table), default=0) for i in range(5)]
+    last = len(table[0]) - 1 if table else 0
+    widths = [max((len(row[i]) for row in table), default=0) for i in range(last)]
     return [
-        "  " + "  ".join(cell.ljust(widths[i]) if i < 5 else cell for i, cell in enumerate(row)).rstrip()
+        "  " + "  ".join(cell.ljust(widths[i]) if i < last else cell for i, cell in enumerate(row)).rstrip()
         for row in table
     ]
+
+
+def _moment(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
+
+
+def check_json(check: CheckResult) -> dict[str, object]:
+    """One check as `gitbot analyze --json` gives it. A sequential check adds its e-value, anytime-valid p-value,
+    effect (canary / GA), requests on each side and since when they are counted; at 100 percent GA's period
+    before the step to 100% (`stable_period`, else null)."""
+    out: dict[str, object] = {
+        "name": check.name,
+        "verdict": check.verdict,
+        "canary": check.canary,
+        "stable": check.stable,
+        "threshold": check.threshold,
+        "detail": check.detail,
+    }
+    if not check.sequential:
+        return out
+    e_value = _finite(check.e_value)
+    canary_requests, stable_requests = (_finite(count) for count in check.requests)
+    out.update(
+        sequential=True,
+        e_value=e_value,
+        p_value=min(1.0, 1.0 / e_value) if e_value is not None and e_value > 0 else None,
+        effect=_finite(check.effect),
+        requests={"canary": canary_requests, "stable": stable_requests},
+        since=_moment(check.since),
+        stable_period=[_moment(moment) for moment in check.stable_period] if check.stable_period else None,
+    )
+    return out
 
 
 def render_canary(report: CanaryReport, policy: str) -> list[str]:

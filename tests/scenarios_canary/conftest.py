@@ -49,6 +49,7 @@ def minute(n: float) -> datetime:
 # When the bot's commits take effect in the data: 10 % from minute 2, 60 % from minute 15, 100 % from 28.
 PROGRESS = ((0.0, 0.0), (120.0, 10.0), (900.0, 60.0), (1680.0, 100.0))
 SLOW = HEALTHY.slower(2.5)
+GA_ERRORS = SideProfile(error_ratio=0.005)
 SCENARIOS = (
     Scenario(namespace="healthy", duration=timedelta(minutes=45), canary_share=PROGRESS),
     # Healthy through the first step; from minute 17 the canary answers 2.5x slower; rolled back to 0 at 25.
@@ -89,6 +90,19 @@ SCENARIOS = (
         namespace="resumed",
         duration=timedelta(minutes=40),
         canary_share=((0.0, 0.0), (120.0, 10.0), (900.0, 60.0), (1140.0, 10.0), (1920.0, 60.0)),
+    ),
+    # GA and canary fail 0.5% of requests throughout; for the sequential checks at 100 %.
+    Scenario(
+        namespace="seq-full", duration=timedelta(minutes=45), canary_share=PROGRESS, stable=GA_ERRORS, canary=GA_ERRORS
+    ),
+    # The same until 100 % shows (minute 28); from then the canary fails 1% of requests, twice GA's rate before.
+    Scenario(
+        namespace="seq-full-errors",
+        duration=timedelta(minutes=45),
+        canary_share=PROGRESS,
+        stable=GA_ERRORS,
+        canary=GA_ERRORS,
+        canary_changes=((1680.0, SideProfile(error_ratio=0.01)),),
     ),
 )
 

@@ -301,3 +301,28 @@ def test_once_and_plan_say_why_an_inconclusive_canary_holds(
         why,
     ]
     assert world.log()[0].sha == head
+
+
+def test_analyze_shows_each_sequential_checks_evidence_in_text_and_json(
+    make_world: WorldFactory, live: PrometheusServer, git_server: GitServer
+) -> None:
+    checks = ("{name: error-rate, test: sequential, alpha: 0.05}", "{name: latency, test: sequential, alpha: 0.05}")
+    world = make_world("live", prometheus_url=live.url, canary_weight=10, checks=checks)
+    payload = json.loads("\n".join(ok(gitbot(world, git_server, "analyze", "podinfo", "--json"))))
+    by_name = {c["name"]: c for c in payload["checks"]}
+    assert list(by_name) == ["error-rate", "latency"]
+    latency = by_name["latency"]
+    assert latency["sequential"] is True and latency["verdict"] == "pass"
+    assert latency["effect"] == pytest.approx(1.0)
+    assert 0 < latency["e_value"] < 20 and latency["p_value"] == pytest.approx(min(1.0, 1 / latency["e_value"]))
+    # No step in history: counted from one dwell and window (15 minutes) back, 10 % of 20 requests a second.
+    assert latency["requests"]["canary"] == pytest.approx(1800, rel=0.05)
+    assert latency["requests"]["stable"] == pytest.approx(16200, rel=0.05)
+    since = datetime.fromisoformat(latency["since"])
+    assert abs(datetime.now(UTC) - timedelta(minutes=15) - since) < timedelta(minutes=1)
+    assert latency["stable_period"] is None
+
+    text = ok(gitbot(world, git_server, "analyze", "podinfo"))
+    (row,) = [line for line in text if " latency " in line]
+    assert row.split()[:3] == ["✔", "pass", "latency"]
+    assert f"e {latency['e_value']:.3g}, effect 1.00x" in row

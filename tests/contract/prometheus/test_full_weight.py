@@ -1,5 +1,6 @@
 """A canary at 100 percent against a real Prometheus: GA takes no traffic then, so a comparison with GA is
 judged on GA's own figures from the window before the step to 100 percent, and is inconclusive without them.
+Sequential checks compare the canary's counts since the step to 100 percent with GA's from the step before it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from tests.support.prometheus import (
     STABLE_WORKLOAD,
     PrometheusServer,
     Scenario,
+    SideProfile,
+    free_port,
     start_prometheus,
 )
 
@@ -32,15 +35,24 @@ pytestmark = pytest.mark.real
 
 # 60 % to the canary from minute 2, all of it from minute 15 (the step to 100 % landed then).
 TO_FULL = ((0.0, 0.0), (120.0, 60.0), (900.0, 100.0))
+GA = SideProfile(error_ratio=0.005)
+TWICE = SideProfile(error_ratio=0.01)
+SLOWER = SideProfile(0.005, HEALTHY.slower(1.3).latencies_ms)
 SCENARIOS = (
     # The canary answers twice as slowly as GA throughout.
     Scenario(namespace="full-slow", canary_share=TO_FULL, canary=HEALTHY.slower(2.0)),
     Scenario(namespace="full-equal", canary_share=TO_FULL),
     # Every request went to the canary from the start: GA never had any to compare with.
     Scenario(namespace="full-only", canary_share=((0.0, 100.0),)),
+    # GA and canary fail 0.5% of requests; at 100% the canary fails twice as often, or answers 30% slower.
+    Scenario(namespace="seq-equal", canary_share=TO_FULL, stable=GA, canary=GA),
+    Scenario(namespace="seq-twice", canary_share=TO_FULL, stable=GA, canary=GA, canary_changes=((900.0, TWICE),)),
+    Scenario(namespace="seq-slower", canary_share=TO_FULL, stable=GA, canary=GA, canary_changes=((900.0, SLOWER),)),
 )
 START = SCENARIOS[0].start
 STEPPED = START + timedelta(minutes=15)
+# The step to 60 % landed at minute 2: GA's counts for the sequential checks run from then to the step to 100 %.
+BEFORE = START + timedelta(minutes=2)
 AT = START + timedelta(minutes=22)
 CHECKS = (CheckSpec("success-rate", min=99, max_drop=1), CheckSpec("latency-p99", max_ratio=1.5))
 
@@ -137,3 +149,62 @@ def test_the_reference_is_asked_at_the_step_only_for_gas_side(metrics: Prometheu
     reference = read_ga_reference(spec("full-equal"), metrics, STEPPED)
     assert reference.window_end == STEPPED and reference.error is None
     assert sorted(reference.samples) == ["0:success-rate:stable", "1:latency-p99:stable", "requests:stable"]
+
+
+SEQUENTIAL = (CheckSpec("error-rate", alpha=0.05), CheckSpec("latency", alpha=0.05))
+
+
+def sequential_at_100(metrics: PrometheusMetrics, namespace: str) -> Analysis:
+    the_spec = spec(namespace, *SEQUENTIAL)
+    reference = read_ga_reference(the_spec, metrics, STEPPED)
+    return run_full_weight_analysis(the_spec, metrics, AT, reference, before_full_at=BEFORE)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "errors", "latency"),
+    [("seq-equal", "pass", "pass"), ("seq-twice", "fail", "pass"), ("seq-slower", "pass", "fail")],
+)
+def test_sequential_checks_at_100_percent_compare_with_ga_before_the_step(
+    metrics: PrometheusMetrics, namespace: str, errors: str, latency: str
+) -> None:
+    analysis = sequential_at_100(metrics, namespace)
+    assert [(c.name, c.verdict) for c in analysis.checks] == [("error-rate", errors), ("latency", latency)], analysis
+    for check in analysis.checks:
+        # 20 requests a second: all to the canary for the 7 minutes since the step to 100 %; GA's 40 % for the
+        # 13 minutes from the step to 60 % until then.
+        assert check.requests == pytest.approx((8400, 6240), rel=0.01)
+        assert (check.since, check.stable_period) == (STEPPED, (BEFORE, STEPPED))
+
+
+def test_twice_gas_error_rate_at_100_percent_shows_ga_before_the_step_in_the_evidence(
+    metrics: PrometheusMetrics,
+) -> None:
+    analysis = sequential_at_100(metrics, "seq-twice")
+    errors = row(analysis, "error-rate")
+    assert errors.effect == pytest.approx(2.0, rel=0.05)
+    assert analysis.summary.startswith("error-rate 1% vs GA 0.5% before 100%; e = ")
+    line = next(line for line in render_evidence(analysis).splitlines() if line.startswith("| error-rate |"))
+    assert "| 0.5% before 100% |" in line
+    assert line.endswith("| 2026-01-05 12:15:00Z; GA 2026-01-05 12:02:00Z to 2026-01-05 12:15:00Z, before 100% |")
+
+
+def test_sequential_checks_without_ga_requests_before_100_percent_are_inconclusive(
+    metrics: PrometheusMetrics,
+) -> None:
+    analysis = sequential_at_100(metrics, "full-only")
+    assert analysis.verdict == "inconclusive"
+    assert all(
+        c.verdict == "inconclusive"
+        and c.detail == "no GA requests recorded before the step to 100% (2026-01-05 12:02:00Z to 2026-01-05 12:15:00Z)"
+        for c in analysis.checks
+    ), analysis
+
+
+def test_sequential_checks_at_100_percent_with_prometheus_down_are_inconclusive() -> None:
+    with PrometheusMetrics(f"http://127.0.0.1:{free_port()}", timeout=2) as down:
+        the_spec = spec("seq-twice", *SEQUENTIAL)
+        analysis = run_full_weight_analysis(
+            the_spec, down, AT, read_ga_reference(the_spec, down, STEPPED), before_full_at=BEFORE
+        )
+    assert analysis.verdict == "inconclusive"
+    assert all(c.detail.startswith("query failed: cannot connect to Prometheus") for c in analysis.checks), analysis
