@@ -4,10 +4,16 @@ on, with the evidence or what holds each back."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from gitbot.domain import Author, CommitInfo
-from gitbot.history import read_history
-from gitbot.promotion import CanaryGate, Gate, held_back, judge_gate, unreadable_gate
+from gitbot.config import load_policy
+from gitbot.domain import Author, CommitInfo, Plan
+from gitbot.history import History, read_history
+from gitbot.manifests import scan_text
+from gitbot.planner import plan_images
+from gitbot.promotion import CanaryGate, Gate, TagVerdict, held_back, judge_gate, unreadable_gate
+
+REPO = Path(__file__).resolve().parents[2]
 
 T0 = datetime(2026, 12, 1, 10, 2, tzinfo=UTC)
 BOT = Author("gitbot", "gitbot@example.org")
@@ -221,3 +227,56 @@ def test_admit_keeps_the_running_tag_and_held_back_lists_newer_tags_with_why() -
         ("0.1.4", "not yet in staging"),
         ("0.1.3", "soak left 1h in staging (there since 2026-12-01 14:02Z, needs 2h)"),
     ]
+
+
+APPS = "clusters/production/podinfo.yaml"
+
+
+def canary_running(tag: str) -> str:
+    return (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: podinfo-canary, namespace: test}\n"
+        "spec:\n  template:\n    spec:\n      containers:\n        - name: podinfod\n"
+        f"          image: ghcr.io/stefanprodan/podinfo:{tag}\n"
+    )
+
+
+def plan_canary_image(running: str, gate: Gate) -> list[Plan]:
+    policy = load_policy(REPO / "policies" / "production.yaml")
+    policy = policy.model_copy(
+        update={"spec": policy.spec.model_copy(update={"images": policy.spec.images[1:], "canaries": ()})}
+    )
+    texts = {APPS: canary_running(running)}
+    tags = {"podinfo-canary": ("0.2.0", "0.2.1", "0.2.2", "0.2.3")}
+    return plan_images(
+        policy,
+        scan_text(APPS, texts[APPS]),
+        texts,
+        tags,
+        History("production"),
+        chain=True,
+        gates={"podinfo-canary": gate},
+    )
+
+
+def test_the_planner_takes_the_newest_tag_the_gate_passes_and_says_why() -> None:
+    gate = Gate(
+        "staging/podinfo",
+        "staging",
+        {
+            "0.2.1": TagVerdict("0.2.1", True, "0.2.1 has run in staging since 2026-12-01 10:02Z (5h), no rollback"),
+            "0.2.2": TagVerdict("0.2.2", False, "soak left 1h in staging"),
+        },
+    )
+
+    (plan,) = plan_canary_image("0.2.0", gate)
+
+    assert [change.new.rsplit(":", 1)[1] for change in plan.changes] == ["0.2.1"]
+    assert "Promotion gate staging/podinfo: 0.2.1 has run in staging since 2026-12-01 10:02Z (5h)" in plan.evidence
+    assert "Promotion gate staging/podinfo:" in plan.body
+
+
+def test_a_gate_never_moves_a_target_below_the_tag_it_runs() -> None:
+    passed = Gate("staging/podinfo", "staging", {"0.2.1": TagVerdict("0.2.1", True, "ran")})
+
+    assert plan_canary_image("0.2.2", passed) == []
+    assert plan_canary_image("0.2.0", unreadable_gate("staging/podinfo", "staging", "gone")) == []

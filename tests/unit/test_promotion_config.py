@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gitbot.adapters.gitrepo import GitWorkspace
+from gitbot.commands.compose import UnreadableWorkspace, build_gate_workspaces
 from gitbot.config import find_policy, load_policies
 from gitbot.errors import ConfigError
 
@@ -113,3 +115,30 @@ def test_the_shipped_production_policy_gates_its_canary_on_staging() -> None:
     gates = {image.name: image.promotion for image in production.spec.images if image.promotion}
     assert {name: gate.after for name, gate in gates.items()} == {"podinfo-canary": "staging/podinfo"}
     assert list(production.upstream) == ["staging"]
+
+
+def test_the_composition_root_reads_another_branch_through_its_own_workspace(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    same_branch = policy_text("qa", "main")
+    staging = policy_text("staging", "staging").replace("paths:", "tokenEnv: STAGING_TOKEN, paths:")
+    directory = write_all(
+        policies,
+        qa=same_branch,
+        staging=staging,
+        production=policy_text("production", "main", promotion="{after: staging/podinfo}"),
+        hotfix=policy_text("hotfix", "main", image="podinfo", promotion="{after: qa/podinfo}"),
+    )
+    by_name = {p.name: p for p in load_policies(directory)}
+    env = {"GITBOT_CACHE_DIR": str(tmp_path / "cache")}
+
+    # The branch of the policy itself needs no second workspace: its own checkout holds that history.
+    assert build_gate_workspaces(by_name["hotfix"], env) == {}
+    # A token that is not set makes the gate unreadable (it holds and says why); the cycle still runs.
+    (unreadable,) = build_gate_workspaces(by_name["production"], env).values()
+    assert isinstance(unreadable, UnreadableWorkspace)
+    with pytest.raises(ConfigError, match="STAGING_TOKEN"), unreadable.checkout():
+        pass
+    (workspace,) = build_gate_workspaces(by_name["production"], {**env, "STAGING_TOKEN": "t0ken"}).values()
+    assert isinstance(workspace, GitWorkspace)
+    assert (workspace.branch, workspace.cache_dir) == ("staging", tmp_path / "cache" / "git")
