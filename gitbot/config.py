@@ -8,7 +8,7 @@ by environment variable name only; this module never reads a secret's value into
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -264,6 +264,22 @@ class TargetSettings(_Model):
     container: str | None = None
 
 
+class PromotionSettings(_Model):
+    """Where an image's tags must have run first: `after: <policy>/<image>`, for at least `soak`."""
+
+    after: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    # No soak: a tag that landed there and was not rolled back is enough.
+    soak: Duration | None = None
+
+    @property
+    def policy(self) -> str:
+        return self.after.split("/", 1)[0]
+
+    @property
+    def image(self) -> str:
+        return self.after.split("/", 1)[1]
+
+
 class ImageSettings(_Model):
     name: str = Field(pattern=_NAME)
     repository: str = Field(min_length=1)
@@ -272,6 +288,7 @@ class ImageSettings(_Model):
     extract: str | None = None
     order: Literal["semver", "numerical", "alphabetical"] = "semver"
     targets: tuple[TargetSettings, ...] = ()
+    promotion: PromotionSettings | None = None
 
 
 class RegistrySettings(_Model):
@@ -468,6 +485,8 @@ class Policy(_Model):
     spec: PolicySpec
     source: str = Field(default="", exclude=True)
     lines: Mapping[str, int] = Field(default_factory=dict, exclude=True, repr=False)
+    # The policies this one's promotion gates name, by name (set when the policies are loaded together).
+    upstream: Mapping[str, Policy] = Field(default_factory=dict, exclude=True, repr=False)
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -653,14 +672,69 @@ def load_policies(directory: Path) -> list[Policy]:
                 where=f"{policy.source}:{line_of(policy.lines, '/metadata/name')}",
             )
         seen[policy.name] = policy.source
-    return policies
+    return link_gates(policies)
+
+
+def link_gates(policies: Sequence[Policy], others: Sequence[Policy] = ()) -> list[Policy]:
+    """`policies`, each given the policies its promotion gates name (from `policies` and `others`).
+
+    A gate that names an unknown policy or image, its own policy, or a chain of gates that comes back to
+    where it started is a ConfigError at the gate's line.
+    """
+    known = {policy.name: policy for policy in (*others, *policies)}
+    linked = []
+    for policy in policies:
+        upstream: dict[str, Policy] = {}
+        for index, image in enumerate(policy.spec.images):
+            if image.promotion is None:
+                continue
+            pointer = f"/spec/images/{index}/promotion/after"
+            gate = image.promotion
+            earlier = known.get(gate.policy)
+            if earlier is None:
+                names = ", ".join(sorted(known)) or "none"
+                raise policy.error(
+                    pointer, f"{gate.after!r} names no loaded policy {gate.policy!r} (policies: {names})"
+                )
+            if earlier.name == policy.name:
+                raise policy.error(pointer, f"{gate.after!r} names this policy; a gate names an earlier environment")
+            if gate.image not in {i.name for i in earlier.spec.images}:
+                images = ", ".join(i.name for i in earlier.spec.images) or "none"
+                raise policy.error(
+                    pointer, f"{gate.after!r}: policy {earlier.name} has no image {gate.image!r} (images: {images})"
+                )
+            if _gate_loop(known, earlier.name, policy.name):
+                raise policy.error(pointer, f"{gate.after!r}: the gates of {earlier.name} lead back to {policy.name}")
+            upstream[earlier.name] = earlier
+        linked.append(policy.model_copy(update={"upstream": upstream}) if upstream else policy)
+    return linked
+
+
+def _gate_loop(known: Mapping[str, Policy], start: str, target: str) -> bool:
+    """Whether following promotion gates from policy `start` reaches policy `target`."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name == target:
+            return True
+        if name in seen or name not in known:
+            continue
+        seen.add(name)
+        todo += [i.promotion.policy for i in known[name].spec.images if i.promotion is not None]
+    return False
 
 
 def find_policy(directory: Path, name: str) -> Policy:
     """The policy called `name` in `directory` (or the file `name` itself when it is a path)."""
     candidate = Path(name)
     if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
-        return load_policy(candidate)
+        policy = load_policy(candidate)
+        if not any(image.promotion for image in policy.spec.images):
+            return policy
+        # Its gates name other policies: those of the policies directory.
+        others = [p for p in load_policies(directory) if p.name != policy.name] if directory.is_dir() else []
+        return link_gates([policy], others)[0]
     for policy in load_policies(directory):
         if policy.name == name:
             return policy

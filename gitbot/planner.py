@@ -8,7 +8,7 @@ the messages. A binding that matches nothing, or one container twice, is a Confi
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gitbot.canary import CanaryDecision, decide
@@ -33,6 +33,7 @@ from gitbot.messages import (
     subject_for_images,
     why_this_tag,
 )
+from gitbot.promotion import Gate
 from gitbot.rollout import (
     Observation,
     RouteState,
@@ -265,6 +266,26 @@ def held_downgrades(
     return problems
 
 
+def gated_update(
+    policy: Policy,
+    index: int,
+    binding: Binding,
+    tags: Sequence[str],
+    history: History,
+    gates: Mapping[str, Gate] | None,
+) -> ImageUpdate | None:
+    """`plan_image_update` on the tags the image's promotion gate lets through, with the gate's evidence.
+
+    The tags the targets run already stay in the list, so a target is never moved below the tag it runs.
+    """
+    gate = gates.get(binding.image.name) if gates else None
+    if gate is None:
+        return plan_image_update(policy, index, binding, tags, history)
+    running = {tag for tag in (current_tag(t) for t in binding.targets) if tag}
+    update = plan_image_update(policy, index, binding, gate.admit(tags, keep=running), history)
+    return replace(update, gate=gate.evidence(update.new)) if update is not None else None
+
+
 def image_plan(policy: Policy, name: str, updates: Sequence[ImageUpdate], texts: Mapping[str, str]) -> Plan:
     changes = tuple(c for u in updates for c in u.changes)
     pid = plan_id(policy.name, name, "image-update", changes)
@@ -291,15 +312,17 @@ def plan_images(
     history: History,
     *,
     chain: bool,
+    gates: Mapping[str, Gate] | None = None,
 ) -> list[Plan]:
     """The image-update plans of one cycle.
 
     With `chain`, each plan starts from the files as the previous plan left them (commits on one branch);
-    without, every plan starts from the same base (one pull request each).
+    without, every plan starts from the same base (one pull request each). `gates` (image name -> its
+    promotion gate) lets a gated image take only the tags its earlier environment passed.
     """
     updates: list[ImageUpdate] = []
     for index, binding in enumerate(bind_images(policy, targets)):
-        update = plan_image_update(policy, index, binding, tags.get(binding.image.name, ()), history)
+        update = gated_update(policy, index, binding, tags.get(binding.image.name, ()), history, gates)
         if update is not None:
             updates.append(update)
     if not updates:

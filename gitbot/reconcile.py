@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -56,6 +56,7 @@ from gitbot.planner import (
     plan_images,
 )
 from gitbot.ports import Checkout, Clock, Forge, Metrics, PullRequest, Registry, RevertFinish, Workspace
+from gitbot.promotion import CanaryGate, Gate, held_back, judge_gate, unreadable_gate
 from gitbot.rollout import (
     Observation,
     RouteState,
@@ -70,7 +71,7 @@ from gitbot.rollout import (
     settle_rollback,
     step_plan,
 )
-from gitbot.versioning import select
+from gitbot.versioning import TagFilter, select
 
 # Branch names of pull requests a person asked for by hand (`gitbot/<policy>/rollback-<name>`,
 # `promote-<name>`); cycles never close them as superseded. No image or canary name may start with one.
@@ -121,6 +122,8 @@ class Deps:
     scan_cache: ScanCache | None = None
     # Seconds that only go forward, for the cycle's deadline (tests drive it; the Clock may be accelerated).
     monotonic: Callable[[], float] = time.monotonic
+    # The branches of the earlier environments that promotion gates name, by policy name (read, never written).
+    gates: Mapping[str, Workspace] = field(default_factory=dict)
 
 
 def author_of(policy: Policy) -> Author:
@@ -207,6 +210,49 @@ def gather(
     return targets, texts, history, tags, failures
 
 
+def read_gates(policy: Policy, deps: Deps, checkout: Checkout, now: datetime) -> dict[str, Gate]:
+    """The promotion gate of each gated image, from its earlier environment's branch (read once per policy).
+
+    An environment that cannot be read gives a gate that holds every tag, and says why.
+    """
+    histories: dict[str, History | str] = {}
+    gates: dict[str, Gate] = {}
+    for image in policy.spec.images:
+        gate = image.promotion
+        if gate is None:
+            continue
+        if gate.policy not in histories:
+            histories[gate.policy] = _gate_history(policy, deps, checkout, gate.policy)
+        history = histories[gate.policy]
+        if isinstance(history, str):
+            gates[image.name] = unreadable_gate(gate.after, gate.policy, history)
+            continue
+        earlier = policy.upstream[gate.policy]
+        canary = next((CanaryGate(c.name, c.steps[-1]) for c in earlier.spec.canaries if c.image == gate.image), None)
+        soak = gate.soak or timedelta(0)
+        gates[image.name] = judge_gate(gate.after, gate.policy, gate.image, history, now, soak=soak, canary=canary)
+    return gates
+
+
+def _gate_history(policy: Policy, deps: Deps, checkout: Checkout, name: str) -> History | str:
+    """The History of policy `name` read from its branch, or why it cannot be read."""
+    earlier = policy.upstream.get(name)
+    if earlier is None:
+        return f"policy {name} was not loaded with {policy.name}: load the policies directory that holds both"
+    own, other = policy.spec.git, earlier.spec.git
+    if (other.url, other.branch) == (own.url, own.branch):
+        return read_history(checkout.log(), name)
+    workspace = deps.gates.get(name)
+    if workspace is None:
+        return f"no workspace for branch {other.branch} of policy {name}"
+    deps.progress(f"gate {name}")
+    try:
+        with workspace.checkout() as theirs:
+            return read_history(theirs.log(), name)
+    except GitbotError as exc:
+        return f"branch {other.branch}: {exc.one_line()}"
+
+
 @dataclass(frozen=True)
 class CyclePlan:
     plans: tuple[Plan, ...]
@@ -253,8 +299,9 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
         policy, checkout, deps.registry, deps.scan_cache, deps.progress, problems=problems
     )
     policy = set_aside_unbound(policy, targets, problems)
+    gates = read_gates(policy, deps, checkout, deps.clock.now())
     deps.progress("plan")
-    plans = plan_images(policy, targets, texts, tags, history, chain=chain)
+    plans = plan_images(policy, targets, texts, tags, history, chain=chain, gates=gates)
     problems += held_downgrades(policy, targets, tags, history)
     if not policy.spec.canaries:
         return CyclePlan(tuple(plans), (), failures, tuple(problems))
@@ -649,6 +696,8 @@ class ImageStatus:
     quarantined: tuple[tuple[str, str], ...]
     # Why the newest tag is unknown: this cycle's tag lookup failed (one line), else "".
     lookup_error: str = ""
+    # Newer tags its promotion gate holds back, newest first, and why (soak left, rolled back there, ...).
+    held: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -663,6 +712,7 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
     """Per image: the tags running now, the newest allowed tag, quarantined tags and why; open PRs."""
     with deps.workspace.checkout() as checkout:
         targets, _texts, history, tags, failures = gather(policy, checkout, deps.registry, deps.scan_cache)
+        gates = read_gates(policy, deps, checkout, deps.clock.now())
         head = checkout.head
     failed = {failure.image: failure.one_line() for failure in failures}
     images = []
@@ -670,9 +720,10 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
         image = binding.image
         flt = image_filter(policy, index)
         quarantined = history.quarantined(image.name)
-        selection = select(tags.get(image.name, ()), flt, quarantine=quarantined.keys())
         current = tuple(sorted({current_tag(t) or "(none)" for t in binding.targets}))
-        blocked = behind_quarantine(tags.get(image.name, ()), flt, selection)
+        listed, held = gated_tags(tags.get(image.name, ()), flt, quarantined.keys(), current, gates.get(image.name))
+        selection = select(listed, flt, quarantine=quarantined.keys())
+        blocked = behind_quarantine(listed, flt, selection)
         images.append(
             ImageStatus(
                 image.name,
@@ -681,12 +732,25 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
                 selection.candidates,
                 tuple((tag, q.reason) for tag, q in sorted(quarantined.items())),
                 lookup_error=failed.get(image.name, ""),
+                held=held,
             )
         )
     pulls: tuple[PullRequest, ...] = ()
     if deps.forge is not None:
         pulls = tuple(deps.forge.open_pulls(f"gitbot/{policy.name}/"))
     return StatusReport(policy.name, head, tuple(images), pulls)
+
+
+def gated_tags(
+    tags: Sequence[str], flt: TagFilter, quarantined: Collection[str], current: Collection[str], gate: Gate | None
+) -> tuple[Sequence[str], tuple[tuple[str, str], ...]]:
+    """The tags an image may take past its promotion gate (as the planner counts them), and the newer ones
+    the gate holds back with why."""
+    if gate is None:
+        return tags, ()
+    listed = gate.admit(tags, keep=current)
+    chosen = select(listed, flt, quarantine=quarantined).selected
+    return listed, tuple(held_back(gate, select(tags, flt, quarantine=quarantined).candidates, chosen))
 
 
 def deliver_one(

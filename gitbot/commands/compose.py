@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,9 +23,10 @@ from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciRegistry, locate
 from gitbot.config import CanarySettings, Policy, secret_from_env
 from gitbot.domain import Author
+from gitbot.errors import ConfigError
 from gitbot.logs import remember_secrets
 from gitbot.manifests import ScanCache
-from gitbot.ports import Metrics
+from gitbot.ports import Checkout, Metrics, Workspace
 from gitbot.reconcile import Deps
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -109,6 +111,36 @@ def build_workspace(policy: Policy, env: Mapping[str, str]) -> GitWorkspace:
     )
 
 
+class UnreadableWorkspace:
+    """The `Workspace` of an earlier environment whose settings cannot be used here (its token is not set):
+    every checkout fails with that error, so the gates on it hold and say why, and the cycle goes on."""
+
+    def __init__(self, error: ConfigError) -> None:
+        self.error = error
+
+    @contextmanager
+    def checkout(self) -> Iterator[Checkout]:
+        raise self.error
+        yield  # pragma: no cover - a generator, for contextmanager
+
+
+def build_gate_workspaces(policy: Policy, env: Mapping[str, str]) -> dict[str, Workspace]:
+    """A workspace for the branch of each earlier environment `policy`'s promotion gates name, by policy
+    name; none for one on the policy's own repository and branch (its own checkout has that history)."""
+    own = policy.spec.git
+    workspaces: dict[str, Workspace] = {}
+    for name, earlier in policy.upstream.items():
+        git = earlier.spec.git
+        if (git.url, git.branch) == (own.url, own.branch):
+            continue
+        try:
+            remember_secrets(earlier, env)
+            workspaces[name] = build_workspace(earlier, env)
+        except ConfigError as exc:
+            workspaces[name] = UnreadableWorkspace(exc)
+    return workspaces
+
+
 def build_forge(policy: Policy, env: Mapping[str, str], *, throttle: bool | None = None) -> GitHubForge | None:
     github = policy.spec.delivery.github
     if github is None:
@@ -166,6 +198,7 @@ def build_deps(
         log=lambda message: click.echo(f"gitbot: {message}", err=True),
         # Per policy: cycles of one policy never overlap, so its cache file has one writer.
         scan_cache=ScanCache(cache_root(environ) / "scan" / policy.name),
+        gates=build_gate_workspaces(policy, environ),
     )
 
 

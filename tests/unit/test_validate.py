@@ -74,8 +74,11 @@ def test_a_canary_whose_only_latency_check_is_a_ratio_is_warned_about(
     assert ratio_only != text
     path = tmp_path / "production.yaml"
     path.write_text(ratio_only, encoding="utf-8")
+    # Its canary's promotion gate names the staging policy.
+    staging = (ROOT / "policies" / "staging.yaml").read_text(encoding="utf-8")
+    (tmp_path / "staging.yaml").write_text(staging, encoding="utf-8")
     code, out, err = run(capsys, "--policies", str(tmp_path))
-    assert code == 0 and out.splitlines()[-1] == "1 policy valid"
+    assert code == 0 and out.splitlines()[-1] == "2 policies valid"
     line = next(n for n, row in enumerate(ratio_only.splitlines(), 1) if "latency-p99" in row)
     assert err.splitlines() == [
         f"gitbot: warning: {path}:{line} spec.canaries[0].analysis.checks[1]: canary podinfo's only latency check "
