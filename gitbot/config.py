@@ -264,6 +264,23 @@ class TargetSettings(_Model):
     container: str | None = None
 
 
+class CosignSettings(_Model):
+    """A cosign public key (PEM, ECDSA P-256), from a file or an environment variable; exactly one."""
+
+    public_key_file: str | None = Field(default=None, min_length=1)
+    public_key_env: EnvName | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> CosignSettings:
+        if (self.public_key_file is None) == (self.public_key_env is None):
+            raise ValueError("give exactly one of publicKeyFile and publicKeyEnv")
+        return self
+
+
+class VerifySettings(_Model):
+    cosign: CosignSettings
+
+
 class ImageSettings(_Model):
     name: str = Field(pattern=_NAME)
     repository: str = Field(min_length=1)
@@ -272,6 +289,11 @@ class ImageSettings(_Model):
     extract: str | None = None
     order: Literal["semver", "numerical", "alphabetical"] = "semver"
     targets: tuple[TargetSettings, ...] = ()
+    # A tag becomes a candidate only once its image was created this long ago (the config's `created`).
+    min_age: Duration | None = None
+    # `pin`: write `repository:tag@sha256:...`, and pin again when the tag's manifest changes.
+    digest: Literal["pin"] | None = None
+    verify: VerifySettings | None = None
 
 
 class RegistrySettings(_Model):

@@ -38,6 +38,8 @@ class ImageUpdate:
     new: str
     selection: TagSelection
     changes: tuple[Change, ...]
+    # What else decided the tag (tags skipped for their age or signature, a digest pinned again).
+    notes: str = ""
 
 
 def plan_id(policy: str, name: str, action: str, changes: Sequence[Change], context: Sequence[str] = ()) -> str:
@@ -81,6 +83,8 @@ def why_this_tag(update: ImageUpdate) -> str:
         text += f" Skipped as quarantined (a revert of an earlier update): {', '.join(update.selection.quarantined)}."
     if update.selection.ignored:
         text += f" Ignored {len(update.selection.ignored)} tags that are not valid OCI tags."
+    if update.notes:
+        text += f" {update.notes}"
     return text
 
 

@@ -8,10 +8,11 @@ the messages. A binding that matches nothing, or one container twice, is a Confi
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gitbot.canary import CanaryDecision, decide
+from gitbot.candidates import Vetting, narrow, skipped_text
 from gitbot.config import GROUP_ALL_NAME, ImageSettings, Policy
 from gitbot.domain import Change, Plan, TagSelection, Target
 from gitbot.errors import ConfigError
@@ -88,7 +89,8 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
                     where=place,
                 )
             bound += found
-        markers = [t for t in targets if t.marker and t.marker.split(":")[-1] == image.name and t.kind in _IMAGE_KINDS]
+        kinds = _IMAGE_KINDS | {"digest"} if image.digest == "pin" else _IMAGE_KINDS
+        markers = [t for t in targets if t.marker and t.marker.split(":")[-1] == image.name and t.kind in kinds]
         # A field named by resource and also marked for this same image policy is one binding, not two.
         bound += [t for t in markers if t not in bound]
         if not bound:
@@ -142,11 +144,13 @@ def current_tag(target: Target) -> str | None:
     return parse_image(target.value).tag
 
 
-def _new_value(target: Target, tag: str) -> str:
+def _new_value(target: Target, tag: str, digest: str | None = None) -> str:
     if target.kind == "tag":
         return tag
+    if target.kind == "digest" and digest:
+        return digest
     ref = parse_image(target.value)
-    return f"{ref.repository}:{tag}"
+    return f"{ref.repository}:{tag}" + (f"@{digest}" if digest else "")
 
 
 def behind_quarantine(tags: Sequence[str], flt: TagFilter, selection: TagSelection) -> bool:
@@ -167,13 +171,22 @@ def image_filter(policy: Policy, index: int) -> TagFilter:
 
 
 def plan_image_update(
-    policy: Policy, index: int, binding: Binding, tags: Sequence[str], history: History
+    policy: Policy,
+    index: int,
+    binding: Binding,
+    tags: Sequence[str],
+    history: History,
+    vetting: Vetting | None = None,
 ) -> ImageUpdate | None:
-    """The update one image policy asks for, or None when its targets already run the right tag."""
+    """The update one image policy asks for, or None when its targets already run the right tag.
+
+    `vetting` is what the registry said of the matching tags (release age, signature, digest), when the
+    image policy asks for any of it: only its chosen tag may be proposed.
+    """
     image = binding.image
     flt = image_filter(policy, index)
     quarantined = history.quarantined(image.name)
-    selection = select(tags, flt, quarantine=quarantined.keys())
+    selection = narrow(select(tags, flt, quarantine=quarantined.keys()), vetting)
     if selection.selected is None or behind_quarantine(tags, flt, selection):
         return None
     new = selection.selected
@@ -184,7 +197,9 @@ def plan_image_update(
     changes: list[Change] = []
     olds: list[str] = []
     for target in binding.targets:
-        if target.kind == "image" and parse_image(target.value).digest:
+        if target.kind == "digest":
+            continue  # bound with `digest: pin` only; it follows the tag (see `pinned_update`)
+        if target.kind == "image" and parse_image(target.value).digest and image.digest != "pin":
             # A digest pins the exact image; changing the tag beside it would be a lie.
             continue
         old = current_tag(target)
@@ -206,9 +221,72 @@ def plan_image_update(
                 _new_value(target, new),
             )
         )
+    pin = vetting.digest if vetting is not None and image.digest == "pin" else None
+    if pin is not None:
+        return pinned_update(binding, new, pin, selection, changes, olds, quarantined, vetting)
     if not changes:
         return None
     return ImageUpdate(image.name, image.repository, image.filter, olds[0] or "(none)", new, selection, tuple(changes))
+
+
+def pinned_update(
+    binding: Binding,
+    new: str,
+    pin: str,
+    selection: TagSelection,
+    moves: Sequence[Change],
+    olds: Sequence[str],
+    quarantined: Collection[str],
+    vetting: Vetting | None,
+) -> ImageUpdate | None:
+    """The update of an image policy with `digest: pin`: the tag move with digests, or else a re-pin.
+
+    A target already on `new` whose digest differs (a mutable tag such as `latest` or `1.2` was pushed
+    again) is pinned to the digest the registry serves now, as its own change naming both digests. A
+    digest target (a Flux `:digest` marker) follows only when every tag of the image ends up on `new`.
+    """
+    image = binding.image
+    notes = skipped_text(vetting) if vetting is not None else ""
+    moved = {(c.file, c.document, c.pointer) for c in moves}
+    changes: list[Change] = []
+    repins: list[str] = []
+    tags_at_new = True
+    for target in binding.targets:
+        key = (target.file, target.document, target.pointer)
+        if key in moved:
+            change = next(c for c in moves if (c.file, c.document, c.pointer) == key)
+            changes.append(replace(change, new=_new_value(target, new, pin)))
+            continue
+        if target.kind == "digest":
+            continue
+        ref = parse_image(target.value) if target.kind == "image" else None
+        if current_tag(target) != new:
+            tags_at_new = False
+            continue
+        if ref is not None and ref.digest != pin:
+            repins.append(ref.digest or "(none)")
+            changes.append(_change(target, _new_value(target, new, pin)))
+    if tags_at_new:
+        for target in binding.targets:
+            if target.kind == "digest" and target.value != pin:
+                repins.append(target.value or "(none)")
+                changes.append(_change(target, pin))
+    if not changes:
+        return None
+    if moves:
+        old = olds[0] or "(none)"
+        return ImageUpdate(image.name, image.repository, image.filter, old, new, selection, tuple(changes), notes)
+    if f"{new}@{pin}" in quarantined:
+        return None  # a person reverted this very pin
+    old_pin = repins[0]
+    note = f"{new} now serves {pin} (was {old_pin}): pinned again, as the tag moved to another manifest."
+    return ImageUpdate(
+        image.name, image.repository, image.filter, f"{new}@{old_pin}", f"{new}@{pin}", selection, tuple(changes), note
+    )
+
+
+def _change(target: Target, value: str) -> Change:
+    return Change(target.file, target.document, target.pointer, target.resource, target.kind, target.value, value)
 
 
 def image_plan(policy: Policy, name: str, updates: Sequence[ImageUpdate], texts: Mapping[str, str]) -> Plan:
@@ -237,6 +315,7 @@ def plan_images(
     history: History,
     *,
     chain: bool,
+    vetted: Mapping[str, Vetting] | None = None,
 ) -> list[Plan]:
     """The image-update plans of one cycle.
 
@@ -245,7 +324,8 @@ def plan_images(
     """
     updates: list[ImageUpdate] = []
     for index, binding in enumerate(bind_images(policy, targets)):
-        update = plan_image_update(policy, index, binding, tags.get(binding.image.name, ()), history)
+        vetting = (vetted or {}).get(binding.image.name)
+        update = plan_image_update(policy, index, binding, tags.get(binding.image.name, ()), history, vetting)
         if update is not None:
             updates.append(update)
     if not updates:

@@ -69,6 +69,7 @@ from gitbot.rollout import (
     settle_rollback,
     step_plan,
 )
+from gitbot.tagfacts import vet_images
 from gitbot.versioning import select
 
 # Branch names of pull requests a person asked for by hand (`gitbot/<policy>/rollback-<name>`,
@@ -247,8 +248,10 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
         policy, checkout, deps.registry, deps.scan_cache, deps.progress, problems=problems
     )
     policy = set_aside_unbound(policy, targets, problems)
+    vetted, unvetted = vet_images(policy, deps.registry, targets, tags, history, deps.clock.now())
+    failures += unvetted
     deps.progress("plan")
-    plans = plan_images(policy, targets, texts, tags, history, chain=chain)
+    plans = plan_images(policy, targets, texts, tags, history, chain=chain, vetted=vetted)
     if not policy.spec.canaries:
         return CyclePlan(tuple(plans), (), failures, tuple(problems))
     routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
