@@ -226,7 +226,9 @@ def plan_image_update(
         return pinned_update(binding, new, pin, selection, changes, olds, quarantined, vetting)
     if not changes:
         return None
-    return ImageUpdate(image.name, image.repository, image.filter, olds[0] or "(none)", new, selection, tuple(changes))
+    notes = skipped_text(vetting) if vetting is not None else ""
+    old = olds[0] or "(none)"
+    return ImageUpdate(image.name, image.repository, image.filter, old, new, selection, tuple(changes), notes)
 
 
 def pinned_update(

@@ -4,13 +4,17 @@ signatures stored under `sha256-<hex>.sig` (made here with `cryptography` in cos
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
 from gitbot.adapters.registry import OciRegistry
+from gitbot.cli import main
 from gitbot.errors import RegistryError
 from gitbot.signatures import judge, load_public_key
 from tests.support.images import new_key, public_pem, push_image, push_index, sign
@@ -149,3 +153,55 @@ def test_a_blob_that_does_not_match_its_digest_is_refused() -> None:
             reg.inspect_tag(f"{host}/lying/app", "1.0", created=True)
     finally:
         server.stop()
+
+
+def test_gitbot_tags_shows_why_each_newer_tag_was_skipped(
+    server: RunningRegistry,
+    client: httpx.Client,
+    tmp_path: Path,
+    docker_config: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key = new_key()
+    now = datetime.now(UTC)
+    old = push_image(client, "facts/cli", "1.0.0", created=(now - timedelta(days=3)).isoformat())
+    push_image(client, "facts/cli", "1.1.0", created=(now - timedelta(days=2)).isoformat(), content="unsigned")
+    young = push_image(client, "facts/cli", "1.2.0", created=(now - timedelta(minutes=5)).isoformat())
+    sign(client, "facts/cli", old, key)
+    sign(client, "facts/cli", young, key)
+    (tmp_path / "cosign.pub").write_bytes(public_pem(key))
+    image = f"{server.host}/facts/cli"
+    args = ["tags", image, "--filter", "1.*", "--min-age", "1h", "--cosign-key", str(tmp_path / "cosign.pub")]
+
+    code, out, err = run([*args, "--digest"], capsys)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert re.fullmatch(r"1\.2\.0  skipped: created 5m(\d+s)? ago, younger than minAge 1h", lines[0])
+    assert lines[1:] == [
+        "1.1.0  skipped: not signed (no cosign signature)",
+        "1.0.0  <- selected",
+        f"3 of 5 tags of {server.host}/facts/cli match '1.*'; 2 skipped",  # the .sig tags count
+        f"selected: 1.0.0@{old}",
+    ]
+    code, out, _err = run([*args, "--json"], capsys)
+    document = json.loads(out)
+    assert (document["selected"], document["digest"]) == ("1.0.0", old)
+    assert [entry["tag"] for entry in document["skipped"]] == ["1.2.0", "1.1.0"]
+
+
+def test_gitbot_tags_refuses_a_bad_key_with_one_line(
+    server: RunningRegistry, tmp_path: Path, docker_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bad.pub").write_text("nope\n")
+    code, out, err = run(["tags", f"{server.host}/facts/cli", "--cosign-key", str(tmp_path / "bad.pub")], capsys)
+    assert code == 2 and out == ""
+    assert "not a PEM public key" in err and len(err.strip().splitlines()) == 1
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    out, err = capsys.readouterr()
+    code = info.value.code
+    assert isinstance(code, int)
+    return code, out, err
