@@ -12,7 +12,6 @@ import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 
 from gitbot.candidates import Gate, Vetting, vet
 from gitbot.config import Policy
@@ -33,24 +32,13 @@ def image_gate(policy: Policy, index: int, environ: Mapping[str, str] | None = N
     if cosign is not None:
         base = f"/spec/images/{index}/verify/cosign"
         if cosign.public_key_file is not None:
-            where = policy.where(f"{base}/publicKeyFile")
-            path = Path(cosign.public_key_file)
-            if not path.is_absolute() and policy.source:
-                path = Path(policy.source).parent / path
-            try:
-                pem = path.read_bytes()
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot read the cosign public key {path}: {type(exc).__name__}", where=where
-                ) from exc
-        else:
-            where = policy.where(f"{base}/publicKeyEnv")
-            env = os.environ if environ is None else environ
-            text = env.get(cosign.public_key_env or "")
-            if not text:
-                raise ConfigError(f"environment variable {cosign.public_key_env} is not set or empty", where=where)
-            pem = text.encode()
-        key = load_public_key(pem, where=where)
+            return Gate(min_age=image.min_age, pin=image.digest == "pin", key=policy.cosign_key_file(index))
+        where = policy.where(f"{base}/publicKeyEnv")
+        env = os.environ if environ is None else environ
+        text = env.get(cosign.public_key_env or "")
+        if not text:
+            raise ConfigError(f"environment variable {cosign.public_key_env} is not set or empty", where=where)
+        key = load_public_key(text.encode(), where=where)
     return Gate(min_age=image.min_age, pin=image.digest == "pin", key=key)
 
 
