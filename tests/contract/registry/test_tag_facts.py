@@ -15,7 +15,10 @@ import pytest
 
 from gitbot.adapters.registry import OciRegistry
 from gitbot.cli import main
+from gitbot.commands.compose import SharedTagLists
+from gitbot.commands.runner import CountingRegistry
 from gitbot.errors import RegistryError
+from gitbot.ports import TagInspector
 from gitbot.signatures import judge, load_public_key
 from tests.support.images import new_key, public_pem, push_image, push_index, sign
 from tests.support.registry import QuietHandler, RunningRegistry, serve, start_registry
@@ -205,3 +208,28 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     code = info.value.code
     assert isinstance(code, int)
     return code, out, err
+
+
+def test_the_daemons_shared_and_counting_registries_pass_tag_facts_through(
+    server: RunningRegistry, client: httpx.Client
+) -> None:
+    digest = push_image(client, "facts/daemon", "1.0", created="2026-02-03T04:05:06Z")
+    recorded: list[tuple[str, str]] = []
+    shared = SharedTagLists(lambda: OciRegistry(rate_limit=None))
+    try:
+        counting = CountingRegistry(shared, lambda system, outcome: recorded.append((system, outcome)))
+        assert isinstance(counting, TagInspector)
+        facts = counting.inspect_tag(f"{server.host}/facts/daemon", "1.0", created=True)
+    finally:
+        shared.close()
+    assert (facts.digest, facts.created) == (digest, datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC))
+    assert recorded == [("registry", "ok")] * 3  # HEAD, manifest, config blob
+
+
+def test_a_registry_that_cannot_describe_tags_is_an_error_for_the_gated_image_only() -> None:
+    class ListsOnly:
+        def list_tags(self, image: str) -> list[str]:
+            return ["1.0"]
+
+    with pytest.raises(RegistryError, match="cannot report digests"):
+        CountingRegistry(ListsOnly(), lambda _system, _outcome: None).inspect_tag("r.example.test/a", "1.0")
