@@ -3,7 +3,9 @@
 
 Signatures follow cosign's published format: a simple-signing payload blob naming the manifest digest,
 an ECDSA P-256 (SHA-256, DER, base64) signature over it in the layer annotation
-`dev.cosignproject.cosign/signature`, in an OCI manifest under the tag `sha256-<hex>.sig`.
+`dev.cosignproject.cosign/signature`, in an OCI manifest under the tag `sha256-<hex>.sig`. They are made here
+because Debian's `skopeo` 1.9 is built with sigstore signing disabled (`copy --sign-by-sigstore-private-key`
+fails with "sigstore disabled"), and cosign itself is not packaged.
 """
 
 from __future__ import annotations
