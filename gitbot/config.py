@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -28,6 +29,7 @@ from pydantic.alias_generators import to_camel
 from gitbot.analysis import CheckSpec
 from gitbot.errors import ConfigError, ManifestError
 from gitbot.manifests import MAX_FILE_SIZE
+from gitbot.signatures import load_public_key
 from gitbot.versioning import TagFilter, parse_filter, parse_image
 from gitbot.yamlio import load_with_positions
 
@@ -280,6 +282,23 @@ class PromotionSettings(_Model):
         return self.after.split("/", 1)[1]
 
 
+class CosignSettings(_Model):
+    """A cosign public key (PEM, ECDSA P-256), from a file or an environment variable; exactly one."""
+
+    public_key_file: str | None = Field(default=None, min_length=1)
+    public_key_env: EnvName | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> CosignSettings:
+        if (self.public_key_file is None) == (self.public_key_env is None):
+            raise ValueError("give exactly one of publicKeyFile and publicKeyEnv")
+        return self
+
+
+class VerifySettings(_Model):
+    cosign: CosignSettings
+
+
 class ImageSettings(_Model):
     name: str = Field(pattern=_NAME)
     repository: str = Field(min_length=1)
@@ -289,6 +308,11 @@ class ImageSettings(_Model):
     order: Literal["semver", "numerical", "alphabetical"] = "semver"
     targets: tuple[TargetSettings, ...] = ()
     promotion: PromotionSettings | None = None
+    # A tag becomes a candidate only once its image was created this long ago (the config's `created`).
+    min_age: Duration | None = None
+    # `pin`: write `repository:tag@sha256:...`, and pin again when the tag's manifest changes.
+    digest: Literal["pin"] | None = None
+    verify: VerifySettings | None = None
 
 
 class RegistrySettings(_Model):
@@ -509,6 +533,8 @@ class Policy(_Model):
             if parsed.tag or parsed.digest:
                 raise self.error(pointer, f"{image.repository!r} names a tag or digest; give the repository only")
             self.image_filter(index)
+            if image.verify is not None and image.verify.cosign.public_key_file is not None:
+                self.cosign_key_file(index)
         images = {image.name for image in spec.images}
         for index, canary in enumerate(spec.canaries):
             base = f"/spec/canaries/{index}"
@@ -574,6 +600,20 @@ class Policy(_Model):
             order=image.order,
             where=self.where(f"/spec/images/{index}/filter"),
         )
+
+    def cosign_key_file(self, index: int) -> ec.EllipticCurvePublicKey:
+        """The cosign public key image `index` names by file (relative to the policy file), checked at load."""
+        cosign = self.spec.images[index].verify
+        assert cosign is not None and cosign.cosign.public_key_file is not None
+        where = self.where(f"/spec/images/{index}/verify/cosign/publicKeyFile")
+        path = Path(cosign.cosign.public_key_file)
+        if not path.is_absolute() and self.source:
+            path = Path(self.source).parent / path
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the cosign public key {path}: {type(exc).__name__}", where=where) from None
+        return load_public_key(pem, where=where)
 
     def error(self, pointer: str, message: str) -> ConfigError:
         """A ConfigError at `pointer` of this policy (`file:line field: message`, as `where` writes it)."""

@@ -183,3 +183,21 @@ class Plan:
     plan_id: str
     evidence: str = ""
     reverts: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class CosignSignature:
+    """One cosign signature as stored in a registry: the signed payload bytes and the base64 signature."""
+
+    payload: bytes
+    signature: str
+
+
+@dataclass(frozen=True)
+class TagFacts:
+    """What a registry says of one tag: the manifest digest it serves and, when asked for, when the image
+    was created (None when its config has no `created`) and the cosign signatures stored for that digest."""
+
+    digest: str
+    created: datetime | None = None
+    signatures: tuple[CosignSignature, ...] = ()

@@ -40,6 +40,8 @@ class ImageUpdate:
     changes: tuple[Change, ...]
     # The promotion gate's evidence that `new` ran in the earlier environment ("" without a gate).
     gate: str = ""
+    # What else decided the tag (tags skipped for their age or signature, a digest pinned again).
+    notes: str = ""
 
 
 def plan_id(policy: str, name: str, action: str, changes: Sequence[Change], context: Sequence[str] = ()) -> str:
@@ -85,6 +87,8 @@ def why_this_tag(update: ImageUpdate) -> str:
         text += f" Ignored {len(update.selection.ignored)} tags that are not valid OCI tags."
     if update.gate:
         text += f" {update.gate}"
+    if update.notes:
+        text += f" {update.notes}"
     return text
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gitbot.canary import CanaryDecision, decide
+from gitbot.candidates import Vetting, narrow, skipped_text
 from gitbot.config import GROUP_ALL_NAME, ImageSettings, Policy, line_of, pointer_to_field
 from gitbot.domain import Change, Plan, TagSelection, Target
 from gitbot.errors import ConfigError
@@ -90,7 +91,8 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
                     where=place,
                 )
             bound += found
-        markers = [t for t in targets if t.marker and t.marker.split(":")[-1] == image.name and t.kind in _IMAGE_KINDS]
+        kinds = _IMAGE_KINDS | {"digest"} if image.digest == "pin" else _IMAGE_KINDS
+        markers = [t for t in targets if t.marker and t.marker.split(":")[-1] == image.name and t.kind in kinds]
         # A field named by resource and also marked for this same image policy is one binding, not two.
         bound += [t for t in markers if t not in bound]
         if not bound:
@@ -144,11 +146,13 @@ def current_tag(target: Target) -> str | None:
     return parse_image(target.value).tag
 
 
-def _new_value(target: Target, tag: str) -> str:
+def _new_value(target: Target, tag: str, digest: str | None = None) -> str:
     if target.kind == "tag":
         return tag
+    if target.kind == "digest" and digest:
+        return digest
     ref = parse_image(target.value)
-    return f"{ref.repository}:{tag}"
+    return f"{ref.repository}:{tag}" + (f"@{digest}" if digest else "")
 
 
 def behind_quarantine(tags: Sequence[str], flt: TagFilter, selection: TagSelection) -> bool:
@@ -169,13 +173,22 @@ def image_filter(policy: Policy, index: int) -> TagFilter:
 
 
 def plan_image_update(
-    policy: Policy, index: int, binding: Binding, tags: Sequence[str], history: History
+    policy: Policy,
+    index: int,
+    binding: Binding,
+    tags: Sequence[str],
+    history: History,
+    vetting: Vetting | None = None,
 ) -> ImageUpdate | None:
-    """The update one image policy asks for, or None when its targets already run the right tag."""
+    """The update one image policy asks for, or None when its targets already run the right tag.
+
+    `vetting` is what the registry said of the matching tags (release age, signature, digest), when the
+    image policy asks for any of it: only its chosen tag may be proposed.
+    """
     image = binding.image
     flt = image_filter(policy, index)
     quarantined = history.quarantined(image.name)
-    selection = select(tags, flt, quarantine=quarantined.keys())
+    selection = narrow(select(tags, flt, quarantine=quarantined.keys()), vetting)
     if selection.selected is None or behind_quarantine(tags, flt, selection):
         return None
     new = selection.selected
@@ -186,7 +199,9 @@ def plan_image_update(
     changes: list[Change] = []
     olds: list[str] = []
     for target in binding.targets:
-        if target.kind == "image" and parse_image(target.value).digest:
+        if target.kind == "digest":
+            continue  # bound with `digest: pin` only; it follows the tag (see `pinned_update`)
+        if target.kind == "image" and parse_image(target.value).digest and image.digest != "pin":
             # A digest pins the exact image; changing the tag beside it would be a lie.
             continue
         old = current_tag(target)
@@ -210,9 +225,74 @@ def plan_image_update(
                 _new_value(target, new),
             )
         )
+    pin = vetting.digest if vetting is not None and image.digest == "pin" else None
+    if pin is not None:
+        return pinned_update(binding, new, pin, selection, changes, olds, quarantined, vetting)
     if not changes:
         return None
-    return ImageUpdate(image.name, image.repository, image.filter, olds[0] or "(none)", new, selection, tuple(changes))
+    notes = skipped_text(vetting) if vetting is not None else ""
+    old = olds[0] or "(none)"
+    return ImageUpdate(image.name, image.repository, image.filter, old, new, selection, tuple(changes), notes)
+
+
+def pinned_update(
+    binding: Binding,
+    new: str,
+    pin: str,
+    selection: TagSelection,
+    moves: Sequence[Change],
+    olds: Sequence[str],
+    quarantined: Collection[str],
+    vetting: Vetting | None,
+) -> ImageUpdate | None:
+    """The update of an image policy with `digest: pin`: the tag move with digests, or else a re-pin.
+
+    A target already on `new` whose digest differs (a mutable tag such as `latest` or `1.2` was pushed
+    again) is pinned to the digest the registry serves now, as its own change naming both digests. A
+    digest target (a Flux `:digest` marker) follows only when every tag of the image ends up on `new`.
+    """
+    image = binding.image
+    notes = skipped_text(vetting) if vetting is not None else ""
+    moved = {(c.file, c.document, c.pointer) for c in moves}
+    changes: list[Change] = []
+    repins: list[str] = []
+    tags_at_new = True
+    for target in binding.targets:
+        key = (target.file, target.document, target.pointer)
+        if key in moved:
+            change = next(c for c in moves if (c.file, c.document, c.pointer) == key)
+            changes.append(replace(change, new=_new_value(target, new, pin)))
+            continue
+        if target.kind == "digest":
+            continue
+        ref = parse_image(target.value) if target.kind == "image" else None
+        if current_tag(target) != new:
+            tags_at_new = False
+            continue
+        if ref is not None and ref.digest != pin:
+            repins.append(ref.digest or "(none)")
+            changes.append(_change(target, _new_value(target, new, pin)))
+    if tags_at_new:
+        for target in binding.targets:
+            if target.kind == "digest" and target.value != pin:
+                repins.append(target.value or "(none)")
+                changes.append(_change(target, pin))
+    if not changes:
+        return None
+    if moves:
+        old = olds[0] or "(none)"
+        return ImageUpdate(image.name, image.repository, image.filter, old, new, selection, tuple(changes), notes)
+    if f"{new}@{pin}" in quarantined:
+        return None  # a person reverted this very pin
+    old_pin = repins[0]
+    note = f"{new} now serves {pin} (was {old_pin}): pinned again, as the tag moved to another manifest."
+    return ImageUpdate(
+        image.name, image.repository, image.filter, f"{new}@{old_pin}", f"{new}@{pin}", selection, tuple(changes), note
+    )
+
+
+def _change(target: Target, value: str) -> Change:
+    return Change(target.file, target.document, target.pointer, target.resource, target.kind, target.value, value)
 
 
 def moves_back(old: str, new: str, ranked: Sequence[str], flt: TagFilter) -> bool:
@@ -266,6 +346,13 @@ def held_downgrades(
     return problems
 
 
+def admitted_tags(binding: Binding, tags: Sequence[str], gate: Gate | None) -> Sequence[str]:
+    """The tags the image's promotion gate lets through; the tags its targets run always stay."""
+    if gate is None:
+        return tags
+    return gate.admit(tags, keep={tag for tag in (current_tag(t) for t in binding.targets) if tag})
+
+
 def gated_update(
     policy: Policy,
     index: int,
@@ -273,16 +360,17 @@ def gated_update(
     tags: Sequence[str],
     history: History,
     gates: Mapping[str, Gate] | None,
+    vetting: Vetting | None = None,
 ) -> ImageUpdate | None:
     """`plan_image_update` on the tags the image's promotion gate lets through, with the gate's evidence.
 
     The tags the targets run already stay in the list, so a target is never moved below the tag it runs.
+    `vetting` (release age, signature, digest) must have been made on the tags the gate admits.
     """
     gate = gates.get(binding.image.name) if gates else None
     if gate is None:
-        return plan_image_update(policy, index, binding, tags, history)
-    running = {tag for tag in (current_tag(t) for t in binding.targets) if tag}
-    update = plan_image_update(policy, index, binding, gate.admit(tags, keep=running), history)
+        return plan_image_update(policy, index, binding, tags, history, vetting)
+    update = plan_image_update(policy, index, binding, admitted_tags(binding, tags, gate), history, vetting)
     return replace(update, gate=gate.evidence(update.new)) if update is not None else None
 
 
@@ -313,6 +401,7 @@ def plan_images(
     *,
     chain: bool,
     gates: Mapping[str, Gate] | None = None,
+    vetted: Mapping[str, Vetting] | None = None,
 ) -> list[Plan]:
     """The image-update plans of one cycle.
 
@@ -322,7 +411,8 @@ def plan_images(
     """
     updates: list[ImageUpdate] = []
     for index, binding in enumerate(bind_images(policy, targets)):
-        update = gated_update(policy, index, binding, tags.get(binding.image.name, ()), history, gates)
+        vetting = (vetted or {}).get(binding.image.name)
+        update = gated_update(policy, index, binding, tags.get(binding.image.name, ()), history, gates, vetting)
         if update is not None:
             updates.append(update)
     if not updates:

@@ -11,9 +11,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
-from gitbot.domain import Author, CommitInfo
+from gitbot.domain import Author, CommitInfo, TagFacts
 
 # Run by `Checkout.revert` once the revert is applied to the working tree but not committed: the further
 # files to write (relative path -> text) and the message to commit with, or None to give the revert up.
@@ -168,3 +168,13 @@ class Forge(Protocol):
 
 class Notifier(Protocol):
     def notify(self, event: str, text: str, fields: Mapping[str, str]) -> None: ...
+
+
+@runtime_checkable
+class TagInspector(Protocol):
+    """A `Registry` that can also describe one tag; needed by images with minAge, digest or verify."""
+
+    def inspect_tag(self, image: str, tag: str, *, created: bool = False, signatures: bool = False) -> TagFacts:
+        """The manifest digest `tag` of `image` serves now; with `created`, when its image was created; with
+        `signatures`, the cosign signatures stored under that digest's `.sig` tag (none when it has none)."""
+        ...

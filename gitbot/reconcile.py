@@ -46,6 +46,7 @@ from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body,
 from gitbot.planner import (
     CanaryOutcome,
     LookupFailure,
+    admitted_tags,
     behind_quarantine,
     bind_images,
     current_tag,
@@ -71,6 +72,7 @@ from gitbot.rollout import (
     settle_rollback,
     step_plan,
 )
+from gitbot.tagfacts import vet_images
 from gitbot.versioning import TagFilter, select
 
 # Branch names of pull requests a person asked for by hand (`gitbot/<policy>/rollback-<name>`,
@@ -300,8 +302,15 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     )
     policy = set_aside_unbound(policy, targets, problems)
     gates = read_gates(policy, deps, checkout, deps.clock.now())
+    # Release age, signatures and digests are asked only of the tags the promotion gate lets through.
+    admitted = {
+        binding.image.name: admitted_tags(binding, tags.get(binding.image.name, ()), gates.get(binding.image.name))
+        for binding in bind_images(policy, targets)
+    }
+    vetted, unvetted = vet_images(policy, deps.registry, targets, admitted, history, deps.clock.now())
+    failures += unvetted
     deps.progress("plan")
-    plans = plan_images(policy, targets, texts, tags, history, chain=chain, gates=gates)
+    plans = plan_images(policy, targets, texts, tags, history, chain=chain, gates=gates, vetted=vetted)
     problems += held_downgrades(policy, targets, tags, history)
     if not policy.spec.canaries:
         return CyclePlan(tuple(plans), (), failures, tuple(problems))

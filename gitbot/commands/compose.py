@@ -22,7 +22,7 @@ from gitbot.adapters.gitrepo import GitWorkspace
 from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciRegistry, locate
 from gitbot.config import CanarySettings, Policy, secret_from_env
-from gitbot.domain import Author
+from gitbot.domain import Author, TagFacts
 from gitbot.errors import ConfigError
 from gitbot.logs import remember_secrets
 from gitbot.manifests import ScanCache
@@ -250,6 +250,17 @@ class SharedTagLists:
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
+
+    def inspect_tag(self, image: str, tag: str, *, created: bool = False, signatures: bool = False) -> TagFacts:
+        """`TagInspector`: one tag's digest (and creation time, signatures) through the host's shared client."""
+        host, _path = locate(image)
+        lock, client = self._client(host)
+        with lock:
+            before = sum(client.requests.values())
+            try:
+                return client.inspect_tag(image, tag, created=created, signatures=signatures)
+            finally:
+                self._sent.count = self._count() + sum(client.requests.values()) - before
 
 
 class SharedAdapters:

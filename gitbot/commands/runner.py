@@ -22,10 +22,10 @@ from typing import TypeVar
 from gitbot.adapters.notify import notifiers_for
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy
-from gitbot.domain import Author, CommitInfo
-from gitbot.errors import ConfigError, GitbotError
+from gitbot.domain import Author, CommitInfo, TagFacts
+from gitbot.errors import ConfigError, GitbotError, RegistryError
 from gitbot.logs import SecretMasker, log_event
-from gitbot.ports import Checkout, Forge, Notifier, PullRequest, Registry, RevertFinish, Workspace
+from gitbot.ports import Checkout, Forge, Notifier, PullRequest, Registry, RevertFinish, TagInspector, Workspace
 from gitbot.reconcile import CycleResult, Deps, run_cycle
 from gitbot.service import CycleSummary
 
@@ -68,6 +68,23 @@ class CountingRegistry:
         finally:
             after = self._sent()
             # A cached answer sends nothing; a retried one sends several requests.
+            count = 1 if before is None or after is None else after - before
+            for _ in range(count):
+                self._record("registry", outcome)
+
+    def inspect_tag(self, image: str, tag: str, *, created: bool = False, signatures: bool = False) -> TagFacts:
+        """`TagInspector` through the wrapped registry, counted as `list_tags` is."""
+        inner = self._inner
+        if not isinstance(inner, TagInspector):
+            raise RegistryError("this registry client cannot report digests, creation times or signatures")
+        before = self._sent()
+        outcome = "error"
+        try:
+            facts = inner.inspect_tag(image, tag, created=created, signatures=signatures)
+            outcome = "ok"
+            return facts
+        finally:
+            after = self._sent()
             count = 1 if before is None or after is None else after - before
             for _ in range(count):
                 self._record("registry", outcome)
