@@ -279,8 +279,9 @@ def edit_in_steps(texts: Mapping[str, str], steps: Sequence[Sequence[Change]], *
     by_file: dict[str, list[list[Assignment]]] = {}
     for step, changes in enumerate(steps):
         for change in changes:
-            per_step = by_file.setdefault(change.file, [[] for _ in steps])
-            per_step[step].append(Assignment(change.document, change.pointer, change.new))
+            if change.file not in by_file:
+                by_file[change.file] = [[] for _ in steps]
+            by_file[change.file][step].append(Assignment(change.document, change.pointer, change.new))
     out: list[dict[str, str]] = [{} for _ in steps]
     for file, per_step in sorted(by_file.items()):
         results = apply_steps(texts[file], per_step, source=file, chain=chain)
