@@ -100,6 +100,18 @@ ByteSize = Annotated[int, BeforeValidator(parse_size)]
 EnvName = Annotated[str, AfterValidator(env_name)]
 
 
+def parse_notify_after(value: object) -> timedelta | int:
+    """`notifyAfterInconclusive`: a duration (`30m`), or the older whole number of cycles (kept as an int)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"expected a duration such as 30m (or a number of cycles >= 1), got {value}")
+        return value
+    return parse_duration(value)
+
+
+NotifyAfter = Annotated[timedelta | int, BeforeValidator(parse_notify_after)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", populate_by_name=True, alias_generator=to_camel, strict=False
@@ -296,13 +308,17 @@ class RegistryLimits(_Model):
 
 
 class CheckSettings(_Model):
-    name: Literal["success-rate", "latency-p99", "custom"]
+    name: Literal["success-rate", "latency-p99", "custom", "error-rate", "latency"]
     min: float | None = None
     max: float | None = None
     max_ratio: float | None = Field(default=None, gt=0)
     max_drop: float | None = Field(default=None, ge=0)
     query: str | None = None
     label: str | None = None
+    # Sequential checks (error-rate, latency): an anytime-valid test against GA since the step landed.
+    test: Literal["threshold", "sequential"] | None = None
+    alpha: float | None = Field(default=None, gt=0, lt=1)
+    margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _thresholds(self) -> CheckSettings:
@@ -310,7 +326,9 @@ class CheckSettings(_Model):
             raise ValueError("a custom check needs a query")
         if self.name != "custom" and (self.query or self.label):
             raise ValueError(f"{self.name} is built in and takes no {'query' if self.query else 'label'}")
-        if all(v is None for v in (self.min, self.max, self.max_ratio, self.max_drop)):
+        sequential = self.name in ("error-rate", "latency") or self.test is not None
+        sequential = sequential or self.alpha is not None or self.margin is not None
+        if not sequential and all(v is None for v in (self.min, self.max, self.max_ratio, self.max_drop)):
             raise ValueError("give at least one threshold: min, max, maxRatio or maxDrop")
         try:
             # The analysis owns which thresholds each check takes; asked now, a mistake is found at load.
@@ -322,7 +340,18 @@ class CheckSettings(_Model):
 
     def spec(self) -> CheckSpec:
         """The check as the analysis runs it."""
-        return CheckSpec(self.name, self.min, self.max, self.max_ratio, self.max_drop, self.query, self.label)
+        return CheckSpec(
+            self.name,
+            self.min,
+            self.max,
+            self.max_ratio,
+            self.max_drop,
+            self.query,
+            self.label,
+            test=self.test,
+            alpha=self.alpha,
+            margin=self.margin,
+        )
 
 
 class PrometheusSettings(_Model):
@@ -338,7 +367,7 @@ class AnalysisSettings(_Model):
     stable_workload: str
     canary_workload: str
     checks: tuple[CheckSettings, ...] = Field(min_length=1)
-    notify_after_inconclusive: int = Field(default=3, ge=1)
+    notify_after_inconclusive: NotifyAfter = timedelta(minutes=15)
 
     @field_validator("namespace", "stable_workload", "canary_workload")
     @classmethod
@@ -382,6 +411,7 @@ class CanarySettings(_Model):
     analysis: AnalysisSettings
     on_failure: Literal["rollback", "hold"] = "rollback"
     on_complete: Literal["hold", "promote"] = "hold"
+    on_new_image: Literal["restart", "continue"] = "restart"
     image: str | None = None
     promote_to: str | None = None
     traffic_tolerance: float = Field(default=5.0, ge=0, le=100)
@@ -489,6 +519,31 @@ class Policy(_Model):
                 if not gateway and dest.backend_ref is not None:
                     raise self.error(f"{base}/{side}", "a VirtualService names its destinations by subset or host")
         return self
+
+    @model_validator(mode="after")
+    def _notify_after_cycles(self) -> Policy:
+        """The older form of notifyAfterInconclusive counts cycles, which only an interval schedule spaces evenly."""
+        for index, canary in enumerate(self.spec.canaries):
+            cycles = canary.analysis.notify_after_inconclusive
+            if isinstance(cycles, int) and self.spec.schedule.interval is None:
+                raise self.error(
+                    f"/spec/canaries/{index}/analysis/notifyAfterInconclusive",
+                    f"{cycles} counts cycles, which a cron schedule does not space evenly; "
+                    "give how long the analysis may stay inconclusive since the step, e.g. 30m",
+                )
+        return self
+
+    def notify_after(self, index: int) -> timedelta:
+        """How long canary `index` may stay inconclusive since its step before someone is told.
+
+        The older whole-number form counts cycles of the policy's schedule: that many intervals.
+        """
+        value = self.spec.canaries[index].analysis.notify_after_inconclusive
+        if isinstance(value, timedelta):
+            return value
+        interval = self.spec.schedule.interval
+        assert interval is not None  # refused at load for cron schedules
+        return value * interval
 
     def image_filter(self, index: int) -> TagFilter:
         """The compiled tag filter of image `index`; a bad one is a FilterError naming its place in the file."""

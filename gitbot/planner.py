@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gitbot.canary import CanaryDecision, decide
-from gitbot.config import GROUP_ALL_NAME, ImageSettings, Policy
+from gitbot.config import GROUP_ALL_NAME, ImageSettings, Policy, line_of, pointer_to_field
 from gitbot.domain import Assignment, Change, Plan, TagSelection, Target
 from gitbot.edits import apply_steps
 from gitbot.errors import ConfigError
@@ -26,6 +26,7 @@ from gitbot.history import (
     TRAILER_TO,
     History,
 )
+from gitbot.manifests import Problem
 from gitbot.messages import (
     ImageUpdate,
     image_commit_body,
@@ -46,7 +47,7 @@ from gitbot.rollout import (
     step_plan,
     weight_changes,
 )
-from gitbot.versioning import TagFilter, parse_image, select, split_registry
+from gitbot.versioning import TagFilter, compare, is_valid_tag, parse_image, select, split_registry
 
 _IMAGE_KINDS = frozenset({"image", "tag"})
 
@@ -200,6 +201,8 @@ def plan_image_update(
             continue  # never move a target back to an older tag
         if old is not None and old in promoted and old not in ranked:
             continue  # a canary promoted this tag, outside this filter: the next promotion replaces it
+        if old is not None and moves_back(old, new, ranked, flt):
+            continue  # the list lacks the running tag: it cannot say a newer one is wrong (see held_downgrades)
         olds.append(old or "")
         changes.append(
             Change(
@@ -215,6 +218,57 @@ def plan_image_update(
     if not changes:
         return None
     return ImageUpdate(image.name, image.repository, image.filter, olds[0] or "(none)", new, selection, tuple(changes))
+
+
+def moves_back(old: str, new: str, ranked: Sequence[str], flt: TagFilter) -> bool:
+    """Whether `new` is older, by the filter's ordering, than `old`, a running tag the tag list does not have.
+
+    A lagging registry replica, a list cut short or a deleted tag can leave the running tag out of the list;
+    the list then says nothing about whether anything older should run. A running tag the filter does not
+    admit is not of the policy's line of tags (a person narrowed the filter): moving it is the policy's wish.
+    """
+    return old not in ranked and is_valid_tag(old) and flt.matches(old) and compare(old, new, flt) > 0
+
+
+def held_downgrades(
+    policy: Policy, targets: Sequence[Target], tags: Mapping[str, Sequence[str]], history: History
+) -> list[Problem]:
+    """One Problem, at the image's place in the policy, per image held at a running tag its tag list lacks
+    because the newest tag the list allows is older (what `plan_image_update` leaves alone)."""
+    problems: list[Problem] = []
+    for index, binding in enumerate(bind_images(policy, targets)):
+        listed = tags.get(binding.image.name)
+        if not listed:
+            continue  # a failed lookup is reported as such; an empty list moves nothing
+        present = set(listed)
+        running = {
+            tag
+            for target in binding.targets
+            if not (target.kind == "image" and parse_image(target.value).digest)
+            and (tag := current_tag(target)) is not None
+            and tag not in present
+        }
+        if not running:
+            continue
+        flt = image_filter(policy, index)
+        selection = select(listed, flt, quarantine=history.quarantined(binding.image.name).keys())
+        if selection.selected is None or behind_quarantine(listed, flt, selection):
+            continue
+        new = selection.selected
+        ranked = select(listed, flt).candidates if selection.quarantined else selection.candidates
+        held = sorted(tag for tag in running if moves_back(tag, new, ranked, flt))
+        if held:
+            pointer = f"/spec/images/{index}"
+            problems.append(
+                Problem(
+                    policy.source,
+                    line_of(policy.lines, pointer),
+                    f"{pointer_to_field(pointer)}: image {binding.image.name} holds at {', '.join(held)}: the tag "
+                    f"list of {binding.image.repository} does not have it and the newest tag it allows, {new}, "
+                    "is older; not moving back (a registry replica behind, a list cut short or a deleted tag)",
+                )
+            )
+    return problems
 
 
 def image_plan(
@@ -374,7 +428,6 @@ def plan_canaries(
     observations: Mapping[str, Observation],
     now: datetime,
     *,
-    streaks: Mapping[str, int],
     busy_images: Collection[str] = (),
 ) -> list[CanaryOutcome]:
     """Decide every canary of the policy and plan the step, rollback or promotion that follows."""
@@ -394,8 +447,8 @@ def plan_canaries(
         canary_tag = _image_tag(bindings, canary.image)
         ga_tag = _image_tag(bindings, canary.promote_to)
         differs = canary_tag is None or ga_tag is None or canary_tag != ga_tag
-        state = observe_state(route, hist, observation, now, canary_differs=differs, streak=streaks.get(canary.name, 0))
-        decision = decide(canary_policy(canary), state)
+        state = observe_state(route, hist, observation, now, canary_differs=differs)
+        decision = decide(canary_policy(canary, policy), state)
         plan: Plan | None = None
         note = ""
         if decision.action == "promote" and canary.promote_to and not canary_tag:

@@ -32,6 +32,16 @@ class Registry(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Workload:
+    """A workload whose served requests are counted: its namespace, its name and whose view counts them
+    (the mesh's reporter: `destination` is the server's own proxy)."""
+
+    namespace: str
+    name: str
+    reporter: str = "destination"
+
+
 class Metrics(Protocol):
     def instant(self, query: str, at: datetime) -> float | None:
         """The single value of an instant query at `at`; None for no data, NaN or an infinity."""
@@ -39,6 +49,15 @@ class Metrics(Protocol):
 
     def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
         """A range query of a single series as (unix seconds, value) pairs; empty for no data."""
+        ...
+
+    def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
+        """(requests, server errors (5xx)) that `workload` served from `start` to `end`; None for no data."""
+        ...
+
+    def latency_buckets(self, workload: Workload, start: datetime, end: datetime) -> list[tuple[float, float]]:
+        """Requests `workload` served from `start` to `end` that took at most each bound, as (bound in
+        milliseconds, cumulative count), ascending, the +Inf bound last; empty for no data."""
         ...
 
 
@@ -52,7 +71,7 @@ class Checkout(Protocol):
     def head(self) -> str: ...
 
     def log(self, max_count: int = 500) -> list[CommitInfo]:
-        """Commits reachable from HEAD, newest first."""
+        """Commits reachable from HEAD in the order they landed on the branch, newest first."""
         ...
 
     def commit(self, files: Mapping[str, str], message: str, author: Author) -> str:
@@ -84,8 +103,11 @@ class Checkout(Protocol):
         """
         ...
 
-    def push_branch(self, branch: str, sha: str) -> None:
-        """Force-push `sha` to the bot's own branch `branch` (never the environment branch)."""
+    def push_branch(self, branch: str, sha: str, expected: str | None = None) -> None:
+        """Force-push `sha` to the bot's own branch `branch` (never the environment branch).
+
+        With `expected`, only while the branch still points at that sha; PushRejectedError when it moved.
+        """
         ...
 
     def refresh(self) -> None:

@@ -17,8 +17,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from gitbot.analysis import latency_series, observed_canary_share, render_latency_chart, run_analysis, share_applied_at
-from gitbot.canary import CanaryDecision, dwell_left
+from gitbot.analysis import (
+    latency_series,
+    observed_canary_share,
+    read_ga_reference,
+    render_latency_chart,
+    run_analysis,
+    run_full_weight_analysis,
+    share_applied_at,
+)
+from gitbot.canary import CanaryDecision, decide, dwell_left
 from gitbot.config import GROUP_ALL_NAME, MANUAL_PREFIXES, CanarySettings, Policy, line_of, pointer_to_field
 from gitbot.domain import Author, Plan, Target
 from gitbot.errors import (
@@ -41,6 +49,7 @@ from gitbot.planner import (
     behind_quarantine,
     bind_images,
     current_tag,
+    held_downgrades,
     image_filter,
     lookup_failures,
     plan_canaries,
@@ -54,7 +63,9 @@ from gitbot.rollout import (
     canary_history,
     canary_policy,
     marker_message,
+    observe_state,
     read_route,
+    restart_on_new_image,
     rollback_commit_message,
     settle_rollback,
     step_plan,
@@ -107,7 +118,6 @@ class Deps:
     log: Callable[[str], None] = field(default=lambda _msg: None)
     # The stage a cycle enters (checkout, scan, history, tags ..., plan, analysis, deliver), for progress.
     progress: Callable[[str], None] = field(default=lambda _stage: None)
-    streaks: dict[str, int] = field(default_factory=dict)
     scan_cache: ScanCache | None = None
     # Seconds that only go forward, for the cycle's deadline (tests drive it; the Clock may be accelerated).
     monotonic: Callable[[], float] = time.monotonic
@@ -227,9 +237,23 @@ def observe(policy: Policy, route: RouteState, history: History, metrics: Metric
         return Observation(None, None, None)
     canary = route.canary
     spec = analysis_spec(route)
-    analysis = run_analysis(spec, metrics, now)
+    hist = canary_history(history, canary)
+    # Sequential checks count from when the step (or a newer canary image) landed, read from git: no state.
+    # Without a step in history, from one dwell and window back, as the share below.
+    landed = max((t for t in (hist.last_step_at, hist.tag_changed_at) if t is not None), default=None)
+    if route.weight >= 100:
+        # GA takes no traffic: compare with GA's own figures from the window before the step to 100% landed.
+        reference = read_ga_reference(spec, metrics, hist.full_at)
+        # Sequential checks: the canary's counts since the step to 100% (or a newer canary image), GA's over
+        # the period before it, from the previous move of the weights.
+        full_since = max((t for t in (hist.full_at, hist.tag_changed_at) if t is not None), default=None)
+        analysis = run_full_weight_analysis(
+            spec, metrics, now, reference, since=full_since, before_full_at=hist.before_full_at
+        )
+    else:
+        analysis = run_analysis(spec, metrics, now, since=landed or now - canary.interval - spec.window)
     share = observed_canary_share(spec, metrics, now)
-    last_step_at = canary_history(history, canary).last_step_at
+    last_step_at = hist.last_step_at
     # No step in history (weights set by hand, or beyond the log read): only the traffic can tell how long
     # the weight has held, so look back one dwell and window; otherwise the dwell would be skipped.
     since = last_step_at if last_step_at is not None else now - canary.interval - spec.window
@@ -247,13 +271,15 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     policy = set_aside_unbound(policy, targets, problems)
     deps.progress("plan")
     plans = plan_images(policy, targets, texts, tags, history, chain=chain)
+    problems += held_downgrades(policy, targets, tags, history)
     if not policy.spec.canaries:
         return CyclePlan(tuple(plans), (), failures, tuple(problems), texts)
+    routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
+    plans = restart_on_new_image(policy, plans, routes, texts, chain=chain)
     current = dict(texts)
     if chain:
         for plan in plans:
             current.update(dict(plan.files))
-    routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
     now = deps.clock.now()
     observations: dict[str, Observation] = {}
     if deps.metrics is not None:
@@ -263,9 +289,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     # A commit changes the canary's image this cycle, so the analysis of the old one decides nothing; a pull
     # request only proposes it, and the canary on the branch is still the one to step or roll back.
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
-    outcomes = plan_canaries(
-        policy, targets, current, history, routes, observations, now, streaks=deps.streaks, busy_images=busy
-    )
+    outcomes = plan_canaries(policy, targets, current, history, routes, observations, now, busy_images=busy)
     plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
     return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems), texts)
 
@@ -325,7 +349,6 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 delivered = deliver_pull_requests(
                     policy, checkout, deps.forge, plans, keep=unplanned_by_failure(policy, cycle.failures)
                 )
-                remember_streaks(deps, cycle)
                 return CycleResult(
                     policy.name,
                     plans,
@@ -347,7 +370,6 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 )
                 checkout.refresh()
                 continue
-            remember_streaks(deps, cycle)
             return CycleResult(
                 policy.name,
                 plans,
@@ -477,13 +499,6 @@ def _renumber_lines(
     return out
 
 
-def remember_streaks(deps: Deps, cycle: CyclePlan) -> None:
-    """Carry each canary's run of inconclusive analyses into the next cycle (process memory, not git)."""
-    for outcome in cycle.canaries:
-        if outcome.decision is not None:
-            deps.streaks[outcome.name] = outcome.decision.inconclusive_cycles
-
-
 def commit_plan(policy: Policy, checkout: Checkout, plan: Plan) -> str:
     """Commit one plan: a `git revert` when it reverts commits, its edited files when that conflicts.
 
@@ -609,8 +624,16 @@ def deliver_pull_requests(
             delivered.append(Delivery(plan.name, "skipped", refused.url, plan.subject))
             continue
         sha = commit_plan(policy, checkout, plan)
+        # An update replaces the branch only if it still holds the head read above: of two replicas updating
+        # one pull request at once, the second finds it moved, and reports it unchanged rather than updated.
+        expected = existing.head_sha or None if existing is not None else None
         try:
-            checkout.push_branch(branch, sha)
+            checkout.push_branch(branch, sha, expected)
+        except PushRejectedError:
+            if existing is None:
+                raise
+            delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
+            continue
         finally:
             checkout.reset(base)
         body = pull_request_text(policy, plan)
@@ -791,6 +814,10 @@ class CanaryReport:
     dwell_left: timedelta | None
     paused: str
     observation: Observation
+    steps: tuple[int, ...] = ()
+    decision: CanaryDecision | None = None
+    stable_images: tuple[str, ...] = ()
+    canary_images: tuple[str, ...] = ()
 
 
 def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
@@ -814,9 +841,37 @@ def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
         step = "between steps (set by hand)"
     # Counted as the cycle counts it: from the step, a new canary image or the traffic showing the weight.
     dwell = dwell_left(canary.interval, now, hist.last_step_at, hist.tag_changed_at, observation.applied_at)
-    return CanaryReport(
-        name, canary.route, route.weight, step, dwell, hist.paused_reason if hist.paused else "", observation
+    stable, moving = (
+        workload_images(targets, workload)
+        for workload in (canary.analysis.stable_workload, canary.analysis.canary_workload)
     )
+    differs = not stable or not moving or {_tag_of(v) for v in stable} != {_tag_of(v) for v in moving}
+    # What a cycle would decide now, so that a person sees why the canary holds.
+    decision = decide(
+        canary_policy(canary, policy), observe_state(route, hist, observation, now, canary_differs=differs)
+    )
+    return CanaryReport(
+        name,
+        canary.route,
+        route.weight,
+        step,
+        dwell,
+        hist.paused_reason if hist.paused else "",
+        observation,
+        steps=canary.steps,
+        decision=decision,
+        stable_images=stable,
+        canary_images=moving,
+    )
+
+
+def workload_images(targets: Sequence[Target], workload: str) -> tuple[str, ...]:
+    """The images the workload named `workload` runs (its containers' `image:` values), as written."""
+    return tuple(sorted({t.value for t in targets if t.kind == "image" and t.resource.rsplit("/", 1)[-1] == workload}))
+
+
+def _tag_of(image: str) -> str:
+    return image.rsplit("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2] or image
 
 
 # The first words of a step's message when `gitbot promote` made it (rollout.step_plan writes them).

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 from github import Auth, Github, GithubException
 from github.PullRequest import PullRequest as GithubPull
 from github.Repository import Repository
+from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass, Requester
 from urllib3.util.retry import Retry
 
+from gitbot.adapters.deadline import DeadlineAdapter, DeadlineExceeded
 from gitbot.errors import AuthError, ConfigError, ForgeError
 from gitbot.ports import PullRequest
 
@@ -31,6 +34,10 @@ T = TypeVar("T")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # Only reads are retried: a POST or PATCH that timed out may already have taken effect.
 _RETRIED_METHODS = frozenset({"GET", "HEAD"})
+# Seconds one API request may take in all (retries and a dripping answer included); `timeout` bounds each read.
+REQUEST_DEADLINE = 60.0
+# PyGithub takes its connection classes from class attributes when a client is made: set for one construction.
+_CONSTRUCTING = threading.Lock()
 
 
 class GitHubForge:
@@ -39,7 +46,7 @@ class GitHubForge:
     `base_url` is `https://api.github.com` or a GitHub Enterprise `https://HOST/api/v3`. `throttle` keeps
     PyGithub's pauses between requests (0.25 s) and writes (1 s), which GitHub asks integrations to keep;
     tests turn it off. `retries` bounds retries of reads and of connection failures; `per_page` is the
-    page size of listings.
+    page size of listings. `timeout` bounds each read of an answer, `deadline` each request as a whole.
     """
 
     def __init__(
@@ -49,6 +56,7 @@ class GitHubForge:
         *,
         base_url: str = "https://api.github.com",
         timeout: float = 15,
+        deadline: float = REQUEST_DEADLINE,
         throttle: bool = True,
         retries: int = 2,
         backoff: float = 0.5,
@@ -76,14 +84,23 @@ class GitHubForge:
         pauses: dict[str, float | None] = (
             {} if throttle else {"seconds_between_requests": None, "seconds_between_writes": None}
         )
-        self._github = Github(
-            auth=Auth.Token(token),
-            base_url=self.base_url,
-            timeout=max(1, math.ceil(timeout)),
-            retry=retry,
-            per_page=per_page,
-            **pauses,  # type: ignore[arg-type]
-        )
+        if deadline <= 0:
+            raise ConfigError("the GitHub request deadline must be more than 0 seconds")
+        self.deadline = deadline
+        http, https = _deadline_connections(deadline)
+        with _CONSTRUCTING:
+            Requester.injectConnectionClasses(http, https)
+            try:
+                self._github = Github(
+                    auth=Auth.Token(token),
+                    base_url=self.base_url,
+                    timeout=max(1, math.ceil(timeout)),
+                    retry=retry,
+                    per_page=per_page,
+                    **pauses,  # type: ignore[arg-type]
+                )
+            finally:
+                Requester.resetConnectionClasses()
         self._repo: Repository | None = None
 
     def close(self) -> None:
@@ -110,6 +127,11 @@ class GitHubForge:
             if exc.status == 401 or (exc.status == 403 and "rate limit" not in str(detail).lower()):
                 raise AuthError(text, hint="check the token and its access to the repository") from None
             raise ForgeError(text) from None
+        except DeadlineExceeded as exc:
+            raise ForgeError(
+                self._scrub(f"GitHub {action} on {where}: no complete answer within {exc.seconds:g} s; cut off"),
+                hint="retry later; nothing after the cut request was done",
+            ) from None
         except requests.RequestException as exc:
             raise ForgeError(
                 self._scrub(f"GitHub {action} on {where}: cannot reach the API ({type(exc).__name__})")
@@ -227,6 +249,30 @@ class GitHubForge:
             pull.edit(state="closed")
 
         self._call(f"close pull request #{number}", close)
+
+
+def _deadline_connections(
+    deadline: float,
+) -> tuple[type[HTTPRequestsConnectionClass], type[HTTPSRequestsConnectionClass]]:
+    """PyGithub's connection classes with the requests adapter swapped for one that keeps `deadline`."""
+
+    class Http(HTTPRequestsConnectionClass):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.adapter = DeadlineAdapter(
+                deadline, max_retries=self.retry, pool_connections=self.pool_size, pool_maxsize=self.pool_size
+            )
+            self.session.mount("http://", self.adapter)
+
+    class Https(HTTPSRequestsConnectionClass):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.adapter = DeadlineAdapter(
+                deadline, max_retries=self.retry, pool_connections=self.pool_size, pool_maxsize=self.pool_size
+            )
+            self.session.mount("https://", self.adapter)
+
+    return Http, Https
 
 
 def _to_pull(pull: GithubPull) -> PullRequest:

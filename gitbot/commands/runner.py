@@ -160,9 +160,9 @@ class GuardedCheckout:
         self._check("push")
         self._inner.push()
 
-    def push_branch(self, branch: str, sha: str) -> None:
+    def push_branch(self, branch: str, sha: str, expected: str | None = None) -> None:
         self._check("push")
-        self._inner.push_branch(branch, sha)
+        self._inner.push_branch(branch, sha, expected)
 
     def refresh(self) -> None:
         self._inner.refresh()

@@ -25,6 +25,7 @@ from gitbot.analysis import (
 )
 from gitbot.domain import Analysis
 from gitbot.errors import ConfigError, MetricsError
+from gitbot.ports import Workload
 
 END = datetime(2026, 1, 5, 12, 20, tzinfo=UTC)
 
@@ -59,6 +60,12 @@ class RecordingMetrics:
         return self.answers.get(query)
 
     def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
+        raise AssertionError("not used here")
+
+    def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
+        raise AssertionError("not used here")
+
+    def latency_buckets(self, workload: Workload, start: datetime, end: datetime) -> list[tuple[float, float]]:
         raise AssertionError("not used here")
 
 
@@ -121,7 +128,7 @@ def test_promql_duration(window: timedelta, text: str) -> None:
         ({"name": "success-rate", "min": 99.0, "query": "up"}, "takes no query"),
         ({"name": "latency-p99", "max_ratio": 0.0}, "max_ratio must be > 0"),
         ({"name": "latency-p99", "max": math.nan}, "finite"),
-        ({"name": "error-rate", "max": 1.0}, "unknown check"),
+        ({"name": "apdex", "max": 1.0}, "unknown check"),
     ],
 )
 def test_bad_check_specs_are_refused_in_one_line(kwargs: dict[str, object], message: str) -> None:
@@ -319,6 +326,12 @@ class SeriesMetrics:
 
     def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
         return [(t, v) for t, v in self.points if start.timestamp() <= t <= end.timestamp()]
+
+    def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
+        raise AssertionError("not used here")
+
+    def latency_buckets(self, workload: Workload, start: datetime, end: datetime) -> list[tuple[float, float]]:
+        raise AssertionError("not used here")
 
 
 @pytest.mark.parametrize(

@@ -251,7 +251,7 @@ class Copy:
     def push(self) -> None:
         self.writes.append("push")
 
-    def push_branch(self, branch: str, sha: str) -> None:
+    def push_branch(self, branch: str, sha: str, expected: str | None = None) -> None:
         self.writes.append("push_branch")
 
     def refresh(self) -> None:
