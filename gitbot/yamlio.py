@@ -445,10 +445,17 @@ def walk(root: Node | None, pointer: str = "") -> Iterator[tuple[str, Node]]:
             yield from walk(child, f"{pointer}/{i}")
 
 
-@lru_cache(maxsize=8192)
 def _core_tag(value: str) -> str:
     """The tag `parse` gives a plain scalar without a tag of its own (YAML 1.2 core schema)."""
+    # Keys and short values repeat from file to file; a long value is not kept alive by the cache.
+    return _short_core_tag(value) if len(value) <= 64 else _resolved_core_tag(value)
+
+
+def _resolved_core_tag(value: str) -> str:
     return _tag_text(_resolver((1, 2)).resolve(_RScalar, value, (True, False)))
+
+
+_short_core_tag = lru_cache(maxsize=8192)(_resolved_core_tag)
 
 
 def _is_plain(raw: Any) -> bool:
