@@ -19,8 +19,8 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -476,6 +476,8 @@ class Scan:
 
     targets: tuple[Target, ...]
     problems: tuple[Problem, ...] = ()
+    # With `keep_texts`: the text of every file that holds a target, so nothing needs to open it again.
+    texts: Mapping[str, str] = field(default_factory=dict)
 
 
 def _size(count: int) -> str:
@@ -497,6 +499,13 @@ def _read_bounded(path: Path, rel: str, limit: int) -> bytes | Problem:
     except OSError as exc:
         raise ManifestError(f"cannot read: {exc.strerror}", where=rel) from exc
     return Problem(rel, None, too_big) if len(data) > limit else data
+
+
+def _decoded(data: bytes, rel: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"not UTF-8 (byte {exc.start})", where=rel) from exc
 
 
 def scan_paths(
@@ -522,15 +531,18 @@ def scan_tree(
     cache: ScanCache | None = None,
     progress: Callable[[int, int], None] = _no_progress,
     max_file_size: int = MAX_FILE_SIZE,
+    keep_texts: bool = False,
 ) -> Scan:
     """Every target in the YAML files at `paths` (files or directories, relative to `root`).
 
     Files are named relative to `root` in posix form; directories are walked recursively for `*.yaml` and
     `*.yml`, skipping hidden ones. A file larger than `max_file_size` bytes is not read: it is reported as a
     Problem and the scan goes on. A file that is not UTF-8 or not YAML raises ManifestError. `progress` is
-    called with (files done, files in all) before each file and once at the end.
+    called with (files done, files in all) before each file and once at the end. With `keep_texts`, the
+    scan also returns the text of each file holding a target (`Scan.texts`).
     """
     targets: list[Target] = []
+    texts: dict[str, str] = {}
     problems: list[Problem] = []
     seen: set[str] = set()
     files = list(_yaml_files(root, paths))
@@ -548,14 +560,14 @@ def scan_tree(
             continue
         key = blob_id(data)
         cached = cache.get(key, rel) if cache is not None else None
+        text = None
         if cached is None:
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ManifestError(f"not UTF-8 (byte {exc.start})", where=rel) from exc
+            text = _decoded(data, rel)
             cached = scan_text(rel, text)
             if cache is not None:
                 cache.put(key, cached)
+        if keep_texts and cached:
+            texts[rel] = text if text is not None else _decoded(data, rel)
         targets.extend(cached)
     progress(len(files), len(files))
-    return Scan(tuple(targets), tuple(problems))
+    return Scan(tuple(targets), tuple(problems), texts)

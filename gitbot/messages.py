@@ -25,6 +25,12 @@ from gitbot.logs import mask_credentials
 
 PLAN_MARKER = "<!-- gitbot:plan-id={plan_id} -->"
 _CANDIDATES_SHOWN = 10
+# A commit message lists this many changes (the trailers say what moved; the commit's diff has every file).
+CHANGES_IN_MESSAGE = 50
+# A pull request shows this many rows of its change table, and the rest folded in `<details>` while they fit
+# in this many characters: GitHub refuses a body longer than 65,536.
+CHANGES_IN_TABLE = 50
+_FOLDED_TABLE_CHARS = 40_000
 
 
 @dataclass(frozen=True)
@@ -92,12 +98,26 @@ def why_this_tag(update: ImageUpdate) -> str:
     return text
 
 
+def _count(number: int, what: str) -> str:
+    return f"{number:,} {what}" + ("" if number == 1 else "s")
+
+
 def image_commit_body(policy: str, updates: Sequence[ImageUpdate]) -> str:
+    """Why each tag, the changes (at most `CHANGES_IN_MESSAGE` listed, with how many more), how to roll back."""
     lines: list[str] = []
+    room = CHANGES_IN_MESSAGE
     for update in updates:
         lines.append(why_this_tag(update))
-        for change in update.changes:
+        listed = update.changes[: max(room, 0)]
+        room -= len(listed)
+        for change in listed:
             lines.append(f"  {change.file} {change.resource} {change.pointer}: {change.old} -> {change.new}")
+        more = len(update.changes) - len(listed)
+        if more:
+            lines.append(
+                f"  ... and {_count(more, 'more change')} of {update.name} "
+                f"({_count(len(update.changes), 'change')} in all; the commit's diff has every file)"
+            )
         lines.append("")
     # `gitbot rollback` takes one name and reverts the whole commit that changed it, every image in it.
     every = f" (it reverts all {len(updates)} images of this commit)" if len(updates) > 1 else ""
@@ -135,13 +155,35 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+_TABLE_HEAD = ("| file | resource | field | old | new |", "| --- | --- | --- | --- | --- |")
+
+
+def _row(c: Change) -> str:
+    return f"| `{_cell(c.file)}` | {_cell(c.resource)} | `{_cell(c.pointer)}` | `{_cell(c.old)}` | `{_cell(c.new)}` |"
+
+
 def change_table(changes: Sequence[Change]) -> str:
-    rows = ["| file | resource | field | old | new |", "| --- | --- | --- | --- | --- |"]
-    rows += [
-        f"| `{_cell(c.file)}` | {_cell(c.resource)} | `{_cell(c.pointer)}` | `{_cell(c.old)}` | `{_cell(c.new)}` |"
-        for c in changes
-    ]
-    return "\n".join(rows)
+    """The changes as a table: `CHANGES_IN_TABLE` rows shown, the rest folded in `<details>` (bounded)."""
+    rows = [*_TABLE_HEAD, *(_row(c) for c in changes[:CHANGES_IN_TABLE])]
+    rest = changes[CHANGES_IN_TABLE:]
+    if not rest:
+        return "\n".join(rows)
+    folded: list[str] = []
+    size = 0
+    for change in rest:
+        row = _row(change)
+        size += len(row) + 1
+        if size > _FOLDED_TABLE_CHARS:
+            break
+        folded.append(row)
+    unlisted = len(rest) - len(folded)
+    summary = f"{_count(len(rest), 'more change')} ({_count(len(changes), 'change')} in all)"
+    parts = ["\n".join(rows), f"<details><summary>{summary}</summary>", "\n".join([*_TABLE_HEAD, *folded])]
+    if unlisted:
+        parts.append(f"... and {_count(unlisted, 'more change')} not listed here; the diff has every file.")
+    parts.append("</details>")
+    # Blank lines around the table inside `<details>`: GitHub renders Markdown there only after one.
+    return "\n\n".join(parts)
 
 
 def pull_request_body(

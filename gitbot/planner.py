@@ -7,6 +7,7 @@ the messages. A binding that matches nothing, or one container twice, is a Confi
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -14,7 +15,8 @@ from datetime import datetime
 from gitbot.canary import CanaryDecision, decide
 from gitbot.candidates import Vetting, narrow, skipped_text
 from gitbot.config import GROUP_ALL_NAME, ImageSettings, Policy, line_of, pointer_to_field
-from gitbot.domain import Change, Plan, TagSelection, Target
+from gitbot.domain import Assignment, Change, Plan, TagSelection, Target
+from gitbot.edits import apply_steps
 from gitbot.errors import ConfigError
 from gitbot.history import (
     TRAILER_ACTION,
@@ -64,16 +66,20 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
     """Each image policy with the targets it manages; errors name the policy field that binds wrongly."""
     bindings = []
     owners: dict[tuple[str, int, str], str] = {}
+    # Looked up by resource and by marked image name: each named target costs one lookup, not a pass over all.
+    images_of: dict[str, list[Target]] = defaultdict(list)
+    marked: dict[str, list[Target]] = defaultdict(list)
+    for t in targets:
+        if t.kind == "image":
+            images_of[t.resource].append(t)
+        if t.marker and t.kind in _IMAGE_KINDS | {"digest"}:
+            marked[t.marker.split(":")[-1]].append(t)
     for index, image in enumerate(policy.spec.images):
         where = policy.where(f"/spec/images/{index}")
         bound: list[Target] = []
         for t_index, spec in enumerate(image.targets):
             found = [
-                t
-                for t in targets
-                if t.resource == spec.resource
-                and t.kind == "image"
-                and (spec.container is None or t.container == spec.container)
+                t for t in images_of.get(spec.resource, ()) if spec.container is None or t.container == spec.container
             ]
             place = policy.where(f"/spec/images/{index}/targets/{t_index}")
             if not found:
@@ -92,9 +98,9 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
                 )
             bound += found
         kinds = _IMAGE_KINDS | {"digest"} if image.digest == "pin" else _IMAGE_KINDS
-        markers = [t for t in targets if t.marker and t.marker.split(":")[-1] == image.name and t.kind in kinds]
         # A field named by resource and also marked for this same image policy is one binding, not two.
-        bound += [t for t in markers if t not in bound]
+        named = set(bound)
+        bound += [t for t in marked.get(image.name, ()) if t not in named and t.kind in kinds]
         if not bound:
             raise ConfigError(
                 f"image {image.name} binds nothing: give targets, or mark a field with "
@@ -374,10 +380,18 @@ def gated_update(
     return replace(update, gate=gate.evidence(update.new)) if update is not None else None
 
 
-def image_plan(policy: Policy, name: str, updates: Sequence[ImageUpdate], texts: Mapping[str, str]) -> Plan:
+def image_plan(
+    policy: Policy,
+    name: str,
+    updates: Sequence[ImageUpdate],
+    texts: Mapping[str, str],
+    files: Mapping[str, str] | None = None,
+) -> Plan:
+    """The plan of `updates`; `files`, when given, are its edited files already made (see `edit_in_steps`)."""
     changes = tuple(c for u in updates for c in u.changes)
     pid = plan_id(policy.name, name, "image-update", changes)
-    files = apply_changes(texts, changes)
+    if files is None:
+        files = apply_changes(texts, changes)
     return Plan(
         policy=policy.name,
         name=name,
@@ -419,14 +433,29 @@ def plan_images(
         return []
     if policy.spec.delivery.group == "all":
         return [image_plan(policy, GROUP_ALL_NAME, updates, texts)]
-    plans = []
-    current = dict(texts)
-    for update in updates:
-        plan = image_plan(policy, update.name, [update], current if chain else texts)
-        if chain:
-            current.update(dict(plan.files))
-        plans.append(plan)
-    return plans
+    edited = edit_in_steps(texts, [update.changes for update in updates], chain=chain)
+    return [image_plan(policy, u.name, [u], texts, files) for u, files in zip(updates, edited, strict=True)]
+
+
+def edit_in_steps(texts: Mapping[str, str], steps: Sequence[Sequence[Change]], *, chain: bool) -> list[dict[str, str]]:
+    """The files each step of changes edits, every file edited (located and confirmed) once for all steps.
+
+    With `chain`, a step's files hold the steps before it too (commits in turn on one branch); without,
+    each step starts from `texts` (one pull request each). Step k's files are those its own changes touch.
+    """
+    by_file: dict[str, list[list[Assignment]]] = {}
+    for step, changes in enumerate(steps):
+        for change in changes:
+            if change.file not in by_file:
+                by_file[change.file] = [[] for _ in steps]
+            by_file[change.file][step].append(Assignment(change.document, change.pointer, change.new))
+    out: list[dict[str, str]] = [{} for _ in steps]
+    for file, per_step in sorted(by_file.items()):
+        results = apply_steps(texts[file], per_step, source=file, chain=chain)
+        for step, assignments in enumerate(per_step):
+            if assignments:
+                out[step][file] = results[step]
+    return out
 
 
 @dataclass(frozen=True)

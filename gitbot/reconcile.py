@@ -142,15 +142,26 @@ def read_exact(path: Path) -> str:
 
 
 def scan_checkout(
-    policy: Policy, checkout: Checkout, cache: ScanCache | None = None, problems: list[Problem] | None = None
+    policy: Policy,
+    checkout: Checkout,
+    cache: ScanCache | None = None,
+    problems: list[Problem] | None = None,
+    texts: dict[str, str] | None = None,
 ) -> list[Target]:
     """The targets under the policy's paths; a path the branch does not have is an error in the policy.
 
-    Files too large to read are skipped and added to `problems` (when given).
+    Files too large to read are skipped and added to `problems` (when given). `texts` (when given) gets the
+    text of every file holding a target, as the scan read it.
     """
     paths = policy.spec.git.paths
     try:
-        scan = scan_tree(checkout.root, paths, cache=cache, max_file_size=policy.spec.git.max_file_size)
+        scan = scan_tree(
+            checkout.root,
+            paths,
+            cache=cache,
+            max_file_size=policy.spec.git.max_file_size,
+            keep_texts=texts is not None,
+        )
         targets = list(scan.targets)
     except MissingPathError as exc:
         index = paths.index(exc.where) if exc.where in paths else None
@@ -167,6 +178,8 @@ def scan_checkout(
             cache.save()
     if problems is not None:
         problems.extend(scan.problems)
+    if texts is not None:
+        texts.update(scan.texts)
     return targets
 
 
@@ -204,8 +217,9 @@ def gather(
 ) -> tuple[list[Target], dict[str, str], History, dict[str, Sequence[str]], tuple[LookupFailure, ...]]:
     """Scan the working copy, read history and list tags: everything the planner needs, and failed lookups."""
     progress("scan")
-    targets = scan_checkout(policy, checkout, cache, problems)
-    texts = {file: read_exact(checkout.root / file) for file in sorted({t.file for t in targets})}
+    texts: dict[str, str] = {}
+    # Each manifest is read once a cycle: the planner edits the texts the scan read.
+    targets = scan_checkout(policy, checkout, cache, problems, texts)
     progress("history")
     history = read_history(checkout.log(), policy.name)
     tags, failures = list_image_tags(policy, registry, progress)
@@ -261,6 +275,8 @@ class CyclePlan:
     canaries: tuple[CanaryOutcome, ...]
     failures: tuple[LookupFailure, ...] = ()
     problems: tuple[Problem, ...] = ()
+    # The files as the cycle read them (those holding targets): what the plans' diffs start from.
+    texts: Mapping[str, str] = field(default_factory=dict)
 
 
 def observe(policy: Policy, route: RouteState, history: History, metrics: Metrics, now: datetime) -> Observation:
@@ -313,7 +329,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     plans = plan_images(policy, targets, texts, tags, history, chain=chain, gates=gates, vetted=vetted)
     problems += held_downgrades(policy, targets, tags, history)
     if not policy.spec.canaries:
-        return CyclePlan(tuple(plans), (), failures, tuple(problems))
+        return CyclePlan(tuple(plans), (), failures, tuple(problems), texts)
     routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
     plans = restart_on_new_image(policy, plans, routes, texts, chain=chain)
     current = dict(texts)
@@ -331,20 +347,24 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
     outcomes = plan_canaries(policy, targets, current, history, routes, observations, now, busy_images=busy)
     plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
-    return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems))
+    return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems), texts)
 
 
-def unified_diff(root: Path, plans: Sequence[Plan], *, chain: bool = True) -> str:
+def unified_diff(
+    root: Path, plans: Sequence[Plan], *, chain: bool = True, base: Mapping[str, str] | None = None
+) -> str:
     """A unified diff of every plan against the working copy.
 
     With `chain` the plans apply in order (commits on one branch); without, each starts from the working
-    copy, as each pull request starts from the branch.
+    copy, as each pull request starts from the branch. `base` holds texts of the working copy already read.
     """
     current: dict[str, str] = {}
     out: list[str] = []
     for plan in plans:
         for file, new in plan.files:
             old = current.get(file) if chain else None
+            if old is None:
+                old = base.get(file) if base is not None else None
             if old is None:
                 old = read_exact(root / file)
             for line in difflib.unified_diff(_lines(old), _lines(new), f"a/{file}", f"b/{file}"):
@@ -372,7 +392,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
         for attempt in range(1, attempts + 1):
             cycle = plan_cycle(policy, checkout, deps, chain=not pull_requests)
             plans = cycle.plans
-            diff = unified_diff(checkout.root, plans, chain=not pull_requests)
+            diff = unified_diff(checkout.root, plans, chain=not pull_requests, base=cycle.texts)
             head = checkout.head
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)

@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 from git import GitCommandError, PushInfo, RemoteProgress, Repo
@@ -58,6 +59,8 @@ _AUTH_PATTERNS = (
 # Reasons git's receive-pack gives when it could not move a ref it accepted: another update won the race.
 _REF_RACES = ("failed to update ref", "failed to lock")
 _FORCED_PUSH_ATTEMPTS = 3
+# An error names this many paths, and how many more there are.
+_PATHS_NAMED = 10
 _FIELD = "\x1f"
 _TRAILER_SEP = "\x1d"
 _TRAILER_KV = "\x1c"
@@ -390,6 +393,15 @@ def _still_at(fd: int, path: Path) -> bool:
     return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
+@contextmanager
+def _input(data: bytes) -> Iterator[BinaryIO]:
+    """`data` in an unnamed temporary file, rewound: standard input for a git command of any size."""
+    with tempfile.TemporaryFile() as handle:
+        handle.write(data)
+        handle.seek(0)
+        yield handle
+
+
 def _has_ref(repo: Repo, ref: str) -> bool:
     try:
         repo.git.rev_parse("--verify", "--quiet", ref)
@@ -486,8 +498,10 @@ class GitCheckout:
         if not message.strip():
             raise GitError("refusing to commit with an empty message")
         extra = ["--allow-empty"] if allow_empty else []
-        with self._repo.git.custom_environment(**self._identity(author)):
-            self._git("commit", "--quiet", "--no-verify", "--cleanup=whitespace", *extra, "-m", message)
+        # Through stdin, never as an argument: a message listing thousands of changes is longer than one
+        # argument may be (E2BIG, "Argument list too long").
+        with _input(message.encode("utf-8")) as stdin, self._repo.git.custom_environment(**self._identity(author)):
+            self._git("commit", "--quiet", "--no-verify", "--cleanup=whitespace", *extra, "-F", "-", istream=stdin)
         return self.head
 
     def record(self, message: str, author: Author) -> str:
@@ -507,7 +521,10 @@ class GitCheckout:
             raise GitError("refusing to commit: no files given")
         paths = self._stage(files)
         if not self._staged_changes():
-            raise GitError(f"nothing to commit: {', '.join(paths)} already hold this content")
+            named = ", ".join(paths[:_PATHS_NAMED]) + (
+                f" and {len(paths) - _PATHS_NAMED} more" if len(paths) > _PATHS_NAMED else ""
+            )
+            raise GitError(f"nothing to commit: {named} already hold this content")
         return self._commit_staged(message, author)
 
     def _stage(self, files: Mapping[str, str]) -> list[str]:
@@ -521,7 +538,10 @@ class GitCheckout:
                 raise GitError(f"refusing to write {path!r}: it is, or lies under, a symbolic link")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        self._git("add", "--", *paths)
+        # The paths go through stdin (thousands of them overflow an argument list), each taken literally.
+        listed = b"\0".join(os.fsencode(path) for path in paths)
+        with _input(listed) as stdin, self._repo.git.custom_environment(GIT_LITERAL_PATHSPECS="1"):
+            self._git("add", "--pathspec-from-file=-", "--pathspec-file-nul", istream=stdin)
         return paths
 
     def revert(

@@ -12,14 +12,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from gitbot.adapters.clock import SystemClock
-from gitbot.adapters.github import GitHubForge
 from gitbot.adapters.gitrepo import GitWorkspace
-from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciRegistry, locate
 from gitbot.config import CanarySettings, Policy, secret_from_env
 from gitbot.domain import Author, TagFacts
@@ -28,6 +26,11 @@ from gitbot.logs import remember_secrets
 from gitbot.manifests import ScanCache
 from gitbot.ports import Checkout, Metrics, Workspace
 from gitbot.reconcile import Deps
+
+if TYPE_CHECKING:
+    # Imported where built: PyGithub, requests and prometheus-api-client load only for the policies that use them.
+    from gitbot.adapters.github import GitHubForge
+    from gitbot.adapters.prometheus import PrometheusMetrics
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -151,6 +154,8 @@ def build_forge(policy: Policy, env: Mapping[str, str], *, throttle: bool | None
         # GitHub asks integrations to pause between writes; GITBOT_GITHUB_THROTTLE=0 turns the pauses off for
         # GitHub fakes and Enterprise servers without that limit.
         throttle = env.get("GITBOT_GITHUB_THROTTLE", "1").strip().lower() not in ("0", "false", "no", "off")
+    from gitbot.adapters.github import GitHubForge
+
     return GitHubForge(github.repository, token, base_url=github.api_url, throttle=throttle)
 
 
@@ -165,6 +170,8 @@ def metrics_factory(policy: Policy, env: Mapping[str, str]) -> Callable[[CanaryS
         if key not in clients:
             index = next(i for i, c in enumerate(policy.spec.canaries) if c.name == canary.name)
             token = _secret(env, settings.token_env, field=f"spec.canaries[{index}].analysis.prometheus.tokenEnv")
+            from gitbot.adapters.prometheus import PrometheusMetrics
+
             clients[key] = PrometheusMetrics(settings.url, token=token)
         return clients[key]
 
