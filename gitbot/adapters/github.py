@@ -209,6 +209,18 @@ class GitHubForge:
 
         return self._call(f"update pull request #{number}", update)
 
+    def add_labels(self, number: int, labels: Sequence[str]) -> None:
+        """Add `labels` to pull request `number`, keeping those it has: one request, nothing read first."""
+        if not labels:
+            return
+
+        def add() -> None:
+            # Lazy objects send nothing until used, so only the POST to the pull request's issue goes out.
+            with self._github.withLazy(True) as lazy:
+                lazy.get_repo(self.repository).get_issue(number).add_to_labels(*labels)
+
+        self._call(f"add labels to pull request #{number}", add)
+
     def get_pull(self, number: int) -> PullRequest:
         """Pull request `number` in any state (to see whether a person merged or closed it)."""
         repo = self._repository()
@@ -241,4 +253,5 @@ def _to_pull(pull: GithubPull) -> PullRequest:
         state=str(pull.state),
         merged=pull.merged_at is not None,
         head_sha=str(pull.head.sha or ""),
+        labels=tuple(str(label.name) for label in pull.labels),
     )
