@@ -213,11 +213,12 @@ class GitHubForge:
         """Add `labels` to pull request `number`, keeping those it has: one request, nothing read first."""
         if not labels:
             return
+        repo = self._repository()
 
         def add() -> None:
-            # Lazy objects send nothing until used, so only the POST to the pull request's issue goes out.
-            with self._github.withLazy(True) as lazy:
-                lazy.get_repo(self.repository).get_issue(number).add_to_labels(*labels)
+            # Straight to the pull request's issue on the client's own requester: `get_issue` would read the
+            # issue first, and a second client would lack this one's connection settings.
+            repo.requester.requestJsonAndCheck("POST", f"{repo.url}/issues/{number}/labels", input=list(labels))
 
         self._call(f"add labels to pull request #{number}", add)
 
