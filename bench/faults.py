@@ -6,7 +6,8 @@ Two sweeps over the real loopback servers (git http-backend, docker-registry, Pr
   its progress reaches each stage (and a few delays later) and when the git server or the GitHub fake
   receives each of its requests (before and after the request takes effect); it is then run again to the
   end. The environment branch, the bot's branches and the pull requests must end exactly as one
-  uninterrupted run leaves them, main must only ever move forward, and no work directory may be left.
+  uninterrupted run leaves them, main must only ever move forward, and no work directory may be left
+  (under `<cache>/git/work/`, where a killed cycle's worktree stays until the next run removes it).
 - person: at the same points a person pushes a commit to the environment branch instead; the cycle must
   finish with the person's commit kept and the bot's change made once.
 
@@ -93,6 +94,7 @@ KINDS = (
     ("the point was never reached", "the fault point was never reached"),
     ("main moved", "main force-pushed"),
     ("main:", "main's files differ"),
+    ("bot commits on main: no message", "a bot commit's message does not say what it must"),
     ("bot commits on main", "bot commits on main differ (duplicate or missing)"),
     ("bot branches", "the bot's branches differ"),
     ("branch ", "a bot branch's files differ"),

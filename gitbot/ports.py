@@ -144,6 +144,8 @@ class PullRequest:
     created: Literal["opened", "unchanged", "updated"] = "opened"
     # The commit the head branch points at, as the forge last saw it ("" when unknown).
     head_sha: str = ""
+    # Label names as the forge last listed them (a label added since is not in it).
+    labels: tuple[str, ...] = ()
 
 
 class Forge(Protocol):
@@ -160,6 +162,10 @@ class Forge(Protocol):
         ...
 
     def create_pull(self, head: str, base: str, title: str, body: str, labels: Sequence[str]) -> PullRequest: ...
+
+    def add_labels(self, number: int, labels: Sequence[str]) -> None:
+        """Add `labels` to pull request `number`, keeping those it has."""
+        ...
 
     def update_pull(self, number: int, title: str, body: str) -> PullRequest: ...
 

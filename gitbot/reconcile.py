@@ -672,6 +672,8 @@ def deliver_pull_requests(
         branch = bot_branch(policy, plan.name)
         wanted.add(branch)
         existing: PullRequest | None = open_before.get(branch) or forge.find_pull(branch)
+        if existing is not None:
+            add_missing_labels(forge, existing, labels)
         if existing is not None and plan_id_in(existing.body) == plan.plan_id and still_merges(checkout, existing):
             delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
             continue
@@ -714,6 +716,18 @@ def deliver_pull_requests(
             )
             delivered.append(Delivery(head.rsplit("/", 1)[-1], "closed", pr.url, pr.title))
     return delivered
+
+
+def add_missing_labels(forge: Forge, pull: PullRequest, labels: Sequence[str]) -> None:
+    """Give the bot's open pull request the policy's labels it lacks (GitHub matches names regardless of case).
+
+    A run stopped between GitHub's creation of the pull request and the labels leaves it without them, and
+    every later cycle finds it by its plan id: only here do they come back. Labels a person added stay.
+    """
+    have = {label.casefold() for label in pull.labels}
+    missing = [label for label in labels if label.casefold() not in have]
+    if missing:
+        forge.add_labels(pull.number, missing)
 
 
 @dataclass(frozen=True)

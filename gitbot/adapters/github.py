@@ -231,6 +231,19 @@ class GitHubForge:
 
         return self._call(f"update pull request #{number}", update)
 
+    def add_labels(self, number: int, labels: Sequence[str]) -> None:
+        """Add `labels` to pull request `number`, keeping those it has: one request, nothing read first."""
+        if not labels:
+            return
+        repo = self._repository()
+
+        def add() -> None:
+            # Straight to the pull request's issue on the client's own requester: `get_issue` would read the
+            # issue first, and a second client would lack this one's connection settings.
+            repo.requester.requestJsonAndCheck("POST", f"{repo.url}/issues/{number}/labels", input=list(labels))
+
+        self._call(f"add labels to pull request #{number}", add)
+
     def get_pull(self, number: int) -> PullRequest:
         """Pull request `number` in any state (to see whether a person merged or closed it)."""
         repo = self._repository()
@@ -287,4 +300,5 @@ def _to_pull(pull: GithubPull) -> PullRequest:
         state=str(pull.state),
         merged=pull.merged_at is not None,
         head_sha=str(pull.head.sha or ""),
+        labels=tuple(str(label.name) for label in pull.labels),
     )

@@ -34,6 +34,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Literal, Protocol
 
+from gitbot.adapters.gitrepo import WORK_DIRECTORY
 from tests.support.github_fake import GitHubFake
 from tests.support.gitserver import GitServer
 from tests.support.prometheus import PrometheusServer, Scenario, SideProfile, start_prometheus
@@ -178,6 +179,8 @@ class FaultScenario:
     recovery_codes: tuple[int, ...] = (0,)
     # Files whose content at the end is known whatever happened before (e.g. a rolled-back route at 0%).
     expect: Mapping[str, str] = field(default_factory=dict)
+    # Text that the message of one of the bot's new commits on main must contain, every piece in the same one.
+    message_says: tuple[str, ...] = ()
 
 
 def scenarios(repository: str) -> dict[str, FaultScenario]:
@@ -218,7 +221,7 @@ def scenarios(repository: str) -> dict[str, FaultScenario]:
         ),
         FaultScenario(
             "canary-rollback-hand-set",
-            "a failing canary whose step followed a weight a person set by hand (5%)",
+            "a failing canary stepped from 5% set by hand: reverted, then to 0% in one commit",
             {**newest_images, "clusters/mesh/route.yaml": route("failing", 0)},
             canary_namespace="failing",
             seed=(
@@ -226,6 +229,8 @@ def scenarios(repository: str) -> dict[str, FaultScenario]:
                 ({"clusters/mesh/route.yaml": route("failing", 10)}, hand_step),
             ),
             expect={"clusters/mesh/route.yaml": route("failing", 0)},
+            # The revert of the bot's step restores the 5%; the same commit sets it to 0% and says so.
+            message_says=("This reverts commit ", "restores the canary weight from before them, 5%", "to 0%"),
         ),
         FaultScenario(
             "manual-rollback",
@@ -647,14 +652,28 @@ class Case:
                 problems.append(f"main moved from {older[:8]} to {newer[:8]}, not a descendant (force-pushed)")
         return problems
 
+    def message_problems(self) -> list[str]:
+        """The scenario's `message_says` must all be in the message of one of the bot's new commits on main."""
+        says = self.scenario.message_says
+        if not says:
+            return []
+        messages = [self.world.git.message(self.repo, sha) for sha in self.bot_shas()]
+        if any(all(text in message for text in says) for message in messages):
+            return []
+        return [f"bot commits on main: no message says all of {list(says)}"]
+
     def leftovers(self) -> list[str]:
-        """Work directories and checkouts the bot left behind: anything in its TMPDIR, any entry of the git
-        cache that is neither a cache repository nor its lock, any worktree still registered there."""
+        """Work directories and checkouts the bot left behind: anything in its TMPDIR or in the cache's work
+        directory (`<cache>/git/work/`, where a cycle's worktree and its lock file live), any other entry of
+        the git cache that is neither a cache repository nor its lock, any worktree still registered there."""
         found = [f"$TMPDIR/{p.name}" for p in sorted(self.tmp.iterdir())]
         git_cache = self.cache / "git"
+        work = git_cache / WORK_DIRECTORY
+        if work.is_dir():
+            found += [f"cache/git/{WORK_DIRECTORY}/{p.name}" for p in sorted(work.iterdir())]
         if git_cache.is_dir():
             for entry in sorted(git_cache.iterdir()):
-                if entry.name.endswith(".lock") and entry.is_file():
+                if entry == work or (entry.name.endswith(".lock") and entry.is_file()):
                     continue
                 if entry.is_dir() and (entry / "HEAD").is_file() and (entry / "objects").is_dir():
                     listed = subprocess.run(
@@ -768,6 +787,7 @@ def judge(
     problems += _diff_tree(expected_tree, now.tree, "main")
     problems += _diff_counts(reference.bot_commits, now.bot_commits, "bot commits on main")
     problems += case.history_problems()
+    problems += case.message_problems()
     if set(reference.branches) != set(now.branches):
         problems.append(f"bot branches {sorted(now.branches)} (expected {sorted(reference.branches)})")
     for branch, files in reference.branches.items():
@@ -812,6 +832,7 @@ def reference_run(
             raise RuntimeError(f"reference run of {scenario.name} failed ({result.code}):\n{result.output[-3000:]}")
         snapshot = case.snapshot()
         problems = [f"left behind: {item}" for item in case.leftovers()] + case.history_problems()
+        problems += case.message_problems()
         problems += _diff_tree(
             {path: blob_of(world.git, case.repo, text) for path, text in scenario.expect.items()},
             {path: blob for path, blob in snapshot.tree.items() if path in scenario.expect},
