@@ -88,10 +88,10 @@ def registry_log_size(registry: RunningRegistry) -> int:
 
 
 def registry_requests_since(registry: RunningRegistry, offset: int) -> int:
-    """Requests in the registry's access log written after byte `offset` (one line per request)."""
+    """Requests in the registry's access log written after byte `offset` (a line per request, by client)."""
     with registry.log.open("rb") as log:
         log.seek(offset)
-        return sum(1 for line in log if b'" HTTP/1.1" ' in line or b' HTTP/1.1" ' in line)
+        return sum(1 for line in log if line.startswith(b"127.0.0.1 "))
 
 
 def run_process(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None, registry: RunningRegistry) -> Run:
@@ -377,7 +377,7 @@ def print_goals(results: Mapping[int, SizeResult], renovate: Path | None) -> Non
     print(_goal("peak RSS of gitbot (any stage, any size)", peak, goal, _below(peak, GOAL_MEMORY_MB), " MB"))
 
 
-STAGES = ("renovate lookup", "cold plan", "cold once", "warm no-change once", "daemon no-change cycle")
+STAGES = ("set-up", "renovate lookup", "cold plan", "cold once", "warm no-change once", "daemon no-change cycle")
 
 
 def print_size(result: SizeResult) -> None:
@@ -390,6 +390,21 @@ def print_size(result: SizeResult) -> None:
             print(f"  {stage:<24} {result.figures[stage]}")
     for note in result.notes:
         print(f"  - {note}")
+
+
+def print_growth(results: Mapping[int, SizeResult]) -> None:
+    """Seconds per stage and size, and milliseconds per manifest, side by side."""
+    sizes = sorted(results)
+    print("growth (seconds; ms per manifest):")
+    print(f"  {'':<24}" + "".join(f"{size:>22,}" for size in sizes))
+    for stage in STAGES[1:]:
+        cells = []
+        for size in sizes:
+            seconds = results[size].seconds.get(stage)
+            failed = results[size].figures.get(stage, "").startswith("failed")
+            shown = "failed" if failed else "-" if seconds is None else f"{seconds:.2f} ({seconds * 1000 / size:.2f})"
+            cells.append(f"{shown:>22}")
+        print(f"  {stage:<24}" + "".join(cells))
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -428,19 +443,26 @@ def main(argv: Sequence[str] | None = None) -> None:
                 for size in args.sizes:
                     peer = renovate if size in args.renovate_sizes else None
                     work = Path(tmp) / f"size-{size}"
-                    results[size] = measure(
-                        size, server=server, registry=registry, work=work, renovate=peer, cycles=args.cycles
-                    )
+                    try:
+                        results[size] = measure(
+                            size, server=server, registry=registry, work=work, renovate=peer, cycles=args.cycles
+                        )
+                    except Exception as exc:  # a broken set-up is a figure too; the other sizes still run
+                        results[size] = SizeResult(size, figures={"set-up": f"failed: {type(exc).__name__}: {exc}"})
                     print_size(results[size])
                     sys.stdout.flush()
+                print_growth(results)
                 print_goals(results, renovate)
-                line, _growth = memory_check(
-                    args.memory_size,
-                    server=server,
-                    registry=registry,
-                    work=Path(tmp) / "memory",
-                    cycles=args.memory_cycles,
-                )
+                try:
+                    line, _growth = memory_check(
+                        args.memory_size,
+                        server=server,
+                        registry=registry,
+                        work=Path(tmp) / "memory",
+                        cycles=args.memory_cycles,
+                    )
+                except Exception as exc:
+                    line = f"failed: {type(exc).__name__}: {exc}"
                 print(f"daemon memory: {line}")
         finally:
             registry.stop()
