@@ -294,6 +294,12 @@ def measure(
         committed = sum(1 for line in run.stdout.splitlines() if line.startswith("committed"))
         landed = cycle_repo.count_at(server, name, cycle_repo.NEWER)
         result.notes.append(f"once committed {committed} changes, {landed} of {generated.updatable} references moved")
+    else:
+        # The no-change figures still count: a person brings every reference up to date instead.
+        cycle_repo.generate(tree, size, registry.host, updated=True)
+        cycle_repo.commit_tree(server, name, tree, "Update every image by hand", ("Other Person", "other@example.test"))
+        shutil.rmtree(tree)
+        result.notes.append("cold once failed: a person's commit updated the references for the no-change figures")
     run = gitbot("once", policies, once_env, registry)
     if _record(result, "warm no-change once", run, size) and "nothing to change" not in run.stdout:
         result.notes.append("the warm once changed something: " + run.stdout.strip().splitlines()[0])

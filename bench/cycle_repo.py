@@ -148,10 +148,15 @@ def image_name(index: int) -> str:
     return f"app{index}"
 
 
-def generate(root: Path, count: int, registry_host: str) -> Generated:
+def generate(root: Path, count: int, registry_host: str, *, updated: bool = False) -> Generated:
     """Write `count` manifests under `root/clusters/bench`: a quarter each of two-container Deployments,
     one-container Deployments, StatefulSets with an init container and kustomizations (in their own folder,
-    named `kustomization.yaml` as kustomize wants). Every reference is at `CURRENT`."""
+    named `kustomization.yaml` as kustomize wants). Every reference is at `CURRENT`, or with `updated` at the
+    newest tag of its image (the repository as a cycle leaves it)."""
+
+    def tag(index: int) -> str:
+        return NEWER if updated and index < UPDATED_IMAGES else CURRENT
+
     references = updatable = lines = 0
     for i in range(count):
         app = f"svc{i:05d}"
@@ -161,12 +166,12 @@ def generate(root: Path, count: int, registry_host: str) -> Generated:
             "app": app,
             "team": team,
             "replicas": 1 + i % 3,
-            "first": f"{registry_host}/bench/{image_name(first)}:{CURRENT}",
+            "first": f"{registry_host}/bench/{image_name(first)}:{tag(first)}",
             "first_name": image_name(first),
             "first_repo": f"{registry_host}/bench/{image_name(first)}",
-            "second": f"{registry_host}/bench/{image_name(second)}:{CURRENT}",
+            "second": f"{registry_host}/bench/{image_name(second)}:{tag(second)}",
             "second_name": image_name(second),
-            "tag": CURRENT,
+            "tag": tag(first),
         }
         kind = i % 4
         used = [first] if kind in (1, 3) else [first, second]
@@ -203,9 +208,7 @@ def _git_env(author: tuple[str, str], index: Path) -> dict[str, str]:
 
 
 def load_repository(server: GitServer, name: str, tree: Path) -> str:
-    """Make bare repository `name` on `server` hold the files under `tree` as one commit on main; its URL.
-
-    One `git add` of the whole tree (the server's per-file seeding would run a process per file)."""
+    """Make bare repository `name` on `server` hold the files under `tree` as one commit on main; its URL."""
     path = server.repo_path(name)
     subprocess.run(
         ["git", "init", "--quiet", "--bare", "--initial-branch=main", str(path)],
@@ -213,17 +216,34 @@ def load_repository(server: GitServer, name: str, tree: Path) -> str:
         env={
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "GIT_CONFIG_GLOBAL": os.devnull,
         },
     )
     server.git(name, "config", "http.receivepack", "true")
+    commit_tree(server, name, tree, "Generated configuration", ("Seed Author", "seed@example.test"))
+    return server.url_for(name)
+
+
+def commit_tree(server: GitServer, name: str, tree: Path, message: str, author: tuple[str, str]) -> str:
+    """Commit the files under `tree` on top of main of `name` (files it lacks stay as they are); the new sha.
+
+    One `git add` of the whole tree: the server's per-file helpers would run a process per file."""
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
-        env = _git_env(("Seed Author", "seed@example.test"), Path(tmp) / "index")
+        env = _git_env(author, Path(tmp) / "index")
+        parent = subprocess.run(
+            ["git", "--git-dir", str(server.repo_path(name)), "rev-parse", "--verify", "--quiet", "refs/heads/main"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if parent:
+            server.git(name, "read-tree", parent, env=env)
         server.git(name, "--work-tree", str(tree), "add", "--all", ".", env=env)
         object_id = server.git(name, "write-tree", env=env).strip()
-        commit = server.git(name, "commit-tree", object_id, input_text="Generated configuration\n", env=env).strip()
+        parents = ["-p", parent] if parent else []
+        commit = server.git(name, "commit-tree", object_id, *parents, input_text=message + "\n", env=env).strip()
         server.git(name, "update-ref", "refs/heads/main", commit, env=env)
-    return server.url_for(name)
+    return commit
 
 
 def count_at(server: GitServer, name: str, tag: str) -> int:

@@ -42,6 +42,12 @@ def test_a_cold_once_commits_every_update_of_a_generated_repository(
     assert cycle_repo.count_at(git_server, name, cycle_repo.CURRENT) == generated.references - generated.updatable
     assert once.rss_mb > 0
 
+    # The benchmark's stand-in for a failed `once` (a person's update) is byte for byte what gitbot wrote.
+    delivered = git_server.git(name, "rev-parse", "main^{tree}").strip()
+    cycle_repo.generate(tmp_path / "updated", SIZE, registry.host, updated=True)
+    by_hand = cycle_repo.commit_tree(git_server, name, tmp_path / "updated", "by hand", ("Other", "o@example.test"))
+    assert git_server.git(name, "rev-parse", f"{by_hand}^{{tree}}").strip() == delivered
+
 
 def test_a_failing_stage_is_reported_as_a_figure(
     git_server: GitServer, registry: RunningRegistry, tmp_path: Path
