@@ -33,7 +33,6 @@ from bench import cycle_repo
 from tests.support.gitserver import GitServer
 from tests.support.registry import RunningRegistry, start_registry
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = (100, 1_000, 10_000)
 RENOVATE_SIZES = (100, 1_000)  # Renovate takes minutes at 10,000; --renovate-sizes widens this
 DAEMON_CYCLES = 5
@@ -208,8 +207,7 @@ def run_daemon(
 ) -> tuple[Run, dict[str, Any]]:
     """`bench.daemon_cycles` in a process of its own: its run and the figures it printed."""
     argv = [sys.executable, "-m", "bench.daemon_cycles", str(policies), cycle_repo.POLICY, str(cycles)]
-    child_env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))}
-    run = run_process(argv, env=child_env, cwd=ROOT, registry=registry)
+    run = run_process(argv, env=env, cwd=cycle_repo.ROOT, registry=registry)
     for line in run.stdout.splitlines():
         if line.startswith("DAEMON "):
             return run, json.loads(line[len("DAEMON ") :])
@@ -259,7 +257,6 @@ def measure(
     shutil.rmtree(tree)
     policies = work / "policies"
     cycle_repo.write_policy(policies, url=url, username=server.username, registry_host=registry.host)
-    base = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
     expected: Counter[UpdateKey] | None = None
     if renovate is not None:
@@ -269,8 +266,7 @@ def measure(
             if expected is None:
                 _failed(result, "renovate lookup", "no 'packageFiles with updates' record in its log")
 
-    plan_env = {**base, **cycle_repo.gitbot_env(server, work / "plan-home")}
-    plan_env["PYTHONPATH"] = base["PYTHONPATH"]
+    plan_env = cycle_repo.gitbot_env(server, work / "plan-home")
     run = gitbot("plan", policies, plan_env, registry)
     if _record(result, "cold plan", run, size):
         found = planned_updates(run.stdout)
@@ -287,8 +283,7 @@ def measure(
                     f"{sum(only_renovate.values())} only Renovate (e.g. {next(iter(only_renovate), '-')})"
                 )
 
-    once_env = {**base, **cycle_repo.gitbot_env(server, work / "once-home")}
-    once_env["PYTHONPATH"] = base["PYTHONPATH"]
+    once_env = cycle_repo.gitbot_env(server, work / "once-home")
     run = gitbot("once", policies, once_env, registry)
     if _record(result, "cold once", run, size):
         committed = sum(1 for line in run.stdout.splitlines() if line.startswith("committed"))
@@ -300,6 +295,9 @@ def measure(
         cycle_repo.commit_tree(server, name, tree, "Update every image by hand", ("Other Person", "other@example.test"))
         shutil.rmtree(tree)
         result.notes.append("cold once failed: a person's commit updated the references for the no-change figures")
+    renovate_s, once_s = result.seconds.get("renovate lookup"), result.seconds.get("cold once")
+    if renovate_s is not None and once_s is not None:
+        result.notes.append(f"Renovate lookup / gitbot cold once: {renovate_s / once_s:.2f}x")
     run = gitbot("once", policies, once_env, registry)
     if _record(result, "warm no-change once", run, size) and "nothing to change" not in run.stdout:
         result.notes.append("the warm once changed something: " + run.stdout.strip().splitlines()[0])
@@ -333,7 +331,7 @@ def memory_check(
     shutil.rmtree(tree)
     policies = work / "policies"
     cycle_repo.write_policy(policies, url=url, username=server.username, registry_host=registry.host)
-    env = {**os.environ, **cycle_repo.gitbot_env(server, work / "home")}
+    env = cycle_repo.gitbot_env(server, work / "home")
     # The first cycle delivers the updates; the `cycles` measured after it change nothing.
     run, daemon = run_daemon(policies, env, cycles, registry)
     why = run.failed or (daemon.get("error") or None)

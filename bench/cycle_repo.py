@@ -19,6 +19,7 @@ from pathlib import Path
 from tests.support.gitserver import GitServer
 from tests.support.registry import RunningRegistry, clone_tags_on_disk, push_tags
 
+ROOT = Path(__file__).resolve().parent.parent
 IMAGES = 10
 UPDATED_IMAGES = 7  # app0..app6 get a newer tag; app7..app9 are already at their newest
 CURRENT = "1.0.0"
@@ -296,7 +297,7 @@ def gitbot_env(server: GitServer, home: Path) -> dict[str, str]:
     (docker / "config.json").write_text('{"auths": {}}', encoding="utf-8")
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "PYTHONPATH": str(ROOT),  # this tree's gitbot, whichever one the interpreter has installed
         "GITBOT_GIT_TOKEN": server.token,
         "GITBOT_CACHE_DIR": str(home / "cache"),
         "DOCKER_CONFIG": str(docker),

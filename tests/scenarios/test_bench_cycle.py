@@ -27,7 +27,7 @@ def test_a_cold_once_commits_every_update_of_a_generated_repository(
     assert cycle_repo.count_at(git_server, name, cycle_repo.CURRENT) == generated.references
     policies = tmp_path / "policies"
     cycle_repo.write_policy(policies, url=url, username=git_server.username, registry_host=registry.host)
-    env = {**cycle_repo.gitbot_env(git_server, tmp_path / "home"), "PYTHONPATH": str(bench_cycle.ROOT)}
+    env = cycle_repo.gitbot_env(git_server, tmp_path / "home")
 
     plan = bench_cycle.gitbot("plan", policies, env, registry)
     assert plan.failed is None
@@ -57,11 +57,7 @@ def test_a_failing_stage_is_reported_as_a_figure(
     url = cycle_repo.load_repository(git_server, name, tmp_path / "tree")
     policies = tmp_path / "policies"
     cycle_repo.write_policy(policies, url=url, username=git_server.username, registry_host=registry.host)
-    env = {
-        **cycle_repo.gitbot_env(git_server, tmp_path / "home"),
-        "PYTHONPATH": str(bench_cycle.ROOT),
-        "GITBOT_GIT_TOKEN": "not-the-token",
-    }
+    env = {**cycle_repo.gitbot_env(git_server, tmp_path / "home"), "GITBOT_GIT_TOKEN": "not-the-token"}
     result = bench_cycle.SizeResult(4)
     run = bench_cycle.gitbot("once", policies, env, registry)
     assert not bench_cycle._record(result, "cold once", run, 4)
