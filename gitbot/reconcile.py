@@ -291,7 +291,7 @@ def observe(policy: Policy, route: RouteState, history: History, metrics: Metric
     since = last_step_at if last_step_at is not None else now - canary.interval - spec.window
     applied = share_applied_at(spec, metrics, route.weight, canary.traffic_tolerance, since=since, at=now)
     canary_series, stable_series = latency_series(spec, metrics, now - spec.window, now, spec.window / 20)
-    return Observation(analysis, share, applied, render_latency_chart(canary_series, stable_series))
+    return Observation(analysis, share, applied, render_latency_chart(canary_series, stable_series, spec.checks))
 
 
 def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -> CyclePlan:
