@@ -132,7 +132,10 @@ def test_a_failing_canary_gets_a_rollback_pull_request_that_reverts_its_steps(
     subject = f"gitbot({POLICY}): roll back podinfo canary (p99 2.14x GA)"
     assert pull.title == subject and pull.head == BRANCH
     body = pull.body or ""
-    assert f"This reverts commit {step60}.\nThis reverts commit {step10}." in body
+    # The steps it undoes are a list of their own, apart from the evidence, and the body says what merging does.
+    assert f"### Undoes\n\n- {step60}\n- {step10}\n\n### Evidence\n\nDecision: " in body
+    assert "This reverts commit" not in body and "quarantined and not proposed again" not in body
+    assert "### Merging or closing\n\nMerging this ends canary podinfo at 0% (GA 100%)" in body
     assert "| latency-p99 |" in body and "**Verdict: fail**" in body
     assert f"Quarantined canary tag: {CANARY_TAG}" in body
     _title, _range, _y, (ga, _limit, canary) = mermaid_chart(body)
