@@ -79,8 +79,10 @@ def why_this_tag(update: ImageUpdate) -> str:
     """One paragraph saying which tags matched and why `new` was chosen."""
     shown = list(update.selection.candidates[:_CANDIDATES_SHOWN])
     more = len(update.selection.candidates) - len(shown)
+    # A pinned tag is `tag@digest`: the tag is what was chosen, its digest is the pin.
     text = (
-        f"{update.new} is the newest tag of {update.repository} that matches the filter `{update.filter}`; "
+        f"{update.new.split('@')[0]} is the newest tag of {update.repository} that matches the filter "
+        f"`{update.filter}`; "
         f"matching tags, newest first: {', '.join(shown)}{f' (and {more} more)' if more > 0 else ''}."
     )
     if update.selection.quarantined:
