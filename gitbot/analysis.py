@@ -795,33 +795,84 @@ def _thin(times: list[float]) -> list[float]:
     return times[::stride]
 
 
-def render_latency_chart(canary_series: Series, stable_series: Series) -> str:
-    """A fenced Mermaid `xychart-beta` block: canary p99 (first line) and GA p99 (second line) in ms.
+# Line colours of the chart, in the order the lines are drawn (the canary last, on top of a GA line it
+# matches): each stands out on a white and on a dark page.
+CHART_COLOURS = {"GA": ("blue", "#1971c2"), "limit": ("grey", "#5c636a"), "canary": ("orange", "#d9480f")}
+_LEGEND_ORDER = ("canary", "GA", "limit")
+
+
+def _chart_limit(checks: Sequence[CheckSpec], ga: Mapping[float, float], times: Sequence[float]) -> list[float]:
+    """The p99 the canary may reach at each time by its latency-p99 checks (their `max` and `max_ratio` x GA's
+    p99, the lower), or [] when no such check bounds every point."""
+    bounds = [check for check in checks if check.name == "latency-p99"]
+    limits: list[float] = []
+    for t in times:
+        caps = [check.max for check in bounds if check.max is not None]
+        caps += [check.max_ratio * ga[t] for check in bounds if check.max_ratio is not None and t in ga]
+        if not caps:
+            return []
+        limits.append(min(caps))
+    return limits
+
+
+def _limit_words(checks: Sequence[CheckSpec]) -> str:
+    parts = [
+        f"{'at most ' + _number(check.max) + ' ms' if check.max is not None else ''}"
+        f"{' and ' if check.max is not None and check.max_ratio is not None else ''}"
+        f"{_number(check.max_ratio) + 'x GA' if check.max_ratio is not None else ''}"
+        for check in checks
+        if check.name == "latency-p99"
+    ]
+    return "; ".join(part for part in parts if part)
+
+
+def _number(value: float | None) -> str:
+    return f"{value:g}" if value is not None else ""
+
+
+def render_latency_chart(canary_series: Series, stable_series: Series, checks: Sequence[CheckSpec] = ()) -> str:
+    """A legend line and a fenced Mermaid `xychart-beta` block: canary p99, GA p99 and the latency-p99 limit in ms.
 
     Points are the timestamps both series have (a line cannot have holes); when only one series has
-    data, only that line is drawn. Empty string when there is nothing to draw.
+    data, only that line is drawn. The limit line is drawn when the policy's latency-p99 checks bound
+    every point. Empty string when there are fewer than two points to draw.
     """
     canary, stable = dict(canary_series), dict(stable_series)
     # A Mermaid line cannot have holes: plot the common timestamps when both sides have data.
     times = _thin(sorted(set(canary) & set(stable) if canary and stable else set(canary) | set(stable)))
-    if not times:
-        return ""
-    lines_data = [(label, data) for label, data in (("canary", canary), ("GA", stable)) if data]
-    top = max(data[t] for _, data in lines_data for t in times)
-    # The x-axis is categorical: Mermaid draws equal labels at one place, so points under a minute apart
-    # (a window under 20 minutes) carry their seconds.
-    fmt = "%H:%M" if len({int(t) // 60 for t in times}) == len(times) else "%H:%M:%S"
-    labels = ", ".join(f'"{datetime.fromtimestamp(t, UTC).strftime(fmt)}"' for t in times)
-    names = " / ".join(label for label, _ in lines_data)
+    if len(times) < 2:
+        return ""  # one point draws no line
+    found = {label: [data[t] for t in times] for label, data in (("canary", canary), ("GA", stable)) if data}
+    limit = _chart_limit(checks, stable, times)
+    if limit:
+        found["limit"] = limit
+    lines_data = [(label, found[label]) for label in CHART_COLOURS if label in found]
+    top = max(value for _, values in lines_data for value in values)
+    # Mermaid has no legend for this chart: the colours are named above it and in its title, and the palette is
+    # set so that the names hold (the n-th line takes the n-th colour).
+    palette = ", ".join(CHART_COLOURS[label][1] for label, _ in lines_data)
+    shown = [label for label in _LEGEND_ORDER if label in found]
+    named = ", ".join(f"{label} {CHART_COLOURS[label][0]}" for label in shown)
+    legend = ", ".join(
+        f"{'limit (' + _limit_words(checks) + ')' if label == 'limit' else label + ' p99'} in {CHART_COLOURS[label][0]}"
+        for label in shown
+    )
+    # A numeric x-axis (minutes from the first point) lets Mermaid choose a few short tick labels; a label per
+    # point would overlap. Mermaid spreads a line's points evenly over the axis, as the series' steps are.
+    start = datetime.fromtimestamp(times[0], UTC)
+    span = (times[-1] - times[0]) / 60
     out = [
+        f"p99 latency over the window, {legend}; minutes since {start:%H:%M:%S} UTC.",
+        "",
         "```mermaid",
+        '%%{init: {"themeVariables": {"xyChart": {"plotColorPalette": "' + palette + '"}}}}%%',
         "xychart-beta",
-        f'    title "p99 latency (ms): {names}"',
-        f"    x-axis [{labels}]",
+        f'    title "p99 latency (ms): {named}"',
+        f'    x-axis "minutes since {start:%H:%M:%S} UTC" 0 --> {round(span, 2):g}',
         f'    y-axis "p99 ms" 0 --> {math.ceil(top * 1.1) if top > 0 else 1}',
     ]
-    for _, data in lines_data:
-        out.append("    line [" + ", ".join(f"{data[t]:.1f}" for t in times) + "]")
+    for _, values in lines_data:
+        out.append("    line [" + ", ".join(f"{value:.1f}" for value in values) + "]")
     out.append("```")
     return "\n".join(out) + "\n"
 

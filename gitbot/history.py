@@ -24,10 +24,16 @@ TRAILER_FROM = "Gitbot-From"
 TRAILER_TO = "Gitbot-To"
 TRAILER_PLAN = "Gitbot-Plan-Id"
 TRAILER_QUARANTINE = "Gitbot-Quarantine"
+# A bot commit that undoes earlier commits without being their `git revert` (a rollback whose revert would
+# conflict sets the weights itself): one trailer per commit it undoes, read as that commit's revert.
+TRAILER_UNDOES = "Gitbot-Undoes"
+# On an image update that also moved a canary's weights back to 0% (`onNewImage: restart`): the canary's name.
+TRAILER_RESTART = "Gitbot-Restart"
 # Actions whose commits change manifests and that `gitbot rollback` undoes with `git revert`.
 REVERTIBLE_ACTIONS = frozenset({"image-update", "canary-step", "promote"})
 
 _REVERTS_SHA = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
+_SHA = re.compile(r"[0-9a-f]{7,40}")
 # A squash merge of the revert's own pull request appends ` (#N)` to its subject.
 _REVERT_SUBJECT = re.compile(r'^Revert "(.*)"(?: \(#\d+\))?$')
 
@@ -144,8 +150,10 @@ def parse_bot_commit(commit: CommitInfo) -> BotCommit | None:
 
 
 def reverted_shas(commit: CommitInfo) -> list[str]:
-    """The (possibly abbreviated) shas a commit says it reverts, from `git revert`'s message."""
-    return _REVERTS_SHA.findall(commit.body)
+    """The (possibly abbreviated) shas a commit says it reverts: from `git revert`'s message, or its
+    `Gitbot-Undoes` trailers when the bot undid them with a commit of its own."""
+    undoes = [value.strip() for key, value in commit.trailers if key.lower() == TRAILER_UNDOES.lower()]
+    return _REVERTS_SHA.findall(commit.body) + [sha for sha in undoes if _SHA.fullmatch(sha)]
 
 
 def landing_times(log: Sequence[CommitInfo]) -> dict[str, datetime]:

@@ -42,7 +42,21 @@ from gitbot.errors import (
 )
 from gitbot.history import TRAILER_TARGET, BotCommit, History, read_history
 from gitbot.manifests import Problem, ScanCache, scan_tree
-from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
+from gitbot.messages import (
+    KIND_HAND_ROLLBACK,
+    KIND_ROLLBACK,
+    PLAN_MARKER,
+    plan_id,
+    plan_id_in,
+    plan_kind,
+    pull_request_body,
+    pull_request_summary,
+    render_message,
+    rollback_trailers,
+    rolling_back_text,
+    undone_table,
+    without_reverts_paragraph,
+)
 from gitbot.planner import (
     CanaryOutcome,
     LookupFailure,
@@ -307,7 +321,7 @@ def observe(policy: Policy, route: RouteState, history: History, metrics: Metric
     since = last_step_at if last_step_at is not None else now - canary.interval - spec.window
     applied = share_applied_at(spec, metrics, route.weight, canary.traffic_tolerance, since=since, at=now)
     canary_series, stable_series = latency_series(spec, metrics, now - spec.window, now, spec.window / 20)
-    return Observation(analysis, share, applied, render_latency_chart(canary_series, stable_series))
+    return Observation(analysis, share, applied, render_latency_chart(canary_series, stable_series, spec.checks))
 
 
 def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -> CyclePlan:
@@ -618,22 +632,19 @@ def deliver_commits(policy: Policy, checkout: Checkout, plans: Sequence[Plan]) -
 
 def pull_request_text(policy: Policy, plan: Plan) -> str:
     is_image = plan.action == "image-update"
-    # `gitbot rollback` takes an image or canary name; the one change of `group: all` is named after neither.
-    names = [value for key, value in plan.trailers if key == TRAILER_TARGET] or [plan.name]
-    every = f" (it reverts the whole change: {', '.join(names)})" if len(names) > 1 and is_image else ""
-    rollback = (
-        "Close this pull request to skip this change for now. After merging, revert the merge "
-        "(GitHub's Revert button or `git revert`) or run "
-        f"`gitbot rollback {names[0]} --policy {policy.name}`{every}: "
-        "the reverted tag is quarantined and not proposed again."
-    )
+    kind = plan_kind(plan.action, plan.trailers, plan.body, bool(plan.files))
+    rollback = kind in (KIND_ROLLBACK, KIND_HAND_ROLLBACK)
+    # The commits a rollback undoes are listed apart: in Markdown, `git revert`'s lines would run into one line.
+    evidence = without_reverts_paragraph(plan.evidence)
     return pull_request_body(
-        summary=f"gitbot proposes this change for policy **{policy.name}**.",
+        summary=pull_request_summary(policy.name, kind),
         changes=plan.changes,
-        why=plan.evidence if is_image else "",
-        evidence="" if is_image else plan.evidence,
-        rollback=rollback,
+        why=evidence if is_image else "",
+        evidence="" if is_image else evidence,
+        rollback=rolling_back_text(policy.name, kind, plan.trailers),
         plan=plan.plan_id,
+        undoes=undone_table(plan.reverts, () if plan.changes else plan.trailers) if plan.reverts else "",
+        rollback_heading="Merging or closing" if rollback else "Rolling back",
     )
 
 

@@ -25,16 +25,22 @@ from gitbot.history import (
     TRAILER_FROM,
     TRAILER_PLAN,
     TRAILER_POLICY,
+    TRAILER_RESTART,
     TRAILER_TARGET,
     TRAILER_TO,
     BotCommit,
     History,
     parse_bot_commit,
 )
-from gitbot.messages import plan_id, render_message, rollback_trailers
-
-# On an image update that also moved a canary's weights back to 0% (`onNewImage: restart`): the canary's name.
-TRAILER_RESTART = "Gitbot-Restart"
+from gitbot.messages import (
+    marker_body,
+    plain_rollback_note,
+    plan_id,
+    render_message,
+    rollback_trailers,
+    undoes_trailers,
+    without_reverts_paragraph,
+)
 
 
 @dataclass(frozen=True)
@@ -540,13 +546,15 @@ def settle_rollback(plan: Plan, reverted: RouteState, texts: Mapping[str, str]) 
 
 
 def rollback_commit_message(plan: Plan) -> str:
-    """The message of a rollback that could not be a `git revert`: it sets the weights to 0% itself."""
+    """The message of a rollback that could not be a `git revert`: it sets the weights to 0% itself.
+
+    Nothing is reverted, so it carries no `This reverts commit` lines: `Gitbot-Undoes` trailers name the steps
+    it undoes, and history reads them as it reads a revert.
+    """
     weight = dict(plan.trailers).get(TRAILER_FROM, "?")
-    note = (
-        "Reverting the steps below does not apply to the branch as it is now (it conflicts with later "
-        f"changes), so this commit sets the canary weight from {weight}% to 0% (GA 100%) instead."
-    )
-    return _with_note(plan, note, before_reverts=True)
+    note = plain_rollback_note(plan.reverts, weight)
+    body = "\n\n".join(part for part in (note, without_reverts_paragraph(plan.body)) if part.strip())
+    return render_message(plan.subject, body, undoes_trailers(plan.trailers, plan.reverts))
 
 
 def marker_message(policy: Policy, name: str, action: str, why: str) -> str:
@@ -554,6 +562,6 @@ def marker_message(policy: Policy, name: str, action: str, why: str) -> str:
     verb = "pause" if action == "pause" else "resume"
     return render_message(
         f"gitbot({policy.name}): {verb} {name} canary",
-        why,
+        marker_body(policy.name, name, action, why),
         ((TRAILER_POLICY, policy.name), (TRAILER_ACTION, action), (TRAILER_TARGET, name)),
     )

@@ -139,12 +139,15 @@ def test_a_conflicting_revert_falls_back_to_a_plain_commit(make_world: WorldFact
     message = world.server.message(world.repo)
     assert ("Gitbot-From", "50") in trailers(message) and ("Gitbot-To", "0") in trailers(message)
     assert ("Gitbot-Quarantine", f"podinfo-canary={CANARY_TAG}") in trailers(message)
-    # The message says the commit set the weights itself; the steps it undoes stay named for history.
+    # The message says the commit set the weights itself, without claiming a revert; its trailers name the
+    # steps it undoes for history.
     assert message.startswith(
-        f"{delivery.subject}\n\nReverting the steps below does not apply to the branch as it is now (it conflicts "
-        "with later changes), so this commit sets the canary weight from 50% to 0% (GA 100%) instead.\n\n"
-        f"This reverts commit {step60}.\nThis reverts commit {step10}.\n"
+        f"{delivery.subject}\n\nA revert of the canary's 2 steps ({step60[:7]} and {step10[:7]}) would conflict "
+        "with later changes to the branch, so this commit sets the canary weight from 50% to 0% (GA 100%) itself, "
+        "without `git revert`. The Gitbot-Undoes trailers name the steps it undoes.\n\nDecision: "
     )
+    assert "This reverts commit" not in message
+    assert [value for key, value in trailers(message) if key == "Gitbot-Undoes"] == [step60, step10]
     # Only the weights moved: the comment on the web route's GA weight survives the fallback edit.
     assert "weight: 100  # GA" in world.routes_text()
 

@@ -227,11 +227,15 @@ def test_a_rollback_settles_what_its_revert_restores_at_0(production: Policy) ->
     files, message = settle_rollback(plan, read_route(production, 0, scan_text(FILE, zero)), {FILE: zero})
     assert files == {} and message == render_message(plan.subject, plan.body, plan.trailers)
 
+    # Nothing is reverted when the revert conflicts: the message says so and names the step in a trailer.
     fallback = rollback_commit_message(plan)
-    assert (
-        f"this commit sets the canary weight from 60% to 0% (GA 100%) instead.\n\nThis reverts commit {'a' * 40}."
-        in (fallback)
+    assert fallback.startswith(
+        f"{plan.subject}\n\nA revert of the canary's step aaaaaaa would conflict with later changes to the branch, "
+        "so this commit sets the canary weight from 60% to 0% (GA 100%) itself, without `git revert`. The "
+        "Gitbot-Undoes trailers name the step it undoes.\n\nDecision: analysis failed at 60%"
     )
+    assert "This reverts commit" not in fallback
+    assert f"Gitbot-To: 0\nGitbot-Undoes: {'a' * 40}\nGitbot-Plan-Id: {plan.plan_id}\n" in fallback
 
 
 @pytest.mark.parametrize("share", [float("nan"), float("inf"), float("-inf")])
