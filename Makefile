@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 SYSTEM_TOOLS := /usr/bin/prometheus /usr/bin/promtool /usr/bin/docker-registry /usr/bin/htpasswd
 
 .PHONY: demo test lint unit system-deps venv bench clean
+.PHONY: test-render-deps
 
 venv: $(VENV)/.installed
 
@@ -33,6 +34,23 @@ system-deps:
 	  [ $$created = 0 ] || rm -f $(POLICY_RC); \
 	  exit $$status; \
 	fi
+
+# The charts in commit and pull request bodies are rendered in the tests (tests/render) by the real Mermaid
+# library in headless Chromium, as a Markdown viewer would: Debian's chromium, and Mermaid pinned under .cache.
+MERMAID_VERSION := 11.12.2
+MERMAID_DIR := .cache/mermaid
+
+test-render-deps: $(MERMAID_DIR)/.installed-$(MERMAID_VERSION)
+	@[ -x /usr/bin/chromium ] || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "test-render-deps: installing chromium needs root (sudo make test-render-deps)" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+$(MERMAID_DIR)/.installed-$(MERMAID_VERSION):
+	mkdir -p $(MERMAID_DIR)
+	npm install --prefix $(MERMAID_DIR) --no-audit --no-fund --silent mermaid@$(MERMAID_VERSION)
+	touch $@
+
+test: test-render-deps
 
 demo: venv
 	$(BIN)/gitbot demo

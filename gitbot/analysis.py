@@ -11,16 +11,19 @@ give `inconclusive`, never `fail`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from gitbot import sequential
 from gitbot.domain import Analysis, CheckResult, Verdict
 from gitbot.errors import ConfigError, MetricsError
-from gitbot.ports import Metrics
+from gitbot.ports import Metrics, Workload
 
-CheckName = Literal["success-rate", "latency-p99", "custom"]
+CheckName = Literal["success-rate", "latency-p99", "custom", "error-rate", "latency"]
+Test = Literal["threshold", "sequential"]
 Side = Literal["canary", "stable"]
 SIDES: tuple[Side, Side] = ("canary", "stable")
 
@@ -31,7 +34,12 @@ _ALLOWED: dict[str, frozenset[str]] = {
     "success-rate": frozenset({"min", "max_drop"}),
     "latency-p99": frozenset({"max", "max_ratio"}),
     "custom": frozenset({"min", "max"}),
+    "error-rate": frozenset(),
+    "latency": frozenset(),
 }
+# Checks judged by an anytime-valid sequential test (gitbot.sequential) on the counts since the step landed.
+SEQUENTIAL: frozenset[str] = frozenset({"error-rate", "latency"})
+DEFAULT_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,11 @@ class CheckSpec:
     most this multiple of GA p99). custom: `query` (PromQL with `{namespace}`, `{canary}`, `{stable}`,
     `{window}` placeholders) whose single value must be >= `min` and/or <= `max`; `label` names it in the
     evidence (default `custom #N`).
+
+    error-rate and latency are sequential (`test: sequential`, the default for them): the canary is compared
+    with GA on every request since the step landed, and fails once the evidence of a regression reaches
+    1/`alpha` (default 0.05). `margin` (default 0) is the relative worsening allowed: 0.5 lets the canary's
+    error rate (or its share of requests slower than any latency bucket bound) be up to 1.5 x GA's.
     """
 
     name: CheckName
@@ -52,6 +65,9 @@ class CheckSpec:
     max_drop: float | None = None
     query: str | None = None
     label: str | None = None
+    test: Test | None = None
+    alpha: float | None = None
+    margin: float | None = None
 
     def __post_init__(self) -> None:
         if self.name not in _ALLOWED:
@@ -59,6 +75,9 @@ class CheckSpec:
                 f"unknown check {self.name!r}; expected one of: {', '.join(sorted(_ALLOWED))}",
                 where="analysis.checks",
             )
+        if self.sequential or self.test is not None or self.alpha is not None or self.margin is not None:
+            self._check_sequential()
+            return
         given = {key for key in ("min", "max", "max_ratio", "max_drop") if getattr(self, key) is not None}
         if not given:
             raise ConfigError(
@@ -84,15 +103,51 @@ class CheckSpec:
             problem = "needs a query" if self.name == "custom" else "takes no query (only custom does)"
             raise ConfigError(f"check {self.name!r} {problem}", where="analysis.checks")
 
+    def _check_sequential(self) -> None:
+        def problem(text: str) -> ConfigError:
+            return ConfigError(f"check {self.name!r} {text}", where="analysis.checks")
+
+        if not self.sequential:
+            raise problem(
+                "is judged against thresholds and takes no test, alpha or margin; "
+                f"the sequential checks are {' and '.join(sorted(SEQUENTIAL))}"
+            )
+        if self.test == "threshold":
+            raise problem("is a sequential test; for a fixed threshold use latency-p99 or success-rate")
+        given = [key for key in ("min", "max", "max_ratio", "max_drop", "query", "label") if getattr(self, key)]
+        if given:
+            raise problem(f"takes alpha and margin, not {', '.join(given)}")
+        if not (0 < self.alpha_value < 1):
+            raise problem(f"alpha must be a number between 0 and 1 (exclusive), got {self.alpha_value}")
+        if not (math.isfinite(self.margin_value) and self.margin_value >= 0):
+            raise problem(f"margin must be a finite number >= 0, got {self.margin_value}")
+
+    @property
+    def sequential(self) -> bool:
+        """Whether this check is an anytime-valid sequential test (judged on the counts since the step)."""
+        return self.name in SEQUENTIAL
+
+    @property
+    def alpha_value(self) -> float:
+        return DEFAULT_ALPHA if self.alpha is None else self.alpha
+
+    @property
+    def margin_value(self) -> float:
+        return 0.0 if self.margin is None else self.margin
+
     @property
     def compares(self) -> bool:
         """Whether judging this check needs the GA side."""
+        if self.sequential:
+            return True
         if self.name == "custom":
             return "{stable}" in (self.query or "")
         return self.max_ratio is not None or self.max_drop is not None
 
     def absolute(self) -> CheckSpec | None:
         """This check without its comparisons to GA; None when nothing absolute is left."""
+        if self.sequential:
+            return None
         if self.name == "custom":
             return None if self.compares else self
         if self.min is None and self.max is None:
@@ -211,6 +266,8 @@ def build_queries(spec: AnalysisSpec) -> dict[str, str]:
     window = promql_duration(spec.window)
     queries = {f"{REQUESTS}:{side}": requests_query(spec, side, window) for side in SIDES}
     for index, check in enumerate(spec.checks):
+        if check.sequential:
+            continue
         if check.name == "custom":
             queries[query_key(index, check, "canary")] = custom_query(spec, check.query or "")
             continue
@@ -232,6 +289,9 @@ def _fmt(value: float) -> str:
 
 def threshold_text(check: CheckSpec) -> str:
     """The check's thresholds as a person reads them, e.g. `>= 99%, >= GA - 1pp`."""
+    if check.sequential:
+        margin = f", margin +{_fmt(100 * check.margin_value)}%" if check.margin_value else ""
+        return f"e >= {_fmt(1 / check.alpha_value)} (alpha {_fmt(check.alpha_value)}{margin})"
     parts: list[str] = []
     unit = {"success-rate": "%", "latency-p99": " ms", "custom": ""}[check.name]
     if check.min is not None:
@@ -304,12 +364,15 @@ def judge(
     value = {key: _clean(samples.get(key)) for key in queries}
     req_canary, req_stable = value[f"{REQUESTS}:canary"], value[f"{REQUESTS}:stable"]
 
+    # Sequential checks are judged on the counts since the step (`judge_sequential`), not on this window.
+    windowed = [check for check in spec.checks if not check.sequential]
+    needs_stable = any(check.compares for check in windowed)
     gate_problems: list[str] = []
     if error is not None:
         gate_problems.append(error)
     else:
         for side, count in (("canary", req_canary), ("GA", req_stable)):
-            if side == "GA" and not spec.needs_stable:
+            if side == "GA" and not needs_stable:
                 continue
             if count is None:
                 gate_problems.append(f"no {side} requests recorded")
@@ -322,11 +385,15 @@ def judge(
             verdict=gate,
             canary=req_canary,
             stable=req_stable,
-            threshold=f">= {spec.min_requests} each" if spec.needs_stable else f">= {spec.min_requests} canary",
+            threshold=f">= {spec.min_requests} each" if needs_stable else f">= {spec.min_requests} canary",
             detail="; ".join(gate_problems),
         )
     ]
+    if not windowed and spec.checks:
+        results = []
     for index, check in enumerate(spec.checks):
+        if check.sequential:
+            continue
         canary = value.get(query_key(index, check, "canary"))
         stable = value.get(query_key(index, check, "stable"))
         if gate_problems:
@@ -364,21 +431,183 @@ def summarize(verdict: Verdict, results: Sequence[CheckResult]) -> str:
     return first.detail if first.name == REQUESTS else f"{name} {first.detail}"
 
 
-def run_analysis(spec: AnalysisSpec, metrics: Metrics, at: datetime) -> Analysis:
+def run_analysis(spec: AnalysisSpec, metrics: Metrics, at: datetime, since: datetime | None = None) -> Analysis:
     """Ask Prometheus every query of `spec` for the window ending at `at` and judge the answers.
 
     Never raises MetricsError: the first failed query stops the run (an unreachable server would fail
     every query the same way, each after its timeout) and the analysis is inconclusive with that error.
+    Sequential checks are judged on the counts from `since` (when the step landed) to `at`; without
+    `since` they are inconclusive.
     """
     if at.tzinfo is None:
         raise ValueError("run_analysis needs a timezone-aware time")
     samples: dict[str, float | None] = {}
+    analysis: Analysis | None = None
     for key, query in build_queries(spec).items():
         try:
             samples[key] = metrics.instant(query, at)
         except MetricsError as exc:
-            return judge(spec, samples, at, error=f"query failed: {exc.one_line()}")
-    return judge(spec, samples, at)
+            analysis = judge(spec, samples, at, error=f"query failed: {exc.one_line()}")
+            break
+    if analysis is None:
+        analysis = judge(spec, samples, at)
+    if not any(check.sequential for check in spec.checks):
+        return analysis
+    return with_sequential(analysis, spec, *measure_sequential(spec, metrics, since, at), since=since)
+
+
+@dataclass(frozen=True)
+class SideCounts:
+    """One side's cumulative counts since the step: requests, 5xx responses, latency histogram (cumulative)."""
+
+    requests: float | None
+    errors: float | None
+    buckets: tuple[tuple[float, float], ...] = ()
+
+
+SequentialCounts = Mapping[Side, SideCounts]
+
+
+def workload(spec: AnalysisSpec, side: Side) -> Workload:
+    """The workload of one side, as the Metrics port counts its requests."""
+    name = spec.canary_workload if side == "canary" else spec.stable_workload
+    return Workload(spec.namespace, name, spec.reporter)
+
+
+def measure_sequential(
+    spec: AnalysisSpec, metrics: Metrics, since: datetime | None, at: datetime
+) -> tuple[SequentialCounts | None, str | None]:
+    """The counts the sequential checks of `spec` need, from `since` to `at`, or None and why not."""
+    if since is None:
+        return None, "the time the step landed is unknown"
+    if since >= at:
+        return None, "the step landed after the time of the analysis"
+    wants_latency = any(check.name == "latency" for check in spec.checks)
+    counts: dict[Side, SideCounts] = {}
+    try:
+        for side in SIDES:
+            totals = metrics.request_counts(workload(spec, side), since, at)
+            buckets = metrics.latency_buckets(workload(spec, side), since, at) if wants_latency else []
+            requests, errors = totals if totals is not None else (None, None)
+            counts[side] = SideCounts(_clean(requests), _clean(errors), tuple(buckets))
+    except MetricsError as exc:
+        return None, f"query failed: {exc.one_line()}"
+    return counts, None
+
+
+def _bucket_total(side: SideCounts) -> float | None:
+    """Requests in a histogram (its +Inf bucket); None when it is empty or holds a count that is not finite."""
+    if not side.buckets or not all(math.isfinite(count) for _, count in side.buckets):
+        return None
+    return side.buckets[-1][1]
+
+
+def _sequential_result(
+    spec: AnalysisSpec,
+    check: CheckSpec,
+    counts: SequentialCounts | None,
+    problem: str | None,
+    since: datetime | None,
+    ga_period: tuple[datetime, datetime] | None = None,
+) -> CheckResult:
+    label = "" if check.name == "error-rate" else "p99 "
+    base = CheckResult(
+        name=check.name, verdict="inconclusive", canary=None, stable=None, threshold=threshold_text(check),
+        sequential=True, since=since, stable_period=ga_period,
+    )  # fmt: skip
+    # Where each side's counts come from, as the reasons say it; at 100% GA's are from before the step.
+    when = {"canary": ("has", "since the step"), "GA": ("has", "since the step")}
+    before = ""
+    if ga_period is not None:
+        before = " before 100%"
+        when = {
+            "canary": ("has", "since the step to 100%"),
+            "GA": ("had", f"before the step to 100% ({_when(ga_period[0])} to {_when(ga_period[1])})"),
+        }
+    if counts is None:
+        return replace(base, detail=problem or "no data")
+    canary, stable = counts["canary"], counts["stable"]
+    if check.name == "error-rate":
+        sizes = (canary.requests, stable.requests)
+    else:
+        sizes = (_bucket_total(canary), _bucket_total(stable))
+    base = replace(base, requests=(sizes[0], sizes[1]))
+    for side, size in (("canary", sizes[0]), ("GA", sizes[1])):
+        if size is None or size <= 0:
+            return replace(base, detail=f"no {side} requests recorded {when[side][1]}")
+    try:
+        if check.name == "error-rate":
+            if canary.errors is None or stable.errors is None:
+                return replace(base, detail="error counts are not numbers")
+            comparison = sequential.error_rate_test(
+                sizes[0] or 0, canary.errors, sizes[1] or 0, stable.errors, check.margin_value
+            )
+        else:
+            comparison = sequential.latency_test(canary.buckets, stable.buckets, check.margin_value)
+    except ValueError as exc:
+        return replace(base, detail=f"cannot compare: {exc}")
+    enough = all(size is not None and size >= spec.min_requests for size in sizes)
+    verdict = sequential.mark(comparison, check.alpha_value, enough)
+    unit = "%" if check.name == "error-rate" else " ms"
+    values = (
+        f"{label}{_fmt(comparison.canary or 0)}{unit} vs GA {_fmt(comparison.stable or 0)}{unit}{before}"
+        if comparison.canary is not None and comparison.stable is not None
+        else "no figure to show"
+    )
+    evidence = f"e = {_fmt(comparison.e_value)}"
+    bound = _fmt(1 / check.alpha_value)
+    if verdict == "fail":
+        detail = f"{values}; {evidence} >= {bound}"
+    elif verdict == "pass":
+        detail = f"no evidence of a regression{' against GA' + before if before else ''}: {evidence} < {bound}"
+    else:
+        short = [
+            f"{side} {when[side][0]} {size:.0f} requests {when[side][1]}, needs {spec.min_requests}"
+            for side, size in (("canary", sizes[0]), ("GA", sizes[1]))
+            if size is not None and size < spec.min_requests
+        ]
+        detail = "; ".join(short) + f" ({evidence})"
+    return replace(
+        base,
+        verdict=verdict,
+        canary=comparison.canary,
+        stable=comparison.stable,
+        effect=comparison.effect,
+        e_value=comparison.e_value,
+        detail=detail,
+    )
+
+
+def judge_sequential(
+    spec: AnalysisSpec,
+    counts: SequentialCounts | None,
+    problem: str | None = None,
+    since: datetime | None = None,
+    *,
+    ga_period: tuple[datetime, datetime] | None = None,
+) -> tuple[CheckResult, ...]:
+    """The sequential checks of `spec` judged on the cumulative `counts` since the step landed (`since`).
+
+    Tri-state: fail once the e-value reaches 1/alpha; pass only when both sides have `min_requests` and there
+    is no such evidence; inconclusive on no counts (`problem` says why), too few requests or numbers that are
+    not finite. With `ga_period` (a canary at 100 percent) GA's counts are from that period before the step
+    to 100%, and the reasons say so.
+    """
+    return tuple(_sequential_result(spec, c, counts, problem, since, ga_period) for c in spec.checks if c.sequential)
+
+
+def with_sequential(
+    analysis: Analysis,
+    spec: AnalysisSpec,
+    counts: SequentialCounts | None,
+    problem: str | None = None,
+    *,
+    since: datetime | None = None,
+) -> Analysis:
+    """`analysis` with the sequential checks of `spec` judged on `counts` added, and its verdict recombined."""
+    results = (*analysis.checks, *judge_sequential(spec, counts, problem, since))
+    verdict = _combine([r.verdict for r in results])
+    return replace(analysis, verdict=verdict, checks=results, summary=summarize(verdict, results))
 
 
 def observed_canary_share(spec: AnalysisSpec, metrics: Metrics, at: datetime) -> float | None:
@@ -470,14 +699,20 @@ def _when(moment: datetime) -> str:
 
 
 def render_evidence(analysis: Analysis) -> str:
-    """A Markdown table of the checks: name, canary, GA, threshold, verdict (with reason), window."""
+    """A Markdown table of the checks: name, canary, GA, threshold, verdict (with reason), window.
+
+    Sequential checks get their own table (`render_sequential_evidence`) after the windowed one.
+    """
     minutes = (analysis.window_end - analysis.window_start).total_seconds() / 60
     window = f"{minutes:g}m to {_when(analysis.window_end)}"
     lines = [
         "| Check | Canary | GA | Threshold | Verdict | Window |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for check in analysis.checks:
+    windowed = [check for check in analysis.checks if not check.sequential]
+    if not windowed:
+        lines = []
+    for check in windowed:
         verdict = check.verdict + (f" ({check.detail})" if check.detail else "")
         cells = (
             check.name,
@@ -488,8 +723,65 @@ def render_evidence(analysis: Analysis) -> str:
             window,
         )
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    sequential_table = render_sequential_evidence(analysis)
+    if sequential_table:
+        lines += [""] if lines else []
+        lines.append(sequential_table.rstrip("\n"))
     lines.append("")
     lines.append(f"**Verdict: {analysis.verdict}** ({_cell(analysis.summary)})")
+    return "\n".join(lines) + "\n"
+
+
+def _sequential_value(name: str, value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "no data"
+    return f"{value:.3g}%" if name == "error-rate" else f"{value:.1f} ms"
+
+
+def _count(value: float | None) -> str:
+    return "no data" if value is None or not math.isfinite(value) else f"{value:.0f}"
+
+
+def _since_text(check: CheckResult) -> str:
+    """When the counts start: the canary's (the step), and at 100 percent GA's period before the step to 100%."""
+    text = _when(check.since) if check.since is not None else "unknown"
+    if check.stable_period is not None:
+        start, end = check.stable_period
+        text += f"; GA {_when(start)} to {_when(end)}, before 100%"
+    return text
+
+
+def render_sequential_evidence(analysis: Analysis) -> str:
+    """A Kayenta-style Markdown table of the sequential checks; empty when there are none.
+
+    Per check: the canary's and GA's figure (error rate, or p99 from the histogram), the effect (canary / GA),
+    the e-value and its anytime-valid p-value, the threshold, the mark, the requests on each side and since when.
+    At 100 percent GA's figure is marked "before 100%" and its period follows the canary's start.
+    """
+    rows = [check for check in analysis.checks if check.sequential]
+    if not rows:
+        return ""
+    lines = [
+        "| Sequential check | Canary | GA | Effect | e-value | p-value | Threshold | Mark "
+        "| Requests (canary / GA) | Since |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for check in rows:
+        e_value = check.e_value
+        has_e = e_value is not None and math.isfinite(e_value) and e_value > 0
+        cells = (
+            check.name,
+            _sequential_value(check.name, check.canary),
+            _sequential_value(check.name, check.stable) + (" before 100%" if check.stable_period else ""),
+            "-" if check.effect is None or not math.isfinite(check.effect) else f"{check.effect:.2f}x",
+            f"{e_value:.3g}" if has_e and e_value is not None else "-",
+            f"{min(1.0, 1.0 / e_value):.3g}" if has_e and e_value is not None else "-",
+            check.threshold,
+            check.verdict + (f" ({check.detail})" if check.detail else ""),
+            f"{_count(check.requests[0])} / {_count(check.requests[1])}",
+            _since_text(check),
+        )
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -503,32 +795,312 @@ def _thin(times: list[float]) -> list[float]:
     return times[::stride]
 
 
-def render_latency_chart(canary_series: Series, stable_series: Series) -> str:
-    """A fenced Mermaid `xychart-beta` block: canary p99 (first line) and GA p99 (second line) in ms.
+# Line colours of the chart, in the order the lines are drawn (the canary last, on top of a GA line it
+# matches): each stands out on a white and on a dark page.
+CHART_COLOURS = {"GA": ("blue", "#1971c2"), "limit": ("grey", "#5c636a"), "canary": ("orange", "#d9480f")}
+_LEGEND_ORDER = ("canary", "GA", "limit")
+
+
+def _chart_limit(checks: Sequence[CheckSpec], ga: Mapping[float, float], times: Sequence[float]) -> list[float]:
+    """The p99 the canary may reach at each time by its latency-p99 checks (their `max` and `max_ratio` x GA's
+    p99, the lower), or [] when no such check bounds every point."""
+    bounds = [check for check in checks if check.name == "latency-p99"]
+    limits: list[float] = []
+    for t in times:
+        caps = [check.max for check in bounds if check.max is not None]
+        caps += [check.max_ratio * ga[t] for check in bounds if check.max_ratio is not None and t in ga]
+        if not caps:
+            return []
+        limits.append(min(caps))
+    return limits
+
+
+def _limit_words(checks: Sequence[CheckSpec]) -> str:
+    parts = [
+        f"{'at most ' + _number(check.max) + ' ms' if check.max is not None else ''}"
+        f"{' and ' if check.max is not None and check.max_ratio is not None else ''}"
+        f"{_number(check.max_ratio) + 'x GA' if check.max_ratio is not None else ''}"
+        for check in checks
+        if check.name == "latency-p99"
+    ]
+    return "; ".join(part for part in parts if part)
+
+
+def _number(value: float | None) -> str:
+    return f"{value:g}" if value is not None else ""
+
+
+def render_latency_chart(canary_series: Series, stable_series: Series, checks: Sequence[CheckSpec] = ()) -> str:
+    """A legend line and a fenced Mermaid `xychart-beta` block: canary p99, GA p99 and the latency-p99 limit in ms.
 
     Points are the timestamps both series have (a line cannot have holes); when only one series has
-    data, only that line is drawn. Empty string when there is nothing to draw.
+    data, only that line is drawn. The limit line is drawn when the policy's latency-p99 checks bound
+    every point. Empty string when there are fewer than two points to draw.
     """
     canary, stable = dict(canary_series), dict(stable_series)
     # A Mermaid line cannot have holes: plot the common timestamps when both sides have data.
     times = _thin(sorted(set(canary) & set(stable) if canary and stable else set(canary) | set(stable)))
-    if not times:
-        return ""
-    lines_data = [(label, data) for label, data in (("canary", canary), ("GA", stable)) if data]
-    top = max(data[t] for _, data in lines_data for t in times)
-    # The x-axis is categorical: Mermaid draws equal labels at one place, so points under a minute apart
-    # (a window under 20 minutes) carry their seconds.
-    fmt = "%H:%M" if len({int(t) // 60 for t in times}) == len(times) else "%H:%M:%S"
-    labels = ", ".join(f'"{datetime.fromtimestamp(t, UTC).strftime(fmt)}"' for t in times)
-    names = " / ".join(label for label, _ in lines_data)
+    if len(times) < 2:
+        return ""  # one point draws no line
+    found = {label: [data[t] for t in times] for label, data in (("canary", canary), ("GA", stable)) if data}
+    limit = _chart_limit(checks, stable, times)
+    if limit:
+        found["limit"] = limit
+    lines_data = [(label, found[label]) for label in CHART_COLOURS if label in found]
+    top = max(value for _, values in lines_data for value in values)
+    # Mermaid has no legend for this chart: the colours are named above it and in its title, and the palette is
+    # set so that the names hold (the n-th line takes the n-th colour).
+    palette = ", ".join(CHART_COLOURS[label][1] for label, _ in lines_data)
+    shown = [label for label in _LEGEND_ORDER if label in found]
+    named = ", ".join(f"{label} {CHART_COLOURS[label][0]}" for label in shown)
+    legend = ", ".join(
+        f"{'limit (' + _limit_words(checks) + ')' if label == 'limit' else label + ' p99'} in {CHART_COLOURS[label][0]}"
+        for label in shown
+    )
+    # A numeric x-axis (minutes from the first point) lets Mermaid choose a few short tick labels; a label per
+    # point would overlap. Mermaid spreads a line's points evenly over the axis, as the series' steps are.
+    start = datetime.fromtimestamp(times[0], UTC)
+    span = (times[-1] - times[0]) / 60
     out = [
+        f"p99 latency over the window, {legend}; minutes since {start:%H:%M:%S} UTC.",
+        "",
         "```mermaid",
+        '%%{init: {"themeVariables": {"xyChart": {"plotColorPalette": "' + palette + '"}}}}%%',
         "xychart-beta",
-        f'    title "p99 latency (ms): {names}"',
-        f"    x-axis [{labels}]",
+        f'    title "p99 latency (ms): {named}"',
+        f'    x-axis "minutes since {start:%H:%M:%S} UTC" 0 --> {round(span, 2):g}',
         f'    y-axis "p99 ms" 0 --> {math.ceil(top * 1.1) if top > 0 else 1}',
     ]
-    for _, data in lines_data:
-        out.append("    line [" + ", ".join(f"{data[t]:.1f}" for t in times) + "]")
+    for _, values in lines_data:
+        out.append("    line [" + ", ".join(f"{value:.1f}" for value in values) + "]")
     out.append("```")
     return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class GaReference:
+    """GA's own figures for a canary at 100 percent, when GA takes no traffic: the window before the step.
+
+    `window_end`: when the step to 100 percent landed (from git); None when history does not say.
+    `samples`: the GA side's answers (`requests:stable` and each comparing check's `<i>:<name>:stable`).
+    `error`: a failed query, one line.
+    """
+
+    window_end: datetime | None
+    samples: Mapping[str, float | None]
+    error: str | None = None
+
+
+def reference_queries(spec: AnalysisSpec) -> dict[str, str]:
+    """The GA side of `build_queries(spec)`: what a GA reference is asked for."""
+    return {key: query for key, query in build_queries(spec).items() if key.endswith(":stable")}
+
+
+def read_ga_reference(spec: AnalysisSpec, metrics: Metrics, before: datetime | None) -> GaReference:
+    """GA's figures over the window ending at `before` (the step to 100 percent); never raises MetricsError."""
+    if before is None:
+        return GaReference(None, {})
+    samples: dict[str, float | None] = {}
+    for key, query in reference_queries(spec).items():
+        try:
+            samples[key] = metrics.instant(query, before)
+        except MetricsError as exc:
+            return GaReference(before, samples, f"query failed: {exc.one_line()}")
+    return GaReference(before, samples)
+
+
+def _reference_problem(spec: AnalysisSpec, reference: GaReference) -> str | None:
+    """Why the GA reference cannot be compared with, or None when it can."""
+    if reference.window_end is None:
+        return "no GA figures (GA takes no traffic at 100% and history has no step to 100% to look before)"
+    if reference.error is not None:
+        return f"no GA figures from before the step to 100%: {reference.error}"
+    count = _clean(reference.samples.get(f"{REQUESTS}:stable"))
+    if count is None:
+        return f"no GA requests in the {promql_duration(spec.window)} before the step to 100%"
+    if count < spec.min_requests:
+        return f"GA had {count:.0f} requests before the step to 100%, needs {spec.min_requests}"
+    return None
+
+
+@dataclass(frozen=True)
+class FullWeightCounts:
+    """What the sequential checks of a canary at 100 percent are judged on.
+
+    `counts`: the canary's since `since` (the step to 100%, or a newer canary image) and GA's over
+    `ga_period` (from when the weights last moved before the step to 100% until it landed); None with
+    `problem` saying why there are none.
+    """
+
+    counts: SequentialCounts | None
+    since: datetime | None
+    ga_period: tuple[datetime, datetime] | None
+    problem: str | None = None
+
+
+_NO_GA_COUNTS = "no GA counts from before the step to 100% (GA takes no traffic at 100%): "
+
+
+def _side_counts(
+    spec: AnalysisSpec, metrics: Metrics, side: Side, start: datetime, end: datetime, wants_latency: bool
+) -> SideCounts:
+    totals = metrics.request_counts(workload(spec, side), start, end)
+    buckets = metrics.latency_buckets(workload(spec, side), start, end) if wants_latency else []
+    requests, errors = totals if totals is not None else (None, None)
+    return SideCounts(_clean(requests), _clean(errors), tuple(buckets))
+
+
+def measure_sequential_full(
+    spec: AnalysisSpec,
+    metrics: Metrics,
+    *,
+    since: datetime | None,
+    full_at: datetime | None,
+    before_full_at: datetime | None,
+    at: datetime,
+) -> FullWeightCounts:
+    """The counts for the sequential checks of a canary at 100 percent; never raises MetricsError.
+
+    The canary's from `since` to `at`; GA's from `before_full_at` (when the weights last moved before the step
+    to 100%) to `full_at` (when that step landed), both times read from git. GA's side is a finished period
+    while the canary's grows, so each look is a valid e-value against GA's rate per request then.
+    """
+    period = (before_full_at, full_at) if before_full_at is not None and full_at is not None else None
+    if full_at is None:
+        return FullWeightCounts(None, since, None, _NO_GA_COUNTS + "history has no step to 100%")
+    if before_full_at is None:
+        problem = "history has no step before the step to 100% to count GA's requests from"
+        return FullWeightCounts(None, since, None, _NO_GA_COUNTS + problem)
+    if since is None or since >= at:
+        return FullWeightCounts(None, since, period, "the step to 100% landed after the time of the analysis")
+    wants_latency = any(check.name == "latency" for check in spec.checks)
+    try:
+        canary = _side_counts(spec, metrics, "canary", since, at, wants_latency)
+    except MetricsError as exc:
+        return FullWeightCounts(None, since, period, f"query failed: {exc.one_line()}")
+    try:
+        stable = _side_counts(spec, metrics, "stable", before_full_at, full_at, wants_latency)
+    except MetricsError as exc:
+        return FullWeightCounts(None, since, period, _NO_GA_COUNTS + f"query failed: {exc.one_line()}")
+    return FullWeightCounts({"canary": canary, "stable": stable}, since, period)
+
+
+def judge_full_weight(
+    spec: AnalysisSpec,
+    samples: Mapping[str, float | None],
+    window_end: datetime,
+    reference: GaReference,
+    error: str | None = None,
+    *,
+    counts: FullWeightCounts | None = None,
+) -> Analysis:
+    """Judge a canary that takes all traffic: its figures now against GA's from before the step to 100%.
+
+    Only the canary's request count gates the windowed checks. A comparison with GA is judged on the reference;
+    without a usable one it is inconclusive (its absolute bounds still judge). A custom query that names
+    `{stable}` mixes both sides at one moment and cannot be judged at 100%: inconclusive, never dropped.
+    Sequential checks are judged on `counts` (the canary's since the step to 100%, GA's before it); without
+    them they are inconclusive.
+    """
+    windowed = [check for check in spec.checks if not check.sequential]
+    needs_stable = any(check.compares for check in windowed)
+    queries = build_queries(spec)
+    value = {key: _clean(samples.get(key)) for key in queries if not key.endswith(":stable")}
+    problem = _reference_problem(spec, reference)
+    ga = {key: None if problem else _clean(reference.samples.get(key)) for key in queries if key.endswith(":stable")}
+    req_canary = value[f"{REQUESTS}:canary"]
+    reference_note = ""
+    if needs_stable and problem is None and reference.window_end is not None:
+        reference_note = (
+            f"GA figures: {promql_duration(spec.window)} to {_when(reference.window_end)}, before the step to 100%"
+        )
+    gate_problems: list[str] = []
+    if error is not None:
+        gate_problems.append(error)
+    elif req_canary is None:
+        gate_problems.append("no canary requests recorded")
+    elif req_canary < spec.min_requests:
+        gate_problems.append(f"canary has {req_canary:.0f} requests, needs {spec.min_requests}")
+    results = [
+        CheckResult(
+            name=REQUESTS,
+            verdict="inconclusive" if gate_problems else "pass",
+            canary=req_canary,
+            stable=_clean(reference.samples.get(f"{REQUESTS}:stable")) if needs_stable else None,
+            threshold=f">= {spec.min_requests} canary" + (", GA before 100%" if needs_stable else ""),
+            detail="; ".join(gate_problems) or reference_note,
+        )
+    ]
+    if not windowed and spec.checks:
+        results = []
+    for index, check in enumerate(spec.checks):
+        if check.sequential:
+            continue
+        canary = value.get(query_key(index, check, "canary"))
+        stable = ga.get(query_key(index, check, "stable"))
+        verdict: Verdict
+        if gate_problems:
+            verdict, detail = "inconclusive", "not judged: " + "; ".join(gate_problems)
+        elif check.name == "custom" and check.compares:
+            verdict, detail = "inconclusive", "compares with GA ({stable}), which takes no traffic at 100%"
+        else:
+            verdict, detail = _judge_check(check, canary, stable)
+            if check.compares and problem is not None and verdict == "inconclusive":
+                detail = problem
+            elif check.compares and problem is None:
+                detail = re.sub(r"(x GA|pp (?:below|above) GA)\b", r"\1 before 100%", detail)
+        results.append(
+            CheckResult(
+                name=check.name if check.name != "custom" else check.label or f"custom #{index + 1}",
+                verdict=verdict,
+                canary=canary,
+                stable=stable,
+                threshold=threshold_text(check),
+                detail=detail,
+            )
+        )
+    if counts is None:
+        counts = FullWeightCounts(None, None, None, "the counts since the step to 100% were not measured")
+    results += judge_sequential(spec, counts.counts, counts.problem, counts.since, ga_period=counts.ga_period)
+    verdict = _combine([r.verdict for r in results])
+    return Analysis(
+        verdict=verdict,
+        checks=tuple(results),
+        window_start=window_end - spec.window,
+        window_end=window_end,
+        summary=summarize(verdict, results),
+    )
+
+
+def run_full_weight_analysis(
+    spec: AnalysisSpec,
+    metrics: Metrics,
+    at: datetime,
+    reference: GaReference,
+    *,
+    since: datetime | None = None,
+    before_full_at: datetime | None = None,
+) -> Analysis:
+    """`run_analysis` for a canary at 100 percent: the canary's queries now, GA's from `reference`.
+
+    Sequential checks count the canary from `since` (default: when the step to 100% landed,
+    `reference.window_end`) and GA from `before_full_at` to that step.
+    """
+    if at.tzinfo is None:
+        raise ValueError("run_full_weight_analysis needs a timezone-aware time")
+    counts: FullWeightCounts | None = None
+    if any(check.sequential for check in spec.checks):
+        full_at = reference.window_end
+        counts = measure_sequential_full(
+            spec, metrics, since=since or full_at, full_at=full_at, before_full_at=before_full_at, at=at
+        )
+    samples: dict[str, float | None] = {}
+    for key, query in build_queries(spec).items():
+        if key.endswith(":stable"):
+            continue
+        try:
+            samples[key] = metrics.instant(query, at)
+        except MetricsError as exc:
+            error = f"query failed: {exc.one_line()}"
+            return judge_full_weight(spec, samples, at, reference, error=error, counts=counts)
+    return judge_full_weight(spec, samples, at, reference, counts=counts)

@@ -30,8 +30,10 @@ class CanaryPolicy:
     `steps`: canary weights in percent, strictly increasing, each in 1..100. `interval`: dwell at a step
     before the next. `share_tolerance`: how far (percentage points) the observed canary share may be from
     the committed weight for the step to count as applied; `apply_timeout`: after this long since the step
-    with a different share observed, the step is reported as not applied. `notify_after`: notify when this
-    many consecutive cycles were inconclusive (0: never).
+    with a different share observed, the step is reported as not applied. `notify_after`: notify when the
+    analysis is still inconclusive this long after the step landed (0: never); `cycle`: the time between two
+    cycles, so that only the first cycle past `notify_after` notifies (None: every cycle past it). Both come
+    from time and git alone, so any process reaches the same decision.
     """
 
     steps: tuple[int, ...]
@@ -40,7 +42,8 @@ class CanaryPolicy:
     apply_timeout: timedelta = timedelta(minutes=15)
     on_failure: OnFailure = "rollback"
     on_complete: OnComplete = "hold"
-    notify_after: int = 3
+    notify_after: timedelta = timedelta(minutes=15)
+    cycle: timedelta | None = None
 
     def __post_init__(self) -> None:
         where = "canaries.steps"
@@ -54,8 +57,8 @@ class CanaryPolicy:
             raise ConfigError("canary interval and apply timeout must not be negative", where="canaries")
         if not 0 <= self.share_tolerance <= 100:
             raise ConfigError("canary share tolerance must be in 0..100 percentage points", where="canaries")
-        if self.notify_after < 0:
-            raise ConfigError("canary notify-after must be >= 0", where="canaries")
+        if self.notify_after < timedelta(0) or (self.cycle is not None and self.cycle <= timedelta(0)):
+            raise ConfigError("canary notify-after must be >= 0 and the cycle > 0", where="canaries")
         if self.on_failure not in ("rollback", "hold") or self.on_complete not in ("hold", "promote"):
             raise ConfigError("canary onFailure must be rollback|hold and onComplete hold|promote", where="canaries")
 
@@ -74,8 +77,8 @@ class CanaryState:
     observable). `verdict`: this cycle's analysis (None: not run). `tag_changed_at`: when the canary image
     changed after the last step (restarts the dwell). `rolled_back`: the last bot action on this canary was
     a rollback; `newer_tag`: a canary tag newer than the rolled-back one has arrived. `canary_differs`: the
-    canary runs something other than GA (False: nothing to roll out). `inconclusive_cycles`: consecutive
-    inconclusive cycles before this one. `paused_reason`: who paused it, or whose revert did (shown in the hold).
+    canary runs something other than GA (False: nothing to roll out). `paused_reason`: who paused it, or
+    whose revert did (shown in the hold).
     `verdict_reason`: why the analysis gave its verdict (its summary, e.g. too few requests; shown in the hold).
     """
 
@@ -90,7 +93,6 @@ class CanaryState:
     rolled_back: bool = False
     newer_tag: bool = False
     canary_differs: bool = True
-    inconclusive_cycles: int = 0
     paused_reason: str = ""
     verdict_reason: str = ""
 
@@ -99,8 +101,6 @@ class CanaryState:
             raise ManifestError(f"canary weight {self.weight} is outside 0..100")
         if self.now.tzinfo is None:
             raise ValueError("CanaryState.now must be timezone-aware")
-        if self.inconclusive_cycles < 0:
-            raise ValueError("inconclusive_cycles must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,8 @@ class CanaryDecision:
     """The one thing to do this cycle.
 
     `to_weight` is set for `step` (the next weight) and `rollback` (0) only. `dwell_remaining` is the time
-    left at the current step when known. `inconclusive_cycles` is the streak to carry into the next cycle.
+    left at the current step when known. `inconclusive_for` is how long an inconclusive analysis has held the
+    step (since it landed, or since a new canary image), when known.
     """
 
     action: CanaryAction
@@ -117,7 +118,7 @@ class CanaryDecision:
     reason: str
     notify: bool = False
     dwell_remaining: timedelta | None = None
-    inconclusive_cycles: int = 0
+    inconclusive_for: timedelta | None = None
 
 
 def _minutes(delta: timedelta) -> str:
@@ -136,17 +137,37 @@ def dwell_left(interval: timedelta, now: datetime, *starts: datetime | None) -> 
     return max(max(known) + interval - now, timedelta(0)) if known else None
 
 
+def inconclusive_for(state: CanaryState) -> timedelta | None:
+    """How long an inconclusive analysis has held the step: since it landed or a new canary image did.
+
+    None when the verdict is not inconclusive or git knows no start: a weight set by hand has no step in
+    history, and the traffic's showing it is looked for only one dwell back, which would make every cycle
+    look the same age.
+    """
+    if state.verdict != "inconclusive" or state.weight == 0:
+        return None
+    known = [t for t in (state.last_step_at, state.tag_changed_at) if t is not None]
+    return max(state.now - max(known), timedelta(0)) if known else None
+
+
+def overdue(policy: CanaryPolicy, held_for: timedelta) -> bool:
+    """Whether this cycle tells someone: the first cycle after `notify_after` (every one when the cycle is unknown)."""
+    if policy.notify_after <= timedelta(0) or held_for <= policy.notify_after:
+        return False
+    return policy.cycle is None or held_for <= policy.notify_after + policy.cycle
+
+
 def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
     """Decide this cycle's action for one canary. Pure: same inputs, same decision.
 
     Order: paused -> hold; weight 0 -> start (or wait for a newer tag after a rollback); fail -> rollback
     (or hold); share not matching the weight -> wait-for-traffic / not-applied; dwell left -> hold; then
     pass -> next step, or at the last step complete/promote. Inconclusive or missing analysis holds. At
-    100 percent GA gets no traffic, so the caller should judge with `AnalysisSpec.canary_only()` there.
+    100 percent GA gets no traffic: the caller judges comparisons on GA's figures from before the step there.
     """
     weight, verdict = state.weight, state.verdict
-    streak = state.inconclusive_cycles + 1 if verdict == "inconclusive" else 0
-    streak_alert = verdict == "inconclusive" and policy.notify_after > 0 and streak == policy.notify_after
+    held_for = inconclusive_for(state)
+    alert = held_for is not None and overdue(policy, held_for)
 
     def out(
         action: CanaryAction,
@@ -156,9 +177,9 @@ def decide(policy: CanaryPolicy, state: CanaryState) -> CanaryDecision:
         notify: bool = False,
         dwell: timedelta | None = None,
     ) -> CanaryDecision:
-        if streak_alert:
-            reason += f"; analysis inconclusive {streak} cycles in a row"
-        return CanaryDecision(action, weight, to, reason, notify or streak_alert, dwell, streak)
+        if alert and held_for is not None:
+            reason += f"; analysis inconclusive for {_minutes(held_for)} since the step"
+        return CanaryDecision(action, weight, to, reason, notify or alert, dwell, held_for)
 
     first = policy.steps[0]
     if state.paused:

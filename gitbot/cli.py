@@ -6,9 +6,12 @@ GitbotError into one line on stderr (a traceback only with `--debug`).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
+from collections.abc import Mapping
+from typing import Any
 
 import click
 
@@ -18,7 +21,28 @@ from gitbot.errors import GitbotError
 from gitbot.logs import SecretMasker, environment_secrets, masked_output, process_masker
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported when first asked for (by name, or all of them for help).
+
+    Start-up then costs only what the command run needs: PyGithub, requests, prometheus-api-client and
+    APScheduler load with the commands that use them, not with `gitbot plan` or `gitbot scan`.
+    """
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gitbot")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
@@ -30,9 +54,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 # Click 8.2 reports a bare group as this usage error carrying the help text; 8.1 prints the help itself.
 _NO_ARGS_IS_HELP: type[click.UsageError] | None = getattr(click.exceptions, "NoArgsIsHelpError", None)
-
-for _command in COMMANDS:
-    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,11 +8,12 @@ by environment variable name only; this module never reads a secret's value into
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -28,6 +29,7 @@ from pydantic.alias_generators import to_camel
 from gitbot.analysis import CheckSpec
 from gitbot.errors import ConfigError, ManifestError
 from gitbot.manifests import MAX_FILE_SIZE
+from gitbot.signatures import load_public_key
 from gitbot.versioning import TagFilter, parse_filter, parse_image
 from gitbot.yamlio import load_with_positions
 
@@ -98,6 +100,18 @@ def parse_size(value: object) -> int:
 
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
 EnvName = Annotated[str, AfterValidator(env_name)]
+
+
+def parse_notify_after(value: object) -> timedelta | int:
+    """`notifyAfterInconclusive`: a duration (`30m`), or the older whole number of cycles (kept as an int)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"expected a duration such as 30m (or a number of cycles >= 1), got {value}")
+        return value
+    return parse_duration(value)
+
+
+NotifyAfter = Annotated[timedelta | int, BeforeValidator(parse_notify_after)]
 
 
 class _Model(BaseModel):
@@ -252,6 +266,39 @@ class TargetSettings(_Model):
     container: str | None = None
 
 
+class PromotionSettings(_Model):
+    """Where an image's tags must have run first: `after: <policy>/<image>`, for at least `soak`."""
+
+    after: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    # No soak: a tag that landed there and was not rolled back is enough.
+    soak: Duration | None = None
+
+    @property
+    def policy(self) -> str:
+        return self.after.split("/", 1)[0]
+
+    @property
+    def image(self) -> str:
+        return self.after.split("/", 1)[1]
+
+
+class CosignSettings(_Model):
+    """A cosign public key (PEM, ECDSA P-256), from a file or an environment variable; exactly one."""
+
+    public_key_file: str | None = Field(default=None, min_length=1)
+    public_key_env: EnvName | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> CosignSettings:
+        if (self.public_key_file is None) == (self.public_key_env is None):
+            raise ValueError("give exactly one of publicKeyFile and publicKeyEnv")
+        return self
+
+
+class VerifySettings(_Model):
+    cosign: CosignSettings
+
+
 class ImageSettings(_Model):
     name: str = Field(pattern=_NAME)
     repository: str = Field(min_length=1)
@@ -260,6 +307,12 @@ class ImageSettings(_Model):
     extract: str | None = None
     order: Literal["semver", "numerical", "alphabetical"] = "semver"
     targets: tuple[TargetSettings, ...] = ()
+    promotion: PromotionSettings | None = None
+    # A tag becomes a candidate only once its image was created this long ago (the config's `created`).
+    min_age: Duration | None = None
+    # `pin`: write `repository:tag@sha256:...`, and pin again when the tag's manifest changes.
+    digest: Literal["pin"] | None = None
+    verify: VerifySettings | None = None
 
 
 class RegistrySettings(_Model):
@@ -299,13 +352,17 @@ class RegistryLimits(_Model):
 
 
 class CheckSettings(_Model):
-    name: Literal["success-rate", "latency-p99", "custom"]
+    name: Literal["success-rate", "latency-p99", "custom", "error-rate", "latency"]
     min: float | None = None
     max: float | None = None
     max_ratio: float | None = Field(default=None, gt=0)
     max_drop: float | None = Field(default=None, ge=0)
     query: str | None = None
     label: str | None = None
+    # Sequential checks (error-rate, latency): an anytime-valid test against GA since the step landed.
+    test: Literal["threshold", "sequential"] | None = None
+    alpha: float | None = Field(default=None, gt=0, lt=1)
+    margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _thresholds(self) -> CheckSettings:
@@ -313,7 +370,9 @@ class CheckSettings(_Model):
             raise ValueError("a custom check needs a query")
         if self.name != "custom" and (self.query or self.label):
             raise ValueError(f"{self.name} is built in and takes no {'query' if self.query else 'label'}")
-        if all(v is None for v in (self.min, self.max, self.max_ratio, self.max_drop)):
+        sequential = self.name in ("error-rate", "latency") or self.test is not None
+        sequential = sequential or self.alpha is not None or self.margin is not None
+        if not sequential and all(v is None for v in (self.min, self.max, self.max_ratio, self.max_drop)):
             raise ValueError("give at least one threshold: min, max, maxRatio or maxDrop")
         try:
             # The analysis owns which thresholds each check takes; asked now, a mistake is found at load.
@@ -325,7 +384,18 @@ class CheckSettings(_Model):
 
     def spec(self) -> CheckSpec:
         """The check as the analysis runs it."""
-        return CheckSpec(self.name, self.min, self.max, self.max_ratio, self.max_drop, self.query, self.label)
+        return CheckSpec(
+            self.name,
+            self.min,
+            self.max,
+            self.max_ratio,
+            self.max_drop,
+            self.query,
+            self.label,
+            test=self.test,
+            alpha=self.alpha,
+            margin=self.margin,
+        )
 
 
 class PrometheusSettings(_Model):
@@ -341,7 +411,7 @@ class AnalysisSettings(_Model):
     stable_workload: str
     canary_workload: str
     checks: tuple[CheckSettings, ...] = Field(min_length=1)
-    notify_after_inconclusive: int = Field(default=3, ge=1)
+    notify_after_inconclusive: NotifyAfter = timedelta(minutes=15)
 
     @field_validator("namespace", "stable_workload", "canary_workload")
     @classmethod
@@ -385,6 +455,7 @@ class CanarySettings(_Model):
     analysis: AnalysisSettings
     on_failure: Literal["rollback", "hold"] = "rollback"
     on_complete: Literal["hold", "promote"] = "hold"
+    on_new_image: Literal["restart", "continue"] = "restart"
     image: str | None = None
     promote_to: str | None = None
     traffic_tolerance: float = Field(default=5.0, ge=0, le=100)
@@ -441,6 +512,8 @@ class Policy(_Model):
     spec: PolicySpec
     source: str = Field(default="", exclude=True)
     lines: Mapping[str, int] = Field(default_factory=dict, exclude=True, repr=False)
+    # The policies this one's promotion gates name, by name (set when the policies are loaded together).
+    upstream: Mapping[str, Policy] = Field(default_factory=dict, exclude=True, repr=False)
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -463,6 +536,8 @@ class Policy(_Model):
             if parsed.tag or parsed.digest:
                 raise self.error(pointer, f"{image.repository!r} names a tag or digest; give the repository only")
             self.image_filter(index)
+            if image.verify is not None and image.verify.cosign.public_key_file is not None:
+                self.cosign_key_file(index)
         images = {image.name for image in spec.images}
         for index, canary in enumerate(spec.canaries):
             base = f"/spec/canaries/{index}"
@@ -493,6 +568,31 @@ class Policy(_Model):
                     raise self.error(f"{base}/{side}", "a VirtualService names its destinations by subset or host")
         return self
 
+    @model_validator(mode="after")
+    def _notify_after_cycles(self) -> Policy:
+        """The older form of notifyAfterInconclusive counts cycles, which only an interval schedule spaces evenly."""
+        for index, canary in enumerate(self.spec.canaries):
+            cycles = canary.analysis.notify_after_inconclusive
+            if isinstance(cycles, int) and self.spec.schedule.interval is None:
+                raise self.error(
+                    f"/spec/canaries/{index}/analysis/notifyAfterInconclusive",
+                    f"{cycles} counts cycles, which a cron schedule does not space evenly; "
+                    "give how long the analysis may stay inconclusive since the step, e.g. 30m",
+                )
+        return self
+
+    def notify_after(self, index: int) -> timedelta:
+        """How long canary `index` may stay inconclusive since its step before someone is told.
+
+        The older whole-number form counts cycles of the policy's schedule: that many intervals.
+        """
+        value = self.spec.canaries[index].analysis.notify_after_inconclusive
+        if isinstance(value, timedelta):
+            return value
+        interval = self.spec.schedule.interval
+        assert interval is not None  # refused at load for cron schedules
+        return value * interval
+
     def image_filter(self, index: int) -> TagFilter:
         """The compiled tag filter of image `index`; a bad one is a FilterError naming its place in the file."""
         image = self.spec.images[index]
@@ -503,6 +603,20 @@ class Policy(_Model):
             order=image.order,
             where=self.where(f"/spec/images/{index}/filter"),
         )
+
+    def cosign_key_file(self, index: int) -> ec.EllipticCurvePublicKey:
+        """The cosign public key image `index` names by file (relative to the policy file), checked at load."""
+        cosign = self.spec.images[index].verify
+        assert cosign is not None and cosign.cosign.public_key_file is not None
+        where = self.where(f"/spec/images/{index}/verify/cosign/publicKeyFile")
+        path = Path(cosign.cosign.public_key_file)
+        if not path.is_absolute() and self.source:
+            path = Path(self.source).parent / path
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the cosign public key {path}: {type(exc).__name__}", where=where) from None
+        return load_public_key(pem, where=where)
 
     def error(self, pointer: str, message: str) -> ConfigError:
         """A ConfigError at `pointer` of this policy (`file:line field: message`, as `where` writes it)."""
@@ -601,14 +715,69 @@ def load_policies(directory: Path) -> list[Policy]:
                 where=f"{policy.source}:{line_of(policy.lines, '/metadata/name')}",
             )
         seen[policy.name] = policy.source
-    return policies
+    return link_gates(policies)
+
+
+def link_gates(policies: Sequence[Policy], others: Sequence[Policy] = ()) -> list[Policy]:
+    """`policies`, each given the policies its promotion gates name (from `policies` and `others`).
+
+    A gate that names an unknown policy or image, its own policy, or a chain of gates that comes back to
+    where it started is a ConfigError at the gate's line.
+    """
+    known = {policy.name: policy for policy in (*others, *policies)}
+    linked = []
+    for policy in policies:
+        upstream: dict[str, Policy] = {}
+        for index, image in enumerate(policy.spec.images):
+            if image.promotion is None:
+                continue
+            pointer = f"/spec/images/{index}/promotion/after"
+            gate = image.promotion
+            earlier = known.get(gate.policy)
+            if earlier is None:
+                names = ", ".join(sorted(known)) or "none"
+                raise policy.error(
+                    pointer, f"{gate.after!r} names no loaded policy {gate.policy!r} (policies: {names})"
+                )
+            if earlier.name == policy.name:
+                raise policy.error(pointer, f"{gate.after!r} names this policy; a gate names an earlier environment")
+            if gate.image not in {i.name for i in earlier.spec.images}:
+                images = ", ".join(i.name for i in earlier.spec.images) or "none"
+                raise policy.error(
+                    pointer, f"{gate.after!r}: policy {earlier.name} has no image {gate.image!r} (images: {images})"
+                )
+            if _gate_loop(known, earlier.name, policy.name):
+                raise policy.error(pointer, f"{gate.after!r}: the gates of {earlier.name} lead back to {policy.name}")
+            upstream[earlier.name] = earlier
+        linked.append(policy.model_copy(update={"upstream": upstream}) if upstream else policy)
+    return linked
+
+
+def _gate_loop(known: Mapping[str, Policy], start: str, target: str) -> bool:
+    """Whether following promotion gates from policy `start` reaches policy `target`."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name == target:
+            return True
+        if name in seen or name not in known:
+            continue
+        seen.add(name)
+        todo += [i.promotion.policy for i in known[name].spec.images if i.promotion is not None]
+    return False
 
 
 def find_policy(directory: Path, name: str) -> Policy:
     """The policy called `name` in `directory` (or the file `name` itself when it is a path)."""
     candidate = Path(name)
     if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
-        return load_policy(candidate)
+        policy = load_policy(candidate)
+        if not any(image.promotion for image in policy.spec.images):
+            return policy
+        # Its gates name other policies: those of the policies directory.
+        others = [p for p in load_policies(directory) if p.name != policy.name] if directory.is_dir() else []
+        return link_gates([policy], others)[0]
     for policy in load_policies(directory):
         if policy.name == name:
             return policy

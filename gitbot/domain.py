@@ -95,7 +95,11 @@ class Author:
 
 @dataclass(frozen=True)
 class CommitInfo:
-    """One commit as history reads it: trailers are parsed from the end of the message."""
+    """One commit as history reads it: trailers are parsed from the end of the message.
+
+    `landed_at` is when the commit reached the branch it was read from (see `gitbot.history.landing_order`),
+    None when not known; it is not part of the commit, so two reads of one commit compare equal.
+    """
 
     sha: str
     parents: tuple[str, ...]
@@ -104,6 +108,12 @@ class CommitInfo:
     subject: str
     body: str
     trailers: tuple[tuple[str, str], ...] = ()
+    landed_at: datetime | None = field(default=None, compare=False)
+
+    @property
+    def landed(self) -> datetime:
+        """When the commit reached the branch, else (not known) its own commit time."""
+        return self.landed_at or self.committed_at
 
     def trailer(self, key: str) -> str | None:
         """The last value of trailer `key` (case-insensitive), or None."""
@@ -137,6 +147,14 @@ class CheckResult:
     stable: float | None
     threshold: str
     detail: str = ""
+    # Sequential checks only: canary/GA effect, the e-value, requests on each side since `since` (the step).
+    sequential: bool = False
+    effect: float | None = None
+    e_value: float | None = None
+    requests: tuple[float | None, float | None] = (None, None)
+    since: datetime | None = None
+    # At 100 percent GA takes no traffic: GA's side is counted over this period before the step to 100%.
+    stable_period: tuple[datetime, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -165,3 +183,21 @@ class Plan:
     plan_id: str
     evidence: str = ""
     reverts: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class CosignSignature:
+    """One cosign signature as stored in a registry: the signed payload bytes and the base64 signature."""
+
+    payload: bytes
+    signature: str
+
+
+@dataclass(frozen=True)
+class TagFacts:
+    """What a registry says of one tag: the manifest digest it serves and, when asked for, when the image
+    was created (None when its config has no `created`) and the cosign signatures stored for that digest."""
+
+    digest: str
+    created: datetime | None = None
+    signatures: tuple[CosignSignature, ...] = ()

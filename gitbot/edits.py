@@ -1,9 +1,10 @@
 """Text surgery on YAML: splice new scalar values into the original text and prove nothing else changed.
 
-This module owns `apply_assignments`: it locates each addressed scalar through `gitbot.yamlio`, writes the
-new value in the token's own quoting style (adding quotes only when the plain text would load as something
-else), keeps every other character as it was, re-parses the result and refuses unless exactly the assigned
-values changed. It also keeps canary routes whole: weights that summed to 100 must still sum to 100.
+This module owns `apply_assignments` and `apply_steps` (several edits of one file in turn): it locates each
+addressed scalar through `gitbot.yamlio`, writes the new value in the token's own quoting style (adding
+quotes only when the plain text would load as something else), keeps every other character as it was,
+re-parses the result and refuses unless exactly the assigned values changed. It also keeps canary routes
+whole: weights that summed to 100 must still sum to 100.
 It must not do I/O, never dumps a document, and never finds a value by searching for its old text.
 """
 
@@ -115,24 +116,30 @@ def render_token(value: str, node: yamlio.Node) -> tuple[str, str]:
     return double_quoted(value), yamlio.STR_TAG if not node.explicit_tag else node.tag
 
 
-def _token_still_holds(raw: str, node: yamlio.Node) -> bool:
+def _token_still_holds(raw: str, node: yamlio.Node, *, fast: bool) -> bool:
     """Whether the text at the node's span still reads as the node's value (guards the position mapping)."""
     if not raw:
         return False
     if node.style == "plain" and "\n" not in raw:
         return raw == node.value
+    if "\n" not in raw and "\r" not in raw and len(raw) >= 2:
+        # One line, nothing escaped: the value is read off directly, without parsing the token.
+        if node.style == "single" and raw[0] == raw[-1] == "'":
+            return raw[1:-1].replace("''", "'") == node.value
+        if node.style == "double" and raw[0] == raw[-1] == '"' and "\\" not in raw:
+            return raw[1:-1] == node.value
     if node.style == "single" and (raw[0], raw[-1]) != ("'", "'"):
         return False
     if node.style == "double" and (raw[0], raw[-1]) != ('"', '"'):
         return False
     try:
-        docs = yamlio.parse(raw, "<token>")
+        docs = _parse(raw, "<token>", fast=fast)
     except ManifestError:
         return False
     return len(docs) == 1 and docs[0].root is not None and docs[0].root.value == node.value
 
 
-def _locate(docs: list[yamlio.Document], text: str, assignment: Assignment, source: str) -> yamlio.Node:
+def _locate(docs: list[yamlio.Document], text: str, assignment: Assignment, source: str, *, fast: bool) -> yamlio.Node:
     where = _where(source, assignment)
     if not 0 <= assignment.document < len(docs):
         raise EditError(f"no document {assignment.document} (the file has {len(docs)})", where=where)
@@ -153,7 +160,7 @@ def _locate(docs: list[yamlio.Document], text: str, assignment: Assignment, sour
         raise EditError(f"block scalars are not edited{line}", where=where)
     if node.end <= node.start:
         raise EditError(f"value is empty (an implicit null); nothing to replace{line}", where=where)
-    if not _token_still_holds(text[node.start : node.end], node):
+    if not _token_still_holds(text[node.start : node.end], node, fast=fast):
         raise EditError(f"text at the value's position does not read as its value{line}", where=where)
     return node
 
@@ -219,25 +226,58 @@ def apply_assignments(text: str, assignments: Sequence[Assignment], *, source: s
     """
     if not assignments:
         return text
+    return apply_steps(text, [assignments], source=source)[-1]
+
+
+def apply_steps(text: str, steps: Sequence[Sequence[Assignment]], *, source: str, chain: bool = True) -> list[str]:
+    """The text after each step of assignments: one edit of the file, located and confirmed together.
+
+    With `chain`, the text of step k holds the steps up to k (commits made in turn on one branch); without,
+    step k alone, each from `text` (one pull request each). The text is parsed once to locate every value
+    and the text holding every step once to confirm them all; each step's text is the same splices, of
+    tokens that text confirmed at the same places, between the same original characters. An assignment
+    of the same value twice is one assignment; two different values for one field are an EditError.
+
+    libyaml parses when it can (`yamlio.parse_fast` with the core schema, as ruamel.yaml resolves); when
+    that reading refuses the edit, ruamel.yaml decides, so a refusal says what it always said.
+    """
+    if not any(steps):
+        return [text for _ in steps]
     try:
-        docs = yamlio.parse(text, source)
+        return _apply(text, steps, source, chain, fast=True)
+    except EditError:
+        return _apply(text, steps, source, chain, fast=False)
+
+
+def _parse(text: str, source: str, *, fast: bool) -> list[yamlio.Document]:
+    return yamlio.parse_fast(text, source, core=True) if fast else yamlio.parse(text, source)
+
+
+def _apply(text: str, steps: Sequence[Sequence[Assignment]], source: str, chain: bool, *, fast: bool) -> list[str]:
+    try:
+        docs = _parse(text, source, fast=fast)
     except ManifestError as exc:
         raise EditError(f"cannot edit a file that does not parse: {exc.message}", where=exc.where) from exc
     wanted: dict[tuple[int, str], Assignment] = {}
-    for a in assignments:
-        surrogate = _SURROGATE.search(a.value)
-        if surrogate is not None:
-            # Bytes that are not UTF-8 reach a command line as lone surrogates; YAML cannot hold one, even escaped.
-            raise EditError(
-                f"value holds U+{ord(surrogate.group()):04X}, which is not a character (bytes that are not UTF-8?)",
-                where=_where(source, a),
-            )
-        previous = wanted.get((a.document, a.pointer))
-        if previous is not None and previous.value != a.value:
-            raise EditError(f"assigned twice: {previous.value!r} and {a.value!r}", where=_where(source, a))
-        wanted[(a.document, a.pointer)] = a
-    located = [(a, _locate(docs, text, a, source)) for a in wanted.values()]
-    _check_weights(docs, list(wanted.values()), source)
+    step_of: dict[tuple[int, str], int] = {}
+    for step, assignments in enumerate(steps):
+        for a in assignments:
+            surrogate = _SURROGATE.search(a.value)
+            if surrogate is not None:
+                # Bytes that are not UTF-8 reach a command line as lone surrogates; YAML cannot hold one, even escaped.
+                raise EditError(
+                    f"value holds U+{ord(surrogate.group()):04X}, which is not a character (bytes that are not UTF-8?)",
+                    where=_where(source, a),
+                )
+            previous = wanted.get((a.document, a.pointer))
+            if previous is not None and previous.value != a.value:
+                raise EditError(f"assigned twice: {previous.value!r} and {a.value!r}", where=_where(source, a))
+            wanted[(a.document, a.pointer)] = a
+            step_of.setdefault((a.document, a.pointer), step)
+    located = [(a, _locate(docs, text, a, source, fast=fast)) for a in wanted.values()]
+    for step in range(len(steps)):
+        # Every text handed out keeps canary routes whole, not only the last one.
+        _check_weights(docs, [a for key, a in wanted.items() if _in_step(step_of[key], step, chain)], source)
     splices: list[_Splice] = []
     for a, node in located:
         if node.value == a.value:
@@ -249,8 +289,23 @@ def apply_assignments(text: str, assignments: Sequence[Assignment], *, source: s
         token, tag = render_token(a.value, node)
         splices.append(_Splice(assignment=a, node=node, token=token, tag=tag))
     if not splices:
-        return text
+        return [text for _ in steps]
     splices.sort(key=lambda s: s.node.start)
+    _confirm(docs, _splice(text, splices), splices, source, fast=fast)
+    out = []
+    for step in range(len(steps)):
+        chosen = [s for s in splices if _in_step(step_of[(s.assignment.document, s.assignment.pointer)], step, chain)]
+        out.append(_splice(text, chosen))
+    return out
+
+
+def _in_step(first: int, step: int, chain: bool) -> bool:
+    """Whether an assignment first made in step `first` is in the text of step `step`."""
+    return first <= step if chain else first == step
+
+
+def _splice(text: str, splices: Sequence[_Splice]) -> str:
+    """`text` with each splice's token in place of its node's span (splices in text order)."""
     pieces: list[str] = []
     cursor = 0
     for splice in splices:
@@ -258,15 +313,13 @@ def apply_assignments(text: str, assignments: Sequence[Assignment], *, source: s
         pieces.append(splice.token)
         cursor = splice.node.end
     pieces.append(text[cursor:])
-    result = "".join(pieces)
-    _confirm(docs, result, splices, source)
-    return result
+    return "".join(pieces)
 
 
-def _confirm(old_docs: list[yamlio.Document], result: str, splices: list[_Splice], source: str) -> None:
+def _confirm(old_docs: list[yamlio.Document], result: str, splices: list[_Splice], source: str, *, fast: bool) -> None:
     first = splices[0].assignment
     try:
-        new_docs = yamlio.parse(result, source)
+        new_docs = _parse(result, source, fast=fast)
     except ManifestError as exc:
         raise EditError(f"edited text no longer parses: {exc.message}", where=_where(source, first)) from exc
     before = _flatten(old_docs)

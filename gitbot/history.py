@@ -3,6 +3,9 @@
 Pure: it takes commits (newest first, as `git log` gives them) and derives which bot changes stand, which a
 person (or the bot's own rollback) reverted, the tags quarantined per target because of such reverts, and
 when each canary last stepped. Git is the only state, so a restarted bot reads the same conclusions.
+
+Time and order come from the branch's first-parent line, in the order changes landed there
+(`landing_order`), never from commit dates: a merged pull request's commits can be older than the bot's.
 """
 
 from __future__ import annotations
@@ -21,10 +24,16 @@ TRAILER_FROM = "Gitbot-From"
 TRAILER_TO = "Gitbot-To"
 TRAILER_PLAN = "Gitbot-Plan-Id"
 TRAILER_QUARANTINE = "Gitbot-Quarantine"
+# A bot commit that undoes earlier commits without being their `git revert` (a rollback whose revert would
+# conflict sets the weights itself): one trailer per commit it undoes, read as that commit's revert.
+TRAILER_UNDOES = "Gitbot-Undoes"
+# On an image update that also moved a canary's weights back to 0% (`onNewImage: restart`): the canary's name.
+TRAILER_RESTART = "Gitbot-Restart"
 # Actions whose commits change manifests and that `gitbot rollback` undoes with `git revert`.
 REVERTIBLE_ACTIONS = frozenset({"image-update", "canary-step", "promote"})
 
 _REVERTS_SHA = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
+_SHA = re.compile(r"[0-9a-f]{7,40}")
 # A squash merge of the revert's own pull request appends ` (#N)` to its subject.
 _REVERT_SUBJECT = re.compile(r'^Revert "(.*)"(?: \(#\d+\))?$')
 
@@ -141,38 +150,69 @@ def parse_bot_commit(commit: CommitInfo) -> BotCommit | None:
 
 
 def reverted_shas(commit: CommitInfo) -> list[str]:
-    """The (possibly abbreviated) shas a commit says it reverts, from `git revert`'s message."""
-    return _REVERTS_SHA.findall(commit.body)
+    """The (possibly abbreviated) shas a commit says it reverts: from `git revert`'s message, or its
+    `Gitbot-Undoes` trailers when the bot undid them with a commit of its own."""
+    undoes = [value.strip() for key, value in commit.trailers if key.lower() == TRAILER_UNDOES.lower()]
+    return _REVERTS_SHA.findall(commit.body) + [sha for sha in undoes if _SHA.fullmatch(sha)]
 
 
 def landing_times(log: Sequence[CommitInfo]) -> dict[str, datetime]:
-    """When each commit reached the branch: commits a merge brought in landed when the merge was made.
+    """When each commit of `log` reached the branch (see `landing_order`)."""
+    return {commit.sha: commit.landed for commit in landing_order(log)}
 
-    Walks the first-parent line from the newest commit; a commit on it landed at its own commit time, and
-    everything reachable only through a merge's other parents landed with that merge. A step merged from a
-    pull request long after the bot committed it has been in effect only since the merge.
+
+def landing_order(log: Sequence[CommitInfo]) -> list[CommitInfo]:
+    """The commits of `log` in the order they landed on the branch, newest first, each with its `landed_at`.
+
+    The branch is the first-parent line from its tip (the first commit of `log` that no other commit of it
+    names as a parent: HEAD, for `git log`). A commit on that line landed at its position there: a
+    fast-forwarded or rebased commit, a squash merge, a merge commit. A commit reachable only through a
+    merge's other parents landed with that merge: it takes the merge's place (right after it, children
+    before parents) and the merge's committer time, whatever its own date. Git records no time of a
+    fast-forward, so a commit on the line landed at its own committer date, even when that is older than the
+    commit before it (a rebase that kept the dates): its place still orders it, and one skewed clock moves
+    the time of no other commit. Commits of `log` the tip does not reach (a log cut short) come last, with
+    no landing time.
     """
     by_sha = {c.sha: c for c in log}
+    named = {parent for c in log for parent in c.parents}
+    current = next((c for c in log if c.sha not in named), None)
     chain: list[CommitInfo] = []
-    current = log[0] if log else None
-    while current is not None:
+    placed: set[str] = set()
+    while current is not None and current.sha not in placed:
         chain.append(current)
+        placed.add(current.sha)
         current = by_sha.get(current.parents[0]) if current.parents else None
-    landed: dict[str, datetime] = {c.sha: c.committed_at for c in chain}
-    for merge in reversed(chain):
-        stack = list(merge.parents[1:])
-        while stack:
-            sha = stack.pop()
-            if sha in landed or sha not in by_sha:
-                continue
-            landed[sha] = merge.committed_at
-            stack.extend(by_sha[sha].parents)
-    return landed
+    # Oldest merge first: what an older merge brought in is placed before a newer merge looks.
+    brought = {commit.sha: _brought_in(commit, by_sha, placed) for commit in reversed(chain)}
+    ordered: list[CommitInfo] = []
+    for commit in chain:
+        at = commit.committed_at
+        ordered += [replace(c, landed_at=at) for c in (commit, *brought[commit.sha])]
+    ordered += [replace(c, landed_at=None) for c in log if c.sha not in placed]
+    return ordered
+
+
+def _brought_in(merge: CommitInfo, by_sha: dict[str, CommitInfo], placed: set[str]) -> list[CommitInfo]:
+    """The commits `merge` brought in that are not yet `placed` (now placed), children before parents."""
+    # Depth-first from the merge's other parents, each commit emitted after its parents: reversed, every
+    # commit comes before the ones it was built on, as in `git log`.
+    emitted: list[CommitInfo] = []
+    stack = [(sha, False) for sha in reversed(merge.parents[1:])]
+    while stack:
+        sha, done = stack.pop()
+        if done:
+            emitted.append(by_sha[sha])
+        elif sha not in placed and sha in by_sha:
+            placed.add(sha)
+            stack.append((sha, True))
+            stack.extend((parent, False) for parent in reversed(by_sha[sha].parents))
+    return emitted[::-1]
 
 
 def read_history(log: Sequence[CommitInfo], policy: str) -> History:
-    """Derive the History of `policy` from `log` (newest first)."""
-    landed = landing_times(log)
+    """Derive the History of `policy` from `log` (newest first), read in the order its commits landed."""
+    log = landing_order(log)
     oldest_first = list(reversed(log))
     by_sha = {c.sha: c for c in oldest_first}
     reverted: dict[str, CommitInfo] = {}
@@ -194,18 +234,16 @@ def read_history(log: Sequence[CommitInfo], policy: str) -> History:
         if parsed is None or parsed.policy != policy:
             continue
         by = reverted.get(commit.sha)
-        parsed = replace(parsed, reverted_by=by, landed_at=landed.get(commit.sha))
+        parsed = replace(parsed, reverted_by=by, landed_at=commit.landed_at)
         bot.append(parsed)
         if by is not None and parsed.action == "image-update":
             for change in parsed.changes:
-                reason = (
-                    f"reverted by {by.sha[:7]} ({by.author.name}) on {by.committed_at:%Y-%m-%d %H:%M}: {by.subject}"
-                )
-                quarantines.append(Quarantine(change.target, change.new, reason, by.committed_at))
+                reason = f"reverted by {by.sha[:7]} ({by.author.name}) on {by.landed:%Y-%m-%d %H:%M}: {by.subject}"
+                quarantines.append(Quarantine(change.target, change.new, reason, by.landed))
         if parsed.reverted_by is None:
             for target, tag in parsed.quarantine:
-                reason = f"rolled back by {commit.sha[:7]} on {commit.committed_at:%Y-%m-%d %H:%M}: {commit.subject}"
-                quarantines.append(Quarantine(target, tag, reason, commit.committed_at))
+                reason = f"rolled back by {commit.sha[:7]} on {commit.landed:%Y-%m-%d %H:%M}: {commit.subject}"
+                quarantines.append(Quarantine(target, tag, reason, commit.landed))
     return History(policy, tuple(reversed(bot)), tuple(quarantines))
 
 
@@ -220,13 +258,13 @@ def _victims(commit: CommitInfo, oldest_first: Sequence[CommitInfo], by_sha: dic
         # commit the merge brought in, the bot's among them.
         return [sha for victim in victims for sha in [victim, *_merged_in(by_sha[victim], by_sha)]]
     # GitHub's revert button writes `Revert "<subject>"` without a sha when the PR was squash-merged:
-    # match the newest earlier commit with that subject.
+    # match the newest earlier commit with that subject (a merge, with what it brought in).
     match = _REVERT_SUBJECT.match(commit.subject)
     if match:
         index = oldest_first.index(commit)
         for earlier in reversed(oldest_first[:index]):
             if earlier.subject == match.group(1):
-                return [earlier.sha]
+                return [earlier.sha, *_merged_in(earlier, by_sha)]
     return []
 
 

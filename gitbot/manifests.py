@@ -22,7 +22,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -488,6 +488,8 @@ class Scan:
 
     targets: tuple[Target, ...]
     problems: tuple[Problem, ...] = ()
+    # With `keep_texts`: the text of every file that holds a target, so nothing needs to open it again.
+    texts: Mapping[str, str] = field(default_factory=dict)
 
 
 def _size(count: int) -> str:
@@ -509,6 +511,13 @@ def _read_bounded(path: Path, rel: str, limit: int) -> bytes | Problem:
     except OSError as exc:
         raise ManifestError(f"cannot read: {exc.strerror}", where=rel) from exc
     return Problem(rel, None, too_big) if len(data) > limit else data
+
+
+def _decoded(data: bytes, rel: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"not UTF-8 (byte {exc.start})", where=rel) from exc
 
 
 def scan_paths(
@@ -534,15 +543,18 @@ def scan_tree(
     cache: ScanCache | None = None,
     progress: Callable[[int, int], None] = _no_progress,
     max_file_size: int = MAX_FILE_SIZE,
+    keep_texts: bool = False,
 ) -> Scan:
     """Every target in the YAML files at `paths` (files or directories, relative to `root`).
 
     Files are named relative to `root` in posix form; directories are walked recursively for `*.yaml` and
     `*.yml`, skipping hidden ones. A file larger than `max_file_size` bytes is not read: it is reported as a
     Problem and the scan goes on. A file that is not UTF-8 or not YAML raises ManifestError. `progress` is
-    called with (files done, files in all) before each file and once at the end.
+    called with (files done, files in all) before each file and once at the end. With `keep_texts`, the
+    scan also returns the text of each file holding a target (`Scan.texts`).
     """
     targets: list[Target] = []
+    texts: dict[str, str] = {}
     problems: list[Problem] = []
     seen: set[str] = set()
     files = list(_yaml_files(root, paths))
@@ -560,17 +572,17 @@ def scan_tree(
             continue
         key = blob_id(data)
         cached = cache.get(key, rel) if cache is not None else None
+        text = None
         if cached is None:
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ManifestError(f"not UTF-8 (byte {exc.start})", where=rel) from exc
+            text = _decoded(data, rel)
             cached = scan_text(rel, text)
             if cache is not None:
                 cache.put(key, cached)
+        if keep_texts and cached:
+            texts[rel] = text if text is not None else _decoded(data, rel)
         targets.extend(cached)
     progress(len(files), len(files))
-    return Scan(tuple(targets), tuple(problems))
+    return Scan(tuple(targets), tuple(problems), texts)
 
 
 # -- scanning from a listing (git's objects) instead of a working tree ---------------------------------------
@@ -656,12 +668,15 @@ def scan_files(
     cache: ScanCache | None = None,
     progress: Callable[[int, int], None] = _no_progress,
     max_file_size: int = MAX_FILE_SIZE,
+    keep_texts: bool = False,
 ) -> Scan:
     """`scan_tree` over `files` (from `Checkout.files`), reading only what the cache does not know.
 
     A file whose blob id the cache holds is not read at all; the others are read in one call of `read`
     (paths -> bytes). A file the byte screen rules out is remembered as holding nothing, so it is not read
     again while its content stays the same. Same problems, errors and order of targets as `scan_tree`.
+    With `keep_texts`, `Scan.texts` holds the text of each file that was read and holds a target; the
+    cached files were not read, so their texts are not there (see `reconcile.read_texts`).
     """
     unique: list[TreeFile] = []
     seen: set[str] = set()
@@ -683,6 +698,7 @@ def scan_files(
     contents = read(wanted) if wanted else {}
     targets: list[Target] = []
     problems: list[Problem] = []
+    texts: dict[str, str] = {}
     for done, file in enumerate(unique):
         progress(done, len(unique))
         if file.size > max_file_size:
@@ -699,13 +715,15 @@ def scan_files(
                 if cache is not None:
                     cache.put(key, [])
                 continue
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ManifestError(f"not UTF-8 (byte {exc.start})", where=file.path) from exc
-            found = scan_text(file.path, text)
-            if cache is not None:
-                cache.put(key, found)
+            # A file listed without its blob id (walked on disk) may still be one the cache knows.
+            found = cache.get(key, file.path) if cache is not None and not file.blob else None
+            text = _decoded(data, file.path) if found is None or keep_texts else ""
+            if found is None:
+                found = scan_text(file.path, text)
+                if cache is not None:
+                    cache.put(key, found)
+            if keep_texts and found:
+                texts[file.path] = text
         targets.extend(found)
     progress(len(unique), len(unique))
-    return Scan(tuple(targets), tuple(problems))
+    return Scan(tuple(targets), tuple(problems), texts)

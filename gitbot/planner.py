@@ -7,13 +7,16 @@ the messages. A binding that matches nothing, or one container twice, is a Confi
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gitbot.canary import CanaryDecision, decide
-from gitbot.config import GROUP_ALL_NAME, ImageSettings, Policy
-from gitbot.domain import Change, Plan, TagSelection, Target
+from gitbot.candidates import Vetting, narrow, skipped_text
+from gitbot.config import GROUP_ALL_NAME, ImageSettings, Policy, line_of, pointer_to_field
+from gitbot.domain import Assignment, Change, Plan, TagSelection, Target
+from gitbot.edits import apply_steps
 from gitbot.errors import ConfigError
 from gitbot.history import (
     TRAILER_ACTION,
@@ -24,6 +27,7 @@ from gitbot.history import (
     TRAILER_TO,
     History,
 )
+from gitbot.manifests import Problem
 from gitbot.messages import (
     ImageUpdate,
     image_commit_body,
@@ -32,6 +36,7 @@ from gitbot.messages import (
     subject_for_images,
     why_this_tag,
 )
+from gitbot.promotion import Gate
 from gitbot.rollout import (
     Observation,
     RouteState,
@@ -44,7 +49,7 @@ from gitbot.rollout import (
     step_plan,
     weight_changes,
 )
-from gitbot.versioning import TagFilter, parse_image, select, split_registry
+from gitbot.versioning import TagFilter, compare, is_valid_tag, parse_image, select, split_registry
 
 _IMAGE_KINDS = frozenset({"image", "tag"})
 
@@ -61,16 +66,20 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
     """Each image policy with the targets it manages; errors name the policy field that binds wrongly."""
     bindings = []
     owners: dict[tuple[str, int, str], str] = {}
+    # Looked up by resource and by marked image name: each named target costs one lookup, not a pass over all.
+    images_of: dict[str, list[Target]] = defaultdict(list)
+    marked: dict[str, list[Target]] = defaultdict(list)
+    for t in targets:
+        if t.kind == "image":
+            images_of[t.resource].append(t)
+        if t.marker and t.kind in _IMAGE_KINDS | {"digest"}:
+            marked[t.marker.split(":")[-1]].append(t)
     for index, image in enumerate(policy.spec.images):
         where = policy.where(f"/spec/images/{index}")
         bound: list[Target] = []
         for t_index, spec in enumerate(image.targets):
             found = [
-                t
-                for t in targets
-                if t.resource == spec.resource
-                and t.kind == "image"
-                and (spec.container is None or t.container == spec.container)
+                t for t in images_of.get(spec.resource, ()) if spec.container is None or t.container == spec.container
             ]
             place = policy.where(f"/spec/images/{index}/targets/{t_index}")
             if not found:
@@ -88,9 +97,10 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
                     where=place,
                 )
             bound += found
-        markers = [t for t in targets if t.marker and t.marker.split(":")[-1] == image.name and t.kind in _IMAGE_KINDS]
+        kinds = _IMAGE_KINDS | {"digest"} if image.digest == "pin" else _IMAGE_KINDS
         # A field named by resource and also marked for this same image policy is one binding, not two.
-        bound += [t for t in markers if t not in bound]
+        named = set(bound)
+        bound += [t for t in marked.get(image.name, ()) if t not in named and t.kind in kinds]
         if not bound:
             raise ConfigError(
                 f"image {image.name} binds nothing: give targets, or mark a field with "
@@ -144,11 +154,13 @@ def current_tag(target: Target) -> str | None:
     return parse_image(target.value).tag
 
 
-def _new_value(target: Target, tag: str) -> str:
+def _new_value(target: Target, tag: str, digest: str | None = None) -> str:
     if target.kind == "tag":
         return tag
+    if target.kind == "digest" and digest:
+        return digest
     ref = parse_image(target.value)
-    return f"{ref.repository}:{tag}"
+    return f"{ref.repository}:{tag}" + (f"@{digest}" if digest else "")
 
 
 def behind_quarantine(tags: Sequence[str], flt: TagFilter, selection: TagSelection) -> bool:
@@ -169,13 +181,22 @@ def image_filter(policy: Policy, index: int) -> TagFilter:
 
 
 def plan_image_update(
-    policy: Policy, index: int, binding: Binding, tags: Sequence[str], history: History
+    policy: Policy,
+    index: int,
+    binding: Binding,
+    tags: Sequence[str],
+    history: History,
+    vetting: Vetting | None = None,
 ) -> ImageUpdate | None:
-    """The update one image policy asks for, or None when its targets already run the right tag."""
+    """The update one image policy asks for, or None when its targets already run the right tag.
+
+    `vetting` is what the registry said of the matching tags (release age, signature, digest), when the
+    image policy asks for any of it: only its chosen tag may be proposed.
+    """
     image = binding.image
     flt = image_filter(policy, index)
     quarantined = history.quarantined(image.name)
-    selection = select(tags, flt, quarantine=quarantined.keys())
+    selection = narrow(select(tags, flt, quarantine=quarantined.keys()), vetting)
     if selection.selected is None or behind_quarantine(tags, flt, selection):
         return None
     new = selection.selected
@@ -186,7 +207,9 @@ def plan_image_update(
     changes: list[Change] = []
     olds: list[str] = []
     for target in binding.targets:
-        if target.kind == "image" and parse_image(target.value).digest:
+        if target.kind == "digest":
+            continue  # bound with `digest: pin` only; it follows the tag (see `pinned_update`)
+        if target.kind == "image" and parse_image(target.value).digest and image.digest != "pin":
             # A digest pins the exact image; changing the tag beside it would be a lie.
             continue
         old = current_tag(target)
@@ -196,6 +219,8 @@ def plan_image_update(
             continue  # never move a target back to an older tag
         if old is not None and old in promoted and old not in ranked:
             continue  # a canary promoted this tag, outside this filter: the next promotion replaces it
+        if old is not None and moves_back(old, new, ranked, flt):
+            continue  # the list lacks the running tag: it cannot say a newer one is wrong (see held_downgrades)
         olds.append(old or "")
         changes.append(
             Change(
@@ -208,15 +233,167 @@ def plan_image_update(
                 _new_value(target, new),
             )
         )
+    pin = vetting.digest if vetting is not None and image.digest == "pin" else None
+    if pin is not None:
+        return pinned_update(binding, new, pin, selection, changes, olds, quarantined, vetting)
     if not changes:
         return None
-    return ImageUpdate(image.name, image.repository, image.filter, olds[0] or "(none)", new, selection, tuple(changes))
+    notes = skipped_text(vetting) if vetting is not None else ""
+    old = olds[0] or "(none)"
+    return ImageUpdate(image.name, image.repository, image.filter, old, new, selection, tuple(changes), notes)
 
 
-def image_plan(policy: Policy, name: str, updates: Sequence[ImageUpdate], texts: Mapping[str, str]) -> Plan:
+def pinned_update(
+    binding: Binding,
+    new: str,
+    pin: str,
+    selection: TagSelection,
+    moves: Sequence[Change],
+    olds: Sequence[str],
+    quarantined: Collection[str],
+    vetting: Vetting | None,
+) -> ImageUpdate | None:
+    """The update of an image policy with `digest: pin`: the tag move with digests, or else a re-pin.
+
+    A target already on `new` whose digest differs (a mutable tag such as `latest` or `1.2` was pushed
+    again) is pinned to the digest the registry serves now, as its own change naming both digests. A
+    digest target (a Flux `:digest` marker) follows only when every tag of the image ends up on `new`.
+    """
+    image = binding.image
+    notes = skipped_text(vetting) if vetting is not None else ""
+    moved = {(c.file, c.document, c.pointer) for c in moves}
+    changes: list[Change] = []
+    repins: list[str] = []
+    tags_at_new = True
+    for target in binding.targets:
+        key = (target.file, target.document, target.pointer)
+        if key in moved:
+            change = next(c for c in moves if (c.file, c.document, c.pointer) == key)
+            changes.append(replace(change, new=_new_value(target, new, pin)))
+            continue
+        if target.kind == "digest":
+            continue
+        ref = parse_image(target.value) if target.kind == "image" else None
+        if current_tag(target) != new:
+            tags_at_new = False
+            continue
+        if ref is not None and ref.digest != pin:
+            repins.append(ref.digest or "(none)")
+            changes.append(_change(target, _new_value(target, new, pin)))
+    if tags_at_new:
+        for target in binding.targets:
+            if target.kind == "digest" and target.value != pin:
+                repins.append(target.value or "(none)")
+                changes.append(_change(target, pin))
+    if not changes:
+        return None
+    if moves:
+        old = olds[0] or "(none)"
+        return ImageUpdate(image.name, image.repository, image.filter, old, new, selection, tuple(changes), notes)
+    if f"{new}@{pin}" in quarantined:
+        return None  # a person reverted this very pin
+    old_pin = repins[0]
+    note = f"{new} now serves {pin} (was {old_pin}): pinned again, as the tag moved to another manifest."
+    return ImageUpdate(
+        image.name, image.repository, image.filter, f"{new}@{old_pin}", f"{new}@{pin}", selection, tuple(changes), note
+    )
+
+
+def _change(target: Target, value: str) -> Change:
+    return Change(target.file, target.document, target.pointer, target.resource, target.kind, target.value, value)
+
+
+def moves_back(old: str, new: str, ranked: Sequence[str], flt: TagFilter) -> bool:
+    """Whether `new` is older, by the filter's ordering, than `old`, a running tag the tag list does not have.
+
+    A lagging registry replica, a list cut short or a deleted tag can leave the running tag out of the list;
+    the list then says nothing about whether anything older should run. A running tag the filter does not
+    admit is not of the policy's line of tags (a person narrowed the filter): moving it is the policy's wish.
+    """
+    return old not in ranked and is_valid_tag(old) and flt.matches(old) and compare(old, new, flt) > 0
+
+
+def held_downgrades(
+    policy: Policy, targets: Sequence[Target], tags: Mapping[str, Sequence[str]], history: History
+) -> list[Problem]:
+    """One Problem, at the image's place in the policy, per image held at a running tag its tag list lacks
+    because the newest tag the list allows is older (what `plan_image_update` leaves alone)."""
+    problems: list[Problem] = []
+    for index, binding in enumerate(bind_images(policy, targets)):
+        listed = tags.get(binding.image.name)
+        if not listed:
+            continue  # a failed lookup is reported as such; an empty list moves nothing
+        present = set(listed)
+        running = {
+            tag
+            for target in binding.targets
+            if not (target.kind == "image" and parse_image(target.value).digest)
+            and (tag := current_tag(target)) is not None
+            and tag not in present
+        }
+        if not running:
+            continue
+        flt = image_filter(policy, index)
+        selection = select(listed, flt, quarantine=history.quarantined(binding.image.name).keys())
+        if selection.selected is None or behind_quarantine(listed, flt, selection):
+            continue
+        new = selection.selected
+        ranked = select(listed, flt).candidates if selection.quarantined else selection.candidates
+        held = sorted(tag for tag in running if moves_back(tag, new, ranked, flt))
+        if held:
+            pointer = f"/spec/images/{index}"
+            problems.append(
+                Problem(
+                    policy.source,
+                    line_of(policy.lines, pointer),
+                    f"{pointer_to_field(pointer)}: image {binding.image.name} holds at {', '.join(held)}: the tag "
+                    f"list of {binding.image.repository} does not have it and the newest tag it allows, {new}, "
+                    "is older; not moving back (a registry replica behind, a list cut short or a deleted tag)",
+                )
+            )
+    return problems
+
+
+def admitted_tags(binding: Binding, tags: Sequence[str], gate: Gate | None) -> Sequence[str]:
+    """The tags the image's promotion gate lets through; the tags its targets run always stay."""
+    if gate is None:
+        return tags
+    return gate.admit(tags, keep={tag for tag in (current_tag(t) for t in binding.targets) if tag})
+
+
+def gated_update(
+    policy: Policy,
+    index: int,
+    binding: Binding,
+    tags: Sequence[str],
+    history: History,
+    gates: Mapping[str, Gate] | None,
+    vetting: Vetting | None = None,
+) -> ImageUpdate | None:
+    """`plan_image_update` on the tags the image's promotion gate lets through, with the gate's evidence.
+
+    The tags the targets run already stay in the list, so a target is never moved below the tag it runs.
+    `vetting` (release age, signature, digest) must have been made on the tags the gate admits.
+    """
+    gate = gates.get(binding.image.name) if gates else None
+    if gate is None:
+        return plan_image_update(policy, index, binding, tags, history, vetting)
+    update = plan_image_update(policy, index, binding, admitted_tags(binding, tags, gate), history, vetting)
+    return replace(update, gate=gate.evidence(update.new)) if update is not None else None
+
+
+def image_plan(
+    policy: Policy,
+    name: str,
+    updates: Sequence[ImageUpdate],
+    texts: Mapping[str, str],
+    files: Mapping[str, str] | None = None,
+) -> Plan:
+    """The plan of `updates`; `files`, when given, are its edited files already made (see `edit_in_steps`)."""
     changes = tuple(c for u in updates for c in u.changes)
     pid = plan_id(policy.name, name, "image-update", changes)
-    files = apply_changes(texts, changes)
+    if files is None:
+        files = apply_changes(texts, changes)
     return Plan(
         policy=policy.name,
         name=name,
@@ -239,29 +416,48 @@ def plan_images(
     history: History,
     *,
     chain: bool,
+    gates: Mapping[str, Gate] | None = None,
+    vetted: Mapping[str, Vetting] | None = None,
 ) -> list[Plan]:
     """The image-update plans of one cycle.
 
     With `chain`, each plan starts from the files as the previous plan left them (commits on one branch);
-    without, every plan starts from the same base (one pull request each).
+    without, every plan starts from the same base (one pull request each). `gates` (image name -> its
+    promotion gate) lets a gated image take only the tags its earlier environment passed.
     """
     updates: list[ImageUpdate] = []
     for index, binding in enumerate(bind_images(policy, targets)):
-        update = plan_image_update(policy, index, binding, tags.get(binding.image.name, ()), history)
+        vetting = (vetted or {}).get(binding.image.name)
+        update = gated_update(policy, index, binding, tags.get(binding.image.name, ()), history, gates, vetting)
         if update is not None:
             updates.append(update)
     if not updates:
         return []
     if policy.spec.delivery.group == "all":
         return [image_plan(policy, GROUP_ALL_NAME, updates, texts)]
-    plans = []
-    current = dict(texts)
-    for update in updates:
-        plan = image_plan(policy, update.name, [update], current if chain else texts)
-        if chain:
-            current.update(dict(plan.files))
-        plans.append(plan)
-    return plans
+    edited = edit_in_steps(texts, [update.changes for update in updates], chain=chain)
+    return [image_plan(policy, u.name, [u], texts, files) for u, files in zip(updates, edited, strict=True)]
+
+
+def edit_in_steps(texts: Mapping[str, str], steps: Sequence[Sequence[Change]], *, chain: bool) -> list[dict[str, str]]:
+    """The files each step of changes edits, every file edited (located and confirmed) once for all steps.
+
+    With `chain`, a step's files hold the steps before it too (commits in turn on one branch); without,
+    each step starts from `texts` (one pull request each). Step k's files are those its own changes touch.
+    """
+    by_file: dict[str, list[list[Assignment]]] = {}
+    for step, changes in enumerate(steps):
+        for change in changes:
+            if change.file not in by_file:
+                by_file[change.file] = [[] for _ in steps]
+            by_file[change.file][step].append(Assignment(change.document, change.pointer, change.new))
+    out: list[dict[str, str]] = [{} for _ in steps]
+    for file, per_step in sorted(by_file.items()):
+        results = apply_steps(texts[file], per_step, source=file, chain=chain)
+        for step, assignments in enumerate(per_step):
+            if assignments:
+                out[step][file] = results[step]
+    return out
 
 
 @dataclass(frozen=True)
@@ -347,7 +543,6 @@ def plan_canaries(
     observations: Mapping[str, Observation],
     now: datetime,
     *,
-    streaks: Mapping[str, int],
     busy_images: Collection[str] = (),
 ) -> list[CanaryOutcome]:
     """Decide every canary of the policy and plan the step, rollback or promotion that follows."""
@@ -367,8 +562,8 @@ def plan_canaries(
         canary_tag = _image_tag(bindings, canary.image)
         ga_tag = _image_tag(bindings, canary.promote_to)
         differs = canary_tag is None or ga_tag is None or canary_tag != ga_tag
-        state = observe_state(route, hist, observation, now, canary_differs=differs, streak=streaks.get(canary.name, 0))
-        decision = decide(canary_policy(canary), state)
+        state = observe_state(route, hist, observation, now, canary_differs=differs)
+        decision = decide(canary_policy(canary, policy), state)
         plan: Plan | None = None
         note = ""
         if decision.action == "promote" and canary.promote_to and not canary_tag:

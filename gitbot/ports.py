@@ -11,9 +11,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
-from gitbot.domain import Author, CommitInfo
+from gitbot.domain import Author, CommitInfo, TagFacts
 
 # Run by `Checkout.revert` once the revert is applied to the working tree but not committed: the further
 # files to write (relative path -> text) and the message to commit with, or None to give the revert up.
@@ -35,6 +35,16 @@ class Registry(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Workload:
+    """A workload whose served requests are counted: its namespace, its name and whose view counts them
+    (the mesh's reporter: `destination` is the server's own proxy)."""
+
+    namespace: str
+    name: str
+    reporter: str = "destination"
+
+
 class Metrics(Protocol):
     def instant(self, query: str, at: datetime) -> float | None:
         """The single value of an instant query at `at`; None for no data, NaN or an infinity."""
@@ -42,6 +52,15 @@ class Metrics(Protocol):
 
     def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
         """A range query of a single series as (unix seconds, value) pairs; empty for no data."""
+        ...
+
+    def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
+        """(requests, server errors (5xx)) that `workload` served from `start` to `end`; None for no data."""
+        ...
+
+    def latency_buckets(self, workload: Workload, start: datetime, end: datetime) -> list[tuple[float, float]]:
+        """Requests `workload` served from `start` to `end` that took at most each bound, as (bound in
+        milliseconds, cumulative count), ascending, the +Inf bound last; empty for no data."""
         ...
 
 
@@ -83,7 +102,7 @@ class Checkout(Protocol):
     def head(self) -> str: ...
 
     def log(self, max_count: int = 500) -> list[CommitInfo]:
-        """Commits reachable from HEAD, newest first."""
+        """Commits reachable from HEAD in the order they landed on the branch, newest first."""
         ...
 
     def commit(self, files: Mapping[str, str], message: str, author: Author) -> str:
@@ -115,8 +134,11 @@ class Checkout(Protocol):
         """
         ...
 
-    def push_branch(self, branch: str, sha: str) -> None:
-        """Force-push `sha` to the bot's own branch `branch` (never the environment branch)."""
+    def push_branch(self, branch: str, sha: str, expected: str | None = None) -> None:
+        """Force-push `sha` to the bot's own branch `branch` (never the environment branch).
+
+        With `expected`, only while the branch still points at that sha; PushRejectedError when it moved.
+        """
         ...
 
     def refresh(self) -> None:
@@ -153,6 +175,8 @@ class PullRequest:
     created: Literal["opened", "unchanged", "updated"] = "opened"
     # The commit the head branch points at, as the forge last saw it ("" when unknown).
     head_sha: str = ""
+    # Label names as the forge last listed them (a label added since is not in it).
+    labels: tuple[str, ...] = ()
 
 
 class Forge(Protocol):
@@ -170,6 +194,10 @@ class Forge(Protocol):
 
     def create_pull(self, head: str, base: str, title: str, body: str, labels: Sequence[str]) -> PullRequest: ...
 
+    def add_labels(self, number: int, labels: Sequence[str]) -> None:
+        """Add `labels` to pull request `number`, keeping those it has."""
+        ...
+
     def update_pull(self, number: int, title: str, body: str) -> PullRequest: ...
 
     def close_pull(self, number: int, comment: str) -> None: ...
@@ -177,3 +205,13 @@ class Forge(Protocol):
 
 class Notifier(Protocol):
     def notify(self, event: str, text: str, fields: Mapping[str, str]) -> None: ...
+
+
+@runtime_checkable
+class TagInspector(Protocol):
+    """A `Registry` that can also describe one tag; needed by images with minAge, digest or verify."""
+
+    def inspect_tag(self, image: str, tag: str, *, created: bool = False, signatures: bool = False) -> TagFacts:
+        """The manifest digest `tag` of `image` serves now; with `created`, when its image was created; with
+        `signatures`, the cosign signatures stored under that digest's `.sig` tag (none when it has none)."""
+        ...

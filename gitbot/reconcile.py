@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -18,8 +18,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from gitbot.analysis import latency_series, observed_canary_share, render_latency_chart, run_analysis, share_applied_at
-from gitbot.canary import CanaryDecision, dwell_left
+from gitbot.analysis import (
+    latency_series,
+    observed_canary_share,
+    read_ga_reference,
+    render_latency_chart,
+    run_analysis,
+    run_full_weight_analysis,
+    share_applied_at,
+)
+from gitbot.canary import CanaryDecision, decide, dwell_left
 from gitbot.config import GROUP_ALL_NAME, MANUAL_PREFIXES, CanarySettings, Policy, line_of, pointer_to_field
 from gitbot.domain import Author, Plan, Target
 from gitbot.errors import (
@@ -35,19 +43,36 @@ from gitbot.errors import (
 )
 from gitbot.history import TRAILER_TARGET, BotCommit, History, read_history
 from gitbot.manifests import Problem, ScanCache, scan_files
-from gitbot.messages import PLAN_MARKER, plan_id, plan_id_in, pull_request_body, render_message, rollback_trailers
+from gitbot.messages import (
+    KIND_HAND_ROLLBACK,
+    KIND_ROLLBACK,
+    PLAN_MARKER,
+    plan_id,
+    plan_id_in,
+    plan_kind,
+    pull_request_body,
+    pull_request_summary,
+    render_message,
+    rollback_trailers,
+    rolling_back_text,
+    undone_table,
+    without_reverts_paragraph,
+)
 from gitbot.planner import (
     CanaryOutcome,
     LookupFailure,
+    admitted_tags,
     behind_quarantine,
     bind_images,
     current_tag,
+    held_downgrades,
     image_filter,
     lookup_failures,
     plan_canaries,
     plan_images,
 )
 from gitbot.ports import Checkout, Clock, Forge, Metrics, PullRequest, Registry, RevertFinish, Workspace
+from gitbot.promotion import CanaryGate, Gate, held_back, judge_gate, unreadable_gate
 from gitbot.rollout import (
     Observation,
     RouteState,
@@ -55,12 +80,15 @@ from gitbot.rollout import (
     canary_history,
     canary_policy,
     marker_message,
+    observe_state,
     read_route,
+    restart_on_new_image,
     rollback_commit_message,
     settle_rollback,
     step_plan,
 )
-from gitbot.versioning import select
+from gitbot.tagfacts import vet_images
+from gitbot.versioning import TagFilter, select
 
 # Branch names of pull requests a person asked for by hand (`gitbot/<policy>/rollback-<name>`,
 # `promote-<name>`); cycles never close them as superseded. No image or canary name may start with one.
@@ -108,10 +136,11 @@ class Deps:
     log: Callable[[str], None] = field(default=lambda _msg: None)
     # The stage a cycle enters (checkout, scan, history, tags ..., plan, analysis, deliver), for progress.
     progress: Callable[[str], None] = field(default=lambda _stage: None)
-    streaks: dict[str, int] = field(default_factory=dict)
     scan_cache: ScanCache | None = None
     # Seconds that only go forward, for the cycle's deadline (tests drive it; the Clock may be accelerated).
     monotonic: Callable[[], float] = time.monotonic
+    # The branches of the earlier environments that promotion gates name, by policy name (read, never written).
+    gates: Mapping[str, Workspace] = field(default_factory=dict)
 
 
 def author_of(policy: Policy) -> Author:
@@ -134,16 +163,27 @@ def read_texts(checkout: Checkout, files: Collection[str]) -> dict[str, str]:
 
 
 def scan_checkout(
-    policy: Policy, checkout: Checkout, cache: ScanCache | None = None, problems: list[Problem] | None = None
+    policy: Policy,
+    checkout: Checkout,
+    cache: ScanCache | None = None,
+    problems: list[Problem] | None = None,
+    texts: dict[str, str] | None = None,
 ) -> list[Target]:
     """The targets under the policy's paths; a path the branch does not have is an error in the policy.
 
-    Files too large to read are skipped and added to `problems` (when given).
+    Files too large to read are skipped and added to `problems` (when given). `texts` (when given) gets the
+    text of every file holding a target, as the scan read it.
     """
     paths = policy.spec.git.paths
     try:
         files = checkout.files(paths)
-        scan = scan_files(files, checkout.read, cache=cache, max_file_size=policy.spec.git.max_file_size)
+        scan = scan_files(
+            files,
+            checkout.read,
+            cache=cache,
+            max_file_size=policy.spec.git.max_file_size,
+            keep_texts=texts is not None,
+        )
         targets = list(scan.targets)
     except MissingPathError as exc:
         index = paths.index(exc.where) if exc.where in paths else None
@@ -160,6 +200,10 @@ def scan_checkout(
             cache.save()
     if problems is not None:
         problems.extend(scan.problems)
+    if texts is not None:
+        texts.update(scan.texts)
+        # Files the cache knew were not read by the scan: those holding targets are read now, once.
+        texts.update(read_texts(checkout, {t.file for t in targets} - texts.keys()))
     return targets
 
 
@@ -224,12 +268,56 @@ def gather(
 ) -> tuple[list[Target], dict[str, str], History, dict[str, Sequence[str]], tuple[LookupFailure, ...]]:
     """Scan the working copy, read history and list tags: everything the planner needs, and failed lookups."""
     progress("scan")
-    targets = scan_checkout(policy, checkout, cache, problems)
-    texts = read_texts(checkout, {t.file for t in targets})
+    texts: dict[str, str] = {}
+    # Each manifest is read once a cycle: the planner edits the texts the scan read.
+    targets = scan_checkout(policy, checkout, cache, problems, texts)
     progress("history")
     history = read_history(checkout.log(), policy.name)
     tags, failures = list_image_tags(policy, registry, progress)
     return targets, texts, history, tags, failures
+
+
+def read_gates(policy: Policy, deps: Deps, checkout: Checkout, now: datetime) -> dict[str, Gate]:
+    """The promotion gate of each gated image, from its earlier environment's branch (read once per policy).
+
+    An environment that cannot be read gives a gate that holds every tag, and says why.
+    """
+    histories: dict[str, History | str] = {}
+    gates: dict[str, Gate] = {}
+    for image in policy.spec.images:
+        gate = image.promotion
+        if gate is None:
+            continue
+        if gate.policy not in histories:
+            histories[gate.policy] = _gate_history(policy, deps, checkout, gate.policy)
+        history = histories[gate.policy]
+        if isinstance(history, str):
+            gates[image.name] = unreadable_gate(gate.after, gate.policy, history)
+            continue
+        earlier = policy.upstream[gate.policy]
+        canary = next((CanaryGate(c.name, c.steps[-1]) for c in earlier.spec.canaries if c.image == gate.image), None)
+        soak = gate.soak or timedelta(0)
+        gates[image.name] = judge_gate(gate.after, gate.policy, gate.image, history, now, soak=soak, canary=canary)
+    return gates
+
+
+def _gate_history(policy: Policy, deps: Deps, checkout: Checkout, name: str) -> History | str:
+    """The History of policy `name` read from its branch, or why it cannot be read."""
+    earlier = policy.upstream.get(name)
+    if earlier is None:
+        return f"policy {name} was not loaded with {policy.name}: load the policies directory that holds both"
+    own, other = policy.spec.git, earlier.spec.git
+    if (other.url, other.branch) == (own.url, own.branch):
+        return read_history(checkout.log(), name)
+    workspace = deps.gates.get(name)
+    if workspace is None:
+        return f"no workspace for branch {other.branch} of policy {name}"
+    deps.progress(f"gate {name}")
+    try:
+        with workspace.checkout() as theirs:
+            return read_history(theirs.log(), name)
+    except GitbotError as exc:
+        return f"branch {other.branch}: {exc.one_line()}"
 
 
 @dataclass(frozen=True)
@@ -238,6 +326,8 @@ class CyclePlan:
     canaries: tuple[CanaryOutcome, ...]
     failures: tuple[LookupFailure, ...] = ()
     problems: tuple[Problem, ...] = ()
+    # The files as the cycle read them (those holding targets): what the plans' diffs start from.
+    texts: Mapping[str, str] = field(default_factory=dict)
 
 
 def observe(policy: Policy, route: RouteState, history: History, metrics: Metrics, now: datetime) -> Observation:
@@ -246,15 +336,29 @@ def observe(policy: Policy, route: RouteState, history: History, metrics: Metric
         return Observation(None, None, None)
     canary = route.canary
     spec = analysis_spec(route)
-    analysis = run_analysis(spec, metrics, now)
+    hist = canary_history(history, canary)
+    # Sequential checks count from when the step (or a newer canary image) landed, read from git: no state.
+    # Without a step in history, from one dwell and window back, as the share below.
+    landed = max((t for t in (hist.last_step_at, hist.tag_changed_at) if t is not None), default=None)
+    if route.weight >= 100:
+        # GA takes no traffic: compare with GA's own figures from the window before the step to 100% landed.
+        reference = read_ga_reference(spec, metrics, hist.full_at)
+        # Sequential checks: the canary's counts since the step to 100% (or a newer canary image), GA's over
+        # the period before it, from the previous move of the weights.
+        full_since = max((t for t in (hist.full_at, hist.tag_changed_at) if t is not None), default=None)
+        analysis = run_full_weight_analysis(
+            spec, metrics, now, reference, since=full_since, before_full_at=hist.before_full_at
+        )
+    else:
+        analysis = run_analysis(spec, metrics, now, since=landed or now - canary.interval - spec.window)
     share = observed_canary_share(spec, metrics, now)
-    last_step_at = canary_history(history, canary).last_step_at
+    last_step_at = hist.last_step_at
     # No step in history (weights set by hand, or beyond the log read): only the traffic can tell how long
     # the weight has held, so look back one dwell and window; otherwise the dwell would be skipped.
     since = last_step_at if last_step_at is not None else now - canary.interval - spec.window
     applied = share_applied_at(spec, metrics, route.weight, canary.traffic_tolerance, since=since, at=now)
     canary_series, stable_series = latency_series(spec, metrics, now - spec.window, now, spec.window / 20)
-    return Observation(analysis, share, applied, render_latency_chart(canary_series, stable_series))
+    return Observation(analysis, share, applied, render_latency_chart(canary_series, stable_series, spec.checks))
 
 
 def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -> CyclePlan:
@@ -264,15 +368,25 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
         policy, checkout, deps.registry, deps.scan_cache, deps.progress, problems=problems
     )
     policy = set_aside_unbound(policy, targets, problems)
+    gates = read_gates(policy, deps, checkout, deps.clock.now())
+    # Release age, signatures and digests are asked only of the tags the promotion gate lets through.
+    admitted = {
+        binding.image.name: admitted_tags(binding, tags.get(binding.image.name, ()), gates.get(binding.image.name))
+        for binding in bind_images(policy, targets)
+    }
+    vetted, unvetted = vet_images(policy, deps.registry, targets, admitted, history, deps.clock.now())
+    failures += unvetted
     deps.progress("plan")
-    plans = plan_images(policy, targets, texts, tags, history, chain=chain)
+    plans = plan_images(policy, targets, texts, tags, history, chain=chain, gates=gates, vetted=vetted)
+    problems += held_downgrades(policy, targets, tags, history)
     if not policy.spec.canaries:
-        return CyclePlan(tuple(plans), (), failures, tuple(problems))
+        return CyclePlan(tuple(plans), (), failures, tuple(problems), texts)
+    routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
+    plans = restart_on_new_image(policy, plans, routes, texts, chain=chain)
     current = dict(texts)
     if chain:
         for plan in plans:
             current.update(dict(plan.files))
-    routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
     now = deps.clock.now()
     observations: dict[str, Observation] = {}
     if deps.metrics is not None:
@@ -282,24 +396,26 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     # A commit changes the canary's image this cycle, so the analysis of the old one decides nothing; a pull
     # request only proposes it, and the canary on the branch is still the one to step or roll back.
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
-    outcomes = plan_canaries(
-        policy, targets, current, history, routes, observations, now, streaks=deps.streaks, busy_images=busy
-    )
+    outcomes = plan_canaries(policy, targets, current, history, routes, observations, now, busy_images=busy)
     plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
-    return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems))
+    return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems), texts)
 
 
-def unified_diff(root: Path, plans: Sequence[Plan], *, chain: bool = True) -> str:
+def unified_diff(
+    root: Path, plans: Sequence[Plan], *, chain: bool = True, base: Mapping[str, str] | None = None
+) -> str:
     """A unified diff of every plan against the working copy.
 
     With `chain` the plans apply in order (commits on one branch); without, each starts from the working
-    copy, as each pull request starts from the branch.
+    copy, as each pull request starts from the branch. `base` holds texts of the working copy already read.
     """
     current: dict[str, str] = {}
     out: list[str] = []
     for plan in plans:
         for file, new in plan.files:
             old = current.get(file) if chain else None
+            if old is None:
+                old = base.get(file) if base is not None else None
             if old is None:
                 old = read_exact(root / file)
             for line in difflib.unified_diff(_lines(old), _lines(new), f"a/{file}", f"b/{file}"):
@@ -328,7 +444,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             cycle = plan_cycle(policy, checkout, deps, chain=not pull_requests)
             plans = cycle.plans
             # Only a plan needs the files on disk: a cycle that changes nothing writes no working tree.
-            diff = unified_diff(checkout.root, plans, chain=not pull_requests) if plans else ""
+            diff = unified_diff(checkout.root, plans, chain=not pull_requests, base=cycle.texts) if plans else ""
             head = checkout.head
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)
@@ -341,7 +457,6 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 delivered = deliver_pull_requests(
                     policy, checkout, deps.forge, plans, keep=unplanned_by_failure(policy, cycle.failures)
                 )
-                remember_streaks(deps, cycle)
                 return CycleResult(
                     policy.name,
                     plans,
@@ -363,7 +478,6 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 )
                 checkout.refresh()
                 continue
-            remember_streaks(deps, cycle)
             return CycleResult(
                 policy.name,
                 plans,
@@ -493,13 +607,6 @@ def _renumber_lines(
     return out
 
 
-def remember_streaks(deps: Deps, cycle: CyclePlan) -> None:
-    """Carry each canary's run of inconclusive analyses into the next cycle (process memory, not git)."""
-    for outcome in cycle.canaries:
-        if outcome.decision is not None:
-            deps.streaks[outcome.name] = outcome.decision.inconclusive_cycles
-
-
 def commit_plan(policy: Policy, checkout: Checkout, plan: Plan) -> str:
     """Commit one plan: a `git revert` when it reverts commits, its edited files when that conflicts.
 
@@ -563,22 +670,19 @@ def deliver_commits(policy: Policy, checkout: Checkout, plans: Sequence[Plan]) -
 
 def pull_request_text(policy: Policy, plan: Plan) -> str:
     is_image = plan.action == "image-update"
-    # `gitbot rollback` takes an image or canary name; the one change of `group: all` is named after neither.
-    names = [value for key, value in plan.trailers if key == TRAILER_TARGET] or [plan.name]
-    every = f" (it reverts the whole change: {', '.join(names)})" if len(names) > 1 and is_image else ""
-    rollback = (
-        "Close this pull request to skip this change for now. After merging, revert the merge "
-        "(GitHub's Revert button or `git revert`) or run "
-        f"`gitbot rollback {names[0]} --policy {policy.name}`{every}: "
-        "the reverted tag is quarantined and not proposed again."
-    )
+    kind = plan_kind(plan.action, plan.trailers, plan.body, bool(plan.files))
+    rollback = kind in (KIND_ROLLBACK, KIND_HAND_ROLLBACK)
+    # The commits a rollback undoes are listed apart: in Markdown, `git revert`'s lines would run into one line.
+    evidence = without_reverts_paragraph(plan.evidence)
     return pull_request_body(
-        summary=f"gitbot proposes this change for policy **{policy.name}**.",
+        summary=pull_request_summary(policy.name, kind),
         changes=plan.changes,
-        why=plan.evidence if is_image else "",
-        evidence="" if is_image else plan.evidence,
-        rollback=rollback,
+        why=evidence if is_image else "",
+        evidence="" if is_image else evidence,
+        rollback=rolling_back_text(policy.name, kind, plan.trailers),
         plan=plan.plan_id,
+        undoes=undone_table(plan.reverts, () if plan.changes else plan.trailers) if plan.reverts else "",
+        rollback_heading="Merging or closing" if rollback else "Rolling back",
     )
 
 
@@ -618,6 +722,8 @@ def deliver_pull_requests(
         wanted.add(branch)
         # The listing holds every open pull request of the policy: looking one up again would only cost calls.
         existing: PullRequest | None = open_before.get(branch)
+        if existing is not None:
+            add_missing_labels(forge, existing, labels)
         if existing is not None and plan_id_in(existing.body) == plan.plan_id and still_merges(checkout, existing):
             delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
             continue
@@ -626,8 +732,16 @@ def deliver_pull_requests(
             delivered.append(Delivery(plan.name, "skipped", refused.url, plan.subject))
             continue
         sha = commit_plan(policy, checkout, plan)
+        # An update replaces the branch only if it still holds the head read above: of two replicas updating
+        # one pull request at once, the second finds it moved, and reports it unchanged rather than updated.
+        expected = existing.head_sha or None if existing is not None else None
         try:
-            checkout.push_branch(branch, sha)
+            checkout.push_branch(branch, sha, expected)
+        except PushRejectedError:
+            if existing is None:
+                raise
+            delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
+            continue
         finally:
             checkout.reset(base)
         body = pull_request_text(policy, plan)
@@ -654,6 +768,18 @@ def deliver_pull_requests(
     return delivered
 
 
+def add_missing_labels(forge: Forge, pull: PullRequest, labels: Sequence[str]) -> None:
+    """Give the bot's open pull request the policy's labels it lacks (GitHub matches names regardless of case).
+
+    A run stopped between GitHub's creation of the pull request and the labels leaves it without them, and
+    every later cycle finds it by its plan id: only here do they come back. Labels a person added stay.
+    """
+    have = {label.casefold() for label in pull.labels}
+    missing = [label for label in labels if label.casefold() not in have]
+    if missing:
+        forge.add_labels(pull.number, missing)
+
+
 @dataclass(frozen=True)
 class ImageStatus:
     name: str
@@ -665,6 +791,8 @@ class ImageStatus:
     lookup_error: str = ""
     # Whether retrying that lookup later may help.
     lookup_retryable: bool = True
+    # Newer tags its promotion gate holds back, newest first, and why (soak left, rolled back there, ...).
+    held: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -679,6 +807,7 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
     """Per image: the tags running now, the newest allowed tag, quarantined tags and why; open PRs."""
     with deps.workspace.checkout() as checkout:
         targets, _texts, history, tags, failures = gather(policy, checkout, deps.registry, deps.scan_cache)
+        gates = read_gates(policy, deps, checkout, deps.clock.now())
         head = checkout.head
     failed = {failure.image: failure for failure in failures}
     images = []
@@ -686,9 +815,10 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
         image = binding.image
         flt = image_filter(policy, index)
         quarantined = history.quarantined(image.name)
-        selection = select(tags.get(image.name, ()), flt, quarantine=quarantined.keys())
         current = tuple(sorted({current_tag(t) or "(none)" for t in binding.targets}))
-        blocked = behind_quarantine(tags.get(image.name, ()), flt, selection)
+        listed, held = gated_tags(tags.get(image.name, ()), flt, quarantined.keys(), current, gates.get(image.name))
+        selection = select(listed, flt, quarantine=quarantined.keys())
+        blocked = behind_quarantine(listed, flt, selection)
         images.append(
             ImageStatus(
                 image.name,
@@ -698,12 +828,25 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
                 tuple((tag, q.reason) for tag, q in sorted(quarantined.items())),
                 lookup_error=failed[image.name].one_line() if image.name in failed else "",
                 lookup_retryable=failed[image.name].retryable if image.name in failed else True,
+                held=held,
             )
         )
     pulls: tuple[PullRequest, ...] = ()
     if deps.forge is not None:
         pulls = tuple(deps.forge.open_pulls(f"gitbot/{policy.name}/"))
     return StatusReport(policy.name, head, tuple(images), pulls)
+
+
+def gated_tags(
+    tags: Sequence[str], flt: TagFilter, quarantined: Collection[str], current: Collection[str], gate: Gate | None
+) -> tuple[Sequence[str], tuple[tuple[str, str], ...]]:
+    """The tags an image may take past its promotion gate (as the planner counts them), and the newer ones
+    the gate holds back with why."""
+    if gate is None:
+        return tags, ()
+    listed = gate.admit(tags, keep=current)
+    chosen = select(listed, flt, quarantine=quarantined).selected
+    return listed, tuple(held_back(gate, select(tags, flt, quarantine=quarantined).candidates, chosen))
 
 
 def deliver_one(
@@ -811,6 +954,10 @@ class CanaryReport:
     dwell_left: timedelta | None
     paused: str
     observation: Observation
+    steps: tuple[int, ...] = ()
+    decision: CanaryDecision | None = None
+    stable_images: tuple[str, ...] = ()
+    canary_images: tuple[str, ...] = ()
 
 
 def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
@@ -834,9 +981,37 @@ def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
         step = "between steps (set by hand)"
     # Counted as the cycle counts it: from the step, a new canary image or the traffic showing the weight.
     dwell = dwell_left(canary.interval, now, hist.last_step_at, hist.tag_changed_at, observation.applied_at)
-    return CanaryReport(
-        name, canary.route, route.weight, step, dwell, hist.paused_reason if hist.paused else "", observation
+    stable, moving = (
+        workload_images(targets, workload)
+        for workload in (canary.analysis.stable_workload, canary.analysis.canary_workload)
     )
+    differs = not stable or not moving or {_tag_of(v) for v in stable} != {_tag_of(v) for v in moving}
+    # What a cycle would decide now, so that a person sees why the canary holds.
+    decision = decide(
+        canary_policy(canary, policy), observe_state(route, hist, observation, now, canary_differs=differs)
+    )
+    return CanaryReport(
+        name,
+        canary.route,
+        route.weight,
+        step,
+        dwell,
+        hist.paused_reason if hist.paused else "",
+        observation,
+        steps=canary.steps,
+        decision=decision,
+        stable_images=stable,
+        canary_images=moving,
+    )
+
+
+def workload_images(targets: Sequence[Target], workload: str) -> tuple[str, ...]:
+    """The images the workload named `workload` runs (its containers' `image:` values), as written."""
+    return tuple(sorted({t.value for t in targets if t.kind == "image" and t.resource.rsplit("/", 1)[-1] == workload}))
+
+
+def _tag_of(image: str) -> str:
+    return image.rsplit("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2] or image
 
 
 # The first words of a step's message when `gitbot promote` made it (rollout.step_plan writes them).

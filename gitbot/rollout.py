@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from gitbot.analysis import AnalysisSpec, render_evidence
 from gitbot.canary import CanaryDecision, CanaryPolicy, CanaryState
@@ -25,12 +25,22 @@ from gitbot.history import (
     TRAILER_FROM,
     TRAILER_PLAN,
     TRAILER_POLICY,
+    TRAILER_RESTART,
     TRAILER_TARGET,
     TRAILER_TO,
+    BotCommit,
     History,
     parse_bot_commit,
 )
-from gitbot.messages import plan_id, render_message, rollback_trailers
+from gitbot.messages import (
+    marker_body,
+    plain_rollback_note,
+    plan_id,
+    render_message,
+    rollback_trailers,
+    undoes_trailers,
+    without_reverts_paragraph,
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,10 @@ class CanaryHistory:
     tag_changed_at: datetime | None
     paused: bool
     paused_reason: str
+    full_at: datetime | None = None
+    # When the weights last moved before the step to 100% (the previous step, a revert or a restart): GA's
+    # counts for the sequential checks at 100% run from here to `full_at`.
+    before_full_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +184,7 @@ def _check_split(canary: CanarySettings, members: Sequence[Target], stable: Targ
 
 
 def analysis_spec(state: RouteState) -> AnalysisSpec:
-    """The AnalysisSpec of a canary; at 100 percent GA has no traffic, so only absolute checks remain."""
+    """The AnalysisSpec of a canary, every check kept (at 100 percent its comparisons use a GA reference)."""
     settings = state.canary.analysis
     spec = AnalysisSpec(
         namespace=settings.namespace or state.namespace,
@@ -180,10 +194,17 @@ def analysis_spec(state: RouteState) -> AnalysisSpec:
         min_requests=settings.min_requests,
         checks=tuple(check.spec() for check in settings.checks),
     )
-    return spec.canary_only() if state.weight >= 100 else spec
+    return spec
 
 
-def canary_policy(canary: CanarySettings) -> CanaryPolicy:
+def canary_policy(canary: CanarySettings, policy: Policy | None = None) -> CanaryPolicy:
+    """The state machine's settings of `canary`; `policy` (its own) resolves notifyAfterInconclusive and the cycle."""
+    notify_after = canary.analysis.notify_after_inconclusive
+    cycle = None
+    if policy is not None:
+        index = next(i for i, c in enumerate(policy.spec.canaries) if c.name == canary.name)
+        notify_after = policy.notify_after(index)
+        cycle = policy.spec.schedule.interval
     return CanaryPolicy(
         steps=canary.steps,
         interval=canary.interval,
@@ -191,7 +212,8 @@ def canary_policy(canary: CanarySettings) -> CanaryPolicy:
         apply_timeout=canary.apply_timeout,
         on_failure=canary.on_failure,
         on_complete=canary.on_complete,
-        notify_after=canary.analysis.notify_after_inconclusive,
+        notify_after=notify_after if isinstance(notify_after, timedelta) else timedelta(0),
+        cycle=cycle,
     )
 
 
@@ -200,15 +222,22 @@ def canary_history(history: History, canary: CanarySettings) -> CanaryHistory:
     steps = [
         c for c in history.commits if c.action == "canary-step" and any(ch.target == canary.name for ch in c.changes)
     ]
+    # History is newest first in landing order; positions also order commits landed within the same second.
+    newer = {c.sha: i for i, c in enumerate(history.commits)}
+    restart = next((c for c in history.commits if c.reverted_by is None and canary.name in restarted(c)), None)
+    if restart is not None:
+        # A new image moved the weights back to 0%: the steps before it belong to the old image's rollout.
+        steps = [c for c in steps if newer[c.sha] < newer[restart.sha]]
     standing = [c for c in steps if c.reverted_by is None]
     # A revert of a step moves the weights too: the apply timeout and the dwell count from it.
-    moved = [c.landed for c in standing[:1]] + [c.reverted_by.committed_at for c in steps if c.reverted_by]
+    moved = [c.landed for c in standing[:1]] + [c.reverted_by.landed for c in steps if c.reverted_by]
+    moved += [restart.landed] if restart is not None else []
     last_step_at = max(moved) if moved else None
     own = [c for c in history.commits if any(ch.target == canary.name for ch in c.changes)]
     rollbacks = [c for c in own if c.action == "rollback" and c.reverted_by is None]
     last_rollback = rollbacks[0] if rollbacks else None
-    # History is newest first; positions order commits made within the same second, which timestamps cannot.
-    newer = {c.sha: i for i, c in enumerate(history.commits)}
+    if last_rollback is not None and restart is not None and newer[restart.sha] < newer[last_rollback.sha]:
+        last_rollback = None  # a new image restarted the canary since
     rolled_back = last_rollback is not None and (not standing or newer[last_rollback.sha] < newer[standing[0].sha])
     image_updates = history.standing(canary.image, "image-update") if canary.image else []
     newest_image = image_updates[0].landed if image_updates else None
@@ -228,8 +257,108 @@ def canary_history(history: History, canary: CanarySettings) -> CanaryHistory:
     )
     paused, reason = _paused(history, canary)
     return CanaryHistory(
-        last_step_at, tuple(c.sha for c in standing), rolled_back, newer_tag, tag_changed_at, paused, reason
+        last_step_at,
+        tuple(c.sha for c in standing),
+        rolled_back,
+        newer_tag,
+        tag_changed_at,
+        paused,
+        reason,
+        full_at=_full_at(standing, canary),
+        before_full_at=_before_full_at(history, standing, canary),
     )
+
+
+def restarted(commit: BotCommit) -> list[str]:
+    """The canaries an image update restarted (moved back to 0%) in the same change."""
+    return [value for key, value in commit.commit.trailers if key.lower() == TRAILER_RESTART.lower()]
+
+
+def restart_on_new_image(
+    policy: Policy,
+    plans: Sequence[Plan],
+    routes: Mapping[str, RouteState],
+    texts: Mapping[str, str],
+    *,
+    chain: bool,
+) -> list[Plan]:
+    """`onNewImage: restart`: an image update that brings a canary with traffic a new tag also sets its weights
+    to 0% in the same change, so the new image starts its rollout again from the first step once applied.
+
+    With `chain` (commits on one branch) each plan starts from the files as the plans before it left them.
+    """
+    out: list[Plan] = []
+    current = dict(texts)
+    for plan in plans:
+        images = {value for key, value in plan.trailers if key == TRAILER_TARGET}
+        restart = [
+            routes[c.name]
+            for c in policy.spec.canaries
+            if plan.action == "image-update"
+            and c.on_new_image == "restart"
+            and c.image in images
+            and routes[c.name].weight > 0
+        ]
+        if restart:
+            plan = _with_restart(policy, plan, restart, current if chain else texts)
+        if chain:
+            current.update(dict(plan.files))
+        out.append(plan)
+    return out
+
+
+def _with_restart(policy: Policy, plan: Plan, routes: Sequence[RouteState], texts: Mapping[str, str]) -> Plan:
+    moves = tuple(change for route in routes for change in weight_changes(route, 0))
+    files = {**texts, **dict(plan.files)}
+    edited = {**dict(plan.files), **apply_changes(files, moves)}
+    changes = plan.changes + moves
+    pid = plan_id(policy.name, plan.name, plan.action, changes)
+    notes = "\n\n".join(
+        f"Canary {route.canary.name} had {route.weight}% of the traffic; the new image would take it at once, so "
+        f"this change also sets its weights from {route.weight}% to 0% (GA 100%) and its rollout starts again "
+        f"from the first step ({route.canary.steps[0]}%) once this is applied (onNewImage: restart)."
+        for route in routes
+    )
+    kept = [(key, value) for key, value in plan.trailers if key != TRAILER_PLAN]
+    trailers = (*kept, *((TRAILER_RESTART, route.canary.name) for route in routes), (TRAILER_PLAN, pid))
+    return replace(
+        plan,
+        changes=changes,
+        files=tuple(sorted(edited.items())),
+        body=f"{plan.body}\n\n{notes}",
+        trailers=trailers,
+        plan_id=pid,
+        evidence=f"{plan.evidence}\n\n{notes}",
+    )
+
+
+# Bot actions that move a canary's weights.
+_WEIGHT_ACTIONS = frozenset({"canary-step", "rollback", "promote"})
+
+
+def _full_at(standing: Sequence[BotCommit], canary: CanarySettings) -> datetime | None:
+    """When the standing step that gave the canary all traffic landed: GA's last window is the one before it."""
+    for commit in standing:
+        if any(ch.target == canary.name and ch.new == "100" for ch in commit.changes):
+            return commit.landed
+    return None
+
+
+def _before_full_at(history: History, standing: Sequence[BotCommit], canary: CanarySettings) -> datetime | None:
+    """When the canary's weights last moved before the standing step to 100% landed (the previous step, a
+    revert, a rollback or a restart to 0%); None without a step to 100% or a move before it in history."""
+    full = next((c for c in standing if any(ch.target == canary.name and ch.new == "100" for ch in c.changes)), None)
+    if full is None:
+        return None
+    moves: list[datetime] = []
+    for commit in history.commits:
+        if canary.name in restarted(commit) or (
+            commit.action in _WEIGHT_ACTIONS and any(ch.target == canary.name for ch in commit.changes)
+        ):
+            moves.append(commit.landed)
+            if commit.reverted_by is not None:
+                moves.append(commit.reverted_by.landed)
+    return max((moment for moment in moves if moment < full.landed), default=None)
 
 
 def _paused(history: History, canary: CanarySettings) -> tuple[bool, str]:
@@ -239,13 +368,13 @@ def _paused(history: History, canary: CanarySettings) -> tuple[bool, str]:
         if not any(ch.target == canary.name for ch in commit.changes):
             continue
         if commit.action == "pause":
-            events.append((commit.commit.committed_at, True, f"paused by {commit.commit.author.name}"))
+            events.append((commit.landed, True, f"paused by {commit.commit.author.name}"))
         elif commit.action == "resume":
-            events.append((commit.commit.committed_at, False, ""))
+            events.append((commit.landed, False, ""))
         elif commit.action == "canary-step" and commit.reverted_by is not None:
             by = commit.reverted_by
             if parse_bot_commit(by) is None:
-                events.append((by.committed_at, True, f"a person ({by.author.name}) reverted step {commit.sha[:7]}"))
+                events.append((by.landed, True, f"a person ({by.author.name}) reverted step {commit.sha[:7]}"))
     if not events:
         return False, ""
     _, paused, reason = max(events, key=lambda e: e[0])
@@ -259,7 +388,6 @@ def observe_state(
     now: datetime,
     *,
     canary_differs: bool,
-    streak: int,
 ) -> CanaryState:
     return CanaryState(
         weight=route.weight,
@@ -273,7 +401,6 @@ def observe_state(
         rolled_back=hist.rolled_back,
         newer_tag=hist.newer_tag,
         canary_differs=canary_differs,
-        inconclusive_cycles=streak,
         paused_reason=hist.paused_reason,
         verdict_reason=observation.analysis.summary if observation.analysis else "",
     )
@@ -300,9 +427,12 @@ def apply_changes(texts: Mapping[str, str], changes: Sequence[Change]) -> dict[s
     return {file: apply_assignments(texts[file], items, source=file) for file, items in sorted(by_file.items())}
 
 
-def evidence_text(decision: CanaryDecision, observation: Observation) -> str:
+def evidence_text(decision: CanaryDecision, observation: Observation, *, measured_on: str = "") -> str:
+    """The decision and its evidence; `measured_on` names the canary image the analysis measured."""
     parts = [f"Decision: {decision.reason}."]
     if observation.analysis is not None:
+        if measured_on:
+            parts.append(f"Evidence measured on canary image {measured_on}:")
         parts.append(render_evidence(observation.analysis))
     if observation.share is not None and math.isfinite(observation.share):
         parts.append(f"Observed canary share of requests over the window: {observation.share:.1f}%.")
@@ -343,7 +473,7 @@ def step_plan(
     changes = weight_changes(route, to)
     pid = plan_id(policy.name, canary.name, "canary-step", changes, [canary_tag] if canary_tag else [])
     subject = f"gitbot({policy.name}): {canary.name} canary {route.weight}% -> {to}%"
-    body = evidence_text(decision, observation)
+    body = evidence_text(decision, observation, measured_on=_canary_image(policy, canary, canary_tag))
     if manual:
         body = f"Stepped by hand (gitbot promote {canary.name} --policy {policy.name}).\n\n{body}"
     trailers = (
@@ -355,6 +485,14 @@ def step_plan(
         (TRAILER_PLAN, pid),
     )
     return _weight_plan(policy, canary.name, "canary-step", changes, texts, subject, body, trailers, pid, observation)
+
+
+def _canary_image(policy: Policy, canary: CanarySettings, tag: str | None) -> str:
+    """The canary's image as `repository:tag`, so that a reviewer sees which build the evidence is about."""
+    if not tag:
+        return ""
+    repository = next((image.repository for image in policy.spec.images if image.name == canary.image), None)
+    return f"{repository}:{tag}" if repository else ""
 
 
 def rollback_plan(
@@ -408,13 +546,15 @@ def settle_rollback(plan: Plan, reverted: RouteState, texts: Mapping[str, str]) 
 
 
 def rollback_commit_message(plan: Plan) -> str:
-    """The message of a rollback that could not be a `git revert`: it sets the weights to 0% itself."""
+    """The message of a rollback that could not be a `git revert`: it sets the weights to 0% itself.
+
+    Nothing is reverted, so it carries no `This reverts commit` lines: `Gitbot-Undoes` trailers name the steps
+    it undoes, and history reads them as it reads a revert.
+    """
     weight = dict(plan.trailers).get(TRAILER_FROM, "?")
-    note = (
-        "Reverting the steps below does not apply to the branch as it is now (it conflicts with later "
-        f"changes), so this commit sets the canary weight from {weight}% to 0% (GA 100%) instead."
-    )
-    return _with_note(plan, note, before_reverts=True)
+    note = plain_rollback_note(plan.reverts, weight)
+    body = "\n\n".join(part for part in (note, without_reverts_paragraph(plan.body)) if part.strip())
+    return render_message(plan.subject, body, undoes_trailers(plan.trailers, plan.reverts))
 
 
 def marker_message(policy: Policy, name: str, action: str, why: str) -> str:
@@ -422,6 +562,6 @@ def marker_message(policy: Policy, name: str, action: str, why: str) -> str:
     verb = "pause" if action == "pause" else "resume"
     return render_message(
         f"gitbot({policy.name}): {verb} {name} canary",
-        why,
+        marker_body(policy.name, name, action, why),
         ((TRAILER_POLICY, policy.name), (TRAILER_ACTION, action), (TRAILER_TARGET, name)),
     )

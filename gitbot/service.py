@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -654,21 +655,23 @@ def run_service(
     received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
+        # The handler runs between two bytecodes of the main thread, which may be in the middle of writing a
+        # log line: writing another one from here fails as a reentrant call on the stream. So the first
+        # signal only sets the flag, and the main loop logs it.
+        stop.set()
         received.append(signum)
         if len(received) > 1:
             # A person pressing Ctrl-C again does not want to wait for a hanging cycle. A push is atomic on
-            # the server, so leaving now can at worst leave a local worktree behind.
-            log_event(
-                _log,
-                "second signal: exiting without waiting for running cycles",
-                level=logging.WARNING,
-                signal=name,
-                running=service._running_cycles(),
-            )
+            # the server, so leaving now can at worst leave a work directory, which the next start removes.
+            with suppress(Exception):
+                log_event(
+                    _log,
+                    "second signal: exiting without waiting for running cycles",
+                    level=logging.WARNING,
+                    signal=signal.Signals(signum).name,
+                    running=service._running_cycles(),
+                )
             os._exit(128 + signum)
-        log_event(_log, "signal received", signal=name)
-        stop.set()
 
     if install_signal_handlers and threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -679,6 +682,8 @@ def run_service(
             on_started(service)
         while not stop.wait(0.5):
             pass
+        if received:
+            log_event(_log, "signal received", signal=signal.Signals(received[0]).name)
         service.stop()
     finally:
         if not service.stopping.is_set():

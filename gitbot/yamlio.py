@@ -236,7 +236,7 @@ def _space_separating_tabs(text: str) -> str | None:
     return "".join(chars)
 
 
-def _documents(raw_docs: list[Any], text: str, source: str, *, offset: int) -> list[Document]:
+def _documents(raw_docs: list[Any], text: str, source: str, *, offset: int, core: bool = False) -> list[Document]:
     docs: list[Document] = []
     for index, raw in enumerate(raw_docs):
         counts: dict[int, int] = {}
@@ -245,21 +245,22 @@ def _documents(raw_docs: list[Any], text: str, source: str, *, offset: int) -> l
         if raw is not None:
             _count(raw, counts)
             try:
-                root = _convert(raw, text, counts, seen, shared=False, flow=False, offset=offset)
+                root = _convert(raw, text, counts, seen, shared=False, flow=False, offset=offset, core=core)
             except _DuplicateKeyError as exc:
                 raise ManifestError(f"duplicate key {exc.key!r}", where=f"{source}:{exc.line + 1}") from None
         docs.append(Document(index=index, root=root))
     return docs
 
 
-def parse_fast(text: str, source: str) -> list[Document]:
+def parse_fast(text: str, source: str, *, core: bool = False) -> list[Document]:
     """The same tree as `parse`, located by libyaml when it is available (many times faster).
 
-    Only for finding values: whenever libyaml is missing, refuses the text or might place it differently
-    (a BOM anywhere but at the start), `parse` decides. Edits are always confirmed with `parse`.
-    Differences: anchor names are not reported, and implicit tags follow YAML 1.1 (`yes` is a bool).
+    Whenever libyaml is missing, refuses the text or might place it differently (a BOM anywhere but at the
+    start), `parse` decides. Differences: anchor names are not reported, and implicit tags follow YAML 1.1
+    (`yes` is a bool) unless `core`, which resolves plain scalars as `parse` does (YAML 1.2 core schema);
+    a text with a `%YAML` directive (which `parse` follows) is then left to `parse` altogether.
     """
-    if _FAST_LOADER is None or "\ufeff" in text[1:]:
+    if _FAST_LOADER is None or "\ufeff" in text[1:] or (core and _DIRECTIVE.search(text)):
         return parse(text, source)
     try:
         raw_docs = list(_pyyaml.compose_all(text, Loader=_FAST_LOADER))
@@ -275,7 +276,7 @@ def parse_fast(text: str, source: str) -> list[Document]:
         return parse(text, source)  # a lone surrogate, which libyaml cannot even be handed: `parse` says where
     try:
         # libyaml does not count a leading BOM; ruamel.yaml (and the text) do.
-        return _documents(raw_docs, text, source, offset=1 if text.startswith("\ufeff") else 0)
+        return _documents(raw_docs, text, source, offset=1 if text.startswith("\ufeff") else 0, core=core)
     except RecursionError:
         raise _too_deep(source, text) from None
 
@@ -324,8 +325,19 @@ def _value_start(text: str, start: int) -> tuple[int, bool]:
     return pos, explicit
 
 
+_DIRECTIVE = re.compile(r"^%", re.MULTILINE)
+
+
 def _convert(
-    raw: Any, text: str, counts: dict[int, int], seen: set[int], *, shared: bool, flow: bool, offset: int
+    raw: Any,
+    text: str,
+    counts: dict[int, int],
+    seen: set[int],
+    *,
+    shared: bool,
+    flow: bool,
+    offset: int,
+    core: bool = False,
 ) -> Node:
     key = id(raw)
     is_alias = key in seen
@@ -350,7 +362,7 @@ def _convert(
         "end": raw.end_mark.index + offset,
         "line": line,
         "column": column,
-        "tag": _tag_text(raw.tag),
+        "tag": _core_tag(raw.value) if core and _is_plain(raw) and not explicit else _tag_text(raw.tag),
         "anchor": anchor,
         "explicit_tag": explicit,
         "shared": shared,
@@ -366,8 +378,8 @@ def _convert(
     if raw.id == "mapping":
         items = tuple(
             (
-                _convert(k, text, counts, seen, shared=shared, flow=inner_flow, offset=offset),
-                _convert(v, text, counts, seen, shared=shared, flow=inner_flow, offset=offset),
+                _convert(k, text, counts, seen, shared=shared, flow=inner_flow, offset=offset, core=core),
+                _convert(v, text, counts, seen, shared=shared, flow=inner_flow, offset=offset, core=core),
             )
             for k, v in raw.value
         )
@@ -379,7 +391,9 @@ def _convert(
                     raise _DuplicateKeyError(k.value, k.line)
                 keys.add(k.value)
         return Node(kind="mapping", flow=inner_flow, items=items, **common)
-    children = tuple(_convert(c, text, counts, seen, shared=shared, flow=inner_flow, offset=offset) for c in raw.value)
+    children = tuple(
+        _convert(c, text, counts, seen, shared=shared, flow=inner_flow, offset=offset, core=core) for c in raw.value
+    )
     return Node(kind="sequence", flow=inner_flow, children=children, **common)
 
 
@@ -429,6 +443,24 @@ def walk(root: Node | None, pointer: str = "") -> Iterator[tuple[str, Node]]:
     elif root.kind == "sequence":
         for i, child in enumerate(root.children):
             yield from walk(child, f"{pointer}/{i}")
+
+
+def _core_tag(value: str) -> str:
+    """The tag `parse` gives a plain scalar without a tag of its own (YAML 1.2 core schema)."""
+    # Keys and short values repeat from file to file; a long value is not kept alive by the cache.
+    return _short_core_tag(value) if len(value) <= 64 else _resolved_core_tag(value)
+
+
+def _resolved_core_tag(value: str) -> str:
+    return _tag_text(_resolver((1, 2)).resolve(_RScalar, value, (True, False)))
+
+
+_short_core_tag = lru_cache(maxsize=8192)(_resolved_core_tag)
+
+
+def _is_plain(raw: Any) -> bool:
+    # libyaml reports a plain scalar's style as "", ruamel.yaml as None.
+    return bool(raw.id == "scalar" and not raw.style)
 
 
 # What Kubernetes' Go YAML readers take as a number after dropping every `_` (strconv's base-0 integers,

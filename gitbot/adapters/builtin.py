@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 
 from gitbot.errors import MetricsError
+from gitbot.ports import Workload
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -144,6 +145,29 @@ class MemoryMetrics:
             moment += step_seconds
         return out
 
+    def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
+        window, at = max(end.timestamp() - start.timestamp(), 1.0), end.timestamp()
+        selector = _workload_selector(workload)
+        found = self._increase("istio_requests_total", selector, window, at, selector)
+        if not found:
+            return None
+        total = sum(found.values())
+        errors = sum(delta for labels, delta in found.items() if dict(labels).get("response_code", "").startswith("5"))
+        return total, min(errors, total)
+
+    def latency_buckets(self, workload: Workload, start: datetime, end: datetime) -> list[tuple[float, float]]:
+        window, at = max(end.timestamp() - start.timestamp(), 1.0), end.timestamp()
+        selector = _workload_selector(workload)
+        buckets: dict[float, float] = defaultdict(float)
+        for labels, delta in self._increase(
+            "istio_request_duration_milliseconds_bucket", selector, window, at, selector
+        ).items():
+            le = dict(labels).get("le")
+            if le is not None:
+                buckets[math.inf if le == "+Inf" else float(le)] += delta
+        out = sorted(buckets.items())
+        return out if out and out[-1][0] == math.inf else []
+
     # -- evaluation -----------------------------------------------------------------------------------
 
     def _increase(self, name: str, selector: str, window: float, at: float, query: str) -> dict[Labels, float]:
@@ -187,6 +211,16 @@ class MemoryMetrics:
         text = _INCREASE.sub(lambda m: substitute(m, quantile=False), text)
         text = _VECTOR.sub(lambda m: f" {m.group(1)} ", text)
         return _Expression(_tokens(text, query), values, query).parse()
+
+
+def _workload_selector(workload: Workload) -> str:
+    # The analysis admits no quotes, backslashes or braces in these names, so they need no escaping here.
+    values = (
+        ("reporter", workload.reporter),
+        ("destination_workload_namespace", workload.namespace),
+        ("destination_workload", workload.name),
+    )
+    return ",".join(f'{name}="{value}"' for name, value in values)
 
 
 def _extrapolated_increase(times: Sequence[float], values: Sequence[float], start: float, end: float) -> float:

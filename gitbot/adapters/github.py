@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 from github import Auth, Github, GithubException
 from github.PullRequest import PullRequest as GithubPull
 from github.Repository import Repository
+from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass, Requester
 from urllib3.util.retry import Retry
 
+from gitbot.adapters.deadline import DeadlineAdapter, DeadlineExceeded
 from gitbot.errors import AuthError, ConfigError, ForgeError
 from gitbot.ports import PullRequest
 
@@ -34,6 +37,10 @@ T = TypeVar("T")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # Only reads are retried: a POST or PATCH that timed out may already have taken effect.
 _RETRIED_METHODS = frozenset({"GET", "HEAD"})
+# Seconds one API request may take in all (retries and a dripping answer included); `timeout` bounds each read.
+REQUEST_DEADLINE = 60.0
+# PyGithub takes its connection classes from class attributes when a client is made: set for one construction.
+_CONSTRUCTING = threading.Lock()
 
 
 class GitHubForge:
@@ -42,7 +49,7 @@ class GitHubForge:
     `base_url` is `https://api.github.com` or a GitHub Enterprise `https://HOST/api/v3`. `throttle` keeps
     PyGithub's pauses between requests (0.25 s) and writes (1 s), which GitHub asks integrations to keep;
     tests turn it off. `retries` bounds retries of reads and of connection failures; `per_page` is the
-    page size of listings.
+    page size of listings. `timeout` bounds each read of an answer, `deadline` each request as a whole.
     """
 
     def __init__(
@@ -52,6 +59,7 @@ class GitHubForge:
         *,
         base_url: str = "https://api.github.com",
         timeout: float = 15,
+        deadline: float = REQUEST_DEADLINE,
         throttle: bool = True,
         retries: int = 2,
         backoff: float = 0.5,
@@ -79,14 +87,27 @@ class GitHubForge:
         pauses: dict[str, float | None] = (
             {} if throttle else {"seconds_between_requests": None, "seconds_between_writes": None}
         )
-        self._github = Github(
-            auth=Auth.Token(token),
-            base_url=self.base_url,
-            timeout=max(1, math.ceil(timeout)),
-            retry=retry,
-            per_page=per_page,
-            **pauses,  # type: ignore[arg-type]
-        )
+        if deadline <= 0:
+            raise ConfigError("the GitHub request deadline must be more than 0 seconds")
+        self.deadline = deadline
+        http, https = _deadline_connections(deadline)
+        with _CONSTRUCTING:
+            Requester.injectConnectionClasses(http, https)
+            try:
+                self._github = Github(
+                    auth=Auth.Token(token),
+                    base_url=self.base_url,
+                    timeout=max(1, math.ceil(timeout)),
+                    retry=retry,
+                    per_page=per_page,
+                    # The repository is not fetched on its own: the calls made on it name it in their paths
+                    # (a missing repository is reported by the first real call, as a 404). `withLazy` later
+                    # would build a client without the deadline's connections.
+                    lazy=True,
+                    **pauses,  # type: ignore[arg-type]
+                )
+            finally:
+                Requester.resetConnectionClasses()
         self._repo: Repository | None = None
 
     def close(self) -> None:
@@ -114,6 +135,11 @@ class GitHubForge:
                 raise AuthError(text, hint="check the token and its access to the repository") from None
             # A missing repository or a request GitHub finds invalid is answered the same way next time.
             raise ForgeError(text, retryable=exc.status not in (404, 410, 422)) from None
+        except DeadlineExceeded as exc:
+            raise ForgeError(
+                self._scrub(f"GitHub {action} on {where}: no complete answer within {exc.seconds:g} s; cut off"),
+                hint="retry later; nothing after the cut request was done",
+            ) from None
         except requests.RequestException as exc:
             raise ForgeError(
                 self._scrub(f"GitHub {action} on {where}: cannot reach the API ({type(exc).__name__})")
@@ -126,9 +152,7 @@ class GitHubForge:
 
     def _repository(self) -> Repository:
         if self._repo is None:
-            # Lazy: the calls made on it name the repository in their paths, so fetching it would be a call
-            # that tells nothing (a missing repository is reported by the first real call, as a 404).
-            self._repo = self._call("get repository", lambda: self._github.withLazy(True).get_repo(self.repository))
+            self._repo = self._call("get repository", lambda: self._github.get_repo(self.repository))
         return self._repo
 
     # -- Forge -------------------------------------------------------------------------------------
@@ -212,6 +236,19 @@ class GitHubForge:
 
         return self._call(f"update pull request #{number}", update)
 
+    def add_labels(self, number: int, labels: Sequence[str]) -> None:
+        """Add `labels` to pull request `number`, keeping those it has: one request, nothing read first."""
+        if not labels:
+            return
+        repo = self._repository()
+
+        def add() -> None:
+            # Straight to the pull request's issue on the client's own requester: `get_issue` would read the
+            # issue first, and a second client would lack this one's connection settings.
+            repo.requester.requestJsonAndCheck("POST", f"{repo.url}/issues/{number}/labels", input=list(labels))
+
+        self._call(f"add labels to pull request #{number}", add)
+
     def get_pull(self, number: int) -> PullRequest:
         """Pull request `number` in any state (to see whether a person merged or closed it)."""
         repo = self._repository()
@@ -232,6 +269,30 @@ class GitHubForge:
         self._call(f"close pull request #{number}", close)
 
 
+def _deadline_connections(
+    deadline: float,
+) -> tuple[type[HTTPRequestsConnectionClass], type[HTTPSRequestsConnectionClass]]:
+    """PyGithub's connection classes with the requests adapter swapped for one that keeps `deadline`."""
+
+    class Http(HTTPRequestsConnectionClass):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.adapter = DeadlineAdapter(
+                deadline, max_retries=self.retry, pool_connections=self.pool_size, pool_maxsize=self.pool_size
+            )
+            self.session.mount("http://", self.adapter)
+
+    class Https(HTTPSRequestsConnectionClass):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.adapter = DeadlineAdapter(
+                deadline, max_retries=self.retry, pool_connections=self.pool_size, pool_maxsize=self.pool_size
+            )
+            self.session.mount("https://", self.adapter)
+
+    return Http, Https
+
+
 def _to_pull(pull: GithubPull) -> PullRequest:
     # `merged_at` is in list results too; reading `merged` there would cost one more request per item.
     return PullRequest(
@@ -244,4 +305,5 @@ def _to_pull(pull: GithubPull) -> PullRequest:
         state=str(pull.state),
         merged=pull.merged_at is not None,
         head_sha=str(pull.head.sha or ""),
+        labels=tuple(str(label.name) for label in pull.labels),
     )

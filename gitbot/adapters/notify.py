@@ -1,8 +1,10 @@
 """Notifications: Slack incoming webhooks and a generic JSON webhook (httpx).
 
-Owns the payload shapes and the delivery rules: a short timeout, one retry on a 5xx answer or a transport
-error, and never an exception into the cycle. A failed notification is logged with the notifier kind, the
-event and the status or error class; never with the URL, which carries the webhook's secret.
+Owns the payload shapes and the delivery rules: a short timeout per read and a deadline per post (a
+receiver that drips its answer is cut there, and not tried again), one retry on a 5xx answer or another
+transport error, and never an exception into the cycle. A failed notification is logged with the notifier
+kind, the event and the status or error class (a cut one with the receiver's host); never with the URL, which
+carries the webhook's secret.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from gitbot.adapters.deadline import HttpxDeadline
 from gitbot.config import Policy, pointer_to_field, secret_from_env
 from gitbot.errors import ConfigError
 from gitbot.logs import log_event
@@ -26,6 +29,8 @@ RequestRecorder = Callable[[str, str], None]
 _SLACK_TEXT = 3000
 _SLACK_FIELDS = 10
 _SLACK_FIELD_TEXT = 2000
+# Seconds one post may take in all, however its answer arrives (each read waits `timeout` at most).
+POST_DEADLINE = 10.0
 _ICONS = {
     "change-delivered": ":rocket:",
     "rollback": ":rewind:",
@@ -51,6 +56,7 @@ class _JsonPoster:
         retry_delay: float = 1.0,
         policy: str | None = None,
         on_request: RequestRecorder | None = None,
+        deadline: float = POST_DEADLINE,
     ) -> None:
         if not url.startswith(("https://", "http://")):
             raise ConfigError(f"a {self.kind} URL must start with https:// or http://")
@@ -61,6 +67,7 @@ class _JsonPoster:
             raise ConfigError(f"a {self.kind} URL is not a valid URL (its value is not shown)") from None
         self._url = url
         self._timeout = timeout
+        self._deadline = deadline
         self._retry_delay = retry_delay
         self._on_request = on_request
         self.policy = policy
@@ -75,12 +82,18 @@ class _JsonPoster:
     def _post(self, event: str, payload: Mapping[str, Any]) -> bool:
         problem = ""
         for attempt in (1, 2):
+            watch = HttpxDeadline(self._deadline)
             try:
-                with httpx.Client(timeout=self._timeout, follow_redirects=False) as client:
-                    response = client.post(self._url, json=payload)
+                with httpx.Client(timeout=self._timeout, follow_redirects=False) as client, watch.within():
+                    response = client.post(self._url, json=payload, extensions={"trace": watch.trace})
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 problem = exc.__class__.__name__
                 self._count("transport-error")
+                if watch.cut.is_set():
+                    # A receiver that drips would hold the cycle as long again: not tried a second time.
+                    host = httpx.URL(self._url).netloc.decode("ascii", "replace").rpartition("@")[2]
+                    problem = f"no complete answer from {host} within {self._deadline:g} s; cut off"
+                    break
             else:
                 if response.status_code < 300:
                     self._count("ok")
@@ -118,8 +131,16 @@ class SlackNotifier(_JsonPoster):
         retry_delay: float = 1.0,
         policy: str | None = None,
         on_request: RequestRecorder | None = None,
+        deadline: float = POST_DEADLINE,
     ) -> None:
-        super().__init__(webhook_url, timeout=timeout, retry_delay=retry_delay, policy=policy, on_request=on_request)
+        super().__init__(
+            webhook_url,
+            timeout=timeout,
+            retry_delay=retry_delay,
+            policy=policy,
+            on_request=on_request,
+            deadline=deadline,
+        )
 
     def payload(self, event: str, text: str, fields: Mapping[str, str]) -> dict[str, Any]:
         icon = _ICONS.get(event, ":information_source:")

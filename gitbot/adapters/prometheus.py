@@ -3,7 +3,8 @@
 This module owns talking to one Prometheus server: explicit evaluation timestamps on every query, string
 sample values turned into floats (NaN, +-Inf into "no data"), and every failure (connection, timeout, HTTP status,
 PromQL error, unexpected result shape) turned into a one-line MetricsError that names the server without
-credentials. It knows nothing about Istio, canaries or verdicts.
+credentials. It knows nothing about canaries or verdicts; of Istio it knows only the standard metrics behind the
+port's request counts and latency buckets.
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from gitbot.adapters.deadline import DeadlineAdapter, DeadlineExceeded
 from gitbot.errors import ConfigError, MetricsError
 from gitbot.logs import mask_credentials
+from gitbot.ports import Workload
 
+# Seconds one query may take in all, however its answer arrives (each read waits `timeout` at most).
+QUERY_DEADLINE = 30.0
 _API_ERROR = re.compile(r"HTTP Status Code (\d+) \((b(?:'.*'|\".*\"))\)$", re.DOTALL)
 
 
@@ -43,7 +48,8 @@ class PrometheusMetrics:
 
     `retries` applies to connection errors and 408/429/5xx answers, with a short backoff; the library's
     default (three retries with one-second backoff) would make a failing server stall a cycle.
-    `token` is sent as a bearer token; `headers` are added to every request.
+    `token` is sent as a bearer token; `headers` are added to every request. `timeout` bounds each read of an
+    answer, `deadline` a whole query (retries and a dripping answer included).
     """
 
     def __init__(
@@ -51,6 +57,7 @@ class PrometheusMetrics:
         url: str,
         *,
         timeout: float = 10,
+        deadline: float = QUERY_DEADLINE,
         retries: int = 0,
         headers: Mapping[str, str] | None = None,
         token: str | None = None,
@@ -62,8 +69,11 @@ class PrometheusMetrics:
                 where="analysis.prometheus.url",
                 hint="set analysis.prometheus.url to e.g. http://prometheus.istio-system:9090",
             )
-        if timeout <= 0 or retries < 0:
-            raise ConfigError("Prometheus timeout must be > 0 and retries >= 0", where="analysis.prometheus")
+        if timeout <= 0 or deadline <= 0 or retries < 0:
+            raise ConfigError(
+                "Prometheus timeout and deadline must be > 0 and retries >= 0", where="analysis.prometheus"
+            )
+        self._deadline = deadline
         self._where = redact_url(url)
         self._timeout = timeout
         all_headers = dict(headers or {})
@@ -80,7 +90,12 @@ class PrometheusMetrics:
             # The last answer (for example a 503 body) is worth more than urllib3's MaxRetryError.
             raise_on_status=False,
         )
-        self._client = PrometheusConnect(url=url.rstrip("/"), headers=all_headers or None, retry=retry, timeout=timeout)
+        session = requests.Session()
+        self._client = PrometheusConnect(
+            url=url.rstrip("/"), headers=all_headers or None, retry=retry, timeout=timeout, session=session
+        )
+        # In place of the library's adapter (mounted on the same prefix): the same retries, within the deadline.
+        session.mount(self._client.url, DeadlineAdapter(deadline, max_retries=retry))
 
     def close(self) -> None:
         self._client.close()
@@ -136,6 +151,43 @@ class PrometheusMetrics:
                 points.append((float(stamp), value))
         return points
 
+    def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
+        window = _range(start, end)
+        requests_total = self.instant(f"sum(increase(istio_requests_total{_istio(workload)}[{window}]))", end)
+        if requests_total is None:
+            return None
+        # No 5xx series at all means no errors; the request total already said whether there is data.
+        errors = self.instant(
+            f"sum(increase(istio_requests_total{_istio(workload, response_code=('=~', '5..'))}[{window}]))", end
+        )
+        return requests_total, min(errors or 0.0, requests_total)
+
+    def latency_buckets(self, workload: Workload, start: datetime, end: datetime) -> list[tuple[float, float]]:
+        window = _range(start, end)
+        query = f"sum by (le) (increase(istio_request_duration_milliseconds_bucket{_istio(workload)}[{window}]))"
+        at = _unix(end)
+        result = self._call(lambda: self._client.custom_query(query, params={"time": at}, timeout=self._timeout))
+        if not isinstance(result, list) or _is_scalar(result):
+            raise MetricsError(f"Prometheus at {self._where} returned an unexpected answer", where=_short(query))
+        buckets: list[tuple[float, float]] = []
+        for item in result:
+            bound_text = (item.get("metric") or {}).get("le") if isinstance(item, dict) else None
+            if bound_text is None:
+                raise MetricsError(f"Prometheus at {self._where} returned a bucket without `le`", where=_short(query))
+            value = _number(_pair(item.get("value"), self._where)[1], self._where)
+            try:
+                bound = float(bound_text)
+            except ValueError as exc:
+                raise MetricsError(
+                    f"Prometheus at {self._where} returned a bucket bound that is not a number: {bound_text[:40]!r}",
+                    where=_short(query),
+                ) from exc
+            if value is None:
+                return []
+            buckets.append((bound, value))
+        buckets.sort()
+        return buckets if buckets and buckets[-1][0] == math.inf else []
+
     def _call(self, request: Any) -> Any:
         try:
             return request()
@@ -146,7 +198,9 @@ class PrometheusMetrics:
             # body that does not decode is "not JSON".
             if isinstance(exc, requests.exceptions.JSONDecodeError):
                 raise MetricsError(f"Prometheus at {self._where} returned a body that is not JSON") from exc
-            if _timed_out(exc):
+            if isinstance(exc, DeadlineExceeded):
+                message = f"Prometheus at {self._where} sent no complete answer within {exc.seconds:g}s; cut off"
+            elif _timed_out(exc):
                 message = f"Prometheus at {self._where} did not answer within {self._timeout:g}s"
             elif isinstance(exc, requests.exceptions.ConnectionError):
                 message = f"cannot connect to Prometheus at {self._where}"
@@ -161,6 +215,23 @@ def _unix(moment: datetime) -> float:
     if moment.tzinfo is None:
         raise MetricsError("query time must be timezone-aware")
     return moment.timestamp()
+
+
+def _range(start: datetime, end: datetime) -> str:
+    """A PromQL range of the whole seconds from `start` to `end` (at least one)."""
+    seconds = round(_unix(end) - _unix(start))
+    return f"{max(seconds, 1)}s"
+
+
+def _istio(workload: Workload, **extra: tuple[str, str]) -> str:
+    """A selector of Istio's standard metrics for the requests `workload` served (values escaped for PromQL)."""
+    pairs: list[tuple[str, str, str]] = [
+        ("reporter", "=", workload.reporter),
+        ("destination_workload_namespace", "=", workload.namespace),
+        ("destination_workload", "=", workload.name),
+    ]
+    pairs += [(name, op, value) for name, (op, value) in extra.items()]
+    return "{" + ",".join(f"{name}{op}{json.dumps(value)}" for name, op, value in pairs) + "}"
 
 
 def _short(query: str) -> str:

@@ -9,6 +9,10 @@ independent lookups goes out together), and a cache of tag lists with a TTL and 
 Every answer is bounded: its size (streamed and cut off), its time (a total deadline per request, not only
 per read), its nesting depth and the number of tags per image.
 
+It also describes single tags for image policies that ask (`inspect_tag`): the manifest digest a tag serves
+(a HEAD with the manifest media types, revalidated by ETag), the image's creation time from its config blob
+and the cosign signatures stored under the digest's `.sig` tag (blobs checked against their digests).
+
 It returns the tags exactly as the registry sent them; it does not filter, order or validate tags (that is
 `gitbot.versioning`). Secrets never appear in its errors or log records: messages name the host, the
 repository and the HTTP status only.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import ipaddress
 import json
 import logging
@@ -31,18 +36,22 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpcore
 import httpx
 import tenacity
 
+from gitbot.domain import CosignSignature, TagFacts
 from gitbot.errors import AuthError, ConfigError, RegistryError
 from gitbot.versioning import parse_image, split_registry
 
 log = logging.getLogger(__name__)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 DOCKER_HUB = "registry-1.docker.io"
 _DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", DOCKER_HUB})
@@ -289,6 +298,11 @@ class OciRegistry:
         self._cache: dict[tuple[str, str], _CacheEntry] = {}
         self._schemes: dict[str, str] = {}
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        # Tag facts (see `inspect_tag`): digests by tag with their ETag, and what never changes by digest.
+        self._tag_digests: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._created: dict[str, datetime | None] = {}
+        self._signature_sets: dict[tuple[str, str, str], tuple[str, tuple[CosignSignature, ...]]] = {}
+        self._payloads: dict[str, bytes] = {}
         self.cache_hits = 0
         self.retries = 0
 
@@ -427,10 +441,10 @@ class OciRegistry:
             raise RegistryError(f"registry {host}: tag list of {path} is not a list of strings")
         return tags
 
-    def _get(self, host: str, path: str, url: str, extra: Mapping[str, str]) -> _Answer:
+    def _get(self, host: str, path: str, url: str, extra: Mapping[str, str], method: str = "GET") -> _Answer:
         """GET `url` with whatever authorisation `host` asked for, answering one 401 challenge."""
         scope = f"repository:{path}:pull"
-        answer = self._send(host, url, {**extra, **self._authorisation(host, scope)})
+        answer = self._send(host, url, {**extra, **self._authorisation(host, scope)}, method)
         if answer.status != 401:
             return answer
         challenge = answer.headers.get("WWW-Authenticate", "")
@@ -439,10 +453,10 @@ class OciRegistry:
         if scheme == "bearer" and params.get("realm"):
             token = self._fetch_token(host, params, params.get("scope") or scope, creds)
             self._tokens[(host, scope)] = token
-            return self._send(host, url, {**extra, "Authorization": f"Bearer {token[0]}"})
+            return self._send(host, url, {**extra, "Authorization": f"Bearer {token[0]}"}, method)
         if scheme == "basic" and creds is not None:
             self._tokens[(host, "basic")] = (_basic(creds), float("inf"))
-            return self._send(host, url, {**extra, "Authorization": _basic(creds)})
+            return self._send(host, url, {**extra, "Authorization": _basic(creds)}, method)
         return answer
 
     def _authorisation(self, host: str, scope: str) -> dict[str, str]:
@@ -489,8 +503,8 @@ class OciRegistry:
         # Renew a little early so a token does not expire between check and use.
         return token, self._clock() + max(lifetime - 5, 1)
 
-    def _send(self, host: str, url: str, headers: Mapping[str, str]) -> _Answer:
-        """One GET with rate limiting and retries on 429/5xx/transport failures."""
+    def _send(self, host: str, url: str, headers: Mapping[str, str], method: str = "GET") -> _Answer:
+        """One GET (or `method`) with rate limiting and retries on 429/5xx/transport failures."""
 
         def attempt() -> _Answer:
             self._throttle(host)
@@ -505,7 +519,7 @@ class OciRegistry:
                 watchdog.start()
                 try:
                     with self._client.stream(
-                        "GET", url, headers=dict(headers), extensions={"trace": self._trace}
+                        method, url, headers=dict(headers), extensions={"trace": self._trace}
                     ) as response:
                         body = self._read_body(response, host, url, started)
                 except httpx.TransportError as exc:
@@ -514,7 +528,7 @@ class OciRegistry:
                     raise _Retry(host, f"cannot reach {host} ({type(exc).__name__})") from exc
                 finally:
                     watchdog.cancel()
-            log.debug("GET %s%s -> %d", host, urlsplit(url).path, response.status_code)
+            log.debug("%s %s%s -> %d", method, host, urlsplit(url).path, response.status_code)
             if response.status_code in _RETRY_STATUSES:
                 raise _Retry(
                     host,
@@ -621,6 +635,135 @@ class OciRegistry:
         if tokens < 0:
             self._sleep(-tokens / self._rate)
 
+    # -- tag facts: manifest digests, image creation times, cosign signatures ---------------------------
+
+    def inspect_tag(self, image: str, tag: str, *, created: bool = False, signatures: bool = False) -> TagFacts:
+        """`gitbot.ports.TagInspector`: the manifest digest `tag` serves now (one HEAD, revalidated by ETag),
+        and on request the image's creation time and the cosign signatures of that digest.
+
+        What a digest names never changes, so a creation time is fetched once per digest for the life of
+        this client; the signature tag is revalidated by ETag, as a signature may be added later.
+        """
+        host, path = locate(image)
+        digest = self._manifest_digest(host, path, tag)
+        when = self._created_at(host, path, digest) if created else None
+        found = self._cosign_signatures(host, path, digest) if signatures else ()
+        return TagFacts(digest, when, found)
+
+    def _manifest_url(self, host: str, path: str, reference: str) -> str:
+        return f"{self._scheme(host)}://{host}/v2/{path}/manifests/{reference}"
+
+    def _manifest_digest(self, host: str, path: str, tag: str) -> str:
+        key = (host, path, tag)
+        known = self._tag_digests.get(key)
+        extra = {"Accept": _MANIFEST_ACCEPT}
+        if known is not None:
+            extra["If-None-Match"] = known[1]
+        answer = self._get(host, path, self._manifest_url(host, path, tag), extra, method="HEAD")
+        if answer.status == 304 and known is not None:
+            with self._lock:
+                self.cache_hits += 1
+            return known[0]
+        self._check_manifest(answer, host, path, tag)
+        digest = str(answer.headers.get("Docker-Content-Digest", ""))
+        if not _DIGEST.fullmatch(digest):
+            raise RegistryError(f"registry {host}: {path}:{tag} has no valid Docker-Content-Digest header")
+        etag = answer.headers.get("ETag")
+        if etag:
+            _bounded(self._tag_digests)[key] = (digest, etag)
+        return digest
+
+    def _check_manifest(self, answer: _Answer, host: str, path: str, reference: str) -> None:
+        if answer.status == 404:
+            raise RegistryError(f"registry {host}: {path}:{reference} not found (404)")
+        if answer.status != 200:
+            self._check(answer, host, path)
+            raise RegistryError(f"registry {host}: manifest of {path}:{reference} answered HTTP {answer.status}")
+
+    def _json(self, host: str, path: str, url: str, what: str, accept: str) -> dict[str, object]:
+        answer = self._get(host, path, url, {"Accept": accept})
+        answer = self._follow_blob_redirect(host, answer)
+        if answer.status != 200:
+            self._check_manifest(answer, host, path, what)
+        return _json_object(answer.body, host, f"{path} {what}")
+
+    def _blob(self, host: str, path: str, digest: str) -> bytes:
+        """A blob's bytes, checked against its digest (a registry cannot swap a config or a payload)."""
+        url = f"{self._scheme(host)}://{host}/v2/{path}/blobs/{digest}"
+        answer = self._follow_blob_redirect(host, self._get(host, path, url, {}))
+        if answer.status != 200:
+            self._check_manifest(answer, host, path, digest)
+        if "sha256:" + hashlib.sha256(answer.body).hexdigest() != digest:
+            raise RegistryError(f"registry {host}: blob {digest[:19]} of {path} does not match its digest")
+        return answer.body
+
+    def _follow_blob_redirect(self, host: str, answer: _Answer) -> _Answer:
+        """Registries serve blobs from storage elsewhere: follow one redirect, without the registry's
+        credentials, and only to HTTPS (or to loopback)."""
+        location = answer.headers.get("Location")
+        if answer.status not in (301, 302, 303, 307, 308) or not location:
+            return answer
+        target = urljoin(answer.url, location)
+        split = urlsplit(target)
+        if split.scheme != "https" and not (split.scheme == "http" and is_loopback(split.netloc)):
+            raise RegistryError(f"registry {host}: a blob redirects to plain HTTP; refused")
+        return self._send(split.netloc, target, {})
+
+    def _created_at(self, host: str, path: str, digest: str) -> datetime | None:
+        if digest in self._created:
+            with self._lock:
+                self.cache_hits += 1
+            return self._created[digest]
+        manifest = self._json(host, path, self._manifest_url(host, path, digest), digest, _MANIFEST_ACCEPT)
+        entries = manifest.get("manifests")
+        if isinstance(entries, list):
+            chosen = _platform_manifest(entries)
+            if chosen is None:
+                raise RegistryError(f"registry {host}: index {digest[:19]} of {path} lists no image manifest")
+            manifest = self._json(host, path, self._manifest_url(host, path, chosen), chosen, _MANIFEST_ACCEPT)
+        config = manifest.get("config")
+        config_digest = config.get("digest") if isinstance(config, dict) else None
+        if not isinstance(config_digest, str) or not _DIGEST.fullmatch(config_digest):
+            raise RegistryError(f"registry {host}: manifest {digest[:19]} of {path} names no config blob")
+        document = _json_object(self._blob(host, path, config_digest), host, f"{path} config")
+        when = _parse_created(document.get("created"))
+        _bounded(self._created)[digest] = when
+        return when
+
+    def _cosign_signatures(self, host: str, path: str, digest: str) -> tuple[CosignSignature, ...]:
+        tag = digest.replace(":", "-") + ".sig"
+        key = (host, path, tag)
+        known = self._signature_sets.get(key)
+        extra = {"Accept": _MANIFEST_ACCEPT}
+        if known is not None:
+            extra["If-None-Match"] = known[0]
+        answer = self._get(host, path, self._manifest_url(host, path, tag), extra)
+        if answer.status == 304 and known is not None:
+            with self._lock:
+                self.cache_hits += 1
+            return known[1]
+        if answer.status == 404:
+            return ()
+        self._check_manifest(answer, host, path, tag)
+        layers = _json_object(answer.body, host, f"{path}:{tag}").get("layers")
+        found: list[CosignSignature] = []
+        for layer in layers if isinstance(layers, list) else []:
+            annotations = layer.get("annotations") if isinstance(layer, dict) else None
+            signature = annotations.get(_COSIGN_SIGNATURE) if isinstance(annotations, dict) else None
+            blob = layer.get("digest") if isinstance(layer, dict) else None
+            if isinstance(signature, str) and isinstance(blob, str) and _DIGEST.fullmatch(blob):
+                found.append(CosignSignature(self._payload(host, path, blob), signature))
+        etag = answer.headers.get("ETag")
+        if etag:
+            _bounded(self._signature_sets)[key] = (etag, tuple(found))
+        return tuple(found)
+
+    def _payload(self, host: str, path: str, digest: str) -> bytes:
+        payload = self._payloads.get(digest)
+        if payload is None:
+            payload = _bounded(self._payloads)[digest] = self._blob(host, path, digest)
+        return payload
+
 
 def _repository_of(url: str) -> str:
     """The repository path of a `/v2/<path>/tags/list` URL, or the URL's host and path for other requests."""
@@ -664,3 +807,63 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
+
+
+_MANIFEST_ACCEPT = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+_COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_CREATED_FRACTION = re.compile(r"(\.\d{6})\d+")
+# Entries kept per cache of tag facts; past it the cache starts again (they are cheap to ask for again).
+_CACHE_ENTRIES = 10_000
+
+
+def _bounded(cache: dict[_K, _V]) -> dict[_K, _V]:
+    if len(cache) >= _CACHE_ENTRIES:
+        cache.clear()
+    return cache
+
+
+def _json_object(body: bytes, host: str, what: str) -> dict[str, object]:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RegistryError(f"registry {host}: {what} is not JSON") from exc
+    except RecursionError:
+        raise RegistryError(f"registry {host}: {what} is nested too deeply") from None
+    if not isinstance(document, dict):
+        raise RegistryError(f"registry {host}: {what} is not a JSON object")
+    return document
+
+
+def _platform_manifest(entries: list[object]) -> str | None:
+    """The digest an index lists for linux/amd64, else its first image (attestations, `unknown`, skipped)."""
+    images: list[tuple[bool, str]] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
+            continue
+        platform = entry.get("platform") if isinstance(entry.get("platform"), dict) else {}
+        assert isinstance(platform, dict)
+        if platform.get("os") == "unknown":
+            continue
+        images.append((platform.get("os") == "linux" and platform.get("architecture") == "amd64", entry["digest"]))
+    preferred = [digest for best, digest in images if best] or [digest for _best, digest in images]
+    return preferred[0] if preferred else None
+
+
+def _parse_created(value: object) -> datetime | None:
+    """An image config's `created` (RFC 3339, nanoseconds allowed) as an aware time; None when absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = _CREATED_FRACTION.sub(r"\1", value.strip()).replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

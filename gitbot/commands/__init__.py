@@ -1,31 +1,24 @@
-"""The subcommands of `gitbot`, one module each; the composition root where adapters are built."""
+"""The subcommands of `gitbot`, one module each; the composition root where adapters are built.
+
+`COMMANDS` names where each subcommand lives (`module:attribute`); the CLI imports a module only when its
+command runs (or help lists them all), so `gitbot plan` never loads the daemon's scheduler or the GitHub client.
+"""
 
 from __future__ import annotations
 
-import click
-
-from gitbot.commands.canary import analyze, pause, promote, resume
-from gitbot.commands.cycle import once, plan, rollback, status
-from gitbot.commands.demo import demo
-from gitbot.commands.run import run
-from gitbot.commands.scan import scan
-from gitbot.commands.set import set_command
-from gitbot.commands.tags import tags
-from gitbot.commands.validate import validate
-
-COMMANDS: list[click.Command] = [
-    demo,
-    scan,
-    set_command,
-    tags,
-    validate,
-    plan,
-    once,
-    status,
-    rollback,
-    analyze,
-    promote,
-    pause,
-    resume,
-    run,
-]
+COMMANDS: dict[str, str] = {
+    "demo": "gitbot.commands.demo:demo",
+    "scan": "gitbot.commands.scan:scan",
+    "set": "gitbot.commands.set:set_command",
+    "tags": "gitbot.commands.tags:tags",
+    "validate": "gitbot.commands.validate:validate",
+    "plan": "gitbot.commands.cycle:plan",
+    "once": "gitbot.commands.cycle:once",
+    "status": "gitbot.commands.cycle:status",
+    "rollback": "gitbot.commands.cycle:rollback",
+    "analyze": "gitbot.commands.canary:analyze",
+    "promote": "gitbot.commands.canary:promote",
+    "pause": "gitbot.commands.canary:pause",
+    "resume": "gitbot.commands.canary:resume",
+    "run": "gitbot.commands.run:run",
+}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from gitbot.commands.canary_view import check_json, render_canary, status_of
 from gitbot.commands.compose import build_deps, policies_option
 from gitbot.config import Policy, find_policy, load_policies
 from gitbot.errors import UsageError
@@ -26,10 +27,6 @@ def _policy_for(policies_dir: Path, policy_name: str | None, canary: str) -> Pol
         found = ", ".join(p.name for p in owners)
         raise UsageError(f"canary {canary!r} is in {len(owners)} policies ({found}); name one with --policy")
     return owners[0]
-
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:g}"
 
 
 policy_choice = click.option("--policy", "policy_name", default=None, help="Policy name (default: the one with NAME).")
@@ -53,40 +50,21 @@ def analyze(name: str, policy_name: str | None, policies_dir: Path, as_json: boo
             "weight": report.weight,
             "step": report.step,
             "paused": report.paused or None,
+            "status": status_of(report).split(" ", 1)[1],
+            "message": report.decision.reason if report.decision else None,
+            "steps": list(report.steps),
+            "images": {"stable": list(report.stable_images), "canary": list(report.canary_images)},
             "share": report.observation.share,
             "verdict": analysis.verdict if analysis else None,
             "summary": analysis.summary if analysis else None,
             "window": [analysis.window_start.isoformat(), analysis.window_end.isoformat()] if analysis else None,
-            "checks": [
-                {
-                    "name": c.name,
-                    "verdict": c.verdict,
-                    "canary": c.canary,
-                    "stable": c.stable,
-                    "threshold": c.threshold,
-                    "detail": c.detail,
-                }
-                for c in (analysis.checks if analysis else ())
-            ],
+            "checks": [check_json(c) for c in (analysis.checks if analysis else ())],
         }
         # Details and the summary may quote a server's error body: masked like every other output.
         click.echo(json.dumps(process_masker().mask_value(payload), indent=2))
         return
-    say = _masked_echo
-    say(f"canary {name} ({report.route}): {report.weight}%, {report.step}")
-    if report.paused:
-        say(f"  paused: {report.paused}")
-    if analysis is None:
-        say("  no analysis: the canary takes no traffic (0%)")
-        return
-    for check in analysis.checks:
-        values = f"canary={_num(check.canary)} GA={_num(check.stable)}"
-        say(f"  {check.name:<14} {check.verdict:<12} {values}  threshold {check.threshold}  {check.detail}")
-    say(f"verdict: {analysis.verdict}" + (f" ({analysis.summary})" if analysis.summary else ""))
-
-
-def _masked_echo(line: str) -> None:
-    click.echo(process_masker().mask(line))
+    for line in render_canary(report, policy.name):
+        click.echo(process_masker().mask(line))
 
 
 @click.command()

@@ -8,24 +8,29 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from gitbot.adapters.clock import SystemClock
-from gitbot.adapters.github import GitHubForge
 from gitbot.adapters.gitrepo import GitWorkspace
-from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciRegistry, locate
 from gitbot.config import CanarySettings, Policy, secret_from_env
-from gitbot.domain import Author
+from gitbot.domain import Author, TagFacts
+from gitbot.errors import ConfigError
 from gitbot.logs import remember_secrets
 from gitbot.manifests import ScanCache
-from gitbot.ports import Metrics
+from gitbot.ports import Checkout, Metrics, Workspace
 from gitbot.reconcile import Deps
+
+if TYPE_CHECKING:
+    # Imported where built: PyGithub, requests and prometheus-api-client load only for the policies that use them.
+    from gitbot.adapters.github import GitHubForge
+    from gitbot.adapters.prometheus import PrometheusMetrics
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,6 +116,36 @@ def build_workspace(policy: Policy, env: Mapping[str, str]) -> GitWorkspace:
     )
 
 
+class UnreadableWorkspace:
+    """The `Workspace` of an earlier environment whose settings cannot be used here (its token is not set):
+    every checkout fails with that error, so the gates on it hold and say why, and the cycle goes on."""
+
+    def __init__(self, error: ConfigError) -> None:
+        self.error = error
+
+    @contextmanager
+    def checkout(self) -> Iterator[Checkout]:
+        raise self.error
+        yield  # pragma: no cover - a generator, for contextmanager
+
+
+def build_gate_workspaces(policy: Policy, env: Mapping[str, str]) -> dict[str, Workspace]:
+    """A workspace for the branch of each earlier environment `policy`'s promotion gates name, by policy
+    name; none for one on the policy's own repository and branch (its own checkout has that history)."""
+    own = policy.spec.git
+    workspaces: dict[str, Workspace] = {}
+    for name, earlier in policy.upstream.items():
+        git = earlier.spec.git
+        if (git.url, git.branch) == (own.url, own.branch):
+            continue
+        try:
+            remember_secrets(earlier, env)
+            workspaces[name] = build_workspace(earlier, env)
+        except ConfigError as exc:
+            workspaces[name] = UnreadableWorkspace(exc)
+    return workspaces
+
+
 def build_forge(policy: Policy, env: Mapping[str, str], *, throttle: bool | None = None) -> GitHubForge | None:
     github = policy.spec.delivery.github
     if github is None:
@@ -121,6 +156,8 @@ def build_forge(policy: Policy, env: Mapping[str, str], *, throttle: bool | None
         # GitHub asks integrations to pause between writes; GITBOT_GITHUB_THROTTLE=0 turns the pauses off for
         # GitHub fakes and Enterprise servers without that limit.
         throttle = env.get("GITBOT_GITHUB_THROTTLE", "1").strip().lower() not in ("0", "false", "no", "off")
+    from gitbot.adapters.github import GitHubForge
+
     return GitHubForge(github.repository, token, base_url=github.api_url, throttle=throttle)
 
 
@@ -135,6 +172,8 @@ def metrics_factory(policy: Policy, env: Mapping[str, str]) -> Callable[[CanaryS
         if key not in clients:
             index = next(i for i, c in enumerate(policy.spec.canaries) if c.name == canary.name)
             token = _secret(env, settings.token_env, field=f"spec.canaries[{index}].analysis.prometheus.tokenEnv")
+            from gitbot.adapters.prometheus import PrometheusMetrics
+
             clients[key] = PrometheusMetrics(settings.url, token=token)
         return clients[key]
 
@@ -168,6 +207,7 @@ def build_deps(
         log=lambda message: click.echo(f"gitbot: {message}", err=True),
         # Per policy: cycles of one policy never overlap, so its cache file has one writer.
         scan_cache=ScanCache(cache_root(environ) / "scan" / policy.name),
+        gates=build_gate_workspaces(policy, environ),
     )
 
 
@@ -258,6 +298,17 @@ class SharedTagLists:
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
+
+    def inspect_tag(self, image: str, tag: str, *, created: bool = False, signatures: bool = False) -> TagFacts:
+        """`TagInspector`: one tag's digest (and creation time, signatures) through the host's shared client."""
+        host, path = locate(image)
+        lock, client = self._client(host, path)
+        with lock:
+            before = client.sent_by_this_thread
+            try:
+                return client.inspect_tag(image, tag, created=created, signatures=signatures)
+            finally:
+                self._pool.sent.count = self._count() + client.sent_by_this_thread - before
 
 
 class SharedAdapters:

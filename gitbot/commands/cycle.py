@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 import click
 
+from gitbot.commands.canary_view import render_canary
 from gitbot.commands.compose import build_deps, policies_option, policy_option
 from gitbot.commands.progress import Progress
 from gitbot.config import Policy, find_policy
@@ -91,13 +91,6 @@ def _exit_on_lookup_failures(result: CycleResult) -> None:
         sys.exit(LOOKUP_FAILED_EXIT if retry else LOOKUP_REFUSED_EXIT)
 
 
-def _duration(delta: timedelta) -> str:
-    """Whole seconds, as the canary's decisions write them (the clock's microseconds are noise here)."""
-    minutes, seconds = divmod(int(delta.total_seconds()), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
-
-
 @click.command()
 @policy_option
 @policies_option
@@ -113,19 +106,14 @@ def status(policy_name: str, policies_dir: Path) -> None:
         click.echo(f"  {image.name}: running {', '.join(image.current)}; newest allowed {newest}")
         for tag, reason in image.quarantined:
             click.echo(f"    quarantined {tag}: {reason}")
+        for tag, reason in image.held:
+            click.echo(f"    held back {tag}: {reason}")
         if image.lookup_error:
             click.echo(f"    {image.lookup_error}")
     for canary in policy.spec.canaries:
-        state = inspect_canary(policy, deps, canary.name)
-        analysis = state.observation.analysis
-        dwell = f"; dwell left {_duration(state.dwell_left)}" if state.dwell_left else ""
-        verdict = (
-            f"; analysis now: {analysis.verdict}" + (f" ({analysis.summary})" if analysis.summary else "")
-            if analysis
-            else ""
-        )
-        paused = f"; paused: {state.paused}" if state.paused else ""
-        click.echo(f"  canary {canary.name}: {state.weight}% ({state.step}){dwell}{verdict}{paused}")
+        click.echo(f"  canary {canary.name}:")
+        for line in render_canary(inspect_canary(policy, deps, canary.name), policy.name):
+            click.echo(f"    {line}")
     for pull in report.pulls:
         click.echo(f"  open pull request #{pull.number} {pull.url} {pull.title}")
     failed = [image for image in report.images if image.lookup_error]

@@ -22,10 +22,20 @@ from typing import TypeVar
 from gitbot.adapters.notify import notifiers_for
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy
-from gitbot.domain import Author, CommitInfo
-from gitbot.errors import ConfigError, GitbotError
+from gitbot.domain import Author, CommitInfo, TagFacts
+from gitbot.errors import ConfigError, GitbotError, RegistryError
 from gitbot.logs import SecretMasker, log_event
-from gitbot.ports import Checkout, Forge, Notifier, PullRequest, Registry, RevertFinish, TreeFile, Workspace
+from gitbot.ports import (
+    Checkout,
+    Forge,
+    Notifier,
+    PullRequest,
+    Registry,
+    RevertFinish,
+    TagInspector,
+    TreeFile,
+    Workspace,
+)
 from gitbot.reconcile import CycleResult, Deps, run_cycle
 from gitbot.service import CycleSummary
 
@@ -76,6 +86,23 @@ class CountingRegistry:
             for _ in range(count):
                 self._record("registry", outcome)
 
+    def inspect_tag(self, image: str, tag: str, *, created: bool = False, signatures: bool = False) -> TagFacts:
+        """`TagInspector` through the wrapped registry, counted as `list_tags` is."""
+        inner = self._inner
+        if not isinstance(inner, TagInspector):
+            raise RegistryError("this registry client cannot report digests, creation times or signatures")
+        before = self._sent()
+        outcome = "error"
+        try:
+            facts = inner.inspect_tag(image, tag, created=created, signatures=signatures)
+            outcome = "ok"
+            return facts
+        finally:
+            after = self._sent()
+            count = 1 if before is None or after is None else after - before
+            for _ in range(count):
+                self._record("registry", outcome)
+
 
 class CountingForge:
     """A `Forge` that reports every API operation as a `github` request, `ok` or `error`."""
@@ -110,6 +137,9 @@ class CountingForge:
 
     def close_pull(self, number: int, comment: str) -> None:
         self._counted(lambda: self._inner.close_pull(number, comment))
+
+    def add_labels(self, number: int, labels: Sequence[str]) -> None:
+        self._counted(lambda: self._inner.add_labels(number, labels))
 
 
 class StopBeforeDelivery(GitbotError):
@@ -170,9 +200,9 @@ class GuardedCheckout:
         self._check("push")
         self._inner.push()
 
-    def push_branch(self, branch: str, sha: str) -> None:
+    def push_branch(self, branch: str, sha: str, expected: str | None = None) -> None:
         self._check("push")
-        self._inner.push_branch(branch, sha)
+        self._inner.push_branch(branch, sha, expected)
 
     def refresh(self) -> None:
         self._inner.refresh()

@@ -79,9 +79,31 @@ def validate(directory: Path, check_manifests: bool) -> None:
     policies = load_policies(directory)
     for policy in policies:
         click.echo(describe(policy))
+        for warning in policy_warnings(policy):
+            click.echo(f"gitbot: warning: {warning}", err=True)
     click.echo(f"{_policies(len(policies))} valid")
     if check_manifests:
         check_policy_manifests(policies)
+
+
+def policy_warnings(policy: Policy) -> list[str]:
+    """What loads but will not judge as a person expects: a canary whose only latency check is a ratio to GA.
+
+    At 100 percent GA takes no traffic, so a ratio is judged on GA's figures from before the step to 100
+    percent, or is inconclusive when there are none; an absolute bound (`max`, milliseconds) always judges.
+    """
+    warnings = []
+    for index, canary in enumerate(policy.spec.canaries):
+        latency = [(i, c) for i, c in enumerate(canary.analysis.checks) if c.name == "latency-p99"]
+        if latency and all(check.max is None for _, check in latency):
+            first = latency[0][0]
+            warnings.append(
+                f"{policy.where(f'/spec/canaries/{index}/analysis/checks/{first}')}: canary {canary.name}'s only "
+                "latency check is a ratio to GA (maxRatio); at 100% GA takes no traffic, so it is judged on GA's "
+                "figures from before the step to 100% or is inconclusive; add max (milliseconds) for a bound "
+                "that always judges"
+            )
+    return warnings
 
 
 def check_policy_manifests(policies: list[Policy]) -> None:

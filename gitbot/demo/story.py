@@ -5,7 +5,8 @@ example, the demo policy), picks the tag source and metrics (Debian's `docker-re
 when installed, else the built-in ones, and says which), then runs `gitbot.reconcile.run_cycle` cycle after
 cycle. After each cycle the simulated cluster "applies" the branch head (the canary weight and image read
 back from the bare repository) and its traffic is what the next analysis sees. The story ends when the slow
-canary patch has been rolled back and quarantined; it is bounded by a number of cycles.
+canary patch, which arrives at 100% and so starts its rollout again at the first step, has been rolled back
+there and quarantined; it is bounded by a number of cycles.
 """
 
 from __future__ import annotations
@@ -153,7 +154,11 @@ class _Metrics:
 def _evidence(plan: Plan, outcome: CanaryOutcome | None) -> str:
     """One line: why this commit was made and what the analysis measured."""
     if plan.action == "image-update":
-        return plan.evidence.split(";")[0]
+        why = plan.evidence.split(";")[0]
+        moved = [c for c in plan.changes if c.kind == "weight" and c.new == "0"]
+        if moved:
+            why += f"; canary weight {moved[0].old}% -> 0% in the same commit: the new image starts at the first step"
+        return why
     parts = [outcome.decision.reason] if outcome and outcome.decision else []
     checks = []
     for line in plan.body.splitlines():
@@ -257,6 +262,8 @@ def _applied(bare: Path) -> Applied:
 def _story_told(result: DemoResult, applied: Applied) -> bool:
     """Whether every step of the story happened, in order, and it ended rolled back and quarantined."""
     subjects = [subject.split(": ", 1)[-1] for _sha, subject in result.commits]
+    # The slow patch arrives at 100% with the weights back at 0% (onNewImage: restart), starts again at the
+    # first step and fails there.
     wanted = [
         "podinfo-ga 0.1.0 -> 0.1.2",
         "podinfo-canary 0.2.0 -> 0.2.1",
@@ -264,10 +271,13 @@ def _story_told(result: DemoResult, applied: Applied) -> bool:
         "podinfo canary 10% -> 60%",
         "podinfo canary 60% -> 100%",
         f"podinfo-canary 0.2.1 -> {sandbox.SLOW_TAG}",
+        "podinfo canary 0% -> 10%",
     ]
-    positions = [subjects.index(w) if w in subjects else -1 for w in wanted]
-    in_order = -1 not in positions and positions == sorted(positions)
-    rolled_back = bool(subjects) and subjects[-1].startswith("roll back podinfo canary")
+    rest = iter(subjects)
+    in_order = all(any(subject == w for subject in rest) for w in wanted)
+    rolled_back = (
+        len(subjects) > 1 and subjects[-2] == wanted[-1] and subjects[-1].startswith("roll back podinfo canary")
+    )
     return (
         in_order
         and rolled_back

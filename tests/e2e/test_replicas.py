@@ -259,6 +259,8 @@ def test_three_replicas_in_pull_request_mode_keep_one_pull_request_per_change(
     )
     setup = make_setup(tmp_path, git_server, auth_registry, PULL_POLICIES, delivery)
     setup.env["GH_TOKEN"] = github_fake.token
+    # As GitHub does, pull requests report the head their branch has on the git server.
+    github_fake.follow_refs(lambda branch: git_server.head(setup.repo, branch))
     auth = (auth_registry.user, auth_registry.password)
     running = replicas(setup)
 

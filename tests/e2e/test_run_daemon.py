@@ -94,6 +94,8 @@ def daemon_env(
     git_server.create_repo(staging, {"clusters/staging/app.yaml": manifest(f"{repository}:1.0.0", "staging")})
     production = git_server.unique_name("production")
     git_server.create_repo(production, {"clusters/production/app.yaml": manifest(f"{repository}:1.0.0", "production")})
+    # As GitHub does, pull requests report the head their branch has on the git server.
+    github_fake.follow_refs(lambda branch: git_server.head(production, branch))
     broken = git_server.unique_name("broken")
     git_server.create_repo(broken, {"clusters/broken/app.yaml": manifest("127.0.0.1:9/acme/app:1.0.0", "broken")})
     dead_host = f"127.0.0.1:{free_port()}"

@@ -273,6 +273,8 @@ def make_world(
         }
         if github is not None:
             env["GITHUB_TOKEN"] = github.token
+            # As GitHub does, pull requests report the head their branch has on the git server.
+            github.follow_refs(lambda branch: git_server.head(name, branch))
         return World(git_server, registry, name, url, tmp_path, env, github, image_repo=image_repo)
 
     return make

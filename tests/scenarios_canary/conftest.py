@@ -49,6 +49,7 @@ def minute(n: float) -> datetime:
 # When the bot's commits take effect in the data: 10 % from minute 2, 60 % from minute 15, 100 % from 28.
 PROGRESS = ((0.0, 0.0), (120.0, 10.0), (900.0, 60.0), (1680.0, 100.0))
 SLOW = HEALTHY.slower(2.5)
+GA_ERRORS = SideProfile(error_ratio=0.005)
 SCENARIOS = (
     Scenario(namespace="healthy", duration=timedelta(minutes=45), canary_share=PROGRESS),
     # Healthy through the first step; from minute 17 the canary answers 2.5x slower; rolled back to 0 at 25.
@@ -72,6 +73,15 @@ SCENARIOS = (
         canary_share=((0.0, 0.0), (120.0, 10.0), (900.0, 60.0), (1680.0, 100.0), (2220.0, 0.0)),
         canary_changes=((1800.0, SideProfile(error_ratio=0.08)),),
     ),
+    # Healthy through 60 %; at 100 % (from minute 28) the canary answers twice as slowly from minute 29.
+    Scenario(
+        namespace="full-slow",
+        duration=timedelta(minutes=40),
+        canary_share=PROGRESS,
+        canary_changes=((1740.0, HEALTHY.slower(2.0)),),
+    ),
+    # 10 % to the canary from minute 2 to the end: a canary that stays at its first step.
+    Scenario(namespace="steady", duration=timedelta(minutes=45), canary_share=((0.0, 0.0), (120.0, 10.0))),
     # The route says 10 % but no request ever reaches the canary.
     Scenario(namespace="nocanary", duration=timedelta(minutes=30), canary_share=((0.0, 0.0),)),
     # Healthy; a person's revert of the 60 % step shows from minute 19, the step made again after a resume
@@ -80,6 +90,19 @@ SCENARIOS = (
         namespace="resumed",
         duration=timedelta(minutes=40),
         canary_share=((0.0, 0.0), (120.0, 10.0), (900.0, 60.0), (1140.0, 10.0), (1920.0, 60.0)),
+    ),
+    # GA and canary fail 0.5% of requests throughout; for the sequential checks at 100 %.
+    Scenario(
+        namespace="seq-full", duration=timedelta(minutes=45), canary_share=PROGRESS, stable=GA_ERRORS, canary=GA_ERRORS
+    ),
+    # The same until 100 % shows (minute 28); from then the canary fails 1% of requests, twice GA's rate before.
+    Scenario(
+        namespace="seq-full-errors",
+        duration=timedelta(minutes=45),
+        canary_share=PROGRESS,
+        stable=GA_ERRORS,
+        canary=GA_ERRORS,
+        canary_changes=((1680.0, SideProfile(error_ratio=0.01)),),
     ),
 )
 
@@ -243,6 +266,7 @@ def policy_text(
     min_requests: int = 100,
     notify_after: int = 3,
     github_api: str | None = None,
+    checks: tuple[str, ...] = ("{name: success-rate, min: 99, maxDrop: 0.5}", "{name: latency-p99, maxRatio: 1.5}"),
 ) -> str:
     delivery = (
         "  delivery:\n"
@@ -293,9 +317,7 @@ spec:
         stableWorkload: podinfo-ga
         canaryWorkload: podinfo-canary
         checks:
-          - {{name: success-rate, min: 99, maxDrop: 0.5}}
-          - {{name: latency-p99, maxRatio: 1.5}}
-      onFailure: rollback
+{"".join(f"          - {check}{chr(10)}" for check in checks)}      onFailure: rollback
       onComplete: {on_complete}
 """
 
@@ -411,6 +433,7 @@ def make_world(
         min_requests: int = 100,
         notify_after: int = 3,
         github: GitHubFake | None = None,
+        checks: tuple[str, ...] | None = None,
     ) -> World:
         name = git_server.unique_name(f"canary-{namespace}")
         image_repo = f"scenarios/{name}/podinfo"
@@ -434,11 +457,15 @@ def make_world(
                 min_requests=min_requests,
                 notify_after=notify_after,
                 github_api=github.base_url if github else None,
+                **({"checks": checks} if checks is not None else {}),
             ),
             encoding="utf-8",
         )
         policy = load_policy(path)
         clock = ScenarioClock(monkeypatch, minute(0))
+        if github is not None:
+            # As GitHub does, pull requests report the head their branch has on the git server.
+            github.follow_refs(lambda branch: git_server.head(name, branch))
 
         def metrics(canary: CanarySettings) -> Metrics:
             client = PrometheusMetrics(canary.analysis.prometheus.url, timeout=5)

@@ -86,12 +86,37 @@ def test_analyze_prints_each_check_and_the_verdict(
     head = world.log()[0].sha
 
     lines = ok(gitbot(world, git_server, "analyze", "podinfo"))
-    assert lines[0] == "canary podinfo (VirtualService/test/podinfo): 10%, step 1 of 3"
-    rows = [line.split() for line in lines[1:-1]]
-    assert [row[:2] for row in rows] == [["requests", "pass"], ["success-rate", "pass"], ["latency-p99", "pass"]]
-    assert rows[0][2:4] == ["canary=600", "GA=5400"] and rows[2][2:4] == ["canary=175", "GA=175"]
-    assert " ".join(rows[2][4:]).startswith("threshold <= 1.5x GA")
-    assert lines[-1] == "verdict: pass (all checks passed)"
+    image = f"{world.registry.host}/{world.image_repo}"
+    assert lines[:10] == [
+        "Name:          podinfo",
+        f"Policy:        {POLICY}",
+        "Route:         VirtualService/test/podinfo",
+        "Status:        ◌ Progressing",
+        "Message:       analysis passed at 10%: step to 60%",
+        "Step:          1/3 (10, 60, 100)",
+        "SetWeight:     10",
+        "ActualWeight:  10.0 (observed share of requests)",
+        f"Images:        {image}:0.1.1 (stable)",
+        f"               {image}:0.2.1 (canary)",
+    ]
+    assert re.fullmatch(
+        r"Analysis:      ✔ pass \(all checks passed\), 5m to \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", lines[10]
+    )
+    rows = [line.split() for line in lines[11:]]
+    assert [row[:3] for row in rows] == [
+        ["✔", "pass", "requests"],
+        ["✔", "pass", "success-rate"],
+        ["✔", "pass", "latency-p99"],
+    ]
+    assert rows[0][3:7] == ["canary", "600", "GA", "5400"] and rows[2][3:9] == [
+        "canary",
+        "175.0",
+        "ms",
+        "GA",
+        "175.0",
+        "ms",
+    ]
+    assert " ".join(rows[2][9:]) == "<= 1.5x GA 1.00x GA"
 
     payload = json.loads("\n".join(ok(gitbot(world, git_server, "analyze", "podinfo", "--policy", POLICY, "--json"))))
     assert {k: payload[k] for k in ("canary", "policy", "route", "weight", "step", "paused", "verdict", "summary")} == {
@@ -118,6 +143,13 @@ def test_analyze_prints_each_check_and_the_verdict(
     slow = make_world("live-slow", prometheus_url=live.url, canary_weight=10)
     failing = json.loads("\n".join(ok(gitbot(slow, git_server, "analyze", "podinfo", "--json"))))
     assert (failing["verdict"], failing["summary"]) == ("fail", "p99 2.14x GA")
+    assert (failing["status"], failing["message"]) == ("Degraded", "analysis failed at 10%: roll back to 0%")
+    assert failing["steps"] == [10, 60, 100]
+    assert failing["images"]["canary"] == [f"{slow.registry.host}/{slow.image_repo}:0.2.1"]
+    text = ok(gitbot(slow, git_server, "analyze", "podinfo"))
+    assert "Status:        ✖ Degraded" in text
+    (row,) = [line for line in text if "latency-p99" in line]
+    assert row.split()[:3] == ["✖", "fail", "latency-p99"] and row.endswith("2.14x GA")
     latency = next(c for c in failing["checks"] if c["name"] == "latency-p99")
     assert latency["verdict"] == "fail" and latency["canary"] == pytest.approx(375)
 
@@ -177,7 +209,19 @@ def test_pause_resume_promote_and_status_from_the_command_line(
 ) -> None:
     world = make_world("live", prometheus_url=live.url, canary_weight=10)
     status = ok(gitbot(world, git_server, "status", "--policy", POLICY))
-    assert status[-1] == "  canary podinfo: 10% (step 1 of 3); analysis now: pass (all checks passed)"
+    assert "  canary podinfo:" in status
+    block = status[status.index("  canary podinfo:") + 1 :]
+    assert block[3:7] == [
+        "    Status:        ◌ Progressing",
+        "    Message:       analysis passed at 10%: step to 60%",
+        "    Step:          1/3 (10, 60, 100)",
+        "    SetWeight:     10",
+    ]
+    assert [line.split()[:3] for line in block[-3:]] == [
+        ["✔", "pass", "requests"],
+        ["✔", "pass", "success-rate"],
+        ["✔", "pass", "latency-p99"],
+    ]
 
     paused = ok(gitbot(world, git_server, "pause", "podinfo", "--reason", "load test tonight"))
     assert paused == [f"paused podinfo ({POLICY}) at {world.log()[0].sha}"]
@@ -187,7 +231,9 @@ def test_pause_resume_promote_and_status_from_the_command_line(
     assert again == [f"canary podinfo ({POLICY}) is already paused (paused by gitbot); nothing recorded"]
     assert world.log()[0].sha == marker
     status = ok(gitbot(world, git_server, "status", "--policy", POLICY))
-    assert status[-1].endswith("; paused: paused by gitbot")
+    assert "    Status:        ॥ Paused" in status
+    assert "    Paused:        paused by gitbot" in status
+    assert "    Message:       paused: paused by gitbot" in status
     # The canary has dwelt at 10 % for 19 minutes and passes: only the pause holds it.
     head = world.log()[0].sha
     assert ok(gitbot(world, git_server, "once", "--policy", POLICY)) == [
@@ -206,10 +252,10 @@ def test_pause_resume_promote_and_status_from_the_command_line(
 
     # Just stepped: the dwell is (nearly) the whole interval, in whole seconds.
     status = ok(gitbot(world, git_server, "status", "--policy", POLICY))
-    found = re.fullmatch(
-        r"  canary podinfo: 60% \(step 2 of 3\); dwell left (\d+)m(\d\d)s; analysis now: pass .*", status[-1]
-    )
-    assert found is not None, status[-1]
+    assert "    Step:          2/3 (10, 60, 100)" in status
+    (dwell,) = [line for line in status if line.startswith("    Dwell left:")]
+    found = re.fullmatch(r"    Dwell left:    (\d+)m(\d\d)s", dwell)
+    assert found is not None, dwell
     assert 9 * 60 <= int(found.group(1)) * 60 + int(found.group(2)) <= 10 * 60
 
     promoted = ok(gitbot(world, git_server, "promote", "podinfo", "--policy", POLICY))
@@ -255,3 +301,28 @@ def test_once_and_plan_say_why_an_inconclusive_canary_holds(
         why,
     ]
     assert world.log()[0].sha == head
+
+
+def test_analyze_shows_each_sequential_checks_evidence_in_text_and_json(
+    make_world: WorldFactory, live: PrometheusServer, git_server: GitServer
+) -> None:
+    checks = ("{name: error-rate, test: sequential, alpha: 0.05}", "{name: latency, test: sequential, alpha: 0.05}")
+    world = make_world("live", prometheus_url=live.url, canary_weight=10, checks=checks)
+    payload = json.loads("\n".join(ok(gitbot(world, git_server, "analyze", "podinfo", "--json"))))
+    by_name = {c["name"]: c for c in payload["checks"]}
+    assert list(by_name) == ["error-rate", "latency"]
+    latency = by_name["latency"]
+    assert latency["sequential"] is True and latency["verdict"] == "pass"
+    assert latency["effect"] == pytest.approx(1.0)
+    assert 0 < latency["e_value"] < 20 and latency["p_value"] == pytest.approx(min(1.0, 1 / latency["e_value"]))
+    # No step in history: counted from one dwell and window (15 minutes) back, 10 % of 20 requests a second.
+    assert latency["requests"]["canary"] == pytest.approx(1800, rel=0.05)
+    assert latency["requests"]["stable"] == pytest.approx(16200, rel=0.05)
+    since = datetime.fromisoformat(latency["since"])
+    assert abs(datetime.now(UTC) - timedelta(minutes=15) - since) < timedelta(minutes=1)
+    assert latency["stable_period"] is None
+
+    text = ok(gitbot(world, git_server, "analyze", "podinfo"))
+    (row,) = [line for line in text if " latency " in line]
+    assert row.split()[:3] == ["✔", "pass", "latency"]
+    assert f"e {latency['e_value']:.3g}, effect 1.00x" in row

@@ -28,19 +28,20 @@ def test_no_canary_traffic_is_inconclusive_and_holds(make_world: WorldFactory) -
     step10 = world.log()[0].sha
     assert weights(world.routes_text()) == at(10)
 
-    for minute, streak, expected in ((8, 1, "wait-for-traffic"), (12, 2, "wait-for-traffic"), (20, 3, "not-applied")):
+    for minute, since, expected in ((8, 7, "wait-for-traffic"), (12, 11, "wait-for-traffic"), (20, 19, "not-applied")):
         result = world.cycle(minute)
         assert result.deliveries == ()
         (outcome,) = result.canaries
         decision = outcome.decision
         assert decision is not None
         assert decision.action == expected
-        # Each cycle's analysis was inconclusive (no canary requests): the streak grows.
-        assert decision.inconclusive_cycles == streak
-    # 19 minutes after the step the traffic still does not show it: reported, with the inconclusive streak.
+        # Each cycle's analysis was inconclusive (no canary requests), counted from the step in git.
+        assert decision.inconclusive_for == timedelta(minutes=since)
+    # 19 minutes after the step the traffic still does not show it: reported, with how long it was inconclusive.
     assert decision is not None and decision.notify
     assert decision.reason == (
-        "observed canary share 0.0%, committed 10% after 19m: step not applied; analysis inconclusive 3 cycles in a row"
+        "observed canary share 0.0%, committed 10% after 19m: step not applied; "
+        "analysis inconclusive for 19m since the step"
     )
     assert world.log()[0].sha == step10
     assert weights(world.routes_text()) == at(10)
@@ -66,7 +67,7 @@ def test_stopped_prometheus_holds_without_promotion_or_rollback(make_world: Worl
         assert result.deliveries == () and result.plans == ()
         assert action(result) == "wait-for-traffic"
     assert result.canaries[0].decision is not None
-    assert result.canaries[0].decision.inconclusive_cycles == 2
+    assert result.canaries[0].decision.inconclusive_for == timedelta(minutes=15)
     assert world.log()[0].sha == step10
     assert weights(world.routes_text()) == at(10)
 
@@ -138,12 +139,15 @@ def test_a_conflicting_revert_falls_back_to_a_plain_commit(make_world: WorldFact
     message = world.server.message(world.repo)
     assert ("Gitbot-From", "50") in trailers(message) and ("Gitbot-To", "0") in trailers(message)
     assert ("Gitbot-Quarantine", f"podinfo-canary={CANARY_TAG}") in trailers(message)
-    # The message says the commit set the weights itself; the steps it undoes stay named for history.
+    # The message says the commit set the weights itself, without claiming a revert; its trailers name the
+    # steps it undoes for history.
     assert message.startswith(
-        f"{delivery.subject}\n\nReverting the steps below does not apply to the branch as it is now (it conflicts "
-        "with later changes), so this commit sets the canary weight from 50% to 0% (GA 100%) instead.\n\n"
-        f"This reverts commit {step60}.\nThis reverts commit {step10}.\n"
+        f"{delivery.subject}\n\nA revert of the canary's 2 steps ({step60[:7]} and {step10[:7]}) would conflict "
+        "with later changes to the branch, so this commit sets the canary weight from 50% to 0% (GA 100%) itself, "
+        "without `git revert`. The Gitbot-Undoes trailers name the steps it undoes.\n\nDecision: "
     )
+    assert "This reverts commit" not in message
+    assert [value for key, value in trailers(message) if key == "Gitbot-Undoes"] == [step60, step10]
     # Only the weights moved: the comment on the web route's GA weight survives the fallback edit.
     assert "weight: 100  # GA" in world.routes_text()
 

@@ -1,11 +1,13 @@
 """Notifications the canary logic decides: a canary whose analysis stays inconclusive (too few requests to
-judge) holds, and after `notifyAfterInconclusive` such cycles in a row asks for attention, once."""
+judge) holds, and once it has been inconclusive for longer than `notifyAfterInconclusive` since its step
+landed asks for attention, in the first cycle past that time. Time and git decide it, no process memory."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 
@@ -18,8 +20,8 @@ from tests.scenarios_canary.test_progression import at
 
 # 20 requests a second, 10 % to the canary: 600 canary requests in the 5-minute window, fewer than asked for.
 TOO_FEW = 1000
-# From minute 13 the canary has dwelt at 10 %; from minute 15 the data's traffic moves on to 60 %.
-CYCLES = (13, 13.5, 14, 14.5)
+# Cycles every 5 minutes (the policy's schedule) after the step at minute 1; the dwell ended at 13.
+CYCLES = (6, 11, 16, 21, 26)
 
 
 @dataclass
@@ -33,10 +35,11 @@ class RecordingNotifier:
 
 
 def starved_world(make_world: WorldFactory) -> World:
-    return make_world("healthy", min_requests=TOO_FEW, notify_after=2)
+    # The older form, 3 cycles of the 5-minute schedule: 15 minutes.
+    return make_world("steady", min_requests=TOO_FEW, notify_after=3)
 
 
-def test_inconclusive_cycles_in_a_row_set_notify_once(make_world: WorldFactory) -> None:
+def test_an_inconclusive_canary_notifies_in_the_first_cycle_past_notify_after(make_world: WorldFactory) -> None:
     world = starved_world(make_world)
     world.cycle(1)
     head = world.log()[0].sha
@@ -46,11 +49,18 @@ def test_inconclusive_cycles_in_a_row_set_notify_once(make_world: WorldFactory) 
         assert result.deliveries == ()
         (outcome,) = result.canaries
         assert outcome.verdict == "inconclusive" and outcome.decision is not None
-        seen.append((outcome.decision.action, outcome.decision.inconclusive_cycles, outcome.decision.notify))
-    # The dwell ended at 13; from then on only the missing requests hold the canary.
-    assert seen == [("hold", 1, False), ("hold", 2, True), ("hold", 3, False), ("hold", 4, False)]
-    alert = world.plan(14.75).canaries[0].decision
-    assert alert is not None and alert.inconclusive_cycles == 5
+        seen.append((outcome.decision.action, outcome.decision.inconclusive_for, outcome.decision.notify))
+    assert seen == [
+        ("hold", timedelta(minutes=5), False),
+        ("hold", timedelta(minutes=10), False),
+        ("hold", timedelta(minutes=15), False),
+        ("hold", timedelta(minutes=20), True),
+        ("hold", timedelta(minutes=25), False),
+    ]
+    alert = world.plan(21).canaries[0].decision
+    assert alert is not None and alert.reason == (
+        "analysis inconclusive: canary has 600 requests, needs 1000; analysis inconclusive for 20m since the step"
+    )
     analysis = inspect_canary(world.policy, world.deps, "podinfo").observation.analysis
     assert analysis is not None and analysis.verdict == "inconclusive"
     requests = analysis.checks[0]
@@ -59,16 +69,21 @@ def test_inconclusive_cycles_in_a_row_set_notify_once(make_world: WorldFactory) 
     assert world.log()[0].sha == head and weights(world.routes_text()) == at(10)
 
 
-def test_a_restarted_bot_counts_inconclusive_cycles_afresh(make_world: WorldFactory) -> None:
+def test_two_fresh_processes_reach_the_same_notify_decision(make_world: WorldFactory) -> None:
     world = starved_world(make_world)
     world.cycle(1)
-    world.cycle(13)
+    # One bot ran every cycle since the step; two others start only now, each with nothing but git.
+    for moment in CYCLES[:3]:
+        world.cycle(moment)
+    decisions = [world.plan(21).canaries[0].decision]
+    for _ in range(2):
+        world.restart()
+        decisions.append(world.plan(21).canaries[0].decision)
+    assert decisions[0] is not None and decisions[0].notify
+    assert decisions[1] == decisions[0] and decisions[2] == decisions[0]
     world.restart()
-    (outcome,) = world.cycle(13.5).canaries
-    assert outcome.decision is not None
-    assert (outcome.decision.inconclusive_cycles, outcome.decision.notify) == (1, False)
-    (outcome,) = world.cycle(14).canaries
-    assert outcome.decision is not None and outcome.decision.notify
+    (outcome,) = world.cycle(26).canaries
+    assert outcome.decision is not None and not outcome.decision.notify
 
 
 def test_the_runner_sends_canary_attention_after_the_inconclusive_streak(make_world: WorldFactory) -> None:
@@ -95,14 +110,15 @@ def test_the_runner_sends_canary_attention_after_the_inconclusive_streak(make_wo
         before = len(notifier.sent)
         summary = runner(world.policy)
         assert summary.outcome == "unchanged" and summary.canaries == {"podinfo": (10, "inconclusive")}
-        # The daemon's cycle event says why the canary holds.
-        assert summary.holds["podinfo"].startswith("analysis inconclusive: canary has 600 requests, needs 1000")
+        # The daemon's cycle event says why the canary holds: its dwell until 13, then the missing requests.
+        why = "dwell at 10%" if moment < 13 else "analysis inconclusive: canary has 600 requests, needs 1000"
+        assert summary.holds["podinfo"].startswith(why)
         per_cycle.append(notifier.sent[before:])
-    assert [len(sent) for sent in per_cycle] == [0, 1, 0, 0]
-    ((event, text, fields),) = per_cycle[1]
+    assert [len(sent) for sent in per_cycle] == [0, 0, 0, 1, 0]
+    ((event, text, fields),) = per_cycle[3]
     assert event == "canary-attention"
     assert text == (
         f"gitbot policy {POLICY}: canary podinfo: analysis inconclusive: canary has 600 requests, needs 1000; "
-        "analysis inconclusive 2 cycles in a row"
+        "analysis inconclusive for 20m since the step"
     )
     assert fields == {"policy": POLICY, "canary": "podinfo", "weight": "10%"}

@@ -104,8 +104,8 @@ def test_healthy_canary_steps_10_60_100_after_each_dwell(make_world: WorldFactor
     assert diff.split() == ["4", "4", "clusters/production/routes.yaml"]
 
 
-def test_a_new_canary_image_restarts_the_dwell(make_world: WorldFactory) -> None:
-    world = make_world("healthy")
+def test_with_on_new_image_continue_a_new_canary_image_restarts_the_dwell(make_world: WorldFactory) -> None:
+    world = make_world("healthy", on_complete="hold\n      onNewImage: continue")
     world.cycle(1)
     world.push_tags("0.2.2")
     # The image update goes first; the canary decides again only once it is in git.

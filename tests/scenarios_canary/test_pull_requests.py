@@ -34,27 +34,26 @@ def merge(world: World, pull: FakePull) -> str:
     return sha
 
 
-def mermaid_chart(body: str) -> tuple[list[str], tuple[float, float], list[list[float]]]:
-    """The x-axis labels, y-axis range and line series of the one `xychart-beta` block in `body`."""
+def mermaid_chart(body: str) -> tuple[str, tuple[float, float], tuple[float, float], list[list[float]]]:
+    """The x-axis title and range, y-axis range and line series of the one `xychart-beta` block in `body`."""
     blocks = re.findall(r"```mermaid\n(.*?)\n```", body, flags=re.DOTALL)
     assert len(blocks) == 1, body
     lines = [line.strip() for line in blocks[0].splitlines()]
-    assert lines[0] == "xychart-beta"
-    assert re.fullmatch(r'title "[^"]+"', lines[1]), lines[1]
-    x_axis = re.fullmatch(r"x-axis \[(.*)\]", lines[2])
-    assert x_axis is not None, lines[2]
-    labels = [label.strip() for label in x_axis.group(1).split(",")]
-    # Categories: equal labels would be drawn at one place.
-    assert all(re.fullmatch(r'"\d\d:\d\d(:\d\d)?"', label) for label in labels), labels
-    assert len(set(labels)) == len(labels), labels
-    y_axis = re.fullmatch(r'y-axis "[^"]+" (\d+(?:\.\d+)?) --> (\d+(?:\.\d+)?)', lines[3])
-    assert y_axis is not None, lines[3]
+    assert lines[0].startswith("%%{init: ") and "plotColorPalette" in lines[0], lines[0]
+    assert lines[1] == "xychart-beta"
+    assert re.fullmatch(r'title "[^"]+"', lines[2]), lines[2]
+    number = r"(\d+(?:\.\d+)?)"
+    x_axis = re.fullmatch(rf'x-axis "([^"]+)" {number} --> {number}', lines[3])
+    assert x_axis is not None, lines[3]
+    y_axis = re.fullmatch(rf'y-axis "[^"]+" {number} --> {number}', lines[4])
+    assert y_axis is not None, lines[4]
     series = []
-    for line in lines[4:]:
+    for line in lines[5:]:
         found = re.fullmatch(r"line \[(.*)\]", line)
         assert found is not None, line
         series.append([float(value) for value in found.group(1).split(",")])
-    return [label.strip('"') for label in labels], (float(y_axis.group(1)), float(y_axis.group(2))), series
+    x_range = (float(x_axis.group(2)), float(x_axis.group(3)))
+    return x_axis.group(1), x_range, (float(y_axis.group(1)), float(y_axis.group(2))), series
 
 
 def delivered(result: CycleResult) -> list[tuple[str, str]]:
@@ -96,13 +95,14 @@ def test_canary_steps_as_pull_requests_with_evidence_and_chart(
     assert "| Check | Canary | GA | Threshold | Verdict | Window |" in body
     assert "| success-rate | 100.00% | 100.00% |" in body and "**Verdict: pass**" in body
     assert "Observed canary share of requests over the window: 10.0%." in body
-    labels, (low, high), series = mermaid_chart(body)
-    # Two lines, canary then GA, one value per x label, within the y-axis; both sides healthy (175 ms p99).
-    assert len(series) == 2
-    assert all(len(values) == len(labels) for values in series)
+    x_title, x_range, (low, high), series = mermaid_chart(body)
+    # Lines GA, the latency limit and the canary, within the y-axis; both sides healthy (175 ms p99).
+    assert len(series) == 3 and "canary p99 in orange, GA p99 in blue, limit (1.5x GA) in grey" in body
     # Every 15 s over the 5-minute window of the cycle at minute 14, both ends included.
-    assert len(labels) == 21 and labels == sorted(labels) and (labels[0], labels[-1]) == ("12:09:00", "12:14:00")
+    assert all(len(values) == 21 for values in series)
+    assert x_title == "minutes since 12:09:00 UTC" and x_range == (0, 5)
     assert low == 0 and all(0 < value <= high for values in series for value in values)
+    series = [series[0], series[2]]
     assert all(abs(value - 175.0) < 1 for values in series for value in values)
     # The branch holds one commit on the environment branch: the step, with its trailers and evidence.
     assert rev(world, f"{BRANCH}~1") == world.log()[0].sha
@@ -132,10 +132,13 @@ def test_a_failing_canary_gets_a_rollback_pull_request_that_reverts_its_steps(
     subject = f"gitbot({POLICY}): roll back podinfo canary (p99 2.14x GA)"
     assert pull.title == subject and pull.head == BRANCH
     body = pull.body or ""
-    assert f"This reverts commit {step60}.\nThis reverts commit {step10}." in body
+    # The steps it undoes are a list of their own, apart from the evidence, and the body says what merging does.
+    assert f"### Undoes\n\n- {step60}\n- {step10}\n\n### Evidence\n\nDecision: " in body
+    assert "This reverts commit" not in body and "quarantined and not proposed again" not in body
+    assert "### Merging or closing\n\nMerging this ends canary podinfo at 0% (GA 100%)" in body
     assert "| latency-p99 |" in body and "**Verdict: fail**" in body
     assert f"Quarantined canary tag: {CANARY_TAG}" in body
-    _labels, _range, (canary, ga) = mermaid_chart(body)
+    _title, _range, _y, (ga, _limit, canary) = mermaid_chart(body)
     # The window ends with the canary 2.5x slower: its last p99 is far above GA's.
     assert canary[-1] > 2 * ga[-1]
     # The PR branch's commit is a real `git revert` of both steps on the environment branch's head.

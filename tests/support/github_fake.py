@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -103,6 +104,13 @@ class _HTTPHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # True: a client that went away mid-answer (killed on purpose) is not reported as a server error.
+    quiet_disconnects = False
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if self.quiet_disconnects and isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def __init__(self, fake: GitHubFake) -> None:
         super().__init__(("127.0.0.1", 0), _HTTPHandler)
@@ -120,6 +128,7 @@ class GitHubFake:
         token: str = DEFAULT_TOKEN,
         login: str = "gitbot-app",
         default_branch: str = "main",
+        quiet_disconnects: bool = False,
     ) -> None:
         self.owner = owner
         self.name = name
@@ -133,10 +142,14 @@ class GitHubFake:
         self.exchanges: list[Exchange] = []
         self._failures: list[tuple[str, re.Pattern[str], int, Json]] = []
         self._resolve_branch: Callable[[str], str | None] | None = None
+        # `hook(phase, method, path)` as for the git server (tests.support.gitserver.RequestHook): "received"
+        # before the request changes any state, "handled" after; False drops the request without an answer.
+        self.hook: Callable[[str, str, str], bool] | None = None
         self._next_number = 1
         self._next_id = 1000
         self._lock = threading.RLock()
         self._server = _Server(self)
+        self._server.quiet_disconnects = quiet_disconnects
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
@@ -494,7 +507,14 @@ class GitHubFake:
             body = None
             status, payload = 400, {"message": "Problems parsing JSON", "documentation_url": DOCS}
         else:
+            hook = self.hook
+            if hook is not None and not hook("received", http.command, http.path):
+                http.close_connection = True
+                return
             status, payload, headers = self._dispatch(http, parts.path, dict(query), body)
+            if hook is not None and not hook("handled", http.command, http.path):
+                http.close_connection = True
+                return
         with self._lock:
             self.exchanges.append(
                 Exchange(

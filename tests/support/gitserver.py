@@ -18,6 +18,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -60,6 +61,12 @@ git update-ref "$ref" "$sha"
 def _http_backend() -> str:
     exec_path = subprocess.run(["git", "--exec-path"], check=True, capture_output=True, text=True).stdout.strip()
     return str(Path(exec_path) / "git-http-backend")
+
+
+# `hook(phase, method, path)`: phase "received" once the request body is read, before git runs; "handled"
+# after git has run (a push has landed), before the answer is sent. False drops the request there: the
+# connection is closed without an answer (and at "received" git never runs), as when a client dies mid-call.
+RequestHook = Callable[[str, str, str], bool]
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,10 @@ class _Handler(BaseHTTPRequestHandler):
         user = base64.b64decode(self.headers["Authorization"][6:]).decode().partition(":")[0]
         parts = urlsplit(self.path)
         body = self._read_body()
+        hook = self.server.hook
+        if hook is not None and not hook("received", self.command, self.path):
+            self.close_connection = True
+            return
         env = dict(_GIT_ENV_BASE)
         env.update(
             {
@@ -154,6 +165,9 @@ class _Handler(BaseHTTPRequestHandler):
                 status = int(value.strip().split()[0])
             elif name:
                 headers.append((name, value.strip()))
+        if hook is not None and not hook("handled", self.command, self.path):
+            self.close_connection = True
+            return
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
@@ -164,6 +178,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # True: a client that went away mid-answer (killed on purpose) is not reported as a server error.
+    quiet_disconnects = False
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if self.quiet_disconnects and isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def __init__(self, root: Path, credentials: set[tuple[str, str]]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -173,6 +194,7 @@ class _Server(ThreadingHTTPServer):
         self.requests: list[str] = []
         self.auth_failures = 0
         self.chunked_requests = 0
+        self.hook: RequestHook | None = None
 
 
 class GitServer:
@@ -182,13 +204,21 @@ class GitServer:
     credentials. Use as a context manager; `stop()` shuts the server down.
     """
 
-    def __init__(self, root: Path | None = None, *, username: str = DEFAULT_USER, token: str = DEFAULT_TOKEN) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        username: str = DEFAULT_USER,
+        token: str = DEFAULT_TOKEN,
+        quiet_disconnects: bool = False,
+    ) -> None:
         self._own_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix="gitserver-")) if root is None else root
         self.root.mkdir(parents=True, exist_ok=True)
         self.username = username
         self.token = token
         self._server = _Server(self.root, {(username, token)})
+        self._server.quiet_disconnects = quiet_disconnects
         self._names = 0
         self._names_lock = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
@@ -216,6 +246,15 @@ class GitServer:
     def chunked_requests(self) -> int:
         """Requests whose body came with chunked transfer encoding so far."""
         return self._server.chunked_requests
+
+    @property
+    def request_hook(self) -> RequestHook | None:
+        """Called for every authorised request, see `RequestHook`; None (the default) serves as usual."""
+        return self._server.hook
+
+    @request_hook.setter
+    def request_hook(self, hook: RequestHook | None) -> None:
+        self._server.hook = hook
 
     @contextmanager
     def refusing_credentials(self) -> Iterator[None]:

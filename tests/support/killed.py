@@ -31,8 +31,8 @@ class _KilledCheckout:
         self._real.push()
         raise Killed("killed after the push landed")
 
-    def push_branch(self, branch: str, sha: str) -> None:
-        self._real.push_branch(branch, sha)
+    def push_branch(self, branch: str, sha: str, expected: str | None = None) -> None:
+        self._real.push_branch(branch, sha, expected)
         raise Killed(f"killed after the push of {branch} landed")
 
 

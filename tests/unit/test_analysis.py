@@ -25,6 +25,7 @@ from gitbot.analysis import (
 )
 from gitbot.domain import Analysis
 from gitbot.errors import ConfigError, MetricsError
+from gitbot.ports import Workload
 
 END = datetime(2026, 1, 5, 12, 20, tzinfo=UTC)
 
@@ -59,6 +60,12 @@ class RecordingMetrics:
         return self.answers.get(query)
 
     def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
+        raise AssertionError("not used here")
+
+    def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
+        raise AssertionError("not used here")
+
+    def latency_buckets(self, workload: Workload, start: datetime, end: datetime) -> list[tuple[float, float]]:
         raise AssertionError("not used here")
 
 
@@ -121,7 +128,7 @@ def test_promql_duration(window: timedelta, text: str) -> None:
         ({"name": "success-rate", "min": 99.0, "query": "up"}, "takes no query"),
         ({"name": "latency-p99", "max_ratio": 0.0}, "max_ratio must be > 0"),
         ({"name": "latency-p99", "max": math.nan}, "finite"),
-        ({"name": "error-rate", "max": 1.0}, "unknown check"),
+        ({"name": "apdex", "max": 1.0}, "unknown check"),
     ],
 )
 def test_bad_check_specs_are_refused_in_one_line(kwargs: dict[str, object], message: str) -> None:
@@ -278,34 +285,72 @@ def test_evidence_escapes_pipes_in_details() -> None:
     assert "a\\|b" in render_evidence(analysis)
 
 
+def chart_block(chart: str) -> list[str]:
+    """The lines of the chart's fenced Mermaid block, without the fences."""
+    lines = chart.splitlines()
+    start = lines.index("```mermaid")
+    assert lines[-1] == "```"
+    return lines[start + 1 : -1]
+
+
 def test_latency_chart_is_a_mermaid_xychart_with_both_lines_on_common_times() -> None:
     base = END.timestamp()
     canary = [(base + 60 * i, 200.0 + i) for i in range(5)]
     stable = [(base + 60 * i, 100.0) for i in range(1, 6)]
     chart = render_latency_chart(canary, stable)
-    lines = chart.splitlines()
-    assert lines[0] == "```mermaid"
-    assert lines[1] == "xychart-beta"
-    assert lines[-1] == "```"
-    assert '    x-axis ["12:21", "12:22", "12:23", "12:24"]' in lines
-    assert "    line [201.0, 202.0, 203.0, 204.0]" in lines
-    assert "    line [100.0, 100.0, 100.0, 100.0]" in lines
-    assert '    y-axis "p99 ms" 0 --> 225' in lines
+    assert chart.splitlines()[0] == (
+        "p99 latency over the window, canary p99 in orange, GA p99 in blue; minutes since 12:21:00 UTC."
+    )
+    block = chart_block(chart)
+    assert block[0] == '%%{init: {"themeVariables": {"xyChart": {"plotColorPalette": "#1971c2, #d9480f"}}}}%%'
+    assert block[1] == "xychart-beta"
+    assert block[2] == '    title "p99 latency (ms): canary orange, GA blue"'
+    # Minutes from the first common point: Mermaid picks a few short tick labels itself.
+    assert block[3] == '    x-axis "minutes since 12:21:00 UTC" 0 --> 3'
+    assert block[4] == '    y-axis "p99 ms" 0 --> 225'
+    # GA first, the canary last: drawn on top where the two lines meet.
+    assert block[5:] == ["    line [100.0, 100.0, 100.0, 100.0]", "    line [201.0, 202.0, 203.0, 204.0]"]
+
+
+def test_latency_chart_draws_the_latency_limit_as_a_line_named_in_its_legend() -> None:
+    base = END.timestamp()
+    canary = [(base + 60 * i, 150.0) for i in range(3)]
+    stable = [(base + 60 * i, 100.0 * (i + 1)) for i in range(3)]
+    checks = (CheckSpec("latency-p99", max=250.0, max_ratio=2.0), CheckSpec("success-rate", min=99.0))
+    chart = render_latency_chart(canary, stable, checks)
+    assert "limit (at most 250 ms and 2x GA) in grey" in chart.splitlines()[0]
+    block = chart_block(chart)
+    assert '"plotColorPalette": "#1971c2, #5c636a, #d9480f"' in block[0]
+    assert block[2] == '    title "p99 latency (ms): canary orange, GA blue, limit grey"'
+    # The lower of 250 ms and twice GA's p99 at each point, drawn between GA and the canary.
+    assert block[5:] == [
+        "    line [100.0, 200.0, 300.0]",
+        "    line [200.0, 250.0, 250.0]",
+        "    line [150.0, 150.0, 150.0]",
+    ]
+    assert block[4] == '    y-axis "p99 ms" 0 --> 330'
+    # Without a latency-p99 check, or with only a ratio and no GA line, there is no limit to draw.
+    assert "limit" not in render_latency_chart(canary, stable, (CheckSpec("success-rate", min=99.0),))
+    assert "limit" not in render_latency_chart(canary, [], (CheckSpec("latency-p99", max_ratio=2.0),))
 
 
 def test_latency_chart_with_one_side_draws_one_line_and_nothing_for_none() -> None:
     base = END.timestamp()
     chart = render_latency_chart([], [(base, 100.0), (base + 60, 110.0)])
     assert sum(1 for line in chart.splitlines() if line.strip().startswith("line [")) == 1
+    # The one line drawn takes the first colour of the palette: GA's own, so the legend holds.
+    assert '"plotColorPalette": "#1971c2"' in chart and "GA p99 in blue" in chart and "orange" not in chart
     assert render_latency_chart([], []) == ""
+    assert render_latency_chart([(base, 100.0)], [(base, 100.0)]) == "", "one point draws no line"
 
 
 def test_latency_chart_is_thinned_to_a_readable_number_of_points() -> None:
     base = END.timestamp()
     series = [(base + 15 * i, 100.0) for i in range(600)]
     chart = render_latency_chart(series, series)
-    x_axis = next(line for line in chart.splitlines() if "x-axis" in line)
-    assert 1 < x_axis.count('"') // 2 <= 60
+    line = next(line for line in chart.splitlines() if "line [" in line)
+    assert 1 < line.count(",") + 1 <= 60
+    assert '    x-axis "minutes since 12:20:00 UTC" 0 --> 147.5' in chart.splitlines()
 
 
 @dataclass
@@ -319,6 +364,12 @@ class SeriesMetrics:
 
     def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
         return [(t, v) for t, v in self.points if start.timestamp() <= t <= end.timestamp()]
+
+    def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
+        raise AssertionError("not used here")
+
+    def latency_buckets(self, workload: Workload, start: datetime, end: datetime) -> list[tuple[float, float]]:
+        raise AssertionError("not used here")
 
 
 @pytest.mark.parametrize(

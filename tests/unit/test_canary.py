@@ -14,7 +14,9 @@ from gitbot.canary import CanaryDecision, CanaryPolicy, CanaryState, decide
 from gitbot.errors import ConfigError, ManifestError
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-POLICY = CanaryPolicy(steps=(10, 60, 100), interval=timedelta(minutes=10), apply_timeout=timedelta(minutes=15))
+POLICY = CanaryPolicy(
+    steps=(10, 60, 100), interval=timedelta(minutes=10), apply_timeout=timedelta(minutes=15), cycle=timedelta(minutes=5)
+)
 LONG_AGO = NOW - timedelta(minutes=30)
 
 
@@ -168,25 +170,57 @@ CASES: list[tuple[str, CanaryPolicy, CanaryState, str, int | None, bool]] = [
     ),
     ("unknown last step time counts as dwelt", POLICY, state(last_step_at=None), "step", 60, False),
     (
-        "third inconclusive in a row notifies",
-        POLICY,
-        state(verdict="inconclusive", inconclusive_cycles=2),
-        "hold",
-        None,
-        True,
-    ),
-    (
-        "fourth inconclusive does not notify again",
-        POLICY,
-        state(verdict="inconclusive", inconclusive_cycles=3),
+        "inconclusive within notify_after since the step does not notify",
+        replace(POLICY, notify_after=timedelta(minutes=30), cycle=timedelta(minutes=5)),
+        state(verdict="inconclusive", last_step_at=NOW - timedelta(minutes=30)),
         "hold",
         None,
         False,
     ),
     (
+        "the first cycle past notify_after since the step notifies",
+        replace(POLICY, notify_after=timedelta(minutes=30), cycle=timedelta(minutes=5)),
+        state(verdict="inconclusive", last_step_at=NOW - timedelta(minutes=33)),
+        "hold",
+        None,
+        True,
+    ),
+    (
+        "the next cycle does not notify again",
+        replace(POLICY, notify_after=timedelta(minutes=30), cycle=timedelta(minutes=5)),
+        state(verdict="inconclusive", last_step_at=NOW - timedelta(minutes=38)),
+        "hold",
+        None,
+        False,
+    ),
+    (
+        "without a known cycle every cycle past notify_after notifies",
+        replace(POLICY, notify_after=timedelta(minutes=30), cycle=None),
+        state(verdict="inconclusive", last_step_at=NOW - timedelta(hours=5)),
+        "hold",
+        None,
+        True,
+    ),
+    (
+        "a new canary image starts the count again",
+        replace(POLICY, notify_after=timedelta(minutes=30), cycle=timedelta(minutes=5)),
+        state(verdict="inconclusive", last_step_at=LONG_AGO, tag_changed_at=NOW - timedelta(minutes=12)),
+        "hold",
+        None,
+        False,
+    ),
+    (
+        "a passing analysis never notifies",
+        replace(POLICY, notify_after=timedelta(minutes=30)),
+        state(verdict="pass", weight=100, observed_share=100.0, last_step_at=NOW - timedelta(hours=5)),
+        "complete",
+        None,
+        False,
+    ),
+    (
         "notify_after 0 never notifies",
-        replace(POLICY, notify_after=0),
-        state(verdict="inconclusive", inconclusive_cycles=50),
+        replace(POLICY, notify_after=timedelta(0)),
+        state(verdict="inconclusive", last_step_at=NOW - timedelta(hours=5)),
         "hold",
         None,
         False,
@@ -216,9 +250,15 @@ def test_new_image_reason_says_the_dwell_restarted() -> None:
     assert decision.dwell_remaining == timedelta(minutes=9)
 
 
-def test_inconclusive_streak_is_carried_and_reset() -> None:
-    assert decide(POLICY, state(verdict="inconclusive", inconclusive_cycles=4)).inconclusive_cycles == 5
-    assert decide(POLICY, state(verdict="pass", inconclusive_cycles=4)).inconclusive_cycles == 0
+def test_how_long_the_analysis_was_inconclusive_comes_from_the_step_time() -> None:
+    policy = replace(POLICY, notify_after=timedelta(minutes=30), cycle=timedelta(minutes=5))
+    held = decide(policy, state(verdict="inconclusive", last_step_at=NOW - timedelta(minutes=31)))
+    assert held.inconclusive_for == timedelta(minutes=31)
+    assert held.reason.endswith("; analysis inconclusive for 31m since the step")
+    assert decide(POLICY, state(verdict="pass")).inconclusive_for is None
+    # A weight set by hand has no step in history: git knows no start, so nothing is counted.
+    by_hand = state(verdict="inconclusive", last_step_at=None, applied_at=NOW - timedelta(minutes=20))
+    assert decide(POLICY, by_hand).inconclusive_for is None and not decide(POLICY, by_hand).notify
 
 
 def test_not_applied_names_the_observed_share() -> None:
@@ -262,7 +302,8 @@ def situations(draw: st.DrawFn) -> tuple[CanaryPolicy, CanaryState]:
         apply_timeout=timedelta(seconds=draw(st.integers(0, 3600))),
         on_failure=draw(st.sampled_from(["rollback", "hold"])),
         on_complete=draw(st.sampled_from(["hold", "promote"])),
-        notify_after=draw(st.integers(0, 5)),
+        notify_after=timedelta(seconds=draw(st.integers(0, 7200))),
+        cycle=draw(st.one_of(st.none(), st.integers(1, 900).map(lambda s: timedelta(seconds=s)))),
     )
     weight = draw(st.one_of(st.sampled_from((0, *steps)), st.integers(0, 100)))
     the_state = CanaryState(
@@ -277,7 +318,6 @@ def situations(draw: st.DrawFn) -> tuple[CanaryPolicy, CanaryState]:
         rolled_back=draw(st.booleans()),
         newer_tag=draw(st.booleans()),
         canary_differs=draw(st.booleans()),
-        inconclusive_cycles=draw(st.integers(0, 10)),
     )
     return policy, the_state
 
@@ -311,7 +351,11 @@ def test_invariants(situation: tuple[CanaryPolicy, CanaryState]) -> None:
         assert decision.action == "hold"
     if decision.action == "hold" and decision.dwell_remaining is not None:
         assert decision.dwell_remaining >= timedelta(0)
-    assert decision.inconclusive_cycles == (the_state.inconclusive_cycles + 1 if verdict == "inconclusive" else 0)
+    if decision.notify and verdict == "inconclusive" and decision.action == "hold" and not the_state.paused:
+        # Told only once the analysis held the step longer than notify_after (or for a reason of its own).
+        assert decision.inconclusive_for is not None or "not applied" in decision.reason
+    if verdict != "inconclusive":
+        assert decision.inconclusive_for is None
     assert decide(policy, the_state) == decision  # pure
 
 

@@ -494,3 +494,55 @@ def test_good_variable_names_and_urls_still_load(tmp_path: Path) -> None:
     policy = load_policy(write(tmp_path, text))
     assert policy.spec.canaries[0].analysis.prometheus.token_env == "_Prom_Token2"
     assert policy.spec.registries[0].host == "127.0.0.1:5000"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "needle"),
+    [
+        (
+            "image: podinfo-canary",
+            "image: podinfo-canary\n      onNewImage: restrat",
+            "22: spec.canaries[0].onNewImage",
+            "must be one of 'restart' or 'continue', got 'restrat'",
+        ),
+        (
+            "window: 5m",
+            "window: 5m\n        notifyAfterInconclusive: soon",
+            "26: spec.canaries[0].analysis.notifyAfterInconclusive",
+            "expected a duration such as 30s, 5m or 1h30m, got 'soon'",
+        ),
+        (
+            "window: 5m",
+            "window: 5m\n        notifyAfterInconclusive: 0",
+            "26: spec.canaries[0].analysis.notifyAfterInconclusive",
+            "a number of cycles >= 1",
+        ),
+        (
+            "window: 5m",
+            "window: 5m\n        notifyAfterInconclusive: 3",
+            "26 spec.canaries[0].analysis.notifyAfterInconclusive",
+            "3 counts cycles, which a cron schedule does not space evenly; give how long",
+        ),
+    ],
+)
+def test_on_new_image_and_notify_after_mistakes_name_their_field(
+    tmp_path: Path, old: str, new: str, where: str, needle: str
+) -> None:
+    path = write(tmp_path, CANARY.replace(old, new, 1))
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    text = info.value.one_line()
+    assert text.startswith(f"{path}:{where}: "), text
+    assert needle in text, text
+
+
+def test_notify_after_is_a_duration_and_the_older_count_of_cycles_is_that_many_intervals(tmp_path: Path) -> None:
+    every_5m = CANARY.replace('{cron: "*/10 * * * *"}', "{interval: 5m}")
+    defaults = load_policy(write(tmp_path, every_5m))
+    assert defaults.spec.canaries[0].on_new_image == "restart"
+    assert defaults.notify_after(0) == timedelta(minutes=15)
+    for value, expected in (("30m", timedelta(minutes=30)), ("3", timedelta(minutes=15)), ("4", timedelta(minutes=20))):
+        text = every_5m.replace("window: 5m", f"window: 5m\n        notifyAfterInconclusive: {value}")
+        assert load_policy(write(tmp_path, text)).notify_after(0) == expected
+    continuing = every_5m.replace("image: podinfo-canary", "image: podinfo-canary\n      onNewImage: continue")
+    assert load_policy(write(tmp_path, continuing)).spec.canaries[0].on_new_image == "continue"

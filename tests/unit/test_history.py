@@ -123,6 +123,48 @@ def test_rollback_trailer_quarantines_the_canary_tag() -> None:
     assert history.standing("podinfo", "canary-step") == []
 
 
+def canary_step(weight_from: str, weight_to: str) -> CommitInfo:
+    return commit(
+        f"gitbot(prod): podinfo canary {weight_from}% -> {weight_to}%",
+        trailers=(
+            ("Gitbot-Policy", "prod"),
+            ("Gitbot-Action", "canary-step"),
+            ("Gitbot-Target", "podinfo"),
+            ("Gitbot-From", weight_from),
+            ("Gitbot-To", weight_to),
+        ),
+    )
+
+
+def test_a_rollback_committed_without_a_revert_undoes_the_steps_its_trailers_name() -> None:
+    step10, step60 = canary_step("0", "10"), canary_step("10", "60")
+    person = commit("Hold podinfo at 50/50", author=ALICE)
+    # Its message has no `This reverts commit` line: nothing was reverted, the weights were set to 0% by hand.
+    rollback = commit(
+        "gitbot(prod): roll back podinfo canary (p99 2.3x GA)",
+        body=f"A revert of the canary's 2 steps ({step60.sha[:7]} and {step10.sha[:7]}) would conflict.",
+        trailers=(
+            ("Gitbot-Policy", "prod"),
+            ("Gitbot-Action", "rollback"),
+            ("Gitbot-Target", "podinfo"),
+            ("Gitbot-From", "50"),
+            ("Gitbot-To", "0"),
+            ("Gitbot-Quarantine", "podinfo-canary=0.2.2"),
+            ("Gitbot-Undoes", step60.sha),
+            ("Gitbot-Undoes", step10.sha[:12]),
+        ),
+    )
+    history = read_history([rollback, person, step60, step10], "prod")
+    steps = [c for c in history.commits if c.action == "canary-step"]
+    assert [c.reverted_by for c in steps] == [rollback, rollback]
+    assert history.standing("podinfo", "canary-step") == []
+    assert history.undone("podinfo") == rollback
+    assert list(history.quarantined("podinfo-canary")) == ["0.2.2"]
+    # A trailer value that is no sha undoes nothing.
+    odd = replace(rollback, trailers=(*rollback.trailers[:6], ("Gitbot-Undoes", "the steps above")))
+    assert all(c.reverted_by is None for c in read_history([odd, step60], "prod").commits if c.action != "rollback")
+
+
 def test_a_merged_change_landed_when_the_merge_was_made() -> None:
     base = commit("seed", author=ALICE)
     step = commit(

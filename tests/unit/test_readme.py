@@ -48,7 +48,7 @@ def test_the_policy_reference_example_loads(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "arguments"), invocations())
 def test_every_command_and_option_the_readme_shows_exists(name: str, arguments: str) -> None:
-    command = cli.commands.get(name)
+    command = cli.get_command(click.Context(cli), name)
     assert isinstance(command, click.Command), f"README shows `gitbot {name}`, which does not exist"
     known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
     for option in re.findall(r"(?<![\w-])--[a-z][a-z-]*", arguments):

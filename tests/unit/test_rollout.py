@@ -131,7 +131,7 @@ def first_step_id(policy: Policy, canary_tag: str) -> str:
     targets = [t for file, text in texts.items() for t in scan_text(file, text)]
     route = read_route(policy, 0, targets)
     now = datetime(2026, 1, 5, tzinfo=UTC)
-    outcomes = plan_canaries(policy, targets, texts, History("production"), {"podinfo": route}, {}, now, streaks={})
+    outcomes = plan_canaries(policy, targets, texts, History("production"), {"podinfo": route}, {}, now)
     plan = outcomes[0].plan
     assert plan is not None and plan.action == "canary-step"
     return plan.plan_id
@@ -173,7 +173,7 @@ def test_a_canary_without_a_tag_is_not_promoted_as_an_empty_tag(tmp_path: Path) 
     passed = Analysis("pass", (), now - timedelta(minutes=5), now, "all checks passed")
     seen = {"podinfo": Observation(passed, 100.0, now - timedelta(hours=1))}
     route = read_route(policy, 0, targets)
-    (outcome,) = plan_canaries(policy, targets, texts, History("production"), {"podinfo": route}, seen, now, streaks={})
+    (outcome,) = plan_canaries(policy, targets, texts, History("production"), {"podinfo": route}, seen, now)
     assert outcome.plan is None
     assert "no tag" in outcome.note
 
@@ -181,7 +181,7 @@ def test_a_canary_without_a_tag_is_not_promoted_as_an_empty_tag(tmp_path: Path) 
 def test_a_custom_check_is_named_by_its_label_in_the_evidence(tmp_path: Path) -> None:
     text = (REPO / "policies" / "production.yaml").read_text(encoding="utf-8")
     custom = '          - {name: custom, label: error budget, query: "sum(x{ns=\\"{namespace}\\"})", max: 0.5}\n'
-    text = text.replace("          - {name: latency-p99, maxRatio: 1.2}\n", custom)
+    text = text.replace("          - {name: latency-p99, maxRatio: 1.2, max: 500}\n", custom)
     path = tmp_path / "production.yaml"
     path.write_text(text, encoding="utf-8")
     policy = load_policy(path)
@@ -197,7 +197,7 @@ def test_a_custom_check_is_named_by_its_label_in_the_evidence(tmp_path: Path) ->
 
 def test_a_label_on_a_built_in_check_is_refused(tmp_path: Path) -> None:
     text = (REPO / "policies" / "production.yaml").read_text(encoding="utf-8")
-    text = text.replace("{name: latency-p99, maxRatio: 1.2}", "{name: latency-p99, maxRatio: 1.2, label: p99}")
+    text = text.replace("maxRatio: 1.2, max: 500}", "maxRatio: 1.2, label: p99}")
     path = tmp_path / "production.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"checks\[1\]: latency-p99 is built in and takes no label"):
@@ -227,11 +227,15 @@ def test_a_rollback_settles_what_its_revert_restores_at_0(production: Policy) ->
     files, message = settle_rollback(plan, read_route(production, 0, scan_text(FILE, zero)), {FILE: zero})
     assert files == {} and message == render_message(plan.subject, plan.body, plan.trailers)
 
+    # Nothing is reverted when the revert conflicts: the message says so and names the step in a trailer.
     fallback = rollback_commit_message(plan)
-    assert (
-        f"this commit sets the canary weight from 60% to 0% (GA 100%) instead.\n\nThis reverts commit {'a' * 40}."
-        in (fallback)
+    assert fallback.startswith(
+        f"{plan.subject}\n\nA revert of the canary's step aaaaaaa would conflict with later changes to the branch, "
+        "so this commit sets the canary weight from 60% to 0% (GA 100%) itself, without `git revert`. The "
+        "Gitbot-Undoes trailers name the step it undoes.\n\nDecision: analysis failed at 60%"
     )
+    assert "This reverts commit" not in fallback
+    assert f"Gitbot-To: 0\nGitbot-Undoes: {'a' * 40}\nGitbot-Plan-Id: {plan.plan_id}\n" in fallback
 
 
 @pytest.mark.parametrize("share", [float("nan"), float("inf"), float("-inf")])

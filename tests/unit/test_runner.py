@@ -194,6 +194,9 @@ class Pulls:
     def close_pull(self, number: int, comment: str) -> None:
         return None
 
+    def add_labels(self, number: int, labels: Any) -> None:
+        return None
+
 
 def test_forge_operations_are_counted_with_their_outcome() -> None:
     recorder = Recorder()
@@ -257,7 +260,7 @@ class Copy:
     def push(self) -> None:
         self.writes.append("push")
 
-    def push_branch(self, branch: str, sha: str) -> None:
+    def push_branch(self, branch: str, sha: str, expected: str | None = None) -> None:
         self.writes.append("push_branch")
 
     def refresh(self) -> None:

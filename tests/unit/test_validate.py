@@ -64,3 +64,24 @@ def test_a_missing_directory_is_exit_2(capsys: pytest.CaptureFixture[str], tmp_p
 )
 def test_durations_read_as_written(duration: timedelta, text: str) -> None:
     assert format_duration(duration) == text
+
+
+def test_a_canary_whose_only_latency_check_is_a_ratio_is_warned_about(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    text = (ROOT / "policies" / "production.yaml").read_text(encoding="utf-8")
+    ratio_only = text.replace("{name: latency-p99, maxRatio: 1.2, max: 500}", "{name: latency-p99, maxRatio: 1.2}")
+    assert ratio_only != text
+    path = tmp_path / "production.yaml"
+    path.write_text(ratio_only, encoding="utf-8")
+    # Its canary's promotion gate names the staging policy.
+    staging = (ROOT / "policies" / "staging.yaml").read_text(encoding="utf-8")
+    (tmp_path / "staging.yaml").write_text(staging, encoding="utf-8")
+    code, out, err = run(capsys, "--policies", str(tmp_path))
+    assert code == 0 and out.splitlines()[-1] == "2 policies valid"
+    line = next(n for n, row in enumerate(ratio_only.splitlines(), 1) if "latency-p99" in row)
+    assert err.splitlines() == [
+        f"gitbot: warning: {path}:{line} spec.canaries[0].analysis.checks[1]: canary podinfo's only latency check "
+        "is a ratio to GA (maxRatio); at 100% GA takes no traffic, so it is judged on GA's figures from before the "
+        "step to 100% or is inconclusive; add max (milliseconds) for a bound that always judges"
+    ]

@@ -240,10 +240,10 @@ def test_latency_series_and_chart(metrics: PrometheusMetrics) -> None:
     assert all(v == pytest.approx(expected_p99(HEALTHY)) for _, v in stable)
     chart = render_latency_chart(canary, stable)
     lines = chart.splitlines()
-    assert lines[:2] == ["```mermaid", "xychart-beta"]
-    assert lines[3] == "    x-axis [" + ", ".join(f'"12:{minute:02d}"' for minute in range(10, 21)) + "]"
-    assert lines[5] == "    line [" + ", ".join(["375.0"] * 11) + "]"
-    assert lines[6] == "    line [" + ", ".join(["175.0"] * 11) + "]"
+    assert lines[2:5] == ["```mermaid", lines[3], "xychart-beta"] and "plotColorPalette" in lines[3]
+    assert lines[6] == '    x-axis "minutes since 12:10:00 UTC" 0 --> 10'
+    assert lines[8] == "    line [" + ", ".join(["175.0"] * 11) + "]"
+    assert lines[9] == "    line [" + ", ".join(["375.0"] * 11) + "]"
 
 
 def test_latency_series_is_empty_when_prometheus_is_unreachable() -> None:

@@ -1,0 +1,93 @@
+"""Start-up of the commands that only read: `gitbot scan`, `validate` and `plan` do not import PyGithub,
+requests, prometheus-api-client or APScheduler (measured with `python -X importtime` in a fresh process),
+while the commands that use them still find them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from gitbot.cli import cli
+from gitbot.commands import COMMANDS
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = {"github", "requests", "prometheus_api_client", "apscheduler"}
+
+
+def imported(tmp_path: Path, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    """The top-level modules a fresh `python -m gitbot ARGS` imports, and the finished process."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "GITBOT_CACHE_DIR": str(tmp_path / "cache"),
+        "HOME": str(tmp_path),
+        "GIT_TERMINAL_PROMPT": "0",
+        "GITBOT_GIT_TOKEN": "not-a-real-token",
+        "GITHUB_TOKEN": "not-a-real-token",
+    }
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gitbot", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    names = set()
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    assert "gitbot" in names, done.stderr[-2000:]
+    return names, done
+
+
+def unreachable_policies(tmp_path: Path) -> Path:
+    """The example policies (pull requests, canaries), with a git server that refuses at once."""
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    for source in (REPO / "policies").glob("*.yaml"):
+        text = source.read_text(encoding="utf-8")
+        text = text.replace("https://github.com/acme/cluster-config.git", "http://127.0.0.1:9/cluster-config.git")
+        (folder / source.name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_scan_imports_none_of_the_remote_clients(tmp_path: Path) -> None:
+    (tmp_path / "app.yaml").write_text("kind: Pod\nspec:\n  containers:\n    - {name: a, image: nginx:1.25}\n")
+    names, done = imported(tmp_path, "scan", "app.yaml")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not names & HEAVY
+
+
+def test_validate_imports_none_of_the_remote_clients(tmp_path: Path) -> None:
+    names, done = imported(tmp_path, "validate", "--policies", str(unreachable_policies(tmp_path)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not names & HEAVY
+
+
+def test_plan_of_a_pull_request_policy_with_canaries_imports_none_of_them(tmp_path: Path) -> None:
+    policies = unreachable_policies(tmp_path)
+    names, done = imported(tmp_path, "plan", "--policy", "production", "--policies", str(policies))
+    # The git server is unreachable: the cycle stops at checkout, after everything it needs was imported.
+    assert done.returncode == 1 and "gitbot: error: git fetch failed" in done.stderr, done.stderr[-2000:]
+    assert {"git", "httpx"} <= names
+    assert not names & HEAVY
+
+
+def test_the_daemon_still_imports_its_scheduler(tmp_path: Path) -> None:
+    names, done = imported(tmp_path, "run", "--help")
+    assert done.returncode == 0 and "--max-concurrent-cycles" in done.stdout
+    assert "apscheduler" in names
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_is_found_by_its_name(name: str) -> None:
+    command = cli.get_command(click.Context(cli), name)
+    assert isinstance(command, click.Command) and command.name == name
+    assert name in cli.list_commands(click.Context(cli))
