@@ -248,7 +248,9 @@ def canary_notices(
     held = decision.inconclusive_for
     # The moment the analysis had been inconclusive for notifyAfterInconclusive (0: never told).
     overdue_at = now - held + rules.notify_after if held is not None and rules.notify_after > timedelta(0) else None
-    if held is not None and held > rules.notify_after and _within(overdue_at, now, window):
+    # A step not applied is why its analysis has no data: that notice says it already.
+    told = held is not None and held > rules.notify_after and decision.action != "not-applied"
+    if held is not None and told and _within(overdue_at, now, window):
         title = f"canary {outcome.name} holds at {outcome.weight}%: analysis inconclusive for {_when(held)}"
         out.append(notice("canary-inconclusive", title))
     return out

@@ -25,9 +25,9 @@ from gitbot.reconcile import CycleResult, Delivery
 _log = logging.getLogger("gitbot.notify")
 
 
-def _announce(policy: Policy, make: Callable[[datetime], Sequence[Notice | None]]) -> None:
+def _announce(policy: Policy, make: Callable[[datetime], Sequence[Notice | None]], now: datetime | None) -> None:
     try:
-        notices = [notice for notice in make(datetime.now(UTC)) if notice is not None]
+        notices = [notice for notice in make(now or datetime.now(UTC)) if notice is not None]
         problems = notify_from_command(policy, os.environ, notices)
     except Exception as exc:
         log_event(_log, "notification raised", level=logging.ERROR, policy=policy.name, error_type=type(exc).__name__)
@@ -36,13 +36,15 @@ def _announce(policy: Policy, make: Callable[[datetime], Sequence[Notice | None]
         click.echo(f"gitbot: warning: {process_masker().mask(problem)}", err=True)
 
 
-def announce_cycle(policy: Policy, result: CycleResult) -> None:
-    """Tell what a `gitbot once` cycle did, by the rules the daemon's cycles follow."""
+def announce_cycle(policy: Policy, result: CycleResult, now: datetime | None = None) -> None:
+    """Tell what a `gitbot once` cycle did, by the rules the daemon's cycles follow (`now`: the cycle's time)."""
     _announce(
-        policy, lambda now: cycle_notices(policy, result, now=now, window=notice_window(policy, now), source="once")
+        policy,
+        lambda at: cycle_notices(policy, result, now=at, window=notice_window(policy, at), source="once"),
+        now,
     )
 
 
 def announce_command(policy: Policy, command: ManualCommand, name: str, delivery: Delivery, reason: str = "") -> None:
     """Tell what a command run by hand changed (nothing when it changed nothing)."""
-    _announce(policy, lambda now: [command_notice(policy, command, name, delivery, now=now, reason=reason)])
+    _announce(policy, lambda at: [command_notice(policy, command, name, delivery, now=at, reason=reason)], None)
