@@ -468,6 +468,8 @@ class CanaryOutcome:
     plan: Plan | None
     note: str = ""
     verdict: str = "unknown"
+    # What the cycle measured (the analysis that decided, when the step took effect), for notifications.
+    observation: Observation | None = None
 
     @property
     def held(self) -> str | None:
@@ -574,5 +576,7 @@ def plan_canaries(
         elif decision.action == "promote" and canary.promote_to:
             plan = promote_plan(policy, route, bindings, decision, observation, texts)
         verdict = observation.analysis.verdict if observation.analysis else "unknown"
-        outcomes.append(CanaryOutcome(canary.name, route.weight, decision, plan, note, verdict=verdict))
+        outcomes.append(
+            CanaryOutcome(canary.name, route.weight, decision, plan, note, verdict=verdict, observation=observation)
+        )
     return outcomes

@@ -121,6 +121,8 @@ class CycleResult:
     failures: tuple[LookupFailure, ...] = ()
     # Files the scan could not take in, and what could not be planned because of them; the rest went on.
     problems: tuple[Problem, ...] = ()
+    # The bot's history as the cycle read it before delivering, for what notifications tell (reverts, times).
+    history: History | None = None
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,7 @@ class CyclePlan:
     problems: tuple[Problem, ...] = ()
     # The files as the cycle read them (those holding targets): what the plans' diffs start from.
     texts: Mapping[str, str] = field(default_factory=dict)
+    history: History | None = None
 
 
 def observe(policy: Policy, route: RouteState, history: History, metrics: Metrics, now: datetime) -> Observation:
@@ -343,7 +346,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     plans = plan_images(policy, targets, texts, tags, history, chain=chain, gates=gates, vetted=vetted)
     problems += held_downgrades(policy, targets, tags, history)
     if not policy.spec.canaries:
-        return CyclePlan(tuple(plans), (), failures, tuple(problems), texts)
+        return CyclePlan(tuple(plans), (), failures, tuple(problems), texts, history)
     routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
     plans = restart_on_new_image(policy, plans, routes, texts, chain=chain)
     current = dict(texts)
@@ -361,7 +364,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
     outcomes = plan_canaries(policy, targets, current, history, routes, observations, now, busy_images=busy)
     plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
-    return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems), texts)
+    return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems), texts, history)
 
 
 def unified_diff(
@@ -429,6 +432,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                     cycle.canaries,
                     cycle.failures,
                     cycle.problems,
+                    cycle.history,
                 )
             try:
                 delivered = deliver_commits(policy, checkout, plans)
@@ -450,6 +454,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 cycle.canaries,
                 cycle.failures,
                 cycle.problems,
+                cycle.history,
             )
     raise GitbotError("unreachable: the cycle loop ended without a result")
 

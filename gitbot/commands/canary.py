@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from gitbot.commands.announce import announce_command
 from gitbot.commands.canary_view import check_json, render_canary, status_of
 from gitbot.commands.compose import build_deps, policies_option
 from gitbot.config import Policy, find_policy, load_policies
@@ -79,6 +80,7 @@ def promote(name: str, policy_name: str | None, policies_dir: Path, to_weight: i
         raise UsageError(f"--to must be a weight in 0..100, got {to_weight}")
     policy = _policy_for(policies_dir, policy_name, name)
     delivery = promote_canary(policy, build_deps(policy, need_forge=True), name, to_weight)
+    announce_command(policy, "promote", name, delivery)
     if delivery.outcome == "unchanged":
         click.echo(delivery.subject)
         return
@@ -88,6 +90,7 @@ def promote(name: str, policy_name: str | None, policies_dir: Path, to_weight: i
 def _marker(name: str, policy_name: str | None, policies_dir: Path, reason: str, *, paused: bool) -> None:
     policy = _policy_for(policies_dir, policy_name, name)
     delivery = mark_paused(policy, build_deps(policy, need_forge=False), name, paused=paused, why=reason)
+    announce_command(policy, "pause" if paused else "resume", name, delivery, reason)
     if delivery.outcome == "unchanged":
         click.echo(delivery.subject)
         return

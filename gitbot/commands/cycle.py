@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from gitbot.commands.announce import announce_command, announce_cycle
 from gitbot.commands.canary_view import render_canary
 from gitbot.commands.compose import build_deps, policies_option, policy_option
 from gitbot.commands.progress import Progress
@@ -76,6 +77,7 @@ def once(policy_name: str, policies_dir: Path) -> None:
         click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")
     _echo_holds(result)
     echo_problems(result)
+    announce_cycle(policy, result)
     _exit_on_lookup_failures(result)
 
 
@@ -133,6 +135,7 @@ def rollback(name: str, policy_name: str, policies_dir: Path, further: bool) -> 
     """
     policy = find_policy(policies_dir, policy_name)
     delivery = run_rollback(policy, build_deps(policy, need_forge=True), name, further=further)
+    announce_command(policy, "rollback", name, delivery)
     if delivery.outcome == "unchanged":
         click.echo(delivery.subject)
         return
