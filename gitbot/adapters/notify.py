@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from gitbot.adapters.deadline import HttpxDeadline
+from gitbot.adapters.deadline_httpx import HttpxDeadline
 from gitbot.config import Policy, pointer_to_field, secret_from_env
 from gitbot.domain import CheckResult, Notice
 from gitbot.errors import ConfigError, GitbotError

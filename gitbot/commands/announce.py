@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 import click
 
 from gitbot.adapters.notify import notify_from_command
-from gitbot.commands.runner import notice_window
 from gitbot.config import Policy
 from gitbot.domain import Notice
 from gitbot.logs import log_event, process_masker
@@ -38,6 +37,9 @@ def _announce(policy: Policy, make: Callable[[datetime], Sequence[Notice | None]
 
 def announce_cycle(policy: Policy, result: CycleResult, now: datetime | None = None) -> None:
     """Tell what a `gitbot once` cycle did, by the rules the daemon's cycles follow (`now`: the cycle's time)."""
+    # Imported here: the runner brings the daemon's scheduler, which commands such as `plan` never need.
+    from gitbot.commands.runner import notice_window
+
     _announce(
         policy,
         lambda at: cycle_notices(policy, result, now=at, window=notice_window(policy, at), source="once"),
