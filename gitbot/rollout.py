@@ -515,6 +515,35 @@ def rollback_plan(
     )
 
 
+def with_image_restore(
+    policy: Policy, plan: Plan, bad: str, good: str, changes: Sequence[Change], texts: Mapping[str, str]
+) -> Plan:
+    """A canary rollback that also returns the canary image from `bad` (which stays quarantined) to `good`,
+    the tag it ran before: git then shows the last good state, not the bad tag idling at 0%."""
+    if not changes:
+        return plan
+    image = next(c.image for c in policy.spec.canaries if c.name == plan.name)
+    moved = plan.changes + tuple(changes)
+    files = {**dict(plan.files), **apply_changes({**texts, **dict(plan.files)}, changes)}
+    note = f"This rollback also returns canary image {image} from {bad} to {good}, the tag it ran before."
+    plan_at = next(i for i, (key, _value) in enumerate(plan.trailers) if key == TRAILER_TO) + 1
+    trailers = (
+        *plan.trailers[:plan_at],
+        (TRAILER_TARGET, image or ""),
+        (TRAILER_FROM, bad),
+        (TRAILER_TO, good),
+        *plan.trailers[plan_at:],
+    )
+    return replace(
+        plan,
+        changes=moved,
+        files=tuple(sorted(files.items())),
+        body=f"{plan.body}\n\n{note}",
+        trailers=trailers,
+        evidence=f"{plan.evidence}\n\n{note}",
+    )
+
+
 def _with_note(plan: Plan, note: str, *, before_reverts: bool) -> str:
     """The rollback's message with `note` before or after its `This reverts commit` lines (its first paragraph)."""
     reverts, _, rest = plan.body.partition("\n\n")
@@ -541,7 +570,8 @@ def settle_rollback(plan: Plan, reverted: RouteState, texts: Mapping[str, str]) 
 
 def rollback_commit_message(plan: Plan) -> str:
     """The message of a rollback that could not be a `git revert`: it sets the weights to 0% itself."""
-    weight = dict(plan.trailers).get(TRAILER_FROM, "?")
+    # The canary's own From (a rollback that also returns the canary image has a second one).
+    weight = next((value for key, value in plan.trailers if key == TRAILER_FROM), "?")
     note = (
         "Reverting the steps below does not apply to the branch as it is now (it conflicts with later "
         f"changes), so this commit sets the canary weight from {weight}% to 0% (GA 100%) instead."

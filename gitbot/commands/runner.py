@@ -124,6 +124,9 @@ class CountingForge:
     def close_pull(self, number: int, comment: str) -> None:
         self._counted(lambda: self._inner.close_pull(number, comment))
 
+    def comment_pull(self, number: int, comment: str) -> None:
+        self._counted(lambda: self._inner.comment_pull(number, comment))
+
 
 class StopBeforeDelivery(GitbotError):
     """The service is stopping and this cycle had not written anything yet; it ends without delivering."""
