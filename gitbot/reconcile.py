@@ -65,6 +65,7 @@ from gitbot.rollout import (
     apply_changes,
     canary_history,
     canary_policy,
+    default_marker_reason,
     marker_message,
     observe_state,
     read_route,
@@ -1100,6 +1101,13 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
         route = read_route(policy, index, targets)
         if to == route.weight:
             return already(name, checkout.head, f"canary {name} is already at {to}%; nothing to change")
+        if to is not None and to < route.weight:
+            # Going down is no step: the next cycle would take the canary up again at once.
+            raise UsageError(
+                f"--to {to} would move canary {name} down from {route.weight}%: promote only moves a canary up",
+                hint=f"roll it back with `gitbot rollback {name} --policy {policy.name}` "
+                f"or hold it with `gitbot pause {name}`",
+            )
         target = to if to is not None else canary_policy(canary).next_step(route.weight)
         done = hand_step(read_history(checkout.log(), policy.name), name, route.weight) if to is None else None
         if done is not None:
@@ -1107,14 +1115,19 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
             return already(name, done.sha, f"already promoted by {done.sha[:7]}: {done.commit.subject}; {further}")
         if target is None:
             raise UsageError(f"canary {name} is already at its last step ({route.weight}%); give --to to move it")
-        if not 0 <= target <= 100:
-            raise UsageError(f"--to must be a weight in 0..100, got {target}")
+        if not 1 <= target <= 100:
+            raise weight_out_of_range(target)
         decision = CanaryDecision("step", route.weight, target, f"stepped by hand from {route.weight}% to {target}%")
         plan = step_plan(policy, route, decision, Observation(None, None, None), texts, to=target, manual=True)
         return open_manual_pull(policy, deps, f"{PROMOTE_PREFIX}{name}", plan.plan_id) or plan
 
     # Its own branch: a person's step is not the cycle's plan, which would close or rewrite it.
     return deliver_one(policy, deps, make, branch_name=f"{PROMOTE_PREFIX}{name}")
+
+
+def weight_out_of_range(to: int) -> UsageError:
+    """The error of a `promote --to` weight outside the range its help states."""
+    return UsageError(f"--to must be a weight in 1..100, above the canary's current weight; got {to}")
 
 
 def set_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str = "") -> str:
@@ -1131,7 +1144,7 @@ def mark_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str
     index = _canary_index(policy, name)
     canary = policy.spec.canaries[index]
     action = "pause" if paused else "resume"
-    message = marker_message(policy, name, action, why or f"{action}d by gitbot {action} {name}")
+    message = marker_message(policy, name, action, why or default_marker_reason(action, name))
     attempts = policy.spec.git.max_push_attempts
     with deps.workspace.checkout() as checkout:
         for attempt in range(1, attempts + 1):

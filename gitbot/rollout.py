@@ -362,7 +362,8 @@ def _paused(history: History, canary: CanarySettings) -> tuple[bool, str]:
         if not any(ch.target == canary.name for ch in commit.changes):
             continue
         if commit.action == "pause":
-            events.append((commit.landed, True, f"paused by {commit.commit.author.name}"))
+            why = _marker_reason(commit, canary.name)
+            events.append((commit.landed, True, f"paused by {commit.commit.author.name}" + (f": {why}" if why else "")))
         elif commit.action == "resume":
             events.append((commit.landed, False, ""))
         elif commit.action == "canary-step" and commit.reverted_by is not None:
@@ -373,6 +374,24 @@ def _paused(history: History, canary: CanarySettings) -> tuple[bool, str]:
         return False, ""
     _, paused, reason = max(events, key=lambda e: e[0])
     return paused, reason
+
+
+def _marker_reason(commit: BotCommit, name: str) -> str:
+    """The reason a pause or resume marker records (`--reason`), "" when none was given."""
+    first = commit.commit.body.partition("\n\n")[0].strip()
+    if not first or first == default_marker_reason(commit.action, name) or parse_trailer_line(first):
+        return ""
+    return " ".join(first.split())
+
+
+def default_marker_reason(action: str, name: str) -> str:
+    """The body of a pause or resume marker made without a reason."""
+    return f"{action}d by gitbot {action} {name}"
+
+
+def parse_trailer_line(text: str) -> bool:
+    """Whether `text` is a block of gitbot trailers (a marker whose body holds nothing else)."""
+    return all(line.startswith("Gitbot-") and ": " in line for line in text.splitlines())
 
 
 def observe_state(
