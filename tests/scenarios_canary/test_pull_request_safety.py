@@ -5,7 +5,14 @@ image to the tag that ran before the bad one, and `status` flags a target that r
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
+from gitbot.commands.runner import summarize
+from gitbot.logs import FIELDS
 from gitbot.reconcile import promote, status
+from gitbot.service import Service, ServiceMetrics
 from tests.scenarios_canary.conftest import APPS_FILE, CANARY_TAG, POLICY, World, WorldFactory, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.scenarios_canary.test_pull_requests import BRANCH, delivered, merge, open_pulls, rev, review_rollbacks
@@ -138,3 +145,35 @@ def test_status_flags_a_target_that_runs_a_quarantined_tag(make_world: WorldFact
     assert canary.running_quarantined == (CANARY_TAG,)
     (ga,) = [image for image in report.images if image.name == "podinfo-ga"]
     assert ga.running_quarantined == ()
+
+
+def test_metrics_and_the_cycle_log_report_the_committed_weight_and_the_proposed_one_apart(
+    make_world: WorldFactory, github_fake: GitHubFake, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = make_world("healthy", github=github_fake)
+    proposed = world.cycle(1)
+    assert delivered(proposed) == [("podinfo", "opened")]
+    service_metrics = ServiceMetrics()
+
+    # The pull request only proposes 10 %: the branch, and so the cluster, still has 0 %.
+    summary = summarize(proposed, 0.5)
+    assert summary.canaries == {"podinfo": (0, "unknown")}
+    assert summary.proposed == {"podinfo": 10}
+    service_metrics.record_cycle(summary, now=0)
+    exposition = service_metrics.exposition().decode()
+    assert 'gitbot_canary_weight_percent{canary="podinfo",policy="production"} 0.0' in exposition
+    assert 'gitbot_canary_proposed_weight_percent{canary="podinfo",policy="production"} 10.0' in exposition
+    service = Service([world.policy], lambda _policy: summary, port=0)
+    with caplog.at_level(logging.INFO, logger="gitbot.service"):
+        service.record(summary)
+    (event,) = [r for r in caplog.records if r.getMessage() == "cycle"]
+    assert getattr(event, FIELDS)["canaries"] == {"podinfo": {"weight": 0, "verdict": "unknown", "proposed": 10}}
+
+    # Merged: the weight is committed, and nothing is proposed any more.
+    merge(world, open_pulls(world)[0])
+    settled = summarize(world.cycle(1.5), 0.5)
+    assert settled.canaries["podinfo"][0] == 10 and settled.proposed == {}
+    service_metrics.record_cycle(settled, now=0)
+    exposition = service_metrics.exposition().decode()
+    assert 'gitbot_canary_weight_percent{canary="podinfo",policy="production"} 10.0' in exposition
+    assert "gitbot_canary_proposed_weight_percent{" not in exposition
