@@ -14,9 +14,11 @@ from gitbot.logs import FIELDS
 from gitbot.reconcile import promote, status
 from gitbot.service import Service, ServiceMetrics
 from tests.scenarios_canary.conftest import APPS_FILE, CANARY_TAG, POLICY, World, WorldFactory, weights
+from tests.scenarios_canary.test_cli import gitbot, ok
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.scenarios_canary.test_pull_requests import BRANCH, delivered, merge, open_pulls, rev, review_rollbacks
 from tests.support.github_fake import GitHubFake
+from tests.support.gitserver import GitServer
 
 
 def canary_image(world: World, ref: str = "main") -> str:
@@ -134,7 +136,7 @@ def test_a_rollback_returns_the_canary_image_to_the_tag_that_ran_before(make_wor
     assert world.validate_every_version() == 4
 
 
-def test_status_flags_a_target_that_runs_a_quarantined_tag(make_world: WorldFactory) -> None:
+def test_status_flags_a_target_that_runs_a_quarantined_tag(make_world: WorldFactory, git_server: GitServer) -> None:
     # The seed's canary tag has no earlier one in git to go back to: it stays, at 0 %, and status says so.
     world = make_world("errors")
     world.cycle(1)
@@ -145,6 +147,13 @@ def test_status_flags_a_target_that_runs_a_quarantined_tag(make_world: WorldFact
     assert canary.running_quarantined == (CANARY_TAG,)
     (ga,) = [image for image in report.images if image.name == "podinfo-ga"]
     assert ga.running_quarantined == ()
+    printed = ok(gitbot(world, git_server, "status", "--policy", POLICY))
+    at_canary = printed.index(
+        f"  podinfo-canary: running {CANARY_TAG}; newest allowed (none newer than a quarantined tag)"
+    )
+    assert printed[at_canary + 1].startswith(f"    quarantined {CANARY_TAG}: rolled back by ")
+    assert printed[at_canary + 2] == f"    ! Deployment/test/podinfo-canary runs quarantined tag {CANARY_TAG}"
+    assert not any("! Deployment/test/podinfo-ga" in line for line in printed)
 
 
 def test_metrics_and_the_cycle_log_report_the_committed_weight_and_the_proposed_one_apart(
