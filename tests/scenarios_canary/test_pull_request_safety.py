@@ -186,3 +186,27 @@ def test_metrics_and_the_cycle_log_report_the_committed_weight_and_the_proposed_
     exposition = service_metrics.exposition().decode()
     assert 'gitbot_canary_weight_percent{canary="podinfo",policy="production"} 10.0' in exposition
     assert "gitbot_canary_proposed_weight_percent{" not in exposition
+
+
+def test_a_rollback_pushed_in_pull_request_mode_that_loses_a_race_is_planned_again_and_lands_once(
+    make_world: WorldFactory, github_fake: GitHubFake
+) -> None:
+    world = make_world("errors", github=github_fake)
+    world.cycle(1)
+    merge(world, open_pulls(world)[0])
+    readme = "clusters/production/README.md"
+    theirs = world.server.race_next_push(world.repo, {readme: "podinfo\n"}, "Describe the production cluster")
+
+    failed = world.cycle(8)
+
+    assert not world.server.race_pending(world.repo)
+    assert failed.attempts == 2 and action(failed) == "rollback"
+    log = world.log()
+    assert [c.subject for c in log[:2]] == [
+        f"gitbot({POLICY}): roll back podinfo canary (success-rate 92 < 99; 8pp below GA)",
+        "Describe the production cluster",
+    ]
+    assert log[1].sha == theirs and [d.outcome for d in failed.deliveries] == ["committed"]
+    assert weights(world.routes_text()) == at(0)
+    assert world.server.read_file(world.repo, readme) == "podinfo\n"
+    assert open_pulls(world) == []
