@@ -198,6 +198,9 @@ class DeliverySettings(_Model):
     mode: Literal["commit", "pull-request"] = "commit"
     github: GitHubSettings | None = None
     group: Literal["per-image", "all"] = "per-image"
+    # How a cycle delivers a failing canary's rollback in pull-request mode: pushed to the branch at once
+    # (commit, the default: a safety action does not wait for a review) or proposed as a pull request.
+    rollback: Literal["commit", "pull-request"] = "commit"
 
     @model_validator(mode="after")
     def _github_for_pulls(self) -> DeliverySettings:

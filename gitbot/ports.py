@@ -171,6 +171,10 @@ class Forge(Protocol):
 
     def close_pull(self, number: int, comment: str) -> None: ...
 
+    def comment_pull(self, number: int, comment: str) -> None:
+        """Add a comment to pull request `number`, open or not; it stays as it is otherwise."""
+        ...
+
 
 class Notifier(Protocol):
     def notify(self, notice: Notice) -> bool:

@@ -40,7 +40,7 @@ from gitbot.errors import (
     RemoteError,
     UsageError,
 )
-from gitbot.history import TRAILER_TARGET, BotCommit, History, read_history
+from gitbot.history import TRAILER_FROM, TRAILER_TARGET, TRAILER_TO, BotCommit, History, read_history
 from gitbot.manifests import Problem, ScanCache, scan_tree
 from gitbot.messages import (
     KIND_HAND_ROLLBACK,
@@ -76,8 +76,10 @@ from gitbot.rollout import (
     Observation,
     RouteState,
     analysis_spec,
+    apply_changes,
     canary_history,
     canary_policy,
+    default_marker_reason,
     marker_message,
     observe_state,
     read_route,
@@ -362,9 +364,46 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     # A commit changes the canary's image this cycle, so the analysis of the old one decides nothing; a pull
     # request only proposes it, and the canary on the branch is still the one to step or roll back.
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
-    outcomes = plan_canaries(policy, targets, current, history, routes, observations, now, busy_images=busy)
+    pending = {} if chain else proposed_canary_images(policy, plans, deps.forge)
+    outcomes = plan_canaries(
+        policy, targets, current, history, routes, observations, now, busy_images=busy, pending_images=pending
+    )
     plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
     return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems), texts, history)
+
+
+def proposed_canary_images(policy: Policy, plans: Sequence[Plan], forge: Forge | None) -> dict[str, str]:
+    """Canary images this pull-request cycle proposes, with why a step waits for each to land.
+
+    A step proposed beside its image could be merged first and send traffic to the old image. An image
+    whose pull request a person closed unmerged is not pending (it is skipped until its plan changes).
+    """
+    images = {canary.image for canary in policy.spec.canaries if canary.image}
+    pending: dict[str, str] = {}
+    for plan in plans:
+        if plan.action != "image-update":
+            continue
+        changes = _trailer_changes(plan.trailers)
+        mine = [(name, old, new) for name, old, new in changes if name in images and name not in pending]
+        if not mine:
+            continue
+        if forge is not None and forge.find_pull(bot_branch(policy, plan.name)) is None:
+            refused = forge.closed_pull(bot_branch(policy, plan.name))
+            if refused is not None and plan_id_in(refused.body) == plan.plan_id:
+                continue
+        for name, old, new in mine:
+            pending[name] = (
+                f"canary image {name} {old} -> {new} is proposed in a pull request; the next step waits until it lands"
+            )
+    return pending
+
+
+def _trailer_changes(trailers: Sequence[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """The (target, from, to) triples of a plan's trailers, in order."""
+    targets = [value for key, value in trailers if key == TRAILER_TARGET]
+    olds = [value for key, value in trailers if key == TRAILER_FROM]
+    news = [value for key, value in trailers if key == TRAILER_TO]
+    return [(t, olds[i] if i < len(olds) else "", news[i] if i < len(news) else "") for i, t in enumerate(targets)]
 
 
 def unified_diff(
@@ -403,6 +442,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
     if pull_requests and deliver and deps.forge is None:
         raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
     attempts = policy.spec.git.max_push_attempts
+    undeadlined = deps
     deps = with_deadline(policy, deps)
     deps.progress("checkout")
     with deps.workspace.checkout() as checkout:
@@ -419,16 +459,34 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             deps.progress("deliver")
             if pull_requests:
                 assert deps.forge is not None
+                safety = straight_rollbacks(policy, plans)
+                rolled: list[Delivery] = []
+                if safety:
+                    try:
+                        rolled = deliver_rollbacks(policy, checkout, deps.forge, safety, rollback_reasons(cycle))
+                    except PushRejectedError:
+                        if attempt == attempts:
+                            raise
+                        deps.log(
+                            f"push to {policy.spec.git.branch} rejected; fetching and planning again "
+                            f"({attempt}/{attempts})"
+                        )
+                        checkout.refresh()
+                        continue
+                    # The rest is planned again from the branch as the rollbacks left it (no deadline: the
+                    # rollbacks are delivered, and a cycle past it must not say nothing was).
+                    again = plan_cycle(policy, checkout, undeadlined, chain=False)
+                    cycle, plans = after_rollbacks(cycle, safety, again), again.plans
                 delivered = deliver_pull_requests(
                     policy, checkout, deps.forge, plans, keep=unplanned_by_failure(policy, cycle.failures)
                 )
                 return CycleResult(
                     policy.name,
-                    plans,
-                    tuple(delivered),
+                    (*safety, *plans),
+                    (*rolled, *delivered),
                     diff,
                     attempt,
-                    head,
+                    checkout.head if safety else head,
                     cycle.canaries,
                     cycle.failures,
                     cycle.problems,
@@ -457,6 +515,69 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 cycle.history,
             )
     raise GitbotError("unreachable: the cycle loop ended without a result")
+
+
+def straight_rollbacks(policy: Policy, plans: Sequence[Plan]) -> tuple[Plan, ...]:
+    """The canary rollbacks a pull-request cycle pushes straight to the branch: a failing canary keeps its
+    traffic while a rollback waits for a review, so it does not wait unless `delivery.rollback` asks it to."""
+    if policy.spec.delivery.rollback == "pull-request":
+        return ()
+    canaries = {canary.name for canary in policy.spec.canaries}
+    return tuple(plan for plan in plans if plan.action == "rollback" and plan.name in canaries)
+
+
+def after_rollbacks(before: CyclePlan, rollbacks: Sequence[Plan], again: CyclePlan) -> CyclePlan:
+    """The cycle's plan once its rollbacks landed: them, then what planning again from the new head gave.
+
+    The rolled-back canaries keep the outcome that rolled them back (that is what this cycle did).
+    """
+    names = {plan.name for plan in rollbacks}
+    canaries = tuple(o for o in before.canaries if o.name in names) + tuple(
+        o for o in again.canaries if o.name not in names
+    )
+    return CyclePlan((*rollbacks, *again.plans), canaries, again.failures, again.problems)
+
+
+def rollback_reasons(cycle: CyclePlan) -> dict[str, str]:
+    """Why each canary of the cycle is rolled back, in a few words (`its analysis failed at 10% (...)`)."""
+    reasons = {}
+    for outcome in cycle.canaries:
+        if outcome.decision is not None and outcome.decision.action == "rollback":
+            summary = f" ({outcome.summary})" if outcome.summary else ""
+            reasons[outcome.name] = f"its analysis failed at {outcome.weight}%{summary}"
+    return reasons
+
+
+def deliver_rollbacks(
+    policy: Policy, checkout: Checkout, forge: Forge, rollbacks: Sequence[Plan], reasons: Mapping[str, str]
+) -> list[Delivery]:
+    """Push canary rollbacks to the environment branch in pull-request mode, then tell the bot's open pull
+    requests for those canaries: the cycle's step is closed (it would move a rolled-back canary), a step or
+    rollback asked for by hand is left open for its person. PushRejectedError leaves nothing pushed."""
+    delivered = deliver_commits(policy, checkout, rollbacks)
+    branch = policy.spec.git.branch
+    out: list[Delivery] = []
+    for plan, done in zip(rollbacks, delivered, strict=True):
+        out.append(done)
+        why = reasons.get(plan.name, "its analysis failed")
+        note = (
+            f"gitbot rolled back canary {plan.name} on {branch} in {done.ref[:7]} without waiting for a review: "
+            f"{why}. A failing canary keeps its traffic while a pull request waits, so rollbacks are pushed "
+            "straight to the branch (`delivery.rollback: pull-request` makes them wait for a review instead)."
+        )
+        for suffix in ("", MANUAL_PREFIX, PROMOTE_PREFIX):
+            pull = forge.find_pull(bot_branch(policy, f"{suffix}{plan.name}"))
+            if pull is None:
+                continue
+            if suffix:
+                forge.comment_pull(pull.number, note)
+                continue
+            marker = PLAN_MARKER.split("{")[0]
+            # Unmarked first, as a superseded one: a pull request the bot closed is not a person's refusal.
+            forge.update_pull(pull.number, pull.title, pull.body.replace(marker, SUPERSEDED_MARKER))
+            forge.close_pull(pull.number, f"{note} This step is no longer wanted; closing.")
+            out.append(Delivery(plan.name, "closed", pull.url, pull.title))
+    return out
 
 
 def unplanned_by_failure(policy: Policy, failures: Sequence[LookupFailure]) -> frozenset[str]:
@@ -602,16 +723,23 @@ def rollback_finish(policy: Policy, checkout: Checkout, plan: Plan) -> RevertFin
     branch before the revert, set the weights to 0% instead.
     """
     names = [canary.name for canary in policy.spec.canaries]
-    target = dict(plan.trailers).get(TRAILER_TARGET)
+    # The canary is the first target (a rollback that returns the canary image names that image too).
+    target = next((value for key, value in plan.trailers if key == TRAILER_TARGET), None)
     if plan.action != "rollback" or not plan.files or target not in names:
         return None
     index = names.index(target)
+    # The canary image's return to its earlier tag: the steps' revert does not touch it, so it goes on top.
+    images = [change for change in plan.changes if change.kind != "weight"]
 
     def finish() -> tuple[dict[str, str], str] | None:
         try:
             route = read_route(policy, index, scan_checkout(policy, checkout))
             texts = {group.file: read_exact(checkout.root / group.file) for group in route.groups}
-            return settle_rollback(plan, route, texts)
+            files, message = settle_rollback(plan, route, texts)
+            if images:
+                current = {c.file: files.get(c.file) or read_exact(checkout.root / c.file) for c in images}
+                files = {**files, **apply_changes(current, images)}
+            return files, message
         except GitbotError:
             return None
 
@@ -757,6 +885,10 @@ class ImageStatus:
     lookup_error: str = ""
     # Newer tags its promotion gate holds back, newest first, and why (soak left, rolled back there, ...).
     held: tuple[tuple[str, str], ...] = ()
+    # Tags its targets run although they are quarantined (a rolled-back canary whose earlier tag git does
+    # not know keeps the bad one at 0%), with the targets that run each.
+    running_quarantined: tuple[str, ...] = ()
+    quarantined_targets: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -783,6 +915,7 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
         listed, held = gated_tags(tags.get(image.name, ()), flt, quarantined.keys(), current, gates.get(image.name))
         selection = select(listed, flt, quarantine=quarantined.keys())
         blocked = behind_quarantine(listed, flt, selection)
+        flagged = tuple((t.resource, tag) for t in binding.targets if (tag := current_tag(t)) in quarantined)
         images.append(
             ImageStatus(
                 image.name,
@@ -792,6 +925,8 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
                 tuple((tag, q.reason) for tag, q in sorted(quarantined.items())),
                 lookup_error=failed.get(image.name, ""),
                 held=held,
+                running_quarantined=tuple(sorted({tag for _resource, tag in flagged})),
+                quarantined_targets=flagged,
             )
         )
     pulls: tuple[PullRequest, ...] = ()
@@ -1016,6 +1151,13 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
         route = read_route(policy, index, targets)
         if to == route.weight:
             return already(name, checkout.head, f"canary {name} is already at {to}%; nothing to change")
+        if to is not None and to < route.weight:
+            # Going down is no step: the next cycle would take the canary up again at once.
+            raise UsageError(
+                f"--to {to} would move canary {name} down from {route.weight}%: promote only moves a canary up",
+                hint=f"roll it back with `gitbot rollback {name} --policy {policy.name}` "
+                f"or hold it with `gitbot pause {name}`",
+            )
         target = to if to is not None else canary_policy(canary).next_step(route.weight)
         done = hand_step(read_history(checkout.log(), policy.name), name, route.weight) if to is None else None
         if done is not None:
@@ -1023,14 +1165,19 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
             return already(name, done.sha, f"already promoted by {done.sha[:7]}: {done.commit.subject}; {further}")
         if target is None:
             raise UsageError(f"canary {name} is already at its last step ({route.weight}%); give --to to move it")
-        if not 0 <= target <= 100:
-            raise UsageError(f"--to must be a weight in 0..100, got {target}")
+        if not 1 <= target <= 100:
+            raise weight_out_of_range(target)
         decision = CanaryDecision("step", route.weight, target, f"stepped by hand from {route.weight}% to {target}%")
         plan = step_plan(policy, route, decision, Observation(None, None, None), texts, to=target, manual=True)
         return open_manual_pull(policy, deps, f"{PROMOTE_PREFIX}{name}", plan.plan_id) or plan
 
     # Its own branch: a person's step is not the cycle's plan, which would close or rewrite it.
     return deliver_one(policy, deps, make, branch_name=f"{PROMOTE_PREFIX}{name}")
+
+
+def weight_out_of_range(to: int) -> UsageError:
+    """The error of a `promote --to` weight outside the range its help states."""
+    return UsageError(f"--to must be a weight in 1..100, above the canary's current weight; got {to}")
 
 
 def set_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str = "") -> str:
@@ -1047,7 +1194,7 @@ def mark_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str
     index = _canary_index(policy, name)
     canary = policy.spec.canaries[index]
     action = "pause" if paused else "resume"
-    message = marker_message(policy, name, action, why or f"{action}d by gitbot {action} {name}")
+    message = marker_message(policy, name, action, why or default_marker_reason(action, name))
     attempts = policy.spec.git.max_push_attempts
     with deps.workspace.checkout() as checkout:
         for attempt in range(1, attempts + 1):

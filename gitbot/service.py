@@ -53,7 +53,8 @@ class CycleSummary:
     """What one reconcile cycle of one policy did, as the service records and reports it.
 
     `changes` counts delivered changes by kind (image-update, canary-step, rollback, promote);
-    `canaries` maps a canary's name to its current weight (percent) and last verdict; `holds` maps a canary
+    `canaries` maps a canary's name to its weight committed on the branch (percent) and last verdict,
+    `proposed` to the weight a pull request proposes (absent when none does); `holds` maps a canary
     that changed nothing to why (e.g. `analysis inconclusive: canary has 12 requests, needs 100`).
     """
 
@@ -67,6 +68,8 @@ class CycleSummary:
     holds: Mapping[str, str] = field(default_factory=dict)
     # Images whose tag lookup failed in a cycle that went ahead with everything else.
     lookup_failures: tuple[LookupFailure, ...] = ()
+    # The weight an open pull request proposes for a canary (not yet on the branch), by canary name.
+    proposed: Mapping[str, int] = field(default_factory=dict)
 
 
 Runner = Callable[[Policy], CycleSummary]
@@ -76,6 +79,8 @@ def _canary_fields(summary: CycleSummary, name: str) -> dict[str, object]:
     """One canary in the cycle event: weight, verdict and, when it changed nothing, why it holds."""
     weight, verdict = summary.canaries[name]
     fields: dict[str, object] = {"weight": weight, "verdict": verdict}
+    if name in summary.proposed:
+        fields["proposed"] = summary.proposed[name]
     if name in summary.holds:
         fields["holds"] = summary.holds[name]
     return fields
@@ -114,7 +119,13 @@ class ServiceMetrics:
         )
         self.canary_weight = Gauge(
             "gitbot_canary_weight_percent",
-            "Traffic weight of each canary, in percent.",
+            "Traffic weight of each canary committed on the environment branch, in percent.",
+            ["policy", "canary"],
+            registry=r,
+        )
+        self.canary_proposed_weight = Gauge(
+            "gitbot_canary_proposed_weight_percent",
+            "Traffic weight an open pull request proposes for a canary, in percent (absent when none does).",
             ["policy", "canary"],
             registry=r,
         )
@@ -165,6 +176,11 @@ class ServiceMetrics:
             self.lookup_failures.labels(policy=policy, image=failure.image, host=failure.host).inc()
         for canary, (weight, verdict) in summary.canaries.items():
             self.canary_weight.labels(policy=policy, canary=canary).set(weight)
+            if canary in summary.proposed:
+                self.canary_proposed_weight.labels(policy=policy, canary=canary).set(summary.proposed[canary])
+            else:
+                with suppress(KeyError):  # no proposal: no series, rather than a stale one
+                    self.canary_proposed_weight.remove(policy, canary)
             state = verdict if verdict in VERDICT_STATES else "unknown"
             self.canary_verdict.labels(policy=policy, canary=canary).state(state)
 

@@ -105,6 +105,8 @@ def status(policy_name: str, policies_dir: Path) -> None:
         click.echo(f"  {image.name}: running {', '.join(image.current)}; newest allowed {newest}")
         for tag, reason in image.quarantined:
             click.echo(f"    quarantined {tag}: {reason}")
+        for resource, tag in image.quarantined_targets:
+            click.echo(f"    ! {resource} runs quarantined tag {tag}")
         for tag, reason in image.held:
             click.echo(f"    held back {tag}: {reason}")
         if image.lookup_error:

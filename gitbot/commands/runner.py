@@ -144,6 +144,9 @@ class CountingForge:
     def add_labels(self, number: int, labels: Sequence[str]) -> None:
         self._counted(lambda: self._inner.add_labels(number, labels))
 
+    def comment_pull(self, number: int, comment: str) -> None:
+        self._counted(lambda: self._inner.comment_pull(number, comment))
+
 
 class StopBeforeDelivery(GitbotError):
     """The service is stopping and this cycle had not written anything yet; it ends without delivering."""
@@ -242,22 +245,26 @@ def summarize(result: CycleResult, duration: float) -> CycleSummary:
     for delivery in result.deliveries:
         if delivery.outcome in DELIVERED:
             changes[kinds.get(delivery.name, "image-update")] += 1
-    delivered = {d.name for d in result.deliveries if d.outcome in DELIVERED}
-    canaries = {
-        outcome.name: (
-            outcome.decision.to_weight
-            if outcome.decision is not None and outcome.decision.to_weight is not None and outcome.name in delivered
-            else outcome.weight,
+    # Only a commit on the branch moves the weight the cluster gets; a pull request proposes one.
+    committed = {d.name for d in result.deliveries if d.outcome == "committed"}
+    proposing = {d.name for d in result.deliveries if d.outcome in ("opened", "updated", "unchanged")}
+    canaries: dict[str, tuple[int, str]] = {}
+    proposed: dict[str, int] = {}
+    for outcome in result.canaries:
+        to = outcome.decision.to_weight if outcome.decision is not None else None
+        canaries[outcome.name] = (
+            to if to is not None and outcome.name in committed else outcome.weight,
             outcome.verdict,
         )
-        for outcome in result.canaries
-    }
+        if to is not None and outcome.name in proposing and outcome.name not in committed:
+            proposed[outcome.name] = to
     return CycleSummary(
         policy=result.policy,
         outcome="changed" if changes else "unchanged",
         changes=dict(changes),
         duration_seconds=duration,
         canaries=canaries,
+        proposed=proposed,
         holds={outcome.name: outcome.held for outcome in result.canaries if outcome.held is not None},
         lookup_failures=result.failures,
     )

@@ -198,6 +198,9 @@ class Pulls:
     def add_labels(self, number: int, labels: Any) -> None:
         return None
 
+    def comment_pull(self, number: int, comment: str) -> None:
+        return None
+
 
 def test_forge_operations_are_counted_with_their_outcome() -> None:
     recorder = Recorder()
