@@ -484,6 +484,15 @@ def _image_tag(bindings: Sequence[Binding], name: str | None) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class PromotionPin:
+    """The digest a canary's promotion writes beside its tag, for a GA image policy with `digest: pin`, or
+    why it could not be had (the promotion then holds: an unpinned reference would be pinned a cycle later)."""
+
+    digest: str | None
+    problem: str = ""
+
+
 def promote_plan(
     policy: Policy,
     route: RouteState,
@@ -491,20 +500,29 @@ def promote_plan(
     decision: CanaryDecision,
     observation: Observation,
     texts: Mapping[str, str],
+    digest: str | None = None,
 ) -> Plan:
-    """Give GA the canary's tag and all the traffic back: a separate, reviewable change."""
+    """Give GA the canary's tag and all the traffic back: a separate, reviewable change.
+
+    With `digest` (GA's image policy pins digests), GA gets `repository:tag@digest` and a Flux `:digest`
+    field the digest, in the same change.
+    """
     canary = route.canary
     tag = _image_tag(bindings, canary.image) or ""
     ga = next(b for b in bindings if b.image.name == canary.promote_to)
-    changes = [
-        Change(t.file, t.document, t.pointer, t.resource, t.kind, t.value, _new_value(t, tag))
-        for t in ga.targets
-        if current_tag(t) != tag
-    ]
+    changes = []
+    for t in ga.targets:
+        if t.kind == "digest" and not digest:
+            continue
+        new = _new_value(t, tag, digest)
+        if (t.value if digest else current_tag(t)) != (new if digest else tag):
+            changes.append(Change(t.file, t.document, t.pointer, t.resource, t.kind, t.value, new))
     changes += weight_changes(route, 0)
     pid = plan_id(policy.name, canary.name, "promote", changes)
     subject = f"gitbot({policy.name}): promote {canary.name} canary {tag} to {ga.image.name}"
     body = evidence_text(decision, observation)
+    if digest:
+        body += f"\n\n{ga.image.name} is pinned to {tag}@{digest}, the image the registry serves for {tag}."
     old_tag = current_tag(ga.targets[0]) or ""
     trailers = (
         (TRAILER_POLICY, policy.name),
@@ -542,8 +560,12 @@ def plan_canaries(
     now: datetime,
     *,
     busy_images: Collection[str] = (),
+    pins: Mapping[str, PromotionPin] | None = None,
 ) -> list[CanaryOutcome]:
-    """Decide every canary of the policy and plan the step, rollback or promotion that follows."""
+    """Decide every canary of the policy and plan the step, rollback or promotion that follows.
+
+    `pins` (canary name -> digest) is what a promotion to a GA image policy with `digest: pin` writes.
+    """
     bindings = bind_images(policy, targets) if policy.spec.images else []
     outcomes = []
     for canary in policy.spec.canaries:
@@ -571,8 +593,21 @@ def plan_canaries(
             plan = step_plan(policy, route, decision, observation, texts, to=decision.to_weight, canary_tag=canary_tag)
         elif decision.action == "rollback":
             plan = rollback_plan(policy, route, hist, decision, observation, texts, canary_tag)
+        elif decision.action == "promote" and canary.promote_to and _pins_digest(policy, canary.promote_to):
+            pin = (pins or {}).get(canary.name, PromotionPin(None, "its digest was not looked up"))
+            if pin.digest is None:
+                note = (
+                    f"promotion of {canary_tag} to {canary.promote_to} held: {canary.promote_to} pins digests and "
+                    f"the digest of {canary_tag} cannot be had ({pin.problem}); retried next cycle"
+                )
+            else:
+                plan = promote_plan(policy, route, bindings, decision, observation, texts, pin.digest)
         elif decision.action == "promote" and canary.promote_to:
             plan = promote_plan(policy, route, bindings, decision, observation, texts)
         verdict = observation.analysis.verdict if observation.analysis else "unknown"
         outcomes.append(CanaryOutcome(canary.name, route.weight, decision, plan, note, verdict=verdict))
     return outcomes
+
+
+def _pins_digest(policy: Policy, image: str) -> bool:
+    return any(i.name == image and i.digest == "pin" for i in policy.spec.images)

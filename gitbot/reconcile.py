@@ -72,7 +72,7 @@ from gitbot.rollout import (
     settle_rollback,
     step_plan,
 )
-from gitbot.tagfacts import vet_images
+from gitbot.tagfacts import promotion_pins, vet_images
 from gitbot.versioning import TagFilter, select
 
 # Branch names of pull requests a person asked for by hand (`gitbot/<policy>/rollback-<name>`,
@@ -345,7 +345,8 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     # A commit changes the canary's image this cycle, so the analysis of the old one decides nothing; a pull
     # request only proposes it, and the canary on the branch is still the one to step or roll back.
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
-    outcomes = plan_canaries(policy, targets, current, history, routes, observations, now, busy_images=busy)
+    pins = promotion_pins(policy, deps.registry, targets, routes)
+    outcomes = plan_canaries(policy, targets, current, history, routes, observations, now, busy_images=busy, pins=pins)
     plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
     return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems), texts)
 
