@@ -549,12 +549,14 @@ class Policy(_Model):
                     f"{base}/onComplete", "promote needs image (the canary's image) and promoteTo (the GA image)"
                 )
             checks = [check.spec() for check in canary.analysis.checks]
-            if canary.on_complete == "promote" and all(check.absolute() is None for check in checks):
-                # At 100 percent GA has no traffic: comparisons cannot run, and a request count alone is no pass.
+            if canary.on_complete == "promote" and not any(check.judged_at_full_weight for check in checks):
+                # At 100 percent comparisons use GA's figures from before that step, but a custom query naming
+                # {stable} cannot be judged then, and a request count alone is no pass: it would never complete.
                 raise self.error(
                     f"{base}/analysis/checks",
-                    "onComplete: promote needs a check that judges the canary on its own at 100% "
-                    "(min or max, or a custom query without {stable})",
+                    "onComplete: promote needs a check that can be judged at 100%: every check is a custom "
+                    "query that names {stable}, and GA takes no traffic then; add a built-in check "
+                    "(success-rate, latency-p99, error-rate, latency) or a custom query without {stable}",
                 )
             if not canary.route.split("/")[1] and canary.analysis.namespace is None:
                 raise self.error(

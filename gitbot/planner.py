@@ -489,6 +489,15 @@ def _image_tag(bindings: Sequence[Binding], name: str | None) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class PromotionPin:
+    """The digest a canary's promotion writes beside its tag, for a GA image policy with `digest: pin`, or
+    why it could not be had (the promotion then holds: an unpinned reference would be pinned a cycle later)."""
+
+    digest: str | None
+    problem: str = ""
+
+
 def promote_plan(
     policy: Policy,
     route: RouteState,
@@ -496,20 +505,29 @@ def promote_plan(
     decision: CanaryDecision,
     observation: Observation,
     texts: Mapping[str, str],
+    digest: str | None = None,
 ) -> Plan:
-    """Give GA the canary's tag and all the traffic back: a separate, reviewable change."""
+    """Give GA the canary's tag and all the traffic back: a separate, reviewable change.
+
+    With `digest` (GA's image policy pins digests), GA gets `repository:tag@digest` and a Flux `:digest`
+    field the digest, in the same change.
+    """
     canary = route.canary
     tag = _image_tag(bindings, canary.image) or ""
     ga = next(b for b in bindings if b.image.name == canary.promote_to)
-    changes = [
-        Change(t.file, t.document, t.pointer, t.resource, t.kind, t.value, _new_value(t, tag))
-        for t in ga.targets
-        if current_tag(t) != tag
-    ]
+    changes = []
+    for t in ga.targets:
+        if t.kind == "digest" and not digest:
+            continue
+        new = _new_value(t, tag, digest)
+        if (t.value if digest else current_tag(t)) != (new if digest else tag):
+            changes.append(Change(t.file, t.document, t.pointer, t.resource, t.kind, t.value, new))
     changes += weight_changes(route, 0)
     pid = plan_id(policy.name, canary.name, "promote", changes)
     subject = f"gitbot({policy.name}): promote {canary.name} canary {tag} to {ga.image.name}"
     body = evidence_text(decision, observation)
+    if digest:
+        body += f"\n\n{ga.image.name} is pinned to {tag}@{digest}, the image the registry serves for {tag}."
     old_tag = current_tag(ga.targets[0]) or ""
     trailers = (
         (TRAILER_POLICY, policy.name),
@@ -580,12 +598,14 @@ def plan_canaries(
     *,
     busy_images: Collection[str] = (),
     pending_images: Mapping[str, str] | None = None,
+    pins: Mapping[str, PromotionPin] | None = None,
 ) -> list[CanaryOutcome]:
     """Decide every canary of the policy and plan the step, rollback or promotion that follows.
 
     `busy_images`: canary images this cycle's commits change (the canary is decided next cycle).
     `pending_images`: canary images a pull request proposes, with why a step waits for it; only steps
     wait (a step merged before its image would send the traffic to the old one), a rollback does not.
+    `pins` (canary name -> digest) is what a promotion to a GA image policy with `digest: pin` writes.
     """
     bindings = bind_images(policy, targets) if policy.spec.images else []
     outcomes = []
@@ -619,6 +639,15 @@ def plan_canaries(
             restore = image_restore(bindings, history, canary.image, canary_tag)
             if restore is not None:
                 plan = with_image_restore(policy, plan, canary_tag or "", restore[0], restore[1], texts)
+        elif decision.action == "promote" and canary.promote_to and _pins_digest(policy, canary.promote_to):
+            pin = (pins or {}).get(canary.name, PromotionPin(None, "its digest was not looked up"))
+            if pin.digest is None:
+                note = (
+                    f"promotion of {canary_tag} to {canary.promote_to} held: {canary.promote_to} pins digests and "
+                    f"the digest of {canary_tag} cannot be had ({pin.problem}); retried next cycle"
+                )
+            else:
+                plan = promote_plan(policy, route, bindings, decision, observation, texts, pin.digest)
         elif decision.action == "promote" and canary.promote_to:
             plan = promote_plan(policy, route, bindings, decision, observation, texts)
         verdict = observation.analysis.verdict if observation.analysis else "unknown"
@@ -636,3 +665,7 @@ def plan_canaries(
             )
         )
     return outcomes
+
+
+def _pins_digest(policy: Policy, image: str) -> bool:
+    return any(i.name == image and i.digest == "pin" for i in policy.spec.images)

@@ -27,6 +27,7 @@ from gitbot.analysis import (
     share_applied_at,
 )
 from gitbot.canary import CanaryDecision, decide, dwell_left
+from gitbot.candidates import Vetting, narrow
 from gitbot.config import GROUP_ALL_NAME, MANUAL_PREFIXES, CanarySettings, Policy, line_of, pointer_to_field
 from gitbot.domain import Author, Plan, Target
 from gitbot.errors import (
@@ -88,7 +89,7 @@ from gitbot.rollout import (
     settle_rollback,
     step_plan,
 )
-from gitbot.tagfacts import vet_images
+from gitbot.tagfacts import promotion_pins, vet_images
 from gitbot.versioning import TagFilter, select
 
 # Branch names of pull requests a person asked for by hand (`gitbot/<policy>/rollback-<name>`,
@@ -365,8 +366,18 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     # request only proposes it, and the canary on the branch is still the one to step or roll back.
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
     pending = {} if chain else proposed_canary_images(policy, plans, deps.forge)
+    pins = promotion_pins(policy, deps.registry, targets, routes)
     outcomes = plan_canaries(
-        policy, targets, current, history, routes, observations, now, busy_images=busy, pending_images=pending
+        policy,
+        targets,
+        current,
+        history,
+        routes,
+        observations,
+        now,
+        busy_images=busy,
+        pending_images=pending,
+        pins=pins,
     )
     plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
     return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems), texts, history)
@@ -878,17 +889,25 @@ def add_missing_labels(forge: Forge, pull: PullRequest, labels: Sequence[str]) -
 class ImageStatus:
     name: str
     current: tuple[str, ...]
+    # The tag a cycle would pick: past the promotion gate and the release age and signature checks.
     newest: str | None
     candidates: tuple[str, ...]
     quarantined: tuple[tuple[str, str], ...]
     # Why the newest tag is unknown: this cycle's tag lookup failed (one line), else "".
     lookup_error: str = ""
-    # Newer tags its promotion gate holds back, newest first, and why (soak left, rolled back there, ...).
+    # Newer tags held back, newest first, and why: by the promotion gate (soak left, rolled back there, ...)
+    # or by the registry's facts (too young for minAge, not signed, a bad signature).
     held: tuple[tuple[str, str], ...] = ()
     # Tags its targets run although they are quarantined (a rolled-back canary whose earlier tag git does
     # not know keeps the bad one at 0%), with the targets that run each.
     running_quarantined: tuple[str, ...] = ()
     quarantined_targets: tuple[tuple[str, str], ...] = ()
+    # With `digest: pin`: the digest the registry serves for `newest`, which a cycle writes beside it.
+    digest: str | None = None
+    # What the release age and signature checks add (e.g. no tag qualified among the newest they inspect).
+    note: str = ""
+    # Whether the image asks the registry about its tags (minAge, digest or verify).
+    vetted: bool = False
 
 
 @dataclass(frozen=True)
@@ -900,33 +919,49 @@ class StatusReport:
 
 
 def status(policy: Policy, deps: Deps) -> StatusReport:
-    """Per image: the tags running now, the newest allowed tag, quarantined tags and why; open PRs."""
+    """Per image: the tags running now, the tag a cycle would pick (past its promotion gate, `minAge` and
+    `verify`, with the digest `digest: pin` writes), the newer tags held back and why, quarantined tags; PRs."""
+    now = deps.clock.now()
     with deps.workspace.checkout() as checkout:
         targets, _texts, history, tags, failures = gather(policy, checkout, deps.registry, deps.scan_cache)
-        gates = read_gates(policy, deps, checkout, deps.clock.now())
+        gates = read_gates(policy, deps, checkout, now)
         head = checkout.head
-    failed = {failure.image: failure.one_line() for failure in failures}
+    bindings = bind_images(policy, targets)
+    # The registry is asked about the tags the gates let through, as a cycle asks (see `plan_cycle`).
+    admitted = {
+        b.image.name: admitted_tags(b, tags[b.image.name], gates.get(b.image.name))
+        for b in bindings
+        if b.image.name in tags
+    }
+    vetted, unvetted = vet_images(policy, deps.registry, targets, admitted, history, now)
+    failed = {failure.image: failure.one_line() for failure in (*failures, *unvetted)}
     images = []
-    for index, binding in enumerate(bind_images(policy, targets)):
+    for index, binding in enumerate(bindings):
         image = binding.image
         flt = image_filter(policy, index)
         quarantined = history.quarantined(image.name)
         current = tuple(sorted({current_tag(t) or "(none)" for t in binding.targets}))
-        listed, held = gated_tags(tags.get(image.name, ()), flt, quarantined.keys(), current, gates.get(image.name))
-        selection = select(listed, flt, quarantine=quarantined.keys())
+        vetting = vetted.get(image.name)
+        gate = gates.get(image.name)
+        listed, held = gated_tags(tags.get(image.name, ()), flt, quarantined.keys(), current, gate, vetting)
+        selection = narrow(select(listed, flt, quarantine=quarantined.keys()), vetting)
         blocked = behind_quarantine(listed, flt, selection)
         flagged = tuple((t.resource, tag) for t in binding.targets if (tag := current_tag(t)) in quarantined)
+        newest = None if blocked else selection.selected
         images.append(
             ImageStatus(
                 image.name,
                 current,
-                None if blocked else selection.selected,
+                newest,
                 selection.candidates,
                 tuple((tag, q.reason) for tag, q in sorted(quarantined.items())),
                 lookup_error=failed.get(image.name, ""),
                 held=held,
                 running_quarantined=tuple(sorted({tag for _resource, tag in flagged})),
                 quarantined_targets=flagged,
+                digest=vetting.digest if vetting is not None and newest and image.digest == "pin" else None,
+                note=vetting.note if vetting is not None else "",
+                vetted=vetting is not None,
             )
         )
     pulls: tuple[PullRequest, ...] = ()
@@ -936,15 +971,29 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
 
 
 def gated_tags(
-    tags: Sequence[str], flt: TagFilter, quarantined: Collection[str], current: Collection[str], gate: Gate | None
+    tags: Sequence[str],
+    flt: TagFilter,
+    quarantined: Collection[str],
+    current: Collection[str],
+    gate: Gate | None,
+    vetting: Vetting | None = None,
 ) -> tuple[Sequence[str], tuple[tuple[str, str], ...]]:
-    """The tags an image may take past its promotion gate (as the planner counts them), and the newer ones
-    the gate holds back with why."""
-    if gate is None:
-        return tags, ()
-    listed = gate.admit(tags, keep=current)
-    chosen = select(listed, flt, quarantine=quarantined).selected
-    return listed, tuple(held_back(gate, select(tags, flt, quarantine=quarantined).candidates, chosen))
+    """The tags an image may take past its promotion gate (as the planner counts them), and the newer tags
+    than the one a cycle picks that are held back, newest first, with why: by the gate, or by `vetting`
+    (what the registry said of the tags the gate let through: release age, signature)."""
+    listed = gate.admit(tags, keep=current) if gate is not None else tags
+    chosen = narrow(select(listed, flt, quarantine=quarantined), vetting).selected
+    ranked = select(tags, flt, quarantine=quarantined).candidates
+    by_gate = dict(held_back(gate, ranked, chosen)) if gate is not None else {}
+    by_facts = dict(vetting.skipped) if vetting is not None else {}
+    held: list[tuple[str, str]] = []
+    for tag in ranked:
+        if tag == chosen:
+            break
+        reason = by_gate.get(tag) or by_facts.get(tag)
+        if reason:
+            held.append((tag, reason))
+    return listed, tuple(held)
 
 
 def deliver_one(

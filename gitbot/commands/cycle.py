@@ -14,7 +14,7 @@ from gitbot.commands.compose import build_deps, policies_option, policy_option
 from gitbot.commands.progress import Progress
 from gitbot.config import Policy, find_policy
 from gitbot.logs import process_masker
-from gitbot.reconcile import CycleResult, inspect_canary, run_cycle
+from gitbot.reconcile import CycleResult, ImageStatus, inspect_canary, run_cycle
 from gitbot.reconcile import rollback as run_rollback
 from gitbot.reconcile import status as read_status
 
@@ -100,15 +100,15 @@ def status(policy_name: str, policies_dir: Path) -> None:
     report = read_status(policy, deps)
     click.echo(f"policy {report.policy} at {report.head[:12]}")
     for image in report.images:
-        newest = image.newest or ("(none newer than a quarantined tag)" if image.quarantined else "(no matching tag)")
-        newest = "unknown (tag lookup failed)" if image.lookup_error else newest
-        click.echo(f"  {image.name}: running {', '.join(image.current)}; newest allowed {newest}")
+        click.echo(f"  {image.name}: running {', '.join(image.current)}; newest allowed {_newest_text(image)}")
         for tag, reason in image.quarantined:
             click.echo(f"    quarantined {tag}: {reason}")
         for resource, tag in image.quarantined_targets:
             click.echo(f"    ! {resource} runs quarantined tag {tag}")
         for tag, reason in image.held:
             click.echo(f"    held back {tag}: {reason}")
+        if image.note:
+            click.echo(f"    {image.note}")
         if image.lookup_error:
             click.echo(f"    {image.lookup_error}")
     for canary in policy.spec.canaries:
@@ -119,6 +119,19 @@ def status(policy_name: str, policies_dir: Path) -> None:
         click.echo(f"  open pull request #{pull.number} {pull.url} {pull.title}")
     if any(image.lookup_error for image in report.images):
         sys.exit(LOOKUP_FAILED_EXIT)
+
+
+def _newest_text(image: ImageStatus) -> str:
+    """The tag a cycle would pick (with the digest it pins), or why there is none."""
+    if image.lookup_error:
+        return "unknown (tag lookup failed)"
+    if image.newest:
+        return f"{image.newest}@{image.digest}" if image.digest else image.newest
+    if image.vetted and image.held and not image.quarantined:
+        return "(none qualifies; the targets stay as they are)"
+    if image.quarantined:
+        return "(none newer than a quarantined tag)"
+    return "(no matching tag)"
 
 
 @click.command()
