@@ -89,13 +89,8 @@ class TagFilter:
             version = parse_version(tag)
             return None if version is None else (tag, version)
         assert self._regex is not None
-        if self.kind == "glob":
-            found = self._regex.match(tag)
-            if found is None and tag[:1] in "vV" and tag[1:2].isdigit():
-                # A leading `v` is accepted: `0.1.*` also matches `v0.1.3`.
-                found = self._regex.match(tag[1:])
-        else:
-            found = self._regex.search(tag)
+        # A glob matches the tag's text as written, as Flux v1 does: `0.1.*` does not take `v0.1.3`.
+        found = self._regex.match(tag) if self.kind == "glob" else self._regex.search(tag)
         if found is None:
             return None
         if self.glob_prefix and tag.startswith(self.glob_prefix):
