@@ -23,7 +23,6 @@ from gitbot.errors import ConfigError
 # The key type policies hold, named here so that only this module imports the cryptography package.
 PublicKey = ec.EllipticCurvePublicKey
 
-SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 PAYLOAD_TYPE = "cosign container image signature"
 
 

@@ -316,11 +316,6 @@ def compare(a: str, b: str, flt: TagFilter) -> int:
     return -1 if key_a < key_b else 1 if key_b < key_a else 0
 
 
-def newest_first(tags: Iterable[str], flt: TagFilter) -> list[str]:
-    """`tags` ordered newest first under `flt` (no filtering); equally new tags by their text, descending."""
-    return sorted(tags, key=lambda tag: (*_rank(tag, flt), tag), reverse=True)
-
-
 def select(tags: Iterable[str], flt: TagFilter, *, quarantine: Collection[str] = ()) -> TagSelection:
     """Choose the newest tag that passes `flt` and is not quarantined, and say why.
 
@@ -406,7 +401,6 @@ __all__: Sequence[str] = (
     "TagFilter",
     "compare",
     "is_valid_tag",
-    "newest_first",
     "parse_filter",
     "parse_image",
     "parse_version",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cmp_to_key
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,14 +11,24 @@ from hypothesis import strategies as st
 from gitbot.domain import ImageRef
 from gitbot.errors import ConfigError, FilterError
 from gitbot.versioning import (
+    TagFilter,
     compare,
     is_valid_tag,
-    newest_first,
     parse_filter,
     parse_image,
     parse_version,
     select,
 )
+
+
+def newest_first(tags: list[str], flt: TagFilter) -> list[str]:
+    """`tags` ordered newest first by `compare` (no filtering)."""
+
+    def order(a: str, b: str) -> int:
+        return compare(a, b, flt)
+
+    return sorted(tags, key=cmp_to_key(order), reverse=True)
+
 
 # podinfo's early release line as its registry lists it (unsorted), with the kinds of tags CI adds.
 PODINFO = [
