@@ -13,7 +13,6 @@ from typing import Literal
 TargetKind = Literal["image", "tag", "name", "digest", "weight"]
 Verdict = Literal["pass", "fail", "inconclusive"]
 Action = Literal["image-update", "canary-step", "rollback", "promote"]
-DeliveryMode = Literal["commit", "pull-request"]
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,12 @@ from typing import Any, Literal
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from gitbot.config import Policy
+from gitbot.cron import cron_trigger
 from gitbot.errors import ConfigError, GitbotError, UsageError
 from gitbot.logs import SecretMasker, log_event
 from gitbot.planner import LookupFailure
@@ -193,27 +193,6 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
-def _crontab_weekdays(spec: str) -> str:
-    """A crontab day-of-week field (0 or 7 = Sunday) as APScheduler 3 day names (it counts 0 as Monday)."""
-    if spec == "*":
-        return spec
-    names = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-    days: set[int] = set()
-    for part in spec.lower().split(","):
-        rng, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if rng == "*":
-            low, high = 0, 6
-        else:
-            first, _, last = rng.partition("-")
-            low = names.index(first) if first in names else int(first)
-            high = (names.index(last) if last in names else int(last)) if last else (6 if step_text else low)
-        if not (0 <= low <= 7 and 0 <= high <= 7 and step > 0):
-            raise ValueError(f"day of week {part!r} is outside 0-7")
-        days |= {day % 7 for day in range(low, high + 1, step)}
-    return ",".join(names[day] for day in sorted(days))
-
-
 def default_jitter(policy: Policy) -> float:
     """Seconds of random delay added to each tick: the policy's own, else 10% of the interval (30 s at most)."""
     schedule = policy.spec.schedule
@@ -231,17 +210,8 @@ def trigger_for(policy: Policy, *, jitter: float | None = None) -> BaseTrigger:
     if schedule.interval is not None:
         return IntervalTrigger(seconds=schedule.interval.total_seconds(), timezone=UTC, jitter=spread or None)
     assert schedule.cron is not None
-    minute, hour, day, month, weekday = schedule.cron.split()
     try:
-        return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=_crontab_weekdays(weekday),
-            timezone=UTC,
-            jitter=spread or None,
-        )
+        return cron_trigger(schedule.cron, jitter=spread)
     except ValueError as exc:
         raise ConfigError(f"spec.schedule.cron: {exc}", where=policy.where("/spec/schedule/cron")) from exc
 
