@@ -144,6 +144,12 @@ class CheckSpec:
             return "{stable}" in (self.query or "")
         return self.max_ratio is not None or self.max_drop is not None
 
+    @property
+    def judged_at_full_weight(self) -> bool:
+        """Whether this check can reach a verdict with the canary at 100 percent (see `judge_full_weight`):
+        all but a custom query that names `{stable}`, which mixes both sides at one moment."""
+        return not (self.name == "custom" and self.compares)
+
     def absolute(self) -> CheckSpec | None:
         """This check without its comparisons to GA; None when nothing absolute is left."""
         if self.sequential:

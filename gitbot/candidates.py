@@ -14,10 +14,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from gitbot.domain import TagFacts, TagSelection
-from gitbot.signatures import judge
+from gitbot.signatures import PublicKey, judge
 
 # The most tags one image's walk inspects in a cycle; a longer run of unqualified tags is reported, not walked.
 MAX_CONSIDERED = 20
@@ -31,7 +29,7 @@ class Gate:
 
     min_age: timedelta | None = None
     pin: bool = False
-    key: ec.EllipticCurvePublicKey | None = None
+    key: PublicKey | None = None
 
     @property
     def needs_facts(self) -> bool:

@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -27,9 +26,10 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from gitbot.analysis import CheckSpec
+from gitbot.cron import cron_trigger
 from gitbot.errors import ConfigError, ManifestError
 from gitbot.manifests import MAX_FILE_SIZE
-from gitbot.signatures import load_public_key
+from gitbot.signatures import PublicKey, load_public_key
 from gitbot.versioning import TagFilter, parse_filter, parse_image
 from gitbot.yamlio import load_with_positions
 
@@ -198,6 +198,9 @@ class DeliverySettings(_Model):
     mode: Literal["commit", "pull-request"] = "commit"
     github: GitHubSettings | None = None
     group: Literal["per-image", "all"] = "per-image"
+    # How a cycle delivers a failing canary's rollback in pull-request mode: pushed to the branch at once
+    # (commit, the default: a safety action does not wait for a review) or proposed as a pull request.
+    rollback: Literal["commit", "pull-request"] = "commit"
 
     @model_validator(mode="after")
     def _github_for_pulls(self) -> DeliverySettings:
@@ -221,44 +224,9 @@ class ScheduleSettings(_Model):
     @classmethod
     def _cron(cls, cron: str | None) -> str | None:
         if cron is not None:
-            check_cron(cron)
+            # The scheduler's own parser, so `gitbot validate` accepts exactly what the daemon runs.
+            cron_trigger(cron)
         return cron
-
-
-# Crontab fields: name, lowest, highest, and the names the field also accepts (their index + lowest).
-_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
-    ("minute", 0, 59, ()),
-    ("hour", 0, 23, ()),
-    ("day of month", 1, 31, ()),
-    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
-    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
-)
-_CRON_PART = re.compile(r"^(?:\*|(?P<low>[a-z0-9]+)(?:-(?P<high>[a-z0-9]+))?)(?:/(?P<step>[0-9]+))?$")
-
-
-def check_cron(cron: str) -> None:
-    """A five-field crontab expression (`*`, `a`, `a-b`, any of them `/step`, comma lists); ValueError otherwise.
-
-    Checked when the policy loads, so that `gitbot validate` finds a schedule the service could not start.
-    """
-    fields = cron.split()
-    if len(fields) != 5:
-        raise ValueError(f"cron must have five fields (minute hour day month weekday), got {cron!r}")
-    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
-        for part in text.lower().split(","):
-            match = _CRON_PART.match(part)
-            if match is None or match.group("step") == "0":
-                raise ValueError(f"cron {name} field {text!r} is not *, N, N-M or */S (in {cron!r})")
-            bounds: list[int] = []
-            for value in (match.group("low"), match.group("high")):
-                if value is None:
-                    continue
-                number = names.index(value) + low if value in names else int(value) if value.isdigit() else None
-                if number is None or not low <= number <= high:
-                    raise ValueError(f"cron {name} field {text!r} must stay within {low}-{high} (in {cron!r})")
-                bounds.append(number)
-            if len(bounds) == 2 and bounds[0] > bounds[1]:
-                raise ValueError(f"cron {name} field {text!r} has a range that runs backwards (in {cron!r})")
 
 
 class TargetSettings(_Model):
@@ -549,12 +517,14 @@ class Policy(_Model):
                     f"{base}/onComplete", "promote needs image (the canary's image) and promoteTo (the GA image)"
                 )
             checks = [check.spec() for check in canary.analysis.checks]
-            if canary.on_complete == "promote" and all(check.absolute() is None for check in checks):
-                # At 100 percent GA has no traffic: comparisons cannot run, and a request count alone is no pass.
+            if canary.on_complete == "promote" and not any(check.judged_at_full_weight for check in checks):
+                # At 100 percent comparisons use GA's figures from before that step, but a custom query naming
+                # {stable} cannot be judged then, and a request count alone is no pass: it would never complete.
                 raise self.error(
                     f"{base}/analysis/checks",
-                    "onComplete: promote needs a check that judges the canary on its own at 100% "
-                    "(min or max, or a custom query without {stable})",
+                    "onComplete: promote needs a check that can be judged at 100%: every check is a custom "
+                    "query that names {stable}, and GA takes no traffic then; add a built-in check "
+                    "(success-rate, latency-p99, error-rate, latency) or a custom query without {stable}",
                 )
             if not canary.route.split("/")[1] and canary.analysis.namespace is None:
                 raise self.error(
@@ -604,7 +574,7 @@ class Policy(_Model):
             where=self.where(f"/spec/images/{index}/filter"),
         )
 
-    def cosign_key_file(self, index: int) -> ec.EllipticCurvePublicKey:
+    def cosign_key_file(self, index: int) -> PublicKey:
         """The cosign public key image `index` names by file (relative to the policy file), checked at load."""
         cosign = self.spec.images[index].verify
         assert cosign is not None and cosign.cosign.public_key_file is not None

@@ -13,7 +13,6 @@ from typing import Literal
 TargetKind = Literal["image", "tag", "name", "digest", "weight"]
 Verdict = Literal["pass", "fail", "inconclusive"]
 Action = Literal["image-update", "canary-step", "rollback", "promote"]
-DeliveryMode = Literal["commit", "pull-request"]
 
 
 @dataclass(frozen=True)
@@ -201,3 +200,47 @@ class TagFacts:
     digest: str
     created: datetime | None = None
     signatures: tuple[CosignSignature, ...] = ()
+
+
+NoticeEvent = Literal[
+    "image-update",
+    "canary-step",
+    "canary-complete",
+    "canary-promoted",
+    "rollback",
+    "canary-inconclusive",
+    "canary-attention",
+    "step-not-applied",
+    "revert-quarantine",
+    "canary-paused",
+    "canary-resumed",
+    "cycle-failed",
+]
+NoticeSource = Literal["daemon", "once", "rollback", "promote", "pause", "resume"]
+# How a change reached people: pushed to the branch, or proposed in a new or updated pull request.
+NoticeDelivery = Literal["committed", "opened", "updated"]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One thing a person should hear of: what happened, to what, the figures that decided, and a link.
+
+    `title` is one line; `detail` the reason in a sentence or two. `facts` are the figures as label/value
+    pairs, in order; `checks` the analysis checks that decided (empty when none ran). `ref` is the commit
+    sha or pull request URL the change is in (with `delivery` saying which); `link` is a web address of it
+    when one is known.
+    """
+
+    event: NoticeEvent
+    policy: str
+    title: str
+    source: NoticeSource
+    name: str = ""
+    detail: str = ""
+    facts: tuple[tuple[str, str], ...] = ()
+    checks: tuple[CheckResult, ...] = ()
+    verdict: Verdict | None = None
+    delivery: NoticeDelivery | None = None
+    ref: str = ""
+    link: str | None = None
+    at: datetime | None = None

@@ -156,11 +156,6 @@ def reverted_shas(commit: CommitInfo) -> list[str]:
     return _REVERTS_SHA.findall(commit.body) + [sha for sha in undoes if _SHA.fullmatch(sha)]
 
 
-def landing_times(log: Sequence[CommitInfo]) -> dict[str, datetime]:
-    """When each commit of `log` reached the branch (see `landing_order`)."""
-    return {commit.sha: commit.landed for commit in landing_order(log)}
-
-
 def landing_order(log: Sequence[CommitInfo]) -> list[CommitInfo]:
     """The commits of `log` in the order they landed on the branch, newest first, each with its `landed_at`.
 

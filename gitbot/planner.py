@@ -48,6 +48,7 @@ from gitbot.rollout import (
     rollback_plan,
     step_plan,
     weight_changes,
+    with_image_restore,
 )
 from gitbot.versioning import TagFilter, compare, is_valid_tag, parse_image, select, split_registry
 
@@ -470,6 +471,10 @@ class CanaryOutcome:
     plan: Plan | None
     note: str = ""
     verdict: str = "unknown"
+    # What the cycle measured (the analysis that decided, when the step took effect), for notifications.
+    observation: Observation | None = None
+    # The analysis' summary this cycle (e.g. `p99 2.14x GA`), "" without one.
+    summary: str = ""
 
     @property
     def held(self) -> str | None:
@@ -486,6 +491,15 @@ def _image_tag(bindings: Sequence[Binding], name: str | None) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class PromotionPin:
+    """The digest a canary's promotion writes beside its tag, for a GA image policy with `digest: pin`, or
+    why it could not be had (the promotion then holds: an unpinned reference would be pinned a cycle later)."""
+
+    digest: str | None
+    problem: str = ""
+
+
 def promote_plan(
     policy: Policy,
     route: RouteState,
@@ -493,20 +507,29 @@ def promote_plan(
     decision: CanaryDecision,
     observation: Observation,
     texts: Mapping[str, str],
+    digest: str | None = None,
 ) -> Plan:
-    """Give GA the canary's tag and all the traffic back: a separate, reviewable change."""
+    """Give GA the canary's tag and all the traffic back: a separate, reviewable change.
+
+    With `digest` (GA's image policy pins digests), GA gets `repository:tag@digest` and a Flux `:digest`
+    field the digest, in the same change.
+    """
     canary = route.canary
     tag = _image_tag(bindings, canary.image) or ""
     ga = next(b for b in bindings if b.image.name == canary.promote_to)
-    changes = [
-        Change(t.file, t.document, t.pointer, t.resource, t.kind, t.value, _new_value(t, tag))
-        for t in ga.targets
-        if current_tag(t) != tag
-    ]
+    changes = []
+    for t in ga.targets:
+        if t.kind == "digest" and not digest:
+            continue
+        new = _new_value(t, tag, digest)
+        if (t.value if digest else current_tag(t)) != (new if digest else tag):
+            changes.append(Change(t.file, t.document, t.pointer, t.resource, t.kind, t.value, new))
     changes += weight_changes(route, 0)
     pid = plan_id(policy.name, canary.name, "promote", changes)
     subject = f"gitbot({policy.name}): promote {canary.name} canary {tag} to {ga.image.name}"
     body = evidence_text(decision, observation)
+    if digest:
+        body += f"\n\n{ga.image.name} is pinned to {tag}@{digest}, the image the registry serves for {tag}."
     old_tag = current_tag(ga.targets[0]) or ""
     trailers = (
         (TRAILER_POLICY, policy.name),
@@ -534,6 +557,38 @@ def promote_plan(
     )
 
 
+def image_restore(
+    bindings: Sequence[Binding], history: History, image: str | None, bad: str | None
+) -> tuple[str, tuple[Change, ...]] | None:
+    """The tag canary image `image` ran before the bot brought `bad`, and the changes that put it back.
+
+    Read from the standing image update that brought `bad`; None when git does not know one (the tag was
+    there before the bot, or set by hand), when that tag is quarantined itself, or for a pinned digest
+    (which the tag alone would not restore).
+    """
+    binding = next((b for b in bindings if b.image.name == image), None)
+    if binding is None or not bad or binding.image.digest == "pin":
+        return None
+    brought = next(
+        (
+            change
+            for commit in history.standing(binding.image.name, "image-update")
+            for change in commit.changes
+            if change.target == binding.image.name and change.new == bad
+        ),
+        None,
+    )
+    good = brought.old if brought is not None else ""
+    if not good or good == bad or good in history.quarantined(binding.image.name) or not is_valid_tag(good):
+        return None
+    changes = tuple(
+        _change(target, _new_value(target, good))
+        for target in binding.targets
+        if target.kind in _IMAGE_KINDS and current_tag(target) == bad and not parse_image(target.value).digest
+    )
+    return (good, changes) if changes else None
+
+
 def plan_canaries(
     policy: Policy,
     targets: Sequence[Target],
@@ -544,8 +599,16 @@ def plan_canaries(
     now: datetime,
     *,
     busy_images: Collection[str] = (),
+    pending_images: Mapping[str, str] | None = None,
+    pins: Mapping[str, PromotionPin] | None = None,
 ) -> list[CanaryOutcome]:
-    """Decide every canary of the policy and plan the step, rollback or promotion that follows."""
+    """Decide every canary of the policy and plan the step, rollback or promotion that follows.
+
+    `busy_images`: canary images this cycle's commits change (the canary is decided next cycle).
+    `pending_images`: canary images a pull request proposes, with why a step waits for it; only steps
+    wait (a step merged before its image would send the traffic to the old one), a rollback does not.
+    `pins` (canary name -> digest) is what a promotion to a GA image policy with `digest: pin` writes.
+    """
     bindings = bind_images(policy, targets) if policy.spec.images else []
     outcomes = []
     for canary in policy.spec.canaries:
@@ -569,12 +632,42 @@ def plan_canaries(
         if decision.action == "promote" and canary.promote_to and not canary_tag:
             # A canary pinned by digest alone (or untagged) has no tag to give GA; `repo:` is no image.
             note = f"canary image {canary.image} runs no tag; promote it to {canary.promote_to} by hand"
+        elif decision.action == "step" and canary.image and canary.image in (pending_images or {}):
+            note = (pending_images or {})[canary.image]
         elif decision.action == "step" and decision.to_weight is not None:
             plan = step_plan(policy, route, decision, observation, texts, to=decision.to_weight, canary_tag=canary_tag)
         elif decision.action == "rollback":
             plan = rollback_plan(policy, route, hist, decision, observation, texts, canary_tag)
+            restore = image_restore(bindings, history, canary.image, canary_tag)
+            if restore is not None:
+                plan = with_image_restore(policy, plan, canary_tag or "", restore[0], restore[1], texts)
+        elif decision.action == "promote" and canary.promote_to and _pins_digest(policy, canary.promote_to):
+            pin = (pins or {}).get(canary.name, PromotionPin(None, "its digest was not looked up"))
+            if pin.digest is None:
+                note = (
+                    f"promotion of {canary_tag} to {canary.promote_to} held: {canary.promote_to} pins digests and "
+                    f"the digest of {canary_tag} cannot be had ({pin.problem}); retried next cycle"
+                )
+            else:
+                plan = promote_plan(policy, route, bindings, decision, observation, texts, pin.digest)
         elif decision.action == "promote" and canary.promote_to:
             plan = promote_plan(policy, route, bindings, decision, observation, texts)
         verdict = observation.analysis.verdict if observation.analysis else "unknown"
-        outcomes.append(CanaryOutcome(canary.name, route.weight, decision, plan, note, verdict=verdict))
+        summary = observation.analysis.summary if observation.analysis else ""
+        outcomes.append(
+            CanaryOutcome(
+                canary.name,
+                route.weight,
+                decision,
+                plan,
+                note,
+                verdict=verdict,
+                observation=observation,
+                summary=summary,
+            )
+        )
     return outcomes
+
+
+def _pins_digest(policy: Policy, image: str) -> bool:
+    return any(i.name == image and i.digest == "pin" for i in policy.spec.images)

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-from gitbot.domain import Author, CommitInfo, TagFacts
+from gitbot.domain import Author, CommitInfo, Notice, TagFacts
 
 # Run by `Checkout.revert` once the revert is applied to the working tree but not committed: the further
 # files to write (relative path -> text) and the message to commit with, or None to give the revert up.
@@ -202,9 +202,15 @@ class Forge(Protocol):
 
     def close_pull(self, number: int, comment: str) -> None: ...
 
+    def comment_pull(self, number: int, comment: str) -> None:
+        """Add a comment to pull request `number`, open or not; it stays as it is otherwise."""
+        ...
+
 
 class Notifier(Protocol):
-    def notify(self, event: str, text: str, fields: Mapping[str, str]) -> None: ...
+    def notify(self, notice: Notice) -> bool:
+        """Post `notice`; False (logged, never raised) when it could not be delivered."""
+        ...
 
 
 @runtime_checkable

@@ -28,6 +28,7 @@ from gitbot.analysis import (
     share_applied_at,
 )
 from gitbot.canary import CanaryDecision, decide, dwell_left
+from gitbot.candidates import Vetting, narrow
 from gitbot.config import GROUP_ALL_NAME, MANUAL_PREFIXES, CanarySettings, Policy, line_of, pointer_to_field
 from gitbot.domain import Author, Plan, Target
 from gitbot.errors import (
@@ -41,7 +42,7 @@ from gitbot.errors import (
     RemoteError,
     UsageError,
 )
-from gitbot.history import TRAILER_TARGET, BotCommit, History, read_history
+from gitbot.history import TRAILER_FROM, TRAILER_TARGET, TRAILER_TO, BotCommit, History, read_history
 from gitbot.manifests import Problem, ScanCache, scan_files
 from gitbot.messages import (
     KIND_HAND_ROLLBACK,
@@ -77,8 +78,10 @@ from gitbot.rollout import (
     Observation,
     RouteState,
     analysis_spec,
+    apply_changes,
     canary_history,
     canary_policy,
+    default_marker_reason,
     marker_message,
     observe_state,
     read_route,
@@ -87,7 +90,7 @@ from gitbot.rollout import (
     settle_rollback,
     step_plan,
 )
-from gitbot.tagfacts import vet_images
+from gitbot.tagfacts import promotion_pins, vet_images
 from gitbot.versioning import TagFilter, select
 
 # Branch names of pull requests a person asked for by hand (`gitbot/<policy>/rollback-<name>`,
@@ -122,6 +125,8 @@ class CycleResult:
     failures: tuple[LookupFailure, ...] = ()
     # Files the scan could not take in, and what could not be planned because of them; the rest went on.
     problems: tuple[Problem, ...] = ()
+    # The bot's history as the cycle read it before delivering, for what notifications tell (reverts, times).
+    history: History | None = None
 
 
 @dataclass(frozen=True)
@@ -328,6 +333,7 @@ class CyclePlan:
     problems: tuple[Problem, ...] = ()
     # The files as the cycle read them (those holding targets): what the plans' diffs start from.
     texts: Mapping[str, str] = field(default_factory=dict)
+    history: History | None = None
 
 
 def observe(policy: Policy, route: RouteState, history: History, metrics: Metrics, now: datetime) -> Observation:
@@ -380,7 +386,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     plans = plan_images(policy, targets, texts, tags, history, chain=chain, gates=gates, vetted=vetted)
     problems += held_downgrades(policy, targets, tags, history)
     if not policy.spec.canaries:
-        return CyclePlan(tuple(plans), (), failures, tuple(problems), texts)
+        return CyclePlan(tuple(plans), (), failures, tuple(problems), texts, history)
     routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
     plans = restart_on_new_image(policy, plans, routes, texts, chain=chain)
     current = dict(texts)
@@ -396,9 +402,56 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     # A commit changes the canary's image this cycle, so the analysis of the old one decides nothing; a pull
     # request only proposes it, and the canary on the branch is still the one to step or roll back.
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
-    outcomes = plan_canaries(policy, targets, current, history, routes, observations, now, busy_images=busy)
+    pending = {} if chain else proposed_canary_images(policy, plans, deps.forge)
+    pins = promotion_pins(policy, deps.registry, targets, routes)
+    outcomes = plan_canaries(
+        policy,
+        targets,
+        current,
+        history,
+        routes,
+        observations,
+        now,
+        busy_images=busy,
+        pending_images=pending,
+        pins=pins,
+    )
     plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
-    return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems), texts)
+    return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems), texts, history)
+
+
+def proposed_canary_images(policy: Policy, plans: Sequence[Plan], forge: Forge | None) -> dict[str, str]:
+    """Canary images this pull-request cycle proposes, with why a step waits for each to land.
+
+    A step proposed beside its image could be merged first and send traffic to the old image. An image
+    whose pull request a person closed unmerged is not pending (it is skipped until its plan changes).
+    """
+    images = {canary.image for canary in policy.spec.canaries if canary.image}
+    pending: dict[str, str] = {}
+    for plan in plans:
+        if plan.action != "image-update":
+            continue
+        changes = _trailer_changes(plan.trailers)
+        mine = [(name, old, new) for name, old, new in changes if name in images and name not in pending]
+        if not mine:
+            continue
+        if forge is not None and forge.find_pull(bot_branch(policy, plan.name)) is None:
+            refused = forge.closed_pull(bot_branch(policy, plan.name))
+            if refused is not None and plan_id_in(refused.body) == plan.plan_id:
+                continue
+        for name, old, new in mine:
+            pending[name] = (
+                f"canary image {name} {old} -> {new} is proposed in a pull request; the next step waits until it lands"
+            )
+    return pending
+
+
+def _trailer_changes(trailers: Sequence[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """The (target, from, to) triples of a plan's trailers, in order."""
+    targets = [value for key, value in trailers if key == TRAILER_TARGET]
+    olds = [value for key, value in trailers if key == TRAILER_FROM]
+    news = [value for key, value in trailers if key == TRAILER_TO]
+    return [(t, olds[i] if i < len(olds) else "", news[i] if i < len(news) else "") for i, t in enumerate(targets)]
 
 
 def unified_diff(
@@ -437,6 +490,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
     if pull_requests and deliver and deps.forge is None:
         raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
     attempts = policy.spec.git.max_push_attempts
+    undeadlined = deps
     deps = with_deadline(policy, deps)
     deps.progress("checkout")
     with deps.workspace.checkout() as checkout:
@@ -454,19 +508,38 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             deps.progress("deliver")
             if pull_requests:
                 assert deps.forge is not None
+                safety = straight_rollbacks(policy, plans)
+                rolled: list[Delivery] = []
+                if safety:
+                    try:
+                        rolled = deliver_rollbacks(policy, checkout, deps.forge, safety, rollback_reasons(cycle))
+                    except PushRejectedError:
+                        if attempt == attempts:
+                            raise
+                        deps.log(
+                            f"push to {policy.spec.git.branch} rejected; fetching and planning again "
+                            f"({attempt}/{attempts})"
+                        )
+                        checkout.refresh()
+                        continue
+                    # The rest is planned again from the branch as the rollbacks left it (no deadline: the
+                    # rollbacks are delivered, and a cycle past it must not say nothing was).
+                    again = plan_cycle(policy, checkout, undeadlined, chain=False)
+                    cycle, plans = after_rollbacks(cycle, safety, again), again.plans
                 delivered = deliver_pull_requests(
                     policy, checkout, deps.forge, plans, keep=unplanned_by_failure(policy, cycle.failures)
                 )
                 return CycleResult(
                     policy.name,
-                    plans,
-                    tuple(delivered),
+                    (*safety, *plans),
+                    (*rolled, *delivered),
                     diff,
                     attempt,
-                    head,
+                    checkout.head if safety else head,
                     cycle.canaries,
                     cycle.failures,
                     cycle.problems,
+                    cycle.history,
                 )
             try:
                 delivered = deliver_commits(policy, checkout, plans)
@@ -488,8 +561,72 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 cycle.canaries,
                 cycle.failures,
                 cycle.problems,
+                cycle.history,
             )
     raise GitbotError("unreachable: the cycle loop ended without a result")
+
+
+def straight_rollbacks(policy: Policy, plans: Sequence[Plan]) -> tuple[Plan, ...]:
+    """The canary rollbacks a pull-request cycle pushes straight to the branch: a failing canary keeps its
+    traffic while a rollback waits for a review, so it does not wait unless `delivery.rollback` asks it to."""
+    if policy.spec.delivery.rollback == "pull-request":
+        return ()
+    canaries = {canary.name for canary in policy.spec.canaries}
+    return tuple(plan for plan in plans if plan.action == "rollback" and plan.name in canaries)
+
+
+def after_rollbacks(before: CyclePlan, rollbacks: Sequence[Plan], again: CyclePlan) -> CyclePlan:
+    """The cycle's plan once its rollbacks landed: them, then what planning again from the new head gave.
+
+    The rolled-back canaries keep the outcome that rolled them back (that is what this cycle did).
+    """
+    names = {plan.name for plan in rollbacks}
+    canaries = tuple(o for o in before.canaries if o.name in names) + tuple(
+        o for o in again.canaries if o.name not in names
+    )
+    return CyclePlan((*rollbacks, *again.plans), canaries, again.failures, again.problems)
+
+
+def rollback_reasons(cycle: CyclePlan) -> dict[str, str]:
+    """Why each canary of the cycle is rolled back, in a few words (`its analysis failed at 10% (...)`)."""
+    reasons = {}
+    for outcome in cycle.canaries:
+        if outcome.decision is not None and outcome.decision.action == "rollback":
+            summary = f" ({outcome.summary})" if outcome.summary else ""
+            reasons[outcome.name] = f"its analysis failed at {outcome.weight}%{summary}"
+    return reasons
+
+
+def deliver_rollbacks(
+    policy: Policy, checkout: Checkout, forge: Forge, rollbacks: Sequence[Plan], reasons: Mapping[str, str]
+) -> list[Delivery]:
+    """Push canary rollbacks to the environment branch in pull-request mode, then tell the bot's open pull
+    requests for those canaries: the cycle's step is closed (it would move a rolled-back canary), a step or
+    rollback asked for by hand is left open for its person. PushRejectedError leaves nothing pushed."""
+    delivered = deliver_commits(policy, checkout, rollbacks)
+    branch = policy.spec.git.branch
+    out: list[Delivery] = []
+    for plan, done in zip(rollbacks, delivered, strict=True):
+        out.append(done)
+        why = reasons.get(plan.name, "its analysis failed")
+        note = (
+            f"gitbot rolled back canary {plan.name} on {branch} in {done.ref[:7]} without waiting for a review: "
+            f"{why}. A failing canary keeps its traffic while a pull request waits, so rollbacks are pushed "
+            "straight to the branch (`delivery.rollback: pull-request` makes them wait for a review instead)."
+        )
+        for suffix in ("", MANUAL_PREFIX, PROMOTE_PREFIX):
+            pull = forge.find_pull(bot_branch(policy, f"{suffix}{plan.name}"))
+            if pull is None:
+                continue
+            if suffix:
+                forge.comment_pull(pull.number, note)
+                continue
+            marker = PLAN_MARKER.split("{")[0]
+            # Unmarked first, as a superseded one: a pull request the bot closed is not a person's refusal.
+            forge.update_pull(pull.number, pull.title, pull.body.replace(marker, SUPERSEDED_MARKER))
+            forge.close_pull(pull.number, f"{note} This step is no longer wanted; closing.")
+            out.append(Delivery(plan.name, "closed", pull.url, pull.title))
+    return out
 
 
 def unplanned_by_failure(policy: Policy, failures: Sequence[LookupFailure]) -> frozenset[str]:
@@ -635,16 +772,23 @@ def rollback_finish(policy: Policy, checkout: Checkout, plan: Plan) -> RevertFin
     branch before the revert, set the weights to 0% instead.
     """
     names = [canary.name for canary in policy.spec.canaries]
-    target = dict(plan.trailers).get(TRAILER_TARGET)
+    # The canary is the first target (a rollback that returns the canary image names that image too).
+    target = next((value for key, value in plan.trailers if key == TRAILER_TARGET), None)
     if plan.action != "rollback" or not plan.files or target not in names:
         return None
     index = names.index(target)
+    # The canary image's return to its earlier tag: the steps' revert does not touch it, so it goes on top.
+    images = [change for change in plan.changes if change.kind != "weight"]
 
     def finish() -> tuple[dict[str, str], str] | None:
         try:
             route = read_route(policy, index, scan_checkout(policy, checkout))
             texts = {group.file: read_exact(checkout.root / group.file) for group in route.groups}
-            return settle_rollback(plan, route, texts)
+            files, message = settle_rollback(plan, route, texts)
+            if images:
+                current = {c.file: files.get(c.file) or read_exact(checkout.root / c.file) for c in images}
+                files = {**files, **apply_changes(current, images)}
+            return files, message
         except GitbotError:
             return None
 
@@ -784,6 +928,7 @@ def add_missing_labels(forge: Forge, pull: PullRequest, labels: Sequence[str]) -
 class ImageStatus:
     name: str
     current: tuple[str, ...]
+    # The tag a cycle would pick: past the promotion gate and the release age and signature checks.
     newest: str | None
     candidates: tuple[str, ...]
     quarantined: tuple[tuple[str, str], ...]
@@ -791,8 +936,19 @@ class ImageStatus:
     lookup_error: str = ""
     # Whether retrying that lookup later may help.
     lookup_retryable: bool = True
-    # Newer tags its promotion gate holds back, newest first, and why (soak left, rolled back there, ...).
+    # Newer tags held back, newest first, and why: by the promotion gate (soak left, rolled back there, ...)
+    # or by the registry's facts (too young for minAge, not signed, a bad signature).
     held: tuple[tuple[str, str], ...] = ()
+    # Tags its targets run although they are quarantined (a rolled-back canary whose earlier tag git does
+    # not know keeps the bad one at 0%), with the targets that run each.
+    running_quarantined: tuple[str, ...] = ()
+    quarantined_targets: tuple[tuple[str, str], ...] = ()
+    # With `digest: pin`: the digest the registry serves for `newest`, which a cycle writes beside it.
+    digest: str | None = None
+    # What the release age and signature checks add (e.g. no tag qualified among the newest they inspect).
+    note: str = ""
+    # Whether the image asks the registry about its tags (minAge, digest or verify).
+    vetted: bool = False
 
 
 @dataclass(frozen=True)
@@ -804,31 +960,50 @@ class StatusReport:
 
 
 def status(policy: Policy, deps: Deps) -> StatusReport:
-    """Per image: the tags running now, the newest allowed tag, quarantined tags and why; open PRs."""
+    """Per image: the tags running now, the tag a cycle would pick (past its promotion gate, `minAge` and
+    `verify`, with the digest `digest: pin` writes), the newer tags held back and why, quarantined tags; PRs."""
+    now = deps.clock.now()
     with deps.workspace.checkout() as checkout:
         targets, _texts, history, tags, failures = gather(policy, checkout, deps.registry, deps.scan_cache)
-        gates = read_gates(policy, deps, checkout, deps.clock.now())
+        gates = read_gates(policy, deps, checkout, now)
         head = checkout.head
-    failed = {failure.image: failure for failure in failures}
+    bindings = bind_images(policy, targets)
+    # The registry is asked about the tags the gates let through, as a cycle asks (see `plan_cycle`).
+    admitted = {
+        b.image.name: admitted_tags(b, tags[b.image.name], gates.get(b.image.name))
+        for b in bindings
+        if b.image.name in tags
+    }
+    vetted, unvetted = vet_images(policy, deps.registry, targets, admitted, history, now)
+    failed = {failure.image: failure for failure in (*failures, *unvetted)}
     images = []
-    for index, binding in enumerate(bind_images(policy, targets)):
+    for index, binding in enumerate(bindings):
         image = binding.image
         flt = image_filter(policy, index)
         quarantined = history.quarantined(image.name)
         current = tuple(sorted({current_tag(t) or "(none)" for t in binding.targets}))
-        listed, held = gated_tags(tags.get(image.name, ()), flt, quarantined.keys(), current, gates.get(image.name))
-        selection = select(listed, flt, quarantine=quarantined.keys())
+        vetting = vetted.get(image.name)
+        gate = gates.get(image.name)
+        listed, held = gated_tags(tags.get(image.name, ()), flt, quarantined.keys(), current, gate, vetting)
+        selection = narrow(select(listed, flt, quarantine=quarantined.keys()), vetting)
         blocked = behind_quarantine(listed, flt, selection)
+        flagged = tuple((t.resource, tag) for t in binding.targets if (tag := current_tag(t)) in quarantined)
+        newest = None if blocked else selection.selected
         images.append(
             ImageStatus(
                 image.name,
                 current,
-                None if blocked else selection.selected,
+                newest,
                 selection.candidates,
                 tuple((tag, q.reason) for tag, q in sorted(quarantined.items())),
                 lookup_error=failed[image.name].one_line() if image.name in failed else "",
                 lookup_retryable=failed[image.name].retryable if image.name in failed else True,
                 held=held,
+                running_quarantined=tuple(sorted({tag for _resource, tag in flagged})),
+                quarantined_targets=flagged,
+                digest=vetting.digest if vetting is not None and newest and image.digest == "pin" else None,
+                note=vetting.note if vetting is not None else "",
+                vetted=vetting is not None,
             )
         )
     pulls: tuple[PullRequest, ...] = ()
@@ -838,15 +1013,29 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
 
 
 def gated_tags(
-    tags: Sequence[str], flt: TagFilter, quarantined: Collection[str], current: Collection[str], gate: Gate | None
+    tags: Sequence[str],
+    flt: TagFilter,
+    quarantined: Collection[str],
+    current: Collection[str],
+    gate: Gate | None,
+    vetting: Vetting | None = None,
 ) -> tuple[Sequence[str], tuple[tuple[str, str], ...]]:
-    """The tags an image may take past its promotion gate (as the planner counts them), and the newer ones
-    the gate holds back with why."""
-    if gate is None:
-        return tags, ()
-    listed = gate.admit(tags, keep=current)
-    chosen = select(listed, flt, quarantine=quarantined).selected
-    return listed, tuple(held_back(gate, select(tags, flt, quarantine=quarantined).candidates, chosen))
+    """The tags an image may take past its promotion gate (as the planner counts them), and the newer tags
+    than the one a cycle picks that are held back, newest first, with why: by the gate, or by `vetting`
+    (what the registry said of the tags the gate let through: release age, signature)."""
+    listed = gate.admit(tags, keep=current) if gate is not None else tags
+    chosen = narrow(select(listed, flt, quarantine=quarantined), vetting).selected
+    ranked = select(tags, flt, quarantine=quarantined).candidates
+    by_gate = dict(held_back(gate, ranked, chosen)) if gate is not None else {}
+    by_facts = dict(vetting.skipped) if vetting is not None else {}
+    held: list[tuple[str, str]] = []
+    for tag in ranked:
+        if tag == chosen:
+            break
+        reason = by_gate.get(tag) or by_facts.get(tag)
+        if reason:
+            held.append((tag, reason))
+    return listed, tuple(held)
 
 
 def deliver_one(
@@ -1053,6 +1242,13 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
         route = read_route(policy, index, targets)
         if to == route.weight:
             return already(name, checkout.head, f"canary {name} is already at {to}%; nothing to change")
+        if to is not None and to < route.weight:
+            # Going down is no step: the next cycle would take the canary up again at once.
+            raise UsageError(
+                f"--to {to} would move canary {name} down from {route.weight}%: promote only moves a canary up",
+                hint=f"roll it back with `gitbot rollback {name} --policy {policy.name}` "
+                f"or hold it with `gitbot pause {name}`",
+            )
         target = to if to is not None else canary_policy(canary).next_step(route.weight)
         done = hand_step(read_history(checkout.log(), policy.name), name, route.weight) if to is None else None
         if done is not None:
@@ -1060,14 +1256,19 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
             return already(name, done.sha, f"already promoted by {done.sha[:7]}: {done.commit.subject}; {further}")
         if target is None:
             raise UsageError(f"canary {name} is already at its last step ({route.weight}%); give --to to move it")
-        if not 0 <= target <= 100:
-            raise UsageError(f"--to must be a weight in 0..100, got {target}")
+        if not 1 <= target <= 100:
+            raise weight_out_of_range(target)
         decision = CanaryDecision("step", route.weight, target, f"stepped by hand from {route.weight}% to {target}%")
         plan = step_plan(policy, route, decision, Observation(None, None, None), texts, to=target, manual=True)
         return open_manual_pull(policy, deps, f"{PROMOTE_PREFIX}{name}", plan.plan_id) or plan
 
     # Its own branch: a person's step is not the cycle's plan, which would close or rewrite it.
     return deliver_one(policy, deps, make, branch_name=f"{PROMOTE_PREFIX}{name}")
+
+
+def weight_out_of_range(to: int) -> UsageError:
+    """The error of a `promote --to` weight outside the range its help states."""
+    return UsageError(f"--to must be a weight in 1..100, above the canary's current weight; got {to}")
 
 
 def set_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str = "") -> str:
@@ -1084,7 +1285,7 @@ def mark_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str
     index = _canary_index(policy, name)
     canary = policy.spec.canaries[index]
     action = "pause" if paused else "resume"
-    message = marker_message(policy, name, action, why or f"{action}d by gitbot {action} {name}")
+    message = marker_message(policy, name, action, why or default_marker_reason(action, name))
     attempts = policy.spec.git.max_push_attempts
     with deps.workspace.checkout() as checkout:
         for attempt in range(1, attempts + 1):

@@ -368,7 +368,8 @@ def _paused(history: History, canary: CanarySettings) -> tuple[bool, str]:
         if not any(ch.target == canary.name for ch in commit.changes):
             continue
         if commit.action == "pause":
-            events.append((commit.landed, True, f"paused by {commit.commit.author.name}"))
+            why = _marker_reason(commit, canary.name)
+            events.append((commit.landed, True, f"paused by {commit.commit.author.name}" + (f": {why}" if why else "")))
         elif commit.action == "resume":
             events.append((commit.landed, False, ""))
         elif commit.action == "canary-step" and commit.reverted_by is not None:
@@ -379,6 +380,24 @@ def _paused(history: History, canary: CanarySettings) -> tuple[bool, str]:
         return False, ""
     _, paused, reason = max(events, key=lambda e: e[0])
     return paused, reason
+
+
+def _marker_reason(commit: BotCommit, name: str) -> str:
+    """The reason a pause or resume marker records (`--reason`), "" when none was given."""
+    first = commit.commit.body.partition("\n\n")[0].strip()
+    if not first or first == default_marker_reason(commit.action, name) or parse_trailer_line(first):
+        return ""
+    return " ".join(first.split())
+
+
+def default_marker_reason(action: str, name: str) -> str:
+    """The body of a pause or resume marker made without a reason."""
+    return f"{action}d by gitbot {action} {name}"
+
+
+def parse_trailer_line(text: str) -> bool:
+    """Whether `text` is a block of gitbot trailers (a marker whose body holds nothing else)."""
+    return all(line.startswith("Gitbot-") and ": " in line for line in text.splitlines())
 
 
 def observe_state(
@@ -521,6 +540,35 @@ def rollback_plan(
     )
 
 
+def with_image_restore(
+    policy: Policy, plan: Plan, bad: str, good: str, changes: Sequence[Change], texts: Mapping[str, str]
+) -> Plan:
+    """A canary rollback that also returns the canary image from `bad` (which stays quarantined) to `good`,
+    the tag it ran before: git then shows the last good state, not the bad tag idling at 0%."""
+    if not changes:
+        return plan
+    image = next(c.image for c in policy.spec.canaries if c.name == plan.name)
+    moved = plan.changes + tuple(changes)
+    files = {**dict(plan.files), **apply_changes({**texts, **dict(plan.files)}, changes)}
+    note = f"This rollback also returns canary image {image} from {bad} to {good}, the tag it ran before."
+    plan_at = next(i for i, (key, _value) in enumerate(plan.trailers) if key == TRAILER_TO) + 1
+    trailers = (
+        *plan.trailers[:plan_at],
+        (TRAILER_TARGET, image or ""),
+        (TRAILER_FROM, bad),
+        (TRAILER_TO, good),
+        *plan.trailers[plan_at:],
+    )
+    return replace(
+        plan,
+        changes=moved,
+        files=tuple(sorted(files.items())),
+        body=f"{plan.body}\n\n{note}",
+        trailers=trailers,
+        evidence=f"{plan.evidence}\n\n{note}",
+    )
+
+
 def _with_note(plan: Plan, note: str, *, before_reverts: bool) -> str:
     """The rollback's message with `note` before or after its `This reverts commit` lines (its first paragraph)."""
     reverts, _, rest = plan.body.partition("\n\n")
@@ -551,7 +599,8 @@ def rollback_commit_message(plan: Plan) -> str:
     Nothing is reverted, so it carries no `This reverts commit` lines: `Gitbot-Undoes` trailers name the steps
     it undoes, and history reads them as it reads a revert.
     """
-    weight = dict(plan.trailers).get(TRAILER_FROM, "?")
+    # The canary's own From (a rollback that also returns the canary image has a second one).
+    weight = next((value for key, value in plan.trailers if key == TRAILER_FROM), "?")
     note = plain_rollback_note(plan.reverts, weight)
     body = "\n\n".join(part for part in (note, without_reverts_paragraph(plan.body)) if part.strip())
     return render_message(plan.subject, body, undoes_trailers(plan.trailers, plan.reverts))

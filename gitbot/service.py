@@ -29,12 +29,12 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from gitbot.config import Policy
+from gitbot.cron import cron_trigger
 from gitbot.errors import ConfigError, GitbotError, UsageError
 from gitbot.logs import SecretMasker, log_event
 from gitbot.planner import LookupFailure
@@ -67,7 +67,8 @@ class CycleSummary:
     """What one reconcile cycle of one policy did, as the service records and reports it.
 
     `changes` counts delivered changes by kind (image-update, canary-step, rollback, promote);
-    `canaries` maps a canary's name to its current weight (percent) and last verdict; `holds` maps a canary
+    `canaries` maps a canary's name to its weight committed on the branch (percent) and last verdict,
+    `proposed` to the weight a pull request proposes (absent when none does); `holds` maps a canary
     that changed nothing to why (e.g. `analysis inconclusive: canary has 12 requests, needs 100`).
     """
 
@@ -81,6 +82,8 @@ class CycleSummary:
     holds: Mapping[str, str] = field(default_factory=dict)
     # Images whose tag lookup failed in a cycle that went ahead with everything else.
     lookup_failures: tuple[LookupFailure, ...] = ()
+    # The weight an open pull request proposes for a canary (not yet on the branch), by canary name.
+    proposed: Mapping[str, int] = field(default_factory=dict)
 
 
 Runner = Callable[[Policy], CycleSummary]
@@ -90,6 +93,8 @@ def _canary_fields(summary: CycleSummary, name: str) -> dict[str, object]:
     """One canary in the cycle event: weight, verdict and, when it changed nothing, why it holds."""
     weight, verdict = summary.canaries[name]
     fields: dict[str, object] = {"weight": weight, "verdict": verdict}
+    if name in summary.proposed:
+        fields["proposed"] = summary.proposed[name]
     if name in summary.holds:
         fields["holds"] = summary.holds[name]
     return fields
@@ -128,7 +133,13 @@ class ServiceMetrics:
         )
         self.canary_weight = Gauge(
             "gitbot_canary_weight_percent",
-            "Traffic weight of each canary, in percent.",
+            "Traffic weight of each canary committed on the environment branch, in percent.",
+            ["policy", "canary"],
+            registry=r,
+        )
+        self.canary_proposed_weight = Gauge(
+            "gitbot_canary_proposed_weight_percent",
+            "Traffic weight an open pull request proposes for a canary, in percent (absent when none does).",
             ["policy", "canary"],
             registry=r,
         )
@@ -179,6 +190,11 @@ class ServiceMetrics:
             self.lookup_failures.labels(policy=policy, image=failure.image, host=failure.host).inc()
         for canary, (weight, verdict) in summary.canaries.items():
             self.canary_weight.labels(policy=policy, canary=canary).set(weight)
+            if canary in summary.proposed:
+                self.canary_proposed_weight.labels(policy=policy, canary=canary).set(summary.proposed[canary])
+            else:
+                with suppress(KeyError):  # no proposal: no series, rather than a stale one
+                    self.canary_proposed_weight.remove(policy, canary)
             state = verdict if verdict in VERDICT_STATES else "unknown"
             self.canary_verdict.labels(policy=policy, canary=canary).state(state)
 
@@ -189,27 +205,6 @@ class ServiceMetrics:
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""
         return generate_latest(self.registry)
-
-
-def _crontab_weekdays(spec: str) -> str:
-    """A crontab day-of-week field (0 or 7 = Sunday) as APScheduler 3 day names (it counts 0 as Monday)."""
-    if spec == "*":
-        return spec
-    names = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-    days: set[int] = set()
-    for part in spec.lower().split(","):
-        rng, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if rng == "*":
-            low, high = 0, 6
-        else:
-            first, _, last = rng.partition("-")
-            low = names.index(first) if first in names else int(first)
-            high = (names.index(last) if last in names else int(last)) if last else (6 if step_text else low)
-        if not (0 <= low <= 7 and 0 <= high <= 7 and step > 0):
-            raise ValueError(f"day of week {part!r} is outside 0-7")
-        days |= {day % 7 for day in range(low, high + 1, step)}
-    return ",".join(names[day] for day in sorted(days))
 
 
 def default_jitter(policy: Policy) -> float:
@@ -229,17 +224,8 @@ def trigger_for(policy: Policy, *, jitter: float | None = None) -> BaseTrigger:
     if schedule.interval is not None:
         return IntervalTrigger(seconds=schedule.interval.total_seconds(), timezone=UTC, jitter=spread or None)
     assert schedule.cron is not None
-    minute, hour, day, month, weekday = schedule.cron.split()
     try:
-        return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=_crontab_weekdays(weekday),
-            timezone=UTC,
-            jitter=spread or None,
-        )
+        return cron_trigger(schedule.cron, jitter=spread)
     except ValueError as exc:
         raise ConfigError(f"spec.schedule.cron: {exc}", where=policy.where("/spec/schedule/cron")) from exc
 

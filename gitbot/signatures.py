@@ -20,7 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gitbot.domain import CosignSignature
 from gitbot.errors import ConfigError
 
-SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+# The key type policies hold, named here so that only this module imports the cryptography package.
+PublicKey = ec.EllipticCurvePublicKey
+
 PAYLOAD_TYPE = "cosign container image signature"
 
 

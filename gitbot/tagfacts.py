@@ -18,10 +18,18 @@ from gitbot.config import Policy
 from gitbot.domain import Target
 from gitbot.errors import ConfigError, RemoteError
 from gitbot.history import History
-from gitbot.planner import LookupFailure, bind_images, current_tag, image_filter, lookup_failures
+from gitbot.planner import (
+    LookupFailure,
+    PromotionPin,
+    bind_images,
+    current_tag,
+    image_filter,
+    lookup_failures,
+)
 from gitbot.ports import Registry, TagInspector
+from gitbot.rollout import RouteState
 from gitbot.signatures import load_public_key
-from gitbot.versioning import select
+from gitbot.versioning import parse_image, select
 
 
 def image_gate(policy: Policy, index: int, environ: Mapping[str, str] | None = None) -> Gate:
@@ -76,3 +84,40 @@ def vet_images(
             errors[image.name] = exc.one_line()
             vetted[image.name] = Vetting(None)
     return vetted, lookup_failures(policy, errors)
+
+
+def promotion_pins(
+    policy: Policy, registry: Registry, targets: Sequence[Target], routes: Mapping[str, RouteState]
+) -> dict[str, PromotionPin]:
+    """The digest each canary at its last step would give a GA image policy with `digest: pin` on promotion.
+
+    The digest the canary's own reference pins (the very image its analysis judged), else the one the
+    registry serves for the canary's tag now (one HEAD, revalidated by ETag). Canaries below their last
+    step, or promoting to an image policy that pins nothing, cost no request.
+    """
+    pins: dict[str, PromotionPin] = {}
+    bindings = {b.image.name: b for b in bind_images(policy, targets)} if policy.spec.images else {}
+    pinned = {image.name for image in policy.spec.images if image.digest == "pin"}
+    for canary in policy.spec.canaries:
+        route = routes.get(canary.name)
+        own = bindings.get(canary.image or "")
+        if canary.on_complete != "promote" or canary.promote_to not in pinned or own is None or route is None:
+            continue
+        if route.weight < canary.steps[-1] or not own.targets:
+            continue
+        target = own.targets[0]
+        tag = current_tag(target)
+        if not tag:
+            continue
+        image = next(i for i in policy.spec.images if i.name == canary.image)
+        ref = parse_image(target.value) if target.kind == "image" else None
+        if ref is not None and ref.digest:
+            pins[canary.name] = PromotionPin(ref.digest)
+        elif not isinstance(registry, TagInspector):
+            pins[canary.name] = PromotionPin(None, "this registry client cannot report digests")
+        else:
+            try:
+                pins[canary.name] = PromotionPin(registry.inspect_tag(image.repository, tag).digest)
+            except RemoteError as exc:
+                pins[canary.name] = PromotionPin(None, exc.one_line())
+    return pins

@@ -89,13 +89,8 @@ class TagFilter:
             version = parse_version(tag)
             return None if version is None else (tag, version)
         assert self._regex is not None
-        if self.kind == "glob":
-            found = self._regex.match(tag)
-            if found is None and tag[:1] in "vV" and tag[1:2].isdigit():
-                # A leading `v` is accepted: `0.1.*` also matches `v0.1.3`.
-                found = self._regex.match(tag[1:])
-        else:
-            found = self._regex.search(tag)
+        # A glob matches the tag's text as written, as Flux v1 does: `0.1.*` does not take `v0.1.3`.
+        found = self._regex.match(tag) if self.kind == "glob" else self._regex.search(tag)
         if found is None:
             return None
         if self.glob_prefix and tag.startswith(self.glob_prefix):
@@ -321,11 +316,6 @@ def compare(a: str, b: str, flt: TagFilter) -> int:
     return -1 if key_a < key_b else 1 if key_b < key_a else 0
 
 
-def newest_first(tags: Iterable[str], flt: TagFilter) -> list[str]:
-    """`tags` ordered newest first under `flt` (no filtering); equally new tags by their text, descending."""
-    return sorted(tags, key=lambda tag: (*_rank(tag, flt), tag), reverse=True)
-
-
 def select(tags: Iterable[str], flt: TagFilter, *, quarantine: Collection[str] = ()) -> TagSelection:
     """Choose the newest tag that passes `flt` and is not quarantined, and say why.
 
@@ -411,7 +401,6 @@ __all__: Sequence[str] = (
     "TagFilter",
     "compare",
     "is_valid_tag",
-    "newest_first",
     "parse_filter",
     "parse_image",
     "parse_version",

@@ -72,10 +72,6 @@ class Node:
     items: tuple[tuple[Node, Node], ...] = ()
     children: tuple[Node, ...] = ()
 
-    @property
-    def is_scalar(self) -> bool:
-        return self.kind == "scalar"
-
     def get(self, key: str) -> Node | None:
         """The value under scalar key `key` of a mapping (None when absent or not a mapping)."""
         if self.kind != "mapping":

@@ -4,7 +4,8 @@ Owns the one way gitbot's clients on `requests` (the Prometheus and GitHub adapt
 notifiers) bound a request in time. A per-read timeout does not: a server that sends a byte every few
 seconds holds a caller for as long as it likes. Here a watchdog timer, armed when the request starts,
 shuts down the sockets that request uses when the deadline passes, so the blocked read returns at once;
-the request then fails with `DeadlineExceeded` (a `requests` Timeout), or `HttpxDeadline.cut` is set.
+the request then fails with `DeadlineExceeded` (a `requests` Timeout). The same watchdog for httpx is in
+`gitbot.adapters.deadline_httpx`, apart, so that loading the notifiers does not load `requests`.
 Nothing here knows about Prometheus, GitHub or what an answer means.
 """
 
@@ -13,11 +14,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import httpcore
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import PoolManager, ProxyManager
@@ -134,42 +133,3 @@ class DeadlineAdapter(HTTPAdapter):
             # A body without a length ends where the cut closed it: what arrived is not the whole answer.
             raise DeadlineExceeded(self.deadline)
         return response
-
-
-class HttpxDeadline:
-    """The same watchdog for one httpx client: pass `trace` in a request's extensions, run it `within()`.
-
-    One request at a time per instance (the notifiers post from one thread per notification).
-    """
-
-    def __init__(self, deadline: float) -> None:
-        if deadline <= 0:
-            raise ValueError("the deadline must be more than 0 seconds")
-        self.deadline = deadline
-        self.cut = threading.Event()
-        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-
-    def trace(self, event: str, info: Mapping[str, object]) -> None:
-        if event == "connection.connect_tcp.complete":
-            stream = info.get("return_value")
-            sock = stream.get_extra_info("socket") if isinstance(stream, httpcore.NetworkStream) else None
-            if isinstance(sock, socket.socket):
-                self._sockets.add(sock)
-
-    def _fire(self) -> None:
-        self.cut.set()
-        for sock in list(self._sockets):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    @contextlib.contextmanager
-    def within(self) -> Iterator[None]:
-        """Run one request; its sockets are shut down when the deadline passes (then `cut` is set)."""
-        self.cut.clear()
-        timer = threading.Timer(self.deadline, self._fire)
-        timer.daemon = True
-        timer.start()
-        try:
-            yield
-        finally:
-            timer.cancel()

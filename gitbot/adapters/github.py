@@ -268,6 +268,11 @@ class GitHubForge:
 
         self._call(f"close pull request #{number}", close)
 
+    def comment_pull(self, number: int, comment: str) -> None:
+        """Add a comment to pull request `number` (its conversation, as an issue comment)."""
+        repo = self._repository()
+        self._call(f"comment on pull request #{number}", lambda: repo.get_pull(number).create_issue_comment(comment))
+
 
 def _deadline_connections(
     deadline: float,

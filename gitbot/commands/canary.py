@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
+from gitbot.commands.announce import announce_command
 from gitbot.commands.canary_view import check_json, render_canary, status_of
 from gitbot.commands.compose import build_deps, policies_option
 from gitbot.config import Policy, find_policy, load_policies
 from gitbot.errors import UsageError
 from gitbot.logs import process_masker
-from gitbot.reconcile import inspect_canary, mark_paused
+from gitbot.reconcile import inspect_canary, mark_paused, weight_out_of_range
 from gitbot.reconcile import promote as promote_canary
 
 
@@ -71,14 +72,17 @@ def analyze(name: str, policy_name: str | None, policies_dir: Path, as_json: boo
 @click.argument("name")
 @policy_choice
 @policies_option
-@click.option("--to", "to_weight", type=int, default=None, help="Move to this weight (1..100).")
+@click.option(
+    "--to", "to_weight", type=int, default=None, help="Move to this weight, above the canary's current weight (1..100)."
+)
 def promote(name: str, policy_name: str | None, policies_dir: Path, to_weight: int | None) -> None:
     """Make canary NAME's next step (or move it to --to) now, as a commit or pull request."""
     # Checked here rather than by click's IntRange, whose error is a usage screen, not one line.
     if to_weight is not None and not 0 <= to_weight <= 100:
-        raise UsageError(f"--to must be a weight in 0..100, got {to_weight}")
+        raise weight_out_of_range(to_weight)
     policy = _policy_for(policies_dir, policy_name, name)
     delivery = promote_canary(policy, build_deps(policy, need_forge=True), name, to_weight)
+    announce_command(policy, "promote", name, delivery)
     if delivery.outcome == "unchanged":
         click.echo(delivery.subject)
         return
@@ -88,6 +92,7 @@ def promote(name: str, policy_name: str | None, policies_dir: Path, to_weight: i
 def _marker(name: str, policy_name: str | None, policies_dir: Path, reason: str, *, paused: bool) -> None:
     policy = _policy_for(policies_dir, policy_name, name)
     delivery = mark_paused(policy, build_deps(policy, need_forge=False), name, paused=paused, why=reason)
+    announce_command(policy, "pause" if paused else "resume", name, delivery, reason)
     if delivery.outcome == "unchanged":
         click.echo(delivery.subject)
         return

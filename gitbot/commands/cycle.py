@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
+from gitbot.commands.announce import announce_command, announce_cycle
 from gitbot.commands.canary_view import render_canary
 from gitbot.commands.compose import build_deps, policies_option, policy_option
 from gitbot.commands.progress import Progress
 from gitbot.config import Policy, find_policy
 from gitbot.logs import process_masker
-from gitbot.reconcile import CycleResult, inspect_canary, run_cycle
+from gitbot.reconcile import CycleResult, ImageStatus, inspect_canary, run_cycle
 from gitbot.reconcile import rollback as run_rollback
 from gitbot.reconcile import status as read_status
 
@@ -78,6 +79,7 @@ def once(policy_name: str, policies_dir: Path) -> None:
         click.echo(f"{delivery.outcome:<9} {delivery.ref}  {delivery.subject}")
     _echo_holds(result)
     echo_problems(result)
+    announce_cycle(policy, result)
     _exit_on_lookup_failures(result)
 
 
@@ -101,13 +103,15 @@ def status(policy_name: str, policies_dir: Path) -> None:
     report = read_status(policy, deps)
     click.echo(f"policy {report.policy} at {report.head[:12]}")
     for image in report.images:
-        newest = image.newest or ("(none newer than a quarantined tag)" if image.quarantined else "(no matching tag)")
-        newest = "unknown (tag lookup failed)" if image.lookup_error else newest
-        click.echo(f"  {image.name}: running {', '.join(image.current)}; newest allowed {newest}")
+        click.echo(f"  {image.name}: running {', '.join(image.current)}; newest allowed {_newest_text(image)}")
         for tag, reason in image.quarantined:
             click.echo(f"    quarantined {tag}: {reason}")
+        for resource, tag in image.quarantined_targets:
+            click.echo(f"    ! {resource} runs quarantined tag {tag}")
         for tag, reason in image.held:
             click.echo(f"    held back {tag}: {reason}")
+        if image.note:
+            click.echo(f"    {image.note}")
         if image.lookup_error:
             click.echo(f"    {image.lookup_error}")
     for canary in policy.spec.canaries:
@@ -120,6 +124,19 @@ def status(policy_name: str, policies_dir: Path) -> None:
     if failed:
         retry = any(image.lookup_retryable for image in failed)
         sys.exit(LOOKUP_FAILED_EXIT if retry else LOOKUP_REFUSED_EXIT)
+
+
+def _newest_text(image: ImageStatus) -> str:
+    """The tag a cycle would pick (with the digest it pins), or why there is none."""
+    if image.lookup_error:
+        return "unknown (tag lookup failed)"
+    if image.newest:
+        return f"{image.newest}@{image.digest}" if image.digest else image.newest
+    if image.vetted and image.held and not image.quarantined:
+        return "(none qualifies; the targets stay as they are)"
+    if image.quarantined:
+        return "(none newer than a quarantined tag)"
+    return "(no matching tag)"
 
 
 @click.command()
@@ -138,6 +155,7 @@ def rollback(name: str, policy_name: str, policies_dir: Path, further: bool) -> 
     """
     policy = find_policy(policies_dir, policy_name)
     delivery = run_rollback(policy, build_deps(policy, need_forge=True), name, further=further)
+    announce_command(policy, "rollback", name, delivery)
     if delivery.outcome == "unchanged":
         click.echo(delivery.subject)
         return

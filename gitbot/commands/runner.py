@@ -2,7 +2,8 @@
 
 Owns what `gitbot run` does around `run_cycle`: adapters built once per policy and reused across cycles (so
 registry caches, tokens and git clones carry over), request counting for /metrics, one structured event per
-cycle and per delivered change, notifications on delivered changes and failing cycles, and the stop rule: a
+cycle and per delivered change, notifications (`gitbot.notices`) of what a cycle did and of failing cycles,
+and the stop rule: a
 cycle whose stop was requested before delivery does not start. It does no scheduling (that is
 `gitbot.service`) and adds nothing to the pure modules.
 """
@@ -16,15 +17,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from gitbot.adapters.notify import notifiers_for
+from gitbot.adapters.notify import notifiers_for, send_notices
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy
 from gitbot.domain import Author, CommitInfo, TagFacts
 from gitbot.errors import ConfigError, GitbotError, RegistryError
 from gitbot.logs import SecretMasker, log_event
+from gitbot.notices import cycle_notices, failure_notice
 from gitbot.ports import (
     Checkout,
     Forge,
@@ -37,7 +40,7 @@ from gitbot.ports import (
     Workspace,
 )
 from gitbot.reconcile import CycleResult, Deps, run_cycle
-from gitbot.service import CycleSummary
+from gitbot.service import CycleSummary, trigger_for
 
 _log = logging.getLogger("gitbot.run")
 T = TypeVar("T")
@@ -47,6 +50,20 @@ DELIVERED = frozenset({"committed", "opened", "updated"})
 # A tag list is cached at most this long, and never longer than half a policy's interval, so that every
 # scheduled cycle asks the registry (a cheap conditional request) and sees a tag pushed since the last one.
 MAX_REGISTRY_CACHE_SECONDS = 60.0
+
+
+def notice_window(policy: Policy, now: datetime) -> timedelta:
+    """The time one cycle of `policy` answers for in notifications: its interval, or for a cron schedule the
+    gap between its next two ticks (see `gitbot.notices`)."""
+    interval = policy.spec.schedule.interval
+    if interval is not None:
+        return interval
+    trigger = trigger_for(policy, jitter=0)
+    first = trigger.get_next_fire_time(None, now)
+    second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first is not None else None
+    if not isinstance(first, datetime) or not isinstance(second, datetime):
+        return timedelta(minutes=5)
+    return max(second - first, timedelta(seconds=1))
 
 
 def registry_cache_ttl(policy: Policy) -> float:
@@ -140,6 +157,9 @@ class CountingForge:
 
     def add_labels(self, number: int, labels: Sequence[str]) -> None:
         self._counted(lambda: self._inner.add_labels(number, labels))
+
+    def comment_pull(self, number: int, comment: str) -> None:
+        self._counted(lambda: self._inner.comment_pull(number, comment))
 
 
 class StopBeforeDelivery(GitbotError):
@@ -245,22 +265,26 @@ def summarize(result: CycleResult, duration: float) -> CycleSummary:
     for delivery in result.deliveries:
         if delivery.outcome in DELIVERED:
             changes[kinds.get(delivery.name, "image-update")] += 1
-    delivered = {d.name for d in result.deliveries if d.outcome in DELIVERED}
-    canaries = {
-        outcome.name: (
-            outcome.decision.to_weight
-            if outcome.decision is not None and outcome.decision.to_weight is not None and outcome.name in delivered
-            else outcome.weight,
+    # Only a commit on the branch moves the weight the cluster gets; a pull request proposes one.
+    committed = {d.name for d in result.deliveries if d.outcome == "committed"}
+    proposing = {d.name for d in result.deliveries if d.outcome in ("opened", "updated", "unchanged")}
+    canaries: dict[str, tuple[int, str]] = {}
+    proposed: dict[str, int] = {}
+    for outcome in result.canaries:
+        to = outcome.decision.to_weight if outcome.decision is not None else None
+        canaries[outcome.name] = (
+            to if to is not None and outcome.name in committed else outcome.weight,
             outcome.verdict,
         )
-        for outcome in result.canaries
-    }
+        if to is not None and outcome.name in proposing and outcome.name not in committed:
+            proposed[outcome.name] = to
     return CycleSummary(
         policy=result.policy,
         outcome="changed" if changes else "unchanged",
         changes=dict(changes),
         duration_seconds=duration,
         canaries=canaries,
+        proposed=proposed,
         holds={outcome.name: outcome.held for outcome in result.canaries if outcome.held is not None},
         lookup_failures=result.failures,
     )
@@ -310,7 +334,8 @@ class CycleRunner:
                 forge=CountingForge(deps.forge, record) if deps.forge is not None else None,
                 log=_note_logger(policy.name),
             )
-            self._states[policy.name] = _PolicyState(deps, make_notifiers(policy, env, on_request=record))
+            notifiers = make_notifiers(policy, env, on_request=record, masker=masker)
+            self._states[policy.name] = _PolicyState(deps, notifiers)
 
     def __call__(self, policy: Policy) -> CycleSummary:
         state = self._states[policy.name]
@@ -348,47 +373,26 @@ class CycleRunner:
         if state.failing == summary.error:
             return
         state.failing = summary.error
-        fields = {"policy": policy.name, "error type": summary.error_type or "unknown", "error": summary.error or ""}
-        self._notify(state, "cycle-failed", f"gitbot policy {policy.name}: cycle failed", fields)
+        notice = failure_notice(
+            policy, summary.error_type or "unknown", summary.error or "", source="daemon", now=state.deps.clock.now()
+        )
+        send_notices(state.notifiers, [notice], self.masker)
 
     def _delivered(self, policy: Policy, state: _PolicyState, result: CycleResult) -> None:
         kinds = {plan.name: plan.action for plan in result.plans}
         for delivery in result.deliveries:
-            kind = kinds.get(delivery.name, "image-update")
             log_event(
                 _log,
                 "change",
                 policy=policy.name,
                 name=delivery.name,
-                kind=kind,
+                kind=kinds.get(delivery.name, "image-update"),
                 outcome=delivery.outcome,
                 ref=delivery.ref,
                 subject=delivery.subject,
             )
-            if delivery.outcome in DELIVERED:
-                fields = {"policy": policy.name, "change": delivery.name, delivery.outcome: delivery.ref}
-                event = "rollback" if kind == "rollback" else "change-delivered"
-                self._notify(state, event, delivery.subject, fields)
-        for outcome in result.canaries:
-            # Repeated inconclusive analyses, a step that never took effect, a failure held by policy.
-            if outcome.decision is not None and outcome.decision.notify and outcome.decision.action != "rollback":
-                fields = {"policy": policy.name, "canary": outcome.name, "weight": f"{outcome.weight}%"}
-                text = f"gitbot policy {policy.name}: canary {outcome.name}: {outcome.decision.reason}"
-                self._notify(state, "canary-attention", text, fields)
-
-    def _notify(self, state: _PolicyState, event: str, text: str, fields: Mapping[str, str]) -> None:
-        masked = {key: self.masker.mask(value) for key, value in fields.items()}
-        for notifier in state.notifiers:
-            try:
-                notifier.notify(event, self.masker.mask(text), masked)
-            except Exception as exc:
-                # The change is already delivered: a broken notifier must not turn the cycle into a failure
-                # (which would skip ticks and count a delivered change as none).
-                log_event(
-                    _log,
-                    "notification raised",
-                    level=logging.ERROR,
-                    notifier=type(notifier).__name__,
-                    notify_event=event,
-                    error_type=type(exc).__name__,
-                )
+        now = state.deps.clock.now()
+        notices = cycle_notices(policy, result, now=now, window=notice_window(policy, now), source="daemon")
+        # The change is already delivered: a broken notifier never turns the cycle into a failure (which would
+        # skip ticks and count a delivered change as none); send_notices logs and never raises.
+        send_notices(state.notifiers, notices, self.masker)

@@ -57,8 +57,6 @@ class DemoResult:
     completed: bool
     workdir: Path
     repository: Path
-    tag_source: str
-    metrics_source: str
     cycles: int = 0
     commits: list[tuple[str, str]] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)
@@ -206,7 +204,7 @@ def run_demo(options: DemoOptions, echo: Echo) -> DemoResult:
         policy = load_policy(policy_file)
         for tag in sandbox.INITIAL_TAGS:
             tags.publish(tag)
-        result = DemoResult(False, workdir, bare, tags.label, metrics.label)
+        result = DemoResult(False, workdir, bare)
         echo(f"gitbot demo: sandbox in {workdir}" + ("" if options.workdir else " (removed at the end)"))
         echo(f"  git:     bare repository {bare} (branch {sandbox.BRANCH}, seed {seed[:7]})")
         echo(f"  policy:  {policy_file}")

@@ -92,6 +92,9 @@ def check_story(workdir: Path, result: subprocess.CompletedProcess[str]) -> None
     assert weights == {"host=podinfo,subset=ga": "100", "host=podinfo,subset=canary": "0"}
     images = {t.resource: t.value for t in scan_text(VS_FILE, text) if t.kind == "image"}
     assert images["Deployment/test/podinfo-ga"].endswith(":0.1.2")
+    # The rollback also put the canary back on the tag it ran before the slow patch.
+    assert images["Deployment/test/podinfo-canary"].endswith(":0.2.1")
+    assert ("Gitbot-Target", "podinfo-canary") in rollback and ("Gitbot-To", "0.2.1") in rollback
     # What the user sees: every commit as it happens, the log, the final route, and the time taken.
     out = result.stdout
     for subject in STORY:

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.contract.notify.conftest import Receiver
+from tests.contract.notify.conftest import Receiver, validate_slack
 from tests.e2e.conftest import AuthRegistry, manifest, policy
 from tests.support.github_fake import GitHubFake
 from tests.support.gitserver import GitServer
@@ -231,6 +231,8 @@ def _exercise(
         return any("broken" in str(p.body) and "cycle-failed" in str(p.body) for p in slack.posts)
 
     wait_for("the failure notification", failure_notified, daemon)
+    wait_for("the updated pull request's notification", lambda: "Pull request updated" in str(slack.posts), daemon)
+    _daemon_notifications(slack)
 
     assert daemon.get("/healthz").status_code == 200
     readyz = daemon.get("/readyz")
@@ -275,6 +277,22 @@ def _exercise(
     failed = [p.body["text"] for p in slack.posts if "cycle-failed" in str(p.body)]
     assert failed
     assert all("policy broken" in text for text in failed), (failed, unexpected_failures(daemon))
-    delivered = [p.body["text"] for p in slack.posts if "change-delivered" in str(p.body)]
-    assert sum("staging" in text for text in delivered) == 2
-    assert sum("production" in text for text in delivered) == 2
+    delivered = [str(p.body) for p in slack.posts if "· image-update ·" in str(p.body)]
+    assert sum("policy staging" in text for text in delivered) == 2
+    assert sum("policy production" in text for text in delivered) == 2
+
+
+def _daemon_notifications(slack: Receiver) -> None:
+    """The daemon told each commit, each pull request opened or updated, and the failing cycle, in Block Kit."""
+    for post in slack.posts:
+        validate_slack(post.body)
+    told = [(p.body["blocks"][-1]["elements"][0]["text"], p.body["text"]) for p in slack.posts]
+    committed = [text for context, text in told if "policy staging" in context and "image-update" in context]
+    assert committed == [
+        "Image update: app 1.0.0 -> 1.0.1: committed to main",
+        "Image update: app 1.0.1 -> 1.0.2: committed to main",
+    ]
+    pulls = [text for context, text in told if "policy production" in context]
+    assert any(text.startswith("Image update: Pull request opened: ") for text in pulls)
+    assert any(text.startswith("Image update: Pull request updated: ") for text in pulls)
+    assert all("from daemon" in context for context, _text in told)

@@ -228,17 +228,19 @@ def test_pause_resume_promote_and_status_from_the_command_line(
     assert "load test tonight" in world.server.message(world.repo)
     marker = world.log()[0].sha
     again = ok(gitbot(world, git_server, "pause", "podinfo"))
-    assert again == [f"canary podinfo ({POLICY}) is already paused (paused by gitbot); nothing recorded"]
+    assert again == [
+        f"canary podinfo ({POLICY}) is already paused (paused by gitbot: load test tonight); nothing recorded"
+    ]
     assert world.log()[0].sha == marker
     status = ok(gitbot(world, git_server, "status", "--policy", POLICY))
     assert "    Status:        ॥ Paused" in status
-    assert "    Paused:        paused by gitbot" in status
-    assert "    Message:       paused: paused by gitbot" in status
+    assert "    Paused:        paused by gitbot: load test tonight" in status
+    assert "    Message:       paused: paused by gitbot: load test tonight" in status
     # The canary has dwelt at 10 % for 19 minutes and passes: only the pause holds it.
     head = world.log()[0].sha
     assert ok(gitbot(world, git_server, "once", "--policy", POLICY)) == [
         f"{POLICY}: nothing to change at {head[:12]}",
-        "canary podinfo holds at 10%: paused: paused by gitbot",
+        "canary podinfo holds at 10%: paused: paused by gitbot: load test tonight",
     ]
 
     resumed = ok(gitbot(world, git_server, "resume", "podinfo"))
@@ -271,16 +273,23 @@ def test_pause_resume_promote_and_status_from_the_command_line(
     assert ok(gitbot(world, git_server, "promote", "podinfo", "--to", "100")) == [
         "canary podinfo is already at 100%; nothing to change"
     ]
+    # Help and errors state the same range; going down is no promotion, and the hint says what is.
     assert refused(gitbot(world, git_server, "promote", "podinfo", "--to", "150")) == (
-        "gitbot: error: --to must be a weight in 0..100, got 150"
+        "gitbot: error: --to must be a weight in 1..100, above the canary's current weight; got 150"
     )
+    helped = " ".join(ok(gitbot(world, git_server, "promote", "--help"))).split()
+    assert "above the canary's current weight (1..100)." in " ".join(helped)
+    down = gitbot(world, git_server, "promote", "podinfo", "--to", "10")
+    assert down.returncode == 2 and down.stdout == ""
+    assert down.stderr.splitlines() == [
+        "gitbot: error: --to 10 would move canary podinfo down from 100%: promote only moves a canary up",
+        f"gitbot: hint: roll it back with `gitbot rollback podinfo --policy {POLICY}` or hold it with "
+        "`gitbot pause podinfo`",
+    ]
     assert world.log()[0].sha == head
-
-    back = ok(gitbot(world, git_server, "promote", "podinfo", "--to", "10"))
-    assert back == [f"committed {world.log()[0].sha}  gitbot({POLICY}): podinfo canary 100% -> 10%"]
-    assert weights(world.routes_text()) == at(10)
-    # seed, pause, resume, 60 %, 100 %, 10 %.
-    assert world.validate_every_version() == 6
+    assert weights(world.routes_text()) == at(100)
+    # seed, pause, resume, 60 %, 100 %.
+    assert world.validate_every_version() == 5
 
 
 def test_once_and_plan_say_why_an_inconclusive_canary_holds(

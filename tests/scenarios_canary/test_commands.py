@@ -98,6 +98,11 @@ def test_promote_by_hand_steps_next_or_to_a_weight_and_refuses_past_the_last(mak
         promote(world.policy, world.deps, "podinfo", to=0)
     assert str(zero.value) == "--to 0 would not keep canary podinfo at 0%: the next cycle starts it again"
     assert zero.value.hint is not None and "gitbot rollback podinfo" in zero.value.hint
+    with pytest.raises(UsageError) as down:
+        promote(world.policy, world.deps, "podinfo", to=60)
+    assert str(down.value) == "--to 60 would move canary podinfo down from 100%: promote only moves a canary up"
+    assert down.value.hint is not None and "gitbot rollback podinfo" in down.value.hint
+    assert "gitbot pause podinfo" in down.value.hint
     with pytest.raises(UsageError) as unknown:
         promote(world.policy, world.deps, "nginx")
     assert str(unknown.value) == f"policy {POLICY} has no canary named 'nginx' (canaries: podinfo)"
@@ -120,8 +125,9 @@ def test_pause_holds_the_canary_and_resume_lets_it_step(make_world: WorldFactory
     held = world.cycle(14)
     assert action(held) == "hold" and held.deliveries == ()
     assert held.canaries[0].decision is not None
-    assert held.canaries[0].decision.reason == "paused: paused by gitbot"
-    assert inspect_canary(world.policy, world.deps, "podinfo").paused == "paused by gitbot"
+    # The reason given with the pause is shown wherever the pause is.
+    assert held.canaries[0].decision.reason == "paused: paused by gitbot: checking dashboards"
+    assert inspect_canary(world.policy, world.deps, "podinfo").paused == "paused by gitbot: checking dashboards"
 
     world.clock.set(minute(14.5))
     resumed = set_paused(world.policy, world.deps, "podinfo", paused=False)

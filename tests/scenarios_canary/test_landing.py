@@ -1,9 +1,10 @@
 """A change counts from when it landed on the environment branch, not from its commit date.
 
-The canary-image pull request is opened at minute 0.5 with the first step; the step is merged at minute 1
-(GitHub's "Rebase and merge": committed anew), the 10 -> 60 % step is proposed at 13.5 and, while it is
-open, a person merges the image pull request at 14, its commit still dated 0.5. The dwell restarts from
-the merge: the step measured on the old image is withdrawn, not proposed again at once.
+The canary-image pull request is opened at minute 0.5; while it is open the cycle proposes no step (one
+merged first would send traffic to the old image), so a person steps the canary to 10 % by hand, merged
+at minute 1 (GitHub's "Rebase and merge": committed anew). At 13.5 the next step still waits for the image,
+and a person merges the image pull request at 14, its commit still dated 0.5. The dwell restarts from the
+merge, not from the commit's date.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Literal
 
 import pytest
 
+from gitbot.reconcile import promote
 from tests.scenarios_canary.conftest import CANARY_TAG, POLICY, World, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.scenarios_canary.test_pull_requests import delivered, open_pulls, rev
@@ -77,20 +79,21 @@ def test_a_canary_image_merged_while_a_step_is_open_restarts_the_dwell(
     world = make_world("healthy", github=github_fake, on_complete="hold\n      onNewImage: continue")
     world.push_tags("0.2.2")
     first = world.cycle(0.5)
-    assert sorted(delivered(first)) == [("podinfo", "opened"), ("podinfo-canary", "opened")]
+    assert delivered(first) == [("podinfo-canary", "opened")]
     image_pull = titled(world, f"gitbot({POLICY}): podinfo-canary {CANARY_TAG} -> 0.2.2")
+    waits = f"canary image podinfo-canary {CANARY_TAG} -> 0.2.2 is proposed in a pull request; the next step waits"
+    assert (first.canaries[0].held or "").startswith(waits)
+    world.clock.set(minute(0.75))
+    by_hand = promote(world.policy, world.deps, "podinfo")
+    assert by_hand.outcome == "opened"
     step10 = merge_on_website(world, titled(world, f"gitbot({POLICY}): podinfo canary 0% -> 10%"), "rebase", 1)
     assert committed_minute(world, step10) == 1 and weights(world.routes_text()) == at(10)
 
-    # The dwell at 10 % ran from minute 3 (the share matched); the step is proposed on the old image.
+    # The dwell at 10 % ran from minute 3 (the share matched); the step waits for the image to land.
     proposed = world.cycle(13.5)
-    assert sorted(delivered(proposed)) == [("podinfo", "opened"), ("podinfo-canary", "unchanged")]
-    step60 = titled(world, f"gitbot({POLICY}): podinfo canary 10% -> 60%")
-    image = f"{world.registry.host}/{world.image_repo}"
-    measured = f"Evidence measured on canary image {image}:{CANARY_TAG}:"
-    assert measured in (step60.body or "")
-    assert measured in world.server.message(world.repo, step60.head)
-    # The image pull request's commit is older than the bot's last step on the branch.
+    assert delivered(proposed) == [("podinfo-canary", "unchanged")]
+    assert (proposed.canaries[0].held or "").startswith(waits)
+    # The image pull request's commit is older than the step on the branch.
     assert committed_minute(world, image_pull.head) == 0.5
 
     landed = merge_on_website(world, image_pull, style, 14)
@@ -102,7 +105,6 @@ def test_a_canary_image_merged_while_a_step_is_open_restarts_the_dwell(
     assert action(after) == "hold"
     assert after.canaries[0].decision is not None
     assert after.canaries[0].decision.reason == "new canary image, dwell restarted: 9m30s left"
-    # The step measured on the old image is withdrawn, not re-proposed for the new one.
-    assert delivered(after) == [("podinfo", "closed")]
+    assert after.deliveries == ()
     assert open_pulls(world) == []
     assert weights(world.routes_text()) == at(10)

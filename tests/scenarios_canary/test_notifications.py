@@ -5,17 +5,17 @@ landed asks for attention, in the first cycle past that time. Time and git decid
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
 
 from gitbot.commands.runner import CycleRunner
+from gitbot.domain import Notice
 from gitbot.logs import SecretMasker
 from gitbot.ports import Notifier
 from gitbot.reconcile import Deps, inspect_canary
-from tests.scenarios_canary.conftest import POLICY, World, WorldFactory, minute, weights
+from tests.scenarios_canary.conftest import World, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import at
 
 # 20 requests a second, 10 % to the canary: 600 canary requests in the 5-minute window, fewer than asked for.
@@ -30,8 +30,9 @@ class RecordingNotifier:
 
     sent: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
 
-    def notify(self, event: str, text: str, fields: Mapping[str, str]) -> None:
-        self.sent.append((event, text, dict(fields)))
+    def notify(self, notice: Notice) -> bool:
+        self.sent.append((notice.event, notice.title, dict(notice.facts)))
+        return True
 
 
 def starved_world(make_world: WorldFactory) -> World:
@@ -102,7 +103,7 @@ def test_the_runner_sends_canary_attention_after_the_inconclusive_streak(make_wo
     world.clock.set(minute(1))
     assert runner(world.policy).outcome == "changed"
     assert [(event, text) for event, text, _ in notifier.sent] == [
-        ("change-delivered", f"gitbot({POLICY}): podinfo canary 0% -> 10%")
+        ("canary-step", "podinfo canary 0% -> 10%: committed to main")
     ]
     per_cycle = []
     for moment in CYCLES:
@@ -116,9 +117,9 @@ def test_the_runner_sends_canary_attention_after_the_inconclusive_streak(make_wo
         per_cycle.append(notifier.sent[before:])
     assert [len(sent) for sent in per_cycle] == [0, 0, 0, 1, 0]
     ((event, text, fields),) = per_cycle[3]
-    assert event == "canary-attention"
-    assert text == (
-        f"gitbot policy {POLICY}: canary podinfo: analysis inconclusive: canary has 600 requests, needs 1000; "
-        "analysis inconclusive for 20m since the step"
+    assert event == "canary-inconclusive"
+    assert text == "canary podinfo holds at 10%: analysis inconclusive for 20m"
+    assert fields["Weight"] == "10%"
+    assert fields["requests"] == (
+        "inconclusive: canary 600, GA 5400 (needs >= 1000 each); canary has 600 requests, needs 1000"
     )
-    assert fields == {"policy": POLICY, "canary": "podinfo", "weight": "10%"}

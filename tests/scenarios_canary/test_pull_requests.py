@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from gitbot.config import load_policy
 from gitbot.messages import plan_id_in
 from gitbot.reconcile import CycleResult, promote, rollback, status
 from tests.scenarios_canary.conftest import CANARY_TAG, POLICY, World, WorldFactory, minute, weights
@@ -54,6 +55,17 @@ def mermaid_chart(body: str) -> tuple[str, tuple[float, float], tuple[float, flo
         series.append([float(value) for value in found.group(1).split(",")])
     x_range = (float(x_axis.group(2)), float(x_axis.group(3)))
     return x_axis.group(1), x_range, (float(y_axis.group(1)), float(y_axis.group(2))), series
+
+
+def review_rollbacks(world: World) -> None:
+    """Set `delivery.rollback: pull-request` in the world's policy: rollbacks wait for a review again."""
+    assert world.policy_path is not None
+    text = world.policy_path.read_text(encoding="utf-8")
+    marker = "labels: [gitbot, canary]}\n"
+    assert marker in text
+    world.policy_path.write_text(text.replace(marker, marker + "    rollback: pull-request\n"), encoding="utf-8")
+    world.policy = load_policy(world.policy_path)
+    assert world.policy.spec.delivery.rollback == "pull-request"
 
 
 def delivered(result: CycleResult) -> list[tuple[str, str]]:
@@ -119,6 +131,7 @@ def test_a_failing_canary_gets_a_rollback_pull_request_that_reverts_its_steps(
     make_world: WorldFactory, github_fake: GitHubFake
 ) -> None:
     world = make_world("slow", github=github_fake)
+    review_rollbacks(world)
     world.cycle(1)
     step10 = merge(world, open_pulls(world)[0])
     world.cycle(14)
@@ -214,17 +227,20 @@ def test_an_open_pull_request_for_a_newer_canary_tag_does_not_hold_back_a_rollba
     failed = world.cycle(24)
 
     assert action(failed) == "rollback"
-    assert sorted(delivered(failed)) == [("podinfo", "opened"), ("podinfo-canary", "opened")]
-    assert sorted(p.title for p in open_pulls(world)) == [
-        f"gitbot({POLICY}): podinfo-canary {CANARY_TAG} -> 0.2.2",
-        f"gitbot({POLICY}): roll back podinfo canary (p99 2.14x GA)",
-    ]
+    # The rollback is on the branch at once; the newer tag is proposed from the branch as it leaves it.
+    assert sorted(delivered(failed)) == [("podinfo", "committed"), ("podinfo-canary", "opened")]
+    assert world.log()[0].subject == f"gitbot({POLICY}): roll back podinfo canary (p99 2.14x GA)"
+    assert weights(world.routes_text()) == at(0)
+    (image,) = open_pulls(world)
+    assert image.title == f"gitbot({POLICY}): podinfo-canary {CANARY_TAG} -> 0.2.2"
+    assert rev(world, f"{image.head}~1") == rev(world, "main")
 
 
 def test_a_rollback_pull_request_ends_at_0_when_a_person_set_the_weight_before_the_bots_steps(
     make_world: WorldFactory, github_fake: GitHubFake
 ) -> None:
     world = make_world("slow", canary_weight=10, github=github_fake)
+    review_rollbacks(world)
     world.cycle(14)
     step60 = merge(world, open_pulls(world)[0])
     assert weights(world.routes_text()) == at(60)

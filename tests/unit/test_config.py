@@ -195,12 +195,17 @@ def test_the_canary_example_loads(tmp_path: Path) -> None:
             "12 spec.images[1].repository",
             "names a tag or digest",
         ),
-        ('"*/10 * * * *"', '"99 * * * *"', "15: spec.schedule.cron", "minute field '99' must stay within 0-59"),
+        ('"*/10 * * * *"', '"99 * * * *"', "15: spec.schedule.cron", "minute field '99': the last value (99) is"),
         ('"*/10 * * * *"', '"* * * * mon-sun/0"', "15: spec.schedule.cron", "day of week field"),
         ('"*/10 * * * *"', '"* * 0 * *"', "15: spec.schedule.cron", "day of month field '0'"),
         ('"*/10 * * * *"', '"* * * foo *"', "15: spec.schedule.cron", "month field 'foo'"),
-        ('"*/10 * * * *"', '"30-10 * * * *"', "15: spec.schedule.cron", "minute field '30-10' has a range that runs"),
+        ('"*/10 * * * *"', '"30-10 * * * *"', "15: spec.schedule.cron", "minute field '30-10': The minimum value"),
         ('"*/10 * * * *"', '"* * * * sat-sun"', "15: spec.schedule.cron", "day of week field 'sat-sun' has a range"),
+        # Steps beyond a field's range: the daemon's scheduler refuses them, so loading the policy does too.
+        ('"*/10 * * * *"', '"*/61 * * * *"', "15: spec.schedule.cron", "minute field '*/61': the step value (61)"),
+        ('"*/10 * * * *"', '"0 */24 * * *"', "15: spec.schedule.cron", "hour field '*/24': the step value (24)"),
+        ('"*/10 * * * *"', '"0 0 * * 8"', "15: spec.schedule.cron", "day of week field '8' must stay within 0-7"),
+        ('"*/10 * * * *"', '"0 0 * *"', "15: spec.schedule.cron", "cron must have five fields"),
         ("window: 5m", "window: 1.5", "25: spec.canaries[0].analysis.window", "whole number of seconds"),
         (
             "min: 99}",
@@ -303,14 +308,40 @@ def test_a_token_pasted_into_the_git_url_is_refused(tmp_path: Path, url: str, re
     assert "ghp_" not in info.value.one_line() and "s3cret" not in info.value.one_line()
 
 
-def test_promote_needs_a_check_that_still_judges_at_100_percent(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "checks",
+    [
+        ["{name: success-rate, min: 99}"],
+        # Comparisons with GA are judged at 100% against GA's figures from before the step to 100%.
+        ["{name: success-rate, maxDrop: 1}"],
+        ["{name: latency-p99, maxRatio: 1.2}"],
+        ["{name: error-rate, test: sequential}", "{name: latency}"],
+        ["{name: custom, query: 'sum(up{pod=~\"{canary}.*\"})', min: 1}"],
+        ["{name: custom, query: 'x{w=\"{stable}\"}', max: 1}", "{name: error-rate}"],
+    ],
+)
+def test_promote_is_allowed_with_any_check_that_judges_at_100_percent(tmp_path: Path, checks: list[str]) -> None:
+    text = CANARY.replace(
+        "image: podinfo-canary\n", "image: podinfo-canary\n      onComplete: promote\n      promoteTo: podinfo-ga\n"
+    ).replace("- {name: success-rate, min: 99}", "\n          ".join(f"- {check}" for check in checks))
+    canary = load_policy(write(tmp_path, text)).spec.canaries[0]
+    assert canary.on_complete == "promote"
+    assert len(canary.analysis.checks) == len(checks)
+
+
+def test_promote_is_refused_when_only_custom_checks_naming_stable_would_judge_at_100_percent(tmp_path: Path) -> None:
     text = CANARY.replace(
         "image: podinfo-canary\n", "image: podinfo-canary\n      onComplete: promote\n      promoteTo: podinfo-ga\n"
     )
-    assert load_policy(write(tmp_path, text)).spec.canaries[0].on_complete == "promote"
-    relative = text.replace("{name: success-rate, min: 99}", "{name: success-rate, maxDrop: 1}")
-    with pytest.raises(ConfigError, match=r":30 spec.canaries\[0\].analysis.checks: onComplete: promote needs a check"):
-        load_policy(write(tmp_path, relative))
+    only_stable = text.replace(
+        "{name: success-rate, min: 99}", '{name: custom, query: \'a{w="{canary}"} / b{w="{stable}"}\', max: 1.5}'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_policy(write(tmp_path, only_stable))
+    where = info.value.where or ""
+    assert where.startswith(f"{tmp_path / 'policy.yaml'}:30") and where.endswith("spec.canaries[0].analysis.checks")
+    assert info.value.message.startswith("onComplete: promote needs a check that can be judged at 100%")
+    assert "{stable}" in info.value.message
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,17 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from gitbot.domain import Author, CommitInfo
-from gitbot.history import landing_times, read_history
+from gitbot.history import landing_order, read_history
 
 _counter = itertools.count(1)
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 BOT = Author("gitbot", "gitbot@example.org")
 ALICE = Author("Alice", "alice@example.org")
+
+
+def landing_times(log: list[CommitInfo]) -> dict[str, datetime]:
+    """When each commit of `log` reached the branch."""
+    return {commit.sha: commit.landed for commit in landing_order(log)}
 
 
 def commit(

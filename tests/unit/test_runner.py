@@ -22,7 +22,7 @@ from gitbot.commands.runner import (
     summarize,
 )
 from gitbot.config import Policy, load_policy
-from gitbot.domain import Action, Author, CommitInfo, Plan
+from gitbot.domain import Action, Author, CommitInfo, Notice, Plan
 from gitbot.errors import ForgeError, GitbotError, RegistryError
 from gitbot.logs import FIELDS, SecretMasker
 from gitbot.manifests import Problem, walk_files
@@ -94,8 +94,9 @@ class Notes:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, dict[str, str]]] = []
 
-    def notify(self, event: str, text: str, fields: Mapping[str, str]) -> None:
-        self.sent.append((event, text, dict(fields)))
+    def notify(self, notice: Notice) -> bool:
+        self.sent.append((notice.event, notice.title, dict(notice.facts)))
+        return True
 
 
 def make_runner(policy: Policy, workspace: Workspace, notes: Notes, stop: threading.Event) -> CycleRunner:
@@ -137,7 +138,7 @@ def test_a_failing_cycle_is_summarised_masked_and_notified_once_per_distinct_err
     assert runner(policy).outcome == "failed"
     third = runner(policy)
     assert third.error_type == "ForgeError"
-    assert [(event, fields["error"]) for event, _text, fields in notes.sent] == [
+    assert [(event, fields["Error"]) for event, _text, fields in notes.sent] == [
         ("cycle-failed", "cannot reach registry with ***"),
         ("cycle-failed", "GitHub answered 502"),
     ]
@@ -195,6 +196,9 @@ class Pulls:
         return None
 
     def add_labels(self, number: int, labels: Any) -> None:
+        return None
+
+    def comment_pull(self, number: int, comment: str) -> None:
         return None
 
 
@@ -351,8 +355,8 @@ class Fixed:
 
 
 class BrokenNotifier:
-    def notify(self, event: str, text: str, fields: Mapping[str, str]) -> None:
-        raise RuntimeError(f"notifier broke on {event}")
+    def notify(self, notice: Notice) -> bool:
+        raise RuntimeError(f"notifier broke on {notice.event}")
 
 
 def test_a_notifier_that_raises_does_not_fail_a_cycle_that_delivered(tmp_path: Path) -> None:
@@ -373,7 +377,7 @@ def test_a_notifier_that_raises_does_not_fail_a_cycle_that_delivered(tmp_path: P
     assert (summary.outcome, dict(summary.changes)) == ("changed", {"image-update": 1})
     assert copy.writes == ["commit", "push"]
     # The notifiers after the broken one still hear about the change.
-    assert [event for event, _text, _fields in notes.sent] == ["change-delivered"]
+    assert [event for event, _text, _fields in notes.sent] == ["image-update"]
 
 
 def test_problem_files_of_a_cycle_are_logged_one_event_each(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

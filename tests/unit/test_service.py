@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,13 +77,13 @@ def started() -> Iterator[list[Service]]:
         service.stop()
 
 
-def run_for_a_second(started: list[Service], runner: Runner, *names: str) -> Service:
-    """Schedule a policy per name every 50 ms side by side, let them run for a second, stop."""
+def run_until(started: list[Service], runner: Runner, done: Callable[[], bool], *names: str) -> Service:
+    """Schedule a policy per name every 50 ms side by side until `done()` holds (30 s at most), then stop."""
     policies = [make_policy(name, interval=0.05) for name in names]
     service = Service(policies, runner, port=0, host="127.0.0.1", jitter=0)
     started.append(service)
     service.start()
-    time.sleep(1.0)
+    wait_for(done, timeout=30)
     service.stop()
     return service
 
@@ -94,20 +94,25 @@ def test_two_policies_run_side_by_side_one_cycle_at_a_time_each(started: list[Se
     running: dict[str, int] = {"fast": 0, "slow": 0}
     overlap: list[str] = []
 
+    fast_done = threading.Condition(lock)
+
     def runner(policy: Policy) -> CycleSummary:
         with lock:
             running[policy.name] += 1
             if running[policy.name] > 1:
                 overlap.append(policy.name)
-        begin = time.monotonic()
-        # The slow policy's cycle outlasts its interval: the scheduler must not start a second one.
-        time.sleep(0.25 if policy.name == "slow" else 0.01)
-        with lock:
+            begin = time.monotonic()
+            if policy.name == "slow":
+                # The slow policy's cycle lasts three fast cycles, more than its own interval: the scheduler
+                # must not start a second one meanwhile.
+                target = len(spans["fast"]) + 3
+                assert fast_done.wait_for(lambda: len(spans["fast"]) >= target, timeout=30)
             running[policy.name] -= 1
             spans[policy.name].append((begin, time.monotonic()))
+            fast_done.notify_all()
         return CycleSummary(policy=policy.name, outcome="unchanged")
 
-    run_for_a_second(started, runner, "fast", "slow")
+    run_until(started, runner, lambda: len(spans["fast"]) >= 5 and len(spans["slow"]) >= 2, "fast", "slow")
     assert overlap == []
     assert len(spans["fast"]) >= 5
     assert len(spans["slow"]) >= 2
@@ -162,7 +167,7 @@ def test_a_broken_policy_never_stops_the_others(started: list[Service]) -> None:
             raise ValueError("manifest is not a mapping")
         return CycleSummary(policy=policy.name, outcome="changed", changes={"image-update": 1})
 
-    service = run_for_a_second(started, runner, "good", "bad")
+    service = run_until(started, runner, lambda: calls["good"] >= 10 and calls["bad"] >= 2, "good", "bad")
     assert calls["good"] >= 10
     assert 2 <= calls["bad"] <= 6
     values = samples(service.metrics.exposition().decode())
@@ -324,7 +329,11 @@ SLOW_SERVICE = textwrap.dedent(
     def runner(policy):
         with marks.open("a") as out:
             out.write("start\\n")
-        time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 1.0)
+        # The cycle runs until the test creates the release file (a minute at most).
+        release = marks.with_name("release")
+        deadline = time.monotonic() + 60
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         with marks.open("a") as out:
             out.write("end\\n")
         return CycleSummary(policy=policy.name, outcome="unchanged", duration_seconds=1.0)
@@ -333,6 +342,37 @@ SLOW_SERVICE = textwrap.dedent(
     sys.exit(run_service([policy], runner, port=int(sys.argv[2]), host="127.0.0.1", jitter=0))
     """
 )
+
+
+class StderrLines:
+    """A child's stderr, read line by line on a thread, so that a test can wait for one event with a deadline."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        self._stream = process.stderr
+        self._lines: list[str] = []
+        self._arrived = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            with self._arrived:
+                self._lines.append(line)
+                self._arrived.notify_all()
+
+    def wait_for_event(self, name: str, timeout: float = 10.0) -> None:
+        def seen() -> bool:
+            return any(line.startswith("{") and json.loads(line)["event"] == name for line in self._lines)
+
+        with self._arrived:
+            assert self._arrived.wait_for(seen, timeout), "".join(self._lines)[-2000:]
+
+    def text(self) -> str:
+        """All the child wrote, once it has exited."""
+        self._thread.join(timeout=10)
+        with self._arrived:
+            return "".join(self._lines)
 
 
 def free_port() -> int:
@@ -348,18 +388,23 @@ def test_a_signal_lets_the_running_cycle_finish_and_exits_zero(tmp_path: Path, s
     process = subprocess.Popen(
         [sys.executable, "-c", SLOW_SERVICE, str(marks), str(free_port())],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+    stderr = StderrLines(process)
     try:
         wait_for(lambda: marks.exists() and "start" in marks.read_text(), timeout=10)
         process.send_signal(signum)
-        _out, err = process.communicate(timeout=10)
+        # The cycle ends only once the daemon has taken the signal.
+        stderr.wait_for_event("signal received")
+        (tmp_path / "release").touch()
+        process.wait(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+    err = stderr.text()
     assert process.returncode == 0, err
     assert marks.read_text().split() == ["start", "end"]
     events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
@@ -372,23 +417,26 @@ def test_a_second_signal_exits_at_once_without_waiting_for_the_running_cycle(tmp
     marks = tmp_path / "marks"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_SERVICE, str(marks), str(free_port()), "60"],
+        [sys.executable, "-c", SLOW_SERVICE, str(marks), str(free_port())],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+    stderr = StderrLines(process)
     try:
         wait_for(lambda: marks.exists() and "start" in marks.read_text(), timeout=10)
         process.send_signal(signal.SIGINT)
-        # The first signal's handler has run before the second arrives (signals are not queued).
-        time.sleep(0.3)
+        # The first signal's handler has run before the second arrives (signals are not queued); the cycle
+        # is never released.
+        stderr.wait_for_event("signal received")
         process.send_signal(signal.SIGINT)
-        _out, err = process.communicate(timeout=10)
+        process.wait(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+    err = stderr.text()
     assert process.returncode == 128 + signal.SIGINT, err
     assert marks.read_text().split() == ["start"]
     events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cmp_to_key
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,14 +11,24 @@ from hypothesis import strategies as st
 from gitbot.domain import ImageRef
 from gitbot.errors import ConfigError, FilterError
 from gitbot.versioning import (
+    TagFilter,
     compare,
     is_valid_tag,
-    newest_first,
     parse_filter,
     parse_image,
     parse_version,
     select,
 )
+
+
+def newest_first(tags: list[str], flt: TagFilter) -> list[str]:
+    """`tags` ordered newest first by `compare` (no filtering)."""
+
+    def order(a: str, b: str) -> int:
+        return compare(a, b, flt)
+
+    return sorted(tags, key=cmp_to_key(order), reverse=True)
+
 
 # podinfo's early release line as its registry lists it (unsorted), with the kinds of tags CI adds.
 PODINFO = [
@@ -27,11 +39,29 @@ PODINFO = [
 
 
 @pytest.mark.parametrize(
+    ("filter_text", "tags", "selected"),
+    [
+        # A glob matches the tag's text as written, as Flux v1 does: `0.2.*` never takes `v0.2.2`.
+        ("0.2.*", ["0.2.1", "v0.2.2"], "0.2.1"),
+        ("glob:0.2.*", ["0.2.1", "v0.2.2"], "0.2.1"),
+        ("0.2.*", ["v0.2.2"], None),
+        ("v0.2.*", ["0.2.1", "v0.2.2"], "v0.2.2"),
+        # A leading `v` belongs to semver's version syntax, so a range takes both spellings.
+        ("semver:~0.2", ["0.2.1", "v0.2.2"], "v0.2.2"),
+    ],
+)
+def test_glob_matches_tag_text_and_semver_takes_leading_v(
+    filter_text: str, tags: list[str], selected: str | None
+) -> None:
+    assert select(tags, parse_filter(filter_text)).selected == selected
+
+
+@pytest.mark.parametrize(
     ("filter_text", "selected", "candidates"),
     [
         ("0.1.*", "0.1.12", ["0.1.12", "0.1.10", "0.1.9", "0.1.3", "0.1.2", "0.1.1", "0.1.0"]),
         ("glob:0.1.*", "0.1.12", ["0.1.12", "0.1.10", "0.1.9", "0.1.3", "0.1.2", "0.1.1", "0.1.0"]),
-        ("0.2.*", "0.2.10", ["0.2.10", "v0.2.4", "0.2.2", "0.2.1", "0.2.0"]),
+        ("0.2.*", "0.2.10", ["0.2.10", "0.2.2", "0.2.1", "0.2.0"]),
         ("0.10.*", "0.10.0", ["0.10.0"]),
         ("semver:~0.1", "0.1.12", ["0.1.12", "0.1.10", "0.1.9", "0.1.3", "0.1.2", "0.1.1", "0.1.0"]),
         ("semver:0.2.x", "0.2.10", ["0.2.10", "v0.2.4", "0.2.2", "0.2.1", "0.2.0"]),

@@ -77,6 +77,14 @@ def test_close_pull_with_comment(forge: GitHubForge, github_fake: GitHubFake) ->
     assert forge.get_pull(pull.number).state == "closed"
 
 
+def test_comment_pull_leaves_the_pull_request_open(forge: GitHubForge, github_fake: GitHubFake) -> None:
+    pull = forge.create_pull(HEAD, "main", "t", "b", ["gitbot"])
+    forge.comment_pull(pull.number, "gitbot rolled back canary podinfo on main.")
+    assert github_fake.pulls[pull.number].state == "open"
+    assert github_fake.comments_on(pull.number) == ["gitbot rolled back canary podinfo on main."]
+    assert github_fake.requests("POST", f"/issues/{pull.number}/comments")
+
+
 def test_open_pulls_by_prefix_across_pages(forge: GitHubForge, github_fake: GitHubFake) -> None:
     heads = [f"gitbot/production/app-{i}" for i in range(3)] + ["feature/person", "gitbot/staging/app"]
     for head in heads:

@@ -8,9 +8,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 
 @dataclass
@@ -89,3 +91,114 @@ def receiver_server() -> Iterator[Receiver]:
 def receiver(receiver_server: Receiver) -> Receiver:
     receiver_server.reset()
     return receiver_server
+
+
+# What Slack documents for the blocks gitbot sends (Block Kit reference: header, section, context, and the
+# text objects in them), with their limits; anything else in a payload is refused.
+_TEXT: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "text"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"enum": ["plain_text", "mrkdwn"]},
+        "text": {"type": "string", "minLength": 1},
+        "emoji": {"type": "boolean"},
+        "verbatim": {"type": "boolean"},
+    },
+}
+_MRKDWN: dict[str, Any] = {**_TEXT, "properties": {**_TEXT["properties"], "type": {"const": "mrkdwn"}}}
+SLACK_BLOCK_KIT: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["text", "blocks"],
+    "additionalProperties": False,
+    "properties": {
+        "text": {"type": "string", "minLength": 1},
+        "blocks": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 50,
+            "items": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["type", "text"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "type": {"const": "header"},
+                            "block_id": {"type": "string", "maxLength": 255},
+                            "text": {
+                                **_TEXT,
+                                "properties": {
+                                    **_TEXT["properties"],
+                                    "type": {"const": "plain_text"},
+                                    "text": {"type": "string", "minLength": 1, "maxLength": 150},
+                                },
+                            },
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["type"],
+                        "anyOf": [{"required": ["text"]}, {"required": ["fields"]}],
+                        "additionalProperties": False,
+                        "properties": {
+                            "type": {"const": "section"},
+                            "block_id": {"type": "string", "maxLength": 255},
+                            "text": {
+                                **_TEXT,
+                                "properties": {
+                                    **_TEXT["properties"],
+                                    "text": {"type": "string", "minLength": 1, "maxLength": 3000},
+                                },
+                            },
+                            "fields": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 10,
+                                "items": {
+                                    **_TEXT,
+                                    "properties": {
+                                        **_TEXT["properties"],
+                                        "text": {"type": "string", "minLength": 1, "maxLength": 2000},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["type", "elements"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "type": {"const": "context"},
+                            "block_id": {"type": "string", "maxLength": 255},
+                            "elements": {"type": "array", "minItems": 1, "maxItems": 10, "items": _MRKDWN},
+                        },
+                    },
+                ]
+            },
+        },
+    },
+}
+NOTIFICATION_SCHEMA = Path(__file__).resolve().parents[3] / "gitbot" / "schemas" / "notification.schema.json"
+
+
+def validate_slack(body: Any) -> None:
+    """Raise unless `body` is a Slack message of the Block Kit blocks gitbot may send, within Slack's limits."""
+    Draft202012Validator(SLACK_BLOCK_KIT).validate(body)
+
+
+def validate_webhook(body: Any) -> None:
+    """Raise unless `body` follows gitbot's published notification schema (formats checked too)."""
+    schema = json.loads(NOTIFICATION_SCHEMA.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(body)
+
+
+def validate_post(post: Post) -> None:
+    """Validate a recorded post by its receiver path: `/slack...` against Block Kit, the rest against the schema."""
+    if post.path.startswith(("/slack", "/services/")):
+        validate_slack(post.body)
+    else:
+        validate_webhook(post.body)
