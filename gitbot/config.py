@@ -886,3 +886,37 @@ def secret_from_env(env: Mapping[str, str], name: str | None, *, field: str) -> 
     if not value:
         raise ConfigError(f"environment variable {name} (named by {field}) is not set or empty")
     return value
+
+
+def env_references(policy: Policy) -> list[tuple[str, str]]:
+    """(pointer, variable name) of every environment variable `policy` names and a cycle would read, in order.
+
+    The GitHub token only in pull-request mode, where it is used.
+    """
+    spec = policy.spec
+    refs: list[tuple[str, str | None]] = [("/spec/git/tokenEnv", spec.git.token_env)]
+    if spec.delivery.mode == "pull-request" and spec.delivery.github is not None:
+        refs.append(("/spec/delivery/github/tokenEnv", spec.delivery.github.token_env))
+    for index, registry in enumerate(spec.registries):
+        refs.append((f"/spec/registries/{index}/usernameEnv", registry.username_env))
+        refs.append((f"/spec/registries/{index}/passwordEnv", registry.password_env))
+    for index, image in enumerate(spec.images):
+        cosign = image.verify.cosign if image.verify is not None else None
+        refs.append((f"/spec/images/{index}/verify/cosign/publicKeyEnv", cosign.public_key_env if cosign else None))
+    for index, canary in enumerate(spec.canaries):
+        refs.append((f"/spec/canaries/{index}/analysis/prometheus/tokenEnv", canary.analysis.prometheus.token_env))
+    for index, notification in enumerate(spec.notifications):
+        if notification.slack is not None:
+            refs.append((f"/spec/notifications/{index}/slack/webhookEnv", notification.slack.webhook_env))
+        if notification.webhook is not None:
+            refs.append((f"/spec/notifications/{index}/webhook/urlEnv", notification.webhook.url_env))
+    return [(pointer, name) for pointer, name in refs if name is not None]
+
+
+def unset_variables(policy: Policy, env: Mapping[str, str]) -> list[ConfigError]:
+    """One ConfigError at its line for each variable `policy` names that is not set (or empty) in `env`."""
+    return [
+        ConfigError(f"environment variable {name} is not set or empty", where=policy.where(pointer))
+        for pointer, name in env_references(policy)
+        if not env.get(name)
+    ]

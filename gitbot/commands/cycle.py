@@ -10,6 +10,7 @@ import click
 
 from gitbot.commands.canary_view import render_canary
 from gitbot.commands.compose import build_deps, policies_option, policy_option
+from gitbot.commands.envcheck import require_variables
 from gitbot.commands.progress import Progress
 from gitbot.config import Policy, find_policy
 from gitbot.logs import process_masker
@@ -69,6 +70,7 @@ def plan(policy_name: str, policies_dir: Path, show_diff: bool) -> None:
 def once(policy_name: str, policies_dir: Path) -> None:
     """Run one cycle with delivery and print what was done (commit sha or pull request URL)."""
     policy = find_policy(policies_dir, policy_name)
+    require_variables([policy])
     result = _cycle(policy, deliver=True)
     if not result.deliveries:
         click.echo(f"{policy.name}: nothing to change at {result.head[:12]}")

@@ -13,6 +13,13 @@ from gitbot.commands.validate import format_duration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def example_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variables the example policies name, as where gitbot runs (their absence is tested on its own)."""
+    for name in ("GITBOT_GIT_TOKEN", "GITHUB_TOKEN", "SLACK_WEBHOOK_URL"):
+        monkeypatch.setenv(name, "set")
+
+
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as info:
         main(["validate", *args])
