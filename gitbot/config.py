@@ -683,7 +683,7 @@ def load_policy(path: Path) -> Policy:
         raise ConfigError("a policy file must hold a mapping with apiVersion, kind, metadata and spec", where=source)
     if data.get("apiVersion") != API_VERSION:
         raise ConfigError(
-            f"apiVersion must be {API_VERSION}, got {data.get('apiVersion')!r}",
+            f"apiVersion: must be {API_VERSION}, got {data.get('apiVersion')!r}",
             where=f"{source}:{line_of(lines, '/apiVersion')}",
         )
     try:

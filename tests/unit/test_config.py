@@ -90,7 +90,7 @@ def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
 
 def test_wrong_api_version(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("gitbot.dev/v1alpha1", "gitbot.dev/v2"))
-    with pytest.raises(ConfigError, match=r"policy.yaml:1: apiVersion must be gitbot.dev/v1alpha1"):
+    with pytest.raises(ConfigError, match=r"policy.yaml:1: apiVersion: must be gitbot.dev/v1alpha1"):
         load_policy(path)
 
 
