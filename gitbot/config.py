@@ -57,9 +57,11 @@ def parse_duration(value: object) -> timedelta:
         return value
     try:
         text = str(value).strip()
-        if re.fullmatch(r"\d+(?:\.\d*)?", text) and not isinstance(value, bool):
+        if re.fullmatch(r"\d+", text) and not isinstance(value, bool):
             # `interval: 60` could mean seconds or minutes: what another tool assumed is not guessed here.
             raise ValueError(f"a duration needs a unit: write {text}s, {text}m or {text}h, got {text} without one")
+        if re.fullmatch(r"\d*\.\d*", text) and text != ".":
+            raise ValueError(f"a duration needs a unit and whole numbers, such as 90s, 5m or 1h30m, got {text}")
         match = _DURATION.match(text)
         if not text or match is None or not any(match.groups()):
             raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {text!r}")
@@ -765,6 +767,8 @@ def _unknown_field(loc: tuple[int | str, ...]) -> str:
         meant = close[0] if close else None
     if meant is None:
         return f"is not a known field (known: {', '.join(known)})"
+    if meant == "prometheus" and name != meant:
+        meant = "prometheus: {url: ...}"  # a mapping here, where other tools take the URL itself
     return f"is not a known field; did you mean {meant}?"
 
 

@@ -32,7 +32,7 @@ def test_a_field_of_another_tool_is_pointed_to_its_place(tmp_path: Path) -> None
         tmp_path,
         CANARY.replace('prometheus: {url: "http://prometheus:9090"}', 'prometheusUrl: "http://prometheus:9090"'),
     )
-    expected = "24: spec.canaries[0].analysis.prometheusUrl: is not a known field; did you mean prometheus"
+    expected = "24: spec.canaries[0].analysis.prometheusUrl: is not a known field; did you mean prometheus: {url: ...}?"
     assert text.startswith(expected), text
 
 
