@@ -739,9 +739,9 @@ def _tls_error(host: str, error: ssl.SSLError) -> RegistryTlsError:
             hint="give the registry a certificate this machine trusts",
         )
     return RegistryTlsError(
-        f"registry {host}: TLS handshake failed ({reason}); the registry seems to serve plain HTTP",
-        hint=f"if it does, say so in the policy: registries: [{{host: {host}, insecure: true}}] "
-        f"(gitbot tags: --insecure-host {host})",
+        f"registry {host}: TLS handshake failed ({reason}); it seems to serve plain HTTP, which a policy allows "
+        f"with registries: [{{host: {host}, insecure: true}}]",
+        hint=f"add registries: [{{host: {host}, insecure: true}}] to the policy (gitbot tags: --insecure-host {host})",
     )
 
 

@@ -87,7 +87,7 @@ def _exit_on_lookup_failures(result: CycleResult) -> None:
     for failure in result.failures:
         click.echo(f"gitbot: error: {masker.mask(failure.one_line())}", err=True)
     if result.failures:
-        sys.exit(LOOKUP_FAILED_EXIT)
+        sys.exit(max(LOOKUP_FAILED_EXIT, *(failure.exit_code for failure in result.failures)))
 
 
 @click.command()

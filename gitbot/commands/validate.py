@@ -7,7 +7,6 @@ registry's tags, the bindings of its images), so targets that bind nothing are r
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import click
 from gitbot.commands.compose import build_deps
 from gitbot.commands.envcheck import require_variables
 from gitbot.config import Policy, load_policies
-from gitbot.errors import ConfigError, GitbotError
+from gitbot.errors import ConfigError, GitbotError, RegistryError
 from gitbot.ports import Registry
 from gitbot.reconcile import run_cycle
 
@@ -130,9 +129,15 @@ def check_policy_manifests(policies: list[Policy]) -> None:
             failures.append(exc)
             click.echo(f"{policy.name}: manifests: error: {exc.one_line()}", err=True)
             continue
+        if result.failures:
+            # A tag lookup that failed leaves its image unchecked: the policy has not passed.
+            for failure in result.failures:
+                click.echo(f"{policy.name}: manifests: error: {failure.one_line()}", err=True)
+            worst = max(result.failures, key=lambda failure: failure.exit_code)
+            failures.append(ConfigError(worst.one_line()) if worst.exit_code == 2 else RegistryError(worst.one_line()))
+            continue
         click.echo(f"{policy.name}: manifests bind; {len(result.plans)} planned change(s) at {result.head[:12]}")
-        failed = {failure.image for failure in result.failures}
-        for warning in filter_warnings(policy, deps.registry, skip=failed):
+        for warning in filter_warnings(policy, deps.registry):
             click.echo(f"gitbot: warning: {warning}", err=True)
     if failures:
         text = f"{len(failures)} of {_policies(len(policies))} failed the manifest check"
@@ -143,15 +148,13 @@ def check_policy_manifests(policies: list[Policy]) -> None:
     click.echo(f"{_policies(count)} {'binds its' if count == 1 else 'bind their'} manifests")
 
 
-def filter_warnings(policy: Policy, registry: Registry, *, skip: Collection[str] = ()) -> list[str]:
+def filter_warnings(policy: Policy, registry: Registry) -> list[str]:
     """A line for each image whose filter matches none of its registry's tags: it would never move.
 
     The tag lists were just read by the cycle, so the registry client's cache answers again.
     """
     warnings = []
     for index, image in enumerate(policy.spec.images):
-        if image.name in skip:
-            continue
         try:
             tags = registry.list_tags(image.repository)
         except GitbotError:

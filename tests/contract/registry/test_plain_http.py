@@ -6,10 +6,6 @@ reachable under that name, which gitbot (rightly) does not treat as loopback, so
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import socketserver
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,60 +15,16 @@ from gitbot.adapters.registry import OciRegistry
 from gitbot.cli import main
 from gitbot.errors import RegistryError
 from tests.contract.registry.conftest import Registries
+from tests.support.relay import Relay, relay_by_host_name
 
 pytestmark = pytest.mark.real
-
-
-class Relay(socketserver.ThreadingTCPServer):
-    """Copies bytes both ways between each client and `target`; counts the connections it was given."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], target: tuple[str, int]) -> None:
-        self.target = target
-        self.connections = 0
-        super().__init__(address, RelayHandler)
-
-
-class RelayHandler(socketserver.BaseRequestHandler):
-    server: Relay
-
-    def handle(self) -> None:
-        self.server.connections += 1
-        with socket.create_connection(self.server.target, timeout=5) as upstream:
-
-            def pump(source: socket.socket, sink: socket.socket) -> None:
-                try:
-                    while data := source.recv(65536):
-                        sink.sendall(data)
-                except OSError:
-                    pass
-                finally:
-                    with contextlib.suppress(OSError):
-                        sink.shutdown(socket.SHUT_WR)
-
-            back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
-            back.start()
-            pump(self.request, upstream)
-            back.join(timeout=5)
 
 
 @pytest.fixture
 def named(registries: Registries) -> Iterator[tuple[str, Relay]]:
     """`<host name>:<port>` that reaches the anonymous registry, and the relay behind it."""
-    name = socket.gethostname()
-    address = socket.gethostbyname(name)
-    host, port = registries.anonymous.host.rsplit(":", 1)
-    relay = Relay((address, 0), (host, int(port)))
-    thread = threading.Thread(target=relay.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"{name}:{relay.server_address[1]}", relay
-    finally:
-        relay.shutdown()
-        relay.server_close()
-        thread.join(timeout=5)
+    with relay_by_host_name(registries.anonymous.host) as named:
+        yield named
 
 
 def test_a_plain_http_registry_without_insecure_is_a_configuration_error_at_once(named: tuple[str, Relay]) -> None:
