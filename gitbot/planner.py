@@ -125,6 +125,8 @@ class LookupFailure:
     image: str
     host: str
     error: str
+    # 2 when the registry's settings are at fault (a plain-HTTP registry not marked insecure), not the registry.
+    exit_code: int = 1
 
     def one_line(self) -> str:
         # Registry errors already start by naming the host; it is said once.

@@ -219,6 +219,7 @@ def list_image_tags(
         except RemoteError as exc:
             errors[image.name] = exc
     failures = lookup_failures(policy, {name: exc.one_line() for name, exc in errors.items()})
+    failures = tuple(replace(f, exit_code=errors[f.image].exit_code) for f in failures)
     if errors and not tags and not policy.spec.canaries:
         if len(errors) == 1:
             raise next(iter(errors.values()))

@@ -139,15 +139,31 @@ def read_route(policy: Policy, index: int, targets: Sequence[Target]) -> RouteSt
             _check_split(canary, members, stable[0], moving[0], where)
             groups.append(RouteGroup(file, document, route, stable[0], moving[0]))
     if not groups:
-        raise ConfigError(
-            f"canary {canary.name}: no HTTP route of {canary.route} sends to both the stable and the canary "
-            "destination with explicit weights",
-            where=where,
-        )
+        raise ConfigError(_no_route_message(canary, weights), where=where)
     if len({g.canary_weight for g in groups}) > 1:
         seen = ", ".join(f"route {g.route}: {g.canary_weight}%" for g in groups)
         raise ConfigError(f"canary {canary.name}: its routes disagree on the canary weight ({seen})", where=where)
     return RouteState(canary, tuple(groups))
+
+
+def _no_route_message(canary: CanarySettings, weights: Sequence[Target]) -> str:
+    """Why no route of the canary's resource pairs its stable and canary destination, with what the route has."""
+    has = ", ".join(dict.fromkeys(f"{t.destination} ({t.file}:{t.line})" for t in weights))
+    for side, wanted in (("stable", canary.stable), ("canary", canary.canary)):
+        if not any(_matches(t.destination, wanted) for t in weights):
+            named = ", ".join(
+                f"{key} {value}"
+                for key, value in (("subset", wanted.subset), ("host", wanted.host), ("backendRef", wanted.backend_ref))
+                if value is not None
+            )
+            return (
+                f"canary {canary.name}: {canary.route} has no destination with {named}, which {side} names; "
+                f"the route has: {has}"
+            )
+    return (
+        f"canary {canary.name}: no HTTP route of {canary.route} sends to both the stable and the canary "
+        f"destination with explicit weights; the route has: {has}"
+    )
 
 
 def _percent(target: Target) -> int:

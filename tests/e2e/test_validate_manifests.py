@@ -40,6 +40,7 @@ def test_binding_errors_are_reported_per_policy_and_nothing_is_delivered(
         "GIT_TOKEN": git_server.token,
         "REG_USER": auth_registry.user,
         "REG_PASSWORD": auth_registry.password,
+        "SLACK_URL": "http://127.0.0.1:1/hook",
         "GITBOT_CACHE_DIR": str(tmp_path / "cache"),
     }.items():
         monkeypatch.setenv(name, value)

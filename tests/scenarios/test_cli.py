@@ -190,7 +190,7 @@ def test_a_policy_path_missing_from_the_branch_is_a_one_line_policy_error(world:
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.splitlines() == [
-        f"gitbot: error: {path}:{line} spec.git.paths[1]: 'clusters/other' does not exist on branch main "
+        f"gitbot: error: {path}:{line}: spec.git.paths[1]: 'clusters/other' does not exist on branch main "
         f"(at {head[:12]}); fix the path or add it to the branch"
     ]
 
