@@ -337,15 +337,7 @@ def _with_restart(policy: Policy, plan: Plan, routes: Sequence[RouteState], text
     )
     kept = [(key, value) for key, value in plan.trailers if key != TRAILER_PLAN]
     trailers = (*kept, *((TRAILER_RESTART, route.canary.name) for route in routes), (TRAILER_PLAN, pid))
-    return replace(
-        plan,
-        changes=changes,
-        files=tuple(sorted(edited.items())),
-        body=f"{plan.body}\n\n{notes}",
-        trailers=trailers,
-        plan_id=pid,
-        evidence=f"{plan.evidence}\n\n{notes}",
-    )
+    return replace(_amended(plan, notes, changes, edited, trailers), plan_id=pid)
 
 
 # Bot actions that move a canary's weights.
@@ -575,9 +567,20 @@ def with_image_restore(
         (TRAILER_TO, good),
         *plan.trailers[plan_at:],
     )
+    return _amended(plan, note, moved, files, trailers)
+
+
+def _amended(
+    plan: Plan,
+    note: str,
+    changes: tuple[Change, ...],
+    files: Mapping[str, str],
+    trailers: tuple[tuple[str, str], ...],
+) -> Plan:
+    """`plan` with these changes, files and trailers, and `note` as a last paragraph of its body and evidence."""
     return replace(
         plan,
-        changes=moved,
+        changes=changes,
         files=tuple(sorted(files.items())),
         body=f"{plan.body}\n\n{note}",
         trailers=trailers,

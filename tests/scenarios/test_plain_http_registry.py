@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.scenarios.conftest import POLICY, World
-from tests.scenarios.test_cli import policy_args
-from tests.scenarios.test_registry_failures import BROKEN_REPO, GarbageHandler, canary_on, gitbot
+from tests.scenarios.test_cli import gitbot, policy_args
+from tests.scenarios.test_registry_failures import BROKEN_REPO, GarbageHandler, canary_on
 from tests.support.registry import serve
 from tests.support.relay import Relay, relay_by_host_name
 
