@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gitbot.cli import main
 from tests.e2e.conftest import AuthRegistry, manifest, policy
+from tests.e2e.test_validate_manifests import validate_check_manifests
 from tests.support.gitserver import GitServer
 from tests.support.registry import push_tags
 
@@ -40,20 +40,9 @@ def test_a_filter_that_matches_no_tag_is_warned_about_with_the_count(
             registry_host=registry.host,
         )
     )
-    for name, value in {
-        "GIT_TOKEN": git_server.token,
-        "REG_USER": auth_registry.user,
-        "REG_PASSWORD": auth_registry.password,
-        "SLACK_URL": "http://127.0.0.1:1/hook",
-        "GITBOT_CACHE_DIR": str(tmp_path / "cache"),
-    }.items():
-        monkeypatch.setenv(name, value)
+    code, out, err = validate_check_manifests(policies, git_server, auth_registry, tmp_path, monkeypatch, capsys)
 
-    with pytest.raises(SystemExit) as info:
-        main(["validate", "--policies", str(policies), "--check-manifests"])
-    out, err = capsys.readouterr()
-
-    assert info.value.code == 0, err
+    assert code == 0, err
     assert out.splitlines()[-1] == "1 policy binds its manifests"
     assert err.splitlines() == [
         f"gitbot: warning: {path}:9: spec.images[0].filter: 0 of 3 tags of {repository} match '1.0.*' "
