@@ -67,6 +67,15 @@ unit: venv
 test: venv system-deps lint
 	$(BIN)/pytest -q
 
+# Inputs of the tests that are not in the repository. GitHub's OpenAPI description comes from its npm
+# package, pinned and checked by SHA-256 (tests/support/fetch_openapi.py), into the gitignored .test-inputs/
+# unless ../shared/github has it; the real-world corpus and the CRD schemas come only from ../shared, and a
+# test run names them in its first line when they are missing.
+.PHONY: test-inputs
+test: test-inputs
+test-inputs: venv
+	$(BIN)/python -m tests.support.fetch_openapi
+
 bench: venv
 	$(BIN)/python -m bench
 

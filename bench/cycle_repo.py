@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.cli import cli_env
 from tests.support.gitserver import GitServer
 from tests.support.registry import RunningRegistry, clone_tags_on_disk, push_tags
 
@@ -295,12 +296,9 @@ def gitbot_env(server: GitServer, home: Path) -> dict[str, str]:
     docker = home / "docker"
     docker.mkdir(parents=True, exist_ok=True)
     (docker / "config.json").write_text('{"auths": {}}', encoding="utf-8")
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(ROOT),  # this tree's gitbot, whichever one the interpreter has installed
-        "GITBOT_GIT_TOKEN": server.token,
-        "GITBOT_CACHE_DIR": str(home / "cache"),
-        "DOCKER_CONFIG": str(docker),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-    }
+    return cli_env(
+        GITBOT_GIT_TOKEN=server.token,
+        GITBOT_CACHE_DIR=str(home / "cache"),
+        DOCKER_CONFIG=str(docker),
+        HOME=str(home),
+    )

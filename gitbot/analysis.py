@@ -319,6 +319,20 @@ def _combine(verdicts: Sequence[Verdict]) -> Verdict:
     return "pass"
 
 
+def _check_row(
+    index: int, check: CheckSpec, verdict: Verdict, canary: float | None, stable: float | None, detail: str
+) -> CheckResult:
+    """The result row of the `index`th check; a custom query is named by its label or its place."""
+    return CheckResult(
+        name=check.name if check.name != "custom" else check.label or f"custom #{index + 1}",
+        verdict=verdict,
+        canary=canary,
+        stable=stable,
+        threshold=threshold_text(check),
+        detail=detail,
+    )
+
+
 def _judge_check(check: CheckSpec, canary: float | None, stable: float | None) -> tuple[Verdict, str]:
     """One check's verdict and a short reason. A failed bound with data fails even if another lacks data."""
     if canary is None:
@@ -407,16 +421,7 @@ def judge(
             detail = "not judged: " + "; ".join(gate_problems)
         else:
             verdict, detail = _judge_check(check, canary, stable)
-        results.append(
-            CheckResult(
-                name=check.name if check.name != "custom" else check.label or f"custom #{index + 1}",
-                verdict=verdict,
-                canary=canary,
-                stable=stable,
-                threshold=threshold_text(check),
-                detail=detail,
-            )
-        )
+        results.append(_check_row(index, check, verdict, canary, stable, detail))
     verdict = _combine([r.verdict for r in results])
     return Analysis(
         verdict=verdict,
@@ -1055,16 +1060,7 @@ def judge_full_weight(
                 detail = problem
             elif check.compares and problem is None:
                 detail = re.sub(r"(x GA|pp (?:below|above) GA)\b", r"\1 before 100%", detail)
-        results.append(
-            CheckResult(
-                name=check.name if check.name != "custom" else check.label or f"custom #{index + 1}",
-                verdict=verdict,
-                canary=canary,
-                stable=stable,
-                threshold=threshold_text(check),
-                detail=detail,
-            )
-        )
+        results.append(_check_row(index, check, verdict, canary, stable, detail))
     if counts is None:
         counts = FullWeightCounts(None, None, None, "the counts since the step to 100% were not measured")
     results += judge_sequential(spec, counts.counts, counts.problem, counts.since, ga_period=counts.ga_period)

@@ -7,7 +7,10 @@ by environment variable name only; this module never reads a secret's value into
 
 from __future__ import annotations
 
+import difflib
 import re
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -41,16 +45,23 @@ MANUAL_PREFIXES = ("rollback-", "promote-")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 _ENV = r"^[A-Za-z_][A-Za-z0-9_]*$"
+CANARY_ROUTE_PATTERN = r"^(VirtualService|HTTPRoute)/[a-z0-9-]*/[a-z0-9.-]+$"
+TARGET_RESOURCE_PATTERN = r"^[A-Za-z]+/[a-z0-9-]*/[a-z0-9.-]+$"
+PROMOTION_AFTER_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+GITHUB_REPOSITORY_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
 
 
 def parse_duration(value: object) -> timedelta:
-    """`90s`, `5m`, `1h30m` (or a number of seconds) -> timedelta; anything else is an error."""
+    """`90s`, `5m`, `1h30m` -> timedelta; anything else, a bare number too, is an error."""
     if isinstance(value, timedelta):
         return value
     try:
-        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-            return timedelta(seconds=float(value))
         text = str(value).strip()
+        if re.fullmatch(r"\d+", text) and not isinstance(value, bool):
+            # `interval: 60` could mean seconds or minutes: what another tool assumed is not guessed here.
+            raise ValueError(f"a duration needs a unit: write {text}s, {text}m or {text}h, got {text} without one")
+        if re.fullmatch(r"\d*\.\d*", text) and text != ".":
+            raise ValueError(f"a duration needs a unit and whole numbers, such as 90s, 5m or 1h30m, got {text}")
         match = _DURATION.match(text)
         if not text or match is None or not any(match.groups()):
             raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {text!r}")
@@ -77,7 +88,19 @@ def env_name(value: str) -> str:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# The validation context of a policy read from a file, where a duration must say its unit.
+FROM_FILE = types.MappingProxyType({"from_file": True})
+
+
+def _duration(value: object, info: ValidationInfo) -> timedelta:
+    """A policy's duration: with a unit in a file; settings built in code may also give seconds as a number."""
+    from_file = bool(info.context and info.context.get("from_file"))
+    if not from_file and isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1e9:
+        return timedelta(seconds=float(value))
+    return parse_duration(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 _SIZE = re.compile(r"^(\d+)\s*(?:([KMG])(i?)B?|B)?$", re.IGNORECASE)
 
@@ -102,13 +125,13 @@ ByteSize = Annotated[int, BeforeValidator(parse_size)]
 EnvName = Annotated[str, AfterValidator(env_name)]
 
 
-def parse_notify_after(value: object) -> timedelta | int:
+def parse_notify_after(value: object, info: ValidationInfo) -> timedelta | int:
     """`notifyAfterInconclusive`: a duration (`30m`), or the older whole number of cycles (kept as an int)."""
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             raise ValueError(f"expected a duration such as 30m (or a number of cycles >= 1), got {value}")
         return value
-    return parse_duration(value)
+    return _duration(value, info)
 
 
 NotifyAfter = Annotated[timedelta | int, BeforeValidator(parse_notify_after)]
@@ -188,7 +211,7 @@ class GitSettings(_Model):
 
 
 class GitHubSettings(_Model):
-    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    repository: str = Field(pattern=GITHUB_REPOSITORY_PATTERN)
     token_env: EnvName = "GITHUB_TOKEN"  # noqa: S105 - the name of a variable, not its value
     api_url: NoSecretUrl = "https://api.github.com"
     labels: tuple[str, ...] = ()
@@ -230,14 +253,14 @@ class ScheduleSettings(_Model):
 
 
 class TargetSettings(_Model):
-    resource: str = Field(pattern=r"^[A-Za-z]+/[a-z0-9-]*/[a-z0-9.-]+$")
+    resource: str = Field(pattern=TARGET_RESOURCE_PATTERN)
     container: str | None = None
 
 
 class PromotionSettings(_Model):
     """Where an image's tags must have run first: `after: <policy>/<image>`, for at least `soak`."""
 
-    after: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    after: str = Field(pattern=PROMOTION_AFTER_PATTERN)
     # No soak: a tag that landed there and was not rolled back is enough.
     soak: Duration | None = None
 
@@ -415,7 +438,7 @@ class DestinationSettings(_Model):
 class CanarySettings(_Model):
     name: str = Field(pattern=_NAME)
     # The namespace may be empty for manifests that leave it to kustomize or the applier, as targets do.
-    route: str = Field(pattern=r"^(VirtualService|HTTPRoute)/[a-z0-9-]*/[a-z0-9.-]+$")
+    route: str = Field(pattern=CANARY_ROUTE_PATTERN)
     stable: DestinationSettings
     canary: DestinationSettings
     steps: tuple[int, ...] = Field(min_length=1)
@@ -597,8 +620,8 @@ class Policy(_Model):
         return self.metadata.name
 
     def where(self, pointer: str) -> str:
-        """`file:line pointer` for a field of this policy, for error messages."""
-        return f"{self.source}:{line_of(self.lines, pointer)} {pointer_to_field(pointer)}"
+        """`file:line: field` for a field of this policy: every policy error reads `file:line: field: message`."""
+        return f"{self.source}:{line_of(self.lines, pointer)}: {pointer_to_field(pointer)}"
 
 
 def line_of(lines: Mapping[str, int], pointer: str) -> int:
@@ -635,18 +658,19 @@ def load_policy(path: Path) -> Policy:
         raise ConfigError("a policy file must hold a mapping with apiVersion, kind, metadata and spec", where=source)
     if data.get("apiVersion") != API_VERSION:
         raise ConfigError(
-            f"apiVersion must be {API_VERSION}, got {data.get('apiVersion')!r}",
+            f"apiVersion: must be {API_VERSION}, got {data.get('apiVersion')!r}",
             where=f"{source}:{line_of(lines, '/apiVersion')}",
         )
     try:
-        policy = Policy.model_validate({**data, "source": source, "lines": lines})
+        policy = Policy.model_validate({**data, "source": source, "lines": lines}, context=FROM_FILE)
     except ValidationError as exc:
         raise _config_error(exc, source, lines) from None
     return policy
 
 
 def _config_error(exc: ValidationError, source: str, lines: Mapping[str, int]) -> ConfigError:
-    errors = exc.errors(include_url=False)
+    # A misspelt field also makes the field it should have been missing: the unknown one is the cause, said first.
+    errors = sorted(exc.errors(include_url=False), key=lambda error: error["type"] != "extra_forbidden")
     first = errors[0]
     pointer = _pointer(tuple(first["loc"]))
     message = _explain(first)
@@ -660,13 +684,90 @@ def _explain(error: Mapping[str, Any]) -> str:
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
-        return "is not a known field (check the spelling against the policy reference)"
+        return _unknown_field(tuple(error["loc"]))
     if kind == "literal_error":
         return f"must be one of {error['ctx']['expected']}, got {error['input']!r}"
     if kind == "string_pattern_mismatch":
-        return f"{error['input']!r} does not have the expected form {error['ctx']['pattern']}"
+        form = _FORMS.get(error["ctx"]["pattern"], "see the policy reference for its form")
+        return f"{error['input']!r}: expected {form}"
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
+
+
+# The forms that fields with a pattern take, in words and with an example (a regular expression helps nobody).
+_FORMS = {
+    CANARY_ROUTE_PATTERN: "Kind/namespace/name, such as VirtualService/test/podinfo or HTTPRoute/test/podinfo "
+    "(Kind is VirtualService or HTTPRoute; the namespace may be left empty: VirtualService//podinfo)",
+    TARGET_RESOURCE_PATTERN: "Kind/namespace/name, such as Deployment/test/podinfo (the namespace may be left "
+    "empty: Deployment//podinfo)",
+    _NAME: "a name of lower-case letters, digits and '-' that starts and ends with a letter or digit, "
+    "at most 63 characters, such as podinfo-ga",
+    PROMOTION_AFTER_PATTERN: "<policy>/<image>, the names of a policy and one of its images, such as staging/podinfo",
+    GITHUB_REPOSITORY_PATTERN: "owner/name, such as acme/cluster-config",
+}
+
+# Fields of other tools (Flagger, Flux, Argo Rollouts) people bring along, and what they are called here.
+_MEANT = {
+    "weights": "steps",
+    "weight": "steps",
+    "stepWeights": "steps",
+    "stepWeight": "steps",
+    "maxWeight": "steps",
+    "prometheusUrl": "prometheus",
+    "metricsServer": "prometheus",
+    "address": "url",
+    "metrics": "checks",
+    "tagFilter": "filter",
+    "filterTags": "filter",
+    "pattern": "filter",
+    "image": "repository",
+    "ref": "branch",
+    "token": "tokenEnv",
+    "webhook": "webhookEnv",
+}
+
+
+def _unknown_field(loc: tuple[int | str, ...]) -> str:
+    """What to say of an unknown field at `loc`: the field meant (by another tool's name or by spelling)."""
+    known = _known_fields(loc[:-1])
+    if not known:
+        return "is not a known field (check the spelling against the policy reference)"
+    name = str(loc[-1])
+    meant = _MEANT.get(name)
+    if meant is None or meant not in known:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        close = close or [k for k in known if k.lower() == name.lower().replace("_", "").replace("-", "")]
+        meant = close[0] if close else None
+    if meant is None:
+        return f"is not a known field (known: {', '.join(known)})"
+    if meant == "prometheus" and name != meant:
+        meant = "prometheus: {url: ...}"  # a mapping here, where other tools take the URL itself
+    return f"is not a known field; did you mean {meant}?"
+
+
+def _known_fields(loc: tuple[int | str, ...]) -> list[str]:
+    """The field names (as written in a policy) of the mapping at `loc`, or [] when it is not a settings model."""
+    model: type[BaseModel] | None = Policy
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        model = _model_in(field.annotation) if field is not None else None
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items() if not field.exclude]
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The settings model inside `annotation` (`X`, `X | None`, `tuple[X, ...]`), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (tuple, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
 
 
 def load_policies(directory: Path) -> list[Policy]:
@@ -762,3 +863,37 @@ def secret_from_env(env: Mapping[str, str], name: str | None, *, field: str) -> 
     if not value:
         raise ConfigError(f"environment variable {name} (named by {field}) is not set or empty")
     return value
+
+
+def env_references(policy: Policy) -> list[tuple[str, str]]:
+    """(pointer, variable name) of every environment variable `policy` names and a cycle would read, in order.
+
+    The GitHub token only in pull-request mode, where it is used.
+    """
+    spec = policy.spec
+    refs: list[tuple[str, str | None]] = [("/spec/git/tokenEnv", spec.git.token_env)]
+    if spec.delivery.mode == "pull-request" and spec.delivery.github is not None:
+        refs.append(("/spec/delivery/github/tokenEnv", spec.delivery.github.token_env))
+    for index, registry in enumerate(spec.registries):
+        refs.append((f"/spec/registries/{index}/usernameEnv", registry.username_env))
+        refs.append((f"/spec/registries/{index}/passwordEnv", registry.password_env))
+    for index, image in enumerate(spec.images):
+        cosign = image.verify.cosign if image.verify is not None else None
+        refs.append((f"/spec/images/{index}/verify/cosign/publicKeyEnv", cosign.public_key_env if cosign else None))
+    for index, canary in enumerate(spec.canaries):
+        refs.append((f"/spec/canaries/{index}/analysis/prometheus/tokenEnv", canary.analysis.prometheus.token_env))
+    for index, notification in enumerate(spec.notifications):
+        if notification.slack is not None:
+            refs.append((f"/spec/notifications/{index}/slack/webhookEnv", notification.slack.webhook_env))
+        if notification.webhook is not None:
+            refs.append((f"/spec/notifications/{index}/webhook/urlEnv", notification.webhook.url_env))
+    return [(pointer, name) for pointer, name in refs if name is not None]
+
+
+def unset_variables(policy: Policy, env: Mapping[str, str]) -> list[ConfigError]:
+    """One ConfigError at its line for each variable `policy` names that is not set (or empty) in `env`."""
+    return [
+        ConfigError(f"environment variable {name} is not set or empty", where=policy.where(pointer))
+        for pointer, name in env_references(policy)
+        if not env.get(name)
+    ]

@@ -86,6 +86,14 @@ class RegistryError(RemoteError):
     """The container registry failed, refused or returned something unusable."""
 
 
+class RegistryTlsError(RegistryError):
+    """The TLS handshake with a registry failed, most often because it serves plain HTTP: the policy must
+    say so (`insecure`) or the registry needs a certificate; retrying does not help."""
+
+    exit_code = 2
+    retryable = False
+
+
 class DeadlineError(RemoteError):
     """A cycle ran past its deadline (policy `spec.timeout`) and stopped before delivering anything."""
 

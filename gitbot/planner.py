@@ -127,6 +127,8 @@ class LookupFailure:
     error: str
     # Whether retrying later may help (a 404 or refused credentials: no).
     retryable: bool = True
+    # 2 when the registry's settings are at fault (a plain-HTTP registry not marked insecure), not the registry.
+    exit_code: int = 1
 
     def one_line(self) -> str:
         # Registry errors already start by naming the host; it is said once.

@@ -253,7 +253,7 @@ def list_image_tags(
         else:
             tags[image.name] = answer
     failures = tuple(
-        replace(failure, retryable=errors[failure.image].retryable)
+        replace(failure, retryable=errors[failure.image].retryable, exit_code=errors[failure.image].exit_code)
         for failure in lookup_failures(policy, {name: exc.one_line() for name, exc in errors.items()})
     )
     if errors and not tags and not policy.spec.canaries:

@@ -139,15 +139,31 @@ def read_route(policy: Policy, index: int, targets: Sequence[Target]) -> RouteSt
             _check_split(canary, members, stable[0], moving[0], where)
             groups.append(RouteGroup(file, document, route, stable[0], moving[0]))
     if not groups:
-        raise ConfigError(
-            f"canary {canary.name}: no HTTP route of {canary.route} sends to both the stable and the canary "
-            "destination with explicit weights",
-            where=where,
-        )
+        raise ConfigError(_no_route_message(canary, weights), where=where)
     if len({g.canary_weight for g in groups}) > 1:
         seen = ", ".join(f"route {g.route}: {g.canary_weight}%" for g in groups)
         raise ConfigError(f"canary {canary.name}: its routes disagree on the canary weight ({seen})", where=where)
     return RouteState(canary, tuple(groups))
+
+
+def _no_route_message(canary: CanarySettings, weights: Sequence[Target]) -> str:
+    """Why no route of the canary's resource pairs its stable and canary destination, with what the route has."""
+    has = ", ".join(dict.fromkeys(f"{t.destination} ({t.file}:{t.line})" for t in weights))
+    for side, wanted in (("stable", canary.stable), ("canary", canary.canary)):
+        if not any(_matches(t.destination, wanted) for t in weights):
+            named = ", ".join(
+                f"{key} {value}"
+                for key, value in (("subset", wanted.subset), ("host", wanted.host), ("backendRef", wanted.backend_ref))
+                if value is not None
+            )
+            return (
+                f"canary {canary.name}: {canary.route} has no destination with {named}, which {side} names; "
+                f"the route has: {has}"
+            )
+    return (
+        f"canary {canary.name}: no HTTP route of {canary.route} sends to both the stable and the canary "
+        f"destination with explicit weights; the route has: {has}"
+    )
 
 
 def _percent(target: Target) -> int:
@@ -321,15 +337,7 @@ def _with_restart(policy: Policy, plan: Plan, routes: Sequence[RouteState], text
     )
     kept = [(key, value) for key, value in plan.trailers if key != TRAILER_PLAN]
     trailers = (*kept, *((TRAILER_RESTART, route.canary.name) for route in routes), (TRAILER_PLAN, pid))
-    return replace(
-        plan,
-        changes=changes,
-        files=tuple(sorted(edited.items())),
-        body=f"{plan.body}\n\n{notes}",
-        trailers=trailers,
-        plan_id=pid,
-        evidence=f"{plan.evidence}\n\n{notes}",
-    )
+    return replace(_amended(plan, notes, changes, edited, trailers), plan_id=pid)
 
 
 # Bot actions that move a canary's weights.
@@ -559,9 +567,20 @@ def with_image_restore(
         (TRAILER_TO, good),
         *plan.trailers[plan_at:],
     )
+    return _amended(plan, note, moved, files, trailers)
+
+
+def _amended(
+    plan: Plan,
+    note: str,
+    changes: tuple[Change, ...],
+    files: Mapping[str, str],
+    trailers: tuple[tuple[str, str], ...],
+) -> Plan:
+    """`plan` with these changes, files and trailers, and `note` as a last paragraph of its body and evidence."""
     return replace(
         plan,
-        changes=moved,
+        changes=changes,
         files=tuple(sorted(files.items())),
         body=f"{plan.body}\n\n{note}",
         trailers=trailers,

@@ -227,7 +227,7 @@ def trigger_for(policy: Policy, *, jitter: float | None = None) -> BaseTrigger:
     try:
         return cron_trigger(schedule.cron, jitter=spread)
     except ValueError as exc:
-        raise ConfigError(f"spec.schedule.cron: {exc}", where=policy.where("/spec/schedule/cron")) from exc
+        raise ConfigError(str(exc), where=policy.where("/spec/schedule/cron")) from exc
 
 
 def misfire_grace_for(policy: Policy) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 from openapi_schema_validator import OAS30Validator
 from ruamel.yaml import YAML
 
-from tests.shared import shared_dir
+from tests.shared import require, shared_dir
 
 SCHEMAS = shared_dir("schemas")
 KINDS = {("networking.istio.io", "VirtualService"), ("gateway.networking.k8s.io", "HTTPRoute")}
@@ -19,7 +19,7 @@ KINDS = {("networking.istio.io", "VirtualService"), ("gateway.networking.k8s.io"
 def validators() -> dict[str, Any]:
     """`group/version` + `/Kind` -> validator, for every served version of the two CRDs."""
     found: dict[str, Any] = {}
-    for path in sorted(SCHEMAS.glob("*.yaml")):
+    for path in sorted(require("schemas").glob("*.yaml")):
         for doc in YAML(typ="safe", pure=True).load_all(path.read_text(encoding="utf-8")):
             if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
                 continue

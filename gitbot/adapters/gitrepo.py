@@ -196,6 +196,22 @@ class GitWorkspace:
             text = text.replace(secret, "***")
         return text
 
+    def _credentials_sent(self) -> str:
+        if urlsplit(self.url).scheme not in ("http", "https"):
+            return ""
+        return f" as user {self._username!r} with a token" if self._token else " (no token was sent)"
+
+    def _auth_hint(self) -> str:
+        """What was sent over HTTPS (which user, whether a token), so a wrong user is told from a bad token."""
+        if urlsplit(self.url).scheme not in ("http", "https"):
+            return "check the SSH key (spec.git.sshKeyFile) and its access to the repository"
+        if not self._token:
+            return "name the variable that holds the token in spec.git.tokenEnv"
+        return (
+            "check the token (spec.git.tokenEnv), its access to the repository, and the user sent with it: "
+            "spec.git.username (x-access-token suits GitHub; other servers want the token's account name)"
+        )
+
     def wrap(self, exc: GitCommandError, action: str) -> GitError:
         """A one-line, credential-free GitError for a failed git command."""
         stderr = self.scrub(str(exc.stderr or "")).strip()
@@ -218,8 +234,8 @@ class GitWorkspace:
             if "terminal prompts disabled" in lowered or "could not read" in lowered:
                 detail = "the server asked for credentials (token missing, wrong or revoked)"
             return GitAuthError(
-                f"git {action} refused the credentials for {where}: {detail}",
-                hint="check the token (or SSH key) and its access to the repository",
+                f"git {action} refused the credentials for {where}{self._credentials_sent()}: {detail}",
+                hint=self._auth_hint(),
             )
         return GitError(f"git {action} failed for {where}: {detail}")
 

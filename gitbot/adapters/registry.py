@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -46,7 +47,7 @@ import httpx
 import tenacity
 
 from gitbot.domain import CosignSignature, TagFacts
-from gitbot.errors import AuthError, ConfigError, RegistryError
+from gitbot.errors import AuthError, ConfigError, RegistryError, RegistryTlsError
 from gitbot.versioning import parse_image, split_registry
 
 log = logging.getLogger(__name__)
@@ -525,6 +526,9 @@ class OciRegistry:
                 except httpx.TransportError as exc:
                     if cut.is_set():
                         raise self._too_slow(host, url) from None
+                    tls = _tls_failure(exc)
+                    if tls is not None:
+                        raise _tls_error(host, tls) from exc
                     raise _Retry(host, f"cannot reach {host} ({type(exc).__name__})") from exc
                 finally:
                     watchdog.cancel()
@@ -763,6 +767,33 @@ class OciRegistry:
         if payload is None:
             payload = _bounded(self._payloads)[digest] = self._blob(host, path, digest)
         return payload
+
+
+def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error under a transport failure (httpx wraps httpcore, which wraps the `ssl` error), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _tls_error(host: str, error: ssl.SSLError) -> RegistryTlsError:
+    """A failed handshake is no outage: the same request fails the same way, so it is said at once, not retried."""
+    reason = error.reason or type(error).__name__
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return RegistryTlsError(
+            f"registry {host}: TLS handshake failed: its certificate is not trusted ({error.verify_message})",
+            hint="give the registry a certificate this machine trusts",
+        )
+    return RegistryTlsError(
+        f"registry {host}: TLS handshake failed ({reason}); it seems to serve plain HTTP, which a policy allows "
+        f"with registries: [{{host: {host}, insecure: true}}]",
+        hint=f"add registries: [{{host: {host}, insecure: true}}] to the policy (gitbot tags: --insecure-host {host})",
+    )
 
 
 def _repository_of(url: str) -> str:

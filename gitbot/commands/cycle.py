@@ -11,6 +11,7 @@ import click
 from gitbot.commands.announce import announce_command, announce_cycle
 from gitbot.commands.canary_view import render_canary
 from gitbot.commands.compose import build_deps, policies_option, policy_option
+from gitbot.commands.envcheck import require_variables
 from gitbot.commands.progress import Progress
 from gitbot.config import Policy, find_policy
 from gitbot.logs import process_masker
@@ -72,6 +73,7 @@ def plan(policy_name: str, policies_dir: Path, show_diff: bool) -> None:
 def once(policy_name: str, policies_dir: Path) -> None:
     """Run one cycle with delivery and print what was done (commit sha or pull request URL)."""
     policy = find_policy(policies_dir, policy_name)
+    require_variables([policy])
     result = _cycle(policy, deliver=True)
     if not result.deliveries:
         click.echo(f"{policy.name}: nothing to change at {result.head[:12]}")
@@ -90,7 +92,9 @@ def _exit_on_lookup_failures(result: CycleResult) -> None:
         click.echo(f"gitbot: error: {masker.mask(failure.one_line())}", err=True)
     if result.failures:
         retry = any(failure.retryable for failure in result.failures)
-        sys.exit(LOOKUP_FAILED_EXIT if retry else LOOKUP_REFUSED_EXIT)
+        # A registry's settings at fault (exit code 2) are fixed in the policy, whatever else failed.
+        base = LOOKUP_FAILED_EXIT if retry else LOOKUP_REFUSED_EXIT
+        sys.exit(max(base, *(failure.exit_code for failure in result.failures)))
 
 
 @click.command()

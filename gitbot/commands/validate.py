@@ -13,9 +13,14 @@ from pathlib import Path
 import click
 
 from gitbot.commands.compose import build_deps
+from gitbot.commands.envcheck import require_variables
 from gitbot.config import Policy, load_policies
-from gitbot.errors import ConfigError, GitbotError
+from gitbot.errors import ConfigError, GitbotError, RegistryError
+from gitbot.ports import Registry
 from gitbot.reconcile import run_cycle
+
+# How many of an image's tags a warning about its filter shows.
+_SOME_TAGS = 5
 
 
 def format_duration(duration: timedelta) -> str:
@@ -74,13 +79,20 @@ def _policies(count: int) -> str:
     is_flag=True,
     help="Also check out each policy's branch and bind its images and plan, delivering nothing.",
 )
-def validate(directory: Path, check_manifests: bool) -> None:
+@click.option(
+    "--skip-env",
+    is_flag=True,
+    help="Do not check that the environment variables the policies name are set (a check without secrets).",
+)
+def validate(directory: Path, check_manifests: bool, skip_env: bool) -> None:
     """Check every policy in a directory and print what each one manages."""
     policies = load_policies(directory)
     for policy in policies:
         click.echo(describe(policy))
         for warning in policy_warnings(policy):
             click.echo(f"gitbot: warning: {warning}", err=True)
+    if not skip_env:
+        require_variables(policies)
     click.echo(f"{_policies(len(policies))} valid")
     if check_manifests:
         check_policy_manifests(policies)
@@ -111,14 +123,47 @@ def check_policy_manifests(policies: list[Policy]) -> None:
     failures: list[GitbotError] = []
     for policy in policies:
         try:
-            result = run_cycle(policy, build_deps(policy, need_forge=False), deliver=False)
+            deps = build_deps(policy, need_forge=False)
+            result = run_cycle(policy, deps, deliver=False)
         except GitbotError as exc:
             failures.append(exc)
             click.echo(f"{policy.name}: manifests: error: {exc.one_line()}", err=True)
             continue
+        if result.failures:
+            # A tag lookup that failed leaves its image unchecked: the policy has not passed.
+            for failure in result.failures:
+                click.echo(f"{policy.name}: manifests: error: {failure.one_line()}", err=True)
+            worst = max(result.failures, key=lambda failure: failure.exit_code)
+            failures.append(ConfigError(worst.one_line()) if worst.exit_code == 2 else RegistryError(worst.one_line()))
+            continue
         click.echo(f"{policy.name}: manifests bind; {len(result.plans)} planned change(s) at {result.head[:12]}")
+        for warning in filter_warnings(policy, deps.registry):
+            click.echo(f"gitbot: warning: {warning}", err=True)
     if failures:
         text = f"{len(failures)} of {_policies(len(policies))} failed the manifest check"
-        # Configuration problems exit 2; anything remote (unreachable registry or git) exits 1 and may pass later.
-        raise ConfigError(text) if all(isinstance(e, ConfigError) for e in failures) else GitbotError(text)
-    click.echo(f"{_policies(len(policies))} bind their manifests")
+        # Configuration problems exit 2 (a registry that needs `insecure` too); anything remote (unreachable
+        # registry or git) exits 1 and may pass later.
+        raise ConfigError(text) if all(e.exit_code == 2 for e in failures) else GitbotError(text)
+    count = len(policies)
+    click.echo(f"{_policies(count)} {'binds its' if count == 1 else 'bind their'} manifests")
+
+
+def filter_warnings(policy: Policy, registry: Registry) -> list[str]:
+    """A line for each image whose filter matches none of its registry's tags: it would never move.
+
+    The tag lists were just read by the cycle, so the registry client's cache answers again.
+    """
+    warnings = []
+    for index, image in enumerate(policy.spec.images):
+        try:
+            tags = registry.list_tags(image.repository)
+        except GitbotError:
+            continue  # reported by the cycle already
+        if not tags or any(policy.image_filter(index).matches(tag) for tag in tags):
+            continue
+        some = ", ".join(sorted(tags)[:_SOME_TAGS]) + (", ..." if len(tags) > _SOME_TAGS else "")
+        warnings.append(
+            f"{policy.where(f'/spec/images/{index}/filter')}: 0 of {len(tags)} tags of {image.repository} match "
+            f"{image.filter!r} (some of its tags: {some})"
+        )
+    return warnings

@@ -12,6 +12,29 @@ from tests.support.gitserver import GitServer
 from tests.support.registry import push_tags
 
 
+def validate_check_manifests(
+    policies: Path,
+    git_server: GitServer,
+    auth_registry: AuthRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int | str | None, str, str]:
+    """`gitbot validate --check-manifests` over `policies` with every variable they name set: code, out, err."""
+    for name, value in {
+        "GIT_TOKEN": git_server.token,
+        "REG_USER": auth_registry.user,
+        "REG_PASSWORD": auth_registry.password,
+        "SLACK_URL": "http://127.0.0.1:1/hook",
+        "GITBOT_CACHE_DIR": str(tmp_path / "cache"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as info:
+        main(["validate", "--policies", str(policies), "--check-manifests"])
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
 def test_binding_errors_are_reported_per_policy_and_nothing_is_delivered(
     tmp_path: Path,
     git_server: GitServer,
@@ -36,19 +59,9 @@ def test_binding_errors_are_reported_per_policy_and_nothing_is_delivered(
     # Its path holds Deployment/elsewhere/app, not the Deployment/other/app its image names.
     bad = policies / "bad.yaml"
     bad.write_text(policy("bad", namespace="other", extra="", **common))
-    for name, value in {
-        "GIT_TOKEN": git_server.token,
-        "REG_USER": auth_registry.user,
-        "REG_PASSWORD": auth_registry.password,
-        "GITBOT_CACHE_DIR": str(tmp_path / "cache"),
-    }.items():
-        monkeypatch.setenv(name, value)
+    code, out, err = validate_check_manifests(policies, git_server, auth_registry, tmp_path, monkeypatch, capsys)
 
-    with pytest.raises(SystemExit) as info:
-        main(["validate", "--policies", str(policies), "--check-manifests"])
-    out, err = capsys.readouterr()
-
-    assert info.value.code == 2, err
+    assert code == 2, err
     lines = out.splitlines()
     assert lines[-1].startswith("good: manifests bind; 1 planned change(s) at ")
     errors = err.splitlines()

@@ -3,11 +3,7 @@ updates are planned; a cycle past its deadline stops before delivering anything.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +11,7 @@ from gitbot.errors import DeadlineError
 from gitbot.manifests import Problem
 from gitbot.reconcile import run_cycle
 from tests.scenarios.conftest import PATH, POLICY, ROUTING, WORKLOADS, World, WorldFactory, image_yaml
-from tests.scenarios.test_cli import policy_args
+from tests.scenarios.test_cli import gitbot, policy_args
 
 pytestmark = pytest.mark.real
 
@@ -143,21 +139,6 @@ def test_a_cycle_within_its_deadline_delivers(world: World) -> None:
         world.policy(), replace(world.deps(), monotonic=lambda: seconds[0], progress=quick), deliver=True
     )
     assert [d.outcome for d in result.deliveries] == ["committed", "committed"]
-
-
-def gitbot(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m gitbot ARGS` as a person runs it, importing this checkout's gitbot."""
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": package_root, **world.env}
-    return subprocess.run(
-        [sys.executable, "-m", "gitbot", *args],
-        env=env,
-        cwd=world.tmp,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_plan_and_once_print_the_problem_files(make_world: WorldFactory) -> None:

@@ -3,33 +3,20 @@ with the tokens in the environment only; exit codes, what they print, one-line e
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.scenarios.conftest import POLICY, World
+from tests.support.cli import cli_env, run_gitbot
 from tests.support.gitserver import GitServer
 
 pytestmark = pytest.mark.real
 
-# CLI subprocesses import this tree's gitbot, not whichever one the interpreter has installed.
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def gitbot(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(ROOT), **world.env}
-    return subprocess.run(
-        [sys.executable, "-m", "gitbot", *args],
-        env=env,
-        cwd=world.tmp,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """`python -m gitbot ARGS` as a person runs it in the world, with its tokens in the environment only."""
+    return run_gitbot(*args, env=cli_env(**world.env), cwd=world.tmp)
 
 
 def policy_args(world: World) -> list[str]:
@@ -191,7 +178,7 @@ def test_a_policy_path_missing_from_the_branch_is_a_one_line_policy_error(world:
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.splitlines() == [
-        f"gitbot: error: {path}:{line} spec.git.paths[1]: 'clusters/other' does not exist on branch main "
+        f"gitbot: error: {path}:{line}: spec.git.paths[1]: 'clusters/other' does not exist on branch main "
         f"(at {head[:12]}); fix the path or add it to the branch"
     ]
 

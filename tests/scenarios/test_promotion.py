@@ -4,13 +4,9 @@ environment only after it ran in the earlier one for the soak, without a rollbac
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -19,11 +15,10 @@ from gitbot.commands.compose import build_deps
 from gitbot.config import Policy, load_policies
 from gitbot.reconcile import CycleResult, run_cycle, status
 from tests.scenarios.conftest import PATH, World, WorldFactory, person_reverts
+from tests.scenarios.test_cli import gitbot
 from tests.support.github_fake import GitHubFake
 
 pytestmark = pytest.mark.real
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def policy_yaml(world: World, name: str, branch: str, *, mode: str = "commit", gate: str = "") -> str:
@@ -232,16 +227,7 @@ def test_status_prints_what_holds_each_newer_tag_back(promo_world: World) -> Non
     envs = staging_and_production(world)
     envs.cycle("staging")
 
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(ROOT), **world.env}
-    done = subprocess.run(
-        [sys.executable, "-m", "gitbot", "status", "--policy", "production", "--policies", str(envs.dir)],
-        env=env,
-        cwd=world.tmp,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = gitbot(world, "status", "--policy", "production", "--policies", str(envs.dir))
 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

@@ -4,15 +4,12 @@ the cycle fetches, plans again and delivers each change exactly once, never forc
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from gitbot.errors import PushRejectedError
 from gitbot.reconcile import run_cycle
 from tests.scenarios.conftest import POLICY, WORKLOADS, World
+from tests.scenarios.test_cli import gitbot
 
 pytestmark = pytest.mark.real
 
@@ -66,19 +63,7 @@ def test_a_bot_branch_that_changed_while_pushing_gets_one_pull_request(pr_world:
 def test_once_retries_a_lost_race_without_git_lines_on_stderr(world: World) -> None:
     world.write_policy()
     world.git.race_next_push(world.repo, {"README.md": "edited while pushing\n"}, "docs: edit")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **world.env}
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-
-    done = subprocess.run(
-        [sys.executable, "-m", "gitbot", "once", "--policy", str(world.policy_path)],
-        env=env,
-        cwd=world.tmp,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = gitbot(world, "once", "--policy", str(world.policy_path))
 
     assert done.returncode == 0, done.stderr
     assert not world.git.race_pending(world.repo)

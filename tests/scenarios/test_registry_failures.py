@@ -7,12 +7,8 @@ after the rest is done) and in the daemon's log and /metrics."""
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,27 +17,12 @@ from gitbot.logs import FIELDS, SecretMasker
 from gitbot.reconcile import run_cycle
 from gitbot.service import Service, ServiceMetrics
 from tests.scenarios.conftest import POLICY, WORKLOADS, World, image_yaml
-from tests.scenarios.test_cli import policy_args
+from tests.scenarios.test_cli import gitbot, policy_args
 from tests.support.registry import LoopbackServer, QuietHandler, free_port, serve
 
 pytestmark = pytest.mark.real
 
 BROKEN_REPO = "acme/web"
-SOURCE = Path(__file__).resolve().parents[2]
-
-
-def gitbot(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m gitbot ARGS` as a person runs it, on this source tree whatever the working directory."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(SOURCE), **world.env}
-    return subprocess.run(
-        [sys.executable, "-m", "gitbot", *args],
-        env=env,
-        cwd=world.tmp,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 class GarbageHandler(QuietHandler):

@@ -4,10 +4,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -20,14 +17,13 @@ from gitbot.adapters.builtin import ManualClock
 from gitbot.commands.compose import build_deps
 from gitbot.reconcile import ImageStatus, run_cycle, status
 from tests.scenarios.conftest import World, WorldFactory
+from tests.scenarios.test_cli import gitbot
 from tests.scenarios.test_image_gates import gate
 from tests.scenarios.test_promotion import Environments, policy_yaml
 from tests.support.github_fake import GitHubFake
 from tests.support.images import new_key, public_pem, push_image, sign
 
 pytestmark = pytest.mark.real
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -47,16 +43,7 @@ def ago(at: datetime | None = None, **delta: float) -> str:
 
 
 def gitbot_status(world: World, policies: Path) -> list[str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(ROOT), **world.env}
-    done = subprocess.run(
-        [sys.executable, "-m", "gitbot", "status", "--policy", "production", "--policies", str(policies)],
-        env=env,
-        cwd=world.tmp,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = gitbot(world, "status", "--policy", "production", "--policies", str(policies))
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 

@@ -4,25 +4,20 @@ the wall clock, against the real git server and a Prometheus whose data runs up 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from tests.scenarios_canary.conftest import POLICY, SLOW, World, WorldFactory, weights
 from tests.scenarios_canary.test_progression import at, trailers
+from tests.support.cli import cli_env, run_gitbot
 from tests.support.gitserver import GitServer
 from tests.support.prometheus import PrometheusServer, Scenario, start_prometheus
-
-# CLI subprocesses import this tree's gitbot, not whichever one the interpreter has installed.
-ROOT = Path(__file__).resolve().parents[2]
 
 # Both data sets began 20 minutes before the module's first test and run 5 minutes past it; the canary
 # takes 10 % of the requests from the first minute on.
@@ -46,24 +41,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]
 def gitbot(world: World, git_server: GitServer, *args: str) -> subprocess.CompletedProcess[str]:
     assert world.policy_path is not None
     home = world.policy_path.parent
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": str(ROOT),
-        "HOME": str(home),
-        "SCENARIO_GIT_TOKEN": git_server.token,
-        "GITBOT_CACHE_DIR": str(home / "cli-cache"),
-        "GITBOT_POLICIES": str(home),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "gitbot", *args],
-        env=env,
-        cwd=home,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    env = cli_env(
+        HOME=str(home),
+        SCENARIO_GIT_TOKEN=git_server.token,
+        GITBOT_CACHE_DIR=str(home / "cli-cache"),
+        GITBOT_POLICIES=str(home),
     )
+    return run_gitbot(*args, env=env, cwd=home)
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> list[str]:

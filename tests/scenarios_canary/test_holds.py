@@ -106,7 +106,7 @@ def test_a_route_another_controller_owns_is_refused(make_world: WorldFactory, me
         world.cycle(1)
     # One line: the policy's field, the route's file and line, and why.
     assert str(caught.value) == (
-        f"{world.policy.source}:28 spec.canaries[0].route: canary podinfo: VirtualService/test/podinfo "
+        f"{world.policy.source}:28: spec.canaries[0].route: canary podinfo: VirtualService/test/podinfo "
         f"({ROUTES_FILE}:31) is managed by another controller ({reason}); "
         "gitbot will not move its weights"
     )

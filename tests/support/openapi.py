@@ -1,6 +1,6 @@
 """Check recorded HTTP exchanges against GitHub's published OpenAPI 3.0 description.
 
-Owns: loading `<repo>/../shared/github/api.github.com.json` once per process, matching a request path to
+Owns: loading GitHub's description (`spec_path`) once per process, matching a request path to
 its operation, and validating query parameter names, request bodies and response bodies (by status) with
 `OAS30Validator` over a `referencing` registry of the whole file. It knows nothing about the fake's state.
 
@@ -29,23 +29,21 @@ from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
+from tests.shared import openapi_path, require
+
 SPEC_URI = "urn:github:api.github.com.json"
 _GREEDY_PARAMS = {"ref"}
 _METHODS = ("get", "post", "put", "patch", "delete", "head")
 
 
 def spec_path() -> Path:
-    """GitHub's description: `$GITBOT_GITHUB_OPENAPI`, else `<repo>/../shared/github/api.github.com.json`.
-
-    A git worktree may sit one level deeper than the main checkout, so the parents of the repository root
-    are searched in order and the nearest `shared/github/` wins.
-    """
+    """GitHub's description: `$GITBOT_GITHUB_OPENAPI`, else `shared/github/api.github.com.json` beside the
+    repository (the nearest ancestor's: a git worktree may sit one level deeper), else the copy fetched
+    from its npm package (`tests.shared.openapi_path`)."""
     override = os.environ.get("GITBOT_GITHUB_OPENAPI")
     if override:
         return Path(override)
-    root = Path(__file__).resolve().parents[2]
-    candidates = [parent / "shared" / "github" / "api.github.com.json" for parent in root.parents]
-    return next((c for c in candidates if c.is_file()), candidates[0])
+    return openapi_path()
 
 
 @dataclass(frozen=True)
@@ -210,7 +208,12 @@ def _anchor(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 @functools.cache
 def load_description(path: Path | None = None) -> OpenAPIDescription:
-    """The description, parsed once per process (the file is about 13 MB)."""
+    """The description, parsed once per process (the file is about 13 MB).
+
+    Without it the calling test fails with one line naming it and how to get it.
+    """
+    if path is None and not os.environ.get("GITBOT_GITHUB_OPENAPI"):
+        require("github")
     return OpenAPIDescription(path or spec_path())
 
 

@@ -225,8 +225,27 @@ def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> LoopbackServer:
     return LoopbackServer(server, thread)
 
 
+class Served:
+    """The address and the stop of a helper whose `start` puts its handler on a `LoopbackServer`."""
+
+    _server: LoopbackServer | None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return self._server.url
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+
 @dataclass
-class TokenServer:
+class TokenServer(Served):
     """A token endpoint for the registry's `auth.token` config: checks Basic auth, signs RS256 JWTs.
 
     `users` may pull and push; anonymous callers get no token (401). `requests` counts token requests.
@@ -305,10 +324,6 @@ class TokenServer:
         self._server = serve(Handler)
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-
 
 def _utc(seconds: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
@@ -318,7 +333,7 @@ def _utc(seconds: float) -> datetime.datetime:
 
 
 @dataclass
-class PagingProxy:
+class PagingProxy(Served):
     """A loopback proxy in front of an anonymous registry that pages `tags/list` (sorted) with `Link`.
 
     `default_page` is used when the client sends no `n`. Other `/v2/` paths are answered by the registry.
@@ -329,15 +344,6 @@ class PagingProxy:
     default_page: int = 100
     requests: int = 0
     _server: LoopbackServer | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return self._server.url
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).netloc
 
     def start(self) -> PagingProxy:
         outer = self
@@ -366,10 +372,6 @@ class PagingProxy:
         self._server = serve(Handler)
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-
 
 @contextlib.contextmanager
 def running(start: Callable[[], RunningRegistry]) -> Iterator[RunningRegistry]:
@@ -385,7 +387,7 @@ def running(start: Callable[[], RunningRegistry]) -> Iterator[RunningRegistry]:
 
 
 @dataclass
-class OverloadRegistry:
+class OverloadRegistry(Served):
     """A loopback server whose `tags/list` answers break a client's limits, by repository name.
 
     `/v2/<case>/<anything>/tags/list` with case `huge` (a body of `body_bytes` bytes of valid JSON, sent in
@@ -404,15 +406,6 @@ class OverloadRegistry:
     depth: int = 100_000
     sent: dict[str, int] = field(default_factory=dict)
     _server: LoopbackServer | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return self._server.url
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).netloc
 
     def start(self) -> OverloadRegistry:
         outer = self
@@ -473,7 +466,3 @@ class OverloadRegistry:
 
         self._server = serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()

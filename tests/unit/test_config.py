@@ -90,7 +90,7 @@ def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
 
 def test_wrong_api_version(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("gitbot.dev/v1alpha1", "gitbot.dev/v2"))
-    with pytest.raises(ConfigError, match=r"policy.yaml:1: apiVersion must be gitbot.dev/v1alpha1"):
+    with pytest.raises(ConfigError, match=r"policy.yaml:1: apiVersion: must be gitbot.dev/v1alpha1"):
         load_policy(path)
 
 
@@ -113,7 +113,6 @@ def test_duplicate_policy_names(tmp_path: Path) -> None:
         ("30s", timedelta(seconds=30)),
         ("5m", timedelta(minutes=5)),
         ("1h30m", timedelta(minutes=90)),
-        (45, timedelta(seconds=45)),
     ],
 )
 def test_durations(text: object, expected: timedelta) -> None:
@@ -169,30 +168,30 @@ def test_the_canary_example_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "where", "needle"),
     [
-        ("image: podinfo-canary", "image: podinfo-canry", "21 spec.canaries[0].image", "'podinfo-canry' is not"),
+        ("image: podinfo-canary", "image: podinfo-canry", "21: spec.canaries[0].image", "'podinfo-canry' is not"),
         ("steps: [10, 60, 100]", "steps: [10, 60, 90]", "22: spec.canaries[0].steps", "end at 100"),
         (
             "image: podinfo-canary",
             "image: podinfo-canary\n      onComplete: promote",
-            "22 spec.canaries[0].onComplete",
+            "22: spec.canaries[0].onComplete",
             "promoteTo",
         ),
-        ("- name: podinfo-canary", "- name: podinfo-ga", "11 spec.images[1].name", "names must be unique"),
-        ("- name: podinfo\n", "- name: podinfo-ga\n", "17 spec.canaries[0].name", "names must be unique"),
-        ("- name: podinfo\n", "- name: promote-podinfo\n", "17 spec.canaries[0].name", "made by hand"),
-        ("- name: podinfo-canary", "- name: rollback-x", "11 spec.images[1].name", "made by hand"),
-        ('filter: "0.2.*"', 'filter: "regexp:(("', "13 spec.images[1].filter", "invalid regexp"),
-        ('filter: "0.2.*"', 'filter: "semver:>>>1"', "13 spec.images[1].filter", "semver"),
+        ("- name: podinfo-canary", "- name: podinfo-ga", "11: spec.images[1].name", "names must be unique"),
+        ("- name: podinfo\n", "- name: podinfo-ga\n", "17: spec.canaries[0].name", "names must be unique"),
+        ("- name: podinfo\n", "- name: promote-podinfo\n", "17: spec.canaries[0].name", "made by hand"),
+        ("- name: podinfo-canary", "- name: rollback-x", "11: spec.images[1].name", "made by hand"),
+        ('filter: "0.2.*"', 'filter: "regexp:(("', "13: spec.images[1].filter", "invalid regexp"),
+        ('filter: "0.2.*"', 'filter: "semver:>>>1"', "13: spec.images[1].filter", "semver"),
         (
             'repository: ghcr.io/stefanprodan/podinfo\n      filter: "0.2',
             'repository: ghcr.io/Stefan/podinfo\n      filter: "0.2',
-            "12 spec.images[1].repository",
+            "12: spec.images[1].repository",
             "'Stefan' must be lowercase",
         ),
         (
             'repository: ghcr.io/stefanprodan/podinfo\n      filter: "0.2',
             'repository: ghcr.io/stefanprodan/podinfo:0.2.0\n      filter: "0.2',
-            "12 spec.images[1].repository",
+            "12: spec.images[1].repository",
             "names a tag or digest",
         ),
         ('"*/10 * * * *"', '"99 * * * *"', "15: spec.schedule.cron", "minute field '99': the last value (99) is"),
@@ -206,7 +205,7 @@ def test_the_canary_example_loads(tmp_path: Path) -> None:
         ('"*/10 * * * *"', '"0 */24 * * *"', "15: spec.schedule.cron", "hour field '*/24': the step value (24)"),
         ('"*/10 * * * *"', '"0 0 * * 8"', "15: spec.schedule.cron", "day of week field '8' must stay within 0-7"),
         ('"*/10 * * * *"', '"0 0 * *"', "15: spec.schedule.cron", "cron must have five fields"),
-        ("window: 5m", "window: 1.5", "25: spec.canaries[0].analysis.window", "whole number of seconds"),
+        ("window: 5m", "window: 1.5", "25: spec.canaries[0].analysis.window", "a duration needs a unit"),
         (
             "min: 99}",
             "max: 99}",
@@ -219,8 +218,8 @@ def test_the_canary_example_loads(tmp_path: Path) -> None:
             "26: spec.canaries[0].analysis.stableWorkload",
             "quotes",
         ),
-        ("stable: {subset: ga}", "stable: {backendRef: podinfo-ga}", "19 spec.canaries[0].stable", "subset or host"),
-        ("VirtualService/test", "HTTPRoute/test", "19 spec.canaries[0].stable", "by backendRef"),
+        ("stable: {subset: ga}", "stable: {backendRef: podinfo-ga}", "19: spec.canaries[0].stable", "subset or host"),
+        ("VirtualService/test", "HTTPRoute/test", "19: spec.canaries[0].stable", "by backendRef"),
     ],
 )
 def test_canary_and_schedule_mistakes_name_their_field(
@@ -237,7 +236,7 @@ def test_canary_and_schedule_mistakes_name_their_field(
 
 def test_group_all_keeps_the_name_of_its_one_change_free(tmp_path: Path) -> None:
     text = GOOD.replace("name: podinfo-ga", "name: images") + "  delivery: {group: all}\n"
-    with pytest.raises(ConfigError, match=r":7 spec.images\[0\].name: 'images' names the one change of group: all"):
+    with pytest.raises(ConfigError, match=r":7: spec.images\[0\].name: 'images' names the one change of group: all"):
         load_policy(write(tmp_path, text))
     assert (
         load_policy(write(tmp_path, GOOD.replace("name: podinfo-ga", "name: images"))).spec.images[0].name == "images"
@@ -246,7 +245,7 @@ def test_group_all_keeps_the_name_of_its_one_change_free(tmp_path: Path) -> None
 
 def test_a_route_without_namespace_needs_the_analysis_namespace(tmp_path: Path) -> None:
     text = CANARY.replace("VirtualService/test/podinfo", "VirtualService//podinfo")
-    with pytest.raises(ConfigError, match=r":23 spec.canaries\[0\].analysis: the route names no namespace"):
+    with pytest.raises(ConfigError, match=r":23: spec.canaries\[0\].analysis: the route names no namespace"):
         load_policy(write(tmp_path, text))
     text = text.replace("window: 5m", "window: 5m\n        namespace: test")
     assert load_policy(write(tmp_path, text)).spec.canaries[0].route == "VirtualService//podinfo"
@@ -551,7 +550,7 @@ def test_good_variable_names_and_urls_still_load(tmp_path: Path) -> None:
         (
             "window: 5m",
             "window: 5m\n        notifyAfterInconclusive: 3",
-            "26 spec.canaries[0].analysis.notifyAfterInconclusive",
+            "26: spec.canaries[0].analysis.notifyAfterInconclusive",
             "3 counts cycles, which a cron schedule does not space evenly; give how long",
         ),
     ],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -160,6 +161,7 @@ def virtual_service(draw: st.DrawFn) -> tuple[str, list[int]]:
     return "\n".join(lines) + "\n", weights
 
 
+@pytest.mark.shared("schemas")
 @settings(max_examples=40, deadline=None)
 @given(vs=virtual_service(), data=st.data())
 def test_weight_edits_keep_the_sum_and_the_schema(vs: tuple[str, list[int]], data: st.DataObject) -> None:

@@ -78,7 +78,7 @@ def test_a_chain_of_gates_loads(tmp_path: Path) -> None:
         ("{after: qa/podinfo, soak: 2h}", "'qa/podinfo' names no loaded policy 'qa' (policies: production, staging)"),
         ("{after: staging/redis, soak: 2h}", "policy staging has no image 'redis' (images: podinfo)"),
         ("{after: production/podinfo}", "names this policy"),
-        ("{after: staging, soak: 2h}", "does not have the expected form"),
+        ("{after: staging, soak: 2h}", "expected <policy>/<image>"),
         ("{after: staging/podinfo, soak: soon}", "expected a duration"),
         ("{after: staging/podinfo, soke: 2h}", "is not a known field"),
     ],

@@ -13,6 +13,13 @@ from gitbot.commands.validate import format_duration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def example_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variables the example policies name, as where gitbot runs (their absence is tested on its own)."""
+    for name in ("GITBOT_GIT_TOKEN", "GITHUB_TOKEN", "SLACK_WEBHOOK_URL"):
+        monkeypatch.setenv(name, "set")
+
+
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as info:
         main(["validate", *args])
@@ -81,7 +88,7 @@ def test_a_canary_whose_only_latency_check_is_a_ratio_is_warned_about(
     assert code == 0 and out.splitlines()[-1] == "2 policies valid"
     line = next(n for n, row in enumerate(ratio_only.splitlines(), 1) if "latency-p99" in row)
     assert err.splitlines() == [
-        f"gitbot: warning: {path}:{line} spec.canaries[0].analysis.checks[1]: canary podinfo's only latency check "
+        f"gitbot: warning: {path}:{line}: spec.canaries[0].analysis.checks[1]: canary podinfo's only latency check "
         "is a ratio to GA (maxRatio); at 100% GA takes no traffic, so it is judged on GA's figures from before the "
         "step to 100% or is inconclusive; add max (milliseconds) for a bound that always judges"
     ]

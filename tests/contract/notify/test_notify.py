@@ -326,7 +326,7 @@ def test_notifiers_for_needs_the_variables_set_to_urls(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as unset:
         notifiers_for(policy, {"TEST_SLACK_URL": "https://hooks.example/x"})
     assert unset.value.one_line() == (
-        f"{path}:8 spec.notifications[1].webhook.urlEnv: environment variable TEST_HOOK_URL "
+        f"{path}:8: spec.notifications[1].webhook.urlEnv: environment variable TEST_HOOK_URL "
         "(named by spec.notifications[1].webhook.urlEnv) is not set or empty"
     )
     with pytest.raises(ConfigError) as bad:

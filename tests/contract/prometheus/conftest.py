@@ -30,9 +30,8 @@ AT = SCENARIOS[0].at(timedelta(minutes=20))
 
 @pytest.fixture(scope="session")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    server = start_prometheus(tmp_path_factory.mktemp("prometheus"), *SCENARIOS)
-    yield server
-    server.stop()
+    with start_prometheus(tmp_path_factory.mktemp("prometheus"), *SCENARIOS) as server:
+        yield server
 
 
 @pytest.fixture
