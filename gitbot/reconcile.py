@@ -455,12 +455,13 @@ def _trailer_changes(trailers: Sequence[tuple[str, str]]) -> list[tuple[str, str
 
 
 def unified_diff(
-    root: Path, plans: Sequence[Plan], *, chain: bool = True, base: Mapping[str, str] | None = None
+    root: Path | None, plans: Sequence[Plan], *, chain: bool = True, base: Mapping[str, str] | None = None
 ) -> str:
     """A unified diff of every plan against the working copy.
 
     With `chain` the plans apply in order (commits on one branch); without, each starts from the working
-    copy, as each pull request starts from the branch. `base` holds texts of the working copy already read.
+    copy, as each pull request starts from the branch. `base` holds texts of the working copy already read;
+    with `root` None it holds every file the plans change.
     """
     current: dict[str, str] = {}
     out: list[str] = []
@@ -470,6 +471,8 @@ def unified_diff(
             if old is None:
                 old = base.get(file) if base is not None else None
             if old is None:
+                if root is None:
+                    raise ValueError(f"no text of {file} to compare the plan with")
                 old = read_exact(root / file)
             for line in difflib.unified_diff(_lines(old), _lines(new), f"a/{file}", f"b/{file}"):
                 # As git writes it: a last line without a newline is marked, not run into the next line.
@@ -497,8 +500,11 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
         for attempt in range(1, attempts + 1):
             cycle = plan_cycle(policy, checkout, deps, chain=not pull_requests)
             plans = cycle.plans
-            # Only a plan needs the files on disk: a cycle that changes nothing writes no working tree.
-            diff = unified_diff(checkout.root, plans, chain=not pull_requests, base=cycle.texts) if plans else ""
+            # From the texts the cycle read (a file a plan changes that held no target is read now): the diff
+            # writes no working tree, and a commit writes only its own files.
+            planned = {file for plan in plans for file, _text in plan.files}
+            base = {**cycle.texts, **read_texts(checkout, planned - cycle.texts.keys())}
+            diff = unified_diff(None, plans, chain=not pull_requests, base=base)
             head = checkout.head
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)

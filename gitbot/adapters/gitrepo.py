@@ -48,6 +48,7 @@ from gitbot.manifests import Entry, select_files, walk_files
 from gitbot.ports import RevertFinish, TreeFile
 
 BOT_BRANCH_PREFIX = "gitbot/"
+_NO_ENTRY = Entry("other")
 REMOTE = "origin"
 
 _AUTH_PATTERNS = (
@@ -456,13 +457,16 @@ class GitCheckout:
 
     Made with `written=False` the worktree holds no files yet: `files` and `read` answer from git's objects
     (`ls-tree`, `cat-file --batch`), and the files are written (`reset --hard`) the first time `root` is
-    asked for or a command that works on the working tree runs.
+    asked for or a command that works on the working tree runs (`revert`). A commit or a marker needs no
+    working tree: the index is filled from HEAD (`read-tree`) and only the files committed are written.
     """
 
     def __init__(self, workspace: GitWorkspace, repo: Repo, *, written: bool = True) -> None:
         self._ws = workspace
         self._repo = repo
         self._written = written
+        # Without a written tree: whether the index holds HEAD's tree (so that a commit stages only its files).
+        self._indexed = written
         self._listing: tuple[str, dict[str, Entry]] | None = None
 
     @property
@@ -482,7 +486,13 @@ class GitCheckout:
     def _write_tree(self) -> None:
         if not self._written:
             self._git("reset", "--hard", "--quiet", "HEAD")
-            self._written = True
+            self._written = self._indexed = True
+
+    def _fill_index(self) -> None:
+        """The index at HEAD's tree without writing a file: what a commit of a few files starts from."""
+        if not self._indexed:
+            self._git("read-tree", "HEAD")
+            self._indexed = True
 
     def files(self, paths: Sequence[str]) -> list[TreeFile]:
         """The files at `paths`, from HEAD's tree; through the working tree when a symbolic link is on the way."""
@@ -631,7 +641,7 @@ class GitCheckout:
 
     def record(self, message: str, author: Author) -> str:
         """Commit nothing but `message` (a marker such as a canary pause), return the new sha."""
-        self._write_tree()  # the commit takes its tree from the index, which the written tree fills
+        self._fill_index()  # the commit takes its tree from the index
         return self._commit_staged(message, author, allow_empty=True)
 
     def _staged_changes(self) -> bool:
@@ -656,12 +666,24 @@ class GitCheckout:
     def _stage(self, files: Mapping[str, str]) -> list[str]:
         """Write `files` (relative path -> text) into the working tree and add them; the paths written."""
         paths = [_relative(path) for path in files]
-        top = self.root.resolve()
+        if self._written:
+            top = self._top.resolve()
+            for path in paths:
+                target = self._top / path
+                if target.is_symlink() or not target.parent.resolve().is_relative_to(top):
+                    # The repository's content decides where links point; gitbot writes only inside it.
+                    raise GitError(f"refusing to write {path!r}: it is, or lies under, a symbolic link")
+        else:
+            # No tree on disk to look at: HEAD's tree says whether a link is on the way.
+            self._fill_index()
+            listing = self._tree()
+            for path in paths:
+                parts = path.split("/")
+                above = ("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+                if any(listing.get(name, _NO_ENTRY).kind == "link" for name in above):
+                    raise GitError(f"refusing to write {path!r}: it is, or lies under, a symbolic link")
         for path, text in zip(paths, files.values(), strict=True):
-            target = self.root / path
-            if target.is_symlink() or not target.parent.resolve().is_relative_to(top):
-                # The repository's content decides where links point; gitbot writes only inside it.
-                raise GitError(f"refusing to write {path!r}: it is, or lies under, a symbolic link")
+            target = self._top / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
         # The paths go through stdin (thousands of them overflow an argument list), each taken literally.
@@ -719,7 +741,12 @@ class GitCheckout:
 
     def reset(self, sha: str) -> None:
         """Move the working copy back to `sha` (local only), dropping later local commits."""
-        self._written = True  # `reset --hard` writes the whole tree
+        if not self._written:
+            # The index follows; files a commit wrote stay on disk unread (reads come from git's objects) until
+            # the tree is written, which writes every file again.
+            self._git("reset", "--quiet", sha)
+            self._indexed = True
+            return
         self._git("reset", "--hard", "--quiet", sha)
         self._git("clean", "-fdxq")
 
