@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from gitbot import routes
 from gitbot.analysis import CheckSpec
 from gitbot.cron import cron_trigger
 from gitbot.errors import ConfigError, ManifestError
@@ -397,6 +398,10 @@ class AnalysisSettings(_Model):
         return window
 
 
+# `Kind/namespace/name` of one of the route kinds gitbot knows.
+_ROUTE = rf"^({'|'.join(kind.kind for kind in routes.KINDS)})/[a-z0-9-]*/[a-z0-9.-]+$"
+
+
 class DestinationSettings(_Model):
     subset: str | None = None
     host: str | None = None
@@ -408,11 +413,15 @@ class DestinationSettings(_Model):
             raise ValueError("name the destination by subset, host or backendRef")
         return self
 
+    def selector(self) -> dict[str, str | None]:
+        """The destination fields this names, by their policy names (what a route kind's `matches` takes)."""
+        return {"subset": self.subset, "host": self.host, "backendRef": self.backend_ref}
+
 
 class CanarySettings(_Model):
     name: str = Field(pattern=_NAME)
     # The namespace may be empty for manifests that leave it to kustomize or the applier, as targets do.
-    route: str = Field(pattern=r"^(VirtualService|HTTPRoute)/[a-z0-9-]*/[a-z0-9.-]+$")
+    route: str = Field(pattern=_ROUTE)
     stable: DestinationSettings
     canary: DestinationSettings
     steps: tuple[int, ...] = Field(min_length=1)
@@ -527,12 +536,11 @@ class Policy(_Model):
                 raise self.error(
                     f"{base}/analysis", "the route names no namespace: give analysis.namespace (the workloads')"
                 )
-            gateway = canary.route.startswith("HTTPRoute/")
+            route_kind = routes.named(canary.route.split("/")[0])
             for side, dest in (("stable", canary.stable), ("canary", canary.canary)):
-                if gateway and (dest.subset is not None or dest.host is not None):
-                    raise self.error(f"{base}/{side}", "an HTTPRoute names its destinations by backendRef")
-                if not gateway and dest.backend_ref is not None:
-                    raise self.error(f"{base}/{side}", "a VirtualService names its destinations by subset or host")
+                if any(value is not None and key not in route_kind.selectors for key, value in dest.selector().items()):
+                    names = " or ".join(route_kind.selectors)
+                    raise self.error(f"{base}/{side}", f"{route_kind.noun} names its destinations by {names}")
         return self
 
     @model_validator(mode="after")

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gitbot import yamlio
+from gitbot import routes, yamlio
 from gitbot.domain import Assignment
 from gitbot.errors import EditError, ManifestError
 
@@ -22,18 +22,6 @@ _FIRST_FORBIDDEN = set(",[]{}#&*!|>'\"%@`")
 _FLOW_FORBIDDEN = set(",[]{}")
 _CORE_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("int", "float", "bool", "null"))
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_WEIGHT_ROUTES = (
-    (
-        re.compile(r"^networking\.istio\.io/"),
-        "VirtualService",
-        re.compile(r"^/spec/http/(\d+)/route/(\d+)/weight$"),
-    ),
-    (
-        re.compile(r"^gateway\.networking\.k8s\.io/"),
-        "HTTPRoute",
-        re.compile(r"^/spec/rules/(\d+)/backendRefs/(\d+)/weight$"),
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -165,20 +153,13 @@ def _locate(docs: list[yamlio.Document], text: str, assignment: Assignment, sour
     return node
 
 
-def _route_key(doc: yamlio.Document, pointer: str) -> tuple[str, str] | None:
-    """(route pointer, kind) when `pointer` is a weight in a VirtualService or HTTPRoute document."""
+def _route_key(doc: yamlio.Document, pointer: str) -> str | None:
+    """The route list pointer when `pointer` is a weight in a document of one of `gitbot.routes`' kinds."""
     root = doc.root
     if root is None or root.kind != "mapping":
         return None
-    api = root.scalar("apiVersion") or ""
-    kind = root.scalar("kind") or ""
-    for api_re, route_kind, pointer_re in _WEIGHT_ROUTES:
-        match = pointer_re.match(pointer)
-        if match and kind == route_kind and api_re.match(api):
-            list_name = "route" if route_kind == "VirtualService" else "backendRefs"
-            section = "http" if route_kind == "VirtualService" else "rules"
-            return f"/spec/{section}/{match.group(1)}/{list_name}", list_name
-    return None
+    route_kind = routes.owner(root.scalar("kind") or "", root.scalar("apiVersion") or "")
+    return route_kind.route_list(pointer) if route_kind is not None else None
 
 
 def _check_weights(docs: list[yamlio.Document], assignments: Sequence[Assignment], source: str) -> None:
@@ -189,7 +170,7 @@ def _check_weights(docs: list[yamlio.Document], assignments: Sequence[Assignment
             continue
         if not re.fullmatch(r"0|[1-9][0-9]{0,8}", a.value):
             raise EditError(f"weight {a.value!r} is not a non-negative integer", where=_where(source, a))
-        groups.setdefault((a.document, key[0]), []).append(a)
+        groups.setdefault((a.document, key), []).append(a)
     for (document, route_pointer), changed in groups.items():
         route = yamlio.resolve(docs[document].root, route_pointer)
         if route is None or route.kind != "sequence":

@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from gitbot import routes
 from gitbot.analysis import AnalysisSpec, render_evidence
 from gitbot.canary import CanaryDecision, CanaryPolicy, CanaryState
-from gitbot.config import CanarySettings, DestinationSettings, Policy
+from gitbot.config import CanarySettings, Policy
 from gitbot.domain import Action, Analysis, Assignment, Change, Plan, Target
 from gitbot.edits import apply_assignments
 from gitbot.errors import ConfigError, ManifestError
@@ -103,15 +104,6 @@ class Observation:
     chart: str = ""
 
 
-def _matches(destination: str | None, wanted: DestinationSettings) -> bool:
-    fields = dict(part.split("=", 1) for part in (destination or "").split(",") if "=" in part)
-    if wanted.subset is not None and fields.get("subset") != wanted.subset:
-        return False
-    if wanted.host is not None and fields.get("host") != wanted.host:
-        return False
-    return wanted.backend_ref is None or fields.get("name") == wanted.backend_ref
-
-
 def read_route(policy: Policy, index: int, targets: Sequence[Target]) -> RouteState:
     """The route groups of canary `index`; ConfigError when the route is missing, foreign or ambiguous."""
     canary = policy.spec.canaries[index]
@@ -128,13 +120,14 @@ def read_route(policy: Policy, index: int, targets: Sequence[Target]) -> RouteSt
             f"controller ({foreign.unmanaged}); gitbot will not move its weights",
             where=where,
         )
+    route_kind = routes.named(canary.route.split("/")[0])
     by_route: dict[tuple[str, int, int], list[Target]] = defaultdict(list)
     for target in weights:
         by_route[(target.file, target.document, target.route or 0)].append(target)
     groups = []
     for (file, document, route), members in sorted(by_route.items()):
-        stable = [t for t in members if _matches(t.destination, canary.stable)]
-        moving = [t for t in members if _matches(t.destination, canary.canary)]
+        stable = [t for t in members if route_kind.matches(t.backend, canary.stable.selector())]
+        moving = [t for t in members if route_kind.matches(t.backend, canary.canary.selector())]
         if len(stable) == 1 and len(moving) == 1 and stable[0] != moving[0]:
             _check_split(canary, members, stable[0], moving[0], where)
             groups.append(RouteGroup(file, document, route, stable[0], moving[0]))
