@@ -1,5 +1,5 @@
-"""Validators for Istio VirtualService and Gateway API HTTPRoute documents, built from the CRDs' own
-`openAPIV3Schema` in `shared/schemas/` (one validator per API version)."""
+"""Validators for Istio VirtualService and Gateway API HTTPRoute, GRPCRoute, TCPRoute and TLSRoute documents,
+built from the CRDs' own `openAPIV3Schema` in `shared/schemas/` (one validator per API version)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from ruamel.yaml import YAML
 from tests.shared import shared_dir
 
 SCHEMAS = shared_dir("schemas")
-KINDS = {("networking.istio.io", "VirtualService"), ("gateway.networking.k8s.io", "HTTPRoute")}
+KINDS = {("networking.istio.io", "VirtualService")} | {
+    ("gateway.networking.k8s.io", kind) for kind in ("HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute")
+}
 
 
 @lru_cache(maxsize=1)
 def validators() -> dict[str, Any]:
-    """`group/version` + `/Kind` -> validator, for every served version of the two CRDs."""
+    """`group/version` + `/Kind` -> validator, for every version of the route CRDs."""
     found: dict[str, Any] = {}
     for path in sorted(SCHEMAS.glob("*.yaml")):
         for doc in YAML(typ="safe", pure=True).load_all(path.read_text(encoding="utf-8")):
@@ -34,7 +36,7 @@ def validators() -> dict[str, Any]:
 
 
 def validator_for(doc: Any) -> Any | None:
-    """The validator for a loaded document, or None when it is not a VirtualService or HTTPRoute."""
+    """The validator for a loaded document, or None when it is not one of the route kinds."""
     if not isinstance(doc, dict) or (str(doc.get("apiVersion", "")).split("/")[0], doc.get("kind")) not in KINDS:
         return None
     return validators()[f"{doc['apiVersion']}/{doc['kind']}"]

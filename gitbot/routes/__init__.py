@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+from gitbot.routes.gateway_grpc import GRPC_ROUTE
 from gitbot.routes.gateway_http import HTTP_ROUTE
+from gitbot.routes.gateway_tcp import TCP_ROUTE
+from gitbot.routes.gateway_tls import TLS_ROUTE
 from gitbot.routes.istio import VIRTUAL_SERVICE
 from gitbot.routes.kind import RouteKind, WeightSlot
 
-KINDS: tuple[RouteKind, ...] = (VIRTUAL_SERVICE, HTTP_ROUTE)
+KINDS: tuple[RouteKind, ...] = (VIRTUAL_SERVICE, HTTP_ROUTE, GRPC_ROUTE, TCP_ROUTE, TLS_ROUTE)
 
 __all__ = ["KINDS", "RouteKind", "WeightSlot", "named", "owner", "recognise"]
 
