@@ -40,7 +40,8 @@ class Target:
     `source` says which rule found it (`container`, `kustomize`, `helm-values`, `marker`, `virtualservice`,
     `httproute`). `ref` is the whole image reference a name/tag/digest part belongs to, when known.
     A weight's `destination` is where its entry sends traffic, written `field=value,...` for people, and
-    `backend` the same as a typed value, which is what code compares.
+    `backend` the same as a typed value, which is what code compares. An `implicit` weight is not written:
+    `value` is the route kind's default, `line`/`column` point at its entry, and an edit adds the `weight`.
     `unmanaged` gives the reason another controller owns the resource (`reconcile-disabled`,
     `flagger`) so that callers which move canaries can refuse it; None when gitbot may manage it.
     """
@@ -61,6 +62,7 @@ class Target:
     ref: str | None = None
     unmanaged: str | None = None
     backend: Destination | None = None
+    implicit: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ skips files which cannot hold one, the size limit past which a file is not read 
 while the rest of the scan goes on), and the content-addressed `ScanCache`. `scan_text` is pure; file
 reading is confined to `scan_tree` and the cache's own load/save. It never edits anything.
 
-Weights are reported only where a `weight` is written. Istio treats a lone destination without a weight as
-100 and Gateway API defaults a missing weight to 1; such implicit weights are not targets.
+Istio treats a lone destination without a weight as 100: such a weight is not a target. Gateway API defaults a
+missing backend weight to 1: in a rule where another backend writes a weight, such a weight is an `implicit`
+target, which an edit writes next to its backendRef.
 A scalar shared through an anchor and its aliases is not reported: it cannot be changed on its own.
 """
 
@@ -227,7 +228,39 @@ def _scan_weights(scan: _DocScan) -> None:
     route_kind = routes.recognise(scan.kind, scan.api)
     if scan.root is None or route_kind is None:
         return
-    for slot in route_kind.weights(scan.root):
+    slots = list(route_kind.weights(scan.root))
+    # A rule that writes some weight: its backends without one are in the split and may be moved.
+    weighed = {slot.route for slot in slots if slot.weight is not None}
+    for slot in slots:
+        if (
+            slot.weight is None
+            and slot.route in weighed
+            and route_kind.default_weight is not None
+            and slot.entry.kind == "mapping"
+        ):
+            scan.found.setdefault(
+                slot.pointer,
+                (
+                    slot.entry.start,
+                    Target(
+                        file=scan.file,
+                        document=scan.doc.index,
+                        pointer=slot.pointer,
+                        line=slot.entry.line + 1,
+                        column=slot.entry.column + 1,
+                        kind="weight",
+                        resource=scan.resource,
+                        value=str(route_kind.default_weight),
+                        route=slot.route,
+                        destination=str(slot.destination),
+                        source=route_kind.source,
+                        unmanaged=scan.unmanaged,
+                        backend=slot.destination,
+                        implicit=True,
+                    ),
+                ),
+            )
+            continue
         scan.add(
             slot.pointer,
             slot.weight,

@@ -129,8 +129,9 @@ def read_route(policy: Policy, index: int, targets: Sequence[Target]) -> RouteSt
         stable = [t for t in members if route_kind.matches(t.backend, canary.stable.selector())]
         moving = [t for t in members if route_kind.matches(t.backend, canary.canary.selector())]
         if len(stable) == 1 and len(moving) == 1 and stable[0] != moving[0]:
-            _check_split(canary, members, stable[0], moving[0], where)
-            groups.append(RouteGroup(file, document, route, stable[0], moving[0]))
+            pair = _as_percents(canary, stable[0], moving[0], where)
+            _check_split(canary, [*(t for t in members if t not in (stable[0], moving[0])), *pair], *pair, where)
+            groups.append(RouteGroup(file, document, route, *pair))
     if not groups:
         raise ConfigError(
             f"canary {canary.name}: no HTTP route of {canary.route} sends to both the stable and the canary "
@@ -150,6 +151,25 @@ def _percent(target: Target) -> int:
             where=f"{target.file}:{target.line}",
         )
     return int(target.value)
+
+
+def _as_percents(canary: CanarySettings, stable: Target, moving: Target, where: str) -> tuple[Target, Target]:
+    """Stable and canary as percents: as written, or when one writes no weight (the route kind's default), their
+    shares of the two, which the first step writes out in full."""
+    if not (stable.implicit or moving.implicit):
+        return stable, moving
+    total = _percent(stable) + _percent(moving)
+    if total == 0 or (100 * _percent(moving)) % total:
+        raise ConfigError(
+            f"canary {canary.name}: the stable and canary weights of route {stable.route} of {canary.route} "
+            f"({stable.file}:{stable.line}), {stable.value} and {moving.value} with the unwritten ones at their "
+            "default, are not whole percents of the route's traffic; write them out",
+            where=where,
+        )
+    return (
+        replace(stable, value=str(100 * _percent(stable) // total)),
+        replace(moving, value=str(100 * _percent(moving) // total)),
+    )
 
 
 def _check_split(canary: CanarySettings, members: Sequence[Target], stable: Target, moving: Target, where: str) -> None:

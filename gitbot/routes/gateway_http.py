@@ -6,6 +6,8 @@ from gitbot.routes.kind import RuleLists
 
 # How a Gateway API backendRef is identified, in every route kind that has them.
 BACKEND_FIELDS = ("group", "kind", "name", "namespace", "port")
+# The weight of a backendRef that writes none; the first step writes explicit weights.
+DEFAULT_WEIGHT = 1
 
 HTTP_ROUTE = RuleLists(
     kind="HTTPRoute",
@@ -16,4 +18,5 @@ HTTP_ROUTE = RuleLists(
     section="rules",
     entries="backendRefs",
     fields=BACKEND_FIELDS,
+    default_weight=DEFAULT_WEIGHT,
 )

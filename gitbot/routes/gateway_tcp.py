@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gitbot.routes.gateway_http import BACKEND_FIELDS
+from gitbot.routes.gateway_http import BACKEND_FIELDS, DEFAULT_WEIGHT
 from gitbot.routes.kind import RuleLists
 
 TCP_ROUTE = RuleLists(
@@ -14,4 +14,5 @@ TCP_ROUTE = RuleLists(
     section="rules",
     entries="backendRefs",
     fields=BACKEND_FIELDS,
+    default_weight=DEFAULT_WEIGHT,
 )

@@ -25,6 +25,7 @@ class WeightSlot:
     route: int
     weight: yamlio.Node | None
     destination: Destination
+    entry: yamlio.Node
 
 
 class RouteKind(Protocol):
@@ -45,6 +46,10 @@ class RouteKind(Protocol):
     # Policy selector field (`subset`, `host`, `backendRef`) -> the destination field it must equal.
     @property
     def selectors(self) -> Mapping[str, str]: ...
+    # The weight of an entry that writes none, when it is one gitbot may write (Gateway API: 1); None when an
+    # entry without a weight is not moved (Istio's lone destination takes all traffic).
+    @property
+    def default_weight(self) -> int | None: ...
 
     def recognises(self, kind: str, api: str) -> bool:
         """Whether a document of `kind` and `apiVersion` `api` is a route of this kind whose weights are read."""
@@ -88,6 +93,7 @@ class RuleLists:
     fields: tuple[str, ...]
     destination_key: str = ""
     versions: re.Pattern[str] | None = None
+    default_weight: int | None = None
 
     def recognises(self, kind: str, api: str) -> bool:
         group, _, version = api.partition("/")
@@ -106,7 +112,7 @@ class RuleLists:
             for j, entry in enumerate(entries.children):
                 where = entry.get(self.destination_key) if self.destination_key else entry
                 yield WeightSlot(
-                    f"{pointer}/{i}/{self.entries}/{j}/weight", i, entry.get("weight"), self.destination(where)
+                    f"{pointer}/{i}/{self.entries}/{j}/weight", i, entry.get("weight"), self.destination(where), entry
                 )
 
     def destination(self, node: yamlio.Node | None) -> Destination:
