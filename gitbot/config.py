@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from gitbot import routes
 from gitbot.analysis import CheckSpec
 from gitbot.cron import cron_trigger
 from gitbot.errors import ConfigError, ManifestError
@@ -45,7 +46,8 @@ MANUAL_PREFIXES = ("rollback-", "promote-")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 _ENV = r"^[A-Za-z_][A-Za-z0-9_]*$"
-CANARY_ROUTE_PATTERN = r"^(VirtualService|HTTPRoute)/[a-z0-9-]*/[a-z0-9.-]+$"
+# `Kind/namespace/name` of one of the route kinds gitbot knows (gitbot.routes).
+CANARY_ROUTE_PATTERN = rf"^({'|'.join(kind.kind for kind in routes.KINDS)})/[a-z0-9-]*/[a-z0-9.-]+$"
 TARGET_RESOURCE_PATTERN = r"^[A-Za-z]+/[a-z0-9-]*/[a-z0-9.-]+$"
 PROMOTION_AFTER_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 GITHUB_REPOSITORY_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
@@ -434,6 +436,10 @@ class DestinationSettings(_Model):
             raise ValueError("name the destination by subset, host or backendRef")
         return self
 
+    def selector(self) -> dict[str, str | None]:
+        """The destination fields this names, by their policy names (what a route kind's `matches` takes)."""
+        return {"subset": self.subset, "host": self.host, "backendRef": self.backend_ref}
+
 
 class CanarySettings(_Model):
     name: str = Field(pattern=_NAME)
@@ -553,12 +559,11 @@ class Policy(_Model):
                 raise self.error(
                     f"{base}/analysis", "the route names no namespace: give analysis.namespace (the workloads')"
                 )
-            gateway = canary.route.startswith("HTTPRoute/")
+            route_kind = routes.named(canary.route.split("/")[0])
             for side, dest in (("stable", canary.stable), ("canary", canary.canary)):
-                if gateway and (dest.subset is not None or dest.host is not None):
-                    raise self.error(f"{base}/{side}", "an HTTPRoute names its destinations by backendRef")
-                if not gateway and dest.backend_ref is not None:
-                    raise self.error(f"{base}/{side}", "a VirtualService names its destinations by subset or host")
+                if any(value is not None and key not in route_kind.selectors for key, value in dest.selector().items()):
+                    names = " or ".join(route_kind.selectors)
+                    raise self.error(f"{base}/{side}", f"{route_kind.noun} names its destinations by {names}")
         return self
 
     @model_validator(mode="after")
@@ -697,7 +702,8 @@ def _explain(error: Mapping[str, Any]) -> str:
 # The forms that fields with a pattern take, in words and with an example (a regular expression helps nobody).
 _FORMS = {
     CANARY_ROUTE_PATTERN: "Kind/namespace/name, such as VirtualService/test/podinfo or HTTPRoute/test/podinfo "
-    "(Kind is VirtualService or HTTPRoute; the namespace may be left empty: VirtualService//podinfo)",
+    f"(Kind is one of {', '.join(kind.kind for kind in routes.KINDS)}; the namespace may be left empty: "
+    "VirtualService//podinfo)",
     TARGET_RESOURCE_PATTERN: "Kind/namespace/name, such as Deployment/test/podinfo (the namespace may be left "
     "empty: Deployment//podinfo)",
     _NAME: "a name of lower-case letters, digits and '-' that starts and ends with a letter or digit, "

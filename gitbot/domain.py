@@ -16,6 +16,20 @@ Action = Literal["image-update", "canary-step", "rollback", "promote"]
 
 
 @dataclass(frozen=True)
+class Destination:
+    """Where a route entry sends traffic, as its manifest names it: (field, value) pairs in the route kind's
+    own order (`host`, `subset`... for Istio; `name`, `namespace`, `port`... for a Gateway API backendRef)."""
+
+    fields: tuple[tuple[str, str], ...] = ()
+
+    def get(self, key: str) -> str | None:
+        return next((value for name, value in self.fields if name == key), None)
+
+    def __str__(self) -> str:
+        return ",".join(f"{name}={value}" for name, value in self.fields)
+
+
+@dataclass(frozen=True)
 class Target:
     """A scalar gitbot manages, found by the scanner.
 
@@ -25,6 +39,9 @@ class Target:
 
     `source` says which rule found it (`container`, `kustomize`, `helm-values`, `marker`, `virtualservice`,
     `httproute`). `ref` is the whole image reference a name/tag/digest part belongs to, when known.
+    A weight's `destination` is where its entry sends traffic, written `field=value,...` for people, and
+    `backend` the same as a typed value, which is what code compares. An `implicit` weight is not written:
+    `value` is the route kind's default, `line`/`column` point at its entry, and an edit adds the `weight`.
     `unmanaged` gives the reason another controller owns the resource (`reconcile-disabled`,
     `flagger`) so that callers which move canaries can refuse it; None when gitbot may manage it.
     """
@@ -44,6 +61,8 @@ class Target:
     source: str = ""
     ref: str | None = None
     unmanaged: str | None = None
+    backend: Destination | None = None
+    implicit: bool = False
 
 
 @dataclass(frozen=True)

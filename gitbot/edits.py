@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gitbot import yamlio
+from gitbot import routes, yamlio
 from gitbot.domain import Assignment
 from gitbot.errors import EditError, ManifestError
 
@@ -22,18 +22,7 @@ _FIRST_FORBIDDEN = set(",[]{}#&*!|>'\"%@`")
 _FLOW_FORBIDDEN = set(",[]{}")
 _CORE_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("int", "float", "bool", "null"))
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_WEIGHT_ROUTES = (
-    (
-        re.compile(r"^networking\.istio\.io/"),
-        "VirtualService",
-        re.compile(r"^/spec/http/(\d+)/route/(\d+)/weight$"),
-    ),
-    (
-        re.compile(r"^gateway\.networking\.k8s\.io/"),
-        "HTTPRoute",
-        re.compile(r"^/spec/rules/(\d+)/backendRefs/(\d+)/weight$"),
-    ),
-)
+_INT_TAG = "tag:yaml.org,2002:int"
 
 
 @dataclass(frozen=True)
@@ -165,20 +154,68 @@ def _locate(docs: list[yamlio.Document], text: str, assignment: Assignment, sour
     return node
 
 
-def _route_key(doc: yamlio.Document, pointer: str) -> tuple[str, str] | None:
-    """(route pointer, kind) when `pointer` is a weight in a VirtualService or HTTPRoute document."""
+def _route_key(doc: yamlio.Document, pointer: str) -> str | None:
+    """The route list pointer when `pointer` is a weight in a document of one of `gitbot.routes`' kinds."""
     root = doc.root
     if root is None or root.kind != "mapping":
         return None
-    api = root.scalar("apiVersion") or ""
-    kind = root.scalar("kind") or ""
-    for api_re, route_kind, pointer_re in _WEIGHT_ROUTES:
-        match = pointer_re.match(pointer)
-        if match and kind == route_kind and api_re.match(api):
-            list_name = "route" if route_kind == "VirtualService" else "backendRefs"
-            section = "http" if route_kind == "VirtualService" else "rules"
-            return f"/spec/{section}/{match.group(1)}/{list_name}", list_name
-    return None
+    route_kind = routes.owner(root.scalar("kind") or "", root.scalar("apiVersion") or "")
+    return route_kind.route_list(pointer) if route_kind is not None else None
+
+
+def _weight_gap(docs: list[yamlio.Document], text: str, a: Assignment, source: str) -> _Splice | None:
+    """The splice that writes a route entry's missing `weight` (Gateway API's default is 1), or None when
+    `a` does not assign one.
+
+    A block mapping gets a `weight: N` line after the last of its one-line `key: value` pairs, at its keys'
+    indentation and with the file's line break; a flow mapping gets `, weight: N` after its last value.
+    """
+    if (
+        not 0 <= a.document < len(docs)
+        or not a.pointer.endswith("/weight")
+        or _route_key(docs[a.document], a.pointer) is None
+    ):
+        return None
+    entry = yamlio.resolve(docs[a.document].root, a.pointer.removesuffix("/weight"))
+    if entry is None or entry.kind != "mapping" or entry.get("weight") is not None or not entry.items:
+        return None
+    if not re.fullmatch(r"0|[1-9][0-9]{0,8}", a.value):
+        raise EditError(f"weight {a.value!r} is not a non-negative integer", where=_where(source, a))
+    first_key = entry.items[0][0]
+    if text[entry.start] == "{":
+        last = entry.items[-1][1]
+        at, token = last.end, f", weight: {a.value}"
+    else:
+        one_line = [
+            value
+            for key, value in entry.items
+            if value.kind == "scalar"
+            and value.style in ("plain", "single", "double")
+            and "\n" not in text[key.start : value.end]
+        ]
+        if not one_line:
+            raise EditError(
+                "cannot add a weight: the entry has no one-line key: value to put it after", where=_where(source, a)
+            )
+        newline = text.find("\n", one_line[-1].end)
+        at = len(text) if newline < 0 else newline - (text[newline - 1] == "\r")
+        line_break = "\r\n" if "\r\n" in text else "\n"
+        token = f"{line_break}{' ' * first_key.column}weight: {a.value}"
+    node = yamlio.Node(
+        kind="scalar",
+        start=at,
+        end=at,
+        line=first_key.line,
+        column=first_key.column,
+        tag=_INT_TAG,
+        anchor=None,
+        explicit_tag=False,
+        shared=False,
+        alias=False,
+        flow=entry.flow,
+        value="",
+    )
+    return _Splice(assignment=a, node=node, token=token, tag=_INT_TAG)
 
 
 def _check_weights(docs: list[yamlio.Document], assignments: Sequence[Assignment], source: str) -> None:
@@ -189,7 +226,7 @@ def _check_weights(docs: list[yamlio.Document], assignments: Sequence[Assignment
             continue
         if not re.fullmatch(r"0|[1-9][0-9]{0,8}", a.value):
             raise EditError(f"weight {a.value!r} is not a non-negative integer", where=_where(source, a))
-        groups.setdefault((a.document, key[0]), []).append(a)
+        groups.setdefault((a.document, key), []).append(a)
     for (document, route_pointer), changed in groups.items():
         route = yamlio.resolve(docs[document].root, route_pointer)
         if route is None or route.kind != "sequence":
@@ -274,7 +311,8 @@ def _apply(text: str, steps: Sequence[Sequence[Assignment]], source: str, chain:
                 raise EditError(f"assigned twice: {previous.value!r} and {a.value!r}", where=_where(source, a))
             wanted[(a.document, a.pointer)] = a
             step_of.setdefault((a.document, a.pointer), step)
-    located = [(a, _locate(docs, text, a, source, fast=fast)) for a in wanted.values()]
+    gaps = {key: gap for key, a in wanted.items() if (gap := _weight_gap(docs, text, a, source)) is not None}
+    located = [(a, _locate(docs, text, a, source, fast=fast)) for key, a in wanted.items() if key not in gaps]
     for step in range(len(steps)):
         # Every text handed out keeps canary routes whole, not only the last one.
         _check_weights(docs, [a for key, a in wanted.items() if _in_step(step_of[key], step, chain)], source)
@@ -288,10 +326,11 @@ def _apply(text: str, steps: Sequence[Sequence[Assignment]], source: str, chain:
             raise EditError(f"value {a.value!r} does not fit its tag !!{short}", where=_where(source, a))
         token, tag = render_token(a.value, node)
         splices.append(_Splice(assignment=a, node=node, token=token, tag=tag))
+    splices.extend(gaps.values())
     if not splices:
         return [text for _ in steps]
     splices.sort(key=lambda s: s.node.start)
-    _confirm(docs, _splice(text, splices), splices, source, fast=fast)
+    _confirm(docs, _splice(text, splices), splices, source, fast=fast, added=set(gaps))
     out = []
     for step in range(len(steps)):
         chosen = [s for s in splices if _in_step(step_of[(s.assignment.document, s.assignment.pointer)], step, chain)]
@@ -316,7 +355,17 @@ def _splice(text: str, splices: Sequence[_Splice]) -> str:
     return "".join(pieces)
 
 
-def _confirm(old_docs: list[yamlio.Document], result: str, splices: list[_Splice], source: str, *, fast: bool) -> None:
+def _confirm(
+    old_docs: list[yamlio.Document],
+    result: str,
+    splices: list[_Splice],
+    source: str,
+    *,
+    fast: bool,
+    added: set[tuple[int, str]] | None = None,
+) -> None:
+    """Refuse unless `result` differs from the old documents in exactly the spliced values (`added`: the
+    values written where there was none, which must be the only new ones)."""
     first = splices[0].assignment
     try:
         new_docs = _parse(result, source, fast=fast)
@@ -324,9 +373,16 @@ def _confirm(old_docs: list[yamlio.Document], result: str, splices: list[_Splice
         raise EditError(f"edited text no longer parses: {exc.message}", where=_where(source, first)) from exc
     before = _flatten(old_docs)
     after = _flatten(new_docs)
-    if before.keys() != after.keys() or len(old_docs) != len(new_docs):
+    if before.keys() | (added or set()) != after.keys() or len(old_docs) != len(new_docs):
         raise EditError("edit changed the structure of the document", where=_where(source, first))
     changed = {(s.assignment.document, s.assignment.pointer): s for s in splices}
+    for key in added or ():
+        gap = changed[key]
+        if after[key] != ("scalar", gap.tag, gap.assignment.value, False):
+            raise EditError(
+                f"added value would load as {after[key][2]!r} ({after[key][1]}), not {gap.assignment.value!r}",
+                where=_where(source, gap.assignment),
+            )
     for key, old in before.items():
         new = after[key]
         splice = changed.get(key)

@@ -1,15 +1,16 @@
 """Finding the values gitbot manages in Kubernetes YAML: scanning text and trees into `Target`s.
 
 This module owns the rules for what a target is (pod-template images, kustomize `images:`, Helm values
-images, Flux setter markers, Istio VirtualService and Gateway API HTTPRoute weights), the byte screen that
+images, Flux setter markers, and the weights of the route kinds in `gitbot.routes`), the byte screen that
 skips files which cannot hold one, the size limit past which a file is not read (reported as a `Problem`,
 while the rest of the scan goes on), and the content-addressed `ScanCache`. `scan_text` is pure; file
 reading is confined to `scan_tree`, `walk_files` and the cache's own load/save; `scan_files` scans from a
 listing of git's objects (path, blob id, size) and reads only the blobs the cache does not know. It never
 edits anything.
 
-Weights are reported only where a `weight` is written. Istio treats a lone destination without a weight as
-100 and Gateway API defaults a missing weight to 1; such implicit weights are not targets.
+Istio treats a lone destination without a weight as 100: such a weight is not a target. Gateway API defaults a
+missing backend weight to 1: in a rule where another backend writes a weight, such a weight is an `implicit`
+target, which an edit writes next to its backendRef.
 A scalar shared through an anchor and its aliases is not reported: it cannot be changed on its own.
 """
 
@@ -27,8 +28,8 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from gitbot import yamlio
-from gitbot.domain import Target, TargetKind
+from gitbot import routes, yamlio
+from gitbot.domain import Destination, Target, TargetKind
 from gitbot.errors import ManifestError, MissingPathError
 from gitbot.ports import TreeFile
 
@@ -47,8 +48,6 @@ _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
-_ISTIO_API = re.compile(r"^networking\.istio\.io/(v1alpha3|v1beta1|v1)$")
-_GATEWAY_API = re.compile(r"^gateway\.networking\.k8s\.io/")
 _MARKER = re.compile(r'#[ \t]*\{[ \t]*"\$imagepolicy"[ \t]*:[ \t]*"([^"]+)"[ \t]*\}')
 _MARKER_KINDS: dict[str, TargetKind] = {"tag": "tag", "name": "name", "digest": "digest"}
 _SCREEN = (b"image", b"weight")
@@ -229,50 +228,51 @@ def _scan_values(scan: _DocScan, node: yamlio.Node | None, pointer: str, context
 
 
 def _scan_weights(scan: _DocScan) -> None:
-    if scan.root is None:
+    route_kind = routes.recognise(scan.kind, scan.api)
+    if scan.root is None or route_kind is None:
         return
-    if scan.kind == "VirtualService" and _ISTIO_API.match(scan.api):
-        section, list_name, dest_key = "http", "route", "destination"
-    elif scan.kind == "HTTPRoute" and _GATEWAY_API.match(scan.api):
-        section, list_name, dest_key = "rules", "backendRefs", ""
-    else:
-        return
-    routes, pointer = _child(scan.root, "", "spec", section)
-    if routes is None:
-        return
-    for i, rule in enumerate(routes.children):
-        entries = rule.get(list_name)
-        if entries is None:
-            continue
-        for j, entry in enumerate(entries.children):
-            identity = _destination(entry.get(dest_key) if dest_key else entry, istio=bool(dest_key))
-            scan.add(
-                f"{pointer}/{i}/{list_name}/{j}/weight",
-                entry.get("weight"),
-                "weight",
-                "virtualservice" if dest_key else "httproute",
-                route=i,
-                destination=identity,
+    slots = list(route_kind.weights(scan.root))
+    # A rule that writes some weight: its backends without one are in the split and may be moved.
+    weighed = {slot.route for slot in slots if slot.weight is not None}
+    for slot in slots:
+        if (
+            slot.weight is None
+            and slot.route in weighed
+            and route_kind.default_weight is not None
+            and slot.entry.kind == "mapping"
+        ):
+            scan.found.setdefault(
+                slot.pointer,
+                (
+                    slot.entry.start,
+                    Target(
+                        file=scan.file,
+                        document=scan.doc.index,
+                        pointer=slot.pointer,
+                        line=slot.entry.line + 1,
+                        column=slot.entry.column + 1,
+                        kind="weight",
+                        resource=scan.resource,
+                        value=str(route_kind.default_weight),
+                        route=slot.route,
+                        destination=str(slot.destination),
+                        source=route_kind.source,
+                        unmanaged=scan.unmanaged,
+                        backend=slot.destination,
+                        implicit=True,
+                    ),
+                ),
             )
-
-
-def _destination(node: yamlio.Node | None, *, istio: bool) -> str:
-    if node is None:
-        return ""
-    parts: list[str] = []
-    keys = ("host", "name", "subset", "port") if istio else ("group", "kind", "name", "namespace", "port")
-    for key in keys:
-        value = node.get(key)
-        if value is None:
             continue
-        if value.kind == "mapping":
-            # Istio writes the port as {number: 9898}.
-            number = value.scalar("number")
-            if number is not None:
-                parts.append(f"{key}={number}")
-        elif value.kind == "scalar":
-            parts.append(f"{key}={value.value}")
-    return ",".join(parts)
+        scan.add(
+            slot.pointer,
+            slot.weight,
+            "weight",
+            route_kind.source,
+            route=slot.route,
+            destination=str(slot.destination),
+            backend=slot.destination,
+        )
 
 
 def _scan_markers(scan: _DocScan, text: str, markers: list[re.Match[str]]) -> None:
@@ -347,9 +347,17 @@ def may_hold_targets(data: bytes) -> bool:
 def _rules_id() -> str:
     """Names the scanning rules: a cache written by other rules (another gitbot version) is not used."""
     digest = hashlib.sha1(usedforsecurity=False)
-    for module in (__file__, yamlio.__file__):
+    for module in (__file__, yamlio.__file__, *map(str, Path(routes.__file__).parent.glob("*.py"))):
         digest.update(Path(module).read_bytes())
     return digest.hexdigest()
+
+
+def _target(file: str, fields: dict[str, Any]) -> Target:
+    """A target from its cache entry, where a backend is stored as `{"fields": [[name, value], ...]}`."""
+    backend = fields.get("backend")
+    if backend is not None:
+        fields = {**fields, "backend": Destination(tuple((name, value) for name, value in backend["fields"]))}
+    return Target(file=file, **fields)
 
 
 class ScanCache:
@@ -391,7 +399,7 @@ class ScanCache:
         self.hits += 1
         built = self._built.get((key, file))
         if built is None:
-            built = self._built[(key, file)] = tuple(Target(file=file, **fields) for fields in entry)
+            built = self._built[(key, file)] = tuple(_target(file, fields) for fields in entry)
         return list(built)
 
     def put(self, key: str, targets: Sequence[Target]) -> None:

@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from gitbot import routes
 from gitbot.analysis import AnalysisSpec, render_evidence
 from gitbot.canary import CanaryDecision, CanaryPolicy, CanaryState
-from gitbot.config import CanarySettings, DestinationSettings, Policy
+from gitbot.config import CanarySettings, Policy
 from gitbot.domain import Action, Analysis, Assignment, Change, Plan, Target
 from gitbot.edits import apply_assignments
 from gitbot.errors import ConfigError, ManifestError
@@ -103,15 +104,6 @@ class Observation:
     chart: str = ""
 
 
-def _matches(destination: str | None, wanted: DestinationSettings) -> bool:
-    fields = dict(part.split("=", 1) for part in (destination or "").split(",") if "=" in part)
-    if wanted.subset is not None and fields.get("subset") != wanted.subset:
-        return False
-    if wanted.host is not None and fields.get("host") != wanted.host:
-        return False
-    return wanted.backend_ref is None or fields.get("name") == wanted.backend_ref
-
-
 def read_route(policy: Policy, index: int, targets: Sequence[Target]) -> RouteState:
     """The route groups of canary `index`; ConfigError when the route is missing, foreign or ambiguous."""
     canary = policy.spec.canaries[index]
@@ -128,16 +120,18 @@ def read_route(policy: Policy, index: int, targets: Sequence[Target]) -> RouteSt
             f"controller ({foreign.unmanaged}); gitbot will not move its weights",
             where=where,
         )
+    route_kind = routes.named(canary.route.split("/")[0])
     by_route: dict[tuple[str, int, int], list[Target]] = defaultdict(list)
     for target in weights:
         by_route[(target.file, target.document, target.route or 0)].append(target)
     groups = []
     for (file, document, route), members in sorted(by_route.items()):
-        stable = [t for t in members if _matches(t.destination, canary.stable)]
-        moving = [t for t in members if _matches(t.destination, canary.canary)]
+        stable = [t for t in members if route_kind.matches(t.backend, canary.stable.selector())]
+        moving = [t for t in members if route_kind.matches(t.backend, canary.canary.selector())]
         if len(stable) == 1 and len(moving) == 1 and stable[0] != moving[0]:
-            _check_split(canary, members, stable[0], moving[0], where)
-            groups.append(RouteGroup(file, document, route, stable[0], moving[0]))
+            pair = _as_percents(canary, stable[0], moving[0], where)
+            _check_split(canary, [*(t for t in members if t not in (stable[0], moving[0])), *pair], *pair, where)
+            groups.append(RouteGroup(file, document, route, *pair))
     if not groups:
         raise ConfigError(_no_route_message(canary, weights), where=where)
     if len({g.canary_weight for g in groups}) > 1:
@@ -149,8 +143,9 @@ def read_route(policy: Policy, index: int, targets: Sequence[Target]) -> RouteSt
 def _no_route_message(canary: CanarySettings, weights: Sequence[Target]) -> str:
     """Why no route of the canary's resource pairs its stable and canary destination, with what the route has."""
     has = ", ".join(dict.fromkeys(f"{t.destination} ({t.file}:{t.line})" for t in weights))
+    route_kind = routes.named(canary.route.split("/")[0])
     for side, wanted in (("stable", canary.stable), ("canary", canary.canary)):
-        if not any(_matches(t.destination, wanted) for t in weights):
+        if not any(route_kind.matches(t.backend, wanted.selector()) for t in weights):
             named = ", ".join(
                 f"{key} {value}"
                 for key, value in (("subset", wanted.subset), ("host", wanted.host), ("backendRef", wanted.backend_ref))
@@ -173,6 +168,25 @@ def _percent(target: Target) -> int:
             where=f"{target.file}:{target.line}",
         )
     return int(target.value)
+
+
+def _as_percents(canary: CanarySettings, stable: Target, moving: Target, where: str) -> tuple[Target, Target]:
+    """Stable and canary as percents: as written, or when one writes no weight (the route kind's default), their
+    shares of the two, which the first step writes out in full."""
+    if not (stable.implicit or moving.implicit):
+        return stable, moving
+    total = _percent(stable) + _percent(moving)
+    if total == 0 or (100 * _percent(moving)) % total:
+        raise ConfigError(
+            f"canary {canary.name}: the stable and canary weights of route {stable.route} of {canary.route} "
+            f"({stable.file}:{stable.line}), {stable.value} and {moving.value} with the unwritten ones at their "
+            "default, are not whole percents of the route's traffic; write them out",
+            where=where,
+        )
+    return (
+        replace(stable, value=str(100 * _percent(stable) // total)),
+        replace(moving, value=str(100 * _percent(moving) // total)),
+    )
 
 
 def _check_split(canary: CanarySettings, members: Sequence[Target], stable: Target, moving: Target, where: str) -> None:

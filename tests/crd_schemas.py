@@ -1,9 +1,12 @@
-"""Validators for Istio VirtualService and Gateway API HTTPRoute documents, built from the CRDs' own
-`openAPIV3Schema` in `shared/schemas/` (one validator per API version)."""
+"""Validators for Istio VirtualService and Gateway API HTTPRoute, GRPCRoute, TCPRoute and TLSRoute documents,
+built from the CRDs' own `openAPIV3Schema` (one validator per API version): Istio's and HTTPRoute's in
+`shared/schemas/`, the GRPCRoute, TCPRoute and TLSRoute CRDs of the same Gateway API release in `tests/schemas/`
+(see its SOURCES.tsv)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from openapi_schema_validator import OAS30Validator
@@ -12,14 +15,18 @@ from ruamel.yaml import YAML
 from tests.shared import require, shared_dir
 
 SCHEMAS = shared_dir("schemas")
-KINDS = {("networking.istio.io", "VirtualService"), ("gateway.networking.k8s.io", "HTTPRoute")}
+# The Gateway API route kinds beyond HTTPRoute, kept with the tests (Apache-2.0, from kubernetes-sigs/gateway-api).
+OWN_SCHEMAS = Path(__file__).resolve().parent / "schemas"
+KINDS = {("networking.istio.io", "VirtualService")} | {
+    ("gateway.networking.k8s.io", kind) for kind in ("HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute")
+}
 
 
 @lru_cache(maxsize=1)
 def validators() -> dict[str, Any]:
-    """`group/version` + `/Kind` -> validator, for every served version of the two CRDs."""
+    """`group/version` + `/Kind` -> validator, for every version of the route CRDs."""
     found: dict[str, Any] = {}
-    for path in sorted(require("schemas").glob("*.yaml")):
+    for path in [*sorted(require("schemas").glob("*.yaml")), *sorted(OWN_SCHEMAS.glob("*.yaml"))]:
         for doc in YAML(typ="safe", pure=True).load_all(path.read_text(encoding="utf-8")):
             if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
                 continue
@@ -34,7 +41,7 @@ def validators() -> dict[str, Any]:
 
 
 def validator_for(doc: Any) -> Any | None:
-    """The validator for a loaded document, or None when it is not a VirtualService or HTTPRoute."""
+    """The validator for a loaded document, or None when it is not one of the route kinds."""
     if not isinstance(doc, dict) or (str(doc.get("apiVersion", "")).split("/")[0], doc.get("kind")) not in KINDS:
         return None
     return validators()[f"{doc['apiVersion']}/{doc['kind']}"]

@@ -25,6 +25,8 @@ def _detail(target: Target) -> str:
         parts.append(f"route={target.route}")
     if target.destination:
         parts.append(target.destination)
+    if target.implicit:
+        parts.append("unwritten (default)")
     if target.unmanaged:
         parts.append(f"unmanaged={target.unmanaged}")
     return " ".join(parts)

@@ -61,7 +61,12 @@ def applied_state(files: Mapping[str, str], route: str, canary_workload: str = C
     tag = ""
     for name, text in files.items():
         for target in scan_text(name, text):
-            if target.kind == "weight" and target.resource == route and "subset=canary" in (target.destination or ""):
+            if (
+                target.kind == "weight"
+                and target.resource == route
+                and target.backend is not None
+                and target.backend.get("subset") == "canary"
+            ):
                 weight = int(target.value)
             if target.kind == "image" and target.resource.endswith(f"/{canary_workload}"):
                 tag = target.value.rsplit(":", 1)[-1]
