@@ -10,17 +10,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gitbot import yamlio
+from gitbot.adapters.builtin import ManualClock
 from gitbot.config import load_policy
-from gitbot.domain import CommitInfo
-from gitbot.manifests import walk_files
-from gitbot.ports import TreeFile
 from gitbot.reconcile import Deps, run_cycle
+from tests.support.directory import DirectoryWorkspace
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 IMAGES = 10
 MANIFEST = """\
@@ -86,40 +86,9 @@ def generate(root: Path, count: int, group: str) -> Path:
     return policy
 
 
-@dataclass
-class _Directory:
-    """A working copy that is a plain directory (planning reads files and the log, nothing else)."""
-
-    root: Path
-    head: str = "0" * 40
-
-    def log(self, max_count: int = 500) -> list[CommitInfo]:
-        return []
-
-    def files(self, paths: Sequence[str]) -> list[TreeFile]:
-        return walk_files(self.root, paths)
-
-    def read(self, files: Sequence[str]) -> dict[str, bytes]:
-        return {file: (self.root / file).read_bytes() for file in files}
-
-
-class _Workspace:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    @contextmanager
-    def checkout(self) -> Iterator[Any]:
-        yield _Directory(self.root)
-
-
 class _Registry:
     def list_tags(self, image: str) -> Sequence[str]:
         return ["1.0.0", "1.1.0", "0.9.0"]
-
-
-class _Clock:
-    def now(self) -> datetime:
-        return datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @contextmanager
@@ -148,7 +117,11 @@ def bench(count: int, group: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         policy = load_policy(generate(root, count, group))
-        deps = Deps(workspace=_Workspace(root / "repo"), registry=_Registry(), clock=_Clock())
+        deps = Deps(
+            workspace=DirectoryWorkspace(root / "repo"),
+            registry=_Registry(),
+            clock=ManualClock(datetime(2026, 12, 1, tzinfo=UTC)),
+        )
         with counting_parses() as counts:
             started, cpu = time.perf_counter(), time.process_time()
             result = run_cycle(policy, deps, deliver=False)

@@ -7,16 +7,16 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gitbot.adapters.builtin import ManualClock
 from gitbot.config import load_policy
-from gitbot.domain import CommitInfo
-from gitbot.manifests import walk_files
-from gitbot.ports import TreeFile
 from gitbot.reconcile import Deps, run_cycle
+from tests.support.directory import DirectoryWorkspace
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 _WATCHED: list[tuple[str, Counter[str]]] = []
 
@@ -42,38 +42,9 @@ def opens_under(root: Path) -> Iterator[Counter[str]]:
         _WATCHED.pop()
 
 
-@dataclass
-class Directory:
-    root: Path
-    head: str = "0" * 40
-
-    def log(self, max_count: int = 500) -> list[CommitInfo]:
-        return []
-
-    def files(self, paths: Sequence[str]) -> list[TreeFile]:
-        return walk_files(self.root, paths)
-
-    def read(self, files: Sequence[str]) -> dict[str, bytes]:
-        return {file: (self.root / file).read_bytes() for file in files}
-
-
-class Workspace:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    @contextmanager
-    def checkout(self) -> Iterator[Any]:
-        yield Directory(self.root)
-
-
 class Registry:
     def list_tags(self, image: str) -> Sequence[str]:
         return ["1.0.0", "1.1.0"]
-
-
-class Clock:
-    def now(self) -> datetime:
-        return datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def test_each_manifest_is_opened_once_in_a_cycle_that_edits_it_twice(tmp_path: Path) -> None:
@@ -98,7 +69,9 @@ def test_each_manifest_is_opened_once_in_a_cycle_that_edits_it_twice(tmp_path: P
         encoding="utf-8",
     )
     policy = load_policy(policy_path)
-    deps = Deps(workspace=Workspace(repo), registry=Registry(), clock=Clock())
+    deps = Deps(
+        workspace=DirectoryWorkspace(repo), registry=Registry(), clock=ManualClock(datetime(2026, 12, 1, tzinfo=UTC))
+    )
 
     with opens_under(repo) as opens:
         result = run_cycle(policy, deps, deliver=False)
