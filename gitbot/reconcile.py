@@ -519,14 +519,8 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 if safety:
                     try:
                         rolled = deliver_rollbacks(policy, checkout, deps.forge, safety, rollback_reasons(cycle))
-                    except PushRejectedError:
-                        if attempt == attempts:
-                            raise
-                        deps.log(
-                            f"push to {policy.spec.git.branch} rejected; fetching and planning again "
-                            f"({attempt}/{attempts})"
-                        )
-                        checkout.refresh()
+                    except PushRejectedError as rejected:
+                        refresh_after_rejection(policy, deps, checkout, rejected, attempt, attempts)
                         continue
                     # The rest is planned again from the branch as the rollbacks left it (no deadline: the
                     # rollbacks are delivered, and a cycle past it must not say nothing was).
@@ -549,13 +543,8 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
                 )
             try:
                 delivered = deliver_commits(policy, checkout, plans)
-            except PushRejectedError:
-                if attempt == attempts:
-                    raise
-                deps.log(
-                    f"push to {policy.spec.git.branch} rejected; fetching and planning again ({attempt}/{attempts})"
-                )
-                checkout.refresh()
+            except PushRejectedError as rejected:
+                refresh_after_rejection(policy, deps, checkout, rejected, attempt, attempts)
                 continue
             return CycleResult(
                 policy.name,
@@ -633,6 +622,16 @@ def deliver_rollbacks(
             forge.close_pull(pull.number, f"{note} This step is no longer wanted; closing.")
             out.append(Delivery(plan.name, "closed", pull.url, pull.title))
     return out
+
+
+def refresh_after_rejection(
+    policy: Policy, deps: Deps, checkout: Checkout, rejected: PushRejectedError, attempt: int, attempts: int
+) -> None:
+    """After a rejected push to the branch: `rejected` again on the last attempt, else fetch the new head."""
+    if attempt == attempts:
+        raise rejected
+    deps.log(f"push to {policy.spec.git.branch} rejected; fetching and planning again ({attempt}/{attempts})")
+    checkout.refresh()
 
 
 def unplanned_by_failure(policy: Policy, failures: Sequence[LookupFailure]) -> frozenset[str]:
