@@ -1,11 +1,11 @@
-"""Canary analysis: PromQL on Istio's standard metrics -> per-check results -> one verdict.
+"""Canary analysis: figures asked of a metrics source -> per-check results -> one verdict.
 
-This module owns what is asked of Prometheus (`build_queries`), how the answers are judged (`judge`),
-the observed canary traffic share, the p99 series for a chart, and the Markdown/Mermaid rendering of the
-evidence. It does no I/O of its own: the only outside call is through the `gitbot.ports.Metrics` protocol
-passed in. The rule it enforces: no data is not a pass. Missing samples, non-finite numbers (NaN, +Inf,
--Inf: what a query dividing by zero answers), too few requests, a query error or an unreachable Prometheus
-give `inconclusive`, never `fail`.
+This module owns which figures are asked of the metrics source (`build_queries`, typed `gitbot.ports.Measure`
+values; no query language), how the answers are judged (`judge`), the observed canary traffic share, the p99
+series for a chart, and the Markdown/Mermaid rendering of the evidence. It does no I/O of its own: the only
+outside call is through the `gitbot.ports.Metrics` protocol passed in. The rule it enforces: no data is not a
+pass. Missing samples, non-finite numbers (NaN, +Inf, -Inf: what a query dividing by zero answers), too few
+requests, a query error or an unreachable metrics source give `inconclusive`, never `fail`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,16 @@ from typing import Literal
 from gitbot import sequential
 from gitbot.domain import Analysis, CheckResult, Verdict
 from gitbot.errors import ConfigError, MetricsError
-from gitbot.ports import Metrics, Workload
+from gitbot.ports import (
+    CanaryShare,
+    CustomQuery,
+    LatencyQuantile,
+    Measure,
+    Metrics,
+    Requests,
+    SuccessRate,
+    Workload,
+)
 
 CheckName = Literal["success-rate", "latency-p99", "custom", "error-rate", "latency"]
 Test = Literal["threshold", "sequential"]
@@ -28,7 +37,6 @@ Side = Literal["canary", "stable"]
 SIDES: tuple[Side, Side] = ("canary", "stable")
 
 REQUESTS = "requests"
-_PLACEHOLDERS = ("{namespace}", "{canary}", "{stable}", "{window}")
 # Thresholds each check understands; anything else is a configuration mistake, not a silent no-op.
 _ALLOWED: dict[str, frozenset[str]] = {
     "success-rate": frozenset({"min", "max_drop"}),
@@ -40,6 +48,7 @@ _ALLOWED: dict[str, frozenset[str]] = {
 # Checks judged by an anytime-valid sequential test (gitbot.sequential) on the counts since the step landed.
 SEQUENTIAL: frozenset[str] = frozenset({"error-rate", "latency"})
 DEFAULT_ALPHA = 0.05
+P99 = 0.99
 
 
 @dataclass(frozen=True)
@@ -48,9 +57,9 @@ class CheckSpec:
 
     success-rate (percent non-5xx of the canary): `min` (absolute percent) and/or `max_drop` (at most this
     many percentage points below GA). latency-p99 (milliseconds): `max` and/or `max_ratio` (canary p99 at
-    most this multiple of GA p99). custom: `query` (PromQL with `{namespace}`, `{canary}`, `{stable}`,
-    `{window}` placeholders) whose single value must be >= `min` and/or <= `max`; `label` names it in the
-    evidence (default `custom #N`).
+    most this multiple of GA p99). custom: `query` (in the metrics source's language, with `{namespace}`,
+    `{canary}`, `{stable}`, `{window}` placeholders) whose single value must be >= `min` and/or <= `max`;
+    `label` names it in the evidence (default `custom #N`).
 
     error-rate and latency are sequential (`test: sequential`, the default for them): the canary is compared
     with GA on every request since the step landed, and fails once the evidence of a regression reaches
@@ -203,8 +212,8 @@ class AnalysisSpec:
         return replace(self, checks=kept)
 
 
-def promql_duration(window: timedelta) -> str:
-    """A PromQL range duration for `window` (whole seconds), e.g. `5m`, `90s`, `1h`."""
+def window_text(window: timedelta) -> str:
+    """A window as the evidence names it (whole seconds), e.g. `5m`, `90s`, `1h`."""
     seconds = int(window.total_seconds())
     for unit, size in (("h", 3600), ("m", 60)):
         if seconds % size == 0:
@@ -212,50 +221,9 @@ def promql_duration(window: timedelta) -> str:
     return f"{seconds}s"
 
 
-def _selector(spec: AnalysisSpec, side: Side, extra: str = "") -> str:
-    workload = spec.canary_workload if side == "canary" else spec.stable_workload
-    labels = (
-        f'reporter="{spec.reporter}",destination_workload_namespace="{spec.namespace}",'
-        f'destination_workload="{workload}"'
-    )
-    return "{" + labels + extra + "}"
-
-
-def requests_query(spec: AnalysisSpec, side: Side, window: str) -> str:
-    return f"sum(increase(istio_requests_total{_selector(spec, side)}[{window}]))"
-
-
-def success_rate_query(spec: AnalysisSpec, side: Side, window: str) -> str:
-    # `or vector(0)`: no 5xx series at all means no errors, not "no data"; the total still decides that.
-    server_errors = _selector(spec, side, ',response_code=~"5.."')
-    errors = f"sum(increase(istio_requests_total{server_errors}[{window}]))"
-    return f"100 * (1 - ({errors} or vector(0)) / {requests_query(spec, side, window)})"
-
-
-def latency_p99_query(spec: AnalysisSpec, side: Side, window: str) -> str:
-    buckets = f"istio_request_duration_milliseconds_bucket{_selector(spec, side)}"
-    return f"histogram_quantile(0.99, sum by (le) (rate({buckets}[{window}])))"
-
-
-def custom_query(spec: AnalysisSpec, query: str) -> str:
-    # Plain replacement, not str.format: PromQL label selectors use braces themselves.
-    values = {
-        "{namespace}": spec.namespace,
-        "{canary}": spec.canary_workload,
-        "{stable}": spec.stable_workload,
-        "{window}": promql_duration(spec.window),
-    }
-    for placeholder in _PLACEHOLDERS:
-        query = query.replace(placeholder, values[placeholder])
-    return query
-
-
-def share_query(spec: AnalysisSpec, window: str | None = None) -> str:
-    """Percent of the two workloads' requests that reached the canary over `window` (default: the spec's)."""
-    window = window or promql_duration(spec.window)
-    canary = f"({requests_query(spec, 'canary', window)} or vector(0))"
-    stable = f"({requests_query(spec, 'stable', window)} or vector(0))"
-    return f"100 * {canary} / ({canary} + {stable})"
+def share_measure(spec: AnalysisSpec) -> CanaryShare:
+    """The canary's share of the two workloads' requests."""
+    return CanaryShare(workload(spec, "canary"), workload(spec, "stable"))
 
 
 def query_key(index: int, check: CheckSpec, side: Side) -> str:
@@ -263,24 +231,28 @@ def query_key(index: int, check: CheckSpec, side: Side) -> str:
     return f"{index}:{check.name}:{side}"
 
 
-def build_queries(spec: AnalysisSpec) -> dict[str, str]:
-    """Every instant query one analysis needs, keyed for `judge`, in the order they should be asked.
+def build_queries(spec: AnalysisSpec) -> dict[str, Measure]:
+    """Every figure one analysis asks over its window, keyed for `judge`, in the order they should be asked.
 
     Request counts come first. A custom check is asked once (key side `canary`); the built-in checks are
     asked for both sides when they compare with GA, else for the canary only.
     """
-    window = promql_duration(spec.window)
-    queries = {f"{REQUESTS}:{side}": requests_query(spec, side, window) for side in SIDES}
+    queries: dict[str, Measure] = {f"{REQUESTS}:{side}": Requests(workload(spec, side)) for side in SIDES}
     for index, check in enumerate(spec.checks):
         if check.sequential:
             continue
         if check.name == "custom":
-            queries[query_key(index, check, "canary")] = custom_query(spec, check.query or "")
+            custom = CustomQuery(check.query or "", workload(spec, "canary"), workload(spec, "stable"))
+            queries[query_key(index, check, "canary")] = custom
             continue
-        build = success_rate_query if check.name == "success-rate" else latency_p99_query
         sides: tuple[Side, ...] = SIDES if check.compares else ("canary",)
         for side in sides:
-            queries[query_key(index, check, side)] = build(spec, side, window)
+            figure: Measure = (
+                SuccessRate(workload(spec, side))
+                if check.name == "success-rate"
+                else LatencyQuantile(workload(spec, side), P99)
+            )
+            queries[query_key(index, check, side)] = figure
     return queries
 
 
@@ -443,7 +415,7 @@ def summarize(verdict: Verdict, results: Sequence[CheckResult]) -> str:
 
 
 def run_analysis(spec: AnalysisSpec, metrics: Metrics, at: datetime, since: datetime | None = None) -> Analysis:
-    """Ask Prometheus every query of `spec` for the window ending at `at` and judge the answers.
+    """Ask the metrics source every figure of `spec` for the window ending at `at` and judge the answers.
 
     Never raises MetricsError: the first failed query stops the run (an unreachable server would fail
     every query the same way, each after its timeout) and the analysis is inconclusive with that error.
@@ -456,7 +428,7 @@ def run_analysis(spec: AnalysisSpec, metrics: Metrics, at: datetime, since: date
     analysis: Analysis | None = None
     for key, query in build_queries(spec).items():
         try:
-            samples[key] = metrics.instant(query, at)
+            samples[key] = metrics.measure(query, at - spec.window, at)
         except MetricsError as exc:
             analysis = judge(spec, samples, at, error=f"query failed: {exc.one_line()}")
             break
@@ -627,7 +599,7 @@ def observed_canary_share(spec: AnalysisSpec, metrics: Metrics, at: datetime) ->
     None when neither side had requests, or Prometheus could not answer (the step cannot be confirmed).
     """
     try:
-        return _clean(metrics.instant(share_query(spec), at))
+        return _clean(metrics.measure(share_measure(spec), at - spec.window, at))
     except MetricsError:
         return None
 
@@ -635,9 +607,9 @@ def observed_canary_share(spec: AnalysisSpec, metrics: Metrics, at: datetime) ->
 Series = list[tuple[float, float]]
 
 
-def _chart_range(step: timedelta) -> tuple[float, str]:
+def _chart_range(step: timedelta) -> tuple[float, timedelta]:
     seconds = max(step.total_seconds(), 1.0)
-    return seconds, promql_duration(timedelta(seconds=max(int(seconds), 60)))
+    return seconds, timedelta(seconds=max(int(seconds), 60))
 
 
 def share_applied_at(
@@ -657,7 +629,7 @@ def share_applied_at(
     """
     seconds, window = _chart_range(step)
     try:
-        points = metrics.series(share_query(spec, window), since, at, seconds)
+        points = metrics.measure_series(share_measure(spec), since, at, timedelta(seconds=seconds), window)
     except MetricsError:
         return None
     applied: float | None = None
@@ -682,7 +654,8 @@ def latency_series(
     out: list[Series] = []
     for side in SIDES:
         try:
-            points = metrics.series(latency_p99_query(spec, side, window), start, end, seconds)
+            figure = LatencyQuantile(workload(spec, side), P99)
+            points = metrics.measure_series(figure, start, end, timedelta(seconds=seconds), window)
         except MetricsError:
             return [], []
         out.append([(t, v) for t, v in points if math.isfinite(v)])
@@ -902,7 +875,7 @@ class GaReference:
     error: str | None = None
 
 
-def reference_queries(spec: AnalysisSpec) -> dict[str, str]:
+def reference_queries(spec: AnalysisSpec) -> dict[str, Measure]:
     """The GA side of `build_queries(spec)`: what a GA reference is asked for."""
     return {key: query for key, query in build_queries(spec).items() if key.endswith(":stable")}
 
@@ -914,7 +887,7 @@ def read_ga_reference(spec: AnalysisSpec, metrics: Metrics, before: datetime | N
     samples: dict[str, float | None] = {}
     for key, query in reference_queries(spec).items():
         try:
-            samples[key] = metrics.instant(query, before)
+            samples[key] = metrics.measure(query, before - spec.window, before)
         except MetricsError as exc:
             return GaReference(before, samples, f"query failed: {exc.one_line()}")
     return GaReference(before, samples)
@@ -928,7 +901,7 @@ def _reference_problem(spec: AnalysisSpec, reference: GaReference) -> str | None
         return f"no GA figures from before the step to 100%: {reference.error}"
     count = _clean(reference.samples.get(f"{REQUESTS}:stable"))
     if count is None:
-        return f"no GA requests in the {promql_duration(spec.window)} before the step to 100%"
+        return f"no GA requests in the {window_text(spec.window)} before the step to 100%"
     if count < spec.min_requests:
         return f"GA had {count:.0f} requests before the step to 100%, needs {spec.min_requests}"
     return None
@@ -1023,7 +996,7 @@ def judge_full_weight(
     reference_note = ""
     if needs_stable and problem is None and reference.window_end is not None:
         reference_note = (
-            f"GA figures: {promql_duration(spec.window)} to {_when(reference.window_end)}, before the step to 100%"
+            f"GA figures: {window_text(spec.window)} to {_when(reference.window_end)}, before the step to 100%"
         )
     gate_problems: list[str] = []
     if error is not None:
@@ -1101,7 +1074,7 @@ def run_full_weight_analysis(
         if key.endswith(":stable"):
             continue
         try:
-            samples[key] = metrics.instant(query, at)
+            samples[key] = metrics.measure(query, at - spec.window, at)
         except MetricsError as exc:
             error = f"query failed: {exc.one_line()}"
             return judge_full_weight(spec, samples, at, reference, error=error, counts=counts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
@@ -45,13 +45,65 @@ class Workload:
     reporter: str = "destination"
 
 
+@dataclass(frozen=True)
+class Requests:
+    """How many requests `workload` served."""
+
+    workload: Workload
+
+
+@dataclass(frozen=True)
+class SuccessRate:
+    """Percent of the requests `workload` served that were not server errors (5xx); no data without requests."""
+
+    workload: Workload
+
+
+@dataclass(frozen=True)
+class LatencyQuantile:
+    """The `quantile` (0..1) of the time in milliseconds `workload` took to serve its requests."""
+
+    workload: Workload
+    quantile: float
+
+
+@dataclass(frozen=True)
+class CanaryShare:
+    """Percent of the requests to `canary` and `stable` together that `canary` served; no data when neither
+    served any."""
+
+    canary: Workload
+    stable: Workload
+
+
+@dataclass(frozen=True)
+class CustomQuery:
+    """A user's own query, opaque to gitbot: `text` in the source's query language, whose single value is the
+    answer. The source fills its placeholders: `{namespace}` (the canary's), `{canary}` and `{stable}` (the
+    workloads' names) and `{window}` (the measured window in the language's own duration syntax)."""
+
+    text: str
+    canary: Workload
+    stable: Workload
+
+
+# One figure the analysis asks a metrics source for, measured over a window.
+Measure = Requests | SuccessRate | LatencyQuantile | CanaryShare | CustomQuery
+
+
 class Metrics(Protocol):
-    def instant(self, query: str, at: datetime) -> float | None:
-        """The single value of an instant query at `at`; None for no data, NaN or an infinity."""
+    """A metrics source: the figures the canary analysis judges (see the README's Architecture section)."""
+
+    def measure(self, measure: Measure, start: datetime, end: datetime) -> float | None:
+        """`measure` over the window from `start` to `end` (whole seconds), as seen at `end`; None for no data,
+        NaN or an infinity. Raises MetricsError (one line, no credentials) when the source cannot answer."""
         ...
 
-    def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
-        """A range query of a single series as (unix seconds, value) pairs; empty for no data."""
+    def measure_series(
+        self, measure: Measure, start: datetime, end: datetime, step: timedelta, window: timedelta
+    ) -> list[tuple[float, float]]:
+        """`measure` at `start`, `start + step`, ... up to `end`, each over the `window` (whole seconds) before
+        it, as (unix seconds, value) pairs in time order; points without data are left out."""
         ...
 
     def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:

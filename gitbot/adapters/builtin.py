@@ -2,7 +2,7 @@
 
 Owns three small implementations of `gitbot.ports`: `ManualClock` (time moves only when told),
 `MemoryRegistry` (tag lists kept in a dict, tags published as the caller says) and `MemoryMetrics` (counter
-and histogram samples kept in memory, answering the PromQL shapes `gitbot.analysis` builds). They talk to
+and histogram samples kept in memory, answering the PromQL the Prometheus adapter writes for each figure). They talk to
 nothing outside the process. They must not be used where a real server is configured: the composition root
 picks them only when a real one is missing or when asked to.
 
@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 
+from gitbot.adapters.prometheus import promql
 from gitbot.errors import MetricsError
-from gitbot.ports import Workload
+from gitbot.ports import Measure, Workload
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -144,6 +145,14 @@ class MemoryMetrics:
                 out.append((moment, value))
             moment += step_seconds
         return out
+
+    def measure(self, measure: Measure, start: datetime, end: datetime) -> float | None:
+        return self.instant(promql(measure, end - start), end)
+
+    def measure_series(
+        self, measure: Measure, start: datetime, end: datetime, step: timedelta, window: timedelta
+    ) -> list[tuple[float, float]]:
+        return self.series(promql(measure, window), start, end, step.total_seconds())
 
     def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
         window, at = max(end.timestamp() - start.timestamp(), 1.0), end.timestamp()

@@ -3,8 +3,9 @@
 This module owns talking to one Prometheus server: explicit evaluation timestamps on every query, string
 sample values turned into floats (NaN, +-Inf into "no data"), and every failure (connection, timeout, HTTP status,
 PromQL error, unexpected result shape) turned into a one-line MetricsError that names the server without
-credentials. It knows nothing about canaries or verdicts; of Istio it knows only the standard metrics behind the
-port's request counts and latency buckets.
+credentials. It owns every PromQL query gitbot asks (`promql`): each figure of the port written over Istio's
+standard metrics and labels, and a user's custom query with its placeholders filled. It knows nothing about
+canaries or verdicts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,7 +28,15 @@ from urllib3.util.retry import Retry
 from gitbot.adapters.deadline import DeadlineAdapter, DeadlineExceeded
 from gitbot.errors import ConfigError, MetricsError
 from gitbot.logs import mask_credentials
-from gitbot.ports import Workload
+from gitbot.ports import (
+    CanaryShare,
+    CustomQuery,
+    LatencyQuantile,
+    Measure,
+    Requests,
+    SuccessRate,
+    Workload,
+)
 
 # Seconds one query may take in all, however its answer arrives (each read waits `timeout` at most).
 QUERY_DEADLINE = 30.0
@@ -151,20 +160,28 @@ class PrometheusMetrics:
                 points.append((float(stamp), value))
         return points
 
+    def measure(self, measure: Measure, start: datetime, end: datetime) -> float | None:
+        return self.instant(promql(measure, end - start), end)
+
+    def measure_series(
+        self, measure: Measure, start: datetime, end: datetime, step: timedelta, window: timedelta
+    ) -> list[tuple[float, float]]:
+        return self.series(promql(measure, window), start, end, step.total_seconds())
+
     def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
         window = _range(start, end)
-        requests_total = self.instant(f"sum(increase(istio_requests_total{_istio(workload)}[{window}]))", end)
+        requests_total = self.instant(_requests(workload, window), end)
         if requests_total is None:
             return None
         # No 5xx series at all means no errors; the request total already said whether there is data.
         errors = self.instant(
-            f"sum(increase(istio_requests_total{_istio(workload, response_code=('=~', '5..'))}[{window}]))", end
+            f"sum(increase({REQUESTS_TOTAL}{_istio(workload, response_code=('=~', '5..'))}[{window}]))", end
         )
         return requests_total, min(errors or 0.0, requests_total)
 
     def latency_buckets(self, workload: Workload, start: datetime, end: datetime) -> list[tuple[float, float]]:
         window = _range(start, end)
-        query = f"sum by (le) (increase(istio_request_duration_milliseconds_bucket{_istio(workload)}[{window}]))"
+        query = f"sum by (le) (increase({DURATION_BUCKET}{_istio(workload)}[{window}]))"
         at = _unix(end)
         result = self._call(lambda: self._client.custom_query(query, params={"time": at}, timeout=self._timeout))
         if not isinstance(result, list) or _is_scalar(result):
@@ -209,6 +226,59 @@ class PrometheusMetrics:
             raise MetricsError(message) from exc
         except ValueError as exc:  # a 200 answer whose body is not JSON (a proxy's login page, say)
             raise MetricsError(f"Prometheus at {self._where} returned a body that is not JSON") from exc
+
+
+# Istio's standard metrics: requests (with `response_code`) and their latency histogram in milliseconds.
+REQUESTS_TOTAL = "istio_requests_total"
+DURATION_BUCKET = "istio_request_duration_milliseconds_bucket"
+_PLACEHOLDERS = ("{namespace}", "{canary}", "{stable}", "{window}")
+
+
+def promql_duration(window: timedelta) -> str:
+    """A PromQL range duration for `window` (whole seconds), e.g. `5m`, `90s`, `1h`."""
+    seconds = int(window.total_seconds())
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def promql(measure: Measure, window: timedelta) -> str:
+    """The instant query of `measure` over the `window` before its evaluation time."""
+    duration = promql_duration(window)
+    if isinstance(measure, Requests):
+        return _requests(measure.workload, duration)
+    if isinstance(measure, SuccessRate):
+        # `or vector(0)`: no 5xx series at all means no errors, not "no data"; the total still decides that.
+        server_errors = _istio(measure.workload, response_code=("=~", "5.."))
+        errors = f"sum(increase({REQUESTS_TOTAL}{server_errors}[{duration}]))"
+        return f"100 * (1 - ({errors} or vector(0)) / {_requests(measure.workload, duration)})"
+    if isinstance(measure, LatencyQuantile):
+        buckets = f"{DURATION_BUCKET}{_istio(measure.workload)}"
+        return f"histogram_quantile({measure.quantile:g}, sum by (le) (rate({buckets}[{duration}])))"
+    if isinstance(measure, CanaryShare):
+        canary = f"({_requests(measure.canary, duration)} or vector(0))"
+        stable = f"({_requests(measure.stable, duration)} or vector(0))"
+        return f"100 * {canary} / ({canary} + {stable})"
+    return _custom(measure, duration)
+
+
+def _requests(workload: Workload, duration: str) -> str:
+    return f"sum(increase({REQUESTS_TOTAL}{_istio(workload)}[{duration}]))"
+
+
+def _custom(query: CustomQuery, duration: str) -> str:
+    # Plain replacement, not str.format: PromQL label selectors use braces themselves.
+    values = {
+        "{namespace}": query.canary.namespace,
+        "{canary}": query.canary.name,
+        "{stable}": query.stable.name,
+        "{window}": duration,
+    }
+    text = query.text
+    for placeholder in _PLACEHOLDERS:
+        text = text.replace(placeholder, values[placeholder])
+    return text
 
 
 def _unix(moment: datetime) -> float:

@@ -9,23 +9,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gitbot.adapters.prometheus import promql, promql_duration
 from gitbot.analysis import (
     AnalysisSpec,
     CheckSpec,
     build_queries,
-    custom_query,
     judge,
     observed_canary_share,
-    promql_duration,
     render_evidence,
     render_latency_chart,
     run_analysis,
     share_applied_at,
-    share_query,
+    share_measure,
 )
 from gitbot.domain import Analysis
 from gitbot.errors import ConfigError, MetricsError
-from gitbot.ports import Workload
+from gitbot.ports import CanaryShare, CustomQuery, Measure, Requests, Workload
 
 END = datetime(2026, 1, 5, 12, 20, tzinfo=UTC)
 
@@ -47,19 +46,22 @@ LATENCY = CheckSpec("latency-p99", max=500, max_ratio=1.2)
 
 @dataclass
 class RecordingMetrics:
-    """The Metrics port answering from a table keyed by query text; records what was asked."""
+    """The Metrics port answering from a table keyed by the figure asked; records what was asked and when."""
 
-    answers: Mapping[str, float | None]
-    fail_on: str | None = None
-    asked: list[tuple[str, datetime]] = field(default_factory=list)
+    answers: Mapping[Measure, float | None]
+    fail_on: type | None = None
+    asked: list[tuple[Measure, datetime]] = field(default_factory=list)
 
-    def instant(self, query: str, at: datetime) -> float | None:
-        self.asked.append((query, at))
-        if self.fail_on is not None and self.fail_on in query:
+    def measure(self, measure: Measure, start: datetime, end: datetime) -> float | None:
+        self.asked.append((measure, end))
+        assert end - start == timedelta(minutes=5)
+        if self.fail_on is not None and isinstance(measure, self.fail_on):
             raise MetricsError("cannot connect to Prometheus at http://127.0.0.1:9")
-        return self.answers.get(query)
+        return self.answers.get(measure)
 
-    def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
+    def measure_series(
+        self, measure: Measure, start: datetime, end: datetime, step: timedelta, window: timedelta
+    ) -> list[tuple[float, float]]:
         raise AssertionError("not used here")
 
     def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
@@ -70,7 +72,9 @@ class RecordingMetrics:
 
 
 def test_queries_select_istio_labels_for_each_side_and_the_window() -> None:
-    queries = build_queries(spec(SUCCESS, LATENCY))
+    queries = {
+        key: promql(figure, timedelta(minutes=5)) for key, figure in build_queries(spec(SUCCESS, LATENCY)).items()
+    }
     assert set(queries) == {
         "requests:canary",
         "requests:stable",
@@ -104,10 +108,12 @@ def test_custom_query_placeholders_are_filled_and_label_braces_kept() -> None:
         query='sum(rate(x{ns="{namespace}",w="{canary}"}[{window}])) / sum(rate(x{w="{stable}"}[{window}]))',
         max=0.5,
     )
-    text = custom_query(spec(check), check.query or "")
+    asked = build_queries(spec(check))["0:custom:canary"]
+    text = promql(asked, timedelta(minutes=5))
     assert text == 'sum(rate(x{ns="test",w="podinfo-canary"}[5m])) / sum(rate(x{w="podinfo-ga"}[5m]))'
     assert check.compares  # it names {stable}, so GA must have traffic too
-    assert build_queries(spec(check))["0:custom:canary"] == text
+    # The analysis passes the user's text on unfilled: the metrics source owns its placeholders.
+    assert asked == CustomQuery(check.query or "", Workload("test", "podinfo-canary"), Workload("test", "podinfo-ga"))
 
 
 @pytest.mark.parametrize(
@@ -249,7 +255,7 @@ def test_run_analysis_asks_every_query_at_the_given_time() -> None:
 
 
 def test_run_analysis_turns_an_unreachable_server_into_inconclusive_and_stops_asking() -> None:
-    metrics = RecordingMetrics({}, fail_on="istio_requests_total")
+    metrics = RecordingMetrics({}, fail_on=Requests)
     analysis = run_analysis(spec(SUCCESS, LATENCY), metrics, END)
     assert analysis.verdict == "inconclusive"
     assert len(metrics.asked) == 1
@@ -257,7 +263,7 @@ def test_run_analysis_turns_an_unreachable_server_into_inconclusive_and_stops_as
 
 
 def test_observed_share_is_none_when_prometheus_fails() -> None:
-    assert observed_canary_share(spec(SUCCESS), RecordingMetrics({}, fail_on="sum"), END) is None
+    assert observed_canary_share(spec(SUCCESS), RecordingMetrics({}, fail_on=CanaryShare), END) is None
 
 
 def test_evidence_table_has_one_row_per_check_with_values_threshold_verdict_and_window() -> None:
@@ -359,10 +365,12 @@ class SeriesMetrics:
 
     points: list[tuple[float, float]]
 
-    def instant(self, query: str, at: datetime) -> float | None:
+    def measure(self, measure: Measure, start: datetime, end: datetime) -> float | None:
         raise AssertionError("not used here")
 
-    def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
+    def measure_series(
+        self, measure: Measure, start: datetime, end: datetime, step: timedelta, window: timedelta
+    ) -> list[tuple[float, float]]:
         return [(t, v) for t, v in self.points if start.timestamp() <= t <= end.timestamp()]
 
     def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
@@ -451,5 +459,5 @@ def test_a_non_finite_request_count_on_both_sides_is_no_data(bad: float) -> None
 @pytest.mark.parametrize("bad", NON_FINITE)
 def test_a_non_finite_share_is_not_observed(bad: float) -> None:
     the_spec = spec(SUCCESS)
-    metrics = RecordingMetrics({share_query(the_spec): bad})
+    metrics = RecordingMetrics({share_measure(the_spec): bad})
     assert observed_canary_share(the_spec, metrics, END) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -14,6 +14,7 @@ import pytest
 
 from gitbot.commands.compose import metrics_factory
 from gitbot.config import load_policy
+from gitbot.ports import CustomQuery, Workload
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,6 +62,12 @@ def test_two_canaries_on_one_server_use_their_own_tokens(tmp_path: Path, prometh
     now = datetime(2026, 1, 5, tzinfo=UTC)
 
     for settings in policy.spec.canaries:
-        assert factory(settings).instant("up", now) is None
+        # A custom query is passed through as written: `up` has no samples on the recording server.
+        assert (
+            factory(settings).measure(
+                CustomQuery("up", Workload("t", "a"), Workload("t", "b")), now - timedelta(minutes=5), now
+            )
+            is None
+        )
 
     assert _Recorder.seen == ["Bearer token-a", "Bearer token-b"]

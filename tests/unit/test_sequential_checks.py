@@ -22,7 +22,7 @@ from gitbot.analysis import (
 )
 from gitbot.config import load_policy
 from gitbot.errors import ConfigError, MetricsError
-from gitbot.ports import Workload
+from gitbot.ports import Measure, Workload
 from tests.unit.test_config import CANARY, write
 
 SINCE = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -50,14 +50,16 @@ class CountingMetrics:
 
     counts: Mapping[str, tuple[float, float] | None]
     buckets: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
-    instants: Mapping[str, float | None] = field(default_factory=dict)
+    instants: Mapping[Measure, float | None] = field(default_factory=dict)
     unreachable: bool = False
     asked: list[tuple[str, str, datetime, datetime]] = field(default_factory=list)
 
-    def instant(self, query: str, at: datetime) -> float | None:
-        return self.instants.get(query)
+    def measure(self, measure: Measure, start: datetime, end: datetime) -> float | None:
+        return self.instants.get(measure)
 
-    def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
+    def measure_series(
+        self, measure: Measure, start: datetime, end: datetime, step: timedelta, window: timedelta
+    ) -> list[tuple[float, float]]:
         raise AssertionError("not used here")
 
     def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:

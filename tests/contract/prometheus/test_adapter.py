@@ -18,6 +18,7 @@ from gitbot.adapters.prometheus import PrometheusMetrics, redact_url
 from gitbot.commands.compose import metrics_factory
 from gitbot.config import load_policy
 from gitbot.errors import ConfigError, MetricsError
+from gitbot.ports import CustomQuery, Workload
 from tests.contract.prometheus.conftest import AT
 from tests.support.prometheus import PrometheusServer, free_port
 
@@ -216,7 +217,8 @@ def test_a_policy_token_read_with_its_newline_is_sent_without_it(
     )
     policy = load_policy(path)
     client = metrics_factory(policy, {"PROM_TOKEN": "tok-123\n"})(policy.spec.canaries[0])
-    assert client.instant("up", AT) is None
+    up = CustomQuery("up", Workload("test", "app-canary"), Workload("test", "app-ga"))
+    assert client.measure(up, AT - timedelta(minutes=5), AT) is None
     assert recorded.requests[0]["authorization"] == "Bearer tok-123"
 
 

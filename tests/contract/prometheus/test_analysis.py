@@ -127,7 +127,10 @@ def test_a_query_dividing_by_zero_is_inconclusive_not_a_pass(metrics: Prometheus
         CheckSpec("custom", query=ga_per_canary, min=1, label="GA per canary"),  # +Inf
         CheckSpec("custom", query=f"-{ga_per_canary}", max=0, label="minus GA per canary"),  # -Inf
     )
-    raw = {key: metrics.instant(query, AT) for key, query in build_queries(spec("nocanary", *checks)).items()}
+    raw = {
+        key: metrics.measure(figure, AT - WINDOW, AT)
+        for key, figure in build_queries(spec("nocanary", *checks)).items()
+    }
     assert raw["requests:canary"] == 0 and raw["requests:stable"] == pytest.approx(6000)
     analysis = run_analysis(spec("nocanary", *checks, min_requests=0), metrics, AT)
     assert analysis.verdict == "inconclusive", render_evidence(analysis)

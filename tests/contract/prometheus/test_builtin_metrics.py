@@ -13,7 +13,8 @@ import pytest
 
 from gitbot.adapters.builtin import MemoryMetrics
 from gitbot.adapters.prometheus import PrometheusMetrics
-from gitbot.analysis import AnalysisSpec, CheckSpec, build_queries, latency_p99_query, run_analysis, share_query
+from gitbot.analysis import P99, AnalysisSpec, CheckSpec, build_queries, run_analysis, share_measure, workload
+from gitbot.ports import LatencyQuantile
 from tests.contract.prometheus.conftest import AT, WINDOW
 from tests.support.prometheus import CANARY_WORKLOAD, STABLE_WORKLOAD, PrometheusServer, build_series
 
@@ -50,10 +51,10 @@ def close(real: float | None, built_in: float | None, tolerance: float) -> bool:
 
 @pytest.mark.parametrize("namespace", ["healthy", "slow", "errors", "nocanary", "shift", "gappy", "newtag"])
 def test_every_analysis_query_agrees(namespace: str, metrics: PrometheusMetrics, memory: MemoryMetrics) -> None:
-    queries = {**build_queries(spec(namespace)), "share": share_query(spec(namespace))}
+    queries = {**build_queries(spec(namespace)), "share": share_measure(spec(namespace))}
     answered = 0
     for key, query in queries.items():
-        real, built_in = metrics.instant(query, AT), memory.instant(query, AT)
+        real, built_in = metrics.measure(query, AT - WINDOW, AT), memory.measure(query, AT - WINDOW, AT)
         answered += built_in is not None
         assert close(real, built_in, 0.001), f"{namespace} {key}: prometheus {real}, built-in {built_in}"
     # Agreeing on "no data" alone would prove nothing: only the canary's rate and p99 are missing without
@@ -72,8 +73,9 @@ def test_verdicts_agree(namespace: str, metrics: PrometheusMetrics, memory: Memo
 
 def test_range_queries_agree(metrics: PrometheusMetrics, memory: MemoryMetrics) -> None:
     start, end = AT - timedelta(minutes=10), AT
-    for query in (share_query(spec("shift"), "1m"), latency_p99_query(spec("slow"), "canary", "1m")):
-        real = metrics.series(query, start, end, 60)
-        built_in = memory.series(query, start, end, 60)
+    minute = timedelta(minutes=1)
+    for query in (share_measure(spec("shift")), LatencyQuantile(workload(spec("slow"), "canary"), P99)):
+        real = metrics.measure_series(query, start, end, minute, minute)
+        built_in = memory.measure_series(query, start, end, minute, minute)
         assert [t for t, _ in real] == [t for t, _ in built_in]
         assert all(close(a, b, 0.001) for (_, a), (_, b) in zip(real, built_in, strict=True)), (real, built_in)
