@@ -19,7 +19,7 @@ from typing import Literal
 
 from gitbot import sequential
 from gitbot.domain import Analysis, CheckResult, Verdict
-from gitbot.errors import ConfigError, MetricsError
+from gitbot.errors import MetricsError
 from gitbot.ports import (
     CanaryShare,
     CustomQuery,
@@ -37,14 +37,6 @@ Side = Literal["canary", "stable"]
 SIDES: tuple[Side, Side] = ("canary", "stable")
 
 REQUESTS = "requests"
-# Thresholds each check understands; anything else is a configuration mistake, not a silent no-op.
-_ALLOWED: dict[str, frozenset[str]] = {
-    "success-rate": frozenset({"min", "max_drop"}),
-    "latency-p99": frozenset({"max", "max_ratio"}),
-    "custom": frozenset({"min", "max"}),
-    "error-rate": frozenset(),
-    "latency": frozenset(),
-}
 # Checks judged by an anytime-valid sequential test (gitbot.sequential) on the counts since the step landed.
 SEQUENTIAL: frozenset[str] = frozenset({"error-rate", "latency"})
 DEFAULT_ALPHA = 0.05
@@ -65,6 +57,8 @@ class CheckSpec:
     with GA on every request since the step landed, and fails once the evidence of a regression reaches
     1/`alpha` (default 0.05). `margin` (default 0) is the relative worsening allowed: 0.5 lets the canary's
     error rate (or its share of requests slower than any latency bucket bound) be up to 1.5 x GA's.
+
+    A plain value: the policy loader (`gitbot.config`) is the one place that refuses a check it cannot run.
     """
 
     name: CheckName
@@ -77,59 +71,6 @@ class CheckSpec:
     test: Test | None = None
     alpha: float | None = None
     margin: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.name not in _ALLOWED:
-            raise ConfigError(
-                f"unknown check {self.name!r}; expected one of: {', '.join(sorted(_ALLOWED))}",
-                where="analysis.checks",
-            )
-        if self.sequential or self.test is not None or self.alpha is not None or self.margin is not None:
-            self._check_sequential()
-            return
-        given = {key for key in ("min", "max", "max_ratio", "max_drop") if getattr(self, key) is not None}
-        if not given:
-            raise ConfigError(
-                f"check {self.name!r} has no threshold; give one of: {', '.join(sorted(_ALLOWED[self.name]))}",
-                where="analysis.checks",
-            )
-        extra = given - _ALLOWED[self.name]
-        if extra:
-            raise ConfigError(
-                f"check {self.name!r} does not take {', '.join(sorted(extra))}; "
-                f"it takes: {', '.join(sorted(_ALLOWED[self.name]))}",
-                where="analysis.checks",
-            )
-        for key in given:
-            value = getattr(self, key)
-            if not math.isfinite(value):
-                raise ConfigError(f"check {self.name!r}: {key} must be a finite number", where="analysis.checks")
-        if self.max_ratio is not None and self.max_ratio <= 0:
-            raise ConfigError(f"check {self.name!r}: max_ratio must be > 0", where="analysis.checks")
-        if self.max_drop is not None and self.max_drop < 0:
-            raise ConfigError(f"check {self.name!r}: max_drop must be >= 0", where="analysis.checks")
-        if (self.name == "custom") != bool(self.query and self.query.strip()):
-            problem = "needs a query" if self.name == "custom" else "takes no query (only custom does)"
-            raise ConfigError(f"check {self.name!r} {problem}", where="analysis.checks")
-
-    def _check_sequential(self) -> None:
-        def problem(text: str) -> ConfigError:
-            return ConfigError(f"check {self.name!r} {text}", where="analysis.checks")
-
-        if not self.sequential:
-            raise problem(
-                "is judged against thresholds and takes no test, alpha or margin; "
-                f"the sequential checks are {' and '.join(sorted(SEQUENTIAL))}"
-            )
-        if self.test == "threshold":
-            raise problem("is a sequential test; for a fixed threshold use latency-p99 or success-rate")
-        given = [key for key in ("min", "max", "max_ratio", "max_drop", "query", "label") if getattr(self, key)]
-        if given:
-            raise problem(f"takes alpha and margin, not {', '.join(given)}")
-        if not (0 < self.alpha_value < 1):
-            raise problem(f"alpha must be a number between 0 and 1 (exclusive), got {self.alpha_value}")
-        if not (math.isfinite(self.margin_value) and self.margin_value >= 0):
-            raise problem(f"margin must be a finite number >= 0, got {self.margin_value}")
 
     @property
     def sequential(self) -> bool:
@@ -172,7 +113,11 @@ class CheckSpec:
 
 @dataclass(frozen=True)
 class AnalysisSpec:
-    """What to analyse: the two workloads in one namespace, the window, the request minimum and checks."""
+    """What to analyse: the two workloads in one namespace, the window, the request minimum and checks.
+
+    A plain value, as the policy loader (`gitbot.config`) validated it: a window of whole seconds, names that
+    are fit for a metrics source's label matchers.
+    """
 
     namespace: str
     stable_workload: str
@@ -181,25 +126,6 @@ class AnalysisSpec:
     min_requests: int
     checks: tuple[CheckSpec, ...]
     reporter: str = "destination"
-
-    def __post_init__(self) -> None:
-        seconds = self.window.total_seconds()
-        if seconds < 1 or seconds != int(seconds):
-            raise ConfigError(
-                f"analysis window must be a whole number of seconds >= 1s, got {self.window}",
-                where="analysis.window",
-            )
-        if self.min_requests < 0:
-            raise ConfigError("analysis minRequests must be >= 0", where="analysis.minRequests")
-        for field, value in (
-            ("namespace", self.namespace),
-            ("stableWorkload", self.stable_workload),
-            ("canaryWorkload", self.canary_workload),
-            ("reporter", self.reporter),
-        ):
-            # Values go into PromQL label matchers; a quote or backslash would change the query.
-            if not value or any(ch in value for ch in '"\\\n{}'):
-                raise ConfigError(f"analysis {field} {value!r} is empty or has quotes/braces", where=field)
 
     @property
     def needs_stable(self) -> bool:

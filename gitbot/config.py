@@ -8,6 +8,7 @@ by environment variable name only; this module never reads a secret's value into
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import types
 import typing
@@ -30,7 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from gitbot import routes
-from gitbot.analysis import CheckSpec
+from gitbot.analysis import SEQUENTIAL, CheckSpec
 from gitbot.cron import cron_trigger
 from gitbot.errors import ConfigError, ManifestError
 from gitbot.manifests import MAX_FILE_SIZE
@@ -344,6 +345,15 @@ class RegistryLimits(_Model):
     requests_per_second: float = Field(default=10.0, gt=0)
 
 
+# The thresholds each check judged against thresholds takes, by their policy names.
+_THRESHOLDS = ("min", "max", "maxRatio", "maxDrop")
+_TAKES: dict[str, tuple[str, ...]] = {
+    "success-rate": ("maxDrop", "min"),
+    "latency-p99": ("max", "maxRatio"),
+    "custom": ("max", "min"),
+}
+
+
 class CheckSettings(_Model):
     name: Literal["success-rate", "latency-p99", "custom", "error-rate", "latency"]
     min: float | None = None
@@ -359,21 +369,42 @@ class CheckSettings(_Model):
 
     @model_validator(mode="after")
     def _thresholds(self) -> CheckSettings:
-        if self.name == "custom" and not self.query:
+        if self.name == "custom" and not (self.query and self.query.strip()):
             raise ValueError("a custom check needs a query")
         if self.name != "custom" and (self.query or self.label):
             raise ValueError(f"{self.name} is built in and takes no {'query' if self.query else 'label'}")
-        sequential = self.name in ("error-rate", "latency") or self.test is not None
-        sequential = sequential or self.alpha is not None or self.margin is not None
-        if not sequential and all(v is None for v in (self.min, self.max, self.max_ratio, self.max_drop)):
+        given = {
+            key: value
+            for key, value in zip(_THRESHOLDS, (self.min, self.max, self.max_ratio, self.max_drop), strict=True)
+            if value is not None
+        }
+        if self.name in SEQUENTIAL or self.test is not None or self.alpha is not None or self.margin is not None:
+            self._sequential(given)
+            return self
+        if not given:
             raise ValueError("give at least one threshold: min, max, maxRatio or maxDrop")
-        try:
-            # The analysis owns which thresholds each check takes; asked now, a mistake is found at load.
-            self.spec()
-        except ConfigError as exc:
-            message = exc.message.replace("max_ratio", "maxRatio").replace("max_drop", "maxDrop")
-            raise ValueError(message) from None
+        takes = _TAKES[self.name]
+        extra = sorted(set(given) - set(takes))
+        if extra:
+            raise ValueError(f"check {self.name!r} does not take {', '.join(extra)}; it takes: {', '.join(takes)}")
+        for key, value in given.items():
+            if not math.isfinite(value):
+                raise ValueError(f"check {self.name!r}: {key} must be a finite number")
         return self
+
+    def _sequential(self, given: Mapping[str, float]) -> None:
+        """A sequential check takes alpha and margin, and only those; a check judged on thresholds takes neither."""
+        if self.name not in SEQUENTIAL:
+            raise ValueError(
+                f"check {self.name!r} is judged against thresholds and takes no test, alpha or margin; "
+                f"the sequential checks are {' and '.join(sorted(SEQUENTIAL))}"
+            )
+        if self.test == "threshold":
+            raise ValueError(
+                f"check {self.name!r} is a sequential test; for a fixed threshold use latency-p99 or success-rate"
+            )
+        if given:
+            raise ValueError(f"check {self.name!r} takes alpha and margin, not {', '.join(given)}")
 
     def spec(self) -> CheckSpec:
         """The check as the analysis runs it."""

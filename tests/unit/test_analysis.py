@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -23,8 +24,9 @@ from gitbot.analysis import (
     share_measure,
 )
 from gitbot.domain import Analysis
-from gitbot.errors import ConfigError, MetricsError
+from gitbot.errors import MetricsError
 from gitbot.ports import CanaryShare, CustomQuery, Measure, Requests, Workload
+from tests.unit.test_config import CANARY, load_refusal
 
 END = datetime(2026, 1, 5, 12, 20, tzinfo=UTC)
 
@@ -125,40 +127,38 @@ def test_promql_duration(window: timedelta, text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("check", "message"),
     [
-        ({"name": "latency-p99"}, "no threshold"),
-        ({"name": "latency-p99", "min": 1.0}, "does not take min"),
-        ({"name": "success-rate", "max_ratio": 1.2}, "does not take max_ratio"),
-        ({"name": "custom", "max": 1.0}, "needs a query"),
-        ({"name": "success-rate", "min": 99.0, "query": "up"}, "takes no query"),
-        ({"name": "latency-p99", "max_ratio": 0.0}, "max_ratio must be > 0"),
-        ({"name": "latency-p99", "max": math.nan}, "finite"),
-        ({"name": "apdex", "max": 1.0}, "unknown check"),
+        ("{name: latency-p99}", "at least one threshold"),
+        ("{name: latency-p99, min: 1.0}", "does not take min"),
+        ("{name: success-rate, maxRatio: 1.2}", "does not take maxRatio"),
+        ("{name: custom, max: 1.0}", "needs a query"),
+        ("{name: custom, query: ' ', max: 1.0}", "needs a query"),
+        ("{name: success-rate, min: 99.0, query: up}", "takes no query"),
+        ("{name: latency-p99, maxRatio: 0.0}", "greater than 0"),
+        ("{name: latency-p99, max: .nan}", "finite"),
+        ("{name: latency-p99, maxRatio: .inf}", "maxRatio must be a finite number"),
+        ("{name: apdex, max: 1.0}", "must be one of"),
     ],
 )
-def test_bad_check_specs_are_refused_in_one_line(kwargs: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        CheckSpec(**kwargs)  # type: ignore[arg-type]
-    assert message in info.value.one_line()
-    assert "\n" not in info.value.one_line()
+def test_bad_check_specs_are_refused_in_one_line(tmp_path: Path, check: str, message: str) -> None:
+    # The policy loader is the one validator of a check: the analysis takes the checks it is given.
+    text = load_refusal(tmp_path, CANARY.replace("{name: success-rate, min: 99}", check, 1))
+    assert ":29: spec.canaries[0].analysis.checks[0]" in text, text
+    assert message in text, text
+    assert "\n" not in text
 
 
 @pytest.mark.parametrize(
-    ("field_name", "value"), [("window", timedelta(0)), ("namespace", 'te"st'), ("canary_workload", "")]
+    ("old", "new", "where"),
+    [
+        ("window: 5m", "window: 0s", "25: spec.canaries[0].analysis.window"),
+        ("window: 5m", "window: 5m\n        namespace: 'te\"st'", "26: spec.canaries[0].analysis.namespace"),
+        ("canaryWorkload: podinfo-canary", "canaryWorkload: ''", "27: spec.canaries[0].analysis.canaryWorkload"),
+    ],
 )
-def test_bad_analysis_specs_are_refused(field_name: str, value: object) -> None:
-    values: dict[str, object] = {
-        "namespace": "test",
-        "stable_workload": "podinfo-ga",
-        "canary_workload": "podinfo-canary",
-        "window": timedelta(minutes=5),
-        "min_requests": 10,
-        "checks": (SUCCESS,),
-        field_name: value,
-    }
-    with pytest.raises(ConfigError):
-        AnalysisSpec(**values)  # type: ignore[arg-type]
+def test_bad_analysis_specs_are_refused(tmp_path: Path, old: str, new: str, where: str) -> None:
+    assert f".yaml:{where}: " in load_refusal(tmp_path, CANARY.replace(old, new, 1))
 
 
 def samples(changes: Mapping[str, float | None] | None = None) -> dict[str, float | None]:

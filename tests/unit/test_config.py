@@ -33,6 +33,14 @@ def write(tmp_path: Path, text: str, name: str = "policy.yaml") -> Path:
     return path
 
 
+def load_refusal(tmp_path: Path, text: str) -> str:
+    """The one-line error of loading the policy `text` from a file."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    return info.value.one_line()
+
+
 def test_shipped_policies_load() -> None:
     policies = load_policies(REPO / "policies")
     by_name = {p.name: p for p in policies}
