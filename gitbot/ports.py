@@ -92,7 +92,7 @@ Measure = Requests | SuccessRate | LatencyQuantile | CanaryShare | CustomQuery
 
 
 class Metrics(Protocol):
-    """A metrics source: the figures the canary analysis judges (see the README's Architecture section)."""
+    """A metrics source: the figures the canary analysis judges. A new source implements these four methods."""
 
     def measure(self, measure: Measure, start: datetime, end: datetime) -> float | None:
         """`measure` over the window from `start` to `end` (whole seconds), as seen at `end`; None for no data,

@@ -174,9 +174,7 @@ class PrometheusMetrics:
         if requests_total is None:
             return None
         # No 5xx series at all means no errors; the request total already said whether there is data.
-        errors = self.instant(
-            f"sum(increase({REQUESTS_TOTAL}{_istio(workload, response_code=('=~', '5..'))}[{window}]))", end
-        )
+        errors = self.instant(_server_errors(workload, window), end)
         return requests_total, min(errors or 0.0, requests_total)
 
     def latency_buckets(self, workload: Workload, start: datetime, end: datetime) -> list[tuple[float, float]]:
@@ -250,8 +248,7 @@ def promql(measure: Measure, window: timedelta) -> str:
         return _requests(measure.workload, duration)
     if isinstance(measure, SuccessRate):
         # `or vector(0)`: no 5xx series at all means no errors, not "no data"; the total still decides that.
-        server_errors = _istio(measure.workload, response_code=("=~", "5.."))
-        errors = f"sum(increase({REQUESTS_TOTAL}{server_errors}[{duration}]))"
+        errors = _server_errors(measure.workload, duration)
         return f"100 * (1 - ({errors} or vector(0)) / {_requests(measure.workload, duration)})"
     if isinstance(measure, LatencyQuantile):
         buckets = f"{DURATION_BUCKET}{_istio(measure.workload)}"
@@ -265,6 +262,10 @@ def promql(measure: Measure, window: timedelta) -> str:
 
 def _requests(workload: Workload, duration: str) -> str:
     return f"sum(increase({REQUESTS_TOTAL}{_istio(workload)}[{duration}]))"
+
+
+def _server_errors(workload: Workload, duration: str) -> str:
+    return f"sum(increase({REQUESTS_TOTAL}{_istio(workload, response_code=('=~', '5..'))}[{duration}]))"
 
 
 def _custom(query: CustomQuery, duration: str) -> str:
