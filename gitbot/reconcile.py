@@ -731,6 +731,14 @@ def set_aside_unbound(policy: Policy, targets: Sequence[Target], problems: list[
     )
 
 
+def refuse_set_aside(policy: Policy, targets: Sequence[Target], problems: list[Problem], name: str) -> None:
+    """ConfigError, naming the files at fault, when image or canary `name` is set aside by a problem file."""
+    set_aside_unbound(policy, targets, problems)
+    for problem in problems:
+        if problem.blocks == name:
+            raise ConfigError(problem.why, where=f"{problem.file}:{problem.line}" if problem.line else problem.file)
+
+
 def _policy_problem(policy: Policy, pointer: str, what: str, skipped: str, name: str) -> Problem:
     return Problem(
         policy.source,
@@ -975,14 +983,20 @@ class StatusReport:
     head: str
     images: tuple[ImageStatus, ...]
     pulls: tuple[PullRequest, ...]
+    # Files the scan could not take in, and the images and canaries left out because of them.
+    problems: tuple[Problem, ...] = ()
 
 
 def status(policy: Policy, deps: Deps) -> StatusReport:
     """Per image: the tags running now, the tag a cycle would pick (past its promotion gate, `minAge` and
     `verify`, with the digest `digest: pin` writes), the newer tags held back and why, quarantined tags; PRs."""
     now = deps.clock.now()
+    problems: list[Problem] = []
     with deps.workspace.checkout() as checkout:
-        targets, _texts, history, tags, failures = gather(policy, checkout, deps.registry, deps.scan_cache)
+        targets, _texts, history, tags, failures = gather(
+            policy, checkout, deps.registry, deps.scan_cache, problems=problems
+        )
+        policy = set_aside_unbound(policy, targets, problems)
         gates = read_gates(policy, deps, checkout, now)
         head = checkout.head
     bindings = bind_images(policy, targets)
@@ -1027,7 +1041,7 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
     pulls: tuple[PullRequest, ...] = ()
     if deps.forge is not None:
         pulls = tuple(deps.forge.open_pulls(f"gitbot/{policy.name}/"))
-    return StatusReport(policy.name, head, tuple(images), pulls)
+    return StatusReport(policy.name, head, tuple(images), pulls, tuple(problems))
 
 
 def gated_tags(
@@ -1171,9 +1185,11 @@ def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
     """Read one canary's state from git and run its analysis now (nothing is delivered)."""
     index = _canary_index(policy, name)
     canary = policy.spec.canaries[index]
+    problems: list[Problem] = []
     with deps.workspace.checkout() as checkout:
-        targets = scan_checkout(policy, checkout, deps.scan_cache)
+        targets = scan_checkout(policy, checkout, deps.scan_cache, problems)
         history = read_history(checkout.log(), policy.name)
+    refuse_set_aside(policy, targets, problems, name)
     route = read_route(policy, index, targets)
     now = deps.clock.now()
     hist = canary_history(history, canary)
@@ -1255,7 +1271,9 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
         )
 
     def make(checkout: Checkout) -> Plan | Delivery:
-        targets = scan_checkout(policy, checkout, deps.scan_cache)
+        problems: list[Problem] = []
+        targets = scan_checkout(policy, checkout, deps.scan_cache, problems)
+        refuse_set_aside(policy, targets, problems, name)
         texts = read_texts(checkout, {t.file for t in targets})
         route = read_route(policy, index, targets)
         if to == route.weight:

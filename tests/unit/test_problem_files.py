@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gitbot.cli import main
 from gitbot.config import load_policy
 from gitbot.domain import Target
 from gitbot.errors import ManifestError
@@ -231,3 +232,33 @@ def test_an_image_with_a_marker_in_a_file_that_does_not_parse_is_set_aside_with_
         "(not parsed: clusters/half.yaml:4); not planned this cycle"
     )
     assert problems[2].why.startswith("spec.canaries[0]: canary podinfo: its image podinfo-canary is set aside (")
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    out, err = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 1), out, err
+
+
+def test_scan_lists_a_file_that_does_not_parse_and_refuses_one_it_is_asked_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pod.yaml").write_text(POD)
+    (tmp_path / "gitlab-ci.yml").write_text(GITLAB_CI)
+
+    code, out, err = run(["scan", str(tmp_path)], capsys)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[-2:] == [
+        f"problem: {tmp_path}/gitlab-ci.yml:7: duplicate key 'build'; not scanned",
+        "1 target(s) in 1 file(s); 1 file(s) not parsed",
+    ]
+
+    code, out, err = run(["scan", str(tmp_path / "gitlab-ci.yml")], capsys)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [f"gitbot: error: {tmp_path}/gitlab-ci.yml:7: duplicate key 'build'"]
+    code, out, err = run(["scan", "--json", str(tmp_path / "pod.yaml"), str(tmp_path / "gitlab-ci.yml")], capsys)
+    assert (code, out) == (2, "")
+    assert len(err.splitlines()) == 1
