@@ -191,3 +191,28 @@ def test_a_template_that_marks_an_image_holds_only_that_image(make_world: WorldF
     )
     assert world.workloads() == world.expected_workloads(ga="0.1.2")
     assert WORKLOADS in {c.file for p in result.plans for c in p.changes}
+
+
+def test_validate_warns_about_a_file_that_does_not_parse_and_fails_a_canary_it_holds(
+    make_world: WorldFactory,
+) -> None:
+    world = make_world(extra_files={CHART: CHART_TEXT})
+    args = ["validate", "--policies", str(world.policy_path.parent), "--check-manifests"]
+    world.write_policy()
+
+    passed = gitbot(world, *args)
+
+    assert passed.returncode == 0, passed.stderr
+    assert f"gitbot: warning: problem: {CHART}:6: {CHART_WHY}" in passed.stderr.splitlines()
+    assert f"{POLICY}: manifests bind; 2 planned change(s) at " in passed.stdout
+
+    broken = make_world(extra_files={ROUTING: ROUTING_BROKEN})
+    with_canary(broken)
+    failed = gitbot(broken, "validate", "--policies", str(broken.policy_path.parent), "--check-manifests")
+
+    assert failed.returncode == 2
+    errors = [line for line in failed.stderr.splitlines() if line.startswith(f"{POLICY}: manifests: error: ")]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"canary podinfo: VirtualService/test/podinfo not found in the files read "
+        f"(not parsed: {ROUTING}:{ROUTING_LINE}); not planned this cycle"
+    )

@@ -3,6 +3,7 @@ remembered by the scan cache, and held against only the images and canaries whos
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -10,12 +11,26 @@ from pathlib import Path
 import pytest
 
 from gitbot.cli import main
+from gitbot.commands.runner import log_problems, summarize
 from gitbot.config import load_policy
 from gitbot.domain import Target
 from gitbot.errors import ManifestError
-from gitbot.manifests import Problem, ScanCache, blob_id, held_in, scan_files, scan_paths, scan_tree, walk_files
-from gitbot.reconcile import set_aside_unbound
+from gitbot.logs import FIELDS
+from gitbot.manifests import (
+    Mentions,
+    Problem,
+    ScanCache,
+    blob_id,
+    held_in,
+    scan_files,
+    scan_paths,
+    scan_tree,
+    walk_files,
+)
+from gitbot.reconcile import CycleResult, set_aside_unbound
+from gitbot.service import CycleSummary, ServiceMetrics
 from tests.unit.test_config import CANARY, write
+from tests.unit.test_runner import write_policy
 
 POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: a:1}]}\n"
 
@@ -262,3 +277,39 @@ def test_scan_lists_a_file_that_does_not_parse_and_refuses_one_it_is_asked_about
     code, out, err = run(["scan", "--json", str(tmp_path / "pod.yaml"), str(tmp_path / "gitlab-ci.yml")], capsys)
     assert (code, out) == (2, "")
     assert len(err.splitlines()) == 1
+
+
+def test_the_service_counts_problem_files_and_logs_what_they_left_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    problems = (
+        Problem("clusters/route.yaml", 12, "duplicate key 'weight'; not scanned", Mentions()),
+        Problem("clusters/big.yaml", None, "larger than the 1 MiB limit for a manifest; not read"),
+        Problem(
+            "policies/p.yaml",
+            21,
+            "spec.canaries[0].route: canary podinfo: ... (not parsed: clusters/route.yaml:12); not planned this cycle",
+            scope="policy",
+            blocks="podinfo",
+        ),
+        Problem("policies/p.yaml", 9, "spec.images[0]: image app holds at 1.2.0: ...", scope="policy"),
+    )
+    result = CycleResult("p", (), (), "", 1, "head", problems=problems)
+    summary = summarize(result, 0.5)
+    assert (summary.problem_files, summary.left_out) == (2, ("podinfo",))
+
+    metrics = ServiceMetrics()
+    metrics.register_policy("p")
+    assert 'gitbot_problem_files{policy="p"} 0.0' in metrics.exposition().decode()
+    metrics.record_cycle(summary, now=0)
+    assert 'gitbot_problem_files{policy="p"} 2.0' in metrics.exposition().decode()
+    # A failed cycle says nothing about the files: the last count stands.
+    metrics.record_cycle(CycleSummary("p", "failed", error="git server down"), now=0)
+    assert 'gitbot_problem_files{policy="p"} 2.0' in metrics.exposition().decode()
+    metrics.record_cycle(summarize(CycleResult("p", (), (), "", 1, "head"), 0.5), now=0)
+    assert 'gitbot_problem_files{policy="p"} 0.0' in metrics.exposition().decode()
+
+    with caplog.at_level(logging.INFO, logger="gitbot.run"):
+        log_problems(write_policy(tmp_path), result)
+    levels = [(r.levelname, r.__dict__[FIELDS].get("left_out")) for r in caplog.records]
+    assert levels == [("WARNING", None), ("WARNING", None), ("ERROR", "podinfo"), ("WARNING", None)]
