@@ -131,9 +131,10 @@ def test_a_canary_whose_route_does_not_parse_errors_alone_and_the_images_land(ma
     assert world.git.read_file(world.repo, ROUTING, "main") == ROUTING_BROKEN
 
     # A command about that canary says the same, at once.
-    analyzed = gitbot(world, "analyze", "podinfo", *policy_args(world))
-    assert analyzed.returncode == 2
-    assert analyzed.stderr.splitlines()[0] == f"gitbot: error: {left_out}"
+    for command in ("analyze", "promote"):
+        refused = gitbot(world, command, "podinfo", *policy_args(world))
+        assert refused.returncode == 2
+        assert refused.stderr.splitlines()[0] == f"gitbot: error: {left_out}"
     status = gitbot(world, "status", *policy_args(world))
     assert status.returncode == 2
     assert f"  problem: {left_out}" in status.stdout.splitlines()
