@@ -361,6 +361,9 @@ def _target(file: str, fields: dict[str, Any]) -> Target:
     return Target(file=file, **fields)
 
 
+_FAILURE_KEYS = {"line", "why", "kinds", "names", "markers"}
+
+
 class ScanCache:
     """Scan results keyed by blob id, in memory and optionally in `directory/scan-cache.json`.
 
@@ -393,7 +396,10 @@ class ScanCache:
         if isinstance(data, dict) and data.get("version") == _rules_id() and isinstance(data.get("entries"), dict):
             self._entries = data["entries"]
             failures = data.get("failures")
-            self._failures = failures if isinstance(failures, dict) else {}
+            if isinstance(failures, dict) and all(
+                isinstance(entry, dict) and entry.keys() >= _FAILURE_KEYS for entry in failures.values()
+            ):
+                self._failures = failures
 
     def get(self, key: str, file: str) -> list[Target] | Problem | None:
         """The targets of blob `key` named as `file`, the Problem of a blob that does not parse, or None."""
@@ -595,6 +601,8 @@ def _decoded(data: bytes, rel: str) -> str:
         raise ManifestError(f"not UTF-8 (byte {exc.start})", where=f"{rel}:{line}") from exc
 
 
+# How the reason of a file that does not parse ends: it was skipped, and the scan went on.
+NOT_SCANNED = "; not scanned"
 _MENTION = re.compile(r"""(?:^|[\s{,])["']?(kind|name)["']?[ \t]*:[ \t]*["']?([A-Za-z0-9][A-Za-z0-9._-]*)""", re.M)
 
 
@@ -612,7 +620,7 @@ def unparsable(file: str, data: bytes, error: ManifestError) -> Problem:
         found[match.group(1)].add(match.group(2))
     markers = {match.group(1).split(":")[:2][-1] for match in _MARKER.finditer(text)}
     mentions = Mentions(frozenset(found["kind"]), frozenset(found["name"]), frozenset(markers))
-    return Problem(file, int(line) if line.isdigit() else None, f"{error.message}; not scanned", mentions)
+    return Problem(file, int(line) if line.isdigit() else None, f"{error.message}{NOT_SCANNED}", mentions)
 
 
 def scan_paths(
@@ -627,7 +635,10 @@ def scan_paths(
     scan = scan_tree(root, paths, cache=cache, progress=progress, max_file_size=max_file_size)
     if scan.problems:
         first = scan.problems[0]
-        raise ManifestError(first.why, where=first.file if first.line is None else f"{first.file}:{first.line}")
+        raise ManifestError(
+            first.why.removesuffix(NOT_SCANNED),
+            where=first.file if first.line is None else f"{first.file}:{first.line}",
+        )
     return list(scan.targets)
 
 

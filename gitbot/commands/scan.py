@@ -13,7 +13,7 @@ from gitbot.commands.progress import Progress
 from gitbot.config import parse_size
 from gitbot.domain import Target
 from gitbot.errors import ManifestError
-from gitbot.manifests import MAX_FILE_SIZE, Problem, ScanCache, scan_tree
+from gitbot.manifests import MAX_FILE_SIZE, NOT_SCANNED, Problem, ScanCache, scan_tree
 
 
 def _detail(target: Target) -> str:
@@ -76,7 +76,7 @@ def refuse_named_files(paths: Sequence[str], problems: Sequence[Problem]) -> Non
     for problem in problems:
         if problem.mentions is not None and problem.file in named:
             where = problem.file if problem.line is None else f"{problem.file}:{problem.line}"
-            raise ManifestError(problem.why.removesuffix("; not scanned"), where=where)
+            raise ManifestError(problem.why.removesuffix(NOT_SCANNED), where=where)
 
 
 @click.command()

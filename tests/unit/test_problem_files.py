@@ -3,6 +3,7 @@ remembered by the scan cache, and held against only the images and canaries whos
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -313,3 +314,19 @@ def test_the_service_counts_problem_files_and_logs_what_they_left_out(
         log_problems(write_policy(tmp_path), result)
     levels = [(r.levelname, r.__dict__[FIELDS].get("left_out")) for r in caplog.records]
     assert levels == [("WARNING", None), ("WARNING", None), ("ERROR", "podinfo"), ("WARNING", None)]
+
+
+def test_a_damaged_record_of_failures_in_the_cache_is_not_used(tmp_path: Path) -> None:
+    (tmp_path / "route.yaml").write_text(HELM_ROUTE)
+    cache_dir = tmp_path / "cache"
+    cache = ScanCache(cache_dir)
+    first = scan_tree(tmp_path, ["route.yaml"], cache=cache)
+    cache.save()
+    stored = json.loads((cache_dir / ScanCache.FILE_NAME).read_text())
+    for entry in stored["failures"].values():
+        del entry["names"]
+    (cache_dir / ScanCache.FILE_NAME).write_text(json.dumps(stored))
+
+    again = ScanCache(cache_dir)
+    assert scan_tree(tmp_path, ["route.yaml"], cache=again).problems == first.problems
+    assert (again.hits, again.misses) == (0, 1)
