@@ -2,8 +2,9 @@
 
 This module owns the rules for what a target is (pod-template images, kustomize `images:`, Helm values
 images, Flux setter markers, and the weights of the route kinds in `gitbot.routes`), the byte screen that
-skips files which cannot hold one, the size limit past which a file is not read (reported as a `Problem`,
-while the rest of the scan goes on), and the content-addressed `ScanCache`. `scan_text` is pure; file
+skips files which cannot hold one, the size limit past which a file is not read and the files that do not
+parse (each reported as a `Problem`, with what such a text names, while the rest of the scan goes on), and
+the content-addressed `ScanCache`, which remembers both targets and parse failures. `scan_text` is pure; file
 reading is confined to `scan_tree`, `walk_files` and the cache's own load/save; `scan_files` scans from a
 listing of git's objects (path, blob id, size) and reads only the blobs the cache does not know. It never
 edits anything.
@@ -360,6 +361,9 @@ def _target(file: str, fields: dict[str, Any]) -> Target:
     return Target(file=file, **fields)
 
 
+_FAILURE_KEYS = {"line", "why", "kinds", "names", "markers"}
+
+
 class ScanCache:
     """Scan results keyed by blob id, in memory and optionally in `directory/scan-cache.json`.
 
@@ -372,6 +376,8 @@ class ScanCache:
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory
         self._entries: dict[str, list[dict[str, Any]]] = {}
+        # Blobs that do not parse, as `unparsable` saw them: a broken file is not parsed again every cycle.
+        self._failures: dict[str, dict[str, Any]] = {}
         # The targets already made of an entry for a file: a bot that scans the same tree every cycle builds
         # each one once, not once a cycle (targets are frozen, so handing out the same ones is safe).
         self._built: dict[tuple[str, str], tuple[Target, ...]] = {}
@@ -389,8 +395,20 @@ class ScanCache:
             return  # a missing or damaged cache is only slower, never wrong
         if isinstance(data, dict) and data.get("version") == _rules_id() and isinstance(data.get("entries"), dict):
             self._entries = data["entries"]
+            failures = data.get("failures")
+            if isinstance(failures, dict) and all(
+                isinstance(entry, dict) and entry.keys() >= _FAILURE_KEYS for entry in failures.values()
+            ):
+                self._failures = failures
 
-    def get(self, key: str, file: str) -> list[Target] | None:
+    def get(self, key: str, file: str) -> list[Target] | Problem | None:
+        """The targets of blob `key` named as `file`, the Problem of a blob that does not parse, or None."""
+        failure = self._failures.get(key)
+        if failure is not None:
+            self._used.add(key)
+            self.hits += 1
+            mentions = Mentions(*(frozenset(failure[part]) for part in ("kinds", "names", "markers")))
+            return Problem(file, failure["line"], failure["why"], mentions)
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
@@ -402,7 +420,17 @@ class ScanCache:
             built = self._built[(key, file)] = tuple(_target(file, fields) for fields in entry)
         return list(built)
 
-    def put(self, key: str, targets: Sequence[Target]) -> None:
+    def put(self, key: str, targets: Sequence[Target] | Problem) -> None:
+        if isinstance(targets, Problem):
+            mentions = targets.mentions or Mentions()
+            self._failures[key] = {
+                "line": targets.line,
+                "why": targets.why,
+                **{part: sorted(getattr(mentions, part)) for part in ("kinds", "names", "markers")},
+            }
+            self._used.add(key)
+            self._dirty = True
+            return
         entry = []
         for target in targets:
             fields = asdict(target)
@@ -423,6 +451,10 @@ class ScanCache:
         stale = [key for key in self._entries if key not in self._used]
         for key in stale:
             del self._entries[key]
+        broken = [key for key in self._failures if key not in self._used]
+        for key in broken:
+            del self._failures[key]
+        stale += broken
         self._built = {built: targets for built, targets in self._built.items() if built[0] in self._used}
         self._used = set()
         self._dirty = self._dirty or bool(stale)
@@ -433,7 +465,9 @@ class ScanCache:
         if self.directory is None or not self._dirty:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"version": _rules_id(), "entries": self._entries}, separators=(",", ":"))
+        payload = json.dumps(
+            {"version": _rules_id(), "entries": self._entries, "failures": self._failures}, separators=(",", ":")
+        )
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".scan-cache.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -478,16 +512,54 @@ def _no_progress(done: int, total: int) -> None:
 
 
 @dataclass(frozen=True)
+class Mentions:
+    """What the text of a file that does not parse names: its `kind:` and `name:` values and the image
+    policies of its setter markers, read as plain text. A resource that is not found may live there."""
+
+    kinds: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+    markers: frozenset[str] = frozenset()
+
+    def may_hold(self, resource: str) -> bool:
+        """Whether `Kind/namespace/name` could be written in the file (a templated name cannot be edited)."""
+        kind, name = resource.split("/")[0], resource.split("/")[-1]
+        return not name or (name in self.names and (kind in self.kinds or not self.kinds))
+
+
+@dataclass(frozen=True)
 class Problem:
-    """A file a scan could not take in, where (`line` None: the whole file) and why; the scan went on."""
+    """A file a scan could not take in, where (`line` None: the whole file) and why; the scan went on.
+
+    Problems of the policy itself (an image or canary left out because of such a file, an image held) are at
+    the policy file's line, with `scope` "policy" and `blocks` naming what the cycle left out, if anything.
+    """
 
     file: str
     line: int | None
     why: str
+    # An unparsable file's names, to tell which named targets it may hold; None: not read, it may hold any.
+    mentions: Mentions | None = field(default=None, compare=False, repr=False)
+    scope: Literal["file", "policy"] = field(default="file", compare=False)
+    blocks: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
         return " ".join(f"{where}: {self.why}".split())
+
+
+def held_in(problems: Sequence[Problem], resource: str = "", *, marker: str = "") -> str:
+    """The files among `problems` that may hold `resource` (or a setter marker of image policy `marker`), as
+    `not read: a.yaml; not parsed: b.yaml:3`; "" when none may. A file not read may hold anything; a marker
+    is looked for only in the text of a file that was read."""
+    unread = [p.file for p in problems if p.scope == "file" and p.mentions is None and not marker]
+    unparsed = [
+        f"{p.file}:{p.line}" if p.line is not None else p.file
+        for p in problems
+        if p.mentions is not None and (p.mentions.may_hold(resource) if not marker else marker in p.mentions.markers)
+    ]
+    return "; ".join(
+        f"{label}: {', '.join(files)}" for label, files in (("not read", unread), ("not parsed", unparsed)) if files
+    )
 
 
 @dataclass(frozen=True)
@@ -525,7 +597,30 @@ def _decoded(data: bytes, rel: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ManifestError(f"not UTF-8 (byte {exc.start})", where=rel) from exc
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ManifestError(f"not UTF-8 (byte {exc.start})", where=f"{rel}:{line}") from exc
+
+
+# How the reason of a file that does not parse ends: it was skipped, and the scan went on.
+NOT_SCANNED = "; not scanned"
+_MENTION = re.compile(r"""(?:^|[\s{,])["']?(kind|name)["']?[ \t]*:[ \t]*["']?([A-Za-z0-9][A-Za-z0-9._-]*)""", re.M)
+
+
+def unparsable(file: str, data: bytes, error: ManifestError) -> Problem:
+    """The Problem of a file whose text is not YAML gitbot can read: where and why, and what the text names.
+
+    Such a file (a Helm template, a half-written file, a duplicate key) is skipped, as Flux and Renovate do;
+    only a named target that is not found elsewhere and may live in it is held back with it.
+    """
+    where = error.where or file
+    line = where[len(file) + 1 :] if where.startswith(f"{file}:") else ""
+    text = data.decode("utf-8", errors="replace")
+    found: dict[str, set[str]] = {"kind": set(), "name": set()}
+    for match in _MENTION.finditer(text):
+        found[match.group(1)].add(match.group(2))
+    markers = {match.group(1).split(":")[:2][-1] for match in _MARKER.finditer(text)}
+    mentions = Mentions(frozenset(found["kind"]), frozenset(found["name"]), frozenset(markers))
+    return Problem(file, int(line) if line.isdigit() else None, f"{error.message}{NOT_SCANNED}", mentions)
 
 
 def scan_paths(
@@ -540,7 +635,10 @@ def scan_paths(
     scan = scan_tree(root, paths, cache=cache, progress=progress, max_file_size=max_file_size)
     if scan.problems:
         first = scan.problems[0]
-        raise ManifestError(first.why, where=first.file if first.line is None else f"{first.file}:{first.line}")
+        raise ManifestError(
+            first.why.removesuffix(NOT_SCANNED),
+            where=first.file if first.line is None else f"{first.file}:{first.line}",
+        )
     return list(scan.targets)
 
 
@@ -556,8 +654,8 @@ def scan_tree(
     """Every target in the YAML files at `paths` (files or directories, relative to `root`).
 
     Files are named relative to `root` in posix form; directories are walked recursively for `*.yaml` and
-    `*.yml`, skipping hidden ones. A file larger than `max_file_size` bytes is not read: it is reported as a
-    Problem and the scan goes on. A file that is not UTF-8 or not YAML raises ManifestError. `progress` is
+    `*.yml`, skipping hidden ones. A file larger than `max_file_size` bytes is not read, and one that is not
+    UTF-8 or not YAML is not scanned: each is reported as a Problem and the scan goes on. `progress` is
     called with (files done, files in all) before each file and once at the end. With `keep_texts`, the
     scan also returns the text of each file holding a target (`Scan.texts`).
     """
@@ -582,10 +680,16 @@ def scan_tree(
         cached = cache.get(key, rel) if cache is not None else None
         text = None
         if cached is None:
-            text = _decoded(data, rel)
-            cached = scan_text(rel, text)
+            try:
+                text = _decoded(data, rel)
+                cached = scan_text(rel, text)
+            except ManifestError as exc:
+                cached = unparsable(rel, data, exc)
             if cache is not None:
                 cache.put(key, cached)
+        if isinstance(cached, Problem):
+            problems.append(cached)
+            continue
         if keep_texts and cached:
             texts[rel] = text if text is not None else _decoded(data, rel)
         targets.extend(cached)
@@ -693,7 +797,7 @@ def scan_files(
             seen.add(file.path)
             unique.append(file)
     limit_note = f"larger than the {_size(max_file_size)} limit for a manifest; not read (raise spec.git.maxFileSize)"
-    known: dict[str, list[Target]] = {}
+    known: dict[str, list[Target] | Problem] = {}
     wanted: list[str] = []
     for file in unique:
         if file.size > max_file_size:
@@ -725,13 +829,22 @@ def scan_files(
                 continue
             # A file listed without its blob id (walked on disk) may still be one the cache knows.
             found = cache.get(key, file.path) if cache is not None and not file.blob else None
-            text = _decoded(data, file.path) if found is None or keep_texts else ""
+            text = ""
             if found is None:
-                found = scan_text(file.path, text)
+                try:
+                    text = _decoded(data, file.path)
+                    found = scan_text(file.path, text)
+                except ManifestError as exc:
+                    found = unparsable(file.path, data, exc)
                 if cache is not None:
                     cache.put(key, found)
-            if keep_texts and found:
+            elif keep_texts and not isinstance(found, Problem):
+                text = _decoded(data, file.path)
+            if keep_texts and not isinstance(found, Problem) and found:
                 texts[file.path] = text
+        if isinstance(found, Problem):
+            problems.append(found)
+            continue
         targets.extend(found)
     progress(len(unique), len(unique))
     return Scan(tuple(targets), tuple(problems), texts)

@@ -352,6 +352,7 @@ def held_downgrades(
                     f"{pointer_to_field(pointer)}: image {binding.image.name} holds at {', '.join(held)}: the tag "
                     f"list of {binding.image.repository} does not have it and the newest tag it allows, {new}, "
                     "is older; not moving back (a registry replica behind, a list cut short or a deleted tag)",
+                    scope="policy",
                 )
             )
     return problems

@@ -43,7 +43,7 @@ from gitbot.errors import (
     UsageError,
 )
 from gitbot.history import TRAILER_FROM, TRAILER_TARGET, TRAILER_TO, BotCommit, History, read_history
-from gitbot.manifests import Problem, ScanCache, scan_files
+from gitbot.manifests import Problem, ScanCache, held_in, scan_files
 from gitbot.messages import (
     KIND_HAND_ROLLBACK,
     KIND_ROLLBACK,
@@ -675,15 +675,17 @@ def _seconds(delta: timedelta) -> str:
 def set_aside_unbound(policy: Policy, targets: Sequence[Target], problems: list[Problem]) -> Policy:
     """`policy` without the images and canaries whose named target was not found while files were skipped.
 
-    The target may live in a file that was not read; each one set aside becomes a Problem at its place in
-    the policy file, and the rest of the policy is planned. Without problem files nothing is set aside (a
-    missing target is then a mistake in the policy, reported by the planner as before).
+    The target may live in a file that was not read, or in one that does not parse and names it; each one
+    set aside becomes a Problem at its place in the policy file, which names those files, and the rest of the
+    policy is planned. An image with a setter marker in a file that does not parse is set aside too. Without
+    such files nothing is set aside (a missing target is then a mistake in the policy, reported by the
+    planner as before).
     """
     if not problems:
         return policy
-    skipped = ", ".join(problem.file for problem in problems)
+    scanned = list(problems)
     spec = policy.spec
-    dropped_images: set[str] = set()
+    dropped_images: dict[str, str] = {}
     for index, image in enumerate(spec.images):
         for t_index, named in enumerate(image.targets):
             if not any(
@@ -691,40 +693,59 @@ def set_aside_unbound(policy: Policy, targets: Sequence[Target], problems: list[
                 and t.kind == "image"
                 and (named.container is None or t.container == named.container)
                 for t in targets
-            ):
+            ) and (skipped := held_in(scanned, named.resource)):
                 pointer = f"/spec/images/{index}/targets/{t_index}"
-                problems.append(
-                    _policy_problem(policy, pointer, f"image {image.name}: {named.resource} not found", skipped)
-                )
-                dropped_images.add(image.name)
+                what = f"image {image.name}: {named.resource} not found in the files read"
+                problems.append(_policy_problem(policy, pointer, what, skipped, image.name))
+                dropped_images[image.name] = skipped
                 break
+        # A setter marker in a file that does not parse: the image's other fields would move without it.
+        if image.name not in dropped_images and (skipped := held_in(scanned, marker=image.name)):
+            what = f"image {image.name}: a field marked for it is in a file that does not parse"
+            problems.append(_policy_problem(policy, f"/spec/images/{index}", what, skipped, image.name))
+            dropped_images[image.name] = skipped
     dropped_canaries: set[str] = set()
     for index, canary in enumerate(spec.canaries):
-        why = ""
+        why = skipped = ""
         if not any(t.resource == canary.route and t.kind == "weight" for t in targets):
-            why, pointer = f"canary {canary.name}: {canary.route} not found", f"/spec/canaries/{index}/route"
-        elif {canary.image, canary.promote_to} & dropped_images:
+            skipped = held_in(scanned, canary.route)
+            why, pointer = (
+                f"canary {canary.name}: {canary.route} not found in the files read",
+                f"/spec/canaries/{index}/route",
+            )
+        if not skipped and {canary.image, canary.promote_to} & dropped_images.keys():
             name = canary.image if canary.image in dropped_images else canary.promote_to
             why, pointer = f"canary {canary.name}: its image {name} is set aside", f"/spec/canaries/{index}"
-        if why:
-            problems.append(_policy_problem(policy, pointer, why, skipped))
+            skipped = dropped_images[str(name)]
+        if skipped:
+            problems.append(_policy_problem(policy, pointer, why, skipped, canary.name))
             dropped_canaries.add(canary.name)
     if not dropped_images and not dropped_canaries:
         return policy
     images = tuple(i for i in spec.images if i.name not in dropped_images)
     canaries = tuple(c for c in spec.canaries if c.name not in dropped_canaries)
-    lines = _renumber_lines(policy, "images", [i.name for i in spec.images], dropped_images)
+    lines = _renumber_lines(policy, "images", [i.name for i in spec.images], set(dropped_images))
     lines = _renumber_lines(policy, "canaries", [c.name for c in spec.canaries], dropped_canaries, lines)
     return policy.model_copy(
         update={"spec": spec.model_copy(update={"images": images, "canaries": canaries}), "lines": lines}
     )
 
 
-def _policy_problem(policy: Policy, pointer: str, what: str, skipped: str) -> Problem:
+def refuse_set_aside(policy: Policy, targets: Sequence[Target], problems: list[Problem], name: str) -> None:
+    """ConfigError, naming the files at fault, when image or canary `name` is set aside by a problem file."""
+    set_aside_unbound(policy, targets, problems)
+    for problem in problems:
+        if problem.blocks == name:
+            raise ConfigError(problem.why, where=f"{problem.file}:{problem.line}" if problem.line else problem.file)
+
+
+def _policy_problem(policy: Policy, pointer: str, what: str, skipped: str, name: str) -> Problem:
     return Problem(
         policy.source,
         line_of(policy.lines, pointer),
-        f"{pointer_to_field(pointer)}: {what} in the files read (not read: {skipped}); not planned this cycle",
+        f"{pointer_to_field(pointer)}: {what} ({skipped}); not planned this cycle",
+        scope="policy",
+        blocks=name,
     )
 
 
@@ -962,14 +983,20 @@ class StatusReport:
     head: str
     images: tuple[ImageStatus, ...]
     pulls: tuple[PullRequest, ...]
+    # Files the scan could not take in, and the images and canaries left out because of them.
+    problems: tuple[Problem, ...] = ()
 
 
 def status(policy: Policy, deps: Deps) -> StatusReport:
     """Per image: the tags running now, the tag a cycle would pick (past its promotion gate, `minAge` and
     `verify`, with the digest `digest: pin` writes), the newer tags held back and why, quarantined tags; PRs."""
     now = deps.clock.now()
+    problems: list[Problem] = []
     with deps.workspace.checkout() as checkout:
-        targets, _texts, history, tags, failures = gather(policy, checkout, deps.registry, deps.scan_cache)
+        targets, _texts, history, tags, failures = gather(
+            policy, checkout, deps.registry, deps.scan_cache, problems=problems
+        )
+        policy = set_aside_unbound(policy, targets, problems)
         gates = read_gates(policy, deps, checkout, now)
         head = checkout.head
     bindings = bind_images(policy, targets)
@@ -1014,7 +1041,7 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
     pulls: tuple[PullRequest, ...] = ()
     if deps.forge is not None:
         pulls = tuple(deps.forge.open_pulls(f"gitbot/{policy.name}/"))
-    return StatusReport(policy.name, head, tuple(images), pulls)
+    return StatusReport(policy.name, head, tuple(images), pulls, tuple(problems))
 
 
 def gated_tags(
@@ -1158,9 +1185,11 @@ def inspect_canary(policy: Policy, deps: Deps, name: str) -> CanaryReport:
     """Read one canary's state from git and run its analysis now (nothing is delivered)."""
     index = _canary_index(policy, name)
     canary = policy.spec.canaries[index]
+    problems: list[Problem] = []
     with deps.workspace.checkout() as checkout:
-        targets = scan_checkout(policy, checkout, deps.scan_cache)
+        targets = scan_checkout(policy, checkout, deps.scan_cache, problems)
         history = read_history(checkout.log(), policy.name)
+    refuse_set_aside(policy, targets, problems, name)
     route = read_route(policy, index, targets)
     now = deps.clock.now()
     hist = canary_history(history, canary)
@@ -1242,7 +1271,9 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
         )
 
     def make(checkout: Checkout) -> Plan | Delivery:
-        targets = scan_checkout(policy, checkout, deps.scan_cache)
+        problems: list[Problem] = []
+        targets = scan_checkout(policy, checkout, deps.scan_cache, problems)
+        refuse_set_aside(policy, targets, problems, name)
         texts = read_texts(checkout, {t.file for t in targets})
         route = read_route(policy, index, targets)
         if to == route.weight:

@@ -84,6 +84,10 @@ class CycleSummary:
     lookup_failures: tuple[LookupFailure, ...] = ()
     # The weight an open pull request proposes for a canary (not yet on the branch), by canary name.
     proposed: Mapping[str, int] = field(default_factory=dict)
+    # Files under the policy's paths the cycle could not read or parse (skipped, reported as problem files),
+    # and the images and canaries it left out because one of them may hold their named target.
+    problem_files: int = 0
+    left_out: tuple[str, ...] = ()
 
 
 Runner = Callable[[Policy], CycleSummary]
@@ -160,6 +164,12 @@ class ServiceMetrics:
             "gitbot_policy_backoff_ticks", "Scheduled ticks a failing policy still skips.", ["policy"], registry=r
         )
         self.policies = Gauge("gitbot_policies", "Policies the service runs.", registry=r)
+        self.problem_files = Gauge(
+            "gitbot_problem_files",
+            "Files under a policy's paths its last cycle skipped because they could not be read or parsed.",
+            ["policy"],
+            registry=r,
+        )
         self.lookup_failures = Counter(
             "gitbot_image_lookup_failures",
             "Failed tag lookups of an image (the rest of its cycle went ahead), by policy, image and registry host.",
@@ -173,6 +183,7 @@ class ServiceMetrics:
             self.cycles.labels(policy=name, outcome=outcome)
         self.cycle_duration.labels(policy=name)
         self.backoff_ticks.labels(policy=name).set(0)
+        self.problem_files.labels(policy=name).set(0)
 
     def record_cycle(self, summary: CycleSummary, *, now: float | None = None) -> None:
         """Count one cycle: outcome, duration, changes by kind, error type, canary state, last success."""
@@ -186,6 +197,8 @@ class ServiceMetrics:
             self.errors.labels(policy=policy, type=summary.error_type or "unknown").inc()
         else:
             self.last_success.labels(policy=policy).set(time.time() if now is None else now)
+        if summary.outcome in ("changed", "unchanged"):  # a cycle that scanned: a failed or held one may not have
+            self.problem_files.labels(policy=policy).set(summary.problem_files)
         for failure in summary.lookup_failures:
             self.lookup_failures.labels(policy=policy, image=failure.image, host=failure.host).inc()
         for canary, (weight, verdict) in summary.canaries.items():
@@ -487,7 +500,11 @@ class Service:
     def record(self, summary: CycleSummary) -> None:
         """Count and log a finished cycle."""
         self.metrics.record_cycle(summary, now=self.clock())
-        level = logging.WARNING if summary.outcome == "failed" or summary.lookup_failures else logging.INFO
+        level = (
+            logging.WARNING
+            if summary.outcome == "failed" or summary.lookup_failures or summary.left_out
+            else logging.INFO
+        )
         log_event(
             _log,
             "cycle",
@@ -500,6 +517,8 @@ class Service:
             error=summary.error,
             error_type=summary.error_type,
             lookup_failures=[failure.one_line() for failure in summary.lookup_failures],
+            problem_files=summary.problem_files,
+            left_out=list(summary.left_out),
         )
 
     def readiness(self) -> tuple[bool, str]:

@@ -23,6 +23,8 @@ from gitbot.reconcile import status as read_status
 # failure is one that retrying may help (a missing repository, refused credentials) the exit is 2.
 LOOKUP_FAILED_EXIT = 1
 LOOKUP_REFUSED_EXIT = 2
+# An image or canary left out because a file that may hold its named target cannot be read: fix the file.
+SET_ASIDE_EXIT = 2
 
 
 def _cycle(policy: Policy, *, deliver: bool) -> CycleResult:
@@ -41,9 +43,11 @@ def _echo_holds(result: CycleResult) -> None:
 
 
 def echo_problems(result: CycleResult) -> None:
-    """One line per file the cycle could not read and per target it could not plan because of one."""
+    """One line per file the cycle could not read or parse and per image it holds; what such a file left out
+    of the cycle (an image or canary whose named target it may hold) is an error, told at the end."""
     for problem in result.problems:
-        click.echo(f"problem: {problem}")
+        if problem.blocks is None:
+            click.echo(f"problem: {problem}")
 
 
 @click.command()
@@ -90,11 +94,17 @@ def _exit_on_lookup_failures(result: CycleResult) -> None:
     masker = process_masker()
     for failure in result.failures:
         click.echo(f"gitbot: error: {masker.mask(failure.one_line())}", err=True)
+    left_out = [problem for problem in result.problems if problem.blocks is not None]
+    for problem in left_out:
+        click.echo(f"gitbot: error: {masker.mask(str(problem))}", err=True)
     if result.failures:
         retry = any(failure.retryable for failure in result.failures)
         # A registry's settings at fault (exit code 2) are fixed in the policy, whatever else failed.
         base = LOOKUP_FAILED_EXIT if retry else LOOKUP_REFUSED_EXIT
-        sys.exit(max(base, *(failure.exit_code for failure in result.failures)))
+        left = (SET_ASIDE_EXIT,) if left_out else ()
+        sys.exit(max(base, *left, *(failure.exit_code for failure in result.failures)))
+    if left_out:
+        sys.exit(SET_ASIDE_EXIT)
 
 
 @click.command()
@@ -118,16 +128,23 @@ def status(policy_name: str, policies_dir: Path) -> None:
             click.echo(f"    {image.note}")
         if image.lookup_error:
             click.echo(f"    {image.lookup_error}")
+    left_out = {problem.blocks for problem in report.problems if problem.blocks is not None}
     for canary in policy.spec.canaries:
+        if canary.name in left_out:
+            continue
         click.echo(f"  canary {canary.name}:")
         for line in render_canary(inspect_canary(policy, deps, canary.name), policy.name):
             click.echo(f"    {line}")
     for pull in report.pulls:
         click.echo(f"  open pull request #{pull.number} {pull.url} {pull.title}")
+    for problem in report.problems:
+        click.echo(f"  problem: {problem}")
     failed = [image for image in report.images if image.lookup_error]
     if failed:
         retry = any(image.lookup_retryable for image in failed)
-        sys.exit(LOOKUP_FAILED_EXIT if retry else LOOKUP_REFUSED_EXIT)
+        sys.exit(max(LOOKUP_FAILED_EXIT if retry else LOOKUP_REFUSED_EXIT, SET_ASIDE_EXIT if left_out else 0))
+    if left_out:
+        sys.exit(SET_ASIDE_EXIT)
 
 
 def _newest_text(image: ImageStatus) -> str:

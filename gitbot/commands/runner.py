@@ -255,7 +255,19 @@ def log_problems(policy: Policy, result: CycleResult) -> None:
     """One event per file the cycle could not read, and per target it could not plan because of one."""
     for problem in result.problems:
         where = problem.file if problem.line is None else f"{problem.file}:{problem.line}"
-        log_event(_log, "problem file", logging.WARNING, policy=policy.name, file=where, why=problem.why)
+        # What a problem file left out of the cycle (an image or canary) is an error for that one alone.
+        if problem.blocks is None:
+            log_event(_log, "problem file", logging.WARNING, policy=policy.name, file=where, why=problem.why)
+        else:
+            log_event(
+                _log,
+                "problem file",
+                logging.ERROR,
+                policy=policy.name,
+                file=where,
+                why=problem.why,
+                left_out=problem.blocks,
+            )
 
 
 def summarize(result: CycleResult, duration: float) -> CycleSummary:
@@ -287,6 +299,8 @@ def summarize(result: CycleResult, duration: float) -> CycleSummary:
         proposed=proposed,
         holds={outcome.name: outcome.held for outcome in result.canaries if outcome.held is not None},
         lookup_failures=result.failures,
+        problem_files=len({problem.file for problem in result.problems if problem.scope == "file"}),
+        left_out=tuple(problem.blocks for problem in result.problems if problem.blocks is not None),
     )
 
 

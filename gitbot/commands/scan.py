@@ -12,7 +12,8 @@ import click
 from gitbot.commands.progress import Progress
 from gitbot.config import parse_size
 from gitbot.domain import Target
-from gitbot.manifests import MAX_FILE_SIZE, ScanCache, scan_tree
+from gitbot.errors import ManifestError
+from gitbot.manifests import MAX_FILE_SIZE, NOT_SCANNED, Problem, ScanCache, scan_tree
 
 
 def _detail(target: Target) -> str:
@@ -66,6 +67,18 @@ def format_table(targets: Sequence[Target]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def refuse_named_files(paths: Sequence[str], problems: Sequence[Problem]) -> None:
+    """ManifestError for a file named on the command line that does not parse: the one asked about cannot
+    be listed; files found in a named directory are listed as problems, and the rest is scanned."""
+    root = Path()
+    files = [root / path for path in paths if (root / path).is_file()]
+    named = {path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix() for path in files}
+    for problem in problems:
+        if problem.mentions is not None and problem.file in named:
+            where = problem.file if problem.line is None else f"{problem.file}:{problem.line}"
+            raise ManifestError(problem.why.removesuffix(NOT_SCANNED), where=where)
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per target.")
@@ -92,6 +105,7 @@ def scan(paths: tuple[str, ...], as_json: bool, cache_dir: Path | None, max_file
         found = scan_tree(Path(), paths, cache=cache, progress=progress.count("scanning files"), max_file_size=limit)
     if cache is not None:
         cache.save()
+    refuse_named_files(paths, found.problems)
     targets = found.targets
     if as_json:
         click.echo(json.dumps([asdict(t) for t in targets], indent=2))
@@ -102,5 +116,9 @@ def scan(paths: tuple[str, ...], as_json: bool, cache_dir: Path | None, max_file
     click.echo(format_table(targets))
     for problem in found.problems:
         click.echo(f"problem: {_cell(str(problem))}")
-    skipped = f"; {len(found.problems)} file(s) not read" if found.problems else ""
+    unread = sum(1 for problem in found.problems if problem.mentions is None)
+    unparsed = len(found.problems) - unread
+    skipped = (f"; {unread} file(s) not read" if unread else "") + (
+        f"; {unparsed} file(s) not parsed" if unparsed else ""
+    )
     click.echo(f"{len(targets)} target(s) in {len({t.file for t in targets})} file(s){skipped}")

@@ -129,6 +129,16 @@ def check_policy_manifests(policies: list[Policy]) -> None:
             failures.append(exc)
             click.echo(f"{policy.name}: manifests: error: {exc.one_line()}", err=True)
             continue
+        for problem in result.problems:
+            if problem.blocks is None:
+                click.echo(f"gitbot: warning: problem: {problem}", err=True)
+        # An image or canary left out because of a file that cannot be read: the policy has not passed.
+        left_out = [problem for problem in result.problems if problem.blocks is not None]
+        for problem in left_out:
+            click.echo(f"{policy.name}: manifests: error: {problem}", err=True)
+        if left_out and not result.failures:
+            failures.append(ConfigError(str(left_out[0])))
+            continue
         if result.failures:
             # A tag lookup that failed leaves its image unchecked: the policy has not passed.
             for failure in result.failures:

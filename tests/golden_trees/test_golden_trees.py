@@ -66,7 +66,9 @@ def write_tree(root: Path, files: dict[str, bytes]) -> None:
 
 
 def test_every_kind_of_tree_has_a_case() -> None:
-    assert {"podinfo-canary", "kustomize-overlay", "helmrelease", "httproute", "problem-files"} <= set(CASES)
+    assert {"podinfo-canary", "kustomize-overlay", "helmrelease", "httproute", "problem-files", "broken-files"} <= set(
+        CASES
+    )
 
 
 @pytest.mark.parametrize("case", CASES)
