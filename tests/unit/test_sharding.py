@@ -20,6 +20,7 @@ from gitbot.cli import main
 from gitbot.config import Policy
 from gitbot.errors import UsageError
 from gitbot.service import CycleSummary, Service, Shard, parse_shard, shard_of, shard_policies
+from tests.support.cli import coverage_env
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = [f"team-{i:03d}" for i in range(300)]
@@ -142,6 +143,7 @@ def test_gitbot_run_with_shard_auto_logs_the_policies_of_its_shard(tmp_path: Pat
         )
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **coverage_env(),
         "HOME": str(tmp_path),
         "PYTHONPATH": str(ROOT),
         "HOSTNAME": "gitbot-1",
