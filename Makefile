@@ -84,7 +84,7 @@ bench: venv
 # COVERAGE_TESTS narrows the run: make coverage COVERAGE_TESTS=tests/unit
 COVERAGE_TESTS ?=
 .PHONY: coverage
-coverage: venv system-deps test-inputs
+coverage: venv system-deps test-inputs test-render-deps
 	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest -q $(COVERAGE_TESTS)
 	$(BIN)/coverage combine --quiet
