@@ -79,5 +79,17 @@ test-inputs: venv
 bench: venv
 	$(BIN)/python -m bench
 
+# The suite measured by coverage, gitbot started as a command by the CLI and daemon tests included
+# ([tool.coverage] in pyproject.toml); prints the table and the total. `make test` measures nothing.
+# COVERAGE_TESTS narrows the run: make coverage COVERAGE_TESTS=tests/unit
+COVERAGE_TESTS ?=
+.PHONY: coverage
+coverage: venv system-deps test-inputs test-render-deps
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -q $(COVERAGE_TESTS)
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
+	@echo "total coverage: $$($(BIN)/coverage report --format=total)%"
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage .coverage.* htmlcov

@@ -43,7 +43,6 @@ class Vetting:
     chosen: str | None
     digest: str | None = None
     skipped: tuple[tuple[str, str], ...] = ()
-    considered: int = 0
     note: str = ""
 
 
@@ -81,15 +80,15 @@ def vet(
     for count, tag in enumerate(candidates, start=1):
         if count > MAX_CONSIDERED:
             note = f"no tag qualified among the newest {MAX_CONSIDERED}; older tags were not inspected"
-            return Vetting(None, None, tuple(skipped), MAX_CONSIDERED, note)
+            return Vetting(None, None, tuple(skipped), note)
         facts = inspect(tag)
         reason = why_not(facts, gate, now)
         if reason is None:
-            return Vetting(tag, facts.digest, tuple(skipped), count)
+            return Vetting(tag, facts.digest, tuple(skipped))
         skipped.append((tag, reason))
         if tag in running:
             break
-    return Vetting(None, None, tuple(skipped), len(skipped))
+    return Vetting(None, None, tuple(skipped))
 
 
 def narrow(selection: TagSelection, vetting: Vetting | None) -> TagSelection:

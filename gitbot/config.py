@@ -34,9 +34,10 @@ from gitbot import routes
 from gitbot.analysis import SEQUENTIAL, CheckSpec
 from gitbot.cron import cron_trigger
 from gitbot.errors import ConfigError, ManifestError
+from gitbot.imageref import parse_image
 from gitbot.manifests import MAX_FILE_SIZE
 from gitbot.signatures import PublicKey, load_public_key
-from gitbot.versioning import TagFilter, parse_filter, parse_image
+from gitbot.versioning import TagFilter, parse_filter
 from gitbot.yamlio import load_with_positions
 
 API_VERSION = "gitbot.dev/v1alpha1"

@@ -75,23 +75,6 @@ class Assignment:
 
 
 @dataclass(frozen=True)
-class ImageRef:
-    """A container image reference split into its parts; `tag` and `digest` may be absent."""
-
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    def __str__(self) -> str:
-        text = self.repository
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
-
-
-@dataclass(frozen=True)
 class TagSelection:
     """The outcome of choosing a tag: the newest match and why.
 

@@ -27,6 +27,7 @@ from gitbot.history import (
     TRAILER_TO,
     History,
 )
+from gitbot.imageref import is_valid_tag, parse_image, split_registry
 from gitbot.manifests import Problem
 from gitbot.messages import (
     ImageUpdate,
@@ -50,7 +51,7 @@ from gitbot.rollout import (
     weight_changes,
     with_image_restore,
 )
-from gitbot.versioning import TagFilter, compare, is_valid_tag, parse_image, select, split_registry
+from gitbot.versioning import TagFilter, compare, select
 
 _IMAGE_KINDS = frozenset({"image", "tag"})
 

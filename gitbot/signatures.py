@@ -26,11 +26,6 @@ PublicKey = ec.EllipticCurvePublicKey
 PAYLOAD_TYPE = "cosign container image signature"
 
 
-def signature_tag(digest: str) -> str:
-    """The tag cosign stores the signatures of manifest `digest` under: `sha256:ab..` -> `sha256-ab...sig`."""
-    return digest.replace(":", "-") + ".sig"
-
-
 def load_public_key(pem: bytes, *, where: str) -> ec.EllipticCurvePublicKey:
     """A cosign public key (PKIX PEM, ECDSA P-256); a ConfigError naming `where` otherwise."""
     try:

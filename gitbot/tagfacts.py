@@ -18,6 +18,7 @@ from gitbot.config import Policy
 from gitbot.domain import Target
 from gitbot.errors import ConfigError, RemoteError
 from gitbot.history import History
+from gitbot.imageref import parse_image
 from gitbot.planner import (
     LookupFailure,
     PromotionPin,
@@ -29,7 +30,7 @@ from gitbot.planner import (
 from gitbot.ports import Registry, TagInspector
 from gitbot.rollout import RouteState
 from gitbot.signatures import load_public_key
-from gitbot.versioning import parse_image, select
+from gitbot.versioning import select
 
 
 def image_gate(policy: Policy, index: int, environ: Mapping[str, str] | None = None) -> Gate:

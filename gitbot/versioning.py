@@ -1,8 +1,9 @@
-"""Tag filters (glob, semver, regexp), tag ordering, tag selection and image reference parsing.
+"""Tag filters (glob, semver, regexp), tag ordering and tag selection.
 
-This module owns what a tag *means*: whether it is a valid OCI tag, whether it matches an image policy's
-filter, which of two tags is newer, and which tag an environment should run. It is pure: no I/O, no clock,
-no HTTP; the registry adapter supplies tag lists and the caller supplies the quarantine list.
+This module owns what a tag *means*: whether it matches an image policy's filter, which of two tags is
+newer, and which tag an environment should run (never one that `gitbot.imageref` finds is no valid OCI tag).
+It is pure: no I/O, no clock, no HTTP; the registry adapter supplies tag lists and the caller supplies the
+quarantine list.
 
 Filter syntax follows Flux v1 annotations: a bare pattern or `glob:PATTERN`, `semver:RANGE` (npm-style
 ranges, evaluated by the `semantic_version` package) and `regexp:RE` (Python syntax).
@@ -19,22 +20,14 @@ from typing import Any, Literal
 
 import semantic_version
 
-from gitbot.domain import ImageRef, TagSelection
-from gitbot.errors import ConfigError, FilterError
+from gitbot.domain import TagSelection
+from gitbot.errors import FilterError
+from gitbot.imageref import is_valid_tag
 
 FilterKind = Literal["glob", "semver", "regexp"]
 Order = Literal["semver", "numerical", "alphabetical"]
 ORDERS: tuple[Order, ...] = ("semver", "numerical", "alphabetical")
 
-# `\Z` rather than `$`: `$` also matches before a trailing newline, which would let "1.0\n" through.
-_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z", re.ASCII)
-_DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}\Z", re.ASCII)
-_PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z", re.ASCII)
-_HOST_RE = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-    r"|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?\Z",
-    re.ASCII,
-)
 # Versions as registries tag them: 1, 1.2, 1.2.3, each with an optional pre-release and build part. Missing
 # minor/patch count as 0 (as Masterminds/semver reads them); validation of the identifiers is left to
 # semantic_version.
@@ -52,8 +45,6 @@ _RANGE_OPERATOR_GAP_RE = re.compile(r"(<=|>=|<|>|=|~|\^)\s+")
 # after a word does not (`app-*`, `sha-*`).
 _NAMES_PRERELEASE_RE = re.compile(r"(?:[0-9*?\])}+]|\\d)-")
 _GO_TEMPLATE_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-
-_USERINFO = re.compile(r"^[^/@\s]*:[^/@\s]*@")
 
 
 @dataclass(frozen=True)
@@ -251,11 +242,6 @@ def _range_names_prerelease(expression: str) -> bool:
     )
 
 
-def is_valid_tag(tag: object) -> bool:
-    """True when `tag` is a valid OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`, nothing more."""
-    return isinstance(tag, str) and _TAG_RE.match(tag) is not None
-
-
 def parse_version(text: str) -> semantic_version.Version | None:
     """`text` as a semantic version (leading `v`, partial `1.2`, `_` for `+` accepted), else None.
 
@@ -347,63 +333,13 @@ def select(tags: Iterable[str], flt: TagFilter, *, quarantine: Collection[str] =
     )
 
 
-def parse_image(ref: str, *, where: str | None = None) -> ImageRef:
-    """Split `[registry[:port]/]path[:tag][@algo:digest]` into an ImageRef; raise ConfigError if malformed.
-
-    A `:` before the first `/` belongs to the registry (its port), a `:` in the last path component
-    introduces the tag. The repository is kept as written (no Docker Hub normalisation here).
-    """
-
-    def bad(why: str) -> ConfigError:
-        # A reference written as `user:password@host/...` is malformed, and its password must not be echoed.
-        shown = _USERINFO.sub("***@", ref)
-        return ConfigError(f"invalid image reference {shown!r}: {_USERINFO.sub('***@', why)}", where=where)
-
-    if not isinstance(ref, str) or not ref or ref != ref.strip():
-        raise bad("empty or surrounded by whitespace")
-    name, at, digest = ref.partition("@")
-    if at and not _DIGEST_RE.match(digest):
-        raise bad(f"digest {digest!r} is not algorithm:hex")
-    head, slash, last = name.rpartition("/")
-    tag: str | None = None
-    if ":" in last:
-        last, _, tag = last.partition(":")
-        if not is_valid_tag(tag):
-            raise bad(f"tag {tag!r} is not a valid OCI tag")
-    repository = f"{head}{slash}{last}"
-    parts = repository.split("/")
-    path = parts
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        host = _HOST_RE.match(parts[0])
-        if host is None:
-            raise bad(f"registry {parts[0]!r} is not host[:port]")
-        if host.group("port") is not None and not 0 < int(host.group("port")) < 65536:
-            raise bad(f"registry {parts[0]!r} has a port outside 1..65535")
-        path = parts[1:]
-    for component in path:
-        if not _PATH_COMPONENT_RE.match(component):
-            raise bad(f"path component {component!r} must be lowercase letters, digits and separators")
-    return ImageRef(repository=repository, tag=tag, digest=digest or None)
-
-
-def split_registry(repository: str) -> tuple[str | None, str]:
-    """(`registry[:port]` or None when the name has no registry part, path) of an image repository."""
-    first, slash, rest = repository.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return first, rest
-    return None, repository
-
-
 __all__: Sequence[str] = (
     "ORDERS",
     "FilterKind",
     "Order",
     "TagFilter",
     "compare",
-    "is_valid_tag",
     "parse_filter",
-    "parse_image",
     "parse_version",
     "select",
-    "split_registry",
 )

@@ -865,25 +865,6 @@ class GitCheckout:
                 hint="another replica delivered the same change",
             )
 
-    def delete_branch(self, branch: str) -> bool:
-        """Delete the bot's own branch `branch` on the remote; False when it did not exist."""
-        self._check_bot_branch(branch, "delete")
-        if self.remote_head(branch) is None:
-            return False
-        self._push(f":refs/heads/{branch}", "push --delete")
-        return True
-
-    def remote_head(self, branch: str) -> str | None:
-        """The sha `branch` points at on the remote right now, or None when it does not exist."""
-        if not is_valid_branch(branch):
-            raise GitError(f"{branch!r} is not a valid branch name")
-        out = self._git("ls-remote", REMOTE, f"refs/heads/{branch}", kill_after_timeout=self._ws.timeout)
-        for line in out.splitlines():
-            sha, _, ref = line.partition("\t")
-            if ref == f"refs/heads/{branch}":
-                return sha
-        return None
-
     def refresh(self) -> None:
         """Fetch the remote and move the working copy to the remote head of the branch."""
         self._git("fetch", REMOTE, "--prune", "--no-tags", kill_after_timeout=self._ws.timeout)

@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,7 +38,6 @@ _SLACK_FIELD_TEXT = 2000
 POST_DEADLINE = 10.0
 # The version of the generic webhook's JSON document (gitbot/schemas/notification.schema.json).
 SCHEMA_VERSION = 1
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "notification.schema.json"
 _HEADERS: dict[str, tuple[str, str]] = {
     "image-update": (":package:", "Image update"),
     "canary-step": (":arrow_up_small:", "Canary step"),

@@ -48,7 +48,7 @@ import tenacity
 
 from gitbot.domain import CosignSignature, TagFacts
 from gitbot.errors import AuthError, ConfigError, RegistryError, RegistryTlsError
-from gitbot.versioning import parse_image, split_registry
+from gitbot.imageref import parse_image, split_registry
 
 log = logging.getLogger(__name__)
 _K = TypeVar("_K")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from gitbot.adapters.localservers import istio_openmetrics
+from gitbot.demo.localservers import istio_openmetrics
 from gitbot.manifests import scan_text
 
 # Istio's default buckets for istio_request_duration_milliseconds.

@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gitbot.adapters import localservers
-from gitbot.adapters.builtin import ManualClock, MemoryMetrics, MemoryRegistry
 from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.adapters.registry import OciRegistry
-from gitbot.adapters.sandbox import ClockedGitWorkspace, commit_message, init_bare_repository, log_oneline, read_file
 from gitbot.config import load_policy
-from gitbot.demo import sandbox
+from gitbot.demo import localservers, sandbox
+from gitbot.demo.builtin import ManualClock, MemoryMetrics, MemoryRegistry
 from gitbot.demo.cluster import SLOW, Applied, SimulatedCluster, applied_state
+from gitbot.demo.localgit import ClockedGitWorkspace, commit_message, init_bare_repository, log_oneline, read_file
 from gitbot.domain import Author, Plan
 from gitbot.errors import UsageError
 from gitbot.history import read_history

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import AuthRegistry, manifest
+from tests.support.cli import coverage_env
 from tests.support.github_fake import GitHubFake
 from tests.support.gitserver import GitServer
 from tests.support.registry import free_port, push_tags
@@ -100,6 +101,7 @@ def make_setup(
         (policies / f"{name}.yaml").write_text(text)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **coverage_env(),
         "HOME": str(tmp_path / "home"),
         "GITBOT_GITHUB_THROTTLE": "0",
         "GIT_CONFIG_NOSYSTEM": "1",

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.test_run_daemon import Daemon, samples, value, wait_for
+from tests.support.cli import coverage_env
 from tests.support.gitserver import GitServer
 from tests.support.prometheus import Scenario, start_prometheus
 from tests.support.registry import free_port
@@ -78,6 +79,7 @@ def test_the_daemon_steps_a_healthy_canary_and_reports_it(tmp_path: Path, git_se
     (policies / "mesh.yaml").write_text(canary_policy(git_server.url_for(repo), prometheus.url))
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **coverage_env(),
         "HOME": str(tmp_path / "home"),
         "GITBOT_CACHE_DIR": str(tmp_path / "cache"),
         "GIT_CONFIG_NOSYSTEM": "1",

@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.contract.notify.conftest import Receiver, validate_slack
 from tests.e2e.conftest import AuthRegistry, manifest, policy
+from tests.support.cli import coverage_env
 from tests.support.github_fake import GitHubFake
 from tests.support.gitserver import GitServer
 from tests.support.registry import free_port, push_tags
@@ -145,6 +146,7 @@ def daemon_env(
     }
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **coverage_env(),
         "HOME": str(tmp_path / "home"),
         "GITBOT_CACHE_DIR": str(tmp_path / "cache"),
         "GITBOT_GITHUB_THROTTLE": "0",

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from gitbot.adapters.gitrepo import WORK_DIRECTORY
+from tests.support.cli import coverage_env
 from tests.support.github_fake import GitHubFake
 from tests.support.gitserver import GitServer
 from tests.support.prometheus import PrometheusServer, Scenario, SideProfile, start_prometheus
@@ -485,6 +486,7 @@ class Case:
     def environment(self) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            **coverage_env(),
             "HOME": str(self.directory / "home"),
             "LANG": "C.UTF-8",
             "TMPDIR": str(self.tmp),

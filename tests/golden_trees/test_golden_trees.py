@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from gitbot.adapters.builtin import ManualClock, MemoryMetrics, MemoryRegistry
-from gitbot.adapters.sandbox import ClockedGitWorkspace, init_bare_repository
 from gitbot.config import load_policy
+from gitbot.demo.builtin import ManualClock, MemoryMetrics, MemoryRegistry
+from gitbot.demo.localgit import ClockedGitWorkspace, init_bare_repository
 from gitbot.domain import Author
 from gitbot.reconcile import Deps, run_cycle
 

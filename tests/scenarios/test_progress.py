@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.scenarios.conftest import POLICY, World
+from tests.support.cli import coverage_env
 
 pytestmark = pytest.mark.real
 
@@ -28,7 +29,13 @@ class Run:
 
 def gitbot(world: World, *args: str, terminal: bool, cwd: Path | None = None) -> Run:
     """`python -m gitbot ARGS` with stdout to a file and stderr to a pseudo-terminal (or a pipe)."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TERM": "xterm", **world.env}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "TERM": "xterm",
+        **coverage_env(),
+        **world.env,
+    }
     # The package under test, wherever it is imported from (not whichever one is installed).
     env["PYTHONPATH"] = os.pathsep.join(sys.path)
     command = [sys.executable, "-m", "gitbot", *args]

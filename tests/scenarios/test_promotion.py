@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gitbot.adapters.builtin import ManualClock
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy, load_policies
+from gitbot.demo.builtin import ManualClock
 from gitbot.reconcile import CycleResult, run_cycle, status
 from tests.scenarios.conftest import PATH, World, WorldFactory, person_reverts
 from tests.scenarios.test_cli import gitbot

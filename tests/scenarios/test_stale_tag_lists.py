@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gitbot.adapters.localservers import push_image
 from gitbot.adapters.registry import OciRegistry
+from gitbot.demo.localservers import push_image
 from gitbot.reconcile import run_cycle
 from tests.scenarios.conftest import POLICY, WORKLOADS, World, WorldFactory, close_registries, workloads_text
 from tests.scenarios.test_cli import gitbot, policy_args

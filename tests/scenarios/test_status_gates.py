@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gitbot.adapters.builtin import ManualClock
 from gitbot.commands.compose import build_deps
+from gitbot.demo.builtin import ManualClock
 from gitbot.reconcile import ImageStatus, run_cycle, status
 from tests.scenarios.conftest import World, WorldFactory
 from tests.scenarios.test_cli import gitbot

@@ -11,10 +11,20 @@ from pathlib import Path
 
 from tests.shared import REPO
 
+# The variables by which coverage measures the Python processes a measured run starts (`make coverage`):
+# kept in every bare environment, so that gitbot run as a command counts as gitbot run in-process does.
+COVERAGE_VARIABLES = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START", "COVERAGE_FILE")
+
+
+def coverage_env() -> dict[str, str]:
+    """Coverage's variables of this process, when a measured run set them; empty otherwise."""
+    return {name: os.environ[name] for name in COVERAGE_VARIABLES if name in os.environ}
+
 
 def cli_env(**extra: str) -> dict[str, str]:
     """A bare environment (PATH, a UTF-8 locale) that imports this checkout's gitbot, plus `extra`."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(REPO), **extra}
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    return {"PATH": path, "LANG": "C.UTF-8", "PYTHONPATH": str(REPO), **coverage_env(), **extra}
 
 
 def run_gitbot(

@@ -23,6 +23,11 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
+def signature_tag(digest: str) -> str:
+    """The tag cosign stores the signatures of manifest `digest` under: `sha256:ab..` -> `sha256-ab...sig`."""
+    return digest.replace(":", "-") + ".sig"
+
+
 def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -143,7 +148,7 @@ def sign(
             }
         ],
     }
-    tag = digest.replace(":", "-") + ".sig"
+    tag = signature_tag(digest)
     push_manifest(client, repo, tag, manifest)
     return tag
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from gitbot.adapters.localservers import istio_openmetrics
+from gitbot.demo.localservers import istio_openmetrics
 
 # Istio's default buckets for istio_request_duration_milliseconds.
 ISTIO_BUCKETS_MS: tuple[float, ...] = (

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from gitbot.adapters.localservers import push_image
+from gitbot.demo.localservers import push_image
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 

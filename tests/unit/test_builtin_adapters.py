@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gitbot.adapters.builtin import ManualClock, MemoryMetrics, MemoryRegistry, histogram_quantile
 from gitbot.analysis import AnalysisSpec, CheckSpec, observed_canary_share, run_analysis
 from gitbot.demo import sandbox
+from gitbot.demo.builtin import ManualClock, MemoryMetrics, MemoryRegistry, histogram_quantile
 from gitbot.demo.cluster import SLOW, Applied, SimulatedCluster, applied_state
 from gitbot.errors import MetricsError
 

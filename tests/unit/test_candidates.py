@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from gitbot.candidates import MAX_CONSIDERED, Gate, vet, why_not
 from gitbot.domain import CosignSignature, TagFacts
 from gitbot.errors import ConfigError
-from gitbot.signatures import judge, load_public_key, signature_tag
-from tests.support.images import new_key, public_pem, simple_signing_payload
+from gitbot.signatures import judge, load_public_key
+from tests.support.images import new_key, public_pem, signature_tag, simple_signing_payload
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gitbot.adapters.builtin import ManualClock
 from gitbot.config import load_policy
+from gitbot.demo.builtin import ManualClock
 from gitbot.reconcile import Deps, run_cycle
 from tests.support.directory import DirectoryWorkspace
 

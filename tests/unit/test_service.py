@@ -30,6 +30,7 @@ from gitbot.config import Policy
 from gitbot.errors import ConfigError, GitbotError, GitError, RegistryError
 from gitbot.logs import FIELDS, SecretMasker, configure_logging
 from gitbot.service import CycleSummary, Runner, Service, ServiceMetrics, run_service, trigger_for
+from tests.support.waiting import Changes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,12 +62,15 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return out
 
 
-def wait_for(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
+def wait_for(service: Service, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until `condition` holds, checked again at each of `service`'s scheduler events: what the tests
+    read changes only in the service's jobs, so a change is always followed by one."""
+    changes = Changes()
+    changes.watch(service)
+    try:
+        assert changes.wait_until(condition, timeout), "condition not reached in time"
+    finally:
+        changes.unwatch(service)
 
 
 @pytest.fixture
@@ -83,7 +87,7 @@ def run_until(started: list[Service], runner: Runner, done: Callable[[], bool], 
     service = Service(policies, runner, port=0, host="127.0.0.1", jitter=0)
     started.append(service)
     service.start()
-    wait_for(done, timeout=30)
+    wait_for(service, done, timeout=30)
     service.stop()
     return service
 
@@ -176,7 +180,7 @@ def test_a_broken_policy_never_stops_the_others(started: list[Service]) -> None:
 
 
 def test_metrics_health_and_readiness_over_http(started: list[Service]) -> None:
-    release = threading.Event()
+    release, second = threading.Event(), threading.Event()
     summaries = {
         "production": CycleSummary(
             policy="production",
@@ -194,6 +198,7 @@ def test_metrics_health_and_readiness_over_http(started: list[Service]) -> None:
     def runner(policy: Policy) -> CycleSummary:
         cycles[policy.name] += 1
         if cycles[policy.name] > 1:
+            second.set()
             release.wait(5)
         return summaries[policy.name]
 
@@ -214,11 +219,11 @@ def test_metrics_health_and_readiness_over_http(started: list[Service]) -> None:
     assert get(f"{base}/healthz")[0] == 200
     assert get(f"{base}/readyz")[0] == 200
     assert get(f"{base}/nothing")[0] == 404
-    wait_for(lambda: all(cycles.values()))
+    wait_for(service, lambda: all(cycles.values()))
     metrics.api_request("registry", "ok")
     metrics.api_request("registry", "ok")
     metrics.api_request("github", "error")
-    wait_for(lambda: "staging" in get(f"{base}/metrics")[1] and 'type="GitError"' in get(f"{base}/metrics")[1])
+    wait_for(service, lambda: "staging" in get(f"{base}/metrics")[1] and 'type="GitError"' in get(f"{base}/metrics")[1])
 
     status, text = get(f"{base}/metrics")
     assert status == 200
@@ -248,10 +253,11 @@ def test_metrics_health_and_readiness_over_http(started: list[Service]) -> None:
 
     # While stopping, the service is alive but no longer ready, and a running cycle is waited for.
     service.scheduler.modify_job("production", next_run_time=datetime.now(UTC))
-    wait_for(lambda: cycles["production"] == 2)
+    assert second.wait(5)
+    assert cycles["production"] == 2
     stopper = threading.Thread(target=service.stop)
     stopper.start()
-    wait_for(lambda: service.stopping.is_set())
+    assert service.stopping.wait(5)
     status, body = get(f"{base}/readyz")
     assert (status, body.strip()) == (503, "stopping")
     assert get(f"{base}/healthz")[0] == 200
@@ -314,7 +320,7 @@ def test_a_cron_field_out_of_range_is_refused_when_the_policy_loads() -> None:
 
 SLOW_SERVICE = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from pathlib import Path
     from gitbot.config import Policy
     from gitbot.logs import SecretMasker, configure_logging
@@ -329,11 +335,10 @@ SLOW_SERVICE = textwrap.dedent(
     def runner(policy):
         with marks.open("a") as out:
             out.write("start\\n")
-        # The cycle runs until the test creates the release file (a minute at most).
-        release = marks.with_name("release")
-        deadline = time.monotonic() + 60
-        while not release.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        sys.stderr.write('{"event": "test cycle started"}\\n')
+        sys.stderr.flush()
+        # The cycle runs until the test writes a line to the child's input (or closes it).
+        sys.stdin.readline()
         with marks.open("a") as out:
             out.write("end\\n")
         return CycleSummary(policy=policy.name, outcome="unchanged", duration_seconds=1.0)
@@ -388,17 +393,20 @@ def test_a_signal_lets_the_running_cycle_finish_and_exits_zero(tmp_path: Path, s
     process = subprocess.Popen(
         [sys.executable, "-c", SLOW_SERVICE, str(marks), str(free_port())],
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     stderr = StderrLines(process)
     try:
-        wait_for(lambda: marks.exists() and "start" in marks.read_text(), timeout=10)
+        stderr.wait_for_event("test cycle started")
         process.send_signal(signum)
         # The cycle ends only once the daemon has taken the signal.
         stderr.wait_for_event("signal received")
-        (tmp_path / "release").touch()
+        assert process.stdin is not None
+        process.stdin.write("release\n")
+        process.stdin.flush()
         process.wait(timeout=10)
     finally:
         if process.poll() is None:
@@ -419,13 +427,14 @@ def test_a_second_signal_exits_at_once_without_waiting_for_the_running_cycle(tmp
     process = subprocess.Popen(
         [sys.executable, "-c", SLOW_SERVICE, str(marks), str(free_port())],
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     stderr = StderrLines(process)
     try:
-        wait_for(lambda: marks.exists() and "start" in marks.read_text(), timeout=10)
+        stderr.wait_for_event("test cycle started")
         process.send_signal(signal.SIGINT)
         # The first signal's handler has run before the second arrives (signals are not queued); the cycle
         # is never released.
@@ -534,12 +543,12 @@ def test_a_cycle_that_outlasts_its_interval_is_reported_once_not_at_every_skippe
     skipped: list[object] = []
     service.scheduler.add_listener(skipped.append, EVENT_JOB_MAX_INSTANCES)
     service.start()
-    wait_for(lambda: len(skipped) >= 4)
+    wait_for(service, lambda: len(skipped) >= 4)
     releases[0].set()
     # The next cycle outlasts its interval too: still the same overlap, not said again.
-    wait_for(lambda: len(cycles) >= 2)
+    wait_for(service, lambda: len(cycles) >= 2)
     seen = len(skipped)
-    wait_for(lambda: len(skipped) >= seen + 4)
+    wait_for(service, lambda: len(skipped) >= seen + 4)
     for release in releases:
         release.set()
     service.stop()

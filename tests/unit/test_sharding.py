@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from gitbot.cli import main
 from gitbot.config import Policy
 from gitbot.errors import UsageError
 from gitbot.service import CycleSummary, Service, Shard, parse_shard, shard_of, shard_policies
+from tests.support.cli import coverage_env
+from tests.support.waiting import Changes
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = [f"team-{i:03d}" for i in range(300)]
@@ -142,6 +144,7 @@ def test_gitbot_run_with_shard_auto_logs_the_policies_of_its_shard(tmp_path: Pat
         )
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **coverage_env(),
         "HOME": str(tmp_path),
         "PYTHONPATH": str(ROOT),
         "HOSTNAME": "gitbot-1",
@@ -164,16 +167,6 @@ def test_gitbot_run_with_shard_auto_logs_the_policies_of_its_shard(tmp_path: Pat
     assert started["max_concurrent_cycles"] == min(8, len(started["policies"]))
 
 
-def poll(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Whether `condition` holds within `timeout` seconds (checked every 20 ms)."""
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return True
-        pause.wait(0.02)
-    return condition()
-
-
 def test_cycles_beyond_the_bound_wait_for_a_free_slot() -> None:
     policies = [make_policy(name) for name in NAMES[:6]]
     gate = threading.Event()
@@ -181,15 +174,18 @@ def test_cycles_beyond_the_bound_wait_for_a_free_slot() -> None:
     running: list[str] = []
     peak: list[int] = [0]
     ran: list[str] = []
+    changes = Changes()
 
     def runner(policy: Policy) -> CycleSummary:
         with lock:
             running.append(policy.name)
             peak[0] = max(peak[0], len(running))
+        changes.changed()
         gate.wait(10)
         with lock:
             running.remove(policy.name)
             ran.append(policy.name)
+        changes.changed()
         return CycleSummary(policy=policy.name, outcome="unchanged")
 
     service = Service(policies, runner, port=0, host="127.0.0.1", jitter=0, max_concurrent_cycles=2)
@@ -206,11 +202,11 @@ def test_cycles_beyond_the_bound_wait_for_a_free_slot() -> None:
     try:
         # Every policy's first tick is due at once and handed to the executor; only two may run.
         assert all_submitted.wait(10)
-        assert poll(lambda: len(running) == 2)
+        assert changes.wait_until(lambda: len(running) == 2)
         with lock:
             assert len(running) == 2 and ran == []
         gate.set()
-        assert poll(lambda: len(ran) == len(policies))
+        assert changes.wait_until(lambda: len(ran) == len(policies))
     finally:
         service.stop()
     assert sorted(ran) == sorted(p.name for p in policies)

@@ -445,21 +445,6 @@ def test_large_push_uses_chunked_upload(
     assert git_server.chunked_requests > chunked
 
 
-def test_remote_head_and_delete_of_bot_branches(
-    make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str
-) -> None:
-    with make_workspace().checkout() as checkout:
-        assert checkout.remote_head("main") == git_server.head(repo_name)
-        assert checkout.remote_head("gitbot/production/podinfo") is None
-        checkout.push_branch("gitbot/production/podinfo", checkout.head)
-        assert checkout.remote_head("gitbot/production/podinfo") == checkout.head
-        assert checkout.delete_branch("gitbot/production/podinfo") is True
-        assert checkout.delete_branch("gitbot/production/podinfo") is False
-        with pytest.raises(GitError, match="refusing to delete"):
-            checkout.delete_branch("main")
-    assert git_server.branches(repo_name) == ["main"]
-
-
 def test_commit_refuses_to_write_through_a_symbolic_link(make_workspace: WorkspaceFactory, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -11,9 +11,9 @@ from datetime import timedelta
 
 import pytest
 
-from gitbot.adapters.builtin import MemoryMetrics
 from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.analysis import P99, AnalysisSpec, CheckSpec, build_queries, run_analysis, share_measure, workload
+from gitbot.demo.builtin import MemoryMetrics
 from gitbot.ports import LatencyQuantile
 from tests.contract.prometheus.conftest import AT, WINDOW
 from tests.support.prometheus import CANARY_WORKLOAD, STABLE_WORKLOAD, PrometheusServer, build_series

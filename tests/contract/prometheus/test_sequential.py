@@ -13,9 +13,9 @@ from datetime import timedelta
 
 import pytest
 
-from gitbot.adapters.builtin import MemoryMetrics
 from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.analysis import AnalysisSpec, CheckSpec, render_evidence, run_analysis
+from gitbot.demo.builtin import MemoryMetrics
 from gitbot.ports import Workload
 from tests.contract.prometheus.test_builtin_metrics import memory_of
 from tests.support.prometheus import (

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gitbot.adapters.builtin import MemoryMetrics
-from gitbot.adapters.localservers import LocalPrometheus, LocalRegistry
 from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.adapters.registry import OciRegistry
+from gitbot.demo.builtin import MemoryMetrics
 from gitbot.demo.cluster import Applied, SimulatedCluster
+from gitbot.demo.localservers import LocalPrometheus, LocalRegistry
 
 pytestmark = pytest.mark.real
 
