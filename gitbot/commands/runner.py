@@ -24,6 +24,7 @@ from typing import TypeVar
 from gitbot.adapters.notify import notifiers_for, send_notices
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy
+from gitbot.cycle import CycleResult, Deps, run_cycle
 from gitbot.domain import Author, CommitInfo, TagFacts
 from gitbot.errors import ConfigError, GitbotError, RegistryError
 from gitbot.logs import SecretMasker, log_event
@@ -39,7 +40,6 @@ from gitbot.ports import (
     TreeFile,
     Workspace,
 )
-from gitbot.reconcile import CycleResult, Deps, run_cycle
 from gitbot.service import CycleSummary, trigger_for
 
 _log = logging.getLogger("gitbot.run")

@@ -13,7 +13,8 @@ import pytest
 from gitbot.adapters.builtin import ManualClock
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy, load_policies
-from gitbot.reconcile import CycleResult, run_cycle, status
+from gitbot.cycle import CycleResult, run_cycle
+from gitbot.manual import status
 from tests.scenarios.conftest import PATH, World, WorldFactory, person_reverts
 from tests.scenarios.test_cli import gitbot
 from tests.support.github_fake import GitHubFake

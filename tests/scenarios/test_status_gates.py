@@ -15,7 +15,8 @@ import pytest
 
 from gitbot.adapters.builtin import ManualClock
 from gitbot.commands.compose import build_deps
-from gitbot.reconcile import ImageStatus, run_cycle, status
+from gitbot.cycle import run_cycle
+from gitbot.manual import ImageStatus, status
 from tests.scenarios.conftest import World, WorldFactory
 from tests.scenarios.test_cli import gitbot
 from tests.scenarios.test_image_gates import gate

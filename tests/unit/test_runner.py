@@ -22,13 +22,14 @@ from gitbot.commands.runner import (
     summarize,
 )
 from gitbot.config import Policy, load_policy
+from gitbot.cycle import CycleResult, Deps
+from gitbot.delivery import Delivery
 from gitbot.domain import Action, Author, CommitInfo, Notice, Plan
 from gitbot.errors import ForgeError, GitbotError, RegistryError
 from gitbot.logs import FIELDS, SecretMasker
 from gitbot.manifests import Problem, walk_files
 from gitbot.planner import CanaryOutcome
 from gitbot.ports import Checkout, PullRequest, RevertFinish, TreeFile
-from gitbot.reconcile import CycleResult, Delivery, Deps
 
 SECRET = "tok-unit-4e1d-secret"
 
