@@ -25,9 +25,16 @@ from gitbot.analysis import (
     share_applied_at,
 )
 from gitbot.config import GROUP_ALL_NAME, CanarySettings, Policy, line_of, pointer_to_field
-from gitbot.delivery import Delivery, bot_branch, deliver_commits, deliver_pull_requests, deliver_rollbacks
+from gitbot.delivery import (
+    Delivery,
+    bot_branch,
+    deliver_commits,
+    deliver_pull_requests,
+    deliver_rollbacks,
+    retry_on_reject,
+)
 from gitbot.domain import Plan, Target
-from gitbot.errors import ConfigError, DeadlineError, GitbotError, PushRejectedError
+from gitbot.errors import ConfigError, DeadlineError, GitbotError
 from gitbot.gather import gather, read_exact, read_texts
 from gitbot.history import TRAILER_FROM, TRAILER_TARGET, TRAILER_TO, History, read_history
 from gitbot.manifests import Problem, ScanCache
@@ -288,17 +295,32 @@ def _lines(text: str) -> list[str]:
     return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
 
 
+@dataclass(frozen=True)
+class _PullRequestCycle:
+    """A pull-request cycle's attempt that got past the branch: its plan, and the canary rollbacks it pushed
+    there (which do not wait for a review; the cycle then planned the rest again from the new head)."""
+
+    attempt: int
+    cycle: CyclePlan
+    plans: tuple[Plan, ...]
+    diff: str
+    head: str
+    rollbacks: tuple[Plan, ...] = ()
+    rolled: tuple[Delivery, ...] = ()
+
+
 def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
     """Run one cycle; with `deliver` False it stops after planning and returns the plans and their diff."""
     pull_requests = policy.spec.delivery.mode == "pull-request"
     if pull_requests and deliver and deps.forge is None:
         raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
-    attempts = policy.spec.git.max_push_attempts
     undeadlined = deps
     deps = with_deadline(policy, deps)
     deps.progress("checkout")
     with deps.workspace.checkout() as checkout:
-        for attempt in range(1, attempts + 1):
+
+        def attempt(number: int) -> CycleResult | _PullRequestCycle:
+            # Planned from the head each time: a rejected push is retried on what the branch holds now.
             cycle = plan_cycle(policy, checkout, deps, chain=not pull_requests)
             plans = cycle.plans
             # From the texts the cycle read (a file a plan changes that held no target is read now): the diff
@@ -310,56 +332,55 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)
                 return CycleResult(
-                    policy.name, plans, deliveries, diff, attempt, head, cycle.canaries, cycle.failures, cycle.problems
+                    policy.name, plans, deliveries, diff, number, head, cycle.canaries, cycle.failures, cycle.problems
                 )
             deps.progress("deliver")
             if pull_requests:
                 assert deps.forge is not None
                 safety = straight_rollbacks(policy, plans)
-                rolled: list[Delivery] = []
-                if safety:
-                    try:
-                        rolled = deliver_rollbacks(policy, checkout, deps.forge, safety, rollback_reasons(cycle))
-                    except PushRejectedError as rejected:
-                        refresh_after_rejection(policy, deps, checkout, rejected, attempt, attempts)
-                        continue
-                    # The rest is planned again from the branch as the rollbacks left it (no deadline: the
-                    # rollbacks are delivered, and a cycle past it must not say nothing was).
-                    again = plan_cycle(policy, checkout, undeadlined, chain=False)
-                    cycle, plans = after_rollbacks(cycle, safety, again), again.plans
-                delivered = deliver_pull_requests(
-                    policy, checkout, deps.forge, plans, keep=unplanned_by_failure(policy, cycle.failures)
-                )
-                return CycleResult(
-                    policy.name,
-                    (*safety, *plans),
-                    (*rolled, *delivered),
-                    diff,
-                    attempt,
-                    checkout.head if safety else head,
-                    cycle.canaries,
-                    cycle.failures,
-                    cycle.problems,
-                    cycle.history,
-                )
-            try:
-                delivered = deliver_commits(policy, checkout, plans)
-            except PushRejectedError as rejected:
-                refresh_after_rejection(policy, deps, checkout, rejected, attempt, attempts)
-                continue
+                if not safety:
+                    return _PullRequestCycle(number, cycle, plans, diff, head)
+                rolled = deliver_rollbacks(policy, checkout, deps.forge, safety, rollback_reasons(cycle))
+                # The rest is planned again from the branch as the rollbacks left it (no deadline: the
+                # rollbacks are delivered, and a cycle past it must not say nothing was).
+                again = plan_cycle(policy, checkout, undeadlined, chain=False)
+                landed = after_rollbacks(cycle, safety, again)
+                return _PullRequestCycle(number, landed, again.plans, diff, checkout.head, safety, tuple(rolled))
+            delivered = deliver_commits(policy, checkout, plans)
             return CycleResult(
                 policy.name,
                 plans,
                 tuple(delivered),
                 diff,
-                attempt,
+                number,
                 checkout.head,
                 cycle.canaries,
                 cycle.failures,
                 cycle.problems,
                 cycle.history,
             )
-    raise GitbotError("unreachable: the cycle loop ended without a result")
+
+        done = retry_on_reject(policy, checkout, attempt, deps.log)
+        if isinstance(done, CycleResult):
+            return done
+        assert deps.forge is not None
+        # Not retried: pull requests go to the bot's own branches, whose races `deliver_pull_requests` settles.
+        cycle = done.cycle
+        delivered = deliver_pull_requests(
+            policy, checkout, deps.forge, done.plans, keep=unplanned_by_failure(policy, cycle.failures)
+        )
+        return CycleResult(
+            policy.name,
+            (*done.rollbacks, *done.plans),
+            (*done.rolled, *delivered),
+            done.diff,
+            done.attempt,
+            done.head,
+            cycle.canaries,
+            cycle.failures,
+            cycle.problems,
+            cycle.history,
+        )
 
 
 def straight_rollbacks(policy: Policy, plans: Sequence[Plan]) -> tuple[Plan, ...]:
@@ -391,16 +412,6 @@ def rollback_reasons(cycle: CyclePlan) -> dict[str, str]:
             summary = f" ({outcome.summary})" if outcome.summary else ""
             reasons[outcome.name] = f"its analysis failed at {outcome.weight}%{summary}"
     return reasons
-
-
-def refresh_after_rejection(
-    policy: Policy, deps: Deps, checkout: Checkout, rejected: PushRejectedError, attempt: int, attempts: int
-) -> None:
-    """After a rejected push to the branch: `rejected` again on the last attempt, else fetch the new head."""
-    if attempt == attempts:
-        raise rejected
-    deps.log(f"push to {policy.spec.git.branch} rejected; fetching and planning again ({attempt}/{attempts})")
-    checkout.refresh()
 
 
 def unplanned_by_failure(policy: Policy, failures: Sequence[LookupFailure]) -> frozenset[str]:

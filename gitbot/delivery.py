@@ -3,14 +3,15 @@ own branch `gitbot/<policy>/<name>`, and a pull-request cycle's canary rollbacks
 
 Owns how a plan becomes a commit (a `git revert` for a rollback, its edited files when that conflicts), the
 pull request's text and the bot's branch names. The environment branch is never force-pushed: a rejected
-push leaves nothing pushed, and the caller fetches, plans again from the new head and retries.
+push leaves nothing pushed, and `retry_on_reject` (the one loop the cycle and every command use) fetches,
+plans again from the new head and retries, a bounded number of times.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from gitbot.config import MANUAL_PREFIXES, Policy
 from gitbot.domain import Author, Plan
@@ -32,6 +33,8 @@ from gitbot.messages import (
 )
 from gitbot.ports import Checkout, Forge, PullRequest, RevertFinish
 from gitbot.rollout import apply_changes, read_route, rollback_commit_message, settle_rollback
+
+T = TypeVar("T")
 
 # Branch names of pull requests a person asked for by hand (`gitbot/<policy>/rollback-<name>`,
 # `promote-<name>`); cycles never close them as superseded. No image or canary name may start with one.
@@ -61,6 +64,25 @@ def author_of(policy: Policy) -> Author:
 
 def bot_branch(policy: Policy, name: str) -> str:
     return f"gitbot/{policy.name}/{name}"
+
+
+def retry_on_reject(policy: Policy, checkout: Checkout, attempt: Callable[[int], T], log: Callable[[str], None]) -> T:
+    """`attempt(n)` for n = 1, 2, ... up to the policy's `maxPushAttempts`, until one is not rejected.
+
+    Each attempt plans from the checkout's head and pushes to the environment branch; when that push is
+    rejected (the branch moved meanwhile), it must leave nothing pushed and no local commit. The new head is
+    then fetched and the next attempt plans again on it; the last attempt's rejection is raised as it is.
+    """
+    attempts = policy.spec.git.max_push_attempts
+    for number in range(1, attempts + 1):
+        try:
+            return attempt(number)
+        except PushRejectedError:
+            if number >= attempts:
+                raise
+            log(f"push to {policy.spec.git.branch} rejected; fetching and planning again ({number}/{attempts})")
+            checkout.refresh()
+    raise GitbotError(f"policy {policy.name}: maxPushAttempts is {attempts}; no push was attempted")
 
 
 def deliver_rollbacks(

@@ -23,9 +23,10 @@ from gitbot.delivery import (
     bot_branch,
     deliver_commits,
     deliver_pull_requests,
+    retry_on_reject,
 )
 from gitbot.domain import Plan, Target
-from gitbot.errors import ConfigError, GitbotError, PushRejectedError, UsageError
+from gitbot.errors import ConfigError, PushRejectedError, UsageError
 from gitbot.gather import gather, read_texts, scan_checkout
 from gitbot.history import BotCommit, History, read_history
 from gitbot.messages import plan_id, plan_id_in, rollback_trailers
@@ -169,27 +170,30 @@ def deliver_one(
     `make` returns a Delivery instead of a plan when the change it would make is already there (a command
     run again after it landed): that is returned as it is and nothing is delivered.
     """
-    attempts = policy.spec.git.max_push_attempts
     with deps.workspace.checkout() as checkout:
-        for attempt in range(1, attempts + 1):
+        if policy.spec.delivery.mode == "pull-request":
             made = make(checkout)
             if isinstance(made, Delivery):
                 return made
-            plan = replace(made, name=branch_name)
-            if policy.spec.delivery.mode == "pull-request":
-                if deps.forge is None:
-                    raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
-                # Run by hand: a person asking again overrides their earlier closing of the pull request.
-                return deliver_pull_requests(
-                    policy, checkout, deps.forge, [plan], close_superseded=False, honour_closed=False
-                )[0]
-            try:
-                return deliver_commits(policy, checkout, [plan])[0]
-            except PushRejectedError:
-                if attempt == attempts:
-                    raise
-                checkout.refresh()
-    raise GitbotError("unreachable: the delivery loop ended without a result")
+            if deps.forge is None:
+                raise ConfigError("pull-request delivery needs a forge (spec.delivery.github)", where=policy.source)
+            # Run by hand: a person asking again overrides their earlier closing of the pull request.
+            return deliver_pull_requests(
+                policy,
+                checkout,
+                deps.forge,
+                [replace(made, name=branch_name)],
+                close_superseded=False,
+                honour_closed=False,
+            )[0]
+
+        def attempt(_number: int) -> Delivery:
+            made = make(checkout)
+            if isinstance(made, Delivery):
+                return made
+            return deliver_commits(policy, checkout, [replace(made, name=branch_name)])[0]
+
+        return retry_on_reject(policy, checkout, attempt, deps.log)
 
 
 def already(name: str, ref: str, message: str) -> Delivery:
@@ -408,9 +412,9 @@ def mark_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str
     canary = policy.spec.canaries[index]
     action = "pause" if paused else "resume"
     message = marker_message(policy, name, action, why or default_marker_reason(action, name))
-    attempts = policy.spec.git.max_push_attempts
     with deps.workspace.checkout() as checkout:
-        for attempt in range(1, attempts + 1):
+
+        def attempt(_number: int) -> Delivery:
             base = checkout.head
             hist = canary_history(read_history(checkout.log(), policy.name), canary)
             if hist.paused == paused:
@@ -421,9 +425,7 @@ def mark_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str
                 checkout.push()
             except PushRejectedError:
                 checkout.reset(base)
-                if attempt == attempts:
-                    raise
-                checkout.refresh()
-                continue
+                raise
             return Delivery(name, "committed", sha, message.split("\n", 1)[0])
-    raise GitbotError("unreachable: the marker loop ended without a result")
+
+        return retry_on_reject(policy, checkout, attempt, deps.log)
