@@ -36,9 +36,9 @@ from gitbot.delivery import (
 from gitbot.domain import Plan, Target
 from gitbot.errors import ConfigError, DeadlineError, GitbotError
 from gitbot.gather import gather, read_exact, read_texts
-from gitbot.history import TRAILER_FROM, TRAILER_TARGET, TRAILER_TO, History, read_history
+from gitbot.history import TRAILER_TARGET, History, read_history
 from gitbot.manifests import Problem, ScanCache
-from gitbot.messages import plan_id_in
+from gitbot.messages import plan_id_in, trailer_moves
 from gitbot.planner import (
     CanaryOutcome,
     LookupFailure,
@@ -239,7 +239,7 @@ def proposed_canary_images(policy: Policy, plans: Sequence[Plan], forge: Forge |
     for plan in plans:
         if plan.action != "image-update":
             continue
-        changes = _trailer_changes(plan.trailers)
+        changes = trailer_moves(plan.trailers)
         mine = [(name, old, new) for name, old, new in changes if name in images and name not in pending]
         if not mine:
             continue
@@ -252,14 +252,6 @@ def proposed_canary_images(policy: Policy, plans: Sequence[Plan], forge: Forge |
                 f"canary image {name} {old} -> {new} is proposed in a pull request; the next step waits until it lands"
             )
     return pending
-
-
-def _trailer_changes(trailers: Sequence[tuple[str, str]]) -> list[tuple[str, str, str]]:
-    """The (target, from, to) triples of a plan's trailers, in order."""
-    targets = [value for key, value in trailers if key == TRAILER_TARGET]
-    olds = [value for key, value in trailers if key == TRAILER_FROM]
-    news = [value for key, value in trailers if key == TRAILER_TO]
-    return [(t, olds[i] if i < len(olds) else "", news[i] if i < len(news) else "") for i, t in enumerate(targets)]
 
 
 def unified_diff(

@@ -21,13 +21,14 @@ from gitbot.history import TRAILER_TARGET
 from gitbot.messages import (
     KIND_HAND_ROLLBACK,
     KIND_ROLLBACK,
-    PLAN_MARKER,
+    marked_by_bot,
     plan_id_in,
     plan_kind,
     pull_request_body,
     pull_request_summary,
     render_message,
     rolling_back_text,
+    superseded_body,
     undone_table,
     without_reverts_paragraph,
 )
@@ -43,9 +44,6 @@ MANUAL_PREFIX, PROMOTE_PREFIX = MANUAL_PREFIXES
 
 # "skipped": a person closed this plan's pull request unmerged; it is not opened again until the plan changes.
 Outcome = Literal["committed", "opened", "updated", "unchanged", "skipped", "closed", "planned"]
-
-
-SUPERSEDED_MARKER = "<!-- gitbot:superseded-plan-id="
 
 
 @dataclass(frozen=True)
@@ -109,9 +107,8 @@ def deliver_rollbacks(
             if suffix:
                 forge.comment_pull(pull.number, note)
                 continue
-            marker = PLAN_MARKER.split("{")[0]
             # Unmarked first, as a superseded one: a pull request the bot closed is not a person's refusal.
-            forge.update_pull(pull.number, pull.title, pull.body.replace(marker, SUPERSEDED_MARKER))
+            forge.update_pull(pull.number, pull.title, superseded_body(pull.body))
             forge.close_pull(pull.number, f"{note} This step is no longer wanted; closing.")
             out.append(Delivery(plan.name, "closed", pull.url, pull.title))
     return out
@@ -271,11 +268,10 @@ def deliver_pull_requests(
             delivered.append(Delivery(plan.name, pr.created, pr.url, plan.subject))
     for head, pr in sorted(open_before.items()) if close_superseded else ():
         manual = head.rsplit("/", 1)[-1].startswith((MANUAL_PREFIX, PROMOTE_PREFIX))
-        marker = PLAN_MARKER.split("{")[0]
         kept = head.rsplit("/", 1)[-1] in keep
-        if head not in wanted and not manual and not kept and (marker in pr.body or SUPERSEDED_MARKER in pr.body):
+        if head not in wanted and not manual and not kept and marked_by_bot(pr.body):
             # Unmark the plan first: a pull request the bot closed is not a person's refusal of it.
-            forge.update_pull(pr.number, pr.title, pr.body.replace(marker, SUPERSEDED_MARKER))
+            forge.update_pull(pr.number, pr.title, superseded_body(pr.body))
             forge.close_pull(
                 pr.number,
                 "gitbot: closing, this change is no longer needed "

@@ -29,7 +29,7 @@ from gitbot.domain import Plan, Target
 from gitbot.errors import ConfigError, PushRejectedError, UsageError
 from gitbot.gather import gather, read_texts, scan_checkout
 from gitbot.history import BotCommit, History, read_history
-from gitbot.messages import plan_id, plan_id_in, rollback_trailers
+from gitbot.messages import BY_HAND, hand_rollback_message, plan_id_in
 from gitbot.planner import admitted_tags, behind_quarantine, bind_images, current_tag, image_filter
 from gitbot.ports import Checkout, PullRequest
 from gitbot.promotion import Gate, held_back
@@ -234,18 +234,23 @@ def rollback(policy: Policy, deps: Deps, name: str, *, further: bool = False) ->
         victim = standing[0]
         mine = [c for c in victim.changes if c.target == name] or list(victim.changes)
         quarantine = [(c.target, c.new) for c in victim.changes] if victim.action == "image-update" else []
-        subject = f"gitbot({policy.name}): roll back {name} {mine[0].new} -> {mine[0].old}"
-        pid = plan_id(policy.name, name, "rollback", [])[:8] + victim.sha[:8]
-        body = (
-            f"This reverts commit {victim.sha}.\n\n"
-            f"Rolled back on request (gitbot rollback {name} --policy {policy.name})."
-            + (f" Quarantined: {', '.join(f'{t}={tag}' for t, tag in quarantine)}." if quarantine else "")
-        )
-        trailers = rollback_trailers(policy.name, name, mine[0].new, mine[0].old, pid, quarantine)
-        proposed = open_manual_pull(policy, deps, f"{MANUAL_PREFIX}{name}", pid)
+        message = hand_rollback_message(policy.name, name, victim.sha, mine[0].old, mine[0].new, quarantine)
+        proposed = open_manual_pull(policy, deps, f"{MANUAL_PREFIX}{name}", message.plan_id)
         if proposed is not None:
             return proposed
-        return Plan(policy.name, name, "rollback", (), (), subject, body, trailers, pid, body, reverts=(victim.sha,))
+        return Plan(
+            policy.name,
+            name,
+            "rollback",
+            (),
+            (),
+            message.subject,
+            message.body,
+            message.trailers,
+            message.plan_id,
+            message.body,
+            reverts=(victim.sha,),
+        )
 
     return deliver_one(policy, deps, make, branch_name=f"{MANUAL_PREFIX}{name}")
 
@@ -329,16 +334,12 @@ def _tag_of(image: str) -> str:
     return image.rsplit("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2] or image
 
 
-# The first words of a step's message when `gitbot promote` made it (rollout.step_plan writes them).
-_BY_HAND = "Stepped by hand (gitbot promote "
-
-
 def hand_step(history: History, name: str, weight: int) -> BotCommit | None:
     """The step by hand that brought canary `name` to `weight`, when it is the canary's newest change."""
     for commit in history.commits:
         if not any(change.target == name for change in commit.changes) or commit.action in ("pause", "resume"):
             continue
-        by_hand = commit.action == "canary-step" and commit.commit.body.startswith(_BY_HAND)
+        by_hand = commit.action == "canary-step" and commit.commit.body.startswith(BY_HAND)
         arrived = any(change.target == name and change.new == str(weight) for change in commit.changes)
         return commit if by_hand and arrived and commit.reverted_by is None else None
     return None

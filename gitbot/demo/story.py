@@ -32,7 +32,7 @@ from gitbot.demo import sandbox
 from gitbot.demo.cluster import SLOW, Applied, SimulatedCluster, applied_state
 from gitbot.domain import Author, Plan
 from gitbot.errors import UsageError
-from gitbot.history import read_history
+from gitbot.history import TRAILER_PREFIX, read_history
 from gitbot.planner import CanaryOutcome
 from gitbot.ports import Metrics, Registry
 
@@ -317,7 +317,7 @@ def _finish(echo: Echo, result: DemoResult, bare: Path, started: float) -> None:
         echo(f"  {line}")
     if result.commits:
         last = result.commits[-1][0]
-        trailers = [line for line in commit_message(bare, last).splitlines() if line.startswith("Gitbot-")]
+        trailers = [line for line in commit_message(bare, last).splitlines() if line.startswith(TRAILER_PREFIX)]
         echo(f"trailers of {last[:7]}: {'; '.join(trailers)}")
     echo("")
     echo(f"final VirtualService (in {sandbox.VIRTUAL_SERVICE_FILE} at the head of {sandbox.BRANCH}):")
