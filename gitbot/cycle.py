@@ -243,8 +243,8 @@ def proposed_canary_images(policy: Policy, plans: Sequence[Plan], forge: Forge |
         mine = [(name, old, new) for name, old, new in changes if name in images and name not in pending]
         if not mine:
             continue
-        if forge is not None and forge.find_pull(bot_branch(policy, plan.name)) is None:
-            refused = forge.closed_pull(bot_branch(policy, plan.name))
+        if forge is not None and forge.find_change_request(bot_branch(policy, plan.name)) is None:
+            refused = forge.closed_change_request(bot_branch(policy, plan.name))
             if refused is not None and plan_id_in(refused.body) == plan.plan_id:
                 continue
         for name, old, new in mine:

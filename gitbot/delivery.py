@@ -32,7 +32,7 @@ from gitbot.messages import (
     undone_table,
     without_reverts_paragraph,
 )
-from gitbot.ports import Checkout, Forge, PullRequest, RevertFinish
+from gitbot.ports import ChangeRequest, Checkout, Forge, RevertFinish
 from gitbot.rollout import apply_changes, read_route, rollback_commit_message, settle_rollback
 
 T = TypeVar("T")
@@ -101,15 +101,15 @@ def deliver_rollbacks(
             "straight to the branch (`delivery.rollback: pull-request` makes them wait for a review instead)."
         )
         for suffix in ("", MANUAL_PREFIX, PROMOTE_PREFIX):
-            pull = forge.find_pull(bot_branch(policy, f"{suffix}{plan.name}"))
+            pull = forge.find_change_request(bot_branch(policy, f"{suffix}{plan.name}"))
             if pull is None:
                 continue
             if suffix:
-                forge.comment_pull(pull.number, note)
+                forge.comment_change_request(pull.number, note)
                 continue
             # Unmarked first, as a superseded one: a pull request the bot closed is not a person's refusal.
-            forge.update_pull(pull.number, pull.title, superseded_body(pull.body))
-            forge.close_pull(pull.number, f"{note} This step is no longer wanted; closing.")
+            forge.update_change_request(pull.number, pull.title, superseded_body(pull.body))
+            forge.close_change_request(pull.number, f"{note} This step is no longer wanted; closing.")
             out.append(Delivery(plan.name, "closed", pull.url, pull.title))
     return out
 
@@ -200,7 +200,7 @@ def pull_request_text(policy: Policy, plan: Plan) -> str:
     )
 
 
-def still_merges(checkout: Checkout, pull: PullRequest) -> bool:
+def still_merges(checkout: Checkout, pull: ChangeRequest) -> bool:
     """Whether the bot's open pull request still merges into the branch head.
 
     A person's change to the lines it edits (or the lines next to them) leaves the plan the same but the pull
@@ -225,23 +225,22 @@ def deliver_pull_requests(
     With `honour_closed`, a plan whose pull request a person closed unmerged is skipped until it changes.
     The pull requests of the names in `keep` are not closed when no plan wants them (their lookup failed).
     """
-    github = policy.spec.delivery.github
-    labels = github.labels if github else ()
+    labels = policy.spec.delivery.labels
     base = checkout.head
-    open_before = {pr.head: pr for pr in forge.open_pulls(f"gitbot/{policy.name}/")}
+    open_before = {pr.head: pr for pr in forge.open_change_requests(f"gitbot/{policy.name}/")}
     delivered: list[Delivery] = []
     wanted: set[str] = set()
     for plan in plans:
         branch = bot_branch(policy, plan.name)
         wanted.add(branch)
         # The listing holds every open pull request of the policy: looking one up again would only cost calls.
-        existing: PullRequest | None = open_before.get(branch)
+        existing: ChangeRequest | None = open_before.get(branch)
         if existing is not None:
             add_missing_labels(forge, existing, labels)
         if existing is not None and plan_id_in(existing.body) == plan.plan_id and still_merges(checkout, existing):
             delivered.append(Delivery(plan.name, "unchanged", existing.url, plan.subject))
             continue
-        refused = forge.closed_pull(branch) if existing is None and honour_closed else None
+        refused = forge.closed_change_request(branch) if existing is None and honour_closed else None
         if refused is not None and plan_id_in(refused.body) == plan.plan_id:
             delivered.append(Delivery(plan.name, "skipped", refused.url, plan.subject))
             continue
@@ -260,10 +259,10 @@ def deliver_pull_requests(
             checkout.reset(base)
         body = pull_request_text(policy, plan)
         if existing is not None:
-            pr = forge.update_pull(existing.number, plan.subject, body)
+            pr = forge.update_change_request(existing.number, plan.subject, body)
             delivered.append(Delivery(plan.name, "updated", pr.url, plan.subject))
         else:
-            pr = forge.create_pull(branch, policy.spec.git.branch, plan.subject, body, labels)
+            pr = forge.create_change_request(branch, policy.spec.git.branch, plan.subject, body, labels)
             # Another replica may have opened it a moment earlier: then only that one reports it opened.
             delivered.append(Delivery(plan.name, pr.created, pr.url, plan.subject))
     for head, pr in sorted(open_before.items()) if close_superseded else ():
@@ -271,8 +270,8 @@ def deliver_pull_requests(
         kept = head.rsplit("/", 1)[-1] in keep
         if head not in wanted and not manual and not kept and marked_by_bot(pr.body):
             # Unmark the plan first: a pull request the bot closed is not a person's refusal of it.
-            forge.update_pull(pr.number, pr.title, superseded_body(pr.body))
-            forge.close_pull(
+            forge.update_change_request(pr.number, pr.title, superseded_body(pr.body))
+            forge.close_change_request(
                 pr.number,
                 "gitbot: closing, this change is no longer needed "
                 "(the branch already has it, or a newer plan replaced it).",
@@ -281,10 +280,11 @@ def deliver_pull_requests(
     return delivered
 
 
-def add_missing_labels(forge: Forge, pull: PullRequest, labels: Sequence[str]) -> None:
-    """Give the bot's open pull request the policy's labels it lacks (GitHub matches names regardless of case).
+def add_missing_labels(forge: Forge, pull: ChangeRequest, labels: Sequence[str]) -> None:
+    """Give the bot's open change request the policy's labels it lacks (names match regardless of case, as
+    on GitHub).
 
-    A run stopped between GitHub's creation of the pull request and the labels leaves it without them, and
+    A run stopped between the forge's creation of the change request and its labels leaves it without them, and
     every later cycle finds it by its plan id: only here do they come back. Labels a person added stay.
     """
     have = {label.casefold() for label in pull.labels}

@@ -31,7 +31,7 @@ from gitbot.gather import gather, read_texts, scan_checkout
 from gitbot.history import BotCommit, History, read_history
 from gitbot.messages import BY_HAND, hand_rollback_message, plan_id_in
 from gitbot.planner import admitted_tags, behind_quarantine, bind_images, current_tag, image_filter
-from gitbot.ports import Checkout, PullRequest
+from gitbot.ports import ChangeRequest, Checkout
 from gitbot.promotion import Gate, held_back
 from gitbot.rollout import (
     Observation,
@@ -79,7 +79,7 @@ class StatusReport:
     policy: str
     head: str
     images: tuple[ImageStatus, ...]
-    pulls: tuple[PullRequest, ...]
+    pulls: tuple[ChangeRequest, ...]
 
 
 def status(policy: Policy, deps: Deps) -> StatusReport:
@@ -129,9 +129,9 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
                 vetted=vetting is not None,
             )
         )
-    pulls: tuple[PullRequest, ...] = ()
+    pulls: tuple[ChangeRequest, ...] = ()
     if deps.forge is not None:
-        pulls = tuple(deps.forge.open_pulls(f"gitbot/{policy.name}/"))
+        pulls = tuple(deps.forge.open_change_requests(f"gitbot/{policy.name}/"))
     return StatusReport(policy.name, head, tuple(images), pulls)
 
 
@@ -205,7 +205,7 @@ def open_manual_pull(policy: Policy, deps: Deps, branch_name: str, plan: str) ->
     """In pull-request mode, the open pull request of a command run by hand that already proposes `plan`."""
     if policy.spec.delivery.mode != "pull-request" or deps.forge is None:
         return None
-    existing = deps.forge.find_pull(bot_branch(policy, branch_name))
+    existing = deps.forge.find_change_request(bot_branch(policy, branch_name))
     if existing is None or plan_id_in(existing.body) != plan:
         return None
     return already(branch_name, existing.url, f"already proposed in {existing.url}: {existing.title}")
