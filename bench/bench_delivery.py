@@ -74,10 +74,10 @@ def bench_github() -> None:
         finds: list[float] = []
         for i in range(ROUNDS):
             mark = time.perf_counter()
-            forge.create_pull(f"gitbot/p/app-{i}", "main", "t", "b", ["gitbot"])
+            forge.create_change_request(f"gitbot/p/app-{i}", "main", "t", "b", ["gitbot"])
             creates.append((time.perf_counter() - mark) * 1000)
             mark = time.perf_counter()
-            forge.find_pull(f"gitbot/p/app-{i}")
+            forge.find_change_request(f"gitbot/p/app-{i}")
             finds.append((time.perf_counter() - mark) * 1000)
         _report("PR create (find + POST + labels)", creates)
         _report("PR find by head", finds)

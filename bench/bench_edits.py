@@ -16,8 +16,8 @@ from typing import Any
 
 from gitbot import yamlio
 from gitbot.config import load_policy
+from gitbot.cycle import Deps, run_cycle
 from gitbot.demo.builtin import ManualClock
-from gitbot.reconcile import Deps, run_cycle
 from tests.support.directory import DirectoryWorkspace
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

@@ -22,8 +22,8 @@ from typing import Any
 from gitbot.commands.compose import SharedAdapters
 from gitbot.commands.runner import CycleRunner
 from gitbot.config import Policy, find_policy
+from gitbot.cycle import Deps
 from gitbot.logs import process_masker
-from gitbot.reconcile import Deps
 
 # Scheduled cycles are an interval apart, longer than a tag list is cached (half the interval at most), so
 # each asks the registry again: tag lists expire at once between these back-to-back cycles.

@@ -235,6 +235,11 @@ class DeliverySettings(_Model):
             raise ValueError("mode pull-request needs a github section (repository, tokenEnv)")
         return self
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels each of the bot's change requests carries, from the policy's forge section."""
+        return self.github.labels if self.github is not None else ()
+
 
 class ScheduleSettings(_Model):
     interval: Duration | None = None

@@ -17,6 +17,9 @@ from datetime import datetime
 
 from gitbot.domain import CommitInfo
 
+# Every trailer the bot writes starts with this: `messages.plan_trailers` writes them in one order, this
+# module reads them back.
+TRAILER_PREFIX = "Gitbot-"
 TRAILER_POLICY = "Gitbot-Policy"
 TRAILER_ACTION = "Gitbot-Action"
 TRAILER_TARGET = "Gitbot-Target"

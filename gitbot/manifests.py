@@ -788,7 +788,7 @@ def scan_files(
     (paths -> bytes). A file the byte screen rules out is remembered as holding nothing, so it is not read
     again while its content stays the same. Same problems, errors and order of targets as `scan_tree`.
     With `keep_texts`, `Scan.texts` holds the text of each file that was read and holds a target; the
-    cached files were not read, so their texts are not there (see `reconcile.read_texts`).
+    cached files were not read, so their texts are not there (see `gather.read_texts`).
     """
     unique: list[TreeFile] = []
     seen: set[str] = set()

@@ -25,7 +25,14 @@ from gitbot.history import (
 )
 from gitbot.logs import mask_credentials
 
-PLAN_MARKER = "<!-- gitbot:plan-id={plan_id} -->"
+# The plan id hidden in a pull request's body (`<!-- gitbot:plan-id=ID -->`): a restarted bot finds its pull
+# request by it. A pull request the bot closes as superseded gets the second form first, so that its closing
+# is not read as a person's refusal of that plan.
+PLAN_MARKER = "<!-- gitbot:plan-id="
+SUPERSEDED_MARKER = "<!-- gitbot:superseded-plan-id="
+_MARKER_END = " -->"
+# A plan's trailers, in the order the commit shows them.
+Trailers = tuple[tuple[str, str], ...]
 _CANDIDATES_SHOWN = 10
 # A commit message lists this many changes (the trailers say what moved; the commit's diff has every file).
 CHANGES_IN_MESSAGE = 50
@@ -65,20 +72,39 @@ def plan_id(policy: str, name: str, action: str, changes: Sequence[Change], cont
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def subject(policy: str, what: str) -> str:
+    """A bot commit's subject, which is also its pull request's title: `gitbot(<policy>): <what>`."""
+    return f"gitbot({policy}): {what}"
+
+
+def plan_trailers(
+    policy: str,
+    action: str,
+    moves: Sequence[tuple[str, str, str]],
+    plan: str | None,
+    extra: Sequence[tuple[str, str]] = (),
+) -> Trailers:
+    """The trailers of a bot commit, in the one order `history` reads: policy, action, a target/from/to triple
+    per move, then `extra` (quarantined tags, restarted canaries), and the plan id last (a marker has none)."""
+    trailers: list[tuple[str, str]] = [(TRAILER_POLICY, policy), (TRAILER_ACTION, action)]
+    for target, old, new in moves:
+        trailers += [(TRAILER_TARGET, target), (TRAILER_FROM, old), (TRAILER_TO, new)]
+    trailers += extra
+    if plan is not None:
+        trailers.append((TRAILER_PLAN, plan))
+    return tuple(trailers)
+
+
 def subject_for_images(policy: str, updates: Sequence[ImageUpdate]) -> str:
     if len(updates) == 1:
         update = updates[0]
-        return f"gitbot({policy}): {update.name} {update.old} -> {update.new}"
+        return subject(policy, f"{update.name} {update.old} -> {update.new}")
     listed = ", ".join(f"{u.name} {u.new}" for u in updates)
-    return f"gitbot({policy}): update {len(updates)} images ({listed})"
+    return subject(policy, f"update {len(updates)} images ({listed})")
 
 
-def image_trailers(policy: str, updates: Sequence[ImageUpdate], plan: str) -> tuple[tuple[str, str], ...]:
-    trailers: list[tuple[str, str]] = [(TRAILER_POLICY, policy), (TRAILER_ACTION, "image-update")]
-    for update in updates:
-        trailers += [(TRAILER_TARGET, update.name), (TRAILER_FROM, update.old), (TRAILER_TO, update.new)]
-    trailers.append((TRAILER_PLAN, plan))
-    return tuple(trailers)
+def image_trailers(policy: str, updates: Sequence[ImageUpdate], plan: str) -> Trailers:
+    return plan_trailers(policy, "image-update", [(u.name, u.old, u.new) for u in updates], plan)
 
 
 def why_this_tag(update: ImageUpdate) -> str:
@@ -142,17 +168,74 @@ def render_message(subject: str, body: str, trailers: Sequence[tuple[str, str]])
 
 def rollback_trailers(
     policy: str, target: str, old: str, new: str, plan: str, quarantine: Sequence[tuple[str, str]] = ()
-) -> tuple[tuple[str, str], ...]:
-    trailers: list[tuple[str, str]] = [
-        (TRAILER_POLICY, policy),
-        (TRAILER_ACTION, "rollback"),
-        (TRAILER_TARGET, target),
-        (TRAILER_FROM, old),
-        (TRAILER_TO, new),
-    ]
-    trailers += [(TRAILER_QUARANTINE, f"{name}={tag}") for name, tag in quarantine]
-    trailers.append((TRAILER_PLAN, plan))
-    return tuple(trailers)
+) -> Trailers:
+    quarantined = [(TRAILER_QUARANTINE, f"{name}={tag}") for name, tag in quarantine]
+    return plan_trailers(policy, "rollback", [(target, old, new)], plan, quarantined)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A plan's message: subject, body, trailers and the plan id (also hidden in its pull request)."""
+
+    subject: str
+    body: str
+    trailers: Trailers
+    plan_id: str
+
+
+def hand_rollback_message(
+    policy: str, name: str, victim: str, old: str, new: str, quarantine: Sequence[tuple[str, str]]
+) -> Message:
+    """`gitbot rollback <name>`'s revert of commit `victim`, which moved `name` from `old` to `new`.
+
+    The plan id is the same for the same change reverted, so a command run again finds its pull request.
+    """
+    pid = plan_id(policy, name, "rollback", [])[:8] + victim[:8]
+    body = f"This reverts commit {victim}.\n\nRolled back on request (gitbot rollback {name} --policy {policy})." + (
+        f" Quarantined: {', '.join(f'{t}={tag}' for t, tag in quarantine)}." if quarantine else ""
+    )
+    return Message(
+        subject(policy, f"roll back {name} {new} -> {old}"),
+        body,
+        rollback_trailers(policy, name, new, old, pid, quarantine),
+        pid,
+    )
+
+
+def step_subject(policy: str, canary: str, old: int, new: int) -> str:
+    return subject(policy, f"{canary} canary {old}% -> {new}%")
+
+
+def step_trailers(policy: str, canary: str, old: int, new: int, plan: str) -> Trailers:
+    return plan_trailers(policy, "canary-step", [(canary, str(old), str(new))], plan)
+
+
+def hand_step_body(policy: str, canary: str, evidence: str) -> str:
+    """The body of a step `gitbot promote` made: it says so first (see `BY_HAND`), then the evidence."""
+    return f"{BY_HAND}{canary} --policy {policy}).\n\n{evidence}"
+
+
+def canary_rollback_subject(policy: str, canary: str, why: str) -> str:
+    return subject(policy, f"roll back {canary} canary ({why})")
+
+
+def promotion_subject(policy: str, canary: str, tag: str, ga: str) -> str:
+    return subject(policy, f"promote {canary} canary {tag} to {ga}")
+
+
+def promotion_trailers(policy: str, canary: str, weight: int, ga: str, old: str, new: str, plan: str) -> Trailers:
+    """A promotion's trailers: the canary's weights back to 0%, and GA's image taking the canary's tag."""
+    return plan_trailers(policy, "promote", [(canary, str(weight), "0"), (ga, old, new)], plan)
+
+
+def marker_message(policy: str, name: str, action: str, why: str) -> str:
+    """The message of a pause/resume marker commit: it changes no file and has no plan id."""
+    verb = "pause" if action == "pause" else "resume"
+    return render_message(
+        subject(policy, f"{verb} {name} canary"),
+        marker_body(policy, name, action, why),
+        plan_trailers(policy, action, (), None, [(TRAILER_TARGET, name)]),
+    )
 
 
 def _cell(text: str) -> str:
@@ -217,17 +300,31 @@ def pull_request_body(
         sections += ["### Evidence", evidence.strip()]
     sections += [f"### {rollback_heading}", rollback.strip()]
     # The evidence may quote a server's error text: a credential in it is never published in a pull request.
-    return mask_credentials("\n\n".join(sections)) + "\n\n" + PLAN_MARKER.format(plan_id=plan) + "\n"
+    return mask_credentials("\n\n".join(sections)) + "\n\n" + plan_marker(plan) + "\n"
+
+
+def plan_marker(plan: str) -> str:
+    """The hidden plan id of a pull request's body."""
+    return f"{PLAN_MARKER}{plan}{_MARKER_END}"
 
 
 def plan_id_in(body: str) -> str | None:
     """The plan id hidden in a PR body by `pull_request_body`, if any."""
-    prefix = "<!-- gitbot:plan-id="
-    start = body.find(prefix)
+    start = body.find(PLAN_MARKER)
     if start < 0:
         return None
-    end = body.find(" -->", start)
-    return body[start + len(prefix) : end] if end > 0 else None
+    end = body.find(_MARKER_END, start)
+    return body[start + len(PLAN_MARKER) : end] if end > 0 else None
+
+
+def marked_by_bot(body: str) -> bool:
+    """Whether a pull request's body holds a plan id, live or superseded (the bot opened it)."""
+    return PLAN_MARKER in body or SUPERSEDED_MARKER in body
+
+
+def superseded_body(body: str) -> str:
+    """`body` with its plan id marked superseded: the pull request no longer proposes a live plan."""
+    return body.replace(PLAN_MARKER, SUPERSEDED_MARKER)
 
 
 # Texts that say what each kind of change does and how it is undone. The kind comes from the plan itself
@@ -241,7 +338,7 @@ KIND_HAND_STEP = "canary step by hand"
 KIND_ROLLBACK = "canary rollback"
 KIND_HAND_ROLLBACK = "rollback by hand"
 KIND_PROMOTE = "promotion"
-# The first words of a step's body when `gitbot promote` made it (the reconcile shell recognises them).
+# The first words of a step's body when `gitbot promote` made it (`manual.hand_step` recognises them).
 BY_HAND = "Stepped by hand (gitbot promote "
 
 
@@ -308,7 +405,8 @@ def marker_body(policy: str, name: str, action: str, why: str) -> str:
     return f"{why.strip()}\n\n{effect}" if why.strip() else effect
 
 
-def _pairs(trailers: Sequence[tuple[str, str]]) -> list[tuple[str, str, str]]:
+def trailer_moves(trailers: Sequence[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """The (target, from, to) triples of a plan's trailers, in order: the `moves` of `plan_trailers`."""
     targets = [value for key, value in trailers if key == TRAILER_TARGET]
     olds = [value for key, value in trailers if key == TRAILER_FROM]
     news = [value for key, value in trailers if key == TRAILER_TO]
@@ -317,7 +415,7 @@ def _pairs(trailers: Sequence[tuple[str, str]]) -> list[tuple[str, str, str]]:
 
 def rolling_back_text(policy: str, kind: str, trailers: Sequence[tuple[str, str]]) -> str:
     """What merging, closing and undoing a pull request of this kind does, in its own words."""
-    pairs = _pairs(trailers)
+    pairs = trailer_moves(trailers)
     name, old, new = pairs[0] if pairs else ("", "", "")
     rollback = f"`gitbot rollback {name} --policy {policy}`"
     revert = "revert the merge (GitHub's Revert button or `git revert`)"
@@ -372,7 +470,7 @@ def rolling_back_text(policy: str, kind: str, trailers: Sequence[tuple[str, str]
 def undone_table(shas: Sequence[str], trailers: Sequence[tuple[str, str]]) -> str:
     """For a change that undoes commits: the commits, and what each named target goes back to."""
     rows = [f"- {sha}" for sha in shas]
-    rows += [f"- {_cell(target)}: `{_cell(old)}` -> `{_cell(new)}`" for target, old, new in _pairs(trailers)]
+    rows += [f"- {_cell(target)}: `{_cell(old)}` -> `{_cell(new)}`" for target, old, new in trailer_moves(trailers)]
     return "\n".join(rows)
 
 

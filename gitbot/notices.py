@@ -22,10 +22,11 @@ from typing import Literal
 
 from gitbot.canary import CanaryDecision
 from gitbot.config import CanarySettings, Policy
+from gitbot.cycle import CycleResult
+from gitbot.delivery import Delivery
 from gitbot.domain import CheckResult, CommitInfo, Notice, NoticeDelivery, NoticeEvent, NoticeSource, Plan
 from gitbot.history import BotCommit, History, parse_bot_commit
 from gitbot.planner import CanaryOutcome
-from gitbot.reconcile import CycleResult, Delivery
 from gitbot.rollout import canary_history, canary_policy
 
 # Plan actions and the event that tells of their delivery.

@@ -19,12 +19,6 @@ from gitbot.domain import Assignment, Change, Plan, TagSelection, Target
 from gitbot.edits import apply_steps
 from gitbot.errors import ConfigError
 from gitbot.history import (
-    TRAILER_ACTION,
-    TRAILER_FROM,
-    TRAILER_PLAN,
-    TRAILER_POLICY,
-    TRAILER_TARGET,
-    TRAILER_TO,
     History,
 )
 from gitbot.imageref import is_valid_tag, parse_image, split_registry
@@ -34,6 +28,8 @@ from gitbot.messages import (
     image_commit_body,
     image_trailers,
     plan_id,
+    promotion_subject,
+    promotion_trailers,
     subject_for_images,
     why_this_tag,
 )
@@ -530,22 +526,12 @@ def promote_plan(
             changes.append(Change(t.file, t.document, t.pointer, t.resource, t.kind, t.value, new))
     changes += weight_changes(route, 0)
     pid = plan_id(policy.name, canary.name, "promote", changes)
-    subject = f"gitbot({policy.name}): promote {canary.name} canary {tag} to {ga.image.name}"
+    subject = promotion_subject(policy.name, canary.name, tag, ga.image.name)
     body = evidence_text(decision, observation)
     if digest:
         body += f"\n\n{ga.image.name} is pinned to {tag}@{digest}, the image the registry serves for {tag}."
     old_tag = current_tag(ga.targets[0]) or ""
-    trailers = (
-        (TRAILER_POLICY, policy.name),
-        (TRAILER_ACTION, "promote"),
-        (TRAILER_TARGET, canary.name),
-        (TRAILER_FROM, str(route.weight)),
-        (TRAILER_TO, "0"),
-        (TRAILER_TARGET, ga.image.name),
-        (TRAILER_FROM, old_tag),
-        (TRAILER_TO, tag),
-        (TRAILER_PLAN, pid),
-    )
+    trailers = promotion_trailers(policy.name, canary.name, route.weight, ga.image.name, old_tag, tag, pid)
     files = apply_changes(texts, changes)
     return Plan(
         policy.name,

@@ -1,7 +1,8 @@
 """Protocols for every external system gitbot talks to.
 
-The reconcile shell depends only on these; `gitbot/adapters/` holds the one real implementation of each,
-and the composition root (the CLI and the service) is the only place that builds adapters.
+The cycle, delivery and the commands run by hand depend only on these; `gitbot/adapters/` holds the one
+real implementation of each, and the composition root (the CLI and the service) is the only place that
+builds adapters.
 """
 
 from __future__ import annotations
@@ -213,49 +214,79 @@ class Workspace(Protocol):
 
 
 @dataclass(frozen=True)
-class PullRequest:
+class ChangeRequest:
+    """A change proposed on the forge for review: a GitHub pull request, a GitLab merge request.
+
+    The bot opens one per plan, from its own head branch into the environment branch, and finds it again by
+    its head branch and the plan id hidden in its body.
+    """
+
+    # The forge's number for it within the repository (a pull request's number, a merge request's iid).
     number: int
+    # Where a person reviews it.
     url: str
+    # The branch it proposes (source branch), and the branch it goes into (target branch).
     head: str
     base: str
     title: str
+    # Markdown description.
     body: str
+    # "open", or "closed" for one closed with or without merging (`merged_at` tells which).
     state: str
-    merged: bool = False
-    # Set by `Forge.create_pull` only: "opened" when it created the pull request; "unchanged" or "updated"
-    # when one from the same head was already open (another replica opened it first) and it left or edited it.
+    # When it was merged; None when it was not.
+    merged_at: datetime | None = None
+    # Set by `Forge.create_change_request` only: "opened" when it created it; "unchanged" or "updated" when one
+    # from the same head was already open (another replica opened it first) and it left or edited that one.
     created: Literal["opened", "unchanged", "updated"] = "opened"
     # The commit the head branch points at, as the forge last saw it ("" when unknown).
     head_sha: str = ""
     # Label names as the forge last listed them (a label added since is not in it).
     labels: tuple[str, ...] = ()
 
+    @property
+    def merged(self) -> bool:
+        return self.merged_at is not None
+
 
 class Forge(Protocol):
-    def find_pull(self, head: str) -> PullRequest | None:
-        """The open pull request whose head branch is `head`, if any."""
+    """Change requests on one repository of a forge (GitHub pull requests; a GitLab adapter would speak of
+    merge requests). Every method raises ForgeError (or AuthError for refused credentials) with a one-line
+    message that never holds the token; the cycle and the commands use nothing else of the forge."""
+
+    def find_change_request(self, head: str) -> ChangeRequest | None:
+        """The open change request whose head branch is `head`, if any."""
         ...
 
-    def open_pulls(self, head_prefix: str) -> list[PullRequest]:
-        """Open pull requests whose head branch starts with `head_prefix`."""
+    def open_change_requests(self, head_prefix: str) -> list[ChangeRequest]:
+        """Open change requests whose head branch starts with `head_prefix`."""
         ...
 
-    def closed_pull(self, head: str) -> PullRequest | None:
-        """The most recently opened pull request from `head` that was closed without merging, if any."""
+    def closed_change_request(self, head: str) -> ChangeRequest | None:
+        """The most recently opened change request from `head` that was closed without merging, if any."""
         ...
 
-    def create_pull(self, head: str, base: str, title: str, body: str, labels: Sequence[str]) -> PullRequest: ...
+    def create_change_request(
+        self, head: str, base: str, title: str, body: str, labels: Sequence[str]
+    ) -> ChangeRequest:
+        """Open a change request from `head` into `base` with `labels`; when one from `head` is already open
+        (another replica, or an earlier attempt that timed out, opened it), update that one instead and say so
+        in `created`. Never opens a second one from the same head."""
+        ...
 
     def add_labels(self, number: int, labels: Sequence[str]) -> None:
-        """Add `labels` to pull request `number`, keeping those it has."""
+        """Add `labels` to change request `number`, keeping those it has."""
         ...
 
-    def update_pull(self, number: int, title: str, body: str) -> PullRequest: ...
+    def update_change_request(self, number: int, title: str, body: str) -> ChangeRequest:
+        """Set the title and body of change request `number`."""
+        ...
 
-    def close_pull(self, number: int, comment: str) -> None: ...
+    def close_change_request(self, number: int, comment: str) -> None:
+        """Comment on change request `number` and close it unmerged; nothing happens if it is already closed."""
+        ...
 
-    def comment_pull(self, number: int, comment: str) -> None:
-        """Add a comment to pull request `number`, open or not; it stays as it is otherwise."""
+    def comment_change_request(self, number: int, comment: str) -> None:
+        """Add a comment to change request `number`, open or not; it stays as it is otherwise."""
         ...
 
 

@@ -22,10 +22,9 @@ from gitbot.domain import Action, Analysis, Assignment, Change, Plan, Target
 from gitbot.edits import apply_assignments
 from gitbot.errors import ConfigError, ManifestError
 from gitbot.history import (
-    TRAILER_ACTION,
     TRAILER_FROM,
     TRAILER_PLAN,
-    TRAILER_POLICY,
+    TRAILER_PREFIX,
     TRAILER_RESTART,
     TRAILER_TARGET,
     TRAILER_TO,
@@ -34,14 +33,18 @@ from gitbot.history import (
     parse_bot_commit,
 )
 from gitbot.messages import (
-    marker_body,
+    canary_rollback_subject,
+    hand_step_body,
     plain_rollback_note,
     plan_id,
     render_message,
     rollback_trailers,
+    step_subject,
+    step_trailers,
     undoes_trailers,
     without_reverts_paragraph,
 )
+from gitbot.messages import marker_message as marker_text
 
 
 @dataclass(frozen=True)
@@ -419,7 +422,7 @@ def default_marker_reason(action: str, name: str) -> str:
 
 def parse_trailer_line(text: str) -> bool:
     """Whether `text` is a block of gitbot trailers (a marker whose body holds nothing else)."""
-    return all(line.startswith("Gitbot-") and ": " in line for line in text.splitlines())
+    return all(line.startswith(TRAILER_PREFIX) and ": " in line for line in text.splitlines())
 
 
 def observe_state(
@@ -513,18 +516,11 @@ def step_plan(
     canary = route.canary
     changes = weight_changes(route, to)
     pid = plan_id(policy.name, canary.name, "canary-step", changes, [canary_tag] if canary_tag else [])
-    subject = f"gitbot({policy.name}): {canary.name} canary {route.weight}% -> {to}%"
+    subject = step_subject(policy.name, canary.name, route.weight, to)
     body = evidence_text(decision, observation, measured_on=_canary_image(policy, canary, canary_tag))
     if manual:
-        body = f"Stepped by hand (gitbot promote {canary.name} --policy {policy.name}).\n\n{body}"
-    trailers = (
-        (TRAILER_POLICY, policy.name),
-        (TRAILER_ACTION, "canary-step"),
-        (TRAILER_TARGET, canary.name),
-        (TRAILER_FROM, str(route.weight)),
-        (TRAILER_TO, str(to)),
-        (TRAILER_PLAN, pid),
-    )
+        body = hand_step_body(policy.name, canary.name, body)
+    trailers = step_trailers(policy.name, canary.name, route.weight, to, pid)
     return _weight_plan(policy, canary.name, "canary-step", changes, texts, subject, body, trailers, pid, observation)
 
 
@@ -549,7 +545,7 @@ def rollback_plan(
     canary = route.canary
     changes = weight_changes(route, 0)
     summary = observation.analysis.summary if observation.analysis and observation.analysis.summary else decision.reason
-    subject = f"gitbot({policy.name}): roll back {canary.name} canary ({summary})"
+    subject = canary_rollback_subject(policy.name, canary.name, summary)
     quarantine = [(canary.image, canary_tag)] if canary.image and canary_tag else []
     pid = plan_id(policy.name, canary.name, "rollback", changes, [canary_tag] if canary_tag else [])
     reverts = "".join(f"This reverts commit {sha}.\n" for sha in hist.standing_steps)
@@ -641,9 +637,4 @@ def rollback_commit_message(plan: Plan) -> str:
 
 def marker_message(policy: Policy, name: str, action: str, why: str) -> str:
     """The message of a pause/resume marker commit."""
-    verb = "pause" if action == "pause" else "resume"
-    return render_message(
-        f"gitbot({policy.name}): {verb} {name} canary",
-        marker_body(policy.name, name, action, why),
-        ((TRAILER_POLICY, policy.name), (TRAILER_ACTION, action), (TRAILER_TARGET, name)),
-    )
+    return marker_text(policy.name, name, action, why)

@@ -1,12 +1,12 @@
 """The forge adapter (PyGithub): find, open, update and close gitbot's pull requests on one repository.
 
 Owns: the PyGithub client and its configuration (no retry of POST/PATCH, throttling on or off, timeout),
-conversion of PyGithub objects to `gitbot.ports.PullRequest`, and the mapping of every failure to
+conversion of PyGithub pull requests to `gitbot.ports.ChangeRequest`, and the mapping of every failure to
 `ForgeError`/`AuthError` with a one-line message that never contains the token. It must not decide what a
 pull request says (the planner and messages do) and must not touch git.
 
 Creating is made safe against duplicates: a POST is never retried (a timed-out create may have succeeded),
-and when `create_pull` is refused (GitHub answers 422 "A pull request already exists") or times out, it
+and when `create_change_request` is refused (GitHub answers 422 "A pull request already exists") or times out, it
 looks for the open pull request from the same head branch and updates that instead. Each operation costs
 as few API calls as it can: the repository is never fetched on its own, and a create is not preceded by
 a lookup that the caller's listing of open pull requests already made.
@@ -31,7 +31,7 @@ from urllib3.util.retry import Retry
 
 from gitbot.adapters.deadline import DeadlineAdapter, DeadlineExceeded
 from gitbot.errors import AuthError, ConfigError, ForgeError
-from gitbot.ports import PullRequest
+from gitbot.ports import ChangeRequest
 
 T = TypeVar("T")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -155,13 +155,13 @@ class GitHubForge:
             self._repo = self._call("get repository", lambda: self._github.get_repo(self.repository))
         return self._repo
 
-    # -- Forge -------------------------------------------------------------------------------------
+    # -- Forge: a change request is a pull request here ---------------------------------------
 
-    def find_pull(self, head: str) -> PullRequest | None:
+    def find_change_request(self, head: str) -> ChangeRequest | None:
         """The open pull request whose head branch (in this repository) is `head`, if any."""
         repo = self._repository()
 
-        def find() -> PullRequest | None:
+        def find() -> ChangeRequest | None:
             # GitHub ignores a malformed head filter, so the head is checked again here.
             for pull in repo.get_pulls(state="open", head=f"{self.owner}:{head}"):
                 if pull.head.ref == head:
@@ -170,11 +170,11 @@ class GitHubForge:
 
         return self._call("find pull request", find)
 
-    def closed_pull(self, head: str) -> PullRequest | None:
+    def closed_change_request(self, head: str) -> ChangeRequest | None:
         """The newest pull request from `head` (in this repository) closed without merging, if any."""
         repo = self._repository()
 
-        def find() -> PullRequest | None:
+        def find() -> ChangeRequest | None:
             # Newest first (GitHub's default order); merged ones say nothing about a person's refusal.
             for pull in repo.get_pulls(state="closed", head=f"{self.owner}:{head}"):
                 if pull.head.ref == head and pull.merged_at is None:
@@ -183,7 +183,7 @@ class GitHubForge:
 
         return self._call("find closed pull request", find)
 
-    def open_pulls(self, head_prefix: str) -> list[PullRequest]:
+    def open_change_requests(self, head_prefix: str) -> list[ChangeRequest]:
         """Open pull requests whose head branch starts with `head_prefix`, newest first."""
         repo = self._repository()
         return self._call(
@@ -191,7 +191,9 @@ class GitHubForge:
             lambda: [_to_pull(p) for p in repo.get_pulls(state="open") if str(p.head.ref).startswith(head_prefix)],
         )
 
-    def create_pull(self, head: str, base: str, title: str, body: str, labels: Sequence[str]) -> PullRequest:
+    def create_change_request(
+        self, head: str, base: str, title: str, body: str, labels: Sequence[str]
+    ) -> ChangeRequest:
         """Open a pull request from `head` into `base`, or update the open one from `head` if it exists.
 
         `created` of the answer says which: "opened", or "unchanged"/"updated" for one that was already open
@@ -206,7 +208,7 @@ class GitHubForge:
             )
         except ForgeError:
             # Someone (or an earlier, timed-out attempt) opened it meanwhile: use that one.
-            raced = self.find_pull(head)
+            raced = self.find_change_request(head)
             if raced is None:
                 raise
             return self._adopt(raced, title, body, labels)
@@ -214,19 +216,19 @@ class GitHubForge:
             self._call("add labels", lambda: pull.add_to_labels(*labels))
         return _to_pull(pull)
 
-    def _adopt(self, existing: PullRequest, title: str, body: str, labels: Sequence[str]) -> PullRequest:
+    def _adopt(self, existing: ChangeRequest, title: str, body: str, labels: Sequence[str]) -> ChangeRequest:
         same = existing.title == title and existing.body == body
         pull = self._update(existing.number, title, body, labels)
         return replace(pull, created="unchanged" if same else "updated")
 
-    def update_pull(self, number: int, title: str, body: str) -> PullRequest:
+    def update_change_request(self, number: int, title: str, body: str) -> ChangeRequest:
         """Set the title and body of pull request `number`."""
         return self._update(number, title, body, ())
 
-    def _update(self, number: int, title: str, body: str, labels: Sequence[str]) -> PullRequest:
+    def _update(self, number: int, title: str, body: str, labels: Sequence[str]) -> ChangeRequest:
         repo = self._repository()
 
-        def update() -> PullRequest:
+        def update() -> ChangeRequest:
             pull = repo.get_pull(number)
             if pull.title != title or (pull.body or "") != body:
                 pull.edit(title=title, body=body)
@@ -249,12 +251,12 @@ class GitHubForge:
 
         self._call(f"add labels to pull request #{number}", add)
 
-    def get_pull(self, number: int) -> PullRequest:
+    def get_change_request(self, number: int) -> ChangeRequest:
         """Pull request `number` in any state (to see whether a person merged or closed it)."""
         repo = self._repository()
         return self._call(f"get pull request #{number}", lambda: _to_pull(repo.get_pull(number)))
 
-    def close_pull(self, number: int, comment: str) -> None:
+    def close_change_request(self, number: int, comment: str) -> None:
         """Comment on pull request `number` and close it; nothing happens if it is already closed."""
         repo = self._repository()
 
@@ -268,7 +270,7 @@ class GitHubForge:
 
         self._call(f"close pull request #{number}", close)
 
-    def comment_pull(self, number: int, comment: str) -> None:
+    def comment_change_request(self, number: int, comment: str) -> None:
         """Add a comment to pull request `number` (its conversation, as an issue comment)."""
         repo = self._repository()
         self._call(f"comment on pull request #{number}", lambda: repo.get_pull(number).create_issue_comment(comment))
@@ -298,9 +300,9 @@ def _deadline_connections(
     return Http, Https
 
 
-def _to_pull(pull: GithubPull) -> PullRequest:
+def _to_pull(pull: GithubPull) -> ChangeRequest:
     # `merged_at` is in list results too; reading `merged` there would cost one more request per item.
-    return PullRequest(
+    return ChangeRequest(
         number=int(pull.number),
         url=str(pull.html_url),
         head=str(pull.head.ref),
@@ -308,7 +310,7 @@ def _to_pull(pull: GithubPull) -> PullRequest:
         title=str(pull.title),
         body=str(pull.body or ""),
         state=str(pull.state),
-        merged=pull.merged_at is not None,
+        merged_at=pull.merged_at,
         head_sha=str(pull.head.sha or ""),
         labels=tuple(str(label.name) for label in pull.labels),
     )

@@ -16,10 +16,11 @@ import click
 
 from gitbot.adapters.notify import notify_from_command
 from gitbot.config import Policy
+from gitbot.cycle import CycleResult
+from gitbot.delivery import Delivery
 from gitbot.domain import Notice
 from gitbot.logs import log_event, process_masker
 from gitbot.notices import ManualCommand, command_notice, cycle_notices
-from gitbot.reconcile import CycleResult, Delivery
 
 _log = logging.getLogger("gitbot.notify")
 

@@ -13,8 +13,8 @@ from gitbot.commands.compose import build_deps, policies_option
 from gitbot.config import Policy, find_policy, load_policies
 from gitbot.errors import UsageError
 from gitbot.logs import process_masker
-from gitbot.reconcile import inspect_canary, mark_paused, weight_out_of_range
-from gitbot.reconcile import promote as promote_canary
+from gitbot.manual import inspect_canary, mark_paused, weight_out_of_range
+from gitbot.manual import promote as promote_canary
 
 
 def _policy_for(policies_dir: Path, policy_name: str | None, canary: str) -> Policy:

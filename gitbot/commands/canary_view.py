@@ -9,7 +9,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from gitbot.domain import CheckResult
-from gitbot.reconcile import CanaryReport
+from gitbot.manual import CanaryReport
 
 MARKS = {"pass": "✔", "fail": "✖", "inconclusive": "?"}
 _LABEL = 15

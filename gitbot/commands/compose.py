@@ -20,12 +20,12 @@ from gitbot.adapters.clock import SystemClock
 from gitbot.adapters.gitrepo import GitWorkspace
 from gitbot.adapters.registry import Credentials, EnvironmentCredentials, OciRegistry, locate
 from gitbot.config import CanarySettings, Policy, secret_from_env
+from gitbot.cycle import Deps
 from gitbot.domain import Author, TagFacts
 from gitbot.errors import ConfigError
 from gitbot.logs import remember_secrets
 from gitbot.manifests import ScanCache
 from gitbot.ports import Checkout, Metrics, Workspace
-from gitbot.reconcile import Deps
 
 if TYPE_CHECKING:
     # Imported where built: PyGithub, requests and prometheus-api-client load only for the policies that use them.

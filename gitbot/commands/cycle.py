@@ -14,10 +14,11 @@ from gitbot.commands.compose import build_deps, policies_option, policy_option
 from gitbot.commands.envcheck import require_variables
 from gitbot.commands.progress import Progress
 from gitbot.config import Policy, find_policy
+from gitbot.cycle import CycleResult, run_cycle
 from gitbot.logs import process_masker
-from gitbot.reconcile import CycleResult, ImageStatus, inspect_canary, run_cycle
-from gitbot.reconcile import rollback as run_rollback
-from gitbot.reconcile import status as read_status
+from gitbot.manual import ImageStatus, inspect_canary
+from gitbot.manual import rollback as run_rollback
+from gitbot.manual import status as read_status
 
 # A failed tag lookup is a remote failure (exit 1), reported after the rest of the cycle was done; when no
 # failure is one that retrying may help (a missing repository, refused credentials) the exit is 2.

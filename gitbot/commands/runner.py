@@ -24,22 +24,22 @@ from typing import TypeVar
 from gitbot.adapters.notify import notifiers_for, send_notices
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy
+from gitbot.cycle import CycleResult, Deps, run_cycle
 from gitbot.domain import Author, CommitInfo, TagFacts
 from gitbot.errors import ConfigError, GitbotError, RegistryError
 from gitbot.logs import SecretMasker, log_event
 from gitbot.notices import cycle_notices, failure_notice
 from gitbot.ports import (
+    ChangeRequest,
     Checkout,
     Forge,
     Notifier,
-    PullRequest,
     Registry,
     RevertFinish,
     TagInspector,
     TreeFile,
     Workspace,
 )
-from gitbot.reconcile import CycleResult, Deps, run_cycle
 from gitbot.service import CycleSummary, trigger_for
 
 _log = logging.getLogger("gitbot.run")
@@ -137,29 +137,31 @@ class CountingForge:
         self._record("github", "ok")
         return result
 
-    def find_pull(self, head: str) -> PullRequest | None:
-        return self._counted(lambda: self._inner.find_pull(head))
+    def find_change_request(self, head: str) -> ChangeRequest | None:
+        return self._counted(lambda: self._inner.find_change_request(head))
 
-    def open_pulls(self, head_prefix: str) -> list[PullRequest]:
-        return self._counted(lambda: self._inner.open_pulls(head_prefix))
+    def open_change_requests(self, head_prefix: str) -> list[ChangeRequest]:
+        return self._counted(lambda: self._inner.open_change_requests(head_prefix))
 
-    def closed_pull(self, head: str) -> PullRequest | None:
-        return self._counted(lambda: self._inner.closed_pull(head))
+    def closed_change_request(self, head: str) -> ChangeRequest | None:
+        return self._counted(lambda: self._inner.closed_change_request(head))
 
-    def create_pull(self, head: str, base: str, title: str, body: str, labels: Sequence[str]) -> PullRequest:
-        return self._counted(lambda: self._inner.create_pull(head, base, title, body, labels))
+    def create_change_request(
+        self, head: str, base: str, title: str, body: str, labels: Sequence[str]
+    ) -> ChangeRequest:
+        return self._counted(lambda: self._inner.create_change_request(head, base, title, body, labels))
 
-    def update_pull(self, number: int, title: str, body: str) -> PullRequest:
-        return self._counted(lambda: self._inner.update_pull(number, title, body))
+    def update_change_request(self, number: int, title: str, body: str) -> ChangeRequest:
+        return self._counted(lambda: self._inner.update_change_request(number, title, body))
 
-    def close_pull(self, number: int, comment: str) -> None:
-        self._counted(lambda: self._inner.close_pull(number, comment))
+    def close_change_request(self, number: int, comment: str) -> None:
+        self._counted(lambda: self._inner.close_change_request(number, comment))
 
     def add_labels(self, number: int, labels: Sequence[str]) -> None:
         self._counted(lambda: self._inner.add_labels(number, labels))
 
-    def comment_pull(self, number: int, comment: str) -> None:
-        self._counted(lambda: self._inner.comment_pull(number, comment))
+    def comment_change_request(self, number: int, comment: str) -> None:
+        self._counted(lambda: self._inner.comment_change_request(number, comment))
 
 
 class StopBeforeDelivery(GitbotError):

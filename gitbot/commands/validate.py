@@ -15,9 +15,9 @@ import click
 from gitbot.commands.compose import build_deps
 from gitbot.commands.envcheck import require_variables
 from gitbot.config import Policy, load_policies
+from gitbot.cycle import run_cycle
 from gitbot.errors import ConfigError, GitbotError, RegistryError
 from gitbot.ports import Registry
-from gitbot.reconcile import run_cycle
 
 # How many of an image's tags a warning about its filter shows.
 _SOME_TAGS = 5

@@ -2,7 +2,7 @@
 
 A composition root like `gitbot.commands`: it builds the sandbox (a bare git repository seeded with the
 example, the demo policy), picks the tag source and metrics (Debian's `docker-registry` and `prometheus`
-when installed, else the built-in ones, and says which), then runs `gitbot.reconcile.run_cycle` cycle after
+when installed, else the built-in ones, and says which), then runs `gitbot.cycle.run_cycle` cycle after
 cycle. After each cycle the simulated cluster "applies" the branch head (the canary weight and image read
 back from the bare repository) and its traffic is what the next analysis sees. The story ends when the slow
 canary patch, which arrives at 100% and so starts its rollout again at the first step, has been rolled back
@@ -24,16 +24,16 @@ from pathlib import Path
 from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.adapters.registry import OciRegistry
 from gitbot.config import load_policy
+from gitbot.cycle import CycleResult, Deps, run_cycle
 from gitbot.demo import localservers, sandbox
 from gitbot.demo.builtin import ManualClock, MemoryMetrics, MemoryRegistry
 from gitbot.demo.cluster import SLOW, Applied, SimulatedCluster, applied_state
 from gitbot.demo.localgit import ClockedGitWorkspace, commit_message, init_bare_repository, log_oneline, read_file
 from gitbot.domain import Author, Plan
 from gitbot.errors import UsageError
-from gitbot.history import read_history
+from gitbot.history import TRAILER_PREFIX, read_history
 from gitbot.planner import CanaryOutcome
 from gitbot.ports import Metrics, Registry
-from gitbot.reconcile import CycleResult, Deps, run_cycle
 
 Echo = Callable[[str], None]
 CYCLE_EVERY = timedelta(minutes=sandbox.CANARY_INTERVAL_MINUTES + 2)
@@ -316,7 +316,7 @@ def _finish(echo: Echo, result: DemoResult, bare: Path, started: float) -> None:
         echo(f"  {line}")
     if result.commits:
         last = result.commits[-1][0]
-        trailers = [line for line in commit_message(bare, last).splitlines() if line.startswith("Gitbot-")]
+        trailers = [line for line in commit_message(bare, last).splitlines() if line.startswith(TRAILER_PREFIX)]
         echo(f"trailers of {last[:7]}: {'; '.join(trailers)}")
     echo("")
     echo(f"final VirtualService (in {sandbox.VIRTUAL_SERVICE_FILE} at the head of {sandbox.BRANCH}):")

@@ -24,10 +24,10 @@ import pytest
 from ruamel.yaml import YAML
 
 from gitbot.config import load_policy
+from gitbot.cycle import Deps, run_cycle
 from gitbot.demo.builtin import ManualClock, MemoryMetrics, MemoryRegistry
 from gitbot.demo.localgit import ClockedGitWorkspace, init_bare_repository
 from gitbot.domain import Author
-from gitbot.reconcile import Deps, run_cycle
 
 HERE = Path(__file__).resolve().parent
 CASES = sorted(p.name for p in HERE.iterdir() if (p / "policy.yaml").is_file())

@@ -1,6 +1,6 @@
 """Every kind of commit message and pull request body gitbot writes, against reviewed golden files.
 
-Each kind is made by the code that makes it in a cycle or a command (planner, rollout, reconcile), from the
+Each kind is made by the code that makes it in a cycle or a command (planner, rollout, manual), from the
 production example policy. The golden files under `golden/` were read for accuracy: each says what the
 change does and how it is undone, in the words of that kind only. `GITBOT_UPDATE_GOLDEN=1` rewrites them
 (then read the diff). The charts in them are rendered by the real Mermaid library.
@@ -18,12 +18,12 @@ import pytest
 from gitbot.analysis import CheckSpec, render_latency_chart
 from gitbot.canary import CanaryDecision
 from gitbot.config import Policy, load_policy
+from gitbot.delivery import pull_request_text
 from gitbot.domain import Analysis, Author, Change, CheckResult, CommitInfo, Plan, TagSelection, Target
 from gitbot.history import History, read_history
 from gitbot.manifests import scan_text
-from gitbot.messages import ImageUpdate, plan_id, render_message, rollback_trailers
+from gitbot.messages import ImageUpdate, hand_rollback_message, render_message
 from gitbot.planner import image_plan, plan_canaries
-from gitbot.reconcile import pull_request_text
 from gitbot.rollout import (
     CanaryHistory,
     Observation,
@@ -199,15 +199,10 @@ def canary_kinds() -> dict[str, tuple[Plan, str | None]]:
 
 
 def hand_rollback() -> Plan:
-    """The plan `gitbot rollback podinfo-ga` makes of a standing image update (see reconcile.rollback)."""
+    """The plan `gitbot rollback podinfo-ga` makes of a standing image update (see manual.rollback)."""
     name, quarantine = "podinfo-ga", [("podinfo-ga", "0.1.2")]
-    pid = plan_id(PRODUCTION.name, name, "rollback", [])[:8] + VICTIM[:8]
-    body = (
-        f"This reverts commit {VICTIM}.\n\nRolled back on request (gitbot rollback {name} --policy production)."
-        " Quarantined: podinfo-ga=0.1.2."
-    )
-    trailers = rollback_trailers(PRODUCTION.name, name, "0.1.2", "0.1.1", pid, quarantine)
-    subject = f"gitbot(production): roll back {name} 0.1.2 -> 0.1.1"
+    message = hand_rollback_message(PRODUCTION.name, name, VICTIM, "0.1.1", "0.1.2", quarantine)
+    subject, body, trailers, pid = message.subject, message.body, message.trailers, message.plan_id
     return Plan(PRODUCTION.name, name, "rollback", (), (), subject, body, trailers, pid, body, reverts=(VICTIM,))
 
 

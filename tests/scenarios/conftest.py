@@ -21,7 +21,7 @@ import pytest
 from gitbot.adapters.registry import OciRegistry
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy, load_policy
-from gitbot.reconcile import Deps
+from gitbot.cycle import Deps
 from tests.support.github_fake import GitHubFake, github_fake
 from tests.support.gitserver import OTHER_EMAIL, OTHER_NAME, GitServer, RepoFactory, git_server, new_git_repo
 from tests.support.registry import RunningRegistry, push_tags, start_registry

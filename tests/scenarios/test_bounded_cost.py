@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from gitbot.cycle import run_cycle
 from gitbot.errors import DeadlineError
 from gitbot.manifests import Problem
-from gitbot.reconcile import run_cycle
 from tests.scenarios.conftest import PATH, POLICY, ROUTING, WORKLOADS, World, WorldFactory, image_yaml
 from tests.scenarios.test_cli import gitbot, policy_args
 

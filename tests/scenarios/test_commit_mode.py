@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import pytest
 
 from gitbot.adapters.gitrepo import GitCheckout, GitWorkspace
+from gitbot.cycle import Deps, run_cycle
 from gitbot.errors import GitAuthError, RegistryError
-from gitbot.reconcile import Deps, run_cycle
 from tests.scenarios.conftest import POLICY, ROUTING, ROUTING_TEXT, WORKLOADS, World, image_yaml
 
 pytestmark = pytest.mark.real

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gitbot.adapters.gitrepo import GitCheckout
-from gitbot.reconcile import run_cycle
+from gitbot.cycle import run_cycle
 from tests.scenarios.conftest import PATH, WORKLOADS, World, WorldFactory
 
 pytestmark = pytest.mark.real

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitbot.reconcile import run_cycle
+from gitbot.cycle import run_cycle
 from tests.scenarios.conftest import World, image_yaml
 
 pytestmark = pytest.mark.real

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gitbot.reconcile import rollback, run_cycle, status
+from gitbot.cycle import run_cycle
+from gitbot.manual import rollback, status
 from tests.scenarios.conftest import POLICY, World, WorldFactory, person_reverts
 from tests.support.killed import Killed, killed_after_push
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gitbot.adapters.registry import OciRegistry
-from gitbot.reconcile import run_cycle
+from gitbot.cycle import run_cycle
 from tests.scenarios.conftest import POLICY, World, WorldFactory, image_yaml
 from tests.support.images import new_key, public_pem, push_image, sign
 

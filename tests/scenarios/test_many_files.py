@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from gitbot.cycle import run_cycle
 from gitbot.messages import CHANGES_IN_MESSAGE
-from gitbot.reconcile import run_cycle
 from tests.scenarios.conftest import PATH, POLICY, World, WorldFactory
 
 pytestmark = pytest.mark.real

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gitbot.reconcile import run_cycle
+from gitbot.cycle import run_cycle
 from tests.scenarios.conftest import PATH, World, WorldFactory
 
 pytestmark = pytest.mark.real

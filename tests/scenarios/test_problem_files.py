@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from gitbot.cycle import run_cycle
 from gitbot.manifests import Problem, ScanCache, blob_id
-from gitbot.reconcile import run_cycle
 from tests.scenarios.conftest import PATH, POLICY, ROUTING, ROUTING_TEXT, WORKLOADS, World, WorldFactory
 from tests.scenarios.test_cli import gitbot, policy_args
 from tests.support.gitserver import OTHER_EMAIL

@@ -12,8 +12,9 @@ import pytest
 
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy, load_policies
+from gitbot.cycle import CycleResult, run_cycle
 from gitbot.demo.builtin import ManualClock
-from gitbot.reconcile import CycleResult, run_cycle, status
+from gitbot.manual import status
 from tests.scenarios.conftest import PATH, World, WorldFactory, person_reverts
 from tests.scenarios.test_cli import gitbot
 from tests.support.github_fake import GitHubFake

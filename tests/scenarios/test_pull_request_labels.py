@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from gitbot.cycle import run_cycle
 from gitbot.errors import ForgeError
-from gitbot.reconcile import run_cycle
 from tests.scenarios.conftest import World, image_yaml
 
 pytestmark = pytest.mark.real

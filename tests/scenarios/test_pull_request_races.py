@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from gitbot.commands.compose import build_deps
+from gitbot.cycle import CycleResult, Deps, run_cycle
 from gitbot.ports import Checkout, Workspace
-from gitbot.reconcile import CycleResult, Deps, run_cycle
 from tests.scenarios.conftest import POLICY, World, close_registries, image_yaml
 
 pytestmark = pytest.mark.real

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitbot.reconcile import run_cycle
+from gitbot.cycle import run_cycle
 from tests.scenarios.conftest import POLICY, WORKLOADS, World, image_yaml
 from tests.support.github_fake import FakePull
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from gitbot.cycle import run_cycle
 from gitbot.errors import AuthError, ForgeError
+from gitbot.manual import rollback, status
 from gitbot.messages import plan_id_in
-from gitbot.reconcile import rollback, run_cycle, status
 from tests.scenarios.conftest import POLICY, WORKLOADS, World, image_yaml, person_git, person_reverts
 from tests.support.github_fake import FakePull
 from tests.support.killed import Killed, killed_after_push

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from gitbot.cycle import run_cycle
 from gitbot.errors import PushRejectedError
-from gitbot.reconcile import run_cycle
 from tests.scenarios.conftest import POLICY, WORKLOADS, World
 from tests.scenarios.test_cli import gitbot
 

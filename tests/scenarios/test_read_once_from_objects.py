@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from gitbot.adapters.gitrepo import GitCheckout
-from gitbot.reconcile import run_cycle
+from gitbot.cycle import run_cycle
 from tests.scenarios.conftest import PATH, ROUTING, WORKLOADS, World, WorldFactory
 
 pytestmark = pytest.mark.real

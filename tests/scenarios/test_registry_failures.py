@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from gitbot.commands.runner import CycleRunner
+from gitbot.cycle import run_cycle
 from gitbot.logs import FIELDS, SecretMasker
-from gitbot.reconcile import run_cycle
 from gitbot.service import Service, ServiceMetrics
 from tests.scenarios.conftest import POLICY, WORKLOADS, World, image_yaml
 from tests.scenarios.test_cli import gitbot, policy_args

@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 
 from gitbot.adapters.github import GitHubForge
+from gitbot.cycle import run_cycle
 from gitbot.errors import ForgeError
-from gitbot.reconcile import run_cycle
 from tests.scenarios.conftest import POLICY, World, close_registries
 from tests.support.drip import DripServer
 

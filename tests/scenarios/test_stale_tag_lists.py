@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from gitbot.adapters.registry import OciRegistry
+from gitbot.cycle import run_cycle
 from gitbot.demo.localservers import push_image
-from gitbot.reconcile import run_cycle
 from tests.scenarios.conftest import POLICY, WORKLOADS, World, WorldFactory, close_registries, workloads_text
 from tests.scenarios.test_cli import gitbot, policy_args
 from tests.support.registry import RunningRegistry

@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from gitbot.commands.compose import build_deps
+from gitbot.cycle import run_cycle
 from gitbot.demo.builtin import ManualClock
-from gitbot.reconcile import ImageStatus, run_cycle, status
+from gitbot.manual import ImageStatus, status
 from tests.scenarios.conftest import World, WorldFactory
 from tests.scenarios.test_cli import gitbot
 from tests.scenarios.test_image_gates import gate

@@ -23,8 +23,8 @@ from gitbot.adapters.prometheus import PrometheusMetrics
 from gitbot.adapters.registry import OciRegistry
 from gitbot.commands.compose import build_forge, build_registry, build_workspace
 from gitbot.config import CanarySettings, Policy, load_policy
+from gitbot.cycle import CycleResult, Deps, run_cycle
 from gitbot.ports import Metrics
-from gitbot.reconcile import CycleResult, Deps, run_cycle
 from tests.crd_schemas import validator_for
 from tests.support.github_fake import GitHubFake, github_fake
 from tests.support.gitserver import GitServer, ServerCommit, git_server

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from gitbot.errors import UsageError
-from gitbot.reconcile import inspect_canary, mark_paused, promote, rollback, set_paused
+from gitbot.manual import inspect_canary, mark_paused, promote, rollback, set_paused
 from tests.scenarios_canary.conftest import POLICY, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.support.gitserver import OTHER_NAME

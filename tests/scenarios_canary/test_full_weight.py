@@ -3,7 +3,7 @@ traffic then): twice GA's p99 is rolled back, an equal canary completes, no GA f
 
 from __future__ import annotations
 
-from gitbot.reconcile import inspect_canary
+from gitbot.manual import inspect_canary
 from tests.scenarios_canary.conftest import POLICY, WorldFactory, weights
 from tests.scenarios_canary.test_progression import action, at
 

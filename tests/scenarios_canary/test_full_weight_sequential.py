@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitbot.config import load_policy
-from gitbot.reconcile import inspect_canary
+from gitbot.manual import inspect_canary
 from tests.scenarios_canary.conftest import APPS_FILE, POLICY, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at
 

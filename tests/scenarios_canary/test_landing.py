@@ -13,7 +13,7 @@ from typing import Literal
 
 import pytest
 
-from gitbot.reconcile import promote
+from gitbot.manual import promote
 from tests.scenarios_canary.conftest import CANARY_TAG, POLICY, World, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.scenarios_canary.test_pull_requests import delivered, open_pulls, rev

@@ -11,10 +11,11 @@ from datetime import timedelta
 import pytest
 
 from gitbot.commands.runner import CycleRunner
+from gitbot.cycle import Deps
 from gitbot.domain import Notice
 from gitbot.logs import SecretMasker
+from gitbot.manual import inspect_canary
 from gitbot.ports import Notifier
-from gitbot.reconcile import Deps, inspect_canary
 from tests.scenarios_canary.conftest import World, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import at
 

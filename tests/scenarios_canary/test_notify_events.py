@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from gitbot.cli import cli
 from gitbot.commands.announce import announce_cycle
 from gitbot.config import load_policy
-from gitbot.reconcile import CycleResult
+from gitbot.cycle import CycleResult
 from tests.contract.notify.conftest import Post, Receiver, receiver_server, validate_post
 from tests.scenarios_canary.conftest import POLICY, World, WorldFactory, minute
 from tests.support.github_fake import GitHubFake

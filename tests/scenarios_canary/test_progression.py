@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from jsonschema.exceptions import ValidationError
 
-from gitbot.reconcile import CycleResult
+from gitbot.cycle import CycleResult
 from tests.scenarios_canary.conftest import APPS_FILE, POLICY, WorldFactory, minute, routes, weights
 
 LEGACY = [("v1", 70), ("v2", 30)]

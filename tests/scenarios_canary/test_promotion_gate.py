@@ -11,7 +11,8 @@ from pathlib import Path
 
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy, load_policies
-from gitbot.reconcile import CycleResult, run_cycle, status
+from gitbot.cycle import CycleResult, run_cycle
+from gitbot.manual import status
 from tests.scenarios_canary.conftest import APPS_FILE, POLICY, World, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import at
 

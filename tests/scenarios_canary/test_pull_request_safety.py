@@ -11,7 +11,7 @@ import pytest
 
 from gitbot.commands.runner import summarize
 from gitbot.logs import FIELDS
-from gitbot.reconcile import promote, status
+from gitbot.manual import promote, status
 from gitbot.service import Service, ServiceMetrics
 from tests.scenarios_canary.conftest import APPS_FILE, CANARY_TAG, POLICY, World, WorldFactory, weights
 from tests.scenarios_canary.test_cli import gitbot, ok

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 
 from gitbot.config import load_policy
+from gitbot.cycle import CycleResult
+from gitbot.manual import promote, rollback, status
 from gitbot.messages import plan_id_in
-from gitbot.reconcile import CycleResult, promote, rollback, status
 from tests.scenarios_canary.conftest import CANARY_TAG, POLICY, World, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.support.github_fake import FakePull, GitHubFake

@@ -12,8 +12,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gitbot.cycle import Deps
 from gitbot.ports import Checkout, Workspace
-from gitbot.reconcile import Deps
 
 
 class Killed(BaseException):

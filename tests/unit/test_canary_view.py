@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from gitbot.canary import CanaryDecision
 from gitbot.commands.canary_view import render_canary, status_of, step_text
 from gitbot.domain import Analysis, CheckResult
-from gitbot.reconcile import CanaryReport
+from gitbot.manual import CanaryReport
 from gitbot.rollout import Observation
 
 END = datetime(2026, 1, 5, 12, 20, tzinfo=UTC)

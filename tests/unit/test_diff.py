@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gitbot.cycle import unified_diff
 from gitbot.domain import Plan
-from gitbot.reconcile import unified_diff
 
 
 def plan(files: dict[str, str]) -> Plan:

@@ -10,11 +10,12 @@ import pytest
 
 from gitbot.commands.runner import summarize
 from gitbot.config import Policy, load_policy
+from gitbot.cycle import CycleResult, unplanned_by_failure
 from gitbot.errors import AuthError, ConfigError, RegistryError
+from gitbot.gather import list_image_tags
 from gitbot.history import History
 from gitbot.manifests import scan_text
 from gitbot.planner import LookupFailure, lookup_failures, plan_images, registry_host
-from gitbot.reconcile import CycleResult, list_image_tags, unplanned_by_failure
 from gitbot.service import CycleSummary, ServiceMetrics
 
 APPS = "clusters/production/apps.yaml"

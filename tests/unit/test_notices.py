@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from gitbot.config import Policy, load_policy
+from gitbot.delivery import Delivery
 from gitbot.domain import Author, CommitInfo
 from gitbot.history import read_history
 from gitbot.notices import command_notice, commit_link, revert_notices
-from gitbot.reconcile import Delivery
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitbot.config import load_policy
+from gitbot.delivery import bot_branch, pull_request_text
 from gitbot.history import History
 from gitbot.manifests import scan_text
 from gitbot.planner import plan_images
-from gitbot.reconcile import bot_branch, pull_request_text
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = "clusters/production/podinfo.yaml"

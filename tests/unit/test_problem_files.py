@@ -14,6 +14,7 @@ import pytest
 from gitbot.cli import main
 from gitbot.commands.runner import log_problems, summarize
 from gitbot.config import load_policy
+from gitbot.cycle import CycleResult, set_aside_unbound
 from gitbot.domain import Target
 from gitbot.errors import ManifestError
 from gitbot.logs import FIELDS
@@ -28,7 +29,6 @@ from gitbot.manifests import (
     scan_tree,
     walk_files,
 )
-from gitbot.reconcile import CycleResult, set_aside_unbound
 from gitbot.service import CycleSummary, ServiceMetrics
 from tests.unit.test_config import CANARY, write
 from tests.unit.test_runner import write_policy

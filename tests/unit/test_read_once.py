@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from gitbot.config import load_policy
+from gitbot.cycle import Deps, run_cycle
 from gitbot.demo.builtin import ManualClock
-from gitbot.reconcile import Deps, run_cycle
 from tests.support.directory import DirectoryWorkspace
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

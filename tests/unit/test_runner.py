@@ -22,13 +22,14 @@ from gitbot.commands.runner import (
     summarize,
 )
 from gitbot.config import Policy, load_policy
+from gitbot.cycle import CycleResult, Deps
+from gitbot.delivery import Delivery
 from gitbot.domain import Action, Author, CommitInfo, Notice, Plan
 from gitbot.errors import ForgeError, GitbotError, RegistryError
 from gitbot.logs import FIELDS, SecretMasker
 from gitbot.manifests import Problem, walk_files
 from gitbot.planner import CanaryOutcome
-from gitbot.ports import Checkout, PullRequest, RevertFinish, TreeFile
-from gitbot.reconcile import CycleResult, Delivery, Deps
+from gitbot.ports import ChangeRequest, Checkout, RevertFinish, TreeFile
 
 SECRET = "tok-unit-4e1d-secret"
 
@@ -177,39 +178,39 @@ def test_registry_requests_are_counted_as_sent_not_as_calls() -> None:
 
 
 class Pulls:
-    def find_pull(self, head: str) -> PullRequest | None:
+    def find_change_request(self, head: str) -> ChangeRequest | None:
         return None
 
-    def open_pulls(self, head_prefix: str) -> list[PullRequest]:
+    def open_change_requests(self, head_prefix: str) -> list[ChangeRequest]:
         raise ForgeError("GitHub is down")
 
-    def closed_pull(self, head: str) -> PullRequest | None:
+    def closed_change_request(self, head: str) -> ChangeRequest | None:
         return None
 
-    def create_pull(self, head: str, base: str, title: str, body: str, labels: Any) -> PullRequest:
-        return PullRequest(7, "https://example.test/pull/7", head, base, title, body, "open")
+    def create_change_request(self, head: str, base: str, title: str, body: str, labels: Any) -> ChangeRequest:
+        return ChangeRequest(7, "https://example.test/pull/7", head, base, title, body, "open")
 
-    def update_pull(self, number: int, title: str, body: str) -> PullRequest:
+    def update_change_request(self, number: int, title: str, body: str) -> ChangeRequest:
         raise AssertionError("not called")
 
-    def close_pull(self, number: int, comment: str) -> None:
+    def close_change_request(self, number: int, comment: str) -> None:
         return None
 
     def add_labels(self, number: int, labels: Any) -> None:
         return None
 
-    def comment_pull(self, number: int, comment: str) -> None:
+    def comment_change_request(self, number: int, comment: str) -> None:
         return None
 
 
 def test_forge_operations_are_counted_with_their_outcome() -> None:
     recorder = Recorder()
     forge = CountingForge(Pulls(), recorder)
-    assert forge.find_pull("gitbot/p/app") is None
-    assert forge.closed_pull("gitbot/p/app") is None
-    assert forge.create_pull("gitbot/p/app", "main", "t", "b", ()).number == 7
+    assert forge.find_change_request("gitbot/p/app") is None
+    assert forge.closed_change_request("gitbot/p/app") is None
+    assert forge.create_change_request("gitbot/p/app", "main", "t", "b", ()).number == 7
     with pytest.raises(ForgeError):
-        forge.open_pulls("gitbot/p/")
+        forge.open_change_requests("gitbot/p/")
     assert recorder.calls == [("github", "ok")] * 3 + [("github", "error")]
 
 

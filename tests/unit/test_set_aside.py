@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitbot.config import load_policy
+from gitbot.cycle import set_aside_unbound
 from gitbot.domain import Target
 from gitbot.manifests import Problem
-from gitbot.reconcile import set_aside_unbound
 from tests.unit.test_config import CANARY, write
 
 SKIPPED = Problem("clusters/big.yaml", None, "larger than the 1 MiB limit for a manifest; not read")

@@ -9,11 +9,11 @@ import pytest
 
 from gitbot.canary import CanaryDecision
 from gitbot.config import Policy, load_policy
+from gitbot.delivery import pull_request_text
 from gitbot.domain import Analysis, CheckResult, Plan
 from gitbot.history import History
 from gitbot.manifests import scan_text
 from gitbot.planner import plan_canaries
-from gitbot.reconcile import pull_request_text
 from gitbot.rollout import Observation, read_route, step_plan
 
 REPO = Path(__file__).resolve().parents[2]

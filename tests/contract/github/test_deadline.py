@@ -37,7 +37,7 @@ def test_a_dripping_answer_to_a_create_is_cut_at_the_deadline(
     forge = forge_through(slow_github, github_fake, 0.5)
     try:
         with pytest.raises(ForgeError) as caught:
-            forge.create_pull(HEAD, "main", "title", BODY, ["gitbot"])
+            forge.create_change_request(HEAD, "main", "title", BODY, ["gitbot"])
     finally:
         forge.close()
     assert caught.value.one_line() == (
@@ -63,7 +63,7 @@ def test_reads_are_cut_too_and_the_default_deadline_is_a_minute(
         forge = forge_through(drip, github_fake, 0.5)
         try:
             with pytest.raises(ForgeError, match=r"list pull requests .*: no complete answer within 0\.5 s; cut off"):
-                forge.open_pulls("gitbot/")
+                forge.open_change_requests("gitbot/")
         finally:
             forge.close()
         assert drip.sent < 200

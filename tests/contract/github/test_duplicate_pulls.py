@@ -18,9 +18,9 @@ def replica(github_fake: GitHubFake) -> GitHubForge:
 
 def test_the_fake_refuses_a_second_pull_request_from_one_head_as_github_does(github_fake: GitHubFake) -> None:
     first = replica(github_fake)
-    first.create_pull(HEAD, "main", "title", BODY, [])
+    first.create_change_request(HEAD, "main", "title", BODY, [])
     # The other replica creates without looking first (its listing of open pull requests was older).
-    replica(github_fake).create_pull(HEAD, "main", "title", BODY, [])
+    replica(github_fake).create_change_request(HEAD, "main", "title", BODY, [])
     [refused] = [e for e in github_fake.requests("POST", "/pulls") if e.status != 201]
     assert refused.status == 422
     assert refused.response_body["message"] == "Validation Failed"
@@ -34,8 +34,8 @@ def test_the_fake_refuses_a_second_pull_request_from_one_head_as_github_does(git
 
 
 def test_the_replica_that_loses_the_race_reports_the_same_pull_request_unchanged(github_fake: GitHubFake) -> None:
-    opened = replica(github_fake).create_pull(HEAD, "main", "title", BODY, ["gitbot"])
-    late = replica(github_fake).create_pull(HEAD, "main", "title", BODY, ["gitbot"])
+    opened = replica(github_fake).create_change_request(HEAD, "main", "title", BODY, ["gitbot"])
+    late = replica(github_fake).create_change_request(HEAD, "main", "title", BODY, ["gitbot"])
     assert opened.created == "opened"
     assert (late.created, late.number) == ("unchanged", opened.number)
     assert [e.status for e in github_fake.requests("POST", "/pulls")] == [201, 422]
@@ -43,8 +43,8 @@ def test_the_replica_that_loses_the_race_reports_the_same_pull_request_unchanged
 
 
 def test_a_loser_with_a_newer_plan_updates_the_open_pull_request(github_fake: GitHubFake) -> None:
-    opened = replica(github_fake).create_pull(HEAD, "main", "app 1.0.0 -> 1.0.1", BODY, ["gitbot"])
-    newer = replica(github_fake).create_pull(HEAD, "main", "app 1.0.0 -> 1.0.2", BODY + "v2", ["gitbot"])
+    opened = replica(github_fake).create_change_request(HEAD, "main", "app 1.0.0 -> 1.0.1", BODY, ["gitbot"])
+    newer = replica(github_fake).create_change_request(HEAD, "main", "app 1.0.0 -> 1.0.2", BODY + "v2", ["gitbot"])
     assert (newer.created, newer.number, newer.title) == ("updated", opened.number, "app 1.0.0 -> 1.0.2")
     pull = github_fake.pulls[opened.number]
     assert (pull.title, pull.body, pull.labels) == ("app 1.0.0 -> 1.0.2", BODY + "v2", ["gitbot"])
@@ -58,7 +58,7 @@ def test_three_replicas_creating_at_once_open_one_pull_request(github_fake: GitH
 
     def create(forge: GitHubForge) -> None:
         barrier.wait()
-        pull = forge.create_pull(HEAD, "main", "title", BODY, ["gitbot"])
+        pull = forge.create_change_request(HEAD, "main", "title", BODY, ["gitbot"])
         with lock:
             results.append(pull.created)
 

@@ -19,11 +19,13 @@ BODY = "| file | old | new |\n|---|---|---|\n\n<!-- gitbot:plan-id=3f2a9c -->\n"
 
 def test_forge_satisfies_the_port(forge: GitHubForge) -> None:
     port: Forge = forge
-    assert port.find_pull(HEAD) is None
+    assert port.find_change_request(HEAD) is None
 
 
 def test_create_pull_with_labels(forge: GitHubForge, github_fake: GitHubFake) -> None:
-    pull = forge.create_pull(HEAD, "main", "gitbot(production): podinfo-ga 0.1.1 -> 0.1.2", BODY, ["gitbot", "img"])
+    pull = forge.create_change_request(
+        HEAD, "main", "gitbot(production): podinfo-ga 0.1.1 -> 0.1.2", BODY, ["gitbot", "img"]
+    )
     assert pull.number == 1
     assert pull.head == HEAD and pull.base == "main"
     assert pull.state == "open" and not pull.merged
@@ -36,9 +38,9 @@ def test_create_pull_with_labels(forge: GitHubForge, github_fake: GitHubFake) ->
 
 
 def test_create_pull_twice_updates_instead_of_duplicating(forge: GitHubForge, github_fake: GitHubFake) -> None:
-    first = forge.create_pull(HEAD, "main", "title one", BODY, ["gitbot"])
+    first = forge.create_change_request(HEAD, "main", "title one", BODY, ["gitbot"])
     # A restarted bot does not know the number: it creates again with the newer plan.
-    second = forge.create_pull(HEAD, "main", "title two", BODY + "v2", ["gitbot", "late"])
+    second = forge.create_change_request(HEAD, "main", "title two", BODY + "v2", ["gitbot", "late"])
     assert second.number == first.number
     assert second.title == "title two" and second.body == BODY + "v2"
     assert len(github_fake.list_pulls()) == 1
@@ -48,19 +50,19 @@ def test_create_pull_twice_updates_instead_of_duplicating(forge: GitHubForge, gi
 
 
 def test_find_pull_by_head_ignores_other_heads_and_closed(forge: GitHubForge, github_fake: GitHubFake) -> None:
-    other = forge.create_pull("gitbot/production/other", "main", "other", "x", [])
-    mine = forge.create_pull(HEAD, "main", "mine", "y", [])
-    found = forge.find_pull(HEAD)
+    other = forge.create_change_request("gitbot/production/other", "main", "other", "x", [])
+    mine = forge.create_change_request(HEAD, "main", "mine", "y", [])
+    found = forge.find_change_request(HEAD)
     assert found is not None and found.number == mine.number
     github_fake.close(mine.number)
-    assert forge.find_pull(HEAD) is None
-    found_other = forge.find_pull("gitbot/production/other")
+    assert forge.find_change_request(HEAD) is None
+    found_other = forge.find_change_request("gitbot/production/other")
     assert found_other is not None and found_other.number == other.number
 
 
 def test_update_pull_edits_title_and_body(forge: GitHubForge, github_fake: GitHubFake) -> None:
-    pull = forge.create_pull(HEAD, "main", "old title", "old body", [])
-    updated = forge.update_pull(pull.number, "new title", "new body")
+    pull = forge.create_change_request(HEAD, "main", "old title", "old body", [])
+    updated = forge.update_change_request(pull.number, "new title", "new body")
     assert (updated.title, updated.body) == ("new title", "new body")
     stored = github_fake.pulls[pull.number]
     assert (stored.title, stored.body, stored.state) == ("new title", "new body", "open")
@@ -68,18 +70,18 @@ def test_update_pull_edits_title_and_body(forge: GitHubForge, github_fake: GitHu
 
 
 def test_close_pull_with_comment(forge: GitHubForge, github_fake: GitHubFake) -> None:
-    pull = forge.create_pull(HEAD, "main", "t", "b", ["gitbot"])
-    forge.close_pull(pull.number, "Superseded: the change is no longer needed.")
+    pull = forge.create_change_request(HEAD, "main", "t", "b", ["gitbot"])
+    forge.close_change_request(pull.number, "Superseded: the change is no longer needed.")
     assert github_fake.pulls[pull.number].state == "closed"
     assert github_fake.comments_on(pull.number) == ["Superseded: the change is no longer needed."]
-    forge.close_pull(pull.number, "again")  # already closed: no second comment
+    forge.close_change_request(pull.number, "again")  # already closed: no second comment
     assert github_fake.comments_on(pull.number) == ["Superseded: the change is no longer needed."]
-    assert forge.get_pull(pull.number).state == "closed"
+    assert forge.get_change_request(pull.number).state == "closed"
 
 
 def test_comment_pull_leaves_the_pull_request_open(forge: GitHubForge, github_fake: GitHubFake) -> None:
-    pull = forge.create_pull(HEAD, "main", "t", "b", ["gitbot"])
-    forge.comment_pull(pull.number, "gitbot rolled back canary podinfo on main.")
+    pull = forge.create_change_request(HEAD, "main", "t", "b", ["gitbot"])
+    forge.comment_change_request(pull.number, "gitbot rolled back canary podinfo on main.")
     assert github_fake.pulls[pull.number].state == "open"
     assert github_fake.comments_on(pull.number) == ["gitbot rolled back canary podinfo on main."]
     assert github_fake.requests("POST", f"/issues/{pull.number}/comments")
@@ -88,15 +90,15 @@ def test_comment_pull_leaves_the_pull_request_open(forge: GitHubForge, github_fa
 def test_open_pulls_by_prefix_across_pages(forge: GitHubForge, github_fake: GitHubFake) -> None:
     heads = [f"gitbot/production/app-{i}" for i in range(3)] + ["feature/person", "gitbot/staging/app"]
     for head in heads:
-        forge.create_pull(head, "main", head, "", [])
+        forge.create_change_request(head, "main", head, "", [])
     github_fake.merge(1)
-    found = forge.open_pulls("gitbot/production/")
+    found = forge.open_change_requests("gitbot/production/")
     assert sorted(p.head for p in found) == ["gitbot/production/app-1", "gitbot/production/app-2"]
     # Small pages: the fake pages by per_page and sends a Link header that PyGithub follows.
     narrow = GitHubForge(
         github_fake.full_name, github_fake.token, base_url=github_fake.base_url, throttle=False, per_page=2
     )
-    assert sorted(p.head for p in narrow.open_pulls("gitbot/")) == [
+    assert sorted(p.head for p in narrow.open_change_requests("gitbot/")) == [
         "gitbot/production/app-1",
         "gitbot/production/app-2",
         "gitbot/staging/app",
@@ -105,11 +107,27 @@ def test_open_pulls_by_prefix_across_pages(forge: GitHubForge, github_fake: GitH
 
 
 def test_merged_pull_reads_as_merged(forge: GitHubForge, github_fake: GitHubFake) -> None:
-    pull = forge.create_pull(HEAD, "main", "t", "b", [])
+    pull = forge.create_change_request(HEAD, "main", "t", "b", [])
     github_fake.merge(pull.number)
-    merged = forge.get_pull(pull.number)
+    merged = forge.get_change_request(pull.number)
     assert merged.merged and merged.state == "closed"
-    assert forge.find_pull(HEAD) is None
+    assert forge.find_change_request(HEAD) is None
+
+
+def test_a_change_request_says_when_it_was_merged_and_a_closed_one_that_it_was_not(
+    forge: GitHubForge, github_fake: GitHubFake
+) -> None:
+    merged = forge.create_change_request(HEAD, "main", "t", "b", [])
+    merging = github_fake.merge(merged.number)
+    refused = forge.create_change_request(f"{HEAD}-2", "main", "t", "b", [])
+    github_fake.close(refused.number)
+
+    read = forge.get_change_request(merged.number)
+    assert read.merged_at is not None and read.merged_at.tzinfo is not None
+    assert read.merged_at.strftime("%Y-%m-%dT%H:%M:%SZ") == merging.merged_at
+    closed = forge.closed_change_request(f"{HEAD}-2")
+    assert closed is not None and closed.state == "closed" and closed.merged_at is None
+    assert forge.closed_change_request(HEAD) is None
 
 
 def test_post_is_not_retried_and_the_next_attempt_finds_nothing_twice(
@@ -117,16 +135,16 @@ def test_post_is_not_retried_and_the_next_attempt_finds_nothing_twice(
 ) -> None:
     github_fake.fail_next("POST", r"/pulls$", 502)
     with pytest.raises(ForgeError, match="HTTP 502") as caught:
-        forge.create_pull(HEAD, "main", "t", "b", [])
+        forge.create_change_request(HEAD, "main", "t", "b", [])
     assert not isinstance(caught.value, AuthError)
     assert len(github_fake.requests("POST", "/pulls")) == 1
-    pull = forge.create_pull(HEAD, "main", "t", "b", [])
+    pull = forge.create_change_request(HEAD, "main", "t", "b", [])
     assert [p.number for p in github_fake.list_pulls()] == [pull.number]
 
 
 def test_get_is_retried_on_server_error(forge: GitHubForge, github_fake: GitHubFake) -> None:
     github_fake.fail_next("GET", r"/pulls$", 503)
-    assert forge.find_pull(HEAD) is None
+    assert forge.find_change_request(HEAD) is None
     assert [e.status for e in github_fake.requests("GET", "/pulls")] == [503, 200]
 
 
@@ -135,7 +153,7 @@ def test_wrong_token_is_auth_error_without_the_token(github_fake: GitHubFake) ->
     forge = GitHubForge(github_fake.full_name, wrong, base_url=github_fake.base_url, throttle=False)
     started = time.monotonic()
     with pytest.raises(AuthError) as caught:
-        forge.find_pull(HEAD)
+        forge.find_change_request(HEAD)
     assert time.monotonic() - started < 2
     message = str(caught.value)
     assert "HTTP 401 Bad credentials" in message and "acme/cluster-config" in message
@@ -144,7 +162,7 @@ def test_wrong_token_is_auth_error_without_the_token(github_fake: GitHubFake) ->
 
 def test_unknown_pull_and_unreachable_api_are_forge_errors(forge: GitHubForge, github_fake: GitHubFake) -> None:
     with pytest.raises(ForgeError, match="HTTP 404"):
-        forge.update_pull(99, "t", "b")
+        forge.update_change_request(99, "t", "b")
     down = GitHubForge(
         "acme/cluster-config",
         "tok-unreach-1234",
@@ -153,7 +171,7 @@ def test_unknown_pull_and_unreachable_api_are_forge_errors(forge: GitHubForge, g
         retries=0,
     )
     with pytest.raises(ForgeError, match="cannot reach the API") as caught:
-        down.find_pull(HEAD)
+        down.find_change_request(HEAD)
     assert "tok-unreach-1234" not in str(caught.value)
 
 
@@ -174,7 +192,7 @@ def _recorded(github_fake: GitHubFake, method: str, path_end: str) -> Exchange:
 def test_validator_catches_malformed_responses_and_requests(
     forge: GitHubForge, github_fake: GitHubFake, github_openapi: OpenAPIDescription
 ) -> None:
-    forge.create_pull(HEAD, "main", "t", "b", ["gitbot"])
+    forge.create_change_request(HEAD, "main", "t", "b", ["gitbot"])
     created = _recorded(github_fake, "POST", "/pulls")
     assert github_openapi.validate(created) == []
 
@@ -209,7 +227,7 @@ def test_validator_matches_refs_with_slashes(github_openapi: OpenAPIDescription)
 def test_create_pull_that_loses_a_race_adopts_the_existing_one(forge: GitHubForge, github_fake: GitHubFake) -> None:
     existing = github_fake.open_pull(HEAD, title="opened meanwhile")
     # Opened after the caller listed the open pull requests: the POST gets a 422.
-    pull = forge.create_pull(HEAD, "main", "gitbot title", BODY, ["gitbot"])
+    pull = forge.create_change_request(HEAD, "main", "gitbot title", BODY, ["gitbot"])
     assert pull.number == existing.number
     assert [e.status for e in github_fake.requests("POST", "/pulls")] == [422]
     assert len(github_fake.list_pulls()) == 1
@@ -225,8 +243,8 @@ def test_throttling_is_on_by_default_and_can_be_turned_off(github_fake: GitHubFa
             github_fake.full_name, github_fake.token, base_url=github_fake.base_url, throttle=throttle
         )
         started = time.monotonic()
-        adapter.find_pull(HEAD)
-        adapter.find_pull(HEAD)  # two GETs of pulls
+        adapter.find_change_request(HEAD)
+        adapter.find_change_request(HEAD)  # two GETs of pulls
         adapter.close()
         return time.monotonic() - started
 
@@ -237,18 +255,18 @@ def test_throttling_is_on_by_default_and_can_be_turned_off(github_fake: GitHubFa
 def test_closed_pull_is_the_newest_closed_unmerged_one_from_that_head(
     forge: GitHubForge, github_fake: GitHubFake
 ) -> None:
-    assert forge.closed_pull(HEAD) is None
-    first = forge.create_pull(HEAD, "main", "first", BODY, [])
-    assert forge.closed_pull(HEAD) is None, "an open pull request is not a closed one"
+    assert forge.closed_change_request(HEAD) is None
+    first = forge.create_change_request(HEAD, "main", "first", BODY, [])
+    assert forge.closed_change_request(HEAD) is None, "an open pull request is not a closed one"
     github_fake.close(first.number)
-    other = forge.create_pull("gitbot/production/other", "main", "other", "x", [])
+    other = forge.create_change_request("gitbot/production/other", "main", "other", "x", [])
     github_fake.close(other.number)
-    second = forge.create_pull(HEAD, "main", "second", BODY + "v2", [])
+    second = forge.create_change_request(HEAD, "main", "second", BODY + "v2", [])
     github_fake.close(second.number)
-    merged = forge.create_pull(HEAD, "main", "merged", "m", [])
+    merged = forge.create_change_request(HEAD, "main", "merged", "m", [])
     github_fake.merge(merged.number)
 
-    found = forge.closed_pull(HEAD)
+    found = forge.closed_change_request(HEAD)
 
     assert found is not None
     assert (found.number, found.title, found.body, found.state, found.merged) == (
@@ -260,16 +278,16 @@ def test_closed_pull_is_the_newest_closed_unmerged_one_from_that_head(
     )
     listings = [e for e in github_fake.requests("GET", "/pulls") if ("state", "closed") in e.query]
     assert len(listings) == 3 and all(("head", f"acme:{HEAD}") in e.query for e in listings)
-    assert forge.closed_pull("gitbot/production/none") is None
+    assert forge.closed_change_request("gitbot/production/none") is None
 
 
 def test_pull_requests_carry_the_head_commit_github_reports(forge: GitHubForge, github_fake: GitHubFake) -> None:
     heads = {HEAD: "a" * 40}
     github_fake.follow_refs(heads.get)
-    created = forge.create_pull(HEAD, "main", "title", BODY, [])
+    created = forge.create_change_request(HEAD, "main", "title", BODY, [])
     assert created.head_sha == "a" * 40
     heads[HEAD] = "b" * 40  # the branch was force-pushed
-    found = forge.find_pull(HEAD)
-    listed = forge.open_pulls("gitbot/")
+    found = forge.find_change_request(HEAD)
+    listed = forge.open_change_requests("gitbot/")
     assert found is not None and found.head_sha == "b" * 40
     assert [p.head_sha for p in listed] == ["b" * 40]

@@ -15,8 +15,8 @@ def test_listed_pull_requests_carry_their_labels_without_a_request_each(
     labelled.labels[:] = ["gitbot", "release"]
     github_fake.open_pull("gitbot/production/other", title="bare")
 
-    listed = {p.head: p.labels for p in forge.open_pulls("gitbot/production/")}
-    found = forge.find_pull(HEAD)
+    listed = {p.head: p.labels for p in forge.open_change_requests("gitbot/production/")}
+    found = forge.find_change_request(HEAD)
 
     assert listed == {HEAD: ("gitbot", "release"), "gitbot/production/other": ()}
     assert found is not None and found.labels == ("gitbot", "release")
@@ -27,7 +27,7 @@ def test_listed_pull_requests_carry_their_labels_without_a_request_each(
 def test_add_labels_sends_one_request_and_keeps_the_labels_there(forge: GitHubForge, github_fake: GitHubFake) -> None:
     pull = github_fake.open_pull(HEAD, title="bare")
     pull.labels[:] = ["needs-review"]
-    forge.find_pull(HEAD)  # the repository is known from here on, as in a cycle
+    forge.find_change_request(HEAD)  # the repository is known from here on, as in a cycle
     before = len(github_fake.requests())
 
     forge.add_labels(pull.number, ["gitbot", "release"])

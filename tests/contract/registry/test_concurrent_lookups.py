@@ -16,7 +16,7 @@ from gitbot.adapters.registry import OciRegistry
 from gitbot.commands.compose import SharedTagLists, build_registry
 from gitbot.commands.runner import CountingRegistry
 from gitbot.config import Policy, load_policy
-from gitbot.reconcile import list_image_tags
+from gitbot.gather import list_image_tags
 from tests.support.registry import LoopbackServer, QuietHandler, serve
 
 pytestmark = pytest.mark.real
