@@ -367,6 +367,11 @@ def _confirm(
     """Refuse unless `result` differs from the old documents in exactly the spliced values (`added`: the
     values written where there was none, which must be the only new ones)."""
     first = splices[0].assignment
+    if fast and not added:
+        # The common case, told from libyaml's events of `result` without building its tree.
+        spans = {(s.node.start, s.node.end): (s.assignment.value, s.tag) for s in splices}
+        if yamlio.reads_as(old_docs, result, spans):
+            return
     try:
         new_docs = _parse(result, source, fast=fast)
     except ManifestError as exc:

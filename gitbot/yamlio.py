@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple
@@ -467,6 +467,78 @@ def _lean(raw: Any, text: str, flow: bool, offset: int, core: bool) -> Node:
         Node,
         ("sequence", start, end, line, column, raw.tag, None, explicit, False, False, inner, "", "plain", (), children),
     )
+
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_END = object()
+
+
+def reads_as(docs: list[Document], text: str, changed: Mapping[tuple[int, int], tuple[str, str]]) -> bool:
+    """Whether `text` reads (by libyaml's events, no tree built) as `docs` with the scalars spanning
+    `changed`'s (start, end) in `docs` holding its (value, tag) instead; `docs` from `parse_fast(core=True)`.
+
+    True only when sure: anchors, tags, directives or libyaml's refusal make it False, and the caller then
+    compares whole trees. A node matches an event of its kind, a scalar by value and (YAML 1.2 core) tag, and
+    a collection by its items in order, so True means the same keys, values and tags everywhere else.
+    """
+    if _FAST_LOADER is None or "&" in text or "\ufeff" in text[1:] or _DIRECTIVE.search(text):
+        return False
+    loader = _FAST_LOADER(text)
+    try:
+        return _reads_as(docs, loader.get_event, changed)
+    except (_pyyaml.YAMLError, UnicodeEncodeError, RecursionError):
+        return False
+    finally:
+        loader.dispose()
+
+
+def _reads_as(docs: list[Document], get: Any, changed: Mapping[tuple[int, int], tuple[str, str]]) -> bool:
+    events = _pyyaml.events
+    scalar_event = events.ScalarEvent
+    mapping_start, sequence_start = events.MappingStartEvent, events.SequenceStartEvent
+    mapping_end, sequence_end = events.MappingEndEvent, events.SequenceEndEvent
+    if type(get()) is not events.StreamStartEvent:
+        return False
+    for doc in docs:
+        if doc.root is None or type(get()) is not events.DocumentStartEvent:
+            return False
+        todo: list[Any] = [doc.root]
+        while todo:
+            node = todo.pop()
+            event = get()
+            kind = type(event)
+            if node is _END:
+                if kind is not mapping_end and kind is not sequence_end:
+                    return False
+                continue
+            if kind is not scalar_event and kind is not mapping_start and kind is not sequence_start:
+                return False  # an alias, or a collection ending early
+            if node.alias or node.explicit_tag or node.shared or event.tag is not None:
+                return False
+            if kind is scalar_event:
+                if node.kind != "scalar":
+                    return False
+                value = event.value
+                tag = STR_TAG if event.style else _core_tag(value)
+                want = changed.get((node.start, node.end)) if node.end > node.start else None
+                if (value, tag) != (want or (node.value, node.tag)):
+                    return False
+            elif kind is mapping_start:
+                if node.kind != "mapping" or node.tag != _MAP_TAG:
+                    return False
+                todo.append(_END)
+                for key, value_node in reversed(node.items):
+                    todo.append(value_node)
+                    todo.append(key)
+            elif kind is sequence_start:
+                if node.kind != "sequence" or node.tag != _SEQ_TAG:
+                    return False
+                todo.append(_END)
+                todo.extend(reversed(node.children))
+        if type(get()) is not events.DocumentEndEvent:
+            return False
+    return type(get()) is events.StreamEndEvent
 
 
 def escape_token(token: str) -> str:
