@@ -23,7 +23,8 @@ import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -360,6 +361,17 @@ def _target(file: str, fields: dict[str, Any]) -> Target:
     return Target(file=file, **fields)
 
 
+_ENTRY_FIELDS = tuple(f.name for f in dataclass_fields(Target) if f.name != "file")
+
+
+def _entry(target: Target) -> dict[str, Any]:
+    """The cache entry of a target, as `asdict` gives it without the file, built without its deep copies."""
+    entry = {name: getattr(target, name) for name in _ENTRY_FIELDS}
+    if target.backend is not None:
+        entry["backend"] = {"fields": tuple(tuple(pair) for pair in target.backend.fields)}
+    return entry
+
+
 class ScanCache:
     """Scan results keyed by blob id, in memory and optionally in `directory/scan-cache.json`.
 
@@ -403,16 +415,13 @@ class ScanCache:
         return list(built)
 
     def put(self, key: str, targets: Sequence[Target]) -> None:
-        entry = []
-        for target in targets:
-            fields = asdict(target)
-            del fields["file"]
-            entry.append(fields)
-        self._entries[key] = entry
+        known = key in self._entries
+        self._entries[key] = [_entry(target) for target in targets]
         self._used.add(key)
         self._dirty = True
-        for stale in [built for built in self._built if built[0] == key]:
-            del self._built[stale]
+        if known:  # targets are built only from an entry: a new key has none to forget
+            for stale in [built for built in self._built if built[0] == key]:
+                del self._built[stale]
 
     def prune(self) -> int:
         """Forget every entry not read or written since the last prune; return how many were dropped.
