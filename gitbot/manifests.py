@@ -278,14 +278,14 @@ def _scan_weights(scan: _DocScan) -> None:
 
 def _scan_markers(scan: _DocScan, text: str, markers: list[re.Match[str]]) -> None:
     """Attach Flux setter markers to the scalar that ends just before them on the same line."""
-    by_end: dict[int, tuple[str, yamlio.Node]] = {}
-    for pointer, node in yamlio.walk(scan.doc.root):
-        if node.kind == "scalar" and not node.alias:
-            by_end[node.end] = (pointer, node)
+    ends: list[int] = []
     for match in markers:
         pos = match.start()
         while pos > 0 and text[pos - 1] in " \t":
             pos -= 1
+        ends.append(pos)
+    by_end = yamlio.scalars_ending_at(scan.doc.root, set(ends))
+    for match, pos in zip(markers, ends, strict=True):
         hit = by_end.get(pos)
         if hit is None or pos == match.start():
             continue

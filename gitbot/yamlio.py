@@ -589,6 +589,40 @@ def walk(root: Node | None, pointer: str = "") -> Iterator[tuple[str, Node]]:
             yield from walk(child, f"{pointer}/{i}")
 
 
+def scalars_ending_at(root: Node | None, ends: set[int]) -> dict[int, tuple[str, Node]]:
+    """The value scalars (not aliases) below `root` whose token ends at one of `ends`: end -> (pointer, node).
+
+    Where several end at one offset, the last in `walk` order is given, as a mapping of `walk` by end would;
+    only the pointers of those found are made.
+    """
+    found: dict[int, tuple[Node, Any]] = {}
+    if root is None:
+        return {}
+    stack: list[tuple[Node, Any]] = [(root, None)]
+    while stack:
+        node, path = stack.pop()
+        kind = node.kind
+        if kind == "scalar":
+            if node.end in ends and not node.alias:
+                found[node.end] = (node, path)
+        elif kind == "mapping":
+            for key, value in reversed(node.items):
+                stack.append((value, (path, key.value if key.kind == "scalar" else key.tag)))
+        else:
+            children = node.children
+            for index in range(len(children) - 1, -1, -1):
+                stack.append((children[index], (path, str(index))))
+    return {end: (_pointer(path), node) for end, (node, path) in found.items()}
+
+
+def _pointer(path: Any) -> str:
+    tokens: list[str] = []
+    while path is not None:
+        path, token = path
+        tokens.append(escape_token(token))
+    return "".join(f"/{token}" for token in reversed(tokens))
+
+
 def _core_tag(value: str) -> str:
     """The tag `parse` gives a plain scalar without a tag of its own (YAML 1.2 core schema)."""
     # Keys and short values repeat from file to file; a long value is not kept alive by the cache.

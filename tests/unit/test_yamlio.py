@@ -228,3 +228,23 @@ def test_an_edited_text_reads_as_the_old_documents_with_only_the_changed_values(
         assert node is not None
         spans[(node.start, node.end)] = wanted
     assert yamlio.reads_as(docs, edited, spans) is same
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: x\nb: [1, {c: y, 'd/~': z}]\ne:\n  - f\n  -\n  - {g: ''}\n",
+        "base: &b {image: app:1}\nuse: *b\nlist: [&s v, *s]\n",
+        "plain scalar\n",
+        "? [k]\n: v\n? {k: 1}\n: w\n",
+    ],
+)
+def test_scalars_ending_at_offsets_are_those_a_walk_finds_there(text: str) -> None:
+    for doc in yamlio.parse(text, "t.yaml"):
+        by_walk = {
+            node.end: (pointer, node)
+            for pointer, node in yamlio.walk(doc.root)
+            if node.kind == "scalar" and not node.alias
+        }
+        ends = {*by_walk, len(text) + 5}
+        assert yamlio.scalars_ending_at(doc.root, ends) == by_walk
