@@ -313,7 +313,8 @@ def _apply(text: str, steps: Sequence[Sequence[Assignment]], source: str, chain:
             step_of.setdefault((a.document, a.pointer), step)
     gaps = {key: gap for key, a in wanted.items() if (gap := _weight_gap(docs, text, a, source)) is not None}
     located = [(a, _locate(docs, text, a, source, fast=fast)) for key, a in wanted.items() if key not in gaps]
-    for step in range(len(steps)):
+    routed = any(_route_key(docs[a.document], a.pointer) is not None for a in wanted.values())
+    for step in range(len(steps) if routed else 0):
         # Every text handed out keeps canary routes whole, not only the last one.
         _check_weights(docs, [a for key, a in wanted.items() if _in_step(step_of[key], step, chain)], source)
     splices: list[_Splice] = []

@@ -23,7 +23,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -91,10 +91,15 @@ class _DocScan:
         namespace = (meta.scalar("namespace") if meta else None) or ""
         self.resource = f"{self.kind or 'Values'}/{namespace}/{name}"
         self.unmanaged = _unmanaged_reason(meta)
+        # Pointer -> the image policy a setter marker on its scalar names.
+        self.markers: dict[str, str] = {}
 
     def add(self, pointer: str, node: yamlio.Node | None, kind: TargetKind, source: str, **extra: Any) -> None:
         if node is None or not _editable(node):
             return
+        marker = self.markers.get(pointer)
+        if marker is not None:
+            extra["marker"] = marker
         target = Target(
             file=self.file,
             document=self.doc.index,
@@ -276,8 +281,10 @@ def _scan_weights(scan: _DocScan) -> None:
         )
 
 
-def _scan_markers(scan: _DocScan, text: str, markers: list[re.Match[str]]) -> None:
-    """Attach Flux setter markers to the scalar that ends just before them on the same line."""
+def _marker_hits(scan: _DocScan, text: str, markers: list[re.Match[str]]) -> dict[str, tuple[yamlio.Node, TargetKind]]:
+    """The Flux setter markers of the document, each on the scalar that ends just before it on the same line:
+    sets `scan.markers` (pointer -> the policy of its last marker) and returns pointer -> (node, the kind its
+    first marker names)."""
     ends: list[int] = []
     for match in markers:
         pos = match.start()
@@ -285,6 +292,7 @@ def _scan_markers(scan: _DocScan, text: str, markers: list[re.Match[str]]) -> No
             pos -= 1
         ends.append(pos)
     by_end = yamlio.scalars_ending_at(scan.doc.root, set(ends))
+    hits: dict[str, tuple[yamlio.Node, TargetKind]] = {}
     for match, pos in zip(markers, ends, strict=True):
         hit = by_end.get(pos)
         if hit is None or pos == match.start():
@@ -294,12 +302,16 @@ def _scan_markers(scan: _DocScan, text: str, markers: list[re.Match[str]]) -> No
         kind: TargetKind = "image"
         if len(parts) == 3 and parts[2] in _MARKER_KINDS:
             kind = _MARKER_KINDS[parts[2]]
-        policy = ":".join(parts[:2])
-        existing = scan.found.get(pointer)
-        if existing is not None:
-            scan.found[pointer] = (existing[0], replace(existing[1], marker=policy))
-        else:
-            scan.add(pointer, node, kind, "marker", marker=policy)
+        scan.markers[pointer] = ":".join(parts[:2])
+        hits.setdefault(pointer, (node, kind))
+    return hits
+
+
+def _scan_markers(scan: _DocScan, hits: Mapping[str, tuple[yamlio.Node, TargetKind]]) -> None:
+    """Marked scalars no rule found are targets of their own (a rule's target took its marker when added)."""
+    for pointer, (node, kind) in hits.items():
+        if pointer not in scan.found:
+            scan.add(pointer, node, kind, "marker")
 
 
 def scan_text(file: str, text: str, *, fast: bool = True) -> list[Target]:
@@ -312,6 +324,8 @@ def scan_text(file: str, text: str, *, fast: bool = True) -> list[Target]:
     targets: list[Target] = []
     for doc in docs:
         scan = _DocScan(file, doc)
+        # Markers first, so that a rule's target is made with its marker (not made again to add it).
+        hits = _marker_hits(scan, text, markers) if markers else {}
         if scan.root is not None:
             _scan_pod_spec(scan)
             if scan.api.startswith("kustomize.config.k8s.io/") or (not scan.kind and _looks_like_kustomize(scan.root)):
@@ -325,9 +339,9 @@ def scan_text(file: str, text: str, *, fast: bool = True) -> list[Target]:
             elif not scan.kind and not scan.api:
                 _scan_values(scan, scan.root, "", None)
             _scan_weights(scan)
-        if markers:
+        if hits:
             # Offsets are global, so a marker only ever matches a scalar end of its own document.
-            _scan_markers(scan, text, markers)
+            _scan_markers(scan, hits)
         targets.extend(t for _, t in sorted(scan.found.values(), key=lambda item: item[0]))
     return targets
 
