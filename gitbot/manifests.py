@@ -29,9 +29,9 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from gitbot import routes, yamlio
+from gitbot import routes, workers, yamlio
 from gitbot.domain import Destination, Target, TargetKind
-from gitbot.errors import ManifestError, MissingPathError
+from gitbot.errors import GitbotError, ManifestError, MissingPathError
 from gitbot.ports import TreeFile
 
 # Manifests are a few kilobytes; a file past this is not read (policy `spec.git.maxFileSize` overrides it).
@@ -416,6 +416,10 @@ class ScanCache:
         if isinstance(data, dict) and data.get("version") == _rules_id() and isinstance(data.get("entries"), dict):
             self._entries = data["entries"]
 
+    def knows(self, key: str) -> bool:
+        """Whether the cache holds the targets of blob `key` (without counting a hit or a miss)."""
+        return key in self._entries
+
     def get(self, key: str, file: str) -> list[Target] | None:
         entry = self._entries.get(key)
         if entry is None:
@@ -692,6 +696,33 @@ def walk_files(root: Path, paths: Sequence[str]) -> list[TreeFile]:
     return files
 
 
+def _scan_blob(item: tuple[str, bytes]) -> list[Target] | None:
+    path, data = item
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # the scan's own reading says where
+    return scan_text(path, text)
+
+
+def _scan_ahead(
+    files: Sequence[TreeFile], contents: Mapping[str, bytes], cache: ScanCache | None, limit: int
+) -> dict[str, list[Target] | GitbotError | None]:
+    """The scans `scan_files` will make of the files it read, made side by side (`gitbot.workers`) when there
+    are enough of them; empty when there are not, and the scan makes each in turn."""
+    batch: list[tuple[str, bytes]] = []
+    for file in files:
+        data = contents.get(file.path)
+        if data is None or len(data) > limit or not may_hold_targets(data):
+            continue
+        if cache is not None and not file.blob and cache.knows(blob_id(data)):
+            continue
+        batch.append((file.path, data))
+    if len(batch) < workers.MIN_ITEMS:
+        return {}
+    return dict(zip((path for path, _ in batch), workers.map_ordered(_scan_blob, batch), strict=True))
+
+
 def scan_files(
     files: Sequence[TreeFile],
     read: Callable[[Sequence[str]], Mapping[str, bytes]],
@@ -727,6 +758,7 @@ def scan_files(
         else:
             wanted.append(file.path)
     contents = read(wanted) if wanted else {}
+    premade = _scan_ahead(unique, contents, cache, max_file_size)
     targets: list[Target] = []
     problems: list[Problem] = []
     texts: dict[str, str] = {}
@@ -750,7 +782,10 @@ def scan_files(
             found = cache.get(key, file.path) if cache is not None and not file.blob else None
             text = _decoded(data, file.path) if found is None or keep_texts else ""
             if found is None:
-                found = scan_text(file.path, text)
+                made = premade.pop(file.path, None)
+                if isinstance(made, GitbotError):
+                    raise made
+                found = scan_text(file.path, text) if made is None else made
                 if cache is not None:
                     cache.put(key, found)
             if keep_texts and found:
