@@ -14,9 +14,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gitbot import routes, yamlio
+from gitbot import routes, workers, yamlio
 from gitbot.domain import Assignment
-from gitbot.errors import EditError, ManifestError
+from gitbot.errors import EditError, GitbotError, ManifestError
 
 _FIRST_FORBIDDEN = set(",[]{}#&*!|>'\"%@`")
 _FLOW_FORBIDDEN = set(",[]{}")
@@ -284,6 +284,31 @@ def apply_steps(text: str, steps: Sequence[Sequence[Assignment]], *, source: str
         return _apply(text, steps, source, chain, fast=True)
     except EditError:
         return _apply(text, steps, source, chain, fast=False)
+
+
+# One file's edit: its text, the assignments of each step, its name, and whether steps chain.
+EditJob = tuple[str, Sequence[Sequence[Assignment]], str, bool]
+
+
+def _apply_job(job: EditJob) -> list[str | None]:
+    text, steps, source, chain = job
+    results = apply_steps(text, steps, source=source, chain=chain)
+    # Only the texts of the steps that change this file are wanted: the others are not kept (nor sent back).
+    return [result if assignments else None for result, assignments in zip(results, steps, strict=True)]
+
+
+def apply_many(jobs: Sequence[EditJob]) -> list[list[str | None]]:
+    """`apply_steps` of each file's job, in order, with None for each step that assigns nothing in the file:
+    in worker processes when there are thousands of files (`gitbot.workers`). The error of the first job in
+    order that fails is raised, as a loop would raise it."""
+    if len(jobs) < workers.MIN_ITEMS:
+        return [_apply_job(job) for job in jobs]
+    out: list[list[str | None]] = []
+    for result in workers.map_ordered(_apply_job, jobs):
+        if isinstance(result, GitbotError):
+            raise result
+        out.append(result)
+    return out
 
 
 def _parse(text: str, source: str, *, fast: bool) -> list[yamlio.Document]:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import pytest
 
 from gitbot import workers
+from gitbot.domain import Assignment
+from gitbot.edits import EditJob, apply_many, apply_steps
 from gitbot.errors import EditError, GitbotError, ManifestError
 from gitbot.manifests import ScanCache, blob_id, scan_files
 from gitbot.ports import TreeFile
@@ -86,3 +88,21 @@ def test_a_file_that_does_not_parse_fails_the_spread_scan_as_it_fails_one_by_one
     with pytest.raises(ManifestError) as side_by_side:
         scan(blobs, ScanCache())
     assert str(side_by_side.value) == str(one_by_one.value) == "apps/d007.yaml:2: duplicate key 'image'"
+
+
+def test_edits_spread_over_processes_are_the_edits_made_file_by_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    pointer = "/spec/template/spec/containers/0/image"
+    jobs: list[EditJob] = [
+        (manifest(i).decode(), [[Assignment(0, pointer, f"r.example.test/app:2.{i}")], []], f"d{i}.yaml", True)
+        for i in range(30)
+    ]
+    # The texts of the steps that change the file; None for the step that does not.
+    expected = [[apply_steps(text, steps, source=source, chain=chain)[0], None] for text, steps, source, chain in jobs]
+    assert apply_many(jobs) == expected
+    monkeypatch.setattr(workers, "MIN_ITEMS", 5)
+    assert apply_many(jobs) == expected
+    # The first failing file in order is the error, as in a loop.
+    jobs[12] = (jobs[12][0], [[Assignment(0, "/spec/nothing", "x")]], "d12.yaml", True)
+    jobs[20] = (jobs[20][0], [[Assignment(3, pointer, "x")]], "d20.yaml", True)
+    with pytest.raises(EditError, match=r"d12\.yaml 0:/spec/nothing: no value at this pointer"):
+        apply_many(jobs)
