@@ -21,7 +21,7 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 # Below this many items a pool's start (a fork and a pickle of each item and result) costs more than it saves.
-MIN_ITEMS = 2_000
+MIN_ITEMS = 500
 
 
 def _usable_cpus() -> int:
