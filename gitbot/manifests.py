@@ -5,8 +5,8 @@ images, Flux setter markers, and the weights of the route kinds in `gitbot.route
 skips files which cannot hold one, the size limit past which a file is not read (reported as a `Problem`,
 while the rest of the scan goes on), and the content-addressed `ScanCache`. `scan_text` is pure; file
 reading is confined to `scan_tree`, `walk_files` and the cache's own load/save; `scan_files` scans from a
-listing of git's objects (path, blob id, size) and reads only the blobs the cache does not know. It never
-edits anything.
+listing of git's objects (path, blob id, size) and reads only the blobs the cache does not know, parsing
+them in worker processes (`gitbot.workers`) when there are many. It never edits anything.
 
 Istio treats a lone destination without a weight as 100: such a weight is not a target. Gateway API defaults a
 missing backend weight to 1: in a rule where another backend writes a weight, such a weight is an `implicit`

@@ -2,7 +2,8 @@
 
 It owns parsing a text (every document of it) into a small, immutable node tree in which each node knows
 its exact character span in the original text, its scalar style, anchor, tag and whether it is shared
-through an alias; resolving RFC 6901 pointers; and telling whether a plain scalar would load as a string.
+through an alias; resolving RFC 6901 pointers; telling whether a plain scalar would load as a string; and
+telling from libyaml's events alone whether an edited text reads as a tree with only given values changed.
 It never serialises a document and does no I/O: callers pass text in and get values out.
 
 Offsets are indices into the Python string as given (a BOM, when present, is character 0 and is kept);
