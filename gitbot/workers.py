@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from gitbot.errors import GitbotError
@@ -55,5 +56,9 @@ def map_ordered(
     ):
         return [_caught((function, item)) for item in items]
     chunk = max(1, len(items) // (workers * 8))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(_caught, [(function, item) for item in items], chunksize=chunk))
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_caught, [(function, item) for item in items], chunksize=chunk))
+    except (OSError, BrokenProcessPool):
+        # No process to be had (a limit on processes or memory) or one was killed: the work is still done, here.
+        return [_caught((function, item)) for item in items]

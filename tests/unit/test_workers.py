@@ -106,3 +106,16 @@ def test_edits_spread_over_processes_are_the_edits_made_file_by_file(monkeypatch
     jobs[20] = (jobs[20][0], [[Assignment(3, pointer, "x")]], "d20.yaml", True)
     with pytest.raises(EditError, match=r"d12\.yaml 0:/spec/nothing: no value at this pointer"):
         apply_many(jobs)
+
+
+def exit_in_a_worker(n: int) -> int:
+    if os.getpid() != PARENT and n == 7:
+        os._exit(3)  # a worker killed (out of memory, say) in the middle of the batch
+    return n + 1
+
+
+PARENT = os.getpid()
+
+
+def test_a_worker_that_dies_leaves_the_work_to_this_process() -> None:
+    assert workers.map_ordered(exit_in_a_worker, list(range(20)), minimum=5) == list(range(1, 21))
