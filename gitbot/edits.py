@@ -14,9 +14,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gitbot import routes, yamlio
+from gitbot import routes, workers, yamlio
 from gitbot.domain import Assignment
-from gitbot.errors import EditError, ManifestError
+from gitbot.errors import EditError, GitbotError, ManifestError
 
 _FIRST_FORBIDDEN = set(",[]{}#&*!|>'\"%@`")
 _FLOW_FORBIDDEN = set(",[]{}")
@@ -286,6 +286,31 @@ def apply_steps(text: str, steps: Sequence[Sequence[Assignment]], *, source: str
         return _apply(text, steps, source, chain, fast=False)
 
 
+# One file's edit: its text, the assignments of each step, its name, and whether steps chain.
+EditJob = tuple[str, Sequence[Sequence[Assignment]], str, bool]
+
+
+def _apply_job(job: EditJob) -> list[str | None]:
+    text, steps, source, chain = job
+    results = apply_steps(text, steps, source=source, chain=chain)
+    # Only the texts of the steps that change this file are wanted: the others are not kept (nor sent back).
+    return [result if assignments else None for result, assignments in zip(results, steps, strict=True)]
+
+
+def apply_many(jobs: Sequence[EditJob]) -> list[list[str | None]]:
+    """`apply_steps` of each file's job, in order, with None for each step that assigns nothing in the file:
+    in worker processes when there are thousands of files (`gitbot.workers`). The error of the first job in
+    order that fails is raised, as a loop would raise it."""
+    if len(jobs) < workers.MIN_ITEMS:
+        return [_apply_job(job) for job in jobs]
+    out: list[list[str | None]] = []
+    for result in workers.map_ordered(_apply_job, jobs):
+        if isinstance(result, GitbotError):
+            raise result
+        out.append(result)
+    return out
+
+
 def _parse(text: str, source: str, *, fast: bool) -> list[yamlio.Document]:
     return yamlio.parse_fast(text, source, core=True) if fast else yamlio.parse(text, source)
 
@@ -313,7 +338,8 @@ def _apply(text: str, steps: Sequence[Sequence[Assignment]], source: str, chain:
             step_of.setdefault((a.document, a.pointer), step)
     gaps = {key: gap for key, a in wanted.items() if (gap := _weight_gap(docs, text, a, source)) is not None}
     located = [(a, _locate(docs, text, a, source, fast=fast)) for key, a in wanted.items() if key not in gaps]
-    for step in range(len(steps)):
+    routed = any(_route_key(docs[a.document], a.pointer) is not None for a in wanted.values())
+    for step in range(len(steps) if routed else 0):
         # Every text handed out keeps canary routes whole, not only the last one.
         _check_weights(docs, [a for key, a in wanted.items() if _in_step(step_of[key], step, chain)], source)
     splices: list[_Splice] = []
@@ -367,6 +393,11 @@ def _confirm(
     """Refuse unless `result` differs from the old documents in exactly the spliced values (`added`: the
     values written where there was none, which must be the only new ones)."""
     first = splices[0].assignment
+    if fast and not added:
+        # The common case, told from libyaml's events of `result` without building its tree.
+        spans = {(s.node.start, s.node.end): (s.assignment.value, s.tag) for s in splices}
+        if yamlio.reads_as(old_docs, result, spans):
+            return
     try:
         new_docs = _parse(result, source, fast=fast)
     except ManifestError as exc:

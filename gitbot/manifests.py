@@ -6,8 +6,8 @@ skips files which cannot hold one, the size limit past which a file is not read 
 parse (each reported as a `Problem`, with what such a text names, while the rest of the scan goes on), and
 the content-addressed `ScanCache`, which remembers both targets and parse failures. `scan_text` is pure; file
 reading is confined to `scan_tree`, `walk_files` and the cache's own load/save; `scan_files` scans from a
-listing of git's objects (path, blob id, size) and reads only the blobs the cache does not know. It never
-edits anything.
+listing of git's objects (path, blob id, size) and reads only the blobs the cache does not know, parsing
+them in worker processes (`gitbot.workers`) when there are many. It never edits anything.
 
 Istio treats a lone destination without a weight as 100: such a weight is not a target. Gateway API defaults a
 missing backend weight to 1: in a rule where another backend writes a weight, such a weight is an `implicit`
@@ -24,14 +24,15 @@ import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from gitbot import routes, yamlio
+from gitbot import routes, workers, yamlio
 from gitbot.domain import Destination, Target, TargetKind
-from gitbot.errors import ManifestError, MissingPathError
+from gitbot.errors import GitbotError, ManifestError, MissingPathError
 from gitbot.ports import TreeFile
 
 # Manifests are a few kilobytes; a file past this is not read (policy `spec.git.maxFileSize` overrides it).
@@ -91,10 +92,15 @@ class _DocScan:
         namespace = (meta.scalar("namespace") if meta else None) or ""
         self.resource = f"{self.kind or 'Values'}/{namespace}/{name}"
         self.unmanaged = _unmanaged_reason(meta)
+        # Pointer -> the image policy a setter marker on its scalar names.
+        self.markers: dict[str, str] = {}
 
     def add(self, pointer: str, node: yamlio.Node | None, kind: TargetKind, source: str, **extra: Any) -> None:
         if node is None or not _editable(node):
             return
+        marker = self.markers.get(pointer)
+        if marker is not None:
+            extra["marker"] = marker
         target = Target(
             file=self.file,
             document=self.doc.index,
@@ -276,16 +282,19 @@ def _scan_weights(scan: _DocScan) -> None:
         )
 
 
-def _scan_markers(scan: _DocScan, text: str, markers: list[re.Match[str]]) -> None:
-    """Attach Flux setter markers to the scalar that ends just before them on the same line."""
-    by_end: dict[int, tuple[str, yamlio.Node]] = {}
-    for pointer, node in yamlio.walk(scan.doc.root):
-        if node.kind == "scalar" and not node.alias:
-            by_end[node.end] = (pointer, node)
+def _marker_hits(scan: _DocScan, text: str, markers: list[re.Match[str]]) -> dict[str, tuple[yamlio.Node, TargetKind]]:
+    """The Flux setter markers of the document, each on the scalar that ends just before it on the same line:
+    sets `scan.markers` (pointer -> the policy of its last marker) and returns pointer -> (node, the kind its
+    first marker names)."""
+    ends: list[int] = []
     for match in markers:
         pos = match.start()
         while pos > 0 and text[pos - 1] in " \t":
             pos -= 1
+        ends.append(pos)
+    by_end = yamlio.scalars_ending_at(scan.doc.root, set(ends))
+    hits: dict[str, tuple[yamlio.Node, TargetKind]] = {}
+    for match, pos in zip(markers, ends, strict=True):
         hit = by_end.get(pos)
         if hit is None or pos == match.start():
             continue
@@ -294,12 +303,16 @@ def _scan_markers(scan: _DocScan, text: str, markers: list[re.Match[str]]) -> No
         kind: TargetKind = "image"
         if len(parts) == 3 and parts[2] in _MARKER_KINDS:
             kind = _MARKER_KINDS[parts[2]]
-        policy = ":".join(parts[:2])
-        existing = scan.found.get(pointer)
-        if existing is not None:
-            scan.found[pointer] = (existing[0], replace(existing[1], marker=policy))
-        else:
-            scan.add(pointer, node, kind, "marker", marker=policy)
+        scan.markers[pointer] = ":".join(parts[:2])
+        hits.setdefault(pointer, (node, kind))
+    return hits
+
+
+def _scan_markers(scan: _DocScan, hits: Mapping[str, tuple[yamlio.Node, TargetKind]]) -> None:
+    """Marked scalars no rule found are targets of their own (a rule's target took its marker when added)."""
+    for pointer, (node, kind) in hits.items():
+        if pointer not in scan.found:
+            scan.add(pointer, node, kind, "marker")
 
 
 def scan_text(file: str, text: str, *, fast: bool = True) -> list[Target]:
@@ -312,6 +325,8 @@ def scan_text(file: str, text: str, *, fast: bool = True) -> list[Target]:
     targets: list[Target] = []
     for doc in docs:
         scan = _DocScan(file, doc)
+        # Markers first, so that a rule's target is made with its marker (not made again to add it).
+        hits = _marker_hits(scan, text, markers) if markers else {}
         if scan.root is not None:
             _scan_pod_spec(scan)
             if scan.api.startswith("kustomize.config.k8s.io/") or (not scan.kind and _looks_like_kustomize(scan.root)):
@@ -325,9 +340,9 @@ def scan_text(file: str, text: str, *, fast: bool = True) -> list[Target]:
             elif not scan.kind and not scan.api:
                 _scan_values(scan, scan.root, "", None)
             _scan_weights(scan)
-        if markers:
+        if hits:
             # Offsets are global, so a marker only ever matches a scalar end of its own document.
-            _scan_markers(scan, text, markers)
+            _scan_markers(scan, hits)
         targets.extend(t for _, t in sorted(scan.found.values(), key=lambda item: item[0]))
     return targets
 
@@ -362,6 +377,15 @@ def _target(file: str, fields: dict[str, Any]) -> Target:
 
 
 _FAILURE_KEYS = {"line", "why", "kinds", "names", "markers"}
+_ENTRY_FIELDS = tuple(f.name for f in dataclass_fields(Target) if f.name != "file")
+
+
+def _entry(target: Target) -> dict[str, Any]:
+    """The cache entry of a target, as `asdict` gives it without the file, built without its deep copies."""
+    entry = {name: getattr(target, name) for name in _ENTRY_FIELDS}
+    if target.backend is not None:
+        entry["backend"] = {"fields": tuple(tuple(pair) for pair in target.backend.fields)}
+    return entry
 
 
 class ScanCache:
@@ -401,6 +425,10 @@ class ScanCache:
             ):
                 self._failures = failures
 
+    def knows(self, key: str) -> bool:
+        """Whether the cache holds the targets or the parse failure of blob `key` (no hit or miss counted)."""
+        return key in self._entries or key in self._failures
+
     def get(self, key: str, file: str) -> list[Target] | Problem | None:
         """The targets of blob `key` named as `file`, the Problem of a blob that does not parse, or None."""
         failure = self._failures.get(key)
@@ -431,16 +459,13 @@ class ScanCache:
             self._used.add(key)
             self._dirty = True
             return
-        entry = []
-        for target in targets:
-            fields = asdict(target)
-            del fields["file"]
-            entry.append(fields)
-        self._entries[key] = entry
+        known = key in self._entries
+        self._entries[key] = [_entry(target) for target in targets]
         self._used.add(key)
         self._dirty = True
-        for stale in [built for built in self._built if built[0] == key]:
-            del self._built[stale]
+        if known:  # targets are built only from an entry: a new key has none to forget
+            for stale in [built for built in self._built if built[0] == key]:
+                del self._built[stale]
 
     def prune(self) -> int:
         """Forget every entry not read or written since the last prune; return how many were dropped.
@@ -773,6 +798,33 @@ def walk_files(root: Path, paths: Sequence[str]) -> list[TreeFile]:
     return files
 
 
+def _scan_blob(item: tuple[str, bytes]) -> list[Target] | None:
+    path, data = item
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # the scan's own reading says where
+    return scan_text(path, text)
+
+
+def _scan_ahead(
+    files: Sequence[TreeFile], contents: Mapping[str, bytes], cache: ScanCache | None, limit: int
+) -> dict[str, list[Target] | GitbotError | None]:
+    """The scans `scan_files` will make of the files it read, made side by side (`gitbot.workers`) when there
+    are enough of them; empty when there are not, and the scan makes each in turn."""
+    batch: list[tuple[str, bytes]] = []
+    for file in files:
+        data = contents.get(file.path)
+        if data is None or len(data) > limit or not may_hold_targets(data):
+            continue
+        if cache is not None and not file.blob and cache.knows(blob_id(data)):
+            continue
+        batch.append((file.path, data))
+    if len(batch) < workers.MIN_ITEMS:
+        return {}
+    return dict(zip((path for path, _ in batch), workers.map_ordered(_scan_blob, batch), strict=True))
+
+
 def scan_files(
     files: Sequence[TreeFile],
     read: Callable[[Sequence[str]], Mapping[str, bytes]],
@@ -808,6 +860,7 @@ def scan_files(
         else:
             wanted.append(file.path)
     contents = read(wanted) if wanted else {}
+    premade = _scan_ahead(unique, contents, cache, max_file_size)
     targets: list[Target] = []
     problems: list[Problem] = []
     texts: dict[str, str] = {}
@@ -831,9 +884,12 @@ def scan_files(
             found = cache.get(key, file.path) if cache is not None and not file.blob else None
             text = ""
             if found is None:
+                made = premade.pop(file.path, None)
                 try:
+                    if isinstance(made, GitbotError):
+                        raise made
                     text = _decoded(data, file.path)
-                    found = scan_text(file.path, text)
+                    found = scan_text(file.path, text) if made is None else made
                 except ManifestError as exc:
                     found = unparsable(file.path, data, exc)
                 if cache is not None:

@@ -16,7 +16,7 @@ from gitbot.canary import CanaryDecision, decide
 from gitbot.candidates import Vetting, narrow, skipped_text
 from gitbot.config import GROUP_ALL_NAME, ImageSettings, Policy, line_of, pointer_to_field
 from gitbot.domain import Assignment, Change, Plan, TagSelection, Target
-from gitbot.edits import apply_steps
+from gitbot.edits import apply_many
 from gitbot.errors import ConfigError
 from gitbot.history import (
     History,
@@ -453,11 +453,12 @@ def edit_in_steps(texts: Mapping[str, str], steps: Sequence[Sequence[Change]], *
                 by_file[change.file] = [[] for _ in steps]
             by_file[change.file][step].append(Assignment(change.document, change.pointer, change.new))
     out: list[dict[str, str]] = [{} for _ in steps]
-    for file, per_step in sorted(by_file.items()):
-        results = apply_steps(texts[file], per_step, source=file, chain=chain)
-        for step, assignments in enumerate(per_step):
-            if assignments:
-                out[step][file] = results[step]
+    files = sorted(by_file.items())
+    edited = apply_many([(texts[file], per_step, file, chain) for file, per_step in files])
+    for (file, _), results in zip(files, edited, strict=True):
+        for step, result in enumerate(results):
+            if result is not None:
+                out[step][file] = result
     return out
 
 

@@ -2,7 +2,8 @@
 
 It owns parsing a text (every document of it) into a small, immutable node tree in which each node knows
 its exact character span in the original text, its scalar style, anchor, tag and whether it is shared
-through an alias; resolving RFC 6901 pointers; and telling whether a plain scalar would load as a string.
+through an alias; resolving RFC 6901 pointers; telling whether a plain scalar would load as a string; and
+telling from libyaml's events alone whether an edited text reads as a tree with only given values changed.
 It never serialises a document and does no I/O: callers pass text in and get values out.
 
 Offsets are indices into the Python string as given (a BOM, when present, is character 0 and is kept);
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -46,14 +47,16 @@ _STYLES: dict[str | None, ScalarStyle] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
+class Node(NamedTuple):
     """One node of a parsed document.
 
     `start`/`end` delimit the node's value token in the text (properties such as `&anchor` and `!tag` are
     excluded). `shared` is true when this node, or a collection holding it, is reached more than once through
     anchors and aliases, so that changing it would change several values. `alias` marks an occurrence written
     as `*name`: its span is that of the anchored node. `flow` is true inside a flow collection.
+
+    An immutable tuple: a document has a node per scalar, and a tuple is built several times faster than a
+    frozen dataclass, which dominated the time of parsing a large repository.
     """
 
     kind: NodeKind
@@ -232,16 +235,23 @@ def _space_separating_tabs(text: str) -> str | None:
     return "".join(chars)
 
 
-def _documents(raw_docs: list[Any], text: str, source: str, *, offset: int, core: bool = False) -> list[Document]:
+def _documents(
+    raw_docs: list[Any], text: str, source: str, *, offset: int, core: bool = False, lean: bool = False
+) -> list[Document]:
+    """Our trees of the composed `raw_docs`; `lean` (libyaml's nodes of a text without anchors, hence without
+    aliases or shared nodes) takes the quicker conversion that needs no reference counts."""
     docs: list[Document] = []
     for index, raw in enumerate(raw_docs):
         counts: dict[int, int] = {}
         seen: set[int] = set()
         root = None
         if raw is not None:
-            _count(raw, counts)
             try:
-                root = _convert(raw, text, counts, seen, shared=False, flow=False, offset=offset, core=core)
+                if lean:
+                    root = _lean(raw, text, False, offset, core)
+                else:
+                    _count(raw, counts)
+                    root = _convert(raw, text, counts, seen, shared=False, flow=False, offset=offset, core=core)
             except _DuplicateKeyError as exc:
                 raise ManifestError(f"duplicate key {exc.key!r}", where=f"{source}:{exc.line + 1}") from None
         docs.append(Document(index=index, root=root))
@@ -272,7 +282,8 @@ def parse_fast(text: str, source: str, *, core: bool = False) -> list[Document]:
         return parse(text, source)  # a lone surrogate, which libyaml cannot even be handed: `parse` says where
     try:
         # libyaml does not count a leading BOM; ruamel.yaml (and the text) do.
-        return _documents(raw_docs, text, source, offset=1 if text.startswith("\ufeff") else 0, core=core)
+        offset = 1 if text.startswith("\ufeff") else 0
+        return _documents(raw_docs, text, source, offset=offset, core=core, lean="&" not in text)
     except RecursionError:
         raise _too_deep(source, text) from None
 
@@ -393,6 +404,144 @@ def _convert(
     return Node(kind="sequence", flow=inner_flow, children=children, **common)
 
 
+_new_node = tuple.__new__
+
+
+def _lean(raw: Any, text: str, flow: bool, offset: int, core: bool) -> Node:
+    """`_convert` of a libyaml node of a text without anchors: nothing is shared or an alias, and a value
+    token starts where libyaml marks it unless a `!tag` stands before it."""
+    start_mark = raw.start_mark
+    start = start_mark.index + offset
+    end = raw.end_mark.index + offset
+    line, column = start_mark.line, start_mark.column
+    explicit = False
+    if start < end and text[start] == "!":
+        mark = start
+        start, explicit = _value_start(text, mark)
+        start = min(start, max(end, mark))
+        column += start - mark
+        skipped = text[mark:start]
+        newlines = skipped.count("\n")
+        if newlines:
+            line += newlines
+            column = len(skipped) - skipped.rfind("\n") - 1
+    kind = raw.id
+    if kind == "scalar":
+        style = raw.style
+        value = raw.value
+        tag = _core_tag(value) if core and not style and not explicit else raw.tag
+        return _new_node(
+            Node,
+            (
+                "scalar",
+                start,
+                end,
+                line,
+                column,
+                tag,
+                None,
+                explicit,
+                False,
+                False,
+                flow,
+                value,
+                _STYLES.get(style, "plain"),
+                (),
+                (),
+            ),
+        )
+    inner = flow or bool(raw.flow_style)
+    if kind == "mapping":
+        items = tuple((_lean(k, text, inner, offset, core), _lean(v, text, inner, offset, core)) for k, v in raw.value)
+        keys: set[str] = set()
+        for k, _ in items:
+            if k.kind == "scalar" and k.value != "<<":
+                if k.value in keys:
+                    raise _DuplicateKeyError(k.value, k.line)
+                keys.add(k.value)
+        return _new_node(
+            Node,
+            ("mapping", start, end, line, column, raw.tag, None, explicit, False, False, inner, "", "plain", items, ()),
+        )
+    children = tuple(_lean(c, text, inner, offset, core) for c in raw.value)
+    return _new_node(
+        Node,
+        ("sequence", start, end, line, column, raw.tag, None, explicit, False, False, inner, "", "plain", (), children),
+    )
+
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_END = object()
+
+
+def reads_as(docs: list[Document], text: str, changed: Mapping[tuple[int, int], tuple[str, str]]) -> bool:
+    """Whether `text` reads (by libyaml's events, no tree built) as `docs` with the scalars spanning
+    `changed`'s (start, end) in `docs` holding its (value, tag) instead; `docs` from `parse_fast(core=True)`.
+
+    True only when sure: anchors, tags, directives or libyaml's refusal make it False, and the caller then
+    compares whole trees. A node matches an event of its kind, a scalar by value and (YAML 1.2 core) tag, and
+    a collection by its items in order, so True means the same keys, values and tags everywhere else.
+    """
+    if _FAST_LOADER is None or "&" in text or "\ufeff" in text[1:] or _DIRECTIVE.search(text):
+        return False
+    loader = _FAST_LOADER(text)
+    try:
+        return _reads_as(docs, loader.get_event, changed)
+    except (_pyyaml.YAMLError, UnicodeEncodeError, RecursionError):
+        return False
+    finally:
+        loader.dispose()
+
+
+def _reads_as(docs: list[Document], get: Any, changed: Mapping[tuple[int, int], tuple[str, str]]) -> bool:
+    events = _pyyaml.events
+    scalar_event = events.ScalarEvent
+    mapping_start, sequence_start = events.MappingStartEvent, events.SequenceStartEvent
+    mapping_end, sequence_end = events.MappingEndEvent, events.SequenceEndEvent
+    if type(get()) is not events.StreamStartEvent:
+        return False
+    for doc in docs:
+        if doc.root is None or type(get()) is not events.DocumentStartEvent:
+            return False
+        todo: list[Any] = [doc.root]
+        while todo:
+            node = todo.pop()
+            event = get()
+            kind = type(event)
+            if node is _END:
+                if kind is not mapping_end and kind is not sequence_end:
+                    return False
+                continue
+            if kind is not scalar_event and kind is not mapping_start and kind is not sequence_start:
+                return False  # an alias, or a collection ending early
+            if node.alias or node.explicit_tag or node.shared or event.tag is not None:
+                return False
+            if kind is scalar_event:
+                if node.kind != "scalar":
+                    return False
+                value = event.value
+                tag = STR_TAG if event.style else _core_tag(value)
+                want = changed.get((node.start, node.end)) if node.end > node.start else None
+                if (value, tag) != (want or (node.value, node.tag)):
+                    return False
+            elif kind is mapping_start:
+                if node.kind != "mapping" or node.tag != _MAP_TAG:
+                    return False
+                todo.append(_END)
+                for key, value_node in reversed(node.items):
+                    todo.append(value_node)
+                    todo.append(key)
+            elif kind is sequence_start:
+                if node.kind != "sequence" or node.tag != _SEQ_TAG:
+                    return False
+                todo.append(_END)
+                todo.extend(reversed(node.children))
+        if type(get()) is not events.DocumentEndEvent:
+            return False
+    return type(get()) is events.StreamEndEvent
+
+
 def escape_token(token: str) -> str:
     """One RFC 6901 reference token."""
     return token.replace("~", "~0").replace("/", "~1")
@@ -439,6 +588,40 @@ def walk(root: Node | None, pointer: str = "") -> Iterator[tuple[str, Node]]:
     elif root.kind == "sequence":
         for i, child in enumerate(root.children):
             yield from walk(child, f"{pointer}/{i}")
+
+
+def scalars_ending_at(root: Node | None, ends: set[int]) -> dict[int, tuple[str, Node]]:
+    """The value scalars (not aliases) below `root` whose token ends at one of `ends`: end -> (pointer, node).
+
+    Where several end at one offset, the last in `walk` order is given, as a mapping of `walk` by end would;
+    only the pointers of those found are made.
+    """
+    found: dict[int, tuple[Node, Any]] = {}
+    if root is None:
+        return {}
+    stack: list[tuple[Node, Any]] = [(root, None)]
+    while stack:
+        node, path = stack.pop()
+        kind = node.kind
+        if kind == "scalar":
+            if node.end in ends and not node.alias:
+                found[node.end] = (node, path)
+        elif kind == "mapping":
+            for key, value in reversed(node.items):
+                stack.append((value, (path, key.value if key.kind == "scalar" else key.tag)))
+        else:
+            children = node.children
+            for index in range(len(children) - 1, -1, -1):
+                stack.append((children[index], (path, str(index))))
+    return {end: (_pointer(path), node) for end, (node, path) in found.items()}
+
+
+def _pointer(path: Any) -> str:
+    tokens: list[str] = []
+    while path is not None:
+        path, token = path
+        tokens.append(escape_token(token))
+    return "".join(f"/{token}" for token in reversed(tokens))
 
 
 def _core_tag(value: str) -> str:

@@ -192,3 +192,59 @@ def test_collections_nested_too_deep_are_one_error(parser: Callable[[str, str], 
     # Each parser's own limit: ruamel.yaml's recursion (about 490 levels), libyaml's 1,000.
     with pytest.raises(ManifestError, match="nested too deeply"):
         parser("image: " + "[" * depth + "]" * depth + "\n", "f.yaml")
+
+
+READ_AS = "a: x # c\nb: [1, 'two']\nc: {d: 1.10}\n---\ne: y\n"
+
+
+@pytest.mark.parametrize(
+    ("edited", "changed", "same"),
+    [
+        ("a: z # c\nb: [1, 'two']\nc: {d: 1.10}\n---\ne: y\n", {"/a": ("z", yamlio.STR_TAG)}, True),
+        ("a: \"0\" # c\nb: [1, 'two']\nc: {d: 1.10}\n---\ne: y\n", {"/a": ("0", yamlio.STR_TAG)}, True),
+        # The value changed as asked, but as another type.
+        ("a: 0 # c\nb: [1, 'two']\nc: {d: 1.10}\n---\ne: y\n", {"/a": ("0", yamlio.STR_TAG)}, False),
+        # A value that was not to change did.
+        ("a: z # c\nb: [1, 'two']\nc: {d: 1.1}\n---\ne: y\n", {"/a": ("z", yamlio.STR_TAG)}, False),
+        ("a: x # c\nb: [1, 'two']\nc: {d: 1.10}\n---\ne: y\n", {"/a": ("z", yamlio.STR_TAG)}, False),
+        # A plain scalar turned into a string: same text, another tag.
+        ("a: x # c\nb: ['1', 'two']\nc: {d: 1.10}\n---\ne: y\n", {}, False),
+        # Structure: a key more, an item less, a document less, an anchor (not told from events).
+        ("a: z # c\nb: [1, 'two']\nc: {d: 1.10, f: 2}\n---\ne: y\n", {"/a": ("z", yamlio.STR_TAG)}, False),
+        ("a: z # c\nb: [1]\nc: {d: 1.10}\n---\ne: y\n", {"/a": ("z", yamlio.STR_TAG)}, False),
+        ("a: z # c\nb: [1, 'two']\nc: {d: 1.10}\n", {"/a": ("z", yamlio.STR_TAG)}, False),
+        ("a: &q z # c\nb: [1, 'two']\nc: {d: 1.10}\n---\ne: y\n", {"/a": ("z", yamlio.STR_TAG)}, False),
+        ("a: !!str z # c\nb: [1, 'two']\nc: {d: 1.10}\n---\ne: y\n", {"/a": ("z", yamlio.STR_TAG)}, False),
+        ("a: [z # c\nb: [1, 'two']\nc: {d: 1.10}\n---\ne: y\n", {"/a": ("z", yamlio.STR_TAG)}, False),
+    ],
+)
+def test_an_edited_text_reads_as_the_old_documents_with_only_the_changed_values(
+    edited: str, changed: dict[str, tuple[str, str]], same: bool
+) -> None:
+    docs = yamlio.parse_fast(READ_AS, "t.yaml", core=True)
+    spans = {}
+    for pointer, wanted in changed.items():
+        node = yamlio.resolve(docs[0].root, pointer)
+        assert node is not None
+        spans[(node.start, node.end)] = wanted
+    assert yamlio.reads_as(docs, edited, spans) is same
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: x\nb: [1, {c: y, 'd/~': z}]\ne:\n  - f\n  -\n  - {g: ''}\n",
+        "base: &b {image: app:1}\nuse: *b\nlist: [&s v, *s]\n",
+        "plain scalar\n",
+        "? [k]\n: v\n? {k: 1}\n: w\n",
+    ],
+)
+def test_scalars_ending_at_offsets_are_those_a_walk_finds_there(text: str) -> None:
+    for doc in yamlio.parse(text, "t.yaml"):
+        by_walk = {
+            node.end: (pointer, node)
+            for pointer, node in yamlio.walk(doc.root)
+            if node.kind == "scalar" and not node.alias
+        }
+        ends = {*by_walk, len(text) + 5}
+        assert yamlio.scalars_ending_at(doc.root, ends) == by_walk
