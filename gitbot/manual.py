@@ -31,7 +31,7 @@ from gitbot.gather import gather, read_texts, scan_checkout
 from gitbot.history import BotCommit, History, read_history
 from gitbot.manifests import Problem
 from gitbot.messages import BY_HAND, hand_rollback_message, plan_id_in
-from gitbot.planner import admitted_tags, behind_quarantine, bind_images, current_tag, image_filter
+from gitbot.planner import admitted_tags, behind_quarantine, bind_images
 from gitbot.ports import ChangeRequest, Checkout
 from gitbot.promotion import Gate, held_back
 from gitbot.rollout import (
@@ -104,20 +104,20 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
         for b in bindings
         if b.image.name in tags
     }
-    vetted, unvetted = vet_images(policy, deps.registry, targets, admitted, history, now)
+    vetted, unvetted = vet_images(policy, deps.registry, targets, admitted, history, now, bound=bindings)
     failed = {failure.image: failure for failure in (*failures, *unvetted)}
     images = []
-    for index, binding in enumerate(bindings):
+    for binding in bindings:
         image = binding.image
-        flt = image_filter(policy, index)
+        flt = binding.filter
         quarantined = history.quarantined(image.name)
-        current = tuple(sorted({current_tag(t) or "(none)" for t in binding.targets}))
+        current = tuple(sorted({binding.tag_of(t) or "(none)" for t in binding.targets}))
         vetting = vetted.get(image.name)
         gate = gates.get(image.name)
         listed, held = gated_tags(tags.get(image.name, ()), flt, quarantined.keys(), current, gate, vetting)
         selection = narrow(select(listed, flt, quarantine=quarantined.keys()), vetting)
         blocked = behind_quarantine(listed, flt, selection)
-        flagged = tuple((t.resource, tag) for t in binding.targets if (tag := current_tag(t)) in quarantined)
+        flagged = tuple((t.resource, tag) for t in binding.targets if (tag := binding.tag_of(t)) in quarantined)
         newest = None if blocked else selection.selected
         images.append(
             ImageStatus(
