@@ -547,7 +547,7 @@ class PromotionPin:
 
 
 def promote_plan(
-    policy: Policy,
+    policy: str,
     route: RouteState,
     bindings: Sequence[Binding],
     decision: CanaryDecision,
@@ -571,16 +571,16 @@ def promote_plan(
         if (t.value if digest else ga.tag_of(t)) != (new if digest else tag):
             changes.append(Change(t.file, t.document, t.pointer, t.resource, t.kind, t.value, new))
     changes += weight_changes(route, 0)
-    pid = plan_id(policy.name, canary.name, "promote", changes)
-    subject = promotion_subject(policy.name, canary.name, tag, ga.image.name)
+    pid = plan_id(policy, canary.name, "promote", changes)
+    subject = promotion_subject(policy, canary.name, tag, ga.image.name)
     body = evidence_text(decision, observation)
     if digest:
         body += f"\n\n{ga.image.name} is pinned to {tag}@{digest}, the image the registry serves for {tag}."
     old_tag = ga.tag_of(ga.targets[0]) or ""
-    trailers = promotion_trailers(policy.name, canary.name, route.weight, ga.image.name, old_tag, tag, pid)
+    trailers = promotion_trailers(policy, canary.name, route.weight, ga.image.name, old_tag, tag, pid)
     files = apply_changes(texts, changes)
     return Plan(
-        policy.name,
+        policy,
         canary.name,
         "promote",
         tuple(changes),
@@ -679,7 +679,7 @@ def plan_canaries(
             plan = rollback_plan(policy, route, hist, decision, observation, texts, canary_tag)
             restore = image_restore(bindings, history, canary.image, canary_tag)
             if restore is not None:
-                plan = with_image_restore(policy, plan, canary_tag or "", restore[0], restore[1], texts)
+                plan = with_image_restore(canary.image, plan, canary_tag or "", restore[0], restore[1], texts)
         elif decision.action == "promote" and canary.promote_to and _pins_digest(bindings, canary.promote_to):
             pin = (pins or {}).get(canary.name, PromotionPin(None, "its digest was not looked up"))
             if pin.digest is None:
@@ -688,9 +688,9 @@ def plan_canaries(
                     f"the digest of {canary_tag} cannot be had ({pin.problem}); retried next cycle"
                 )
             else:
-                plan = promote_plan(policy, route, bindings, decision, observation, texts, pin.digest)
+                plan = promote_plan(policy.name, route, bindings, decision, observation, texts, pin.digest)
         elif decision.action == "promote" and canary.promote_to:
-            plan = promote_plan(policy, route, bindings, decision, observation, texts)
+            plan = promote_plan(policy.name, route, bindings, decision, observation, texts)
         verdict = observation.analysis.verdict if observation.analysis else "unknown"
         summary = observation.analysis.summary if observation.analysis else ""
         outcomes.append(
