@@ -38,6 +38,7 @@ from gitbot.messages import (
     plain_rollback_note,
     plan_id,
     render_message,
+    reverts_paragraph,
     rollback_trailers,
     step_subject,
     step_trailers,
@@ -550,7 +551,7 @@ def rollback_plan(
     subject = canary_rollback_subject(policy.name, canary.name, summary)
     quarantine = [(canary.image, canary_tag)] if canary.image and canary_tag else []
     pid = plan_id(policy.name, canary.name, "rollback", changes, [canary_tag] if canary_tag else [])
-    reverts = "".join(f"This reverts commit {sha}.\n" for sha in hist.standing_steps)
+    reverts = reverts_paragraph(hist.standing_steps)
     body = (reverts + "\n" if reverts else "") + evidence_text(decision, observation)
     if quarantine:
         body += f"\n\nQuarantined canary tag: {canary_tag} (not applied again; a newer tag restarts the canary)."
