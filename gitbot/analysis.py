@@ -685,7 +685,7 @@ def render_sequential_evidence(analysis: Analysis) -> str:
             _sequential_value(check.name, check.stable) + (" before 100%" if check.stable_period else ""),
             "-" if check.effect is None or not math.isfinite(check.effect) else f"{check.effect:.2f}x",
             f"{e_value:.3g}" if has_e and e_value is not None else "-",
-            f"{min(1.0, 1.0 / e_value):.3g}" if has_e and e_value is not None else "-",
+            f"{sequential.p_value(e_value):.3g}" if has_e and e_value is not None else "-",
             check.threshold,
             check.verdict + (f" ({check.detail})" if check.detail else ""),
             f"{_count(check.requests[0])} / {_count(check.requests[1])}",
