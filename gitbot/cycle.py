@@ -190,7 +190,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
         binding.image.name: admitted_tags(binding, tags.get(binding.image.name, ()), gates.get(binding.image.name))
         for binding in bindings
     }
-    vetted, unvetted = vet_images(policy, deps.registry, targets, admitted, history, deps.clock.now(), bound=bindings)
+    vetted, unvetted = vet_images(policy, deps.registry, bindings, admitted, history, deps.clock.now())
     failures += unvetted
     deps.progress("plan")
     plans = plan_images(
@@ -215,7 +215,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     # request only proposes it, and the canary on the branch is still the one to step or roll back.
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
     pending = {} if chain else proposed_canary_images(policy, plans, deps.forge)
-    pins = promotion_pins(policy, deps.registry, targets, routes, bound=bindings)
+    pins = promotion_pins(policy, deps.registry, bindings, routes)
     outcomes = plan_canaries(
         policy,
         targets,

@@ -103,7 +103,7 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
         for b in bindings
         if b.image.name in tags
     }
-    vetted, unvetted = vet_images(policy, deps.registry, targets, admitted, history, now, bound=bindings)
+    vetted, unvetted = vet_images(policy, deps.registry, bindings, admitted, history, now)
     failed = {failure.image: failure for failure in (*failures, *unvetted)}
     images = []
     for binding in bindings:

@@ -15,14 +15,12 @@ from functools import partial
 
 from gitbot.candidates import Gate, Vetting, vet
 from gitbot.config import Policy
-from gitbot.domain import Target
 from gitbot.errors import ConfigError, RemoteError
 from gitbot.history import History
 from gitbot.planner import (
     Binding,
     LookupFailure,
     PromotionPin,
-    bind_images,
     lookup_failures,
 )
 from gitbot.ports import Registry, TagInspector
@@ -52,21 +50,19 @@ def image_gate(policy: Policy, index: int, environ: Mapping[str, str] | None = N
 def vet_images(
     policy: Policy,
     registry: Registry,
-    targets: Sequence[Target],
+    bound: Sequence[Binding],
     tags: Mapping[str, Sequence[str]],
     history: History,
     now: datetime,
     environ: Mapping[str, str] | None = None,
-    *,
-    bound: Sequence[Binding] | None = None,
 ) -> tuple[dict[str, Vetting], tuple[LookupFailure, ...]]:
     """The vetting of every image policy that asks for one, and the images whose registry failed it.
 
-    `bound` are the policy's bindings over `targets` when the caller has bound them already.
+    `bound` are the policy's image bindings of this cycle (`gitbot.planner.bind_images`).
     """
     vetted: dict[str, Vetting] = {}
     errors: dict[str, str] = {}
-    bindings = _by_name(policy, targets, bound)
+    bindings = {b.image.name: b for b in bound}
     for index, image in enumerate(policy.spec.images):
         gate = image_gate(policy, index, environ)
         if not gate.needs_facts or image.name not in tags or image.name not in bindings:
@@ -91,19 +87,11 @@ def vet_images(
     return vetted, lookup_failures(policy, errors)
 
 
-def _by_name(policy: Policy, targets: Sequence[Target], bound: Sequence[Binding] | None) -> dict[str, Binding]:
-    if bound is None:
-        bound = bind_images(policy, targets) if policy.spec.images else []
-    return {b.image.name: b for b in bound}
-
-
 def promotion_pins(
     policy: Policy,
     registry: Registry,
-    targets: Sequence[Target],
+    bound: Sequence[Binding],
     routes: Mapping[str, RouteState],
-    *,
-    bound: Sequence[Binding] | None = None,
 ) -> dict[str, PromotionPin]:
     """The digest each canary at its last step would give a GA image policy with `digest: pin` on promotion.
 
@@ -112,7 +100,7 @@ def promotion_pins(
     step, or promoting to an image policy that pins nothing, cost no request. `bound` as for `vet_images`.
     """
     pins: dict[str, PromotionPin] = {}
-    bindings = _by_name(policy, targets, bound)
+    bindings = {b.image.name: b for b in bound}
     pinned = {image.name for image in policy.spec.images if image.digest == "pin"}
     for canary in policy.spec.canaries:
         route = routes.get(canary.name)
