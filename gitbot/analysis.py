@@ -100,16 +100,6 @@ class CheckSpec:
         all but a custom query that names `{stable}`, which mixes both sides at one moment."""
         return not (self.name == "custom" and self.compares)
 
-    def absolute(self) -> CheckSpec | None:
-        """This check without its comparisons to GA; None when nothing absolute is left."""
-        if self.sequential:
-            return None
-        if self.name == "custom":
-            return None if self.compares else self
-        if self.min is None and self.max is None:
-            return None
-        return replace(self, max_ratio=None, max_drop=None)
-
 
 @dataclass(frozen=True)
 class AnalysisSpec:
@@ -131,11 +121,6 @@ class AnalysisSpec:
     def needs_stable(self) -> bool:
         """Whether any check compares with GA (then GA must also reach `min_requests`)."""
         return any(check.compares for check in self.checks)
-
-    def canary_only(self) -> AnalysisSpec:
-        """The analysis without comparisons to GA (for a canary at 100 percent, when GA gets no traffic)."""
-        kept = tuple(c for c in (check.absolute() for check in self.checks) if c is not None)
-        return replace(self, checks=kept)
 
 
 def window_text(window: timedelta) -> str:
@@ -685,7 +670,7 @@ def render_sequential_evidence(analysis: Analysis) -> str:
             _sequential_value(check.name, check.stable) + (" before 100%" if check.stable_period else ""),
             "-" if check.effect is None or not math.isfinite(check.effect) else f"{check.effect:.2f}x",
             f"{e_value:.3g}" if has_e and e_value is not None else "-",
-            f"{min(1.0, 1.0 / e_value):.3g}" if has_e and e_value is not None else "-",
+            f"{sequential.p_value(e_value):.3g}" if has_e and e_value is not None else "-",
             check.threshold,
             check.verdict + (f" ({check.detail})" if check.detail else ""),
             f"{_count(check.requests[0])} / {_count(check.requests[1])}",

@@ -183,16 +183,20 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     )
     policy = set_aside_unbound(policy, targets, problems)
     gates = read_gates(policy, deps, checkout, deps.clock.now())
+    # Bound once: the planning below takes these bindings, not the policy's image settings again.
+    bindings = bind_images(policy, targets)
     # Release age, signatures and digests are asked only of the tags the promotion gate lets through.
     admitted = {
         binding.image.name: admitted_tags(binding, tags.get(binding.image.name, ()), gates.get(binding.image.name))
-        for binding in bind_images(policy, targets)
+        for binding in bindings
     }
-    vetted, unvetted = vet_images(policy, deps.registry, targets, admitted, history, deps.clock.now())
+    vetted, unvetted = vet_images(policy, deps.registry, bindings, admitted, history, deps.clock.now())
     failures += unvetted
     deps.progress("plan")
-    plans = plan_images(policy, targets, texts, tags, history, chain=chain, gates=gates, vetted=vetted)
-    problems += held_downgrades(policy, targets, tags, history)
+    plans = plan_images(
+        policy, targets, texts, tags, history, chain=chain, gates=gates, vetted=vetted, bindings=bindings
+    )
+    problems += held_downgrades(policy, targets, tags, history, bindings=bindings)
     if not policy.spec.canaries:
         return CyclePlan(tuple(plans), (), failures, tuple(problems), texts, history)
     routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}
@@ -211,7 +215,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     # request only proposes it, and the canary on the branch is still the one to step or roll back.
     busy = {value for plan in plans for key, value in plan.trailers if key == TRAILER_TARGET} if chain else set()
     pending = {} if chain else proposed_canary_images(policy, plans, deps.forge)
-    pins = promotion_pins(policy, deps.registry, targets, routes)
+    pins = promotion_pins(policy, deps.registry, bindings, routes)
     outcomes = plan_canaries(
         policy,
         targets,
@@ -223,6 +227,7 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
         busy_images=busy,
         pending_images=pending,
         pins=pins,
+        bindings=bindings,
     )
     plans += [outcome.plan for outcome in outcomes if outcome.plan is not None]
     return CyclePlan(tuple(plans), tuple(outcomes), failures, tuple(problems), texts, history)

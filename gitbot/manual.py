@@ -31,7 +31,7 @@ from gitbot.gather import gather, read_texts, scan_checkout
 from gitbot.history import BotCommit, History, read_history
 from gitbot.manifests import Problem
 from gitbot.messages import BY_HAND, hand_rollback_message, plan_id_in
-from gitbot.planner import admitted_tags, behind_quarantine, bind_images, current_tag, image_filter
+from gitbot.planner import admitted_tags, behind_quarantine, bind_images
 from gitbot.ports import ChangeRequest, Checkout
 from gitbot.promotion import Gate, held_back
 from gitbot.rollout import (
@@ -65,7 +65,6 @@ class ImageStatus:
     held: tuple[tuple[str, str], ...] = ()
     # Tags its targets run although they are quarantined (a rolled-back canary whose earlier tag git does
     # not know keeps the bad one at 0%), with the targets that run each.
-    running_quarantined: tuple[str, ...] = ()
     quarantined_targets: tuple[tuple[str, str], ...] = ()
     # With `digest: pin`: the digest the registry serves for `newest`, which a cycle writes beside it.
     digest: str | None = None
@@ -104,20 +103,20 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
         for b in bindings
         if b.image.name in tags
     }
-    vetted, unvetted = vet_images(policy, deps.registry, targets, admitted, history, now)
+    vetted, unvetted = vet_images(policy, deps.registry, bindings, admitted, history, now)
     failed = {failure.image: failure for failure in (*failures, *unvetted)}
     images = []
-    for index, binding in enumerate(bindings):
+    for binding in bindings:
         image = binding.image
-        flt = image_filter(policy, index)
+        flt = binding.filter
         quarantined = history.quarantined(image.name)
-        current = tuple(sorted({current_tag(t) or "(none)" for t in binding.targets}))
+        current = tuple(sorted({binding.tag_of(t) or "(none)" for t in binding.targets}))
         vetting = vetted.get(image.name)
         gate = gates.get(image.name)
         listed, held = gated_tags(tags.get(image.name, ()), flt, quarantined.keys(), current, gate, vetting)
         selection = narrow(select(listed, flt, quarantine=quarantined.keys()), vetting)
         blocked = behind_quarantine(listed, flt, selection)
-        flagged = tuple((t.resource, tag) for t in binding.targets if (tag := current_tag(t)) in quarantined)
+        flagged = tuple((t.resource, tag) for t in binding.targets if (tag := binding.tag_of(t)) in quarantined)
         newest = None if blocked else selection.selected
         images.append(
             ImageStatus(
@@ -129,7 +128,6 @@ def status(policy: Policy, deps: Deps) -> StatusReport:
                 lookup_error=failed[image.name].one_line() if image.name in failed else "",
                 lookup_retryable=failed[image.name].retryable if image.name in failed else True,
                 held=held,
-                running_quarantined=tuple(sorted({tag for _resource, tag in flagged})),
                 quarantined_targets=flagged,
                 digest=vetting.digest if vetting is not None and newest and image.digest == "pin" else None,
                 note=vetting.note if vetting is not None else "",
@@ -407,14 +405,6 @@ def promote(policy: Policy, deps: Deps, name: str, to: int | None = None) -> Del
 def weight_out_of_range(to: int) -> UsageError:
     """The error of a `promote --to` weight outside the range its help states."""
     return UsageError(f"--to must be a weight in 1..100, above the canary's current weight; got {to}")
-
-
-def set_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str = "") -> str:
-    """Record a pause or resume of canary `name` as a marker commit on the policy's branch (commit sha).
-
-    When the canary already is as asked, nothing is recorded and the branch head is returned.
-    """
-    return mark_paused(policy, deps, name, paused=paused, why=why).ref
 
 
 def mark_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str = "") -> Delivery:

@@ -191,8 +191,10 @@ def hand_rollback_message(
     The plan id is the same for the same change reverted, so a command run again finds its pull request.
     """
     pid = plan_id(policy, name, "rollback", [])[:8] + victim[:8]
-    body = f"This reverts commit {victim}.\n\nRolled back on request (gitbot rollback {name} --policy {policy})." + (
-        f" Quarantined: {', '.join(f'{t}={tag}' for t, tag in quarantine)}." if quarantine else ""
+    body = (
+        reverts_paragraph([victim])
+        + f"\nRolled back on request (gitbot rollback {name} --policy {policy})."
+        + (f" Quarantined: {', '.join(f'{t}={tag}' for t, tag in quarantine)}." if quarantine else "")
     )
     return Message(
         subject(policy, f"roll back {name} {new} -> {old}"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from gitbot.canary import CanaryDecision, decide
@@ -21,7 +21,7 @@ from gitbot.errors import ConfigError
 from gitbot.history import (
     History,
 )
-from gitbot.imageref import is_valid_tag, parse_image, split_registry
+from gitbot.imageref import ImageRef, is_valid_tag, parse_image, split_registry
 from gitbot.manifests import Problem
 from gitbot.messages import (
     ImageUpdate,
@@ -54,15 +54,53 @@ _IMAGE_KINDS = frozenset({"image", "tag"})
 
 @dataclass(frozen=True)
 class Binding:
-    """The targets one image policy manages, and the tag they run now."""
+    """The targets one image policy manages, bound once per cycle with all planning needs of the policy.
+
+    The image policy's settings, its compiled tag filter, its line in the policy file and each target's
+    parsed image reference travel together, so planning neither climbs back to the policy nor parses again.
+    """
 
     image: ImageSettings
     targets: tuple[Target, ...]
+    filter: TagFilter
+    # Where the image policy is written, for a problem held against it.
+    source: str
+    line: int
+    pointer: str
+    # Image reference -> its parts, each distinct reference of the cycle parsed once (shared by the bindings).
+    refs: Mapping[str, ImageRef] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def ref(self, target: Target) -> ImageRef:
+        """The parts of a target's image reference, parsed when it was bound."""
+        ref = self.refs.get(target.value)
+        # A reference that did not parse at binding fails here, where it is used, as it always has.
+        return ref if ref is not None else parse_image(target.value)
+
+    def tag_of(self, target: Target) -> str | None:
+        """The tag a target runs now: a `tag` field's value, else the tag of its reference (None without)."""
+        return target.value if target.kind == "tag" else self.ref(target).tag
+
+    def pinned(self, target: Target) -> bool:
+        """Whether an `image` target's reference pins a digest."""
+        return target.kind == "image" and self.ref(target).digest is not None
+
+
+def _parsed(targets: Sequence[Target]) -> dict[str, ImageRef]:
+    """Each distinct reference the targets hold, parsed once; one that does not parse is left to its user."""
+    refs: dict[str, ImageRef] = {}
+    for target in targets:
+        if target.kind == "tag" or target.value in refs:
+            continue
+        try:
+            refs[target.value] = parse_image(target.value)
+        except ConfigError:
+            continue
+    return refs
 
 
 def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
     """Each image policy with the targets it manages; errors name the policy field that binds wrongly."""
-    bindings = []
+    bindings: list[Binding] = []
     owners: dict[tuple[str, int, str], str] = {}
     # Looked up by resource and by marked image name: each named target costs one lookup, not a pass over all.
     images_of: dict[str, list[Target]] = defaultdict(list)
@@ -111,8 +149,19 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
                 by = "twice" if owners[key] == image.name else f"which image {owners[key]} binds too"
                 raise ConfigError(f"image {image.name} binds {target.file}:{target.line}, {by}", where=where)
             owners[key] = image.name
-        bindings.append(Binding(image, tuple(bound)))
-    return bindings
+        pointer = f"/spec/images/{index}"
+        bindings.append(
+            Binding(
+                image,
+                tuple(bound),
+                policy.image_filter(index),
+                policy.source,
+                line_of(policy.lines, pointer),
+                pointer,
+            )
+        )
+    refs = _parsed([t for b in bindings for t in b.targets])
+    return [replace(b, refs=refs) for b in bindings]
 
 
 @dataclass(frozen=True)
@@ -148,18 +197,12 @@ def lookup_failures(policy: Policy, errors: Mapping[str, str]) -> tuple[LookupFa
     )
 
 
-def current_tag(target: Target) -> str | None:
-    if target.kind == "tag":
-        return target.value
-    return parse_image(target.value).tag
-
-
-def _new_value(target: Target, tag: str, digest: str | None = None) -> str:
+def _new_value(binding: Binding, target: Target, tag: str, digest: str | None = None) -> str:
     if target.kind == "tag":
         return tag
     if target.kind == "digest" and digest:
         return digest
-    ref = parse_image(target.value)
+    ref = binding.ref(target)
     return f"{ref.repository}:{tag}" + (f"@{digest}" if digest else "")
 
 
@@ -175,14 +218,7 @@ def behind_quarantine(tags: Sequence[str], flt: TagFilter, selection: TagSelecti
     return ordered.index(selection.selected) > min(ordered.index(tag) for tag in selection.quarantined)
 
 
-def image_filter(policy: Policy, index: int) -> TagFilter:
-    """The compiled tag filter of image policy `index`; a bad one names its place in the policy file."""
-    return policy.image_filter(index)
-
-
 def plan_image_update(
-    policy: Policy,
-    index: int,
     binding: Binding,
     tags: Sequence[str],
     history: History,
@@ -194,7 +230,7 @@ def plan_image_update(
     image policy asks for any of it: only its chosen tag may be proposed.
     """
     image = binding.image
-    flt = image_filter(policy, index)
+    flt = binding.filter
     quarantined = history.quarantined(image.name)
     selection = narrow(select(tags, flt, quarantine=quarantined.keys()), vetting)
     if selection.selected is None or behind_quarantine(tags, flt, selection):
@@ -209,10 +245,10 @@ def plan_image_update(
     for target in binding.targets:
         if target.kind == "digest":
             continue  # bound with `digest: pin` only; it follows the tag (see `pinned_update`)
-        if target.kind == "image" and parse_image(target.value).digest and image.digest != "pin":
+        if binding.pinned(target) and image.digest != "pin":
             # A digest pins the exact image; changing the tag beside it would be a lie.
             continue
-        old = current_tag(target)
+        old = binding.tag_of(target)
         if old == new:
             continue
         if old is not None and old in ranked and ranked.index(old) < ranked.index(new):
@@ -230,7 +266,7 @@ def plan_image_update(
                 target.resource,
                 target.kind,
                 target.value,
-                _new_value(target, new),
+                _new_value(binding, target, new),
             )
         )
     pin = vetting.digest if vetting is not None and image.digest == "pin" else None
@@ -269,17 +305,17 @@ def pinned_update(
         key = (target.file, target.document, target.pointer)
         if key in moved:
             change = next(c for c in moves if (c.file, c.document, c.pointer) == key)
-            changes.append(replace(change, new=_new_value(target, new, pin)))
+            changes.append(replace(change, new=_new_value(binding, target, new, pin)))
             continue
         if target.kind == "digest":
             continue
-        ref = parse_image(target.value) if target.kind == "image" else None
-        if current_tag(target) != new:
+        ref = binding.ref(target) if target.kind == "image" else None
+        if binding.tag_of(target) != new:
             tags_at_new = False
             continue
         if ref is not None and ref.digest != pin:
             repins.append(ref.digest or "(none)")
-            changes.append(_change(target, _new_value(target, new, pin)))
+            changes.append(_change(target, _new_value(binding, target, new, pin)))
     if tags_at_new:
         for target in binding.targets:
             if target.kind == "digest" and target.value != pin:
@@ -314,12 +350,25 @@ def moves_back(old: str, new: str, ranked: Sequence[str], flt: TagFilter) -> boo
 
 
 def held_downgrades(
-    policy: Policy, targets: Sequence[Target], tags: Mapping[str, Sequence[str]], history: History
+    policy: Policy,
+    targets: Sequence[Target],
+    tags: Mapping[str, Sequence[str]],
+    history: History,
+    *,
+    bindings: Sequence[Binding] | None = None,
 ) -> list[Problem]:
     """One Problem, at the image's place in the policy, per image held at a running tag its tag list lacks
-    because the newest tag the list allows is older (what `plan_image_update` leaves alone)."""
+    because the newest tag the list allows is older (what `plan_image_update` leaves alone).
+
+    `bindings` are the policy's bindings over `targets` when the caller has bound them already.
+    """
+    return downgrades_held(bind_images(policy, targets) if bindings is None else bindings, tags, history)
+
+
+def downgrades_held(bindings: Sequence[Binding], tags: Mapping[str, Sequence[str]], history: History) -> list[Problem]:
+    """`held_downgrades` of bound images."""
     problems: list[Problem] = []
-    for index, binding in enumerate(bind_images(policy, targets)):
+    for binding in bindings:
         listed = tags.get(binding.image.name)
         if not listed:
             continue  # a failed lookup is reported as such; an empty list moves nothing
@@ -327,13 +376,11 @@ def held_downgrades(
         running = {
             tag
             for target in binding.targets
-            if not (target.kind == "image" and parse_image(target.value).digest)
-            and (tag := current_tag(target)) is not None
-            and tag not in present
+            if not binding.pinned(target) and (tag := binding.tag_of(target)) is not None and tag not in present
         }
         if not running:
             continue
-        flt = image_filter(policy, index)
+        flt = binding.filter
         selection = select(listed, flt, quarantine=history.quarantined(binding.image.name).keys())
         if selection.selected is None or behind_quarantine(listed, flt, selection):
             continue
@@ -341,13 +388,12 @@ def held_downgrades(
         ranked = select(listed, flt).candidates if selection.quarantined else selection.candidates
         held = sorted(tag for tag in running if moves_back(tag, new, ranked, flt))
         if held:
-            pointer = f"/spec/images/{index}"
             problems.append(
                 Problem(
-                    policy.source,
-                    line_of(policy.lines, pointer),
-                    f"{pointer_to_field(pointer)}: image {binding.image.name} holds at {', '.join(held)}: the tag "
-                    f"list of {binding.image.repository} does not have it and the newest tag it allows, {new}, "
+                    binding.source,
+                    binding.line,
+                    f"{pointer_to_field(binding.pointer)}: image {binding.image.name} holds at {', '.join(held)}: "
+                    f"the tag list of {binding.image.repository} does not have it and the newest tag it allows, {new}, "
                     "is older; not moving back (a registry replica behind, a list cut short or a deleted tag)",
                     scope="policy",
                 )
@@ -359,12 +405,10 @@ def admitted_tags(binding: Binding, tags: Sequence[str], gate: Gate | None) -> S
     """The tags the image's promotion gate lets through; the tags its targets run always stay."""
     if gate is None:
         return tags
-    return gate.admit(tags, keep={tag for tag in (current_tag(t) for t in binding.targets) if tag})
+    return gate.admit(tags, keep={tag for tag in (binding.tag_of(t) for t in binding.targets) if tag})
 
 
 def gated_update(
-    policy: Policy,
-    index: int,
     binding: Binding,
     tags: Sequence[str],
     history: History,
@@ -378,8 +422,8 @@ def gated_update(
     """
     gate = gates.get(binding.image.name) if gates else None
     if gate is None:
-        return plan_image_update(policy, index, binding, tags, history, vetting)
-    update = plan_image_update(policy, index, binding, admitted_tags(binding, tags, gate), history, vetting)
+        return plan_image_update(binding, tags, history, vetting)
+    update = plan_image_update(binding, admitted_tags(binding, tags, gate), history, vetting)
     return replace(update, gate=gate.evidence(update.new)) if update is not None else None
 
 
@@ -419,17 +463,19 @@ def plan_images(
     chain: bool,
     gates: Mapping[str, Gate] | None = None,
     vetted: Mapping[str, Vetting] | None = None,
+    bindings: Sequence[Binding] | None = None,
 ) -> list[Plan]:
     """The image-update plans of one cycle.
 
     With `chain`, each plan starts from the files as the previous plan left them (commits on one branch);
     without, every plan starts from the same base (one pull request each). `gates` (image name -> its
-    promotion gate) lets a gated image take only the tags its earlier environment passed.
+    promotion gate) lets a gated image take only the tags its earlier environment passed. `bindings` are
+    the policy's bindings over `targets` when the caller has bound them already.
     """
     updates: list[ImageUpdate] = []
-    for index, binding in enumerate(bind_images(policy, targets)):
+    for binding in bind_images(policy, targets) if bindings is None else bindings:
         vetting = (vetted or {}).get(binding.image.name)
-        update = gated_update(policy, index, binding, tags.get(binding.image.name, ()), history, gates, vetting)
+        update = gated_update(binding, tags.get(binding.image.name, ()), history, gates, vetting)
         if update is not None:
             updates.append(update)
     if not updates:
@@ -488,7 +534,7 @@ class CanaryOutcome:
 def _image_tag(bindings: Sequence[Binding], name: str | None) -> str | None:
     for binding in bindings:
         if binding.image.name == name and binding.targets:
-            return current_tag(binding.targets[0])
+            return binding.tag_of(binding.targets[0])
     return None
 
 
@@ -502,7 +548,7 @@ class PromotionPin:
 
 
 def promote_plan(
-    policy: Policy,
+    policy: str,
     route: RouteState,
     bindings: Sequence[Binding],
     decision: CanaryDecision,
@@ -522,20 +568,20 @@ def promote_plan(
     for t in ga.targets:
         if t.kind == "digest" and not digest:
             continue
-        new = _new_value(t, tag, digest)
-        if (t.value if digest else current_tag(t)) != (new if digest else tag):
+        new = _new_value(ga, t, tag, digest)
+        if (t.value if digest else ga.tag_of(t)) != (new if digest else tag):
             changes.append(Change(t.file, t.document, t.pointer, t.resource, t.kind, t.value, new))
     changes += weight_changes(route, 0)
-    pid = plan_id(policy.name, canary.name, "promote", changes)
-    subject = promotion_subject(policy.name, canary.name, tag, ga.image.name)
+    pid = plan_id(policy, canary.name, "promote", changes)
+    subject = promotion_subject(policy, canary.name, tag, ga.image.name)
     body = evidence_text(decision, observation)
     if digest:
         body += f"\n\n{ga.image.name} is pinned to {tag}@{digest}, the image the registry serves for {tag}."
-    old_tag = current_tag(ga.targets[0]) or ""
-    trailers = promotion_trailers(policy.name, canary.name, route.weight, ga.image.name, old_tag, tag, pid)
+    old_tag = ga.tag_of(ga.targets[0]) or ""
+    trailers = promotion_trailers(policy, canary.name, route.weight, ga.image.name, old_tag, tag, pid)
     files = apply_changes(texts, changes)
     return Plan(
-        policy.name,
+        policy,
         canary.name,
         "promote",
         tuple(changes),
@@ -573,9 +619,9 @@ def image_restore(
     if not good or good == bad or good in history.quarantined(binding.image.name) or not is_valid_tag(good):
         return None
     changes = tuple(
-        _change(target, _new_value(target, good))
+        _change(target, _new_value(binding, target, good))
         for target in binding.targets
-        if target.kind in _IMAGE_KINDS and current_tag(target) == bad and not parse_image(target.value).digest
+        if target.kind in _IMAGE_KINDS and binding.tag_of(target) == bad and not binding.pinned(target)
     )
     return (good, changes) if changes else None
 
@@ -592,6 +638,7 @@ def plan_canaries(
     busy_images: Collection[str] = (),
     pending_images: Mapping[str, str] | None = None,
     pins: Mapping[str, PromotionPin] | None = None,
+    bindings: Sequence[Binding] | None = None,
 ) -> list[CanaryOutcome]:
     """Decide every canary of the policy and plan the step, rollback or promotion that follows.
 
@@ -599,8 +646,10 @@ def plan_canaries(
     `pending_images`: canary images a pull request proposes, with why a step waits for it; only steps
     wait (a step merged before its image would send the traffic to the old one), a rollback does not.
     `pins` (canary name -> digest) is what a promotion to a GA image policy with `digest: pin` writes.
+    `bindings` are the policy's bindings over `targets` when the caller has bound them already.
     """
-    bindings = bind_images(policy, targets) if policy.spec.images else []
+    if bindings is None:
+        bindings = bind_images(policy, targets) if policy.spec.images else []
     outcomes = []
     for canary in policy.spec.canaries:
         route = routes[canary.name]
@@ -631,8 +680,8 @@ def plan_canaries(
             plan = rollback_plan(policy, route, hist, decision, observation, texts, canary_tag)
             restore = image_restore(bindings, history, canary.image, canary_tag)
             if restore is not None:
-                plan = with_image_restore(policy, plan, canary_tag or "", restore[0], restore[1], texts)
-        elif decision.action == "promote" and canary.promote_to and _pins_digest(policy, canary.promote_to):
+                plan = with_image_restore(canary.image, plan, canary_tag or "", restore[0], restore[1], texts)
+        elif decision.action == "promote" and canary.promote_to and _pins_digest(bindings, canary.promote_to):
             pin = (pins or {}).get(canary.name, PromotionPin(None, "its digest was not looked up"))
             if pin.digest is None:
                 note = (
@@ -640,9 +689,9 @@ def plan_canaries(
                     f"the digest of {canary_tag} cannot be had ({pin.problem}); retried next cycle"
                 )
             else:
-                plan = promote_plan(policy, route, bindings, decision, observation, texts, pin.digest)
+                plan = promote_plan(policy.name, route, bindings, decision, observation, texts, pin.digest)
         elif decision.action == "promote" and canary.promote_to:
-            plan = promote_plan(policy, route, bindings, decision, observation, texts)
+            plan = promote_plan(policy.name, route, bindings, decision, observation, texts)
         verdict = observation.analysis.verdict if observation.analysis else "unknown"
         summary = observation.analysis.summary if observation.analysis else ""
         outcomes.append(
@@ -660,5 +709,5 @@ def plan_canaries(
     return outcomes
 
 
-def _pins_digest(policy: Policy, image: str) -> bool:
-    return any(i.name == image and i.digest == "pin" for i in policy.spec.images)
+def _pins_digest(bindings: Sequence[Binding], image: str) -> bool:
+    return any(b.image.name == image and b.image.digest == "pin" for b in bindings)

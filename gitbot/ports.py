@@ -243,10 +243,6 @@ class ChangeRequest:
     # Label names as the forge last listed them (a label added since is not in it).
     labels: tuple[str, ...] = ()
 
-    @property
-    def merged(self) -> bool:
-        return self.merged_at is not None
-
 
 class Forge(Protocol):
     """Change requests on one repository of a forge (GitHub pull requests; a GitLab adapter would speak of

@@ -38,6 +38,7 @@ from gitbot.messages import (
     plain_rollback_note,
     plan_id,
     render_message,
+    reverts_paragraph,
     rollback_trailers,
     step_subject,
     step_trailers,
@@ -333,19 +334,19 @@ def restart_on_new_image(
             and routes[c.name].weight > 0
         ]
         if restart:
-            plan = _with_restart(policy, plan, restart, current if chain else texts)
+            plan = _with_restart(policy.name, plan, restart, current if chain else texts)
         if chain:
             current.update(dict(plan.files))
         out.append(plan)
     return out
 
 
-def _with_restart(policy: Policy, plan: Plan, routes: Sequence[RouteState], texts: Mapping[str, str]) -> Plan:
+def _with_restart(policy: str, plan: Plan, routes: Sequence[RouteState], texts: Mapping[str, str]) -> Plan:
     moves = tuple(change for route in routes for change in weight_changes(route, 0))
     files = {**texts, **dict(plan.files)}
     edited = {**dict(plan.files), **apply_changes(files, moves)}
     changes = plan.changes + moves
-    pid = plan_id(policy.name, plan.name, plan.action, changes)
+    pid = plan_id(policy, plan.name, plan.action, changes)
     notes = "\n\n".join(
         f"Canary {route.canary.name} had {route.weight}% of the traffic; the new image would take it at once, so "
         f"this change also sets its weights from {route.weight}% to 0% (GA 100%) and its rollout starts again "
@@ -484,7 +485,7 @@ def evidence_text(decision: CanaryDecision, observation: Observation, *, measure
 
 
 def _weight_plan(
-    policy: Policy,
+    policy: str,
     name: str,
     action: Action,
     changes: tuple[Change, ...],
@@ -499,7 +500,7 @@ def _weight_plan(
     """A plan that moves weights: the edited files, and the body with the latency chart as its evidence."""
     evidence = body + (f"\n\n{observation.chart}" if observation.chart else "")
     files = tuple(sorted(apply_changes(texts, changes).items()))
-    return Plan(policy.name, name, action, changes, files, subject, body, trailers, pid, evidence, reverts=reverts)
+    return Plan(policy, name, action, changes, files, subject, body, trailers, pid, evidence, reverts=reverts)
 
 
 def step_plan(
@@ -517,18 +518,20 @@ def step_plan(
     changes = weight_changes(route, to)
     pid = plan_id(policy.name, canary.name, "canary-step", changes, [canary_tag] if canary_tag else [])
     subject = step_subject(policy.name, canary.name, route.weight, to)
-    body = evidence_text(decision, observation, measured_on=_canary_image(policy, canary, canary_tag))
+    repository = next((image.repository for image in policy.spec.images if image.name == canary.image), None)
+    body = evidence_text(decision, observation, measured_on=_canary_image(repository, canary_tag))
     if manual:
         body = hand_step_body(policy.name, canary.name, body)
     trailers = step_trailers(policy.name, canary.name, route.weight, to, pid)
-    return _weight_plan(policy, canary.name, "canary-step", changes, texts, subject, body, trailers, pid, observation)
+    return _weight_plan(
+        policy.name, canary.name, "canary-step", changes, texts, subject, body, trailers, pid, observation
+    )
 
 
-def _canary_image(policy: Policy, canary: CanarySettings, tag: str | None) -> str:
+def _canary_image(repository: str | None, tag: str | None) -> str:
     """The canary's image as `repository:tag`, so that a reviewer sees which build the evidence is about."""
     if not tag:
         return ""
-    repository = next((image.repository for image in policy.spec.images if image.name == canary.image), None)
     return f"{repository}:{tag}" if repository else ""
 
 
@@ -548,24 +551,33 @@ def rollback_plan(
     subject = canary_rollback_subject(policy.name, canary.name, summary)
     quarantine = [(canary.image, canary_tag)] if canary.image and canary_tag else []
     pid = plan_id(policy.name, canary.name, "rollback", changes, [canary_tag] if canary_tag else [])
-    reverts = "".join(f"This reverts commit {sha}.\n" for sha in hist.standing_steps)
+    reverts = reverts_paragraph(hist.standing_steps)
     body = (reverts + "\n" if reverts else "") + evidence_text(decision, observation)
     if quarantine:
         body += f"\n\nQuarantined canary tag: {canary_tag} (not applied again; a newer tag restarts the canary)."
     trailers = rollback_trailers(policy.name, canary.name, str(route.weight), "0", pid, quarantine)
     return _weight_plan(
-        policy, canary.name, "rollback", changes, texts, subject, body, trailers, pid, observation, hist.standing_steps
+        policy.name,
+        canary.name,
+        "rollback",
+        changes,
+        texts,
+        subject,
+        body,
+        trailers,
+        pid,
+        observation,
+        hist.standing_steps,
     )
 
 
 def with_image_restore(
-    policy: Policy, plan: Plan, bad: str, good: str, changes: Sequence[Change], texts: Mapping[str, str]
+    image: str | None, plan: Plan, bad: str, good: str, changes: Sequence[Change], texts: Mapping[str, str]
 ) -> Plan:
-    """A canary rollback that also returns the canary image from `bad` (which stays quarantined) to `good`,
-    the tag it ran before: git then shows the last good state, not the bad tag idling at 0%."""
+    """A canary rollback that also returns the canary image `image` from `bad` (which stays quarantined) to
+    `good`, the tag it ran before: git then shows the last good state, not the bad tag idling at 0%."""
     if not changes:
         return plan
-    image = next(c.image for c in policy.spec.canaries if c.name == plan.name)
     moved = plan.changes + tuple(changes)
     files = {**dict(plan.files), **apply_changes({**texts, **dict(plan.files)}, changes)}
     note = f"This rollback also returns canary image {image} from {bad} to {good}, the tag it ran before."

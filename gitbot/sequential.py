@@ -96,10 +96,10 @@ class Comparison:
     effect: float | None  # canary / GA (None when GA's figure is 0 or missing)
     e_value: float
 
-    @property
-    def p_value(self) -> float:
-        """The anytime-valid p-value: min(1, 1/e)."""
-        return min(1.0, 1.0 / self.e_value) if self.e_value > 0 else 1.0
+
+def p_value(e_value: float) -> float:
+    """The anytime-valid p-value of an e-value: min(1, 1/e)."""
+    return min(1.0, 1.0 / e_value) if e_value > 0 else 1.0
 
 
 def _theta0(canary_requests: float, stable_requests: float, margin: float) -> float:

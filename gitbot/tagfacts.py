@@ -15,16 +15,12 @@ from functools import partial
 
 from gitbot.candidates import Gate, Vetting, vet
 from gitbot.config import Policy
-from gitbot.domain import Target
 from gitbot.errors import ConfigError, RemoteError
 from gitbot.history import History
-from gitbot.imageref import parse_image
 from gitbot.planner import (
+    Binding,
     LookupFailure,
     PromotionPin,
-    bind_images,
-    current_tag,
-    image_filter,
     lookup_failures,
 )
 from gitbot.ports import Registry, TagInspector
@@ -54,16 +50,19 @@ def image_gate(policy: Policy, index: int, environ: Mapping[str, str] | None = N
 def vet_images(
     policy: Policy,
     registry: Registry,
-    targets: Sequence[Target],
+    bound: Sequence[Binding],
     tags: Mapping[str, Sequence[str]],
     history: History,
     now: datetime,
     environ: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Vetting], tuple[LookupFailure, ...]]:
-    """The vetting of every image policy that asks for one, and the images whose registry failed it."""
+    """The vetting of every image policy that asks for one, and the images whose registry failed it.
+
+    `bound` are the policy's image bindings of this cycle (`gitbot.planner.bind_images`).
+    """
     vetted: dict[str, Vetting] = {}
     errors: dict[str, str] = {}
-    bindings = {b.image.name: b for b in bind_images(policy, targets)} if policy.spec.images else {}
+    bindings = {b.image.name: b for b in bound}
     for index, image in enumerate(policy.spec.images):
         gate = image_gate(policy, index, environ)
         if not gate.needs_facts or image.name not in tags or image.name not in bindings:
@@ -73,8 +72,9 @@ def vet_images(
             vetted[image.name] = Vetting(None)
             continue
         inspector: TagInspector = registry
-        selection = select(tags[image.name], image_filter(policy, index), quarantine=history.quarantined(image.name))
-        running = {tag for tag in (current_tag(t) for t in bindings[image.name].targets) if tag}
+        binding = bindings[image.name]
+        selection = select(tags[image.name], binding.filter, quarantine=history.quarantined(image.name))
+        running = {tag for tag in (binding.tag_of(t) for t in binding.targets) if tag}
 
         inspect = partial(
             inspector.inspect_tag, image.repository, created=gate.min_age is not None, signatures=gate.key is not None
@@ -88,16 +88,19 @@ def vet_images(
 
 
 def promotion_pins(
-    policy: Policy, registry: Registry, targets: Sequence[Target], routes: Mapping[str, RouteState]
+    policy: Policy,
+    registry: Registry,
+    bound: Sequence[Binding],
+    routes: Mapping[str, RouteState],
 ) -> dict[str, PromotionPin]:
     """The digest each canary at its last step would give a GA image policy with `digest: pin` on promotion.
 
     The digest the canary's own reference pins (the very image its analysis judged), else the one the
     registry serves for the canary's tag now (one HEAD, revalidated by ETag). Canaries below their last
-    step, or promoting to an image policy that pins nothing, cost no request.
+    step, or promoting to an image policy that pins nothing, cost no request. `bound` as for `vet_images`.
     """
     pins: dict[str, PromotionPin] = {}
-    bindings = {b.image.name: b for b in bind_images(policy, targets)} if policy.spec.images else {}
+    bindings = {b.image.name: b for b in bound}
     pinned = {image.name for image in policy.spec.images if image.digest == "pin"}
     for canary in policy.spec.canaries:
         route = routes.get(canary.name)
@@ -107,11 +110,11 @@ def promotion_pins(
         if route.weight < canary.steps[-1] or not own.targets:
             continue
         target = own.targets[0]
-        tag = current_tag(target)
+        tag = own.tag_of(target)
         if not tag:
             continue
-        image = next(i for i in policy.spec.images if i.name == canary.image)
-        ref = parse_image(target.value) if target.kind == "image" else None
+        image = own.image
+        ref = own.ref(target) if target.kind == "image" else None
         if ref is not None and ref.digest:
             pins[canary.name] = PromotionPin(ref.digest)
         elif not isinstance(registry, TagInspector):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
+from gitbot import sequential
 from gitbot.domain import CheckResult
 from gitbot.manual import CanaryReport
 
@@ -137,7 +138,7 @@ def check_json(check: CheckResult) -> dict[str, object]:
     out.update(
         sequential=True,
         e_value=e_value,
-        p_value=min(1.0, 1.0 / e_value) if e_value is not None and e_value > 0 else None,
+        p_value=sequential.p_value(e_value) if e_value is not None and e_value > 0 else None,
         effect=_finite(check.effect),
         requests={"canary": canary_requests, "stable": stable_requests},
         since=_moment(check.since),

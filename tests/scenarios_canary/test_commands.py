@@ -8,12 +8,22 @@ from datetime import timedelta
 
 import pytest
 
+from gitbot.config import Policy
+from gitbot.cycle import Deps
 from gitbot.errors import UsageError
-from gitbot.manual import inspect_canary, mark_paused, promote, rollback, set_paused
+from gitbot.manual import inspect_canary, mark_paused, promote, rollback
 from tests.scenarios_canary.conftest import POLICY, WorldFactory, minute, weights
 from tests.scenarios_canary.test_progression import action, at, trailers
 from tests.support.gitserver import OTHER_NAME
 from tests.support.killed import Killed, killed_after_push
+
+
+def set_paused(policy: Policy, deps: Deps, name: str, *, paused: bool, why: str = "") -> str:
+    """Record a pause or resume of canary `name` as a marker commit on the policy's branch (commit sha).
+
+    When the canary already is as asked, nothing is recorded and the branch head is returned.
+    """
+    return mark_paused(policy, deps, name, paused=paused, why=why).ref
 
 
 def test_inspect_reports_checks_values_thresholds_and_the_dwell_the_cycle_waits(make_world: WorldFactory) -> None:

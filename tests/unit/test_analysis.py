@@ -26,6 +26,7 @@ from gitbot.analysis import (
 from gitbot.domain import Analysis
 from gitbot.errors import MetricsError
 from gitbot.ports import CanaryShare, CustomQuery, Measure, Requests, Workload
+from tests.support.specs import canary_only
 from tests.unit.test_config import CANARY, load_refusal
 
 END = datetime(2026, 1, 5, 12, 20, tzinfo=UTC)
@@ -231,7 +232,7 @@ def test_a_query_error_makes_every_check_inconclusive() -> None:
 
 def test_canary_only_drops_comparisons_so_gas_traffic_is_not_needed() -> None:
     full = spec(SUCCESS, LATENCY, CheckSpec("latency-p99", max_ratio=1.5))
-    alone = full.canary_only()
+    alone = canary_only(full)
     assert full.needs_stable
     assert not alone.needs_stable
     assert alone.checks == (CheckSpec("success-rate", min=95), CheckSpec("latency-p99", max=500))

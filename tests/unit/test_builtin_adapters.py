@@ -12,6 +12,7 @@ from gitbot.demo import sandbox
 from gitbot.demo.builtin import ManualClock, MemoryMetrics, MemoryRegistry, histogram_quantile
 from gitbot.demo.cluster import SLOW, Applied, SimulatedCluster, applied_state
 from gitbot.errors import MetricsError
+from tests.support.specs import canary_only
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SPEC = AnalysisSpec(
@@ -103,7 +104,7 @@ def test_the_simulated_canary_gets_the_applied_share_and_passes_when_healthy() -
 
 def test_the_slow_patch_fails_the_latency_check_even_at_full_weight() -> None:
     store, end = cluster_metrics(Applied(100, "0.2.2"))
-    analysis = run_analysis(SPEC.canary_only(), store, end)
+    analysis = run_analysis(canary_only(SPEC), store, end)
     assert analysis.verdict == "fail"
     p99 = next(c for c in analysis.checks if c.name == "latency-p99")
     assert p99.canary is not None and p99.canary > 2.4 * 175

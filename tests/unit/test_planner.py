@@ -1,14 +1,19 @@
-"""Image plans: `group: all` makes one change named `images` whose texts point at commands that work."""
+"""Image plans: `group: all` makes one change named `images` whose texts point at commands that work, and a
+cycle's bindings parse each distinct image reference once."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from gitbot import planner
 from gitbot.config import load_policy
 from gitbot.delivery import bot_branch, pull_request_text
 from gitbot.history import History
+from gitbot.imageref import ImageRef, parse_image
 from gitbot.manifests import scan_text
-from gitbot.planner import plan_images
+from gitbot.planner import bind_images, held_downgrades, plan_images
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = "clusters/production/podinfo.yaml"
@@ -41,3 +46,30 @@ def test_group_all_in_pull_request_mode_is_one_change_whose_rollback_names_an_im
         in body
     )
     assert "rollback images" not in body
+
+
+def test_a_cycle_s_bindings_parse_each_distinct_image_reference_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = load_policy(REPO / "policies" / "production.yaml")
+    # A second workload runs podinfo-ga's very reference, bound to it by a Flux marker.
+    marked = (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: podinfo-worker, namespace: test}\n"
+        "spec:\n  template:\n    spec:\n      containers:\n        - name: worker\n"
+        '          image: ghcr.io/stefanprodan/podinfo:0.1.1 # {"$imagepolicy": "test:podinfo-ga"}\n'
+    )
+    texts = {APPS: deployments() + "---\n" + marked}
+    targets = scan_text(APPS, texts[APPS])
+    tags = {image.name: TAGS for image in policy.spec.images}
+    unbound = plan_images(policy, targets, texts, tags, History("production"), chain=True)
+    parsed: list[str] = []
+
+    def counting(ref: str, *, where: str | None = None) -> ImageRef:
+        parsed.append(ref)
+        return parse_image(ref, where=where)
+
+    monkeypatch.setattr(planner, "parse_image", counting)
+    bindings = bind_images(policy, targets)
+    plans = plan_images(policy, targets, texts, tags, History("production"), chain=True, bindings=bindings)
+    held_downgrades(policy, targets, tags, History("production"), bindings=bindings)
+    assert plans == unbound
+    assert [len(b.targets) for b in bindings] == [2, 1]
+    assert sorted(parsed) == ["ghcr.io/stefanprodan/podinfo:0.1.1", "ghcr.io/stefanprodan/podinfo:0.2.0"]

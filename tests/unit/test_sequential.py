@@ -16,6 +16,7 @@ from gitbot.sequential import (
     latency_test,
     log_e_value,
     mark,
+    p_value,
 )
 
 BOUNDS = (5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, math.inf)
@@ -64,7 +65,7 @@ def test_the_effect_is_the_ratio_of_error_rates() -> None:
     assert result.canary == pytest.approx(1.0)
     assert result.stable == pytest.approx(0.5)
     assert result.effect == pytest.approx(2.0)
-    assert result.p_value == pytest.approx(min(1.0, 1 / result.e_value))
+    assert p_value(result.e_value) == pytest.approx(min(1.0, 1 / result.e_value))
     assert error_rate_test(1000, 3, 9000, 0).effect is None
 
 

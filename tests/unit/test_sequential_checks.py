@@ -23,6 +23,7 @@ from gitbot.analysis import (
 from gitbot.config import load_policy
 from gitbot.errors import ConfigError, MetricsError
 from gitbot.ports import Measure, Workload
+from tests.support.specs import absolute, canary_only
 from tests.unit.test_config import CANARY, load_refusal, write
 
 SINCE = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -76,8 +77,8 @@ class CountingMetrics:
 
 def test_sequential_checks_ask_no_window_queries_and_need_ga() -> None:
     assert build_queries(spec(ERRORS, LATENCY)) == build_queries(spec())
-    assert ERRORS.compares and ERRORS.absolute() is None
-    assert spec(ERRORS).canary_only().checks == ()
+    assert ERRORS.compares and absolute(ERRORS) is None
+    assert canary_only(spec(ERRORS)).checks == ()
 
 
 def test_counts_are_asked_from_the_step_to_now_for_both_workloads() -> None:

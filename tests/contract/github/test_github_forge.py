@@ -28,7 +28,7 @@ def test_create_pull_with_labels(forge: GitHubForge, github_fake: GitHubFake) ->
     )
     assert pull.number == 1
     assert pull.head == HEAD and pull.base == "main"
-    assert pull.state == "open" and not pull.merged
+    assert pull.state == "open" and pull.merged_at is None
     assert pull.url == f"{github_fake.root_url}/acme/cluster-config/pull/1"
     stored = github_fake.list_pulls()
     assert [(p.head, p.base, p.title, p.body, p.labels) for p in stored] == [
@@ -110,7 +110,7 @@ def test_merged_pull_reads_as_merged(forge: GitHubForge, github_fake: GitHubFake
     pull = forge.create_change_request(HEAD, "main", "t", "b", [])
     github_fake.merge(pull.number)
     merged = forge.get_change_request(pull.number)
-    assert merged.merged and merged.state == "closed"
+    assert merged.merged_at is not None and merged.state == "closed"
     assert forge.find_change_request(HEAD) is None
 
 
@@ -269,7 +269,7 @@ def test_closed_pull_is_the_newest_closed_unmerged_one_from_that_head(
     found = forge.closed_change_request(HEAD)
 
     assert found is not None
-    assert (found.number, found.title, found.body, found.state, found.merged) == (
+    assert (found.number, found.title, found.body, found.state, found.merged_at is not None) == (
         second.number,
         "second",
         BODY + "v2",
