@@ -1,6 +1,10 @@
 """The daemon's no-change cycles in a process of their own, for `bench_cycle`: a `CycleRunner` built as
 `gitbot run` builds it (shared registry clients, request counting), one warm-up cycle, then N cycles timed.
 
+The daemon starts a policy's cycles an interval apart (minutes), so each finds its registry hosts' request
+budgets (`registryLimits`) refilled: the cycles here are spaced the time a budget takes to refill, not timed,
+so that none waits on a budget the cycle before spent, which no scheduled cycle does.
+
 Prints one line, `DAEMON {json}`: durations, registry requests and outcome of each cycle, the first error,
 and the process's RSS after the warm-up cycle and after the last one (and its peak). It imports only gitbot
 and the standard library, so the RSS is the daemon's own.
@@ -38,8 +42,16 @@ def rss_mb(field_name: str) -> float:
     return 0.0
 
 
+def refill_seconds(policy: Policy) -> float:
+    """How long a registry host's request budget takes to refill from empty (a burst of `concurrency`)."""
+    limits = policy.spec.registry_limits
+    return limits.concurrency / limits.requests_per_second
+
+
 def run(policies: Path, name: str, cycles: int) -> dict[str, Any]:
     policy = find_policy(policies, name)
+    interval = policy.spec.schedule.interval
+    spacing = refill_seconds(policy) if interval is None else min(refill_seconds(policy), interval.total_seconds())
     sent = [0]
 
     def record(system: str, _outcome: str) -> None:
@@ -61,6 +73,7 @@ def run(policies: Path, name: str, cycles: int) -> dict[str, Any]:
     outcomes: Counter[str] = Counter()
     error = first.error or ""
     for _ in range(cycles):
+        time.sleep(spacing)
         sent[0] = 0
         started = time.perf_counter()
         summary = runner(policy)
@@ -78,6 +91,7 @@ def run(policies: Path, name: str, cycles: int) -> dict[str, Any]:
         "rss_start_mb": rss_start,
         "rss_end_mb": rss_mb("VmRSS"),
         "hwm_mb": rss_mb("VmHWM"),
+        "spacing": spacing,
     }
 
 
