@@ -320,6 +320,7 @@ def measure(
             f"{median:7.2f} s  {median * 1000 / size:7.2f} ms/manifest  "
             f"peak RSS {daemon['hwm_mb']:6.0f} MB  registry requests {per_cycle:.0f} "
             f"(median of {len(daemon['durations'])} cycles {daemon['spacing']:.1f} s apart, "
+            f"{statistics.median(daemon['cpu']):.2f} s CPU in gitbot, "
             f"max {max(daemon['durations']):.2f} s; outcomes {daemon['outcomes']})"
         )
     return result

@@ -69,15 +69,19 @@ def run(policies: Path, name: str, cycles: int) -> dict[str, Any]:
     first = runner(policy)
     rss_start = rss_mb("VmRSS")
     durations: list[float] = []
+    cpu: list[float] = []
     requests: list[int] = []
     outcomes: Counter[str] = Counter()
     error = first.error or ""
     for _ in range(cycles):
         time.sleep(spacing)
         sent[0] = 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         summary = runner(policy)
         durations.append(time.perf_counter() - started)
+        # CPU seconds of this process (every thread; git's child processes not included): steadier than wall
+        # time on a busy machine.
+        cpu.append(time.process_time() - cpu_started)
         requests.append(sent[0])
         outcomes[summary.outcome] += 1
         error = error or summary.error or ""
@@ -85,6 +89,7 @@ def run(policies: Path, name: str, cycles: int) -> dict[str, Any]:
         "first": first.outcome,
         "first_seconds": first.duration_seconds,
         "durations": durations,
+        "cpu": cpu,
         "requests": requests,
         "outcomes": dict(outcomes),
         "error": error,

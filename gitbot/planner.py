@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 
 from gitbot.canary import CanaryDecision, decide
 from gitbot.candidates import Vetting, narrow, skipped_text
@@ -53,6 +54,8 @@ from gitbot.rollout import (
 from gitbot.versioning import TagFilter, compare, is_valid_tag, parse_image, select, split_registry
 
 _IMAGE_KINDS = frozenset({"image", "tag"})
+# Thousands of targets name a few images: each distinct reference is parsed once (parsing is pure).
+_image_ref = lru_cache(maxsize=4096)(parse_image)
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ def lookup_failures(policy: Policy, errors: Mapping[str, str]) -> tuple[LookupFa
 def current_tag(target: Target) -> str | None:
     if target.kind == "tag":
         return target.value
-    return parse_image(target.value).tag
+    return _image_ref(target.value).tag
 
 
 def _new_value(target: Target, tag: str, digest: str | None = None) -> str:
@@ -162,7 +165,7 @@ def _new_value(target: Target, tag: str, digest: str | None = None) -> str:
         return tag
     if target.kind == "digest" and digest:
         return digest
-    ref = parse_image(target.value)
+    ref = _image_ref(target.value)
     return f"{ref.repository}:{tag}" + (f"@{digest}" if digest else "")
 
 
@@ -212,7 +215,7 @@ def plan_image_update(
     for target in binding.targets:
         if target.kind == "digest":
             continue  # bound with `digest: pin` only; it follows the tag (see `pinned_update`)
-        if target.kind == "image" and parse_image(target.value).digest and image.digest != "pin":
+        if target.kind == "image" and _image_ref(target.value).digest and image.digest != "pin":
             # A digest pins the exact image; changing the tag beside it would be a lie.
             continue
         old = current_tag(target)
@@ -276,7 +279,7 @@ def pinned_update(
             continue
         if target.kind == "digest":
             continue
-        ref = parse_image(target.value) if target.kind == "image" else None
+        ref = _image_ref(target.value) if target.kind == "image" else None
         if current_tag(target) != new:
             tags_at_new = False
             continue
@@ -330,7 +333,7 @@ def held_downgrades(
         running = {
             tag
             for target in binding.targets
-            if not (target.kind == "image" and parse_image(target.value).digest)
+            if not (target.kind == "image" and _image_ref(target.value).digest)
             and (tag := current_tag(target)) is not None
             and tag not in present
         }
@@ -586,7 +589,7 @@ def image_restore(
     changes = tuple(
         _change(target, _new_value(target, good))
         for target in binding.targets
-        if target.kind in _IMAGE_KINDS and current_tag(target) == bad and not parse_image(target.value).digest
+        if target.kind in _IMAGE_KINDS and current_tag(target) == bad and not _image_ref(target.value).digest
     )
     return (good, changes) if changes else None
 
