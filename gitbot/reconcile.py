@@ -91,6 +91,7 @@ from gitbot.rollout import (
     step_plan,
 )
 from gitbot.tagfacts import promotion_pins, vet_images
+from gitbot.texts import TextsOnDemand
 from gitbot.versioning import TagFilter, select
 
 # Branch names of pull requests a person asked for by hand (`gitbot/<policy>/rollback-<name>`,
@@ -172,7 +173,7 @@ def scan_checkout(
     checkout: Checkout,
     cache: ScanCache | None = None,
     problems: list[Problem] | None = None,
-    texts: dict[str, str] | None = None,
+    texts: TextsOnDemand | None = None,
 ) -> list[Target]:
     """The targets under the policy's paths; a path the branch does not have is an error in the policy.
 
@@ -207,8 +208,9 @@ def scan_checkout(
         problems.extend(scan.problems)
     if texts is not None:
         texts.update(scan.texts)
-        # Files the cache knew were not read by the scan: those holding targets are read now, once.
-        texts.update(read_texts(checkout, {t.file for t in targets} - texts.keys()))
+        # Files the cache knew were not read by the scan: those holding targets are read together when the
+        # cycle first needs one (a cycle that changes nothing needs none).
+        texts.read_later({t.file for t in targets})
     return targets
 
 
@@ -270,11 +272,11 @@ def gather(
     cache: ScanCache | None = None,
     progress: Callable[[str], None] = lambda _stage: None,
     problems: list[Problem] | None = None,
-) -> tuple[list[Target], dict[str, str], History, dict[str, Sequence[str]], tuple[LookupFailure, ...]]:
+) -> tuple[list[Target], Mapping[str, str], History, dict[str, Sequence[str]], tuple[LookupFailure, ...]]:
     """Scan the working copy, read history and list tags: everything the planner needs, and failed lookups."""
     progress("scan")
-    texts: dict[str, str] = {}
-    # Each manifest is read once a cycle: the planner edits the texts the scan read.
+    texts = TextsOnDemand(lambda files: read_texts(checkout, files))
+    # Each manifest is read at most once a cycle: the planner edits the texts the scan read.
     targets = scan_checkout(policy, checkout, cache, problems, texts)
     progress("history")
     history = read_history(checkout.log(), policy.name)
@@ -503,7 +505,8 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             # From the texts the cycle read (a file a plan changes that held no target is read now): the diff
             # writes no working tree, and a commit writes only its own files.
             planned = {file for plan in plans for file, _text in plan.files}
-            base = {**cycle.texts, **read_texts(checkout, planned - cycle.texts.keys())}
+            base = {file: cycle.texts[file] for file in planned if file in cycle.texts}
+            base.update(read_texts(checkout, planned - base.keys()))
             diff = unified_diff(None, plans, chain=not pull_requests, base=base)
             head = checkout.head
             if not deliver:
