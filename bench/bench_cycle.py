@@ -1,10 +1,12 @@
 """Whole reconcile cycles over generated repositories of 100, 1,000 and 10,000 manifests, against the real
 loopback git server and `docker-registry`, side by side with Renovate's lookup when it is installed.
 
-Per size it prints: cold `plan`, cold `once` (plan, edit, commit, push), warm no-change `once`, the daemon's
-warm no-change cycle (`CycleRunner` in a process of its own, as `gitbot run` builds it), the peak RSS of each
-`gitbot` process, registry requests per cycle and the time per manifest; then the goals as ratios, and the
-daemon's RSS over many no-change cycles. A stage that fails prints `failed: <its one line>` as its figure.
+Per size it prints: cold `plan`, cold `once` (plan, edit, commit, push), the `once` after it (which scans the
+files its own commit changed), warm no-change `once`, the daemon's warm no-change cycle (`CycleRunner` in a
+process of its own, as `gitbot run` builds it, its cycles spaced as a schedule spaces them; wall and CPU
+seconds), the peak RSS of each `gitbot` process, registry requests per cycle and the time per manifest; then
+the daemon's RSS over many no-change cycles, and the goals as ratios. A stage that fails prints
+`failed: <its one line>` as its figure.
 
 Run alone: `python -m bench.bench_cycle [--sizes 100,1000] [--no-renovate] [--renovate PATH]`. Renovate is
 looked for at $GITBOT_BENCH_RENOVATE, on PATH, and under ~/.cache/gitbot-bench-renovate (install it there with
