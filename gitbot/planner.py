@@ -321,12 +321,17 @@ def moves_back(old: str, new: str, ranked: Sequence[str], flt: TagFilter) -> boo
 
 
 def held_downgrades(
-    policy: Policy, targets: Sequence[Target], tags: Mapping[str, Sequence[str]], history: History
+    policy: Policy,
+    targets: Sequence[Target],
+    tags: Mapping[str, Sequence[str]],
+    history: History,
+    bindings: Sequence[Binding] | None = None,
 ) -> list[Problem]:
     """One Problem, at the image's place in the policy, per image held at a running tag its tag list lacks
-    because the newest tag the list allows is older (what `plan_image_update` leaves alone)."""
+    because the newest tag the list allows is older (what `plan_image_update` leaves alone). `bindings`: the
+    cycle's `bind_images(policy, targets)`, when it has them."""
     problems: list[Problem] = []
-    for index, binding in enumerate(bind_images(policy, targets)):
+    for index, binding in enumerate(bind_images(policy, targets) if bindings is None else bindings):
         listed = tags.get(binding.image.name)
         if not listed:
             continue  # a failed lookup is reported as such; an empty list moves nothing
@@ -425,15 +430,17 @@ def plan_images(
     chain: bool,
     gates: Mapping[str, Gate] | None = None,
     vetted: Mapping[str, Vetting] | None = None,
+    bindings: Sequence[Binding] | None = None,
 ) -> list[Plan]:
     """The image-update plans of one cycle.
 
     With `chain`, each plan starts from the files as the previous plan left them (commits on one branch);
     without, every plan starts from the same base (one pull request each). `gates` (image name -> its
-    promotion gate) lets a gated image take only the tags its earlier environment passed.
+    promotion gate) lets a gated image take only the tags its earlier environment passed. `bindings`: the
+    cycle's `bind_images(policy, targets)`, when it has them.
     """
     updates: list[ImageUpdate] = []
-    for index, binding in enumerate(bind_images(policy, targets)):
+    for index, binding in enumerate(bind_images(policy, targets) if bindings is None else bindings):
         vetting = (vetted or {}).get(binding.image.name)
         update = gated_update(policy, index, binding, tags.get(binding.image.name, ()), history, gates, vetting)
         if update is not None:

@@ -377,16 +377,20 @@ def plan_cycle(policy: Policy, checkout: Checkout, deps: Deps, *, chain: bool) -
     )
     policy = set_aside_unbound(policy, targets, problems)
     gates = read_gates(policy, deps, checkout, deps.clock.now())
+    # Bound once a cycle: thousands of targets are matched to their image policies once, not at each step.
+    bindings = bind_images(policy, targets)
     # Release age, signatures and digests are asked only of the tags the promotion gate lets through.
     admitted = {
         binding.image.name: admitted_tags(binding, tags.get(binding.image.name, ()), gates.get(binding.image.name))
-        for binding in bind_images(policy, targets)
+        for binding in bindings
     }
-    vetted, unvetted = vet_images(policy, deps.registry, targets, admitted, history, deps.clock.now())
+    vetted, unvetted = vet_images(policy, deps.registry, targets, admitted, history, deps.clock.now(), bound=bindings)
     failures += unvetted
     deps.progress("plan")
-    plans = plan_images(policy, targets, texts, tags, history, chain=chain, gates=gates, vetted=vetted)
-    problems += held_downgrades(policy, targets, tags, history)
+    plans = plan_images(
+        policy, targets, texts, tags, history, chain=chain, gates=gates, vetted=vetted, bindings=bindings
+    )
+    problems += held_downgrades(policy, targets, tags, history, bindings)
     if not policy.spec.canaries:
         return CyclePlan(tuple(plans), (), failures, tuple(problems), texts, history)
     routes = {canary.name: read_route(policy, index, targets) for index, canary in enumerate(policy.spec.canaries)}

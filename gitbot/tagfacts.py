@@ -19,6 +19,7 @@ from gitbot.domain import Target
 from gitbot.errors import ConfigError, RemoteError
 from gitbot.history import History
 from gitbot.planner import (
+    Binding,
     LookupFailure,
     PromotionPin,
     bind_images,
@@ -58,11 +59,15 @@ def vet_images(
     history: History,
     now: datetime,
     environ: Mapping[str, str] | None = None,
+    bound: Sequence[Binding] | None = None,
 ) -> tuple[dict[str, Vetting], tuple[LookupFailure, ...]]:
-    """The vetting of every image policy that asks for one, and the images whose registry failed it."""
+    """The vetting of every image policy that asks for one, and the images whose registry failed it.
+    `bound`: the cycle's `bind_images(policy, targets)`, when it has them."""
     vetted: dict[str, Vetting] = {}
     errors: dict[str, str] = {}
-    bindings = {b.image.name: b for b in bind_images(policy, targets)} if policy.spec.images else {}
+    if bound is None:
+        bound = bind_images(policy, targets) if policy.spec.images else []
+    bindings = {b.image.name: b for b in bound}
     for index, image in enumerate(policy.spec.images):
         gate = image_gate(policy, index, environ)
         if not gate.needs_facts or image.name not in tags or image.name not in bindings:

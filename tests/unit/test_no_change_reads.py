@@ -1,5 +1,6 @@
 """A cycle reads a manifest's text only when it needs it: with every blob in the scan cache, a cycle that
-changes nothing reads none, and one that edits files reads exactly those holding targets, in one batch."""
+changes nothing reads none, and one that edits files reads exactly those holding targets, in one batch. And it
+binds its targets to their image policies once."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from gitbot import planner, reconcile, tagfacts
 from gitbot.adapters.builtin import ManualClock
 from gitbot.config import Policy, load_policy
-from gitbot.domain import CommitInfo
+from gitbot.domain import CommitInfo, Target
 from gitbot.manifests import ScanCache
 from gitbot.ports import TreeFile
 from gitbot.reconcile import Deps, run_cycle
@@ -104,3 +108,26 @@ def test_a_cycle_reads_only_the_texts_it_edits_once_the_scan_cache_knows_every_f
     assert [plan.name for plan in edited.plans] == ["app"]
     assert edited.diff.count("+++ b/apps/d") == 5
     assert [files for files in checkout.reads if files] == [[f"apps/d{i}.yaml" for i in range(5)]]
+
+
+def test_a_cycle_binds_its_targets_to_their_image_policies_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = {f"apps/d{i}.yaml": MANIFEST.format(i=i).encode() for i in range(3)}
+    deps = Deps(
+        workspace=Workspace(CountingCheckout(texts)),
+        registry=Registry(["1.0.0", "1.1.0"]),
+        clock=ManualClock(datetime(2026, 12, 1, tzinfo=UTC)),
+    )
+    calls: list[int] = []
+    bind = planner.bind_images
+
+    def counting(policy: Policy, targets: Sequence[Target]) -> list[planner.Binding]:
+        calls.append(len(targets))
+        return bind(policy, targets)
+
+    for module in (planner, tagfacts, reconcile):
+        monkeypatch.setattr(module, "bind_images", counting)
+    result = run_cycle(policy_of(tmp_path), deps, deliver=False)
+    assert [plan.name for plan in result.plans] == ["app"]
+    assert calls == [3]
