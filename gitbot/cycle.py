@@ -323,7 +323,8 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             # From the texts the cycle read (a file a plan changes that held no target is read now): the diff
             # writes no working tree, and a commit writes only its own files.
             planned = {file for plan in plans for file, _text in plan.files}
-            base = {**cycle.texts, **read_texts(checkout, planned - cycle.texts.keys())}
+            base = {file: cycle.texts[file] for file in planned if file in cycle.texts}
+            base.update(read_texts(checkout, planned - base.keys()))
             diff = unified_diff(None, plans, chain=not pull_requests, base=base)
             head = checkout.head
             if not deliver:

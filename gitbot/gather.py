@@ -8,7 +8,7 @@ It decides nothing and writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import replace
@@ -21,6 +21,7 @@ from gitbot.history import History, read_history
 from gitbot.manifests import Problem, ScanCache, scan_files
 from gitbot.planner import LookupFailure, lookup_failures
 from gitbot.ports import Checkout, Registry
+from gitbot.texts import TextsOnDemand
 
 
 def read_exact(path: Path) -> str:
@@ -39,7 +40,7 @@ def scan_checkout(
     checkout: Checkout,
     cache: ScanCache | None = None,
     problems: list[Problem] | None = None,
-    texts: dict[str, str] | None = None,
+    texts: TextsOnDemand | None = None,
 ) -> list[Target]:
     """The targets under the policy's paths; a path the branch does not have is an error in the policy.
 
@@ -74,8 +75,9 @@ def scan_checkout(
         problems.extend(scan.problems)
     if texts is not None:
         texts.update(scan.texts)
-        # Files the cache knew were not read by the scan: those holding targets are read now, once.
-        texts.update(read_texts(checkout, {t.file for t in targets} - texts.keys()))
+        # Files the cache knew were not read by the scan: those holding targets are read together when the
+        # cycle first needs one (a cycle that changes nothing needs none).
+        texts.read_later({t.file for t in targets})
     return targets
 
 
@@ -137,11 +139,11 @@ def gather(
     cache: ScanCache | None = None,
     progress: Callable[[str], None] = lambda _stage: None,
     problems: list[Problem] | None = None,
-) -> tuple[list[Target], dict[str, str], History, dict[str, Sequence[str]], tuple[LookupFailure, ...]]:
+) -> tuple[list[Target], Mapping[str, str], History, dict[str, Sequence[str]], tuple[LookupFailure, ...]]:
     """Scan the working copy, read history and list tags: everything the planner needs, and failed lookups."""
     progress("scan")
-    texts: dict[str, str] = {}
-    # Each manifest is read once a cycle: the planner edits the texts the scan read.
+    texts = TextsOnDemand(lambda files: read_texts(checkout, files))
+    # Each manifest is read at most once a cycle: the planner edits the texts the scan read.
     targets = scan_checkout(policy, checkout, cache, problems, texts)
     progress("history")
     history = read_history(checkout.log(), policy.name)

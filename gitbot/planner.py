@@ -134,9 +134,10 @@ def bind_images(policy: Policy, targets: Sequence[Target]) -> list[Binding]:
                 )
             bound += found
         kinds = _IMAGE_KINDS | {"digest"} if image.digest == "pin" else _IMAGE_KINDS
-        # A field named by resource and also marked for this same image policy is one binding, not two.
-        named = set(bound)
-        bound += [t for t in marked.get(image.name, ()) if t not in named and t.kind in kinds]
+        # A field named by resource and also marked for this same image policy is one binding, not two. Both
+        # come from `targets`, so the same field is the same object (hashing thousands of targets is not free).
+        named = {id(t) for t in bound}
+        bound += [t for t in marked.get(image.name, ()) if id(t) not in named and t.kind in kinds]
         if not bound:
             raise ConfigError(
                 f"image {image.name} binds nothing: give targets, or mark a field with "

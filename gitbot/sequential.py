@@ -39,8 +39,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy.special import betainc, betaln
-
 Mark = Literal["pass", "fail", "inconclusive"]
 # Cumulative histogram: (upper bound, requests at or under it), ascending bounds, +Inf last.
 Buckets = Sequence[tuple[float, float]]
@@ -58,6 +56,9 @@ def _prior(theta0: float) -> tuple[float, float]:
 
 def _log_upper_tail(a: float, b: float, x: float) -> float:
     """log P(Beta(a, b) > x)."""
+    # Imported here: SciPy takes longer to load than the rest of a command, which most policies never need.
+    from scipy.special import betainc
+
     tail = float(betainc(b, a, 1.0 - x))
     return math.log(tail) if tail > 0 else -math.inf
 
@@ -74,6 +75,8 @@ def log_e_value(hits: float, trials: float, theta0: float) -> float:
         raise ValueError(f"need 0 <= hits <= trials, got {hits} of {trials}")
     if trials == 0:
         return 0.0
+    from scipy.special import betaln
+
     a, b = _prior(theta0)
     misses = trials - hits
     # Mixture marginal over the truncated prior, divided by the likelihood at theta0.

@@ -48,7 +48,6 @@ from gitbot.manifests import Entry, select_files, walk_files
 from gitbot.ports import RevertFinish, TreeFile
 
 BOT_BRANCH_PREFIX = "gitbot/"
-_NO_ENTRY = Entry("other")
 REMOTE = "origin"
 
 _AUTH_PATTERNS = (
@@ -468,6 +467,8 @@ class GitCheckout:
         # Without a written tree: whether the index holds HEAD's tree (so that a commit stages only its files).
         self._indexed = written
         self._listing: tuple[str, dict[str, Entry]] | None = None
+        # The symbolic links of HEAD's tree, by the HEAD they were listed at (see `_links`).
+        self._link_paths: tuple[str, frozenset[str]] | None = None
 
     @property
     def root(self) -> Path:
@@ -661,7 +662,20 @@ class GitCheckout:
                 f" and {len(paths) - _PATHS_NAMED} more" if len(paths) > _PATHS_NAMED else ""
             )
             raise GitError(f"nothing to commit: {named} already hold this content")
-        return self._commit_staged(message, author)
+        before, links = self.head, self._link_paths
+        sha = self._commit_staged(message, author)
+        if links is not None and links[0] == before:
+            # This commit wrote regular files only (never through a link), so the links are its parent's.
+            self._link_paths = (sha, links[1])
+        return sha
+
+    def _links(self) -> frozenset[str]:
+        """The paths of HEAD's symbolic links: listed once, and kept across this checkout's own commits."""
+        head = self.head
+        if self._link_paths is None or self._link_paths[0] != head:
+            listing = self._tree()
+            self._link_paths = (head, frozenset(path for path, entry in listing.items() if entry.kind == "link"))
+        return self._link_paths[1]
 
     def _stage(self, files: Mapping[str, str]) -> list[str]:
         """Write `files` (relative path -> text) into the working tree and add them; the paths written."""
@@ -676,11 +690,11 @@ class GitCheckout:
         else:
             # No tree on disk to look at: HEAD's tree says whether a link is on the way.
             self._fill_index()
-            listing = self._tree()
+            links = self._links()
             for path in paths:
                 parts = path.split("/")
                 above = ("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
-                if any(listing.get(name, _NO_ENTRY).kind == "link" for name in above):
+                if any(name in links for name in above):
                     raise GitError(f"refusing to write {path!r}: it is, or lies under, a symbolic link")
         for path, text in zip(paths, files.values(), strict=True):
             target = self._top / path

@@ -299,6 +299,8 @@ class OciRegistry:
         self._cache: dict[tuple[str, str], _CacheEntry] = {}
         self._schemes: dict[str, str] = {}
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        # The bearer challenge (realm, service) each host sent, to ask for the token of a new scope up front.
+        self._challenges: dict[str, dict[str, str]] = {}
         # Tag facts (see `inspect_tag`): digests by tag with their ETag, and what never changes by digest.
         self._tag_digests: dict[tuple[str, str, str], tuple[str, str]] = {}
         self._created: dict[str, datetime | None] = {}
@@ -445,7 +447,7 @@ class OciRegistry:
     def _get(self, host: str, path: str, url: str, extra: Mapping[str, str], method: str = "GET") -> _Answer:
         """GET `url` with whatever authorisation `host` asked for, answering one 401 challenge."""
         scope = f"repository:{path}:pull"
-        answer = self._send(host, url, {**extra, **self._authorisation(host, scope)}, method)
+        answer = self._send(host, url, {**extra, **self._authorisation(host, scope, ask=True)}, method)
         if answer.status != 401:
             return answer
         challenge = answer.headers.get("WWW-Authenticate", "")
@@ -454,20 +456,29 @@ class OciRegistry:
         if scheme == "bearer" and params.get("realm"):
             token = self._fetch_token(host, params, params.get("scope") or scope, creds)
             self._tokens[(host, scope)] = token
+            self._challenges[host] = {name: value for name, value in params.items() if name != "scope"}
             return self._send(host, url, {**extra, "Authorization": f"Bearer {token[0]}"}, method)
         if scheme == "basic" and creds is not None:
             self._tokens[(host, "basic")] = (_basic(creds), float("inf"))
             return self._send(host, url, {**extra, "Authorization": _basic(creds)}, method)
         return answer
 
-    def _authorisation(self, host: str, scope: str) -> dict[str, str]:
+    def _authorisation(self, host: str, scope: str, *, ask: bool = False) -> dict[str, str]:
+        """The `Authorization` header for `scope` on `host`, if one is known; with `ask`, a host that asked
+        for bearer tokens before gets a new token for `scope` now, so that the request is not refused first
+        (a round trip and a request of the host's budget saved per image and per expired token)."""
         basic = self._tokens.get((host, "basic"))
         if basic is not None:
             return {"Authorization": basic[0]}
         token = self._tokens.get((host, scope))
         if token is not None and self._clock() < token[1]:
             return {"Authorization": f"Bearer {token[0]}"}
-        return {}
+        challenge = self._challenges.get(host)
+        if not ask or challenge is None:
+            return {}
+        creds = self._credentials(host) if self._credentials else None
+        token = self._tokens[(host, scope)] = self._fetch_token(host, challenge, scope, creds)
+        return {"Authorization": f"Bearer {token[0]}"}
 
     def _fetch_token(
         self, host: str, params: Mapping[str, str], scope: str, creds: Credentials | None

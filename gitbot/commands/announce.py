@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 
 from gitbot.adapters.notify import notify_from_command
 from gitbot.config import Policy
+from gitbot.cron import cron_trigger
 from gitbot.cycle import CycleResult
 from gitbot.delivery import Delivery
 from gitbot.domain import Notice
@@ -36,11 +37,24 @@ def _announce(policy: Policy, make: Callable[[datetime], Sequence[Notice | None]
         click.echo(f"gitbot: warning: {process_masker().mask(problem)}", err=True)
 
 
+def notice_window(policy: Policy, now: datetime) -> timedelta:
+    """The time one cycle of `policy` answers for in notifications: its interval, or for a cron schedule the
+    gap between its next two ticks (see `gitbot.notices`)."""
+    interval = policy.spec.schedule.interval
+    if interval is not None:
+        return interval
+    # The cron trigger alone, not the daemon's scheduler: `gitbot once` announces by the daemon's rules too.
+    assert policy.spec.schedule.cron is not None
+    trigger = cron_trigger(policy.spec.schedule.cron, jitter=0)
+    first = trigger.get_next_fire_time(None, now)
+    second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first is not None else None
+    if not isinstance(first, datetime) or not isinstance(second, datetime):
+        return timedelta(minutes=5)
+    return max(second - first, timedelta(seconds=1))
+
+
 def announce_cycle(policy: Policy, result: CycleResult, now: datetime | None = None) -> None:
     """Tell what a `gitbot once` cycle did, by the rules the daemon's cycles follow (`now`: the cycle's time)."""
-    # Imported here: the runner brings the daemon's scheduler, which commands such as `plan` never need.
-    from gitbot.commands.runner import notice_window
-
     _announce(
         policy,
         lambda at: cycle_notices(policy, result, now=at, window=notice_window(policy, at), source="once"),

@@ -17,11 +17,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 from gitbot.adapters.notify import notifiers_for, send_notices
+from gitbot.commands.announce import notice_window
 from gitbot.commands.compose import build_deps
 from gitbot.config import Policy
 from gitbot.cycle import CycleResult, Deps, run_cycle
@@ -40,7 +40,7 @@ from gitbot.ports import (
     TreeFile,
     Workspace,
 )
-from gitbot.service import CycleSummary, trigger_for
+from gitbot.service import CycleSummary
 
 _log = logging.getLogger("gitbot.run")
 T = TypeVar("T")
@@ -50,20 +50,6 @@ DELIVERED = frozenset({"committed", "opened", "updated"})
 # A tag list is cached at most this long, and never longer than half a policy's interval, so that every
 # scheduled cycle asks the registry (a cheap conditional request) and sees a tag pushed since the last one.
 MAX_REGISTRY_CACHE_SECONDS = 60.0
-
-
-def notice_window(policy: Policy, now: datetime) -> timedelta:
-    """The time one cycle of `policy` answers for in notifications: its interval, or for a cron schedule the
-    gap between its next two ticks (see `gitbot.notices`)."""
-    interval = policy.spec.schedule.interval
-    if interval is not None:
-        return interval
-    trigger = trigger_for(policy, jitter=0)
-    first = trigger.get_next_fire_time(None, now)
-    second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first is not None else None
-    if not isinstance(first, datetime) or not isinstance(second, datetime):
-        return timedelta(minutes=5)
-    return max(second - first, timedelta(seconds=1))
 
 
 def registry_cache_ttl(policy: Policy) -> float:

@@ -198,3 +198,16 @@ def test_status_in_pull_request_mode_lists_the_open_pull_requests(pr_world: Worl
         assert f"  open pull request #{pull.number} {url} {pull.title}" in lines
     assert len([line for line in lines if line.startswith("  open pull request #")]) == 2
     assert pr_world.github.token not in shown.stdout + shown.stderr
+
+
+def test_once_starts_without_the_daemons_scheduler(world: World) -> None:
+    assert gitbot(world, "once", *policy_args(world)).returncode == 0
+    done = run_gitbot(
+        "once", *policy_args(world), env=cli_env(**world.env), cwd=world.tmp, python_flags=("-X", "importtime")
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "gitbot.cycle" in imported
+    # Its notices follow the daemon's rules, but a cycle by hand schedules nothing.
+    assert not {name for name in imported if name.startswith(("apscheduler.schedulers", "gitbot.service"))}

@@ -1,7 +1,8 @@
 """Start-up of the commands that only read: `gitbot scan`, `validate` and `plan` do not import PyGithub,
-requests, prometheus-api-client or APScheduler's scheduler (measured with `python -X importtime` in a fresh
-process), while the commands that use them still find them. A policy with a cron schedule is checked by
-APScheduler's cron parser when it loads, so that module alone may be imported."""
+requests, prometheus-api-client, SciPy (only a sequential check computes with it) or APScheduler's
+scheduler (measured with `python -X importtime` in a fresh process), while the commands that use them still
+find them. A policy with a cron schedule is checked by APScheduler's cron parser when it loads, so that
+module alone may be imported."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from gitbot.commands import COMMANDS
 from tests.support.cli import run_gitbot
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = {"github", "requests", "prometheus_api_client"}
+HEAVY = {"github", "requests", "prometheus_api_client", "scipy", "numpy"}
 SCHEDULER = ("apscheduler.schedulers", "apscheduler.executors", "apscheduler.jobstores")
 
 

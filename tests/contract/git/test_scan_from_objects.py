@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from gitbot.adapters.gitrepo import GitCheckout
-from gitbot.errors import ManifestError, MissingPathError
+from gitbot.errors import GitError, ManifestError, MissingPathError
 from gitbot.manifests import ScanCache, blob_id, scan_files, walk_files
 from gitbot.ports import Checkout
-from tests.contract.git.conftest import WorkspaceFactory
+from tests.contract.git.conftest import BOT, WorkspaceFactory
 from tests.support.gitserver import GitServer
 
 pytestmark = pytest.mark.real
@@ -144,3 +144,28 @@ def test_symbolic_links_are_judged_by_the_written_tree(
         for named in ("clusters/prod/link.yaml", "linked"):
             with pytest.raises(ManifestError, match="is a symbolic link"):
                 checkout.files([named])
+
+
+def test_commits_in_a_row_list_the_tree_once_and_still_refuse_to_write_through_a_link(
+    make_workspace: WorkspaceFactory, git_server: GitServer, tree_repo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_links(git_server, tree_repo, {"linked": "clusters/staging"})
+    actions: list[str] = []
+    run = GitCheckout._git
+
+    def counting(self: GitCheckout, action: str, *args: str, **kwargs: object) -> str:
+        actions.append(action)
+        return run(self, action, *args, **kwargs)
+
+    monkeypatch.setattr(GitCheckout, "_git", counting)
+    with make_workspace().checkout() as checkout:
+        for version in ("1.0.1", "1.0.2", "1.0.3"):
+            checkout.commit({"clusters/prod/app.yaml": f"image: r.example.test/app:{version}\n"}, f"v{version}", BOT)
+        # Each commit only writes regular files, so the links the first listing found are still all there are.
+        assert actions.count("ls-tree") == 1
+        with pytest.raises(GitError, match="symbolic link"):
+            checkout.commit({"linked/s.yaml": "image: r.example.test/s:2\n"}, "through the link", BOT)
+        assert not checkout.written
+        assert checkout.read(["clusters/prod/app.yaml"]) == {
+            "clusters/prod/app.yaml": b"image: r.example.test/app:1.0.3\n"
+        }

@@ -15,7 +15,7 @@ from gitbot.errors import AuthError, RegistryError
 from gitbot.ports import Registry
 from gitbot.versioning import parse_filter, select
 from tests.contract.registry.conftest import INVALID_TAGS, MANY_TAGS, PODINFO_TAGS, USERS, Hostile, Registries
-from tests.support.registry import OverloadRegistry, free_port
+from tests.support.registry import OverloadRegistry, free_port, push_tags
 
 pytestmark = pytest.mark.real
 
@@ -102,6 +102,29 @@ def test_bearer_token_flow(registries: Registries) -> None:
         # The token is reused while it is valid.
         assert registry.requests == {registries.token.host: 3, token_host: 1}
     assert registries.token_server.requests == before + 1
+
+
+def test_a_token_host_is_sent_a_token_up_front_for_each_new_image_and_after_expiry(registries: Registries) -> None:
+    other = "secure/second"
+    push_tags(
+        registries.token.url,
+        other,
+        ["4.0.0"],
+        token=registries.token_server.issue("alice", [f"repository:{other}:pull,push"]),
+    )
+    time = FakeTime()
+    token_host = registries.token_server.realm.split("/")[2]
+    with client(credentials=alice, time=time) as registry:
+        registry.list_tags(f"{registries.token.host}/secure/app")
+        assert registry.requests == {registries.token.host: 2, token_host: 1}  # challenged once
+        # The host's challenge is known: the next image's token is asked for before its listing, so the
+        # listing goes out once, authorised, instead of being refused first.
+        assert registry.list_tags(f"{registries.token.host}/{other}") == ["4.0.0"]
+        assert registry.requests == {registries.token.host: 3, token_host: 2}
+        time.now += 3600  # every token expired, as between the cycles of a daemon
+        registry.clear_cache()
+        registry.list_tags(f"{registries.token.host}/secure/app")
+        assert registry.requests == {registries.token.host: 4, token_host: 3}
 
 
 def test_bearer_token_refused(registries: Registries) -> None:
