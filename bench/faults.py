@@ -46,7 +46,11 @@ from tests.faults.harness import (
 # stages (checkout, deliver) and between the commits and the push.
 DELAYS = (0.0, 0.02, 0.08, 0.2)
 QUICK_DELAYS = (0.0,)
-PERSON_SCENARIOS = ("commit", "pull-request", "canary-step", "canary-rollback", "manual-rollback")
+NEWER = ("promotion", "digest-repin", "rollback-image", "restart")
+PERSON_SCENARIOS = (
+    *("commit", "pull-request", "canary-step", "canary-rollback", "manual-rollback"),
+    *(f"{name}{suffix}" for name in NEWER for suffix in ("", "-pull-request")),
+)
 
 
 def kill_points(reference: Reference, delays: Sequence[float]) -> list[FaultPoint]:
@@ -67,7 +71,7 @@ def sweep(
     work: Path,
     launcher: Launcher,
 ) -> list[Outcome]:
-    scenario = scenarios(env.repository)[name]
+    scenario = scenarios(env)[name]
     outcomes = []
     for index, point in enumerate(points):
         directory = work / f"{action}-{name}-{index}"
@@ -138,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp, world(Path(tmp) / "servers") as env:
-        known = scenarios(env.repository)
+        known = scenarios(env)
         chosen = args.scenario or list(known)
         unknown = [name for name in chosen if name not in known]
         if unknown:

@@ -45,7 +45,7 @@ def references(faults_world: World, tmp_path_factory: pytest.TempPathFactory) ->
 
     def reference(name: str) -> Reference:
         if name not in made:
-            scenario = scenarios(faults_world.repository)[name]
+            scenario = scenarios(faults_world)[name]
             directory = tmp_path_factory.mktemp(f"reference-{name}")
             made[name] = reference_run(faults_world, scenario, directory, launcher="fork")
         return made[name]
@@ -59,7 +59,7 @@ def converge(
     """The problems of one case (none when it converged); the point must really interrupt the run."""
     reference = references(name)
     assert reference.problems == ()
-    scenario = scenarios(world.repository)[name]
+    scenario = scenarios(world)[name]
     outcome = run_case(world, scenario, reference, point, tmp_path / "case", action=action, launcher="fork")
     assert outcome.interrupted, f"{point.label} did not interrupt the run"
     return outcome.problems
