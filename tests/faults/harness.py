@@ -326,13 +326,15 @@ def never_lands(*references: str) -> Invariant:
 
 
 def pinned_only_to(repository: str, tag: str, digest: str) -> Invariant:
-    """Every GA reference the bot writes that pins a digest pins the one the registry serves for its tag."""
+    """Every GA reference the bot writes that pins a digest pins the one the registry serves for its tag (a
+    branch for another image carries main's reference as it was)."""
 
     def check(states: list[State]) -> list[str]:
         problems = []
         for state in _bot_states(states):
             image = image_of(state, GA_FILE)
-            if "@" in image and image != f"{repository}:{tag}@{digest}":
+            written = image != image_of(states[0], GA_FILE)
+            if written and "@" in image and image != f"{repository}:{tag}@{digest}":
                 problems.append(f"{state.sha[:8]} pins {image}, not the digest {tag} has ({digest})")
         return problems
 
@@ -1160,7 +1162,9 @@ def run_case(
             second = case.run()
             if second.code not in scenario.recovery_codes:
                 problems.append(f"the run after the kill exited {second.code}: {_last_line(second.output)}")
-        if scenario.settle:
+        if scenario.settle == "next" or (scenario.settle and action == "kill"):
+            # "nothing" is not checked after a person's push: the run after it may rightly act on their commit
+            # (a weight set by hand on a failing canary).
             settled = case.run()
             if settled.code != 0:
                 problems.append(f"the run after convergence exited {settled.code}: {_last_line(settled.output)}")
