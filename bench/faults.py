@@ -11,6 +11,13 @@ Two sweeps over the real loopback servers (git http-backend, docker-registry, Pr
 - person: at the same points a person pushes a commit to the environment branch instead; the cycle must
   finish with the person's commit kept and the bot's change made once.
 
+Scenarios of the newer behaviours (promotion gates on an earlier environment, a digest re-pin, a rollback that
+returns the canary image, a restart on a new canary image; each in commit and pull-request mode) also check
+an invariant over every value main and the bot's branches took (a tag the gate holds never lands, a pin names
+the digest its tag has, the quarantined tag never comes back, a new canary tag never runs at the old weight),
+and run `gitbot once` one more time after converging, which must change nothing more (or, after a restart,
+take only the first step of the new rollout).
+
 Prints per sweep and scenario how many cases held, then every failed case with what differed; exits 1
 when any case failed. `python -m bench faults [SCENARIO...] [--sweep kill|person|both] [--quick]
 [--launcher subprocess|fork]`.
