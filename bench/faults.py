@@ -11,6 +11,13 @@ Two sweeps over the real loopback servers (git http-backend, docker-registry, Pr
 - person: at the same points a person pushes a commit to the environment branch instead; the cycle must
   finish with the person's commit kept and the bot's change made once.
 
+Scenarios of the newer behaviours (promotion gates on an earlier environment, a digest re-pin, a rollback that
+returns the canary image, a restart on a new canary image; each in commit and pull-request mode) also check
+an invariant over every value main and the bot's branches took (a tag the gate holds never lands, a pin names
+the digest its tag has, the quarantined tag never comes back, a new canary tag never runs at the old weight),
+and run `gitbot once` one more time after converging, which must change nothing more (or, after a restart,
+take only the first step of the new rollout).
+
 Prints per sweep and scenario how many cases held, then every failed case with what differed; exits 1
 when any case failed. `python -m bench faults [SCENARIO...] [--sweep kill|person|both] [--quick]
 [--launcher subprocess|fork]`.
@@ -46,7 +53,11 @@ from tests.faults.harness import (
 # stages (checkout, deliver) and between the commits and the push.
 DELAYS = (0.0, 0.02, 0.08, 0.2)
 QUICK_DELAYS = (0.0,)
-PERSON_SCENARIOS = ("commit", "pull-request", "canary-step", "canary-rollback", "manual-rollback")
+NEWER = ("promotion", "digest-repin", "rollback-image", "restart")
+PERSON_SCENARIOS = (
+    *("commit", "pull-request", "canary-step", "canary-rollback", "manual-rollback"),
+    *(f"{name}{suffix}" for name in NEWER for suffix in ("", "-pull-request")),
+)
 
 
 def kill_points(reference: Reference, delays: Sequence[float]) -> list[FaultPoint]:
@@ -67,7 +78,7 @@ def sweep(
     work: Path,
     launcher: Launcher,
 ) -> list[Outcome]:
-    scenario = scenarios(env.repository)[name]
+    scenario = scenarios(env)[name]
     outcomes = []
     for index, point in enumerate(points):
         directory = work / f"{action}-{name}-{index}"
@@ -138,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp, world(Path(tmp) / "servers") as env:
-        known = scenarios(env.repository)
+        known = scenarios(env)
         chosen = args.scenario or list(known)
         unknown = [name for name in chosen if name not in known]
         if unknown:

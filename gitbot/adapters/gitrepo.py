@@ -300,6 +300,7 @@ class GitWorkspace:
             try:
                 cache.git.update_environment(**self.environment())
                 try:
+                    _unlock_abandoned_worktrees(cache)
                     cache.git.worktree("prune")
                     cache.git.fetch(REMOTE, "--prune", "--no-tags", kill_after_timeout=self.timeout)
                 except GitCommandError as exc:
@@ -331,6 +332,21 @@ class GitWorkspace:
                             cache.git.worktree("prune")
             finally:
                 cache.close()
+
+
+def _unlock_abandoned_worktrees(cache: Repo) -> None:
+    """Unlock the worktrees whose directory is gone, so that `git worktree prune` removes them.
+
+    A `git worktree add` killed before its checkout leaves its worktree registered, locked "initializing" and
+    with a HEAD that names no commit; prune skips locked worktrees, and every later fetch then fails ("bad
+    object .../HEAD", "did not send all necessary objects"). Called under the cache's lock, which a cycle
+    holds for its worktree's whole life, so a worktree of this cache whose directory is gone has no owner.
+    """
+    for block in cache.git.worktree("list", "--porcelain").split("\n\n"):
+        lines = block.splitlines()
+        path = next((line.removeprefix("worktree ") for line in lines if line.startswith("worktree ")), "")
+        if path and any(line.startswith("locked") for line in lines) and not Path(path).exists():
+            cache.git.worktree("unlock", path)
 
 
 WORK_DIRECTORY = "work"

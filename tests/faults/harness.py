@@ -34,10 +34,13 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Literal, Protocol
 
+import httpx
+
 from gitbot.adapters.gitrepo import WORK_DIRECTORY
 from tests.support.cli import coverage_env
 from tests.support.github_fake import GitHubFake
 from tests.support.gitserver import GitServer
+from tests.support.images import push_image
 from tests.support.prometheus import PrometheusServer, Scenario, SideProfile, start_prometheus
 from tests.support.registry import RunningRegistry, push_tags, start_registry
 
@@ -46,6 +49,8 @@ POLICY = "faults"
 BOT_NAME, BOT_EMAIL = "gitbot", "gitbot@example.test"
 IMAGE_PATH = "acme/podinfo"
 TAGS = ("1.0.0", "1.0.1", "1.0.2", "2.0.0", "2.0.1")
+# A repository whose tag 1.0.2 was pushed twice: the digest pinned first, then the one the registry serves now.
+PINNED_PATH, PINNED_TAG = "acme/pinned", "1.0.2"
 RUN_TIMEOUT = 90.0
 # Stage lines as `gitbot.commands.progress.Progress` draws them on a terminal: "gitbot: <policy>: <stage>...".
 _STAGE = re.compile(rf"gitbot: {POLICY}: ([^\r\n\x1b]+?)\.\.\.")
@@ -67,10 +72,16 @@ class World:
     git: GitServer
     registry: RunningRegistry
     prometheus: PrometheusServer
+    # The digests `PINNED_PATH:PINNED_TAG` had: the first build's, then the rebuild's (served now).
+    pins: tuple[str, str] = ("", "")
 
     @property
     def repository(self) -> str:
         return f"{self.registry.host}/{IMAGE_PATH}"
+
+    @property
+    def pinned_repository(self) -> str:
+        return f"{self.registry.host}/{PINNED_PATH}"
 
     def stop(self) -> None:
         self.prometheus.stop()
@@ -88,13 +99,16 @@ def world(root: Path) -> Iterator[World]:
     try:
         registry = start_registry(root / "registry")
         push_tags(registry.url, IMAGE_PATH, TAGS)
+        with httpx.Client(base_url=registry.url, timeout=10, trust_env=False) as client:
+            first = push_image(client, PINNED_PATH, PINNED_TAG, created=None, content="first build")
+            rebuilt = push_image(client, PINNED_PATH, PINNED_TAG, created=None, content="rebuilt")
         # The bot judges at the wall clock's now: the data spans from well before now to hours after it.
         now = datetime.now(UTC).replace(microsecond=0)
         start, duration = now - timedelta(minutes=40), timedelta(hours=4)
         healthy = Scenario(namespace="healthy", start=start, duration=duration)
         failing = Scenario("failing", start, duration, canary=SideProfile(error_ratio=0.3))
         prometheus = start_prometheus(root / "prometheus", healthy, failing)
-        yield World(root, git, registry, prometheus)
+        yield World(root, git, registry, prometheus, (first, rebuilt))
     finally:
         if prometheus is not None:
             prometheus.stop()
@@ -136,16 +150,36 @@ def route(namespace: str, canary_weight: int) -> str:
     )
 
 
-def bot_message(subject: str, action: str, target: str, old: str, new: str, plan: str) -> str:
-    """A commit message as the bot writes one, for history seeded before a scenario starts."""
+def bot_message(
+    subject: str, action: str, target: str, old: str, new: str, plan: str, *, policy: str = POLICY, extra: str = ""
+) -> str:
+    """A commit message as the bot writes one, for history seeded before a scenario starts (`extra`: more
+    trailer lines)."""
     return (
-        f"gitbot({POLICY}): {subject}\n\nSeeded bot change.\n\n"
-        f"Gitbot-Policy: {POLICY}\nGitbot-Action: {action}\nGitbot-Target: {target}\n"
-        f"Gitbot-From: {old}\nGitbot-To: {new}\nGitbot-Plan-Id: {plan}\n"
+        f"gitbot({policy}): {subject}\n\nSeeded bot change.\n\n"
+        f"Gitbot-Policy: {policy}\nGitbot-Action: {action}\nGitbot-Target: {target}\n"
+        f"Gitbot-From: {old}\nGitbot-To: {new}\nGitbot-Plan-Id: {plan}\n{extra}"
     )
 
 
 SeedCommit = tuple[Mapping[str, str], str]  # files, message (the bot's; "" for a person's commit by hand)
+# A bot commit on the earlier environment's branch (`staging`): files, message, how long ago it landed.
+StagingCommit = tuple[Mapping[str, str], str, timedelta]
+STAGING = "staging"
+
+
+@dataclass(frozen=True)
+class State:
+    """One value a branch had: its commit, whether the bot made that commit, and the files of its tree."""
+
+    sha: str
+    by_bot: bool
+    files: Mapping[str, str]
+
+
+# What must hold in every value a branch had since the scenario started, oldest first (the first is the value
+# before the run: the seed's head for main); returns what broke it, by commit.
+Invariant = Callable[[list[State]], list[str]]
 
 
 @dataclass(frozen=True)
@@ -182,10 +216,24 @@ class FaultScenario:
     expect: Mapping[str, str] = field(default_factory=dict)
     # Text that the message of one of the bot's new commits on main must contain, every piece in the same one.
     message_says: tuple[str, ...] = ()
+    # More fields of an image policy, by image name (`ga`, `canary`), and the GA image's repository path.
+    image_fields: Mapping[str, str] = field(default_factory=dict)
+    ga_path: str = IMAGE_PATH
+    # More fields of the canary (e.g. `onNewImage: restart`), and its dwell at a step.
+    canary_fields: tuple[str, ...] = ()
+    canary_interval: str = "1s"
+    # The earlier environment's history on its own branch, read by a promotion gate (policy `staging`).
+    staging: tuple[StagingCommit, ...] = ()
+    # Checked over every value main and the bot's branches had, in the reference run and in every case.
+    invariant: Invariant | None = None
+    # One more `gitbot once` after the run (and after the recovery run). "nothing": it must change nothing;
+    # "next": what it changes is part of the expected end (e.g. the first step of a restarted rollout).
+    settle: Literal["", "nothing", "next"] = ""
 
 
-def scenarios(repository: str) -> dict[str, FaultScenario]:
-    """The scenarios of the sweep, by name; `repository` is the registry's podinfo repository."""
+def scenarios(world: World) -> dict[str, FaultScenario]:
+    """The scenarios of the sweep, by name, over the registry of `world`."""
+    repository = world.repository
     old_images = {
         "clusters/apps/ga.yaml": deployment("podinfo-ga", f"{repository}:1.0.0"),
         "clusters/apps/canary.yaml": deployment("podinfo-canary", f"{repository}:2.0.0"),
@@ -242,17 +290,207 @@ def scenarios(repository: str) -> dict[str, FaultScenario]:
             recovery_codes=(0, 2),
         ),
     ]
+    items += newer_scenarios(world)
     return {item.name: item for item in items}
 
 
-def policy_text(scenario: FaultScenario, git_url: str, world: World, github: GitHubFake | None) -> str:
+GA_FILE, CANARY_FILE, ROUTE_FILE = "clusters/apps/ga.yaml", "clusters/apps/canary.yaml", "clusters/mesh/route.yaml"
+
+
+def image_of(state: State, path: str) -> str:
+    match = re.search(r"image: (\S+)", state.files.get(path, ""))
+    return match.group(1) if match else ""
+
+
+def canary_weight(state: State) -> int:
+    match = re.search(r"subset: canary\}\n\s+weight: (\d+)", state.files.get(ROUTE_FILE, ""))
+    return int(match.group(1)) if match else 0
+
+
+def _bot_states(states: list[State]) -> list[State]:
+    """The values the bot gave the branch: every one but the first (the value before the run), made by it."""
+    return [state for state in states[1:] if state.by_bot]
+
+
+def never_lands(*references: str) -> Invariant:
+    """No value the bot gives the branch runs any of `references` (images a gate holds back)."""
+
+    def check(states: list[State]) -> list[str]:
+        return [
+            f"{state.sha[:8]} runs {reference}, which its gate holds back"
+            for state in _bot_states(states)
+            for reference in references
+            if reference in (image_of(state, GA_FILE), image_of(state, CANARY_FILE))
+        ]
+
+    return check
+
+
+def pinned_only_to(repository: str, tag: str, digest: str) -> Invariant:
+    """Every GA reference the bot writes that pins a digest pins the one the registry serves for its tag (a
+    branch for another image carries main's reference as it was)."""
+
+    def check(states: list[State]) -> list[str]:
+        problems = []
+        for state in _bot_states(states):
+            image = image_of(state, GA_FILE)
+            written = image != image_of(states[0], GA_FILE)
+            if written and "@" in image and image != f"{repository}:{tag}@{digest}":
+                problems.append(f"{state.sha[:8]} pins {image}, not the digest {tag} has ({digest})")
+        return problems
+
+    return check
+
+
+def rolled_back_to(repository: str, good: str, bad: str) -> Invariant:
+    """Once the bot rolls the canary back, the bad tag takes no traffic and is never put back after the good one."""
+
+    def check(states: list[State]) -> list[str]:
+        problems, returned = [], False
+        for state in _bot_states(states):
+            image = image_of(state, CANARY_FILE)
+            if image == f"{repository}:{bad}" and canary_weight(state) > 0:
+                problems.append(f"{state.sha[:8]} sends {canary_weight(state)}% to the bad tag {bad}")
+            if image == f"{repository}:{bad}" and returned:
+                problems.append(f"{state.sha[:8]} puts the quarantined tag {bad} back")
+            returned = returned or image == f"{repository}:{good}"
+        return problems
+
+    return check
+
+
+def restarted_at_zero(repository: str, new: str, first_step: int) -> Invariant:
+    """A new canary tag comes in at 0%, and its rollout starts again from the first step: it never takes
+    the old image's weight, and no later step comes before its own dwell (longer than any case)."""
+
+    def check(states: list[State]) -> list[str]:
+        problems, restarted = [], False
+        for state in _bot_states(states):
+            if image_of(state, CANARY_FILE) != f"{repository}:{new}":
+                continue
+            weight = canary_weight(state)
+            if weight == 0:
+                restarted = True
+            elif not restarted or weight != first_step:
+                problems.append(f"{state.sha[:8]} runs the new tag {new} at {weight}% without its own dwell")
+        return problems
+
+    return check
+
+
+def newer_scenarios(world: World) -> list[FaultScenario]:
+    """Promotion gates, digest re-pins, a rollback that returns the canary image, and a restart on a new canary
+    image; each in commit and in pull-request mode, each followed by one more run that must change nothing."""
+    repository, pinned = world.repository, world.pinned_repository
+    ga = {tag: {GA_FILE: deployment("podinfo-ga", f"{repository}:{tag}")} for tag in TAGS}
+    canary = {tag: {CANARY_FILE: deployment("podinfo-canary", f"{repository}:{tag}")} for tag in TAGS}
+    staging = (
+        (
+            ga["1.0.1"],
+            bot_message("ga 1.0.0 -> 1.0.1", "image-update", "ga", "1.0.0", "1.0.1", "stage1", policy=STAGING),
+            timedelta(hours=5),
+        ),
+        (
+            ga["1.0.2"],
+            bot_message("ga 1.0.1 -> 1.0.2", "image-update", "ga", "1.0.1", "1.0.2", "stage2", policy=STAGING),
+            timedelta(hours=4),
+        ),
+        # A person reverted 1.0.2 in staging: it is soaked, yet rolled back there.
+        (ga["1.0.1"], f'Revert "gitbot({STAGING}): ga 1.0.1 -> 1.0.2"\n\nIt broke staging.\n', timedelta(hours=3)),
+        # 2.0.1 landed in staging half an hour ago: not soaked.
+        (
+            canary["2.0.1"],
+            bot_message("canary 2.0.0 -> 2.0.1", "image-update", "canary", "2.0.0", "2.0.1", "stage3", policy=STAGING),
+            timedelta(minutes=30),
+        ),
+    )
+    gate = "promotion: {{after: {0}/{1}, soak: 2h}}"
+    first, rebuilt = world.pins
+    step = bot_message("podinfo canary 0% -> 10%", "canary-step", "podinfo", "0", "10", "seedstep")
+    bad_image = bot_message("canary 2.0.0 -> 2.0.1", "image-update", "canary", "2.0.0", "2.0.1", "seedbad")
+    step60 = bot_message("podinfo canary 10% -> 60%", "canary-step", "podinfo", "10", "60", "seedstep60")
+    items = []
+    for mode in ("commit", "pull-request"):
+        suffix = "" if mode == "commit" else "-pull-request"
+        in_commits = mode == "commit"
+        items += [
+            FaultScenario(
+                f"promotion{suffix}",
+                f"{mode} mode: promotion gates on staging (soak 2h): the soaked tag only",
+                {**ga["1.0.0"], **canary["2.0.0"]},
+                mode=mode,
+                image_fields={"ga": gate.format(STAGING, "ga"), "canary": gate.format(STAGING, "canary")},
+                staging=staging,
+                # 1.0.2 was rolled back in staging, 2.0.1 has not soaked there.
+                expect={**ga["1.0.1"], **canary["2.0.0"]} if in_commits else {},
+                invariant=never_lands(f"{repository}:1.0.2", f"{repository}:2.0.1"),
+                settle="nothing",
+            ),
+            FaultScenario(
+                f"digest-repin{suffix}",
+                f"{mode} mode: a pinned tag pushed again is pinned again, beside an image update",
+                {GA_FILE: deployment("podinfo-ga", f"{pinned}:{PINNED_TAG}@{first}"), **canary["2.0.0"]},
+                mode=mode,
+                image_fields={"ga": "digest: pin"},
+                ga_path=PINNED_PATH,
+                expect={GA_FILE: deployment("podinfo-ga", f"{pinned}:{PINNED_TAG}@{rebuilt}"), **canary["2.0.1"]}
+                if in_commits
+                else {},
+                message_says=(f"{PINNED_TAG} now serves {rebuilt} (was {first})",) if in_commits else (),
+                invariant=pinned_only_to(pinned, PINNED_TAG, rebuilt),
+                settle="nothing",
+            ),
+            FaultScenario(
+                f"rollback-image{suffix}",
+                f"{mode} mode: a failing canary rolled back to the tag it ran before, the bad one quarantined",
+                {**ga["1.0.2"], **canary["2.0.0"], ROUTE_FILE: route("failing", 0)},
+                mode=mode,
+                canary_namespace="failing",
+                seed=((canary["2.0.1"], bad_image), ({ROUTE_FILE: route("failing", 10)}, step)),
+                person=PersonChange({ROUTE_FILE: route("failing", 20)}, "ops: canary to 20% by hand", survives=False),
+                # Safety actions go straight to the branch in both modes.
+                expect={**canary["2.0.0"], ROUTE_FILE: route("failing", 0)},
+                invariant=rolled_back_to(repository, "2.0.0", "2.0.1"),
+                settle="nothing",
+            ),
+            FaultScenario(
+                f"restart{suffix}",
+                f"{mode} mode: a new canary tag at 60% comes with the weights at 0% (onNewImage: restart)",
+                {**ga["1.0.2"], **canary["2.0.0"], ROUTE_FILE: route("healthy", 0)},
+                mode=mode,
+                canary_namespace="healthy",
+                seed=(({ROUTE_FILE: route("healthy", 10)}, step), ({ROUTE_FILE: route("healthy", 60)}, step60)),
+                canary_fields=("onNewImage: restart",),
+                # The dwell outlasts the case: a step the run after the restart took would show.
+                canary_interval="1h",
+                # The run after it takes the first step of the new rollout (from 0%, no dwell before it).
+                expect={**canary["2.0.1"], ROUTE_FILE: route("healthy", 10)} if in_commits else {},
+                message_says=("Gitbot-Restart: podinfo",) if in_commits else (),
+                invariant=restarted_at_zero(repository, "2.0.1", 10),
+                settle="next",
+            ),
+        ]
+    return items
+
+
+def policy_text(
+    scenario: FaultScenario,
+    git_url: str,
+    world: World,
+    github: GitHubFake | None,
+    *,
+    name: str = POLICY,
+    branch: str = "main",
+) -> str:
     repo = json.dumps(world.repository)
+    ga_repo = json.dumps(f"{world.registry.host}/{scenario.ga_path}")
+    fields = {image: f"       {text},\n" for image, text in scenario.image_fields.items()}
     lines = [
         "apiVersion: gitbot.dev/v1alpha1",
         "kind: Policy",
-        f"metadata: {{name: {POLICY}}}",
+        f"metadata: {{name: {name}}}",
         "spec:",
-        f"  git: {{url: {json.dumps(git_url)}, branch: main, paths: [clusters], tokenEnv: GIT_TOKEN,",
+        f"  git: {{url: {json.dumps(git_url)}, branch: {branch}, paths: [clusters], tokenEnv: GIT_TOKEN,",
         f"        username: {world.git.username}, author: {{name: {BOT_NAME}, email: {BOT_EMAIL}}}}}",
         "  schedule: {interval: 1m}",
     ]
@@ -266,9 +504,9 @@ def policy_text(scenario: FaultScenario, git_url: str, world: World, github: Git
         ]
     lines += [
         "  images:",
-        f"    - {{name: ga, repository: {repo}, filter: '1.0.*',",
+        f"    - {{name: ga, repository: {ga_repo}, filter: '1.0.*',\n{fields.get('ga', '')}"
         "       targets: [{resource: Deployment/test/podinfo-ga, container: podinfod}]}",
-        f"    - {{name: canary, repository: {repo}, filter: '2.0.*',",
+        f"    - {{name: canary, repository: {repo}, filter: '2.0.*',\n{fields.get('canary', '')}"
         "       targets: [{resource: Deployment/test/podinfo-canary, container: podinfod}]}",
     ]
     if scenario.canary_namespace is not None:
@@ -280,8 +518,9 @@ def policy_text(scenario: FaultScenario, git_url: str, world: World, github: Git
             "      canary: {subset: canary}",
             "      image: canary",
             "      steps: [10, 60, 100]",
-            "      interval: 1s",
+            f"      interval: {scenario.canary_interval}",
             "      onFailure: rollback",
+            *(f"      {line}" for line in scenario.canary_fields),
             "      analysis:",
             f"        prometheus: {{url: {json.dumps(world.prometheus.url)}}}",
             "        window: 5m",
@@ -459,11 +698,28 @@ class Case:
                 git.commit_as_other(self.repo, files, message, author=(BOT_NAME, BOT_EMAIL))
             else:
                 git.commit_as_other(self.repo, files, "ops: canary weight set by hand")
+        if self.scenario.staging:
+            self._seed_staging()
         self.seed_head = git.head(self.repo) or ""
         if self.scenario.mode == "pull-request":
             self.github = GitHubFake(quiet_disconnects=True)
         text = policy_text(self.scenario, git.url_for(self.repo), self.world, self.github)
         (self.directory / "policies" / f"{POLICY}.yaml").write_text(text, encoding="utf-8")
+
+    def _seed_staging(self) -> None:
+        """The earlier environment: branch `staging` from the first commit, the bot's history there (dated), and
+        its policy (same images, no gates), which the gate reads and nothing runs."""
+        git = self.world.git
+        first = git.git(self.repo, "rev-list", "--max-parents=0", "main").split()[0]
+        git.git(self.repo, "branch", STAGING, first)
+        now = datetime.now(UTC)
+        for files, message, age in self.scenario.staging:
+            by_bot = "Gitbot-Policy:" in message
+            author = (BOT_NAME, BOT_EMAIL) if by_bot else ("Staging Operator", "ops@example.test")
+            git.commit_as_other(self.repo, files, message, branch=STAGING, author=author, date=now - age)
+        earlier = FaultScenario(STAGING, "", {}, canary_namespace=None)
+        text = policy_text(earlier, git.url_for(self.repo), self.world, None, name=STAGING, branch=STAGING)
+        (self.directory / "policies" / f"{STAGING}.yaml").write_text(text, encoding="utf-8")
 
     def close(self) -> None:
         if self.github is not None:
@@ -654,6 +910,29 @@ class Case:
                 problems.append(f"main moved from {older[:8]} to {newer[:8]}, not a descendant (force-pushed)")
         return problems
 
+    def state_problems(self) -> list[str]:
+        """The scenario's invariant over every value main had since the seed and every value of each bot branch."""
+        invariant = self.scenario.invariant
+        if invariant is None:
+            return []
+        git, name = self.world.git, self.repo
+        problems = []
+        for branch in ["main", *sorted(b for b in git.branches(name) if b.startswith("gitbot/"))]:
+            values = git.git(name, "reflog", "show", "--format=%H", f"refs/heads/{branch}").split()[::-1]
+            if branch == "main" and self.seed_head in values:
+                values = values[len(values) - values[::-1].index(self.seed_head) :]
+            # Each line starts from the seed's head: main's value before the run, where a bot branch came from.
+            values = [self.seed_head, *values]
+            shas = [sha for index, sha in enumerate(values) if index == 0 or values[index - 1] != sha]
+            problems += [f"{branch}: {problem}" for problem in invariant([self.state(sha) for sha in shas])]
+        return problems
+
+    def state(self, sha: str) -> State:
+        git, name = self.world.git, self.repo
+        files = {path: git.git(name, "cat-file", "blob", blob) for path, blob in tree(git, name, sha).items()}
+        author = git.git(name, "log", "-1", "--format=%ae", sha).strip()
+        return State(sha, author == BOT_EMAIL, files)
+
     def message_problems(self) -> list[str]:
         """The scenario's `message_says` must all be in the message of one of the bot's new commits on main."""
         says = self.scenario.message_says
@@ -790,6 +1069,7 @@ def judge(
     problems += _diff_counts(reference.bot_commits, now.bot_commits, "bot commits on main")
     problems += case.history_problems()
     problems += case.message_problems()
+    problems += case.state_problems()
     if set(reference.branches) != set(now.branches):
         problems.append(f"bot branches {sorted(now.branches)} (expected {sorted(reference.branches)})")
     for branch, files in reference.branches.items():
@@ -832,9 +1112,16 @@ def reference_run(
         result = case.run()
         if result.code != 0:
             raise RuntimeError(f"reference run of {scenario.name} failed ({result.code}):\n{result.output[-3000:]}")
+        problems = []
+        if scenario.settle:
+            done = case.snapshot()
+            settled = case.run()
+            if settled.code != 0 or (scenario.settle == "nothing" and case.snapshot() != done):
+                problems.append(f"the run after the uninterrupted run did more (exit {settled.code})")
         snapshot = case.snapshot()
-        problems = [f"left behind: {item}" for item in case.leftovers()] + case.history_problems()
+        problems += [f"left behind: {item}" for item in case.leftovers()] + case.history_problems()
         problems += case.message_problems()
+        problems += case.state_problems()
         problems += _diff_tree(
             {path: blob_of(world.git, case.repo, text) for path, text in scenario.expect.items()},
             {path: blob for path, blob in snapshot.tree.items() if path in scenario.expect},
@@ -877,6 +1164,12 @@ def run_case(
             second = case.run()
             if second.code not in scenario.recovery_codes:
                 problems.append(f"the run after the kill exited {second.code}: {_last_line(second.output)}")
+        if scenario.settle == "next" or (scenario.settle and action == "kill"):
+            # "nothing" is not checked after a person's push: the run after it may rightly act on their commit
+            # (a weight set by hand on a failing canary).
+            settled = case.run()
+            if settled.code != 0:
+                problems.append(f"the run after convergence exited {settled.code}: {_last_line(settled.output)}")
         problems += judge(case, reference.snapshot, person=person, leftovers=leftovers)
         interrupted = first.fired and (first.killed or action == "push")
     return Outcome(scenario.name, point, action, interrupted, tuple(problems), time.monotonic() - started)
