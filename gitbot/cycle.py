@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property, partial
 from pathlib import Path
 
 from gitbot.analysis import (
@@ -59,7 +60,9 @@ class CycleResult:
     policy: str
     plans: tuple[Plan, ...]
     deliveries: tuple[Delivery, ...]
-    diff: str
+    # The unified diff of the plans, or what makes it: thousands of changed files take seconds to compare,
+    # and most cycles never show their diff (`plan --diff` does), so it is made when first asked for.
+    diff_source: str | Callable[[], str]
     attempts: int
     head: str
     canaries: tuple[CanaryOutcome, ...] = ()
@@ -69,6 +72,11 @@ class CycleResult:
     problems: tuple[Problem, ...] = ()
     # The bot's history as the cycle read it before delivering, for what notifications tell (reverts, times).
     history: History | None = None
+
+    @cached_property
+    def diff(self) -> str:
+        """The unified diff of the plans against the branch as the cycle found it."""
+        return self.diff_source if isinstance(self.diff_source, str) else self.diff_source()
 
 
 @dataclass(frozen=True)
@@ -300,7 +308,7 @@ class _PullRequestCycle:
     attempt: int
     cycle: CyclePlan
     plans: tuple[Plan, ...]
-    diff: str
+    diff: str | Callable[[], str]
     head: str
     rollbacks: tuple[Plan, ...] = ()
     rolled: tuple[Delivery, ...] = ()
@@ -325,7 +333,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             planned = {file for plan in plans for file, _text in plan.files}
             base = {file: cycle.texts[file] for file in planned if file in cycle.texts}
             base.update(read_texts(checkout, planned - base.keys()))
-            diff = unified_diff(None, plans, chain=not pull_requests, base=base)
+            diff = partial(unified_diff, None, plans, chain=not pull_requests, base=base)
             head = checkout.head
             if not deliver:
                 deliveries = tuple(Delivery(p.name, "planned", p.plan_id, p.subject) for p in plans)

@@ -461,6 +461,9 @@ def is_valid_branch(name: str) -> bool:
 
 
 def _relative(path: str) -> str:
+    parts = path.split("/")
+    if path and not {"", ".", "..", ".git"} & set(parts):
+        return path  # already relative and in normal form: thousands of paths skip `PurePosixPath`
     pure = PurePosixPath(path)
     if not path or pure.is_absolute() or ".." in pure.parts or ".git" in pure.parts:
         raise GitError(f"refusing to write {path!r}: paths must be relative and inside the repository")
@@ -473,7 +476,8 @@ class GitCheckout:
     Made with `written=False` the worktree holds no files yet: `files` and `read` answer from git's objects
     (`ls-tree`, `cat-file --batch`), and the files are written (`reset --hard`) the first time `root` is
     asked for or a command that works on the working tree runs (`revert`). A commit or a marker needs no
-    working tree: the index is filled from HEAD (`read-tree`) and only the files committed are written.
+    working tree: the index is filled from HEAD (`read-tree`), the committed files' blobs are written
+    straight into git's objects and the index pointed at them; no file is written.
     """
 
     def __init__(self, workspace: GitWorkspace, repo: Repo, *, written: bool = True) -> None:
@@ -483,6 +487,9 @@ class GitCheckout:
         # Without a written tree: whether the index holds HEAD's tree (so that a commit stages only its files).
         self._indexed = written
         self._listing: tuple[str, dict[str, Entry]] | None = None
+        # HEAD's entries and executable files, by the HEAD they were listed at, kept across this checkout's own
+        # commits (they change files' content, never what a path is): what a commit without a tree checks.
+        self._shape: tuple[str, dict[str, Entry], frozenset[str]] | None = None
         # The symbolic links of HEAD's tree, by the HEAD they were listed at (see `_links`).
         self._link_paths: tuple[str, frozenset[str]] | None = None
 
@@ -539,6 +546,7 @@ class GitCheckout:
             return self._listing[1]
         out = self._git("ls-tree", "-r", "-t", "-l", "-z", "--full-tree", "HEAD", strip_newline_in_stdout=False)
         listing: dict[str, Entry] = {}
+        executables: set[str] = set()
         for record in out.split("\0"):
             if not record:
                 continue
@@ -550,9 +558,12 @@ class GitCheckout:
                 listing[path] = Entry("link", blob)
             elif kind == "blob":
                 listing[path] = Entry("file", blob, int(size))
+                if mode == "100755":
+                    executables.add(path)
             else:
                 listing[path] = Entry("other", blob)
         self._listing = (head, listing)
+        self._shape = (head, listing, frozenset(executables))
         return listing
 
     def _cat_blobs(self, ids: Sequence[str]) -> dict[str, bytes]:
@@ -683,6 +694,9 @@ class GitCheckout:
         if links is not None and links[0] == before:
             # This commit wrote regular files only (never through a link), so the links are its parent's.
             self._link_paths = (sha, links[1])
+        if self._shape is not None and self._shape[0] == before:
+            # Its files kept their modes and a new one is regular: what each path is stays as its parent's.
+            self._shape = (sha, self._shape[1], self._shape[2])
         return sha
 
     def _links(self) -> frozenset[str]:
@@ -712,6 +726,8 @@ class GitCheckout:
                 above = ("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
                 if any(name in links for name in above):
                     raise GitError(f"refusing to write {path!r}: it is, or lies under, a symbolic link")
+            self._stage_objects(dict(zip(paths, files.values(), strict=True)))
+            return paths
         for path, text in zip(paths, files.values(), strict=True):
             target = self._top / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -721,6 +737,70 @@ class GitCheckout:
         with _input(listed) as stdin, self._repo.git.custom_environment(GIT_LITERAL_PATHSPECS="1"):
             self._git("add", "--pathspec-from-file=-", "--pathspec-file-nul", istream=stdin)
         return paths
+
+    def _stage_objects(self, files: Mapping[str, str]) -> None:
+        """Stage `files` (relative path -> text) without a working tree: their blobs go into git's objects
+        in one `git fast-import` (one pack, not a loose object per file) and the index points at them in one
+        `update-index`. The bytes are the text's own, as they were read from HEAD's blobs; a file keeps
+        its mode (an executable stays one); a new file is a regular one."""
+        head = self.head
+        if self._shape is None or self._shape[0] != head:
+            self._tree()
+        assert self._shape is not None
+        _, listing, executables = self._shape
+        for path in files:
+            entry = listing.get(path)
+            if entry is not None and entry.kind != "file":
+                raise GitError(f"refusing to write {path!r}: it is a {entry.kind} at {head[:12]}, not a file")
+        ids = self._write_blobs([text.encode("utf-8") for text in files.values()])
+        info = b"".join(
+            b"%s %s\t%s\0" % (b"100755" if path in executables else b"100644", blob.encode(), os.fsencode(path))
+            for path, blob in zip(files, ids, strict=True)
+        )
+        with _input(info) as stdin:
+            self._git("update-index", "-z", "--index-info", istream=stdin)
+
+    def _write_blobs(self, contents: Sequence[bytes]) -> list[str]:
+        """Write `contents` as blobs in one `git fast-import`; their ids, in order. A killed import leaves
+        at most an unused temporary pack, never a reference or index that points at a missing object."""
+        stream = bytearray()
+        for mark, data in enumerate(contents, 1):
+            stream += b"blob\nmark :%d\ndata %d\n" % (mark, len(data))
+            stream += data
+            stream += b"\n"
+        stream += b"done\n"
+        env = {**os.environ, **self._repo.git.environment()}
+        with tempfile.TemporaryDirectory(prefix="gitbot-marks-") as tmp:
+            marks = Path(tmp) / "marks"
+            command = [
+                Git.GIT_PYTHON_GIT_EXECUTABLE or "git",
+                "fast-import",
+                "--quiet",
+                "--done",
+                f"--export-marks={marks}",
+            ]
+            try:
+                subprocess.run(
+                    command,
+                    input=bytes(stream),
+                    cwd=self._top,
+                    env=env,
+                    capture_output=True,
+                    timeout=self._ws.timeout,
+                    check=True,
+                )
+            except subprocess.CalledProcessError as exc:
+                detail = self._ws.scrub(exc.stderr.decode("utf-8", "replace")).strip().splitlines()
+                raise GitError(
+                    f"git fast-import failed: {detail[-1] if detail else f'exit status {exc.returncode}'}"
+                ) from None
+            except subprocess.TimeoutExpired:
+                raise GitError(f"git fast-import took longer than {self._ws.timeout:g} s") from None
+            by_mark = dict(line.split(" ", 1) for line in marks.read_text(encoding="ascii").splitlines() if line)
+        try:
+            return [by_mark[f":{mark}"].strip() for mark in range(1, len(contents) + 1)]
+        except KeyError as exc:
+            raise GitError(f"git fast-import wrote no object for blob {exc.args[0]}") from None
 
     def revert(
         self, shas: Sequence[str], message: str, author: Author, finish: RevertFinish | None = None
