@@ -89,6 +89,8 @@ def test_once_of_a_commit_policy_imports_none_of_them_nor_the_command_line_clien
     assert not heavy(names)
     # httpx imports its own command-line client (click, rich, pygments) whenever they are installed.
     assert not {name for name in names if name == "httpx._main" or name.split(".")[0] in {"rich", "pygments"}}
+    # Worker processes start only for a scan or an edit of hundreds of files, which a warm cycle does not make.
+    assert "multiprocessing" not in names
 
 
 def test_the_daemon_still_imports_its_scheduler(tmp_path: Path) -> None:
