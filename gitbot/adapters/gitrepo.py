@@ -9,9 +9,10 @@ Layout: `cache_dir/<name>-<hash>/` is a bare repository whose `origin` has the c
 tracks only the policy's branch; each `checkout()` fetches into it and adds a detached worktree in a new
 directory under `cache_dir/work/`, removed again on exit. The worktree's files are written only when the
 cycle first needs them: scanning reads git's objects (`ls-tree`, `cat-file --batch`), so a cycle that
-changes nothing writes no working tree. Each work directory is claimed by a lock file held
-for its life, so the next checkout (in any process sharing `cache_dir`) removes what a killed cycle left and
-nothing a live one uses. `Repo` objects are opened and closed per cycle because
+changes nothing writes no working tree, and `cache_dir/<name>-<hash>.files.json` remembers the files chosen at
+the last commit scanned, so that the next cycle at that commit lists no tree. Each work directory is claimed
+by a lock file held for its life, so the next checkout (in any process sharing `cache_dir`) removes what a
+killed cycle left and nothing a live one uses. `Repo` objects are opened and closed per cycle because
 GitPython leaks file handles and processes in long-lived processes. A lock file serialises cycles on the
 same cache so two policies sharing a repository cannot corrupt it.
 """
