@@ -945,9 +945,12 @@ def _remembered_files(memo: Path, head: str, paths: Sequence[str]) -> list[TreeF
         data = json.loads(memo.read_bytes())
         if not (isinstance(data, dict) and data.get("head") == head and data.get("paths") == list(paths)):
             return None
-        return [TreeFile(path, blob, size) for path, blob, size in data["files"]]
+        files = [TreeFile(path, blob, size) for path, blob, size in data["files"]]
     except (OSError, ValueError, TypeError, KeyError):
         return None
+    if all(type(f.path) is str and type(f.blob) is str and f.blob and type(f.size) is int for f in files):
+        return files
+    return None
 
 
 def _remember_files(memo: Path, head: str, paths: Sequence[str], files: Sequence[TreeFile]) -> None:

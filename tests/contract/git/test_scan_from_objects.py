@@ -187,7 +187,11 @@ def test_the_files_chosen_at_a_commit_are_remembered_and_a_damaged_record_is_onl
         assert checkout._listing is None  # no tree was listed
         assert checkout.files(["clusters/prod"]) == listed[:-1]  # other paths: listed anew
         assert checkout._listing is not None
-    for damage in ("{not json", '{"head": "%s", "paths": %s, "files": [["a", "b"]]}'):
+    for damage in (
+        "{not json",
+        '{"head": "%s", "paths": %s, "files": [["a", "b"]]}',
+        '{"head": "%s", "paths": %s, "files": [["a", "b", "1"]]}',
+    ):
         with make_workspace().checkout() as checkout:
             memo.write_text(damage.replace("%s", checkout.head, 1).replace("%s", json.dumps(paths), 1))
             assert checkout.files(paths) == listed
