@@ -9,8 +9,8 @@ Layout: `cache_dir/<name>-<hash>/` is a bare repository whose `origin` has the c
 tracks only the policy's branch; each `checkout()` fetches into it and adds a detached worktree in a new
 directory under `cache_dir/work/`, removed again on exit. The worktree's files are written only when the
 cycle first needs them: scanning reads git's objects (`ls-tree`, `cat-file --batch`), so a cycle that
-changes nothing writes no working tree, and `cache_dir/<name>-<hash>.files.json` remembers the files chosen at
-the last commit scanned, so that the next cycle at that commit lists no tree. Each work directory is claimed
+changes nothing writes no working tree, and `cache_dir/<name>-<hash>/gitbot-files.json` remembers the files chosen
+at the last commit scanned, so that the next cycle at that commit lists no tree. Each work directory is claimed
 by a lock file held for its life, so the next checkout (in any process sharing `cache_dir`) removes what a
 killed cycle left and nothing a live one uses. `Repo` objects are opened and closed per cycle because
 GitPython leaks file handles and processes in long-lived processes. A lock file serialises cycles on the
@@ -500,7 +500,7 @@ class GitCheckout:
     def files(self, paths: Sequence[str]) -> list[TreeFile]:
         """The files at `paths`, from HEAD's tree; through the working tree when a symbolic link is on the way.
 
-        What was chosen from the tree is remembered beside the cache repository by commit (which names its
+        What was chosen from the tree is remembered in the cache repository by commit (which names its
         tree): a cycle at the commit the last one scanned lists no tree (`ls-tree` of 10,000 files and the
         choice among them cost ~60 ms).
         """
@@ -517,7 +517,7 @@ class GitCheckout:
 
     @property
     def _files_memo(self) -> Path:
-        return self._ws.cache_path.with_name(self._ws.cache_path.name + FILES_MEMO_SUFFIX)
+        return self._ws.cache_path / FILES_MEMO
 
     def read(self, files: Sequence[str]) -> dict[str, bytes]:
         """The bytes of `files`: from the working tree once written, else from HEAD's blobs in one `cat-file`."""
@@ -934,8 +934,8 @@ class GitCheckout:
         return self._git("rev-parse", "--verify", "FETCH_HEAD^{commit}").strip()
 
 
-# The files a checkout chose at its paths, by commit: `<cache repository>.files.json`.
-FILES_MEMO_SUFFIX = ".files.json"
+# The files a checkout chose at its paths, by commit, in the cache repository (git ignores the file).
+FILES_MEMO = "gitbot-files.json"
 
 
 def _remembered_files(memo: Path, head: str, paths: Sequence[str]) -> list[TreeFile] | None:
