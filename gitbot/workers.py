@@ -8,12 +8,9 @@ seen. Below the threshold, or where forking is not safe, the items are worked th
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from gitbot.errors import GitbotError
@@ -48,12 +45,14 @@ def map_ordered(
     `function` must be a module-level function (it is pickled by name) without side effects.
     """
     workers = min(_usable_cpus(), 8)
-    if (
-        len(items) < minimum
-        or workers < 2
-        or threading.active_count() > 1
-        or "fork" not in multiprocessing.get_all_start_methods()
-    ):
+    if len(items) < minimum or workers < 2 or threading.active_count() > 1:
+        return [_caught((function, item)) for item in items]
+    # Imported here: most runs (a warm cycle scans nothing) never start a pool, and these cost ~10 ms to load.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    if "fork" not in multiprocessing.get_all_start_methods():
         return [_caught((function, item)) for item in items]
     chunk = max(1, len(items) // (workers * 8))
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -248,6 +249,25 @@ def test_damaged_or_foreign_cache_file_is_ignored(tmp_path: Path) -> None:
     cache = ScanCache(cache_dir)
     assert [t.value for t in scan_paths(tmp_path, ["pod.yaml"], cache=cache)] == ["a:1"]
     assert cache.misses == 1
+
+
+def test_a_damaged_entry_of_a_current_cache_is_scanned_again(tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{image: a:1}]}\n"
+    )
+    cache_dir = tmp_path / "cache"
+    first = ScanCache(cache_dir)
+    fresh = scan_paths(tmp_path, ["pod.yaml"], cache=first)
+    first.save()
+    path = cache_dir / ScanCache.FILE_NAME
+    data = json.loads(path.read_text(encoding="utf-8"))
+    (key,) = data["entries"]
+    for damage in ([{"value": "b:2"}], ["not a target"], "not a list"):
+        data["entries"][key] = damage
+        path.write_text(json.dumps(data), encoding="utf-8")
+        cache = ScanCache(cache_dir)
+        assert scan_paths(tmp_path, ["pod.yaml"], cache=cache) == fresh
+        assert cache.misses == 1
 
 
 def test_a_missing_path_is_its_own_error_naming_the_path_as_given(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ and what it finds is what a walk of the written tree finds (symbolic links and a
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -169,3 +170,31 @@ def test_commits_in_a_row_list_the_tree_once_and_still_refuse_to_write_through_a
         assert checkout.read(["clusters/prod/app.yaml"]) == {
             "clusters/prod/app.yaml": b"image: r.example.test/app:1.0.3\n"
         }
+
+
+def test_the_files_chosen_at_a_commit_are_remembered_and_a_damaged_record_is_only_slower(
+    make_workspace: WorkspaceFactory, git_server: GitServer, tree_repo: str
+) -> None:
+    paths = ["clusters/prod", "clusters/staging/s.yaml"]
+    with make_workspace().checkout() as checkout:
+        assert isinstance(checkout, GitCheckout)
+        listed = checkout.files(paths)
+        memo = checkout._files_memo
+    assert memo.is_file()
+    with make_workspace().checkout() as checkout:
+        assert isinstance(checkout, GitCheckout)
+        assert checkout.files(paths) == listed
+        assert checkout._listing is None  # no tree was listed
+        assert checkout.files(["clusters/prod"]) == listed[:-1]  # other paths: listed anew
+        assert checkout._listing is not None
+    for damage in (
+        "{not json",
+        '{"head": "%s", "paths": %s, "files": [["a", "b"]]}',
+        '{"head": "%s", "paths": %s, "files": [["a", "b", "1"]]}',
+    ):
+        with make_workspace().checkout() as checkout:
+            memo.write_text(damage.replace("%s", checkout.head, 1).replace("%s", json.dumps(paths), 1))
+            assert checkout.files(paths) == listed
+    git_server.commit_as_other(tree_repo, {"clusters/prod/new.yaml": "image: r.example.test/new:1\n"}, "a new file")
+    with make_workspace().checkout() as checkout:
+        assert "clusters/prod/new.yaml" in [f.path for f in checkout.files(paths)]
