@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -81,14 +80,12 @@ def test_plan_of_a_pull_request_policy_with_canaries_imports_none_of_them(tmp_pa
     assert not heavy(names)
 
 
-def test_once_of_a_commit_policy_imports_none_of_them_nor_the_command_line_client_of_httpx(tmp_path: Path) -> None:
+def test_once_of_a_commit_policy_imports_none_of_them(tmp_path: Path) -> None:
     policies = unreachable_policies(tmp_path)
     names, done = imported(tmp_path, "once", "--policy", "staging", "--policies", str(policies))
     assert done.returncode == 1 and "gitbot: error: git fetch failed" in done.stderr, done.stderr[-2000:]
     assert {"git", "httpx", "gitbot.adapters.registry", "gitbot.adapters.notify"} <= names
     assert not heavy(names)
-    # httpx imports its own command-line client (click, rich, pygments) whenever they are installed.
-    assert not {name for name in names if name == "httpx._main" or name.split(".")[0] in {"rich", "pygments"}}
     # Worker processes start only for a scan or an edit of hundreds of files, which a warm cycle does not make.
     assert "multiprocessing" not in names
 
@@ -104,17 +101,3 @@ def test_every_command_is_found_by_its_name(name: str) -> None:
     command = cli.get_command(click.Context(cli), name)
     assert isinstance(command, click.Command) and command.name == name
     assert name in cli.list_commands(click.Context(cli))
-
-
-def test_the_command_line_client_of_httpx_still_runs_when_asked_for() -> None:
-    program = "import gitbot.commands, httpx, sys; sys.argv = ['httpx', '--help']; httpx.main()"
-    done = subprocess.run(
-        [sys.executable, "-c", program],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "Usage: httpx" in done.stdout
