@@ -587,26 +587,7 @@ class GitCheckout:
         """The content of the blobs `ids`, in one `git cat-file --batch`."""
         if not ids:
             return {}
-        command = [Git.GIT_PYTHON_GIT_EXECUTABLE or "git", "cat-file", "--batch"]
-        env = {**os.environ, **self._repo.git.environment()}
-        try:
-            done = subprocess.run(
-                command,
-                input="".join(f"{blob}\n" for blob in ids).encode(),
-                cwd=self._top,
-                env=env,
-                capture_output=True,
-                timeout=self._ws.timeout,
-                check=True,
-            )
-        except subprocess.CalledProcessError as exc:
-            detail = self._ws.scrub(exc.stderr.decode("utf-8", "replace")).strip().splitlines()
-            raise GitError(
-                f"git cat-file failed: {detail[-1] if detail else f'exit status {exc.returncode}'}"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise GitError(f"git cat-file took longer than {self._ws.timeout:g} s") from None
-        out = done.stdout
+        out = self._git_bytes(("cat-file", "--batch"), "".join(f"{blob}\n" for blob in ids).encode())
         blobs: dict[str, bytes] = {}
         at = 0
         for blob in ids:
@@ -622,6 +603,24 @@ class GitCheckout:
     @property
     def head(self) -> str:
         return str(self._repo.head.commit.hexsha)
+
+    def _git_bytes(self, args: Sequence[str], stdin: bytes) -> bytes:
+        """git `args` fed `stdin`, its output as bytes: blobs are bytes, which GitPython's wrapper would decode.
+        A failure is a one-line GitError with git's last line (credentials scrubbed) or the time limit."""
+        command = [Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args]
+        env = {**os.environ, **self._repo.git.environment()}
+        try:
+            done = subprocess.run(
+                command, input=stdin, cwd=self._top, env=env, capture_output=True, timeout=self._ws.timeout, check=True
+            )
+        except subprocess.CalledProcessError as exc:
+            detail = self._ws.scrub(exc.stderr.decode("utf-8", "replace")).strip().splitlines()
+            raise GitError(
+                f"git {args[0]} failed: {detail[-1] if detail else f'exit status {exc.returncode}'}"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise GitError(f"git {args[0]} took longer than {self._ws.timeout:g} s") from None
+        return done.stdout
 
     def _git(self, action: str, *args: str, **kwargs: object) -> str:
         try:
@@ -786,33 +785,9 @@ class GitCheckout:
             stream += data
             stream += b"\n"
         stream += b"done\n"
-        env = {**os.environ, **self._repo.git.environment()}
         with tempfile.TemporaryDirectory(prefix="gitbot-marks-") as tmp:
             marks = Path(tmp) / "marks"
-            command = [
-                Git.GIT_PYTHON_GIT_EXECUTABLE or "git",
-                "fast-import",
-                "--quiet",
-                "--done",
-                f"--export-marks={marks}",
-            ]
-            try:
-                subprocess.run(
-                    command,
-                    input=bytes(stream),
-                    cwd=self._top,
-                    env=env,
-                    capture_output=True,
-                    timeout=self._ws.timeout,
-                    check=True,
-                )
-            except subprocess.CalledProcessError as exc:
-                detail = self._ws.scrub(exc.stderr.decode("utf-8", "replace")).strip().splitlines()
-                raise GitError(
-                    f"git fast-import failed: {detail[-1] if detail else f'exit status {exc.returncode}'}"
-                ) from None
-            except subprocess.TimeoutExpired:
-                raise GitError(f"git fast-import took longer than {self._ws.timeout:g} s") from None
+            self._git_bytes(("fast-import", "--quiet", "--done", f"--export-marks={marks}"), bytes(stream))
             by_mark = dict(line.split(" ", 1) for line in marks.read_text(encoding="ascii").splitlines() if line)
         try:
             return [by_mark[f":{mark}"].strip() for mark in range(1, len(contents) + 1)]
