@@ -522,7 +522,7 @@ def refuse_set_aside(policy: Policy, targets: Sequence[Target], problems: list[P
     set_aside_unbound(policy, targets, problems)
     for problem in problems:
         if problem.blocks == name:
-            raise ConfigError(problem.why, where=f"{problem.file}:{problem.line}" if problem.line else problem.file)
+            raise ConfigError(problem.why, where=problem.where)
 
 
 def _policy_problem(policy: Policy, pointer: str, what: str, skipped: str, name: str) -> Problem:

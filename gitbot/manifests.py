@@ -390,7 +390,9 @@ def _target(file: str, row: Any) -> Target | None:
     return target
 
 
-_FAILURE_KEYS = {"line", "why", "kinds", "names", "markers"}
+# The fields of `Mentions`, as a failure record in the cache keeps them (sorted lists).
+_MENTION_PARTS = ("kinds", "names", "markers")
+_FAILURE_KEYS = {"line", "why", *_MENTION_PARTS}
 _ENTRY_FIELDS = tuple(f.name for f in dataclass_fields(Target) if f.name != "file")
 
 
@@ -450,7 +452,7 @@ class ScanCache:
         if failure is not None:
             self._used.add(key)
             self.hits += 1
-            mentions = Mentions(*(frozenset(failure[part]) for part in ("kinds", "names", "markers")))
+            mentions = Mentions(*(frozenset(failure[part]) for part in _MENTION_PARTS))
             return Problem(file, failure["line"], failure["why"], mentions)
         built = self._built.get((key, file))
         if built is None:
@@ -470,7 +472,7 @@ class ScanCache:
             self._failures[key] = {
                 "line": targets.line,
                 "why": targets.why,
-                **{part: sorted(getattr(mentions, part)) for part in ("kinds", "names", "markers")},
+                **{part: sorted(getattr(mentions, part)) for part in _MENTION_PARTS},
             }
             self._used.add(key)
             self._dirty = True
@@ -583,9 +585,13 @@ class Problem:
     scope: Literal["file", "policy"] = field(default="file", compare=False)
     blocks: str | None = field(default=None, compare=False)
 
+    @property
+    def where(self) -> str:
+        """`file:line`, or the file alone when the whole file is at fault."""
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
+
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return " ".join(f"{where}: {self.why}".split())
+        return " ".join(f"{self.where}: {self.why}".split())
 
 
 def held_in(problems: Sequence[Problem], resource: str = "", *, marker: str = "") -> str:
@@ -594,7 +600,7 @@ def held_in(problems: Sequence[Problem], resource: str = "", *, marker: str = ""
     is looked for only in the text of a file that was read."""
     unread = [p.file for p in problems if p.scope == "file" and p.mentions is None and not marker]
     unparsed = [
-        f"{p.file}:{p.line}" if p.line is not None else p.file
+        p.where
         for p in problems
         if p.mentions is not None and (p.mentions.may_hold(resource) if not marker else marker in p.mentions.markers)
     ]
