@@ -22,7 +22,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
@@ -31,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from gitbot import routes, workers, yamlio
+from gitbot.atomic import replace_text
 from gitbot.domain import Destination, Target, TargetKind
 from gitbot.errors import GitbotError, ManifestError, MissingPathError
 from gitbot.ports import TreeFile
@@ -511,14 +511,7 @@ class ScanCache:
         payload = json.dumps(
             {"version": _rules_id(), "entries": self._entries, "failures": self._failures}, separators=(",", ":")
         )
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".scan-cache.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-            Path(tmp).replace(self.directory / self.FILE_NAME)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_text(self.directory / self.FILE_NAME, payload)
         self._dirty = False
 
 

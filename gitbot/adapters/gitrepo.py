@@ -42,6 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 from git import Git, GitCommandError, PushInfo, RemoteProgress, Repo
 from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
+from gitbot.atomic import replace_text
 from gitbot.config import url_credential_part
 from gitbot.domain import Author, CommitInfo
 from gitbot.errors import ConfigError, GitAuthError, GitError, PushRejectedError
@@ -1028,11 +1029,4 @@ def _remember_files(memo: Path, head: str, paths: Sequence[str], files: Sequence
     """Replace the record atomically: another process sharing the cache reads the old one or the new one."""
     rows = [[file.path, file.blob, file.size] for file in files]
     payload = json.dumps({"head": head, "paths": list(paths), "files": rows}, separators=(",", ":"))
-    fd, tmp = tempfile.mkstemp(dir=memo.parent, prefix=memo.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
-        Path(tmp).replace(memo)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_text(memo, payload)
