@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from git import Git, GitCommandError, PushInfo, RemoteProgress, Repo
@@ -473,6 +473,15 @@ def _relative(path: str) -> str:
     return str(pure)
 
 
+class _Shape(NamedTuple):
+    """What each path of a commit's tree is: its entries, executable files and symbolic links."""
+
+    head: str
+    listing: dict[str, Entry]
+    executables: frozenset[str]
+    links: frozenset[str]
+
+
 class GitCheckout:
     """One cycle's working copy: a detached worktree at the policy branch's remote head.
 
@@ -489,12 +498,12 @@ class GitCheckout:
         self._written = written
         # Without a written tree: whether the index holds HEAD's tree (so that a commit stages only its files).
         self._indexed = written
-        self._listing: tuple[str, dict[str, Entry]] | None = None
-        # HEAD's entries and executable files, by the HEAD they were listed at, kept across this checkout's own
-        # commits (they change files' content, never what a path is): what a commit without a tree checks.
-        self._shape: tuple[str, dict[str, Entry], frozenset[str]] | None = None
-        # The symbolic links of HEAD's tree, by the HEAD they were listed at (see `_links`).
-        self._link_paths: tuple[str, frozenset[str]] | None = None
+        # HEAD's tree as listed, by the HEAD it was listed at.
+        self._listing: _Shape | None = None
+        # What each path of HEAD's tree is (entries, executable files, symbolic links), by the HEAD it was listed
+        # at, kept across this checkout's own commits (they change files' content, never what a path is): what
+        # a commit without a tree checks.
+        self._shape: _Shape | None = None
 
     @property
     def root(self) -> Path:
@@ -560,11 +569,12 @@ class GitCheckout:
     def _tree(self) -> dict[str, Entry]:
         """Every path of HEAD's tree (`ls-tree -r -t -l`), kept while HEAD stays."""
         head = self.head
-        if self._listing is not None and self._listing[0] == head:
-            return self._listing[1]
+        if self._listing is not None and self._listing.head == head:
+            return self._listing.listing
         out = self._git("ls-tree", "-r", "-t", "-l", "-z", "--full-tree", "HEAD", strip_newline_in_stdout=False)
         listing: dict[str, Entry] = {}
         executables: set[str] = set()
+        links: set[str] = set()
         for record in out.split("\0"):
             if not record:
                 continue
@@ -574,14 +584,14 @@ class GitCheckout:
                 listing[path] = Entry("dir")
             elif mode == "120000":
                 listing[path] = Entry("link", blob)
+                links.add(path)
             elif kind == "blob":
                 listing[path] = Entry("file", blob, int(size))
                 if mode == "100755":
                     executables.add(path)
             else:
                 listing[path] = Entry("other", blob)
-        self._listing = (head, listing)
-        self._shape = (head, listing, frozenset(executables))
+        self._listing = _Shape(head, listing, frozenset(executables), frozenset(links))
         return listing
 
     def _cat_blobs(self, ids: Sequence[str]) -> dict[str, bytes]:
@@ -706,23 +716,21 @@ class GitCheckout:
                 f" and {len(paths) - _PATHS_NAMED} more" if len(paths) > _PATHS_NAMED else ""
             )
             raise GitError(f"nothing to commit: {named} already hold this content")
-        before, links = self.head, self._link_paths
+        before = self.head
         sha = self._commit_staged(message, author)
-        if links is not None and links[0] == before:
-            # This commit wrote regular files only (never through a link), so the links are its parent's.
-            self._link_paths = (sha, links[1])
-        if self._shape is not None and self._shape[0] == before:
-            # Its files kept their modes and a new one is regular: what each path is stays as its parent's.
-            self._shape = (sha, self._shape[1], self._shape[2])
+        if self._shape is not None and self._shape.head == before:
+            # It wrote regular files only (never through a link), each keeping its mode and a new one regular:
+            # what each path is stays as in its parent.
+            self._shape = self._shape._replace(head=sha)
         return sha
 
-    def _links(self) -> frozenset[str]:
-        """The paths of HEAD's symbolic links: listed once, and kept across this checkout's own commits."""
-        head = self.head
-        if self._link_paths is None or self._link_paths[0] != head:
-            listing = self._tree()
-            self._link_paths = (head, frozenset(path for path, entry in listing.items() if entry.kind == "link"))
-        return self._link_paths[1]
+    def _shape_at_head(self) -> _Shape:
+        """What each path of HEAD's tree is: listed once, and kept across this checkout's own commits."""
+        if self._shape is None or self._shape.head != self.head:
+            self._tree()
+            assert self._listing is not None
+            self._shape = self._listing
+        return self._shape
 
     def _stage(self, files: Mapping[str, str]) -> list[str]:
         """Write `files` (relative path -> text) into the working tree and add them; the paths written."""
@@ -737,7 +745,7 @@ class GitCheckout:
         else:
             # No tree on disk to look at: HEAD's tree says whether a link is on the way.
             self._fill_index()
-            links = self._links()
+            links = self._shape_at_head().links
             for path in paths:
                 parts = path.split("/")
                 above = ("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
@@ -760,11 +768,8 @@ class GitCheckout:
         in one `git fast-import` (one pack, not a loose object per file) and the index points at them in one
         `update-index`. The bytes are the text's own, as they were read from HEAD's blobs; a file keeps
         its mode (an executable stays one); a new file is a regular one."""
-        head = self.head
-        if self._shape is None or self._shape[0] != head:
-            self._tree()
-        assert self._shape is not None
-        _, listing, executables = self._shape
+        shape = self._shape_at_head()
+        head, listing, executables = shape.head, shape.listing, shape.executables
         for path in files:
             entry = listing.get(path)
             if entry is not None and entry.kind != "file":

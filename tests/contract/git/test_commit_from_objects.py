@@ -96,3 +96,22 @@ def test_a_commit_writes_nothing_through_a_link_or_over_a_folder(
             checkout.commit({"clusters/production": "over a folder\n"}, "over a folder\n", BOT)
         assert checkout.head == before
     assert git_server.head(repo_name) == before
+
+
+def test_a_commit_after_a_reset_to_the_listed_head_checks_that_heads_tree(
+    make_workspace: WorkspaceFactory, git_server: GitServer, repo_name: str, tmp_path: Path
+) -> None:
+    # A rejected push resets the checkout to the head it had listed; the next commit starts from there.
+    _add_entries(
+        git_server, repo_name, {SCRIPT: ("100755", "#!/bin/sh\necho 1\n"), LINK: ("120000", "clusters")}, tmp_path
+    )
+    with make_workspace().checkout() as checkout:
+        base = checkout.head
+        checkout.commit({SCRIPT: "#!/bin/sh\necho 2\n"}, "First try\n", BOT)
+        checkout.reset(base)
+        with pytest.raises(GitError, match="symbolic link"):
+            checkout.commit({f"{LINK}/production/podinfo.yaml": "image: evil\n"}, "through a link\n", BOT)
+        sha = checkout.commit({SCRIPT: "#!/bin/sh\necho 3\n"}, "Second try\n", BOT)
+        checkout.push()
+    assert git_server.head(repo_name) == sha
+    assert _entry(git_server, repo_name, SCRIPT) == ("100755", "#!/bin/sh\necho 3\n")
