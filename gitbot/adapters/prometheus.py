@@ -14,6 +14,7 @@ import ast
 import json
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,7 +53,28 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-class PrometheusMetrics:
+class PromqlSource(ABC):
+    """A metrics source that runs PromQL: each typed figure of the Metrics port is written as PromQL
+    (`promql`) and run through the source's `instant` and `series`."""
+
+    @abstractmethod
+    def instant(self, query: str, at: datetime) -> float | None:
+        """The value of `query` at `at`; None for no data."""
+
+    @abstractmethod
+    def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> list[tuple[float, float]]:
+        """`query` every `step_seconds` from `start` to `end`, as (unix seconds, value), no-data points left out."""
+
+    def measure(self, measure: Measure, start: datetime, end: datetime) -> float | None:
+        return self.instant(promql(measure, end - start), end)
+
+    def measure_series(
+        self, measure: Measure, start: datetime, end: datetime, step: timedelta, window: timedelta
+    ) -> list[tuple[float, float]]:
+        return self.series(promql(measure, window), start, end, step.total_seconds())
+
+
+class PrometheusMetrics(PromqlSource):
     """`gitbot.ports.Metrics` for one Prometheus server.
 
     `retries` applies to connection errors and 408/429/5xx answers, with a short backoff; the library's
@@ -159,14 +181,6 @@ class PrometheusMetrics:
             if value is not None:
                 points.append((float(stamp), value))
         return points
-
-    def measure(self, measure: Measure, start: datetime, end: datetime) -> float | None:
-        return self.instant(promql(measure, end - start), end)
-
-    def measure_series(
-        self, measure: Measure, start: datetime, end: datetime, step: timedelta, window: timedelta
-    ) -> list[tuple[float, float]]:
-        return self.series(promql(measure, window), start, end, step.total_seconds())
 
     def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
         window = _range(start, end)

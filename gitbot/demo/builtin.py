@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 
-from gitbot.adapters.prometheus import promql
+from gitbot.adapters.prometheus import PromqlSource
 from gitbot.errors import MetricsError
-from gitbot.ports import Measure, Workload
+from gitbot.ports import Workload
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -110,7 +110,7 @@ def _matchers(text: str, query: str) -> list[_Matcher]:
     return out
 
 
-class MemoryMetrics:
+class MemoryMetrics(PromqlSource):
     """`gitbot.ports.Metrics` over samples held in memory (see the module docstring for what it answers).
 
     Feed it with `add(name, labels, unix_seconds, value)`; each series' samples must come in ascending
@@ -145,14 +145,6 @@ class MemoryMetrics:
                 out.append((moment, value))
             moment += step_seconds
         return out
-
-    def measure(self, measure: Measure, start: datetime, end: datetime) -> float | None:
-        return self.instant(promql(measure, end - start), end)
-
-    def measure_series(
-        self, measure: Measure, start: datetime, end: datetime, step: timedelta, window: timedelta
-    ) -> list[tuple[float, float]]:
-        return self.series(promql(measure, window), start, end, step.total_seconds())
 
     def request_counts(self, workload: Workload, start: datetime, end: datetime) -> tuple[float, float] | None:
         window, at = max(end.timestamp() - start.timestamp(), 1.0), end.timestamp()
