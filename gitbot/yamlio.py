@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple
@@ -126,6 +126,17 @@ class _DuplicateKeyError(Exception):
         super().__init__(key)
         self.key = key
         self.line = line
+
+
+def _refuse_repeated_keys(items: Sequence[tuple[Node, Node]]) -> None:
+    """_DuplicateKeyError at the second of two equal scalar keys of one mapping (merge keys aside): a repeated
+    key makes a pointer ambiguous (tools disagree on which one wins), so the file is refused."""
+    keys: set[str] = set()
+    for k, _ in items:
+        if k.kind == "scalar" and k.value != "<<":
+            if k.value in keys:
+                raise _DuplicateKeyError(k.value, k.line)
+            keys.add(k.value)
 
 
 def parse(text: str, source: str) -> list[Document]:
@@ -390,13 +401,7 @@ def _convert(
             )
             for k, v in raw.value
         )
-        keys: set[str] = set()
-        for k, _ in items:
-            # A repeated key makes a pointer ambiguous (tools disagree on which one wins): refuse the file.
-            if k.kind == "scalar" and k.value != "<<":
-                if k.value in keys:
-                    raise _DuplicateKeyError(k.value, k.line)
-                keys.add(k.value)
+        _refuse_repeated_keys(items)
         return Node(kind="mapping", flow=inner_flow, items=items, **common)
     children = tuple(
         _convert(c, text, counts, seen, shared=shared, flow=inner_flow, offset=offset, core=core) for c in raw.value
@@ -453,12 +458,7 @@ def _lean(raw: Any, text: str, flow: bool, offset: int, core: bool) -> Node:
     inner = flow or bool(raw.flow_style)
     if kind == "mapping":
         items = tuple((_lean(k, text, inner, offset, core), _lean(v, text, inner, offset, core)) for k, v in raw.value)
-        keys: set[str] = set()
-        for k, _ in items:
-            if k.kind == "scalar" and k.value != "<<":
-                if k.value in keys:
-                    raise _DuplicateKeyError(k.value, k.line)
-                keys.add(k.value)
+        _refuse_repeated_keys(items)
         return _new_node(
             Node,
             ("mapping", start, end, line, column, raw.tag, None, explicit, False, False, inner, "", "plain", items, ()),
