@@ -32,7 +32,7 @@ from gitbot.messages import (
     undone_table,
     without_reverts_paragraph,
 )
-from gitbot.ports import ChangeRequest, Checkout, Forge, RevertFinish
+from gitbot.ports import ChangeRequest, Checkout, Forge, NewCommit, RevertFinish
 from gitbot.rollout import apply_changes, read_route, rollback_commit_message, settle_rollback
 
 T = TypeVar("T")
@@ -166,14 +166,26 @@ def rollback_finish(policy: Policy, checkout: Checkout, plan: Plan) -> RevertFin
 
 
 def deliver_commits(policy: Policy, checkout: Checkout, plans: Sequence[Plan]) -> list[Delivery]:
-    """Commit every plan on the working branch and push once; PushRejectedError leaves nothing pushed."""
+    """Commit every plan on the working branch and push once; PushRejectedError leaves nothing pushed.
+
+    Plans that only write files are committed as one series (`Checkout.commit_series`); a revert is its own.
+    """
     if not plans:
         return []
     base = checkout.head
-    delivered = []
+    shas: list[str] = []
+    series: list[NewCommit] = []
     for plan in plans:
-        sha = commit_plan(policy, checkout, plan)
-        delivered.append(Delivery(plan.name, "committed", sha, plan.subject))
+        if not plan.reverts:
+            series.append(
+                NewCommit(dict(plan.files), render_message(plan.subject, plan.body, plan.trailers), author_of(policy))
+            )
+            continue
+        shas.extend(checkout.commit_series(series) if series else ())
+        series.clear()
+        shas.append(commit_plan(policy, checkout, plan))
+    shas.extend(checkout.commit_series(series) if series else ())
+    delivered = [Delivery(plan.name, "committed", sha, plan.subject) for plan, sha in zip(plans, shas, strict=True)]
     try:
         checkout.push()
     except PushRejectedError:

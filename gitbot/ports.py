@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from gitbot.domain import Author, CommitInfo, Notice, TagFacts
 
@@ -126,6 +126,14 @@ class TreeFile:
     size: int
 
 
+class NewCommit(NamedTuple):
+    """One commit to make: its files (relative path -> text), its message and its author."""
+
+    files: Mapping[str, str]
+    message: str
+    author: Author
+
+
 class Checkout(Protocol):
     """A working copy of the policy's branch for one cycle.
 
@@ -160,6 +168,10 @@ class Checkout(Protocol):
 
     def commit(self, files: Mapping[str, str], message: str, author: Author) -> str:
         """Write `files` (relative path -> text), commit them on the current branch, return the sha."""
+        ...
+
+    def commit_series(self, commits: Sequence[NewCommit]) -> list[str]:
+        """Commit each of `commits` on top of the one before (`commit` of each in turn); their shas in order."""
         ...
 
     def record(self, message: str, author: Author) -> str:

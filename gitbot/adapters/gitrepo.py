@@ -48,7 +48,7 @@ from gitbot.domain import Author, CommitInfo
 from gitbot.errors import ConfigError, GitAuthError, GitError, PushRejectedError
 from gitbot.history import landing_order
 from gitbot.manifests import Entry, select_files, walk_files
-from gitbot.ports import RevertFinish, TreeFile
+from gitbot.ports import NewCommit, RevertFinish, TreeFile
 
 BOT_BRANCH_PREFIX = "gitbot/"
 REMOTE = "origin"
@@ -473,6 +473,65 @@ def _relative(path: str) -> str:
     return str(pure)
 
 
+# The reference `git fast-import` builds a commit series on: per worktree, so a killed import's leftover goes with
+# its work directory and no other checkout of the cache sees it.
+_IMPORT_REF = b"refs/worktree/gitbot-commits"
+# `git commit --cleanup=whitespace` strips these from line ends (git's own idea of white space).
+_LINE_END_SPACE = " \t\r"
+
+
+def _named(paths: Sequence[str]) -> str:
+    """A bounded list of `paths` for a message: the first few, and how many more there are."""
+    more = len(paths) - _PATHS_NAMED
+    return ", ".join(paths[:_PATHS_NAMED]) + (f" and {more} more" if more > 0 else "")
+
+
+def _clean_message(message: str) -> str:
+    """`message` as `git commit --cleanup=whitespace` stores it: line ends stripped, blank lines at either
+    end dropped, runs of blank lines made one, a newline at the end."""
+    lines: list[str] = []
+    blank = False
+    for line in message.split("\n"):
+        line = line.rstrip(_LINE_END_SPACE)
+        if not line:
+            blank = True
+            continue
+        if blank and lines:
+            lines.append("")
+        blank = False
+        lines.append(line)
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _quoted_path(path: str) -> bytes:
+    """`path` as a C-style quoted string, which `git fast-import` takes whatever the path holds."""
+    out = bytearray(b'"')
+    for byte in os.fsencode(path):
+        if byte in b'"\\':
+            out += b"\\%c" % byte
+        elif byte < 0x20 or byte == 0x7F:
+            out += b"\\%03o" % byte
+        else:
+            out.append(byte)
+    out += b'"'
+    return bytes(out)
+
+
+def _check_writable(path: str, shape: _Shape, files: Mapping[str, str]) -> None:
+    """Refuse a commit's write of `path` through a symbolic link, over what is not a file, or under a file
+    (`files`: the files the commit series has so far, path -> blob)."""
+    parts = path.split("/")
+    above = ["/".join(parts[:depth]) for depth in range(1, len(parts))]
+    if path in shape.links or any(name in shape.links for name in above):
+        raise GitError(f"refusing to write {path!r}: it is, or lies under, a symbolic link")
+    entry = shape.listing.get(path)
+    if entry is not None and entry.kind != "file":
+        raise GitError(f"refusing to write {path!r}: it is a {entry.kind} at {shape.head[:12]}, not a file")
+    for name in above:
+        if name in files or (name in shape.listing and shape.listing[name].kind != "dir"):
+            raise GitError(f"refusing to write {path!r}: {name!r} is not a folder at {shape.head[:12]}")
+
+
 class _Shape(NamedTuple):
     """What each path of a commit's tree is: its entries, executable files and symbolic links."""
 
@@ -615,11 +674,12 @@ class GitCheckout:
     def head(self) -> str:
         return str(self._repo.head.commit.hexsha)
 
-    def _git_bytes(self, args: Sequence[str], stdin: bytes) -> bytes:
-        """git `args` fed `stdin`, its output as bytes: blobs are bytes, which GitPython's wrapper would decode.
-        A failure is a one-line GitError with git's last line (credentials scrubbed) or the time limit."""
+    def _git_bytes(self, args: Sequence[str], stdin: bytes, extra: Mapping[str, str] | None = None) -> bytes:
+        """git `args` fed `stdin` (with `extra` in its environment), its output as bytes: blobs are bytes, which
+        GitPython's wrapper would decode. A failure is a one-line GitError with git's last line (credentials
+        scrubbed) or the time limit."""
         command = [Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args]
-        env = {**os.environ, **self._repo.git.environment()}
+        env = {**os.environ, **self._repo.git.environment(), **(extra or {})}
         try:
             done = subprocess.run(
                 command, input=stdin, cwd=self._top, env=env, capture_output=True, timeout=self._ws.timeout, check=True
@@ -708,21 +768,95 @@ class GitCheckout:
 
     def commit(self, files: Mapping[str, str], message: str, author: Author) -> str:
         """Write `files` (relative path -> text), commit them, return the new sha."""
-        if not files:
-            raise GitError("refusing to commit: no files given")
-        paths = self._stage(files)
+        return self.commit_series([NewCommit(files, message, author)])[0]
+
+    def commit_series(self, commits: Sequence[NewCommit]) -> list[str]:
+        """Commit each of `commits` on top of the one before; their shas, in order.
+
+        Without a written tree the whole series is one `git fast-import` and one move of HEAD, and it is
+        refused whole (nothing committed) when one of them has no files, an empty message, a file it cannot
+        write or no change. With a written tree each is staged and committed in turn.
+        """
+        for commit in commits:
+            if not commit.files:
+                raise GitError("refusing to commit: no files given")
+            if not commit.message.strip():
+                raise GitError("refusing to commit with an empty message")
+        if self._written:
+            return [self._commit_written(commit) for commit in commits]
+        return self._import_commits(commits) if commits else []
+
+    def _commit_written(self, commit: NewCommit) -> str:
+        paths = self._stage(commit.files)
         if not self._staged_changes():
-            named = ", ".join(paths[:_PATHS_NAMED]) + (
-                f" and {len(paths) - _PATHS_NAMED} more" if len(paths) > _PATHS_NAMED else ""
-            )
-            raise GitError(f"nothing to commit: {named} already hold this content")
-        before = self.head
-        sha = self._commit_staged(message, author)
-        if self._shape is not None and self._shape.head == before:
-            # It wrote regular files only (never through a link), each keeping its mode and a new one regular:
-            # what each path is stays as in its parent.
-            self._shape = self._shape._replace(head=sha)
-        return sha
+            raise GitError(f"nothing to commit: {_named(paths)} already hold this content")
+        return self._commit_staged(commit.message, commit.author)
+
+    def _import_commits(self, commits: Sequence[NewCommit]) -> list[str]:
+        """`commit_series` without a working tree: the commits are made by `git fast-import` from HEAD's
+        tree as listed (a file keeps its mode, a new one is regular), then HEAD moves to the last one."""
+        shape = self._shape_at_head()
+        head = shape.head
+        # What each path holds as the series goes: a commit that changes none of its files is refused.
+        blobs = {path: entry.blob for path, entry in shape.listing.items() if entry.kind == "file"}
+        sizes: dict[str, int] = {}
+        idents: dict[Author, tuple[bytes, bytes]] = {}
+        stream = bytearray(b"feature done\n")
+        for mark, commit in enumerate(commits, 1):
+            paths = [_relative(path) for path in commit.files]
+            if commit.author not in idents:
+                idents[commit.author] = self._idents(commit.author)
+            author, committer = idents[commit.author]
+            message = _clean_message(commit.message).encode("utf-8")
+            parent = head.encode() if mark == 1 else b":%d" % (mark - 1)
+            stream += b"commit %s\nmark :%d\nauthor %s\ncommitter %s\n" % (_IMPORT_REF, mark, author, committer)
+            stream += b"data %d\n%s\nfrom %s\n" % (len(message), message, parent)
+            changed = False
+            for path, text in zip(paths, commit.files.values(), strict=True):
+                _check_writable(path, shape, blobs)
+                data = text.encode("utf-8")
+                blob = hashlib.sha1(b"blob %d\0%s" % (len(data), data), usedforsecurity=False).hexdigest()
+                changed = changed or blobs.get(path) != blob
+                blobs[path] = blob
+                sizes[path] = len(data)
+                mode = b"100755" if path in shape.executables else b"100644"
+                stream += b"M %s inline %s\ndata %d\n%s\n" % (mode, _quoted_path(path), len(data), data)
+            if not changed:
+                raise GitError(f"nothing to commit: {_named(paths)} already hold this content")
+        stream += b"done\n"
+        with tempfile.TemporaryDirectory(prefix="gitbot-marks-") as tmp:
+            marks = Path(tmp) / "marks"
+            self._git_bytes(("fast-import", "--quiet", "--force", f"--export-marks={marks}"), bytes(stream))
+            by_mark = dict(line.split(" ", 1) for line in marks.read_text(encoding="ascii").splitlines() if line)
+        try:
+            shas = [by_mark[f":{mark}"].strip() for mark in range(1, len(commits) + 1)]
+        except KeyError as exc:
+            raise GitError(f"git fast-import wrote no commit {exc.args[0]}") from None
+        # HEAD moves only if it is still where the series started; the import's own reference goes with it.
+        moves = b"update HEAD %s %s\ndelete %s\n" % (shas[-1].encode(), head.encode(), _IMPORT_REF)
+        self._git_bytes(("update-ref", "--no-deref", "--stdin"), moves)
+        # The index still holds the tree before the series: the next commit of a marker reads HEAD's again.
+        self._indexed = False
+        # The series wrote regular files only (never through a link), each keeping its mode and a new one
+        # regular: what each path is stays as in its parent, with the blobs the series wrote.
+        listing = dict(shape.listing)
+        listing.update((path, Entry("file", blob, sizes[path])) for path, blob in blobs.items() if path in sizes)
+        self._shape = shape._replace(head=shas[-1], listing=listing)
+        return shas
+
+    def _idents(self, author: Author) -> tuple[bytes, bytes]:
+        """The author and committer lines git would write now (`git var`: the process environment's
+        GIT_*_DATE honoured, names cleaned as `git commit` cleans them)."""
+        out = self._git_bytes(("var", "-l"), b"", self._identity(author))
+        found = dict(
+            line.split(b"=", 1)
+            for line in out.splitlines()
+            if line.startswith((b"GIT_AUTHOR_IDENT=", b"GIT_COMMITTER_IDENT="))
+        )
+        try:
+            return found[b"GIT_AUTHOR_IDENT"], found[b"GIT_COMMITTER_IDENT"]
+        except KeyError:
+            raise GitError("git var gave no author or committer identity") from None
 
     def _shape_at_head(self) -> _Shape:
         """What each path of HEAD's tree is: listed once, and kept across this checkout's own commits."""
@@ -733,26 +867,15 @@ class GitCheckout:
         return self._shape
 
     def _stage(self, files: Mapping[str, str]) -> list[str]:
-        """Write `files` (relative path -> text) into the working tree and add them; the paths written."""
+        """Write `files` (relative path -> text) into the written working tree and add them; the paths written."""
+        self._write_tree()
         paths = [_relative(path) for path in files]
-        if self._written:
-            top = self._top.resolve()
-            for path in paths:
-                target = self._top / path
-                if target.is_symlink() or not target.parent.resolve().is_relative_to(top):
-                    # The repository's content decides where links point; gitbot writes only inside it.
-                    raise GitError(f"refusing to write {path!r}: it is, or lies under, a symbolic link")
-        else:
-            # No tree on disk to look at: HEAD's tree says whether a link is on the way.
-            self._fill_index()
-            links = self._shape_at_head().links
-            for path in paths:
-                parts = path.split("/")
-                above = ("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
-                if any(name in links for name in above):
-                    raise GitError(f"refusing to write {path!r}: it is, or lies under, a symbolic link")
-            self._stage_objects(dict(zip(paths, files.values(), strict=True)))
-            return paths
+        top = self._top.resolve()
+        for path in paths:
+            target = self._top / path
+            if target.is_symlink() or not target.parent.resolve().is_relative_to(top):
+                # The repository's content decides where links point; gitbot writes only inside it.
+                raise GitError(f"refusing to write {path!r}: it is, or lies under, a symbolic link")
         for path, text in zip(paths, files.values(), strict=True):
             target = self._top / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -762,43 +885,6 @@ class GitCheckout:
         with _input(listed) as stdin, self._repo.git.custom_environment(GIT_LITERAL_PATHSPECS="1"):
             self._git("add", "--pathspec-from-file=-", "--pathspec-file-nul", istream=stdin)
         return paths
-
-    def _stage_objects(self, files: Mapping[str, str]) -> None:
-        """Stage `files` (relative path -> text) without a working tree: their blobs go into git's objects
-        in one `git fast-import` (one pack, not a loose object per file) and the index points at them in one
-        `update-index`. The bytes are the text's own, as they were read from HEAD's blobs; a file keeps
-        its mode (an executable stays one); a new file is a regular one."""
-        shape = self._shape_at_head()
-        head, listing, executables = shape.head, shape.listing, shape.executables
-        for path in files:
-            entry = listing.get(path)
-            if entry is not None and entry.kind != "file":
-                raise GitError(f"refusing to write {path!r}: it is a {entry.kind} at {head[:12]}, not a file")
-        ids = self._write_blobs([text.encode("utf-8") for text in files.values()])
-        info = b"".join(
-            b"%s %s\t%s\0" % (b"100755" if path in executables else b"100644", blob.encode(), os.fsencode(path))
-            for path, blob in zip(files, ids, strict=True)
-        )
-        with _input(info) as stdin:
-            self._git("update-index", "-z", "--index-info", istream=stdin)
-
-    def _write_blobs(self, contents: Sequence[bytes]) -> list[str]:
-        """Write `contents` as blobs in one `git fast-import`; their ids, in order. A killed import leaves
-        at most an unused temporary pack, never a reference or index that points at a missing object."""
-        stream = bytearray()
-        for mark, data in enumerate(contents, 1):
-            stream += b"blob\nmark :%d\ndata %d\n" % (mark, len(data))
-            stream += data
-            stream += b"\n"
-        stream += b"done\n"
-        with tempfile.TemporaryDirectory(prefix="gitbot-marks-") as tmp:
-            marks = Path(tmp) / "marks"
-            self._git_bytes(("fast-import", "--quiet", "--done", f"--export-marks={marks}"), bytes(stream))
-            by_mark = dict(line.split(" ", 1) for line in marks.read_text(encoding="ascii").splitlines() if line)
-        try:
-            return [by_mark[f":{mark}"].strip() for mark in range(1, len(contents) + 1)]
-        except KeyError as exc:
-            raise GitError(f"git fast-import wrote no object for blob {exc.args[0]}") from None
 
     def revert(
         self, shas: Sequence[str], message: str, author: Author, finish: RevertFinish | None = None

@@ -33,6 +33,7 @@ from gitbot.ports import (
     ChangeRequest,
     Checkout,
     Forge,
+    NewCommit,
     Notifier,
     Registry,
     RevertFinish,
@@ -190,6 +191,10 @@ class GuardedCheckout:
     def commit(self, files: Mapping[str, str], message: str, author: Author) -> str:
         self._check("commit")
         return self._inner.commit(files, message, author)
+
+    def commit_series(self, commits: Sequence[NewCommit]) -> list[str]:
+        self._check("commit")
+        return self._inner.commit_series(commits)
 
     def revert(
         self, shas: Sequence[str], message: str, author: Author, finish: RevertFinish | None = None

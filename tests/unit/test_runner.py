@@ -29,7 +29,7 @@ from gitbot.errors import ForgeError, GitbotError, RegistryError
 from gitbot.logs import FIELDS, SecretMasker
 from gitbot.manifests import Problem, walk_files
 from gitbot.planner import CanaryOutcome
-from gitbot.ports import ChangeRequest, Checkout, RevertFinish, TreeFile
+from gitbot.ports import ChangeRequest, Checkout, NewCommit, RevertFinish, TreeFile
 
 SECRET = "tok-unit-4e1d-secret"
 
@@ -248,6 +248,9 @@ class Copy:
     def commit(self, files: Mapping[str, str], message: str, author: Author) -> str:
         self.writes.append("commit")
         return "1" * 40
+
+    def commit_series(self, commits: Sequence[NewCommit]) -> list[str]:
+        return [self.commit(*commit) for commit in commits]
 
     def revert(
         self, shas: Sequence[str], message: str, author: Author, finish: RevertFinish | None = None
