@@ -34,6 +34,24 @@ try:
 except ImportError:  # pragma: no cover - PyYAML is a dependency; without libyaml only speed is lost
     _FAST_LOADER = None
 
+_CORE_LOADER: Any = None
+if _FAST_LOADER is not None:
+
+    class _CoreLoader(_FAST_LOADER):  # type: ignore[misc]
+        """libyaml's composer without PyYAML's YAML 1.1 tag resolution, which it would run in Python for every
+        node: a tree made for the YAML 1.2 core schema gives each plain scalar its tag itself (`_core_tag`),
+        and every other node without a tag of its own is a string, a mapping or a sequence."""
+
+        def resolve(self, kind: type, value: object, implicit: object) -> str:
+            return _IMPLICIT_TAGS[kind]
+
+    _IMPLICIT_TAGS = {
+        _pyyaml.ScalarNode: "tag:yaml.org,2002:str",
+        _pyyaml.MappingNode: "tag:yaml.org,2002:map",
+        _pyyaml.SequenceNode: "tag:yaml.org,2002:seq",
+    }
+    _CORE_LOADER = _CoreLoader
+
 ScalarStyle = Literal["plain", "single", "double", "literal", "folded"]
 NodeKind = Literal["scalar", "mapping", "sequence"]
 
@@ -280,7 +298,7 @@ def parse_fast(text: str, source: str, *, core: bool = False) -> list[Document]:
     if _FAST_LOADER is None or "\ufeff" in text[1:] or (core and _DIRECTIVE.search(text)):
         return parse(text, source)
     try:
-        raw_docs = list(_pyyaml.compose_all(text, Loader=_FAST_LOADER))
+        raw_docs = list(_pyyaml.compose_all(text, Loader=_CORE_LOADER if core else _FAST_LOADER))
     except RecursionError:
         raise _too_deep(source, text) from None
     except _pyyaml.YAMLError as exc:
