@@ -6,6 +6,7 @@ GitbotError into one line on stderr (a traceback only with `--debug`).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -39,7 +40,17 @@ class LazyGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in self.lazy:
             module, _, attribute = self.lazy[cmd_name].partition(":")
             self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+            loaded()
         return super().get_command(ctx, cmd_name)
+
+
+def loaded() -> None:
+    """Start-up is over (`gitbot.__main__` turned the cyclic collector off for it): what it loaded lives as
+    long as the process, so it is frozen out of the collector's passes, and the collector runs again. Where
+    the collector was on (gitbot run in another program's process), nothing changes."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

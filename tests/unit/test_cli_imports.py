@@ -6,14 +6,16 @@ module alone may be imported."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import click
 import pytest
 
-from gitbot.cli import cli
+from gitbot.cli import cli, loaded
 from gitbot.commands import COMMANDS
 from tests.support.cli import run_gitbot
 
@@ -101,3 +103,36 @@ def test_every_command_is_found_by_its_name(name: str) -> None:
     command = cli.get_command(click.Context(cli), name)
     assert isinstance(command, click.Command) and command.name == name
     assert name in cli.list_commands(click.Context(cli))
+
+
+COLLECTOR = (
+    "import atexit, gc, sys\n"
+    "atexit.register(lambda: print('collector', gc.isenabled(), gc.get_freeze_count(), file=sys.stderr))\n"
+    "import gitbot.__main__\n"
+    "sys.argv[0] = 'gitbot'\n"
+    "gitbot.__main__.main()\n"
+)
+
+
+def test_a_command_runs_with_the_collector_on_and_its_start_up_frozen(tmp_path: Path) -> None:
+    policies = unreachable_policies(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTOR, "validate", "--skip-env", "--policies", str(policies)],
+        env={**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    _, enabled, frozen = done.stderr.strip().splitlines()[-1].split()
+    # Everything start-up loaded (pydantic's schemas, click, the policy models) is out of the collector's passes.
+    assert enabled == "True" and int(frozen) > 50_000
+
+
+def test_where_the_collector_was_on_loading_a_command_changes_nothing() -> None:
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    loaded()
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
