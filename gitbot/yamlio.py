@@ -517,14 +517,17 @@ def _reads_as(docs: list[Document], get: Any, changed: Mapping[tuple[int, int], 
     scalar_event = events.ScalarEvent
     mapping_start, sequence_start = events.MappingStartEvent, events.SequenceStartEvent
     mapping_end, sequence_end = events.MappingEndEvent, events.SequenceEndEvent
+    # By start alone (no tuple made per scalar); the end is checked where one is found.
+    wanted = {start: (end, want) for (start, end), want in changed.items() if end > start}
     if type(get()) is not events.StreamStartEvent:
         return False
     for doc in docs:
         if doc.root is None or type(get()) is not events.DocumentStartEvent:
             return False
         todo: list[Any] = [doc.root]
+        pop, push = todo.pop, todo.append
         while todo:
-            node = todo.pop()
+            node = pop()
             event = get()
             kind = type(event)
             if node is _END:
@@ -533,28 +536,36 @@ def _reads_as(docs: list[Document], get: Any, changed: Mapping[tuple[int, int], 
                 continue
             if kind is not scalar_event and kind is not mapping_start and kind is not sequence_start:
                 return False  # an alias, or a collection ending early
-            if node.alias or node.explicit_tag or node.shared or event.tag is not None:
+            # One unpacking instead of an attribute lookup per field.
+            node_kind, start, end, _, _, tag, _, explicit, shared, alias, _, value, style, items, children = node
+            if alias or explicit or shared or event.tag is not None:
                 return False
             if kind is scalar_event:
-                if node.kind != "scalar":
+                if node_kind != "scalar":
                     return False
-                value = event.value
-                tag = STR_TAG if event.style else _core_tag(value)
-                want = changed.get((node.start, node.end)) if node.end > node.start else None
-                if (value, tag) != (want or (node.value, node.tag)):
+                read = event.value
+                change = wanted.get(start)
+                if change is not None and change[0] == end:
+                    if (read, STR_TAG if event.style else _core_tag(read)) != change[1]:
+                        return False
+                elif read != value:
+                    return False
+                elif (not event.style) != (style == "plain") and (STR_TAG if event.style else _core_tag(read)) != tag:
+                    # Same value, plain on one side only: the tags may differ (`1` is an int, `"1"` a string);
+                    # with the same style on both sides, the same value has the same tag.
                     return False
             elif kind is mapping_start:
-                if node.kind != "mapping" or node.tag != _MAP_TAG:
+                if node_kind != "mapping" or tag != _MAP_TAG:
                     return False
-                todo.append(_END)
-                for key, value_node in reversed(node.items):
-                    todo.append(value_node)
-                    todo.append(key)
+                push(_END)
+                for key, value_node in reversed(items):
+                    push(value_node)
+                    push(key)
             elif kind is sequence_start:
-                if node.kind != "sequence" or node.tag != _SEQ_TAG:
+                if node_kind != "sequence" or tag != _SEQ_TAG:
                     return False
-                todo.append(_END)
-                todo.extend(reversed(node.children))
+                push(_END)
+                todo.extend(reversed(children))
         if type(get()) is not events.DocumentEndEvent:
             return False
     return type(get()) is events.StreamEndEvent

@@ -209,6 +209,10 @@ READ_AS = "a: x # c\nb: [1, 'two']\nc: {d: 1.10}\n---\ne: y\n"
         ("a: x # c\nb: [1, 'two']\nc: {d: 1.10}\n---\ne: y\n", {"/a": ("z", yamlio.STR_TAG)}, False),
         # A plain scalar turned into a string: same text, another tag.
         ("a: x # c\nb: ['1', 'two']\nc: {d: 1.10}\n---\ne: y\n", {}, False),
+        ("a: x # c\nb: [1, 'two']\nc: {d: '1.10'}\n---\ne: y\n", {}, False),
+        # A quoted string written plain, or as a block, is the same string.
+        ("a: x # c\nb: [1, two]\nc: {d: 1.10}\n---\ne: y\n", {}, True),
+        ("a: |-\n  x\nb: [1, 'two']\nc: {d: 1.10}\n---\ne: y\n", {}, True),
         # Structure: a key more, an item less, a document less, an anchor (not told from events).
         ("a: z # c\nb: [1, 'two']\nc: {d: 1.10, f: 2}\n---\ne: y\n", {"/a": ("z", yamlio.STR_TAG)}, False),
         ("a: z # c\nb: [1]\nc: {d: 1.10}\n---\ne: y\n", {"/a": ("z", yamlio.STR_TAG)}, False),
