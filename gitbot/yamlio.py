@@ -685,11 +685,13 @@ _GO_NUMBER = re.compile(
 _GO_DATE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}")
 
 
+@lru_cache(maxsize=4096)
 def loads_as_string_plain(value: str) -> bool:
     """Whether `value` written plain loads as the same string under both YAML 1.1 and 1.2 rules.
 
     Kubernetes tooling still reads YAML 1.1 (`yes`, `on`, `010`), so a value must be a string under both.
     Its Go YAML readers also take `0X1F`, `0O17`, `0B1`, `0_x1F` and `2024-1-5` as other types.
+    Remembered: a cycle writes the same new image reference into many files.
     """
     if value[:1] in "0123456789+-" and (_GO_NUMBER.fullmatch(value.replace("_", "")) or _GO_DATE.fullmatch(value)):
         return False
