@@ -1,7 +1,8 @@
 """Whole reconcile cycles over generated repositories of 100, 1,000 and 10,000 manifests, against the real
 loopback git server and `docker-registry`, side by side with Renovate's lookup when it is installed.
 
-Per size it prints: cold `plan`, cold `once` (plan, edit, commit, push), the `once` after it (which scans the
+Per size it prints: cold `plan`, cold `once` (plan, edit, commit, push; each the median of three runs on copies
+of the repository up to 1,000 manifests, `--repeats`), the `once` after it (which scans the
 files its own commit changed), warm no-change `once`, the daemon's warm no-change cycle (`CycleRunner` in a
 process of its own, as `gitbot run` builds it, its cycles spaced as a schedule spaces them; wall and CPU
 seconds), the peak RSS of each `gitbot` process, registry requests per cycle and the time per manifest; then
@@ -38,6 +39,10 @@ from tests.support.registry import RunningRegistry, start_registry
 DEFAULT_SIZES = (100, 1_000, 10_000)
 RENOVATE_SIZES = (100, 1_000)  # Renovate takes minutes at 10,000; --renovate-sizes widens this
 DAEMON_CYCLES = 5
+# Cold stages run this many times (each on its own copy of the repository) up to this size; the figure is the
+# median run. One run of a second on a shared machine can be off by half; Renovate's run lasts ten times longer.
+COLD_REPEATS = 3
+COLD_REPEAT_MAX_SIZE = 1_000
 MEMORY_CYCLES = 30
 STAGE_TIMEOUT = 1_800.0
 # The goals of a fast cycle (seconds, megabytes and a ratio to Renovate's lookup-only run).
@@ -227,7 +232,8 @@ def _failed(result: SizeResult, stage: str, why: str) -> None:
     result.figures[stage] = f"failed: {why}"
 
 
-def _record(result: SizeResult, stage: str, run: Run, size: int) -> bool:
+def _record(result: SizeResult, stage: str, run: Run, size: int, runs: Sequence[Run] = ()) -> bool:
+    """Record `run` as the figure of `stage`; `runs` (when more than one) are the runs it is the median of."""
     why = run.failed
     if why is not None:
         _failed(result, stage, why)
@@ -235,11 +241,24 @@ def _record(result: SizeResult, stage: str, run: Run, size: int) -> bool:
     result.seconds[stage] = run.seconds
     result.rss_mb[stage] = run.rss_mb
     result.requests[stage] = run.requests
+    spread = (
+        f" (median of {len(runs)}: {min(r.seconds for r in runs):.2f}-{max(r.seconds for r in runs):.2f} s)"
+        if len(runs) > 1
+        else ""
+    )
     result.figures[stage] = (
         f"{run.seconds:7.2f} s  {run.seconds * 1000 / size:7.2f} ms/manifest  "
-        f"peak RSS {run.rss_mb:6.0f} MB  registry requests {run.requests}"
+        f"peak RSS {run.rss_mb:6.0f} MB  registry requests {run.requests}{spread}"
     )
     return True
+
+
+def median_run(runs: Sequence[Run]) -> Run:
+    """The run of median wall time (the upper one of an even count); a failed run when one failed."""
+    failed = [run for run in runs if run.failed is not None]
+    if failed:
+        return failed[0]
+    return sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]
 
 
 def measure(
@@ -250,16 +269,21 @@ def measure(
     work: Path,
     renovate: Path | None,
     cycles: int,
+    repeats: int = COLD_REPEATS,
 ) -> SizeResult:
     result = SizeResult(size)
     tree = work / "tree"
     generated = cycle_repo.generate(tree, size, registry.host)
     result.references, result.updatable = generated.references, generated.updatable
-    name = f"config-{size}"
-    url = cycle_repo.load_repository(server, name, tree)
+    # The cold stages run on copies of one repository; the first copy goes on to the warm stages.
+    copies = repeats if size <= COLD_REPEAT_MAX_SIZE else 1
+    names = [f"config-{size}"] + [f"config-{size}-{copy}" for copy in range(2, copies + 1)]
+    policy_dirs = [work / "policies"] + [work / f"policies-{copy}" for copy in range(2, copies + 1)]
+    for copy_name, directory in zip(names, policy_dirs, strict=True):
+        url = cycle_repo.load_repository(server, copy_name, tree)
+        cycle_repo.write_policy(directory, url=url, username=server.username, registry_host=registry.host)
     shutil.rmtree(tree)
-    policies = work / "policies"
-    cycle_repo.write_policy(policies, url=url, username=server.username, registry_host=registry.host)
+    name, policies = names[0], policy_dirs[0]
 
     expected: Counter[UpdateKey] | None = None
     if renovate is not None:
@@ -269,9 +293,12 @@ def measure(
             if expected is None:
                 _failed(result, "renovate lookup", "no 'packageFiles with updates' record in its log")
 
-    plan_env = cycle_repo.gitbot_env(server, work / "plan-home")
-    run = gitbot("plan", policies, plan_env, registry)
-    if _record(result, "cold plan", run, size):
+    runs = [
+        gitbot("plan", directory, cycle_repo.gitbot_env(server, work / f"plan-home-{copy}"), registry)
+        for copy, directory in enumerate(policy_dirs, 1)
+    ]
+    run = median_run(runs)
+    if _record(result, "cold plan", run, size, runs):
         found = planned_updates(run.stdout)
         total = sum(found.values())
         if total != generated.updatable:
@@ -286,12 +313,16 @@ def measure(
                     f"{sum(only_renovate.values())} only Renovate (e.g. {next(iter(only_renovate), '-')})"
                 )
 
-    once_env = cycle_repo.gitbot_env(server, work / "once-home")
-    run = gitbot("once", policies, once_env, registry)
-    if _record(result, "cold once", run, size):
-        committed = sum(1 for line in run.stdout.splitlines() if line.startswith("committed"))
-        landed = cycle_repo.count_at(server, name, cycle_repo.NEWER)
-        result.notes.append(f"once committed {committed} changes, {landed} of {generated.updatable} references moved")
+    envs = [cycle_repo.gitbot_env(server, work / f"once-home-{copy}") for copy in range(1, copies + 1)]
+    runs = [gitbot("once", directory, env, registry) for directory, env in zip(policy_dirs, envs, strict=True)]
+    once_env = envs[0]
+    if _record(result, "cold once", median_run(runs), size, runs):
+        committed = sum(1 for line in runs[0].stdout.splitlines() if line.startswith("committed"))
+        landed = [cycle_repo.count_at(server, copy_name, cycle_repo.NEWER) for copy_name in names]
+        result.notes.append(
+            f"once committed {committed} changes, {landed[0]} of {generated.updatable} references moved"
+            + ("" if len(set(landed)) == 1 else f" (copies: {landed})")
+        )
     else:
         # The no-change figures still count: a person brings every reference up to date instead.
         cycle_repo.generate(tree, size, registry.host, updated=True)
@@ -445,6 +476,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--renovate", help="the renovate executable (default: looked for)")
     parser.add_argument("--renovate-sizes", type=parse_sizes, default=RENOVATE_SIZES, help="sizes Renovate runs at")
     parser.add_argument("--cycles", type=int, default=DAEMON_CYCLES, help="daemon no-change cycles measured")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=COLD_REPEATS,
+        help=f"runs of each cold stage up to {COLD_REPEAT_MAX_SIZE:,} manifests (the median is the figure)",
+    )
     parser.add_argument("--memory-cycles", type=int, default=MEMORY_CYCLES, help="cycles of the memory check")
     parser.add_argument("--memory-size", type=int, default=1_000, help="manifests of the memory check")
     args = parser.parse_args([] if argv is None else argv)
@@ -466,7 +503,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                     work = Path(tmp) / f"size-{size}"
                     try:
                         results[size] = measure(
-                            size, server=server, registry=registry, work=work, renovate=peer, cycles=args.cycles
+                            size,
+                            server=server,
+                            registry=registry,
+                            work=work,
+                            renovate=peer,
+                            cycles=args.cycles,
+                            repeats=max(1, args.repeats),
                         )
                     except Exception as exc:  # a broken set-up is a figure too; the other sizes still run
                         results[size] = SizeResult(size, figures={"set-up": f"failed: {type(exc).__name__}: {exc}"})

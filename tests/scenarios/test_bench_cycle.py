@@ -64,3 +64,19 @@ def test_a_failing_stage_is_reported_as_a_figure(
     figure = result.figures["cold once"]
     assert figure.startswith("failed: gitbot: error: ") and "credentials" in figure
     assert "\n" not in figure and "cold once" not in result.seconds
+
+
+def _run(seconds: float, returncode: int = 0) -> bench_cycle.Run:
+    return bench_cycle.Run(seconds, 50.0, 10, returncode, "", "gitbot: error: refused" if returncode else "")
+
+
+def test_a_repeated_stage_is_figured_by_its_median_run_with_its_spread() -> None:
+    runs = [_run(1.4), _run(0.9), _run(1.0)]
+    assert bench_cycle.median_run(runs) is runs[2]
+    result = bench_cycle.SizeResult(1_000)
+    assert bench_cycle._record(result, "cold once", bench_cycle.median_run(runs), 1_000, runs)
+    assert result.seconds["cold once"] == 1.0
+    assert result.figures["cold once"].endswith("(median of 3: 0.90-1.40 s)")
+    # One failed run fails the stage: a figure is never the median of what happened to work.
+    failed = [_run(0.9), _run(0.2, returncode=1), _run(1.0)]
+    assert bench_cycle.median_run(failed) is failed[1]
