@@ -476,6 +476,8 @@ def _relative(path: str) -> str:
 # The reference `git fast-import` builds a commit series on: per worktree, so a killed import's leftover goes with
 # its work directory and no other checkout of the cache sees it.
 _IMPORT_REF = b"refs/worktree/gitbot-commits"
+# Bytes a C-style quoted path escapes: the quote, the backslash and control characters.
+_NEEDS_ESCAPE = re.compile(rb'["\\\x00-\x1f\x7f]')
 # `git commit --cleanup=whitespace` strips these from line ends (git's own idea of white space).
 _LINE_END_SPACE = " \t\r"
 
@@ -505,8 +507,11 @@ def _clean_message(message: str) -> str:
 
 def _quoted_path(path: str) -> bytes:
     """`path` as a C-style quoted string, which `git fast-import` takes whatever the path holds."""
+    raw = os.fsencode(path)
+    if not _NEEDS_ESCAPE.search(raw):
+        return b'"%s"' % raw  # the common path: nothing to escape
     out = bytearray(b'"')
-    for byte in os.fsencode(path):
+    for byte in raw:
         if byte in b'"\\':
             out += b"\\%c" % byte
         elif byte < 0x20 or byte == 0x7F:
