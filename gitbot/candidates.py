@@ -13,9 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from gitbot.domain import TagFacts, TagSelection
-from gitbot.signatures import PublicKey, judge
+from gitbot.signatures import judge
+
+if TYPE_CHECKING:
+    from gitbot.signatures import PublicKey
 
 # The most tags one image's walk inspects in a cycle; a longer run of unqualified tags is reported, not walked.
 MAX_CONSIDERED = 20

@@ -15,7 +15,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -36,7 +36,10 @@ from gitbot.cron import cron_trigger
 from gitbot.errors import ConfigError, ManifestError
 from gitbot.imageref import parse_image
 from gitbot.manifests import MAX_FILE_SIZE
-from gitbot.signatures import PublicKey, load_public_key
+from gitbot.signatures import load_public_key
+
+if TYPE_CHECKING:
+    from gitbot.signatures import PublicKey
 from gitbot.versioning import TagFilter, parse_filter
 from gitbot.yamlio import load_with_positions
 

@@ -12,22 +12,27 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, TypeAlias
 
 from gitbot.domain import CosignSignature
 from gitbot.errors import ConfigError
 
-# The key type policies hold, named here so that only this module imports the cryptography package.
-PublicKey = ec.EllipticCurvePublicKey
+if TYPE_CHECKING:
+    # The key type policies hold, named here so that only this module imports the cryptography package; it is
+    # imported when a key is read or a signature checked, not by every cycle (~10 ms of start-up).
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
+    PublicKey: TypeAlias = EllipticCurvePublicKey
 
 PAYLOAD_TYPE = "cosign container image signature"
 
 
-def load_public_key(pem: bytes, *, where: str) -> ec.EllipticCurvePublicKey:
+def load_public_key(pem: bytes, *, where: str) -> PublicKey:
     """A cosign public key (PKIX PEM, ECDSA P-256); a ConfigError naming `where` otherwise."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -54,7 +59,11 @@ def _payload_digest(payload: bytes) -> str | None:
     return found if isinstance(found, str) else None
 
 
-def _verifies(key: ec.EllipticCurvePublicKey, signature: CosignSignature) -> bool:
+def _verifies(key: PublicKey, signature: CosignSignature) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         raw = base64.b64decode(signature.signature, validate=True)
         key.verify(raw, signature.payload, ec.ECDSA(hashes.SHA256()))
@@ -63,7 +72,7 @@ def _verifies(key: ec.EllipticCurvePublicKey, signature: CosignSignature) -> boo
     return True
 
 
-def judge(signatures: Sequence[CosignSignature], digest: str, key: ec.EllipticCurvePublicKey) -> str | None:
+def judge(signatures: Sequence[CosignSignature], digest: str, key: PublicKey) -> str | None:
     """None when one of `signatures` is valid under `key` for manifest `digest`; otherwise why not."""
     if not signatures:
         return "not signed (no cosign signature)"
