@@ -9,6 +9,10 @@ seconds), the peak RSS of each `gitbot` process, registry requests per cycle and
 the daemon's RSS over many no-change cycles, and the goals as ratios. A stage that fails prints
 `failed: <its one line>` as its figure.
 
+`gitbot` runs as a user installs it: with an environment of its runtime dependencies only (`bench.runtime_env`,
+made once under ~/.cache), this checkout's code on PYTHONPATH; `--this-python` runs it with this interpreter
+and the development tools installed beside it instead. The daemon's figures come from this interpreter.
+
 Run alone: `python -m bench.bench_cycle [--sizes 100,1000] [--no-renovate] [--renovate PATH]`. Renovate is
 looked for at $GITBOT_BENCH_RENOVATE, on PATH, and under ~/.cache/gitbot-bench-renovate (install it there with
 `npm install --no-audit --no-fund --omit=optional renovate@39.264.1`); it is never needed.
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cycle_repo
+from bench.runtime_env import runtime_python
 from tests.support.gitserver import GitServer
 from tests.support.registry import RunningRegistry, start_registry
 
@@ -130,8 +135,10 @@ def run_process(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None
     )
 
 
-def gitbot(command: str, policies: Path, env: Mapping[str, str], registry: RunningRegistry) -> Run:
-    argv = [sys.executable, "-m", "gitbot", command, "--policy", cycle_repo.POLICY, "--policies", str(policies)]
+def gitbot(
+    command: str, policies: Path, env: Mapping[str, str], registry: RunningRegistry, python: str = sys.executable
+) -> Run:
+    argv = [python, "-m", "gitbot", command, "--policy", cycle_repo.POLICY, "--policies", str(policies)]
     return run_process(argv, env=env, cwd=None, registry=registry)
 
 
@@ -270,6 +277,7 @@ def measure(
     renovate: Path | None,
     cycles: int,
     repeats: int = COLD_REPEATS,
+    python: str = sys.executable,
 ) -> SizeResult:
     result = SizeResult(size)
     tree = work / "tree"
@@ -294,7 +302,7 @@ def measure(
                 _failed(result, "renovate lookup", "no 'packageFiles with updates' record in its log")
 
     runs = [
-        gitbot("plan", directory, cycle_repo.gitbot_env(server, work / f"plan-home-{copy}"), registry)
+        gitbot("plan", directory, cycle_repo.gitbot_env(server, work / f"plan-home-{copy}"), registry, python)
         for copy, directory in enumerate(policy_dirs, 1)
     ]
     run = median_run(runs)
@@ -314,7 +322,7 @@ def measure(
                 )
 
     envs = [cycle_repo.gitbot_env(server, work / f"once-home-{copy}") for copy in range(1, copies + 1)]
-    runs = [gitbot("once", directory, env, registry) for directory, env in zip(policy_dirs, envs, strict=True)]
+    runs = [gitbot("once", directory, env, registry, python) for directory, env in zip(policy_dirs, envs, strict=True)]
     once_env = envs[0]
     if _record(result, "cold once", median_run(runs), size, runs):
         committed = sum(1 for line in runs[0].stdout.splitlines() if line.startswith("committed"))
@@ -335,7 +343,7 @@ def measure(
     # The first cycle after a commit scans the files it changed again (new blobs, not yet in the scan cache);
     # the next one finds the branch as it left it: the steady no-change cycle.
     for stage in ("once after the commit", "warm no-change once"):
-        run = gitbot("once", policies, once_env, registry)
+        run = gitbot("once", policies, once_env, registry, python)
         if _record(result, stage, run, size) and "nothing to change" not in run.stdout:
             result.notes.append(f"the {stage} changed something: " + run.stdout.strip().splitlines()[0])
 
@@ -475,6 +483,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-renovate", action="store_true", help="gitbot's figures alone")
     parser.add_argument("--renovate", help="the renovate executable (default: looked for)")
     parser.add_argument("--renovate-sizes", type=parse_sizes, default=RENOVATE_SIZES, help="sizes Renovate runs at")
+    parser.add_argument(
+        "--this-python",
+        action="store_true",
+        help="run gitbot with this interpreter and its packages, not an environment of its runtime dependencies",
+    )
     parser.add_argument("--cycles", type=int, default=DAEMON_CYCLES, help="daemon no-change cycles measured")
     parser.add_argument(
         "--repeats",
@@ -492,6 +505,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("Renovate: not installed (see this module's docstring); gitbot's figures alone")
     else:
         print(f"Renovate: {renovate} (lookup only) at sizes {', '.join(map(str, args.renovate_sizes))}")
+    if args.this_python:
+        python, what = sys.executable, "this interpreter (--this-python)"
+    else:
+        python, what = runtime_python()
+    print(f"gitbot: runs with {what}")
     results: dict[int, SizeResult] = {}
     with tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp:
         registry = start_registry(Path(tmp) / "registry")
@@ -510,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                             renovate=peer,
                             cycles=args.cycles,
                             repeats=max(1, args.repeats),
+                            python=python,
                         )
                     except Exception as exc:  # a broken set-up is a figure too; the other sizes still run
                         results[size] = SizeResult(size, figures={"set-up": f"failed: {type(exc).__name__}: {exc}"})
