@@ -620,6 +620,8 @@ class GitCheckout:
         """The bytes of `files`: from the working tree once written, else from HEAD's blobs in one `cat-file`."""
         if self._written:
             return {file: (self._top / _relative(file)).read_bytes() for file in files}
+        if not files:
+            return {}  # nothing to read: no tree to list
         listing = self._tree()
         ids: dict[str, str] = {}
         for file in files:

@@ -184,6 +184,7 @@ def test_the_files_chosen_at_a_commit_are_remembered_and_a_damaged_record_is_onl
     with make_workspace().checkout() as checkout:
         assert isinstance(checkout, GitCheckout)
         assert checkout.files(paths) == listed
+        assert checkout.read([]) == {}
         assert checkout._listing is None  # no tree was listed
         assert checkout.files(["clusters/prod"]) == listed[:-1]  # other paths: listed anew
         assert checkout._listing is not None
