@@ -47,7 +47,7 @@ from gitbot.config import url_credential_part
 from gitbot.domain import Author, CommitInfo
 from gitbot.errors import ConfigError, GitAuthError, GitError, PushRejectedError
 from gitbot.history import landing_order
-from gitbot.manifests import Entry, select_files, walk_files
+from gitbot.manifests import Entry, blob_id, select_files, walk_files
 from gitbot.ports import NewCommit, RevertFinish, TreeFile
 
 BOT_BRANCH_PREFIX = "gitbot/"
@@ -482,6 +482,15 @@ _NEEDS_ESCAPE = re.compile(rb'["\\\x00-\x1f\x7f]')
 _LINE_END_SPACE = " \t\r"
 
 
+def object_id(data: bytes, head: str) -> str:
+    """The id git gives `data` as a blob in the repository whose commit `head` is (SHA-1, or SHA-256 ids)."""
+    if len(head) == 40:
+        return blob_id(data)
+    digest = hashlib.sha256(b"blob %d\0" % len(data))
+    digest.update(data)
+    return digest.hexdigest()
+
+
 def _named(paths: Sequence[str]) -> str:
     """A bounded list of `paths` for a message: the first few, and how many more there are."""
     more = len(paths) - _PATHS_NAMED
@@ -822,7 +831,7 @@ class GitCheckout:
             for path, text in zip(paths, commit.files.values(), strict=True):
                 _check_writable(path, shape, blobs)
                 data = text.encode("utf-8")
-                blob = hashlib.sha1(b"blob %d\0%s" % (len(data), data), usedforsecurity=False).hexdigest()
+                blob = object_id(data, head)
                 changed = changed or blobs.get(path) != blob
                 blobs[path] = blob
                 sizes[path] = len(data)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitbot.adapters.gitrepo import _clean_message
+from gitbot.adapters.gitrepo import _clean_message, object_id
 from gitbot.domain import Author
 from gitbot.errors import GitError
 from gitbot.ports import NewCommit
@@ -132,3 +133,17 @@ def test_a_file_is_not_written_where_a_file_stands_in_the_path(make_workspace: W
                 ]
             )
         assert checkout.head == head
+
+
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_a_files_blob_id_is_the_one_git_gives_it_in_either_object_format(tmp_path: Path, object_format: str) -> None:
+    repo = tmp_path / object_format
+    subprocess.run(["git", "init", "--quiet", f"--object-format={object_format}", str(repo)], check=True)
+    data = "image: app:1.0.1\r\nü\n".encode()
+    given = (
+        subprocess.run(["git", "hash-object", "--stdin"], input=data, cwd=repo, capture_output=True, check=True)
+        .stdout.decode()
+        .strip()
+    )
+    head = "0" * len(given)  # a commit id of the repository's length
+    assert object_id(data, head) == given
