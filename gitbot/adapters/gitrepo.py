@@ -473,8 +473,8 @@ def _relative(path: str) -> str:
     return str(pure)
 
 
-# The reference `git fast-import` builds a commit series on: per worktree, so a killed import's leftover goes with
-# its work directory and no other checkout of the cache sees it.
+# The reference `git fast-import` builds a commit series on: per worktree, so it goes with its work directory
+# (it is never deleted, see `_import_commits`) and no other checkout of the cache sees it.
 _IMPORT_REF = b"refs/worktree/gitbot-commits"
 # Bytes a C-style quoted path escapes: the quote, the backslash and control characters.
 _NEEDS_ESCAPE = re.compile(rb'["\\\x00-\x1f\x7f]')
@@ -839,18 +839,19 @@ class GitCheckout:
                 stream += b"M %s inline %s\ndata %d\n%s\n" % (mode, _quoted_path(path), len(data), data)
             if not changed:
                 raise GitError(f"nothing to commit: {_named(paths)} already hold this content")
+        # The commits' ids come back on standard output (no marks file to leave behind if the run is killed).
+        stream += b"".join(b"get-mark :%d\n" % mark for mark in range(1, len(commits) + 1))
         stream += b"done\n"
-        with tempfile.TemporaryDirectory(prefix="gitbot-marks-") as tmp:
-            marks = Path(tmp) / "marks"
-            self._git_bytes(("fast-import", "--quiet", "--force", f"--export-marks={marks}"), bytes(stream))
-            by_mark = dict(line.split(" ", 1) for line in marks.read_text(encoding="ascii").splitlines() if line)
-        try:
-            shas = [by_mark[f":{mark}"].strip() for mark in range(1, len(commits) + 1)]
-        except KeyError as exc:
-            raise GitError(f"git fast-import wrote no commit {exc.args[0]}") from None
-        # HEAD moves only if it is still where the series started; the import's own reference goes with it.
-        moves = b"update HEAD %s %s\ndelete %s\n" % (shas[-1].encode(), head.encode(), _IMPORT_REF)
-        self._git_bytes(("update-ref", "--no-deref", "--stdin"), moves)
+        out = self._git_bytes(("fast-import", "--quiet", "--force"), bytes(stream))
+        shas = out.decode("ascii", "replace").split()
+        if len(shas) != len(commits) or any(len(sha) != len(head) for sha in shas):
+            raise GitError(f"git fast-import gave {len(shas)} commit ids for {len(commits)} commits")
+        # HEAD moves only if it is still where the series started. The import's own reference is left to go
+        # with the work directory: deleting a reference locks the repository's shared packed-refs file, which a
+        # run killed at that moment would leave locked for every later run.
+        self._git_bytes(
+            ("update-ref", "--no-deref", "--stdin"), b"update HEAD %s %s\n" % (shas[-1].encode(), head.encode())
+        )
         # The index still holds the tree before the series: the next commit of a marker reads HEAD's again.
         self._indexed = False
         # The series wrote regular files only (never through a link), each keeping its mode and a new one

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,28 @@ def test_a_files_blob_id_is_the_one_git_gives_it_in_either_object_format(tmp_pat
     )
     head = "0" * len(given)  # a commit id of the repository's length
     assert object_id(data, head) == given
+
+
+def test_a_series_leaves_no_file_outside_its_work_directory_and_needs_no_shared_lock(
+    make_workspace: WorkspaceFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # What a run killed at the wrong moment leaves: a temporary file, or the shared packed-refs lock held.
+    temporary = tmp_path / "tmpdir"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    workspace = make_workspace()
+    with workspace.checkout() as checkout:
+        (workspace.cache_path / "packed-refs.lock").write_text("")
+        shas = checkout.commit_series([NewCommit({APP: "image: app:1.0.1\n"}, "one\n", BOT)])
+        checkout.push()
+    assert list(temporary.iterdir()) == []
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)"],
+        cwd=workspace.cache_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert not [ref for ref in refs if "gitbot-commits" in ref], refs
+    assert len(shas) == 1
