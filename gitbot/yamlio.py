@@ -34,6 +34,21 @@ try:
 except ImportError:  # pragma: no cover - PyYAML is a dependency; without libyaml only speed is lost
     _FAST_LOADER = None
 
+ScalarStyle = Literal["plain", "single", "double", "literal", "folded"]
+NodeKind = Literal["scalar", "mapping", "sequence"]
+
+STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_STYLES: dict[str | None, ScalarStyle] = {
+    None: "plain",
+    "'": "single",
+    '"': "double",
+    "|": "literal",
+    ">": "folded",
+}
+
+
 _CORE_LOADER: Any = None
 if _FAST_LOADER is not None:
 
@@ -45,24 +60,8 @@ if _FAST_LOADER is not None:
         def resolve(self, kind: type, value: object, implicit: object) -> str:
             return _IMPLICIT_TAGS[kind]
 
-    _IMPLICIT_TAGS = {
-        _pyyaml.ScalarNode: "tag:yaml.org,2002:str",
-        _pyyaml.MappingNode: "tag:yaml.org,2002:map",
-        _pyyaml.SequenceNode: "tag:yaml.org,2002:seq",
-    }
+    _IMPLICIT_TAGS = {_pyyaml.ScalarNode: STR_TAG, _pyyaml.MappingNode: _MAP_TAG, _pyyaml.SequenceNode: _SEQ_TAG}
     _CORE_LOADER = _CoreLoader
-
-ScalarStyle = Literal["plain", "single", "double", "literal", "folded"]
-NodeKind = Literal["scalar", "mapping", "sequence"]
-
-STR_TAG = "tag:yaml.org,2002:str"
-_STYLES: dict[str | None, ScalarStyle] = {
-    None: "plain",
-    "'": "single",
-    '"': "double",
-    "|": "literal",
-    ">": "folded",
-}
 
 
 class Node(NamedTuple):
@@ -488,8 +487,6 @@ def _lean(raw: Any, text: str, flow: bool, offset: int, core: bool) -> Node:
     )
 
 
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
 _END = object()
 
 
