@@ -332,8 +332,7 @@ def run_cycle(policy: Policy, deps: Deps, *, deliver: bool) -> CycleResult:
             # writes no working tree, and a commit writes only its own files.
             planned = {file for plan in plans for file, _text in plan.files}
             base = {file: cycle.texts[file] for file in planned if file in cycle.texts}
-            if planned - base.keys():
-                base.update(read_texts(checkout, planned - base.keys()))
+            base.update(read_texts(checkout, planned - base.keys()))
             diff = partial(unified_diff, None, plans, chain=not pull_requests, base=base)
             head = checkout.head
             if not deliver:

@@ -30,7 +30,9 @@ def read_exact(path: Path) -> str:
 
 
 def read_texts(checkout: Checkout, files: Collection[str]) -> dict[str, str]:
-    """The text of `files` in the working copy (line endings untouched), sorted by path."""
+    """The text of `files` in the working copy (line endings untouched), sorted by path; no files, no read."""
+    if not files:
+        return {}
     data = checkout.read(sorted(files))
     return {file: data[file].decode("utf-8") for file in sorted(files)}
 
