@@ -37,11 +37,11 @@ from gitbot.errors import ConfigError, ManifestError
 from gitbot.imageref import parse_image
 from gitbot.manifests import MAX_FILE_SIZE
 from gitbot.signatures import load_public_key
+from gitbot.versioning import TagFilter, parse_filter
+from gitbot.yamlio import load_with_positions
 
 if TYPE_CHECKING:
     from gitbot.signatures import PublicKey
-from gitbot.versioning import TagFilter, parse_filter
-from gitbot.yamlio import load_with_positions
 
 API_VERSION = "gitbot.dev/v1alpha1"
 # The name of the one change (commit or pull request branch) that `delivery.group: all` makes of every image.
